@@ -1,0 +1,431 @@
+"""Call: the Twilio.Call API in Python (snake_case), its statuses and events.
+
+Events (pyee, the SDK's names): ``accept(call)``, ``cancel()``, ``disconnect(call)``,
+``error(TwilioError)``, ``mute(is_muted, call)``, ``reject()``, ``ringing(has_early_media)``,
+``reconnecting(TwilioError)``, ``reconnected()``; piphone adds ``dtmf(digits)`` for digits the
+far end sent and ``status(status)`` for every change. Every status change goes through
+``_set_status``, which logs it.
+
+Ordering follows the SDK: ``accept`` fires once, when the call is open (media up) in both
+directions; ``disconnect`` only for a call that was accepted or placed; ``cancel`` for an
+incoming call cancelled or ignored, and for an outgoing call hung up locally before answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from ..errors import InvalidArgumentError
+from . import protocol
+from .errors import TwilioError
+from .events import Emitter
+from .media import MediaError, MediaSession, MediaSettings
+from .tracks import AudioSink, MuteGate
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_ISSUES = (
+    "dropped-call", "audio-latency", "one-way-audio", "choppy-audio", "noisy-call", "echo",
+)
+DIGITS = re.compile(r"[0-9*#w]*")
+DIGIT_PAUSE = 0.5  # seconds per 'w'
+VERIFIED_STIR = "TN-Validation-Passed-A"
+
+
+class CallStatus(str, enum.Enum):
+    PENDING = "pending"
+    CONNECTING = "connecting"
+    RINGING = "ringing"
+    OPEN = "open"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CallDirection(str, enum.Enum):
+    INCOMING = "INCOMING"
+    OUTGOING = "OUTGOING"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Call(Emitter):
+    def __init__(
+        self,
+        *,
+        direction: CallDirection,
+        send: Callable[[str, dict[str, Any]], bool],
+        media_settings: MediaSettings,
+        source: MediaStreamTrack,
+        sink: AudioSink,
+        parameters: dict[str, str] | None = None,
+        custom_parameters: dict[str, str] | None = None,
+        offer_sdp: str | None = None,
+        reconnect_token: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.direction = direction
+        self._send = send
+        self._media_settings = media_settings
+        self._gate = MuteGate(source)
+        self._sink = sink
+        self.parameters: dict[str, str] = dict(parameters or {})
+        self.custom_parameters: dict[str, str] = dict(custom_parameters or {})
+        self._offer_sdp = offer_sdp
+        self._reconnect_token = reconnect_token
+        # Outgoing calls have a temporary id until the server names the real CallSid.
+        self.outbound_connection_id = (
+            f"TJS{uuid.uuid4()}" if direction is CallDirection.OUTGOING else None
+        )
+        self._status = (
+            CallStatus.PENDING if direction is CallDirection.INCOMING else CallStatus.CONNECTING
+        )
+        self._media: MediaSession | None = None
+        self._remote_track: MediaStreamTrack | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._answered = False  # the far end (or we) answered
+        self._was_connected = False
+        self._closed = asyncio.Event()
+        self._prepared: asyncio.Task | None = None
+        self._digits_lock = asyncio.Lock()
+
+    # --- properties of the SDK -----------------------------------------------------------
+    @property
+    def call_sid(self) -> str | None:
+        return self.parameters.get("CallSid")
+
+    @property
+    def sid(self) -> str | None:
+        """The id frames use: the CallSid once known, else the temporary outbound id."""
+        return self.call_sid or self.outbound_connection_id
+
+    @property
+    def codec(self) -> str:
+        """'opus' or 'pcmu' once negotiated, else ''."""
+        return (self._media.codec if self._media is not None else None) or ""
+
+    @property
+    def caller_info(self) -> dict[str, bool] | None:
+        stir = self.parameters.get("StirStatus")
+        if stir is None:
+            return None
+        return {"is_verified": stir == VERIFIED_STIR}
+
+    def status(self) -> CallStatus:
+        return self._status
+
+    def is_muted(self) -> bool:
+        return self._gate.muted
+
+    def get_local_stream(self) -> MediaStreamTrack:
+        """The track we send (the mute gate over the configured source)."""
+        return self._gate
+
+    def get_remote_stream(self) -> MediaStreamTrack | None:
+        return self._remote_track
+
+    # --- methods of the SDK --------------------------------------------------------------
+    def accept(
+        self,
+        rtc_configuration: dict[str, Any] | None = None,
+        rtc_constraints: dict[str, Any] | None = None,
+    ) -> asyncio.Task | None:
+        """Answer a pending incoming call. Returns the task that sets media up (awaitable).
+
+        ``rtc_configuration`` may carry ``ice_servers``/``iceServers`` (new ICE gathering);
+        ``rtc_constraints={"audio": False}`` answers without sending the source's audio.
+        """
+        if self._status is not CallStatus.PENDING:
+            log.debug("accept() ignored: status is %s", self._status)
+            return None
+        self._set_status(CallStatus.CONNECTING)
+        if rtc_constraints and rtc_constraints.get("audio") is False:
+            self._gate.muted = True
+        return self._spawn(self._accept(rtc_configuration))
+
+    def reject(self) -> None:
+        if self._status is not CallStatus.PENDING:
+            log.debug("reject() ignored: status is %s", self._status)
+            return
+        self._send("reject", {"callsid": self.sid})
+        self._close()
+        self.emit("reject")
+
+    def ignore(self) -> None:
+        """Stop ringing here without telling the caller (other devices may still answer)."""
+        if self._status is not CallStatus.PENDING:
+            log.debug("ignore() ignored: status is %s", self._status)
+            return
+        self._close()
+        self.emit("cancel")
+
+    def disconnect(self) -> None:
+        if self._status not in (CallStatus.CONNECTING, CallStatus.RINGING, CallStatus.OPEN,
+                                CallStatus.RECONNECTING):
+            log.debug("disconnect() ignored: status is %s", self._status)
+            return
+        self._send("hangup", {"callsid": self.sid})
+        cancelled = self.direction is CallDirection.OUTGOING and not self._answered
+        self._close()
+        self.emit("cancel") if cancelled else self.emit("disconnect", self)
+
+    def mute(self, should_mute: bool = True) -> None:
+        should_mute = bool(should_mute)
+        if self._gate.muted == should_mute:
+            return
+        self._gate.muted = should_mute
+        self.emit("mute", should_mute, self)
+
+    def send_digits(self, digits: str) -> asyncio.Task:
+        """Send DTMF as ``dtmf`` frames; each ``w`` waits 500 ms. Returns the sending task."""
+        if not isinstance(digits, str) or not DIGITS.fullmatch(digits):
+            raise InvalidArgumentError(
+                f"send_digits takes only the characters 0-9 * # w, got {digits!r}"
+            )
+        if self._status is not CallStatus.OPEN:
+            raise TwilioError(31000, f"cannot send digits while the call is {self._status}")
+        return self._spawn(self._send_digit_groups(digits))
+
+    def post_feedback(self, score: int | None = None, issue: str | None = None) -> None:
+        """Validate call feedback (score 1-5, issue one of FEEDBACK_ISSUES; none = declined)."""
+        if score is not None and (isinstance(score, bool) or score not in (1, 2, 3, 4, 5)):
+            raise InvalidArgumentError(f"feedback score must be 1-5 or None, got {score!r}")
+        if issue is not None and issue not in FEEDBACK_ISSUES:
+            raise InvalidArgumentError(
+                f"feedback issue must be one of {', '.join(FEEDBACK_ISSUES)}, got {issue!r}"
+            )
+        self.feedback = {"score": score, "issue": issue}
+        # Delivery (Insights event or the exchange's call log) comes with the quality work.
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # --- set-up ---------------------------------------------------------------------------
+    async def _start_outgoing(self, params: str) -> None:
+        """Offer (gathers ICE) and send the invite."""
+        self._media = self._new_media()
+        sdp = await self._media.offer()
+        if self._status is CallStatus.CLOSED:
+            return
+        self._send("invite", {"callsid": self.outbound_connection_id, "sdp": sdp,
+                              "twilio": {"params": params} if params else {}})
+
+    def _prepare_incoming(self, gather: bool = True) -> asyncio.Task:
+        """Apply the offer and (by default) gather ICE while the call rings."""
+        self._media = self._new_media()
+        self._prepared = self._spawn(
+            self._media.prepare_answer(self._offer_sdp or "") if gather
+            else self._check_offer()
+        )
+        return self._prepared
+
+    async def _check_offer(self) -> None:
+        from .media import codec_of
+
+        if codec_of(self._offer_sdp or "") is None:
+            raise MediaError("offer has no audio codec")
+
+    async def _accept(self, rtc_configuration: dict[str, Any] | None) -> None:
+        try:
+            assert self._media is not None
+            servers = _ice_servers_of(rtc_configuration)
+            if servers is not None or self._prepared is None:
+                if self._prepared is not None:
+                    await self._media.close()
+                    self._media_settings = _with_servers(self._media_settings, servers)
+                    self._media = self._new_media()
+                await self._media.prepare_answer(self._offer_sdp or "")
+            else:
+                await self._prepared
+            sdp = await self._media.answer()
+            if self._status is not CallStatus.CONNECTING:
+                return  # cancelled while we were answering
+            self._send("answer", {"callsid": self.sid, "sdp": sdp})
+            self._answered = True
+            await self._media.wait_connected()
+        except (MediaError, ValueError) as exc:
+            self._fail(53405, f"media could not be set up: {exc}", exc)
+            return
+        self._maybe_open()
+
+    async def _on_answer(self, frame: protocol.Frame) -> None:
+        payload = frame.payload
+        if isinstance(payload.get("reconnect"), str):
+            self._reconnect_token = payload["reconnect"]
+        if self._answered and self._status is not CallStatus.RECONNECTING:
+            return
+        self._set_callsid(payload)
+        self._answered = True
+        assert self._media is not None
+        try:
+            await self._media.apply_answer(payload["sdp"])
+            await self._media.wait_connected()
+        except MediaError as exc:
+            self._fail(53405, str(exc), exc)
+            return
+        self._maybe_open()
+
+    def _maybe_open(self) -> None:
+        if self._status in (CallStatus.CLOSED, CallStatus.OPEN):
+            return
+        self._set_status(CallStatus.OPEN)
+        if not self._was_connected:
+            self._was_connected = True
+            self.emit("accept", self)
+
+    # --- frames from the server ------------------------------------------------------------
+    def matches(self, callsid: str | None) -> bool:
+        return callsid is not None and callsid in (self.call_sid, self.outbound_connection_id)
+
+    def handle_frame(self, frame: protocol.Frame) -> None:
+        """A frame the Device routed to this call."""
+        kind = frame.type
+        if kind == "ringing":
+            self._set_callsid(frame.payload)
+            if self._status in (CallStatus.CONNECTING, CallStatus.RINGING):
+                self._set_status(CallStatus.RINGING)
+                self.emit("ringing", bool(frame.payload.get("sdp")))
+        elif kind == "answer":
+            if self.direction is CallDirection.OUTGOING and self._status is not CallStatus.CLOSED:
+                self._spawn(self._on_answer(frame))
+        elif kind == "cancel":
+            if self._status is CallStatus.PENDING:
+                self._close()
+                self.emit("cancel")
+        elif kind == "hangup":
+            self._on_hangup(frame.payload)
+        elif kind == "dtmf":
+            self.emit("dtmf", frame.payload["dtmf"])
+        elif kind == "error":
+            self.emit("error", _error_from(frame.payload))
+
+    def _on_hangup(self, payload: dict[str, Any]) -> None:
+        if self._status is CallStatus.CLOSED:
+            return
+        error = payload.get("error")
+        if isinstance(error, dict):
+            self.emit("error", _error_from(payload))
+        if self._status is CallStatus.PENDING:  # the caller gave up
+            self._close()
+            self.emit("cancel")
+            return
+        self._close()
+        self.emit("disconnect", self)
+
+    def _set_callsid(self, payload: dict[str, Any]) -> None:
+        callsid = payload.get("callsid")
+        if isinstance(callsid, str) and callsid:
+            self.parameters["CallSid"] = callsid
+
+    # --- internals ---------------------------------------------------------------------------
+    def _new_media(self) -> MediaSession:
+        return MediaSession(self._media_settings, self._gate, on_state=self._media_state,
+                            on_remote_track=self._remote_track_arrived)
+
+    def _remote_track_arrived(self, track: MediaStreamTrack) -> None:
+        self._remote_track = track
+        self._spawn(self._sink.consume(track))
+
+    def _media_state(self, state: str) -> None:
+        # Media lost after the call was up: the reconnection work (issue 8) will retry here;
+        # until then the call ends with the SDK's final error.
+        if state == "failed" and self._status is CallStatus.OPEN:
+            self._fail(53405, "media connection failed")
+
+    async def _send_digit_groups(self, digits: str) -> None:
+        async with self._digits_lock:
+            for index, group in enumerate(digits.split("w")):
+                if index:
+                    await asyncio.sleep(DIGIT_PAUSE)
+                if group and self._status is CallStatus.OPEN:
+                    self._send("dtmf", {"callsid": self.sid, "dtmf": group})
+
+    def _fail(self, code: int, message: str, original: object | None = None) -> None:
+        if self._status is CallStatus.CLOSED:
+            return
+        log.warning("call %s failed: %s", self.sid, message)
+        self.emit("error", TwilioError(code, message, original_error=original))
+        self._send("hangup", {"callsid": self.sid, "message": message})
+        was_up = self._answered or self.direction is CallDirection.OUTGOING
+        self._close()
+        if was_up:
+            self.emit("disconnect", self)
+
+    def _close(self) -> None:
+        if self._status is CallStatus.CLOSED:
+            return
+        self._set_status(CallStatus.CLOSED)
+        self._gate.stop()
+        if self._media is not None:
+            asyncio.ensure_future(self._close_media(self._media))
+        else:
+            self._closed.set()
+
+    async def _close_media(self, media: MediaSession) -> None:
+        try:
+            await media.close()
+        finally:
+            for task in list(self._tasks):
+                if task is not asyncio.current_task():
+                    task.cancel()
+            self._closed.set()
+
+    def _set_status(self, status: CallStatus) -> None:
+        if status is self._status:
+            return
+        log.info("call %s: %s -> %s", self.sid, self._status.value, status.value)
+        self._status = status
+        self.emit("status", status)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, MediaError):
+                log.error("call %s task failed", self.sid, exc_info=exc)
+
+    def __repr__(self) -> str:
+        return f"<Call {self.sid} {self.direction.value} {self._status.value}>"
+
+
+def _error_from(payload: dict[str, Any]) -> TwilioError:
+    error = payload.get("error") or {}
+    code = error.get("code") if isinstance(error.get("code"), int) else 31005
+    message = error.get("message") if isinstance(error.get("message"), str) else None
+    return TwilioError(code, message, original_error=error)
+
+
+def _ice_servers_of(rtc_configuration: dict[str, Any] | None) -> list | None:
+    if not rtc_configuration:
+        return None
+    servers = rtc_configuration.get("ice_servers", rtc_configuration.get("iceServers"))
+    return None if servers is None else list(servers)
+
+
+def _with_servers(settings: MediaSettings, servers: list | None) -> MediaSettings:
+    from dataclasses import replace
+
+    from .media import ice_servers_from_urls
+
+    if servers is None:
+        return settings
+    converted = [s for s in servers if not isinstance(s, dict)]
+    converted += list(ice_servers_from_urls([s for s in servers if isinstance(s, dict)]))
+    return replace(settings, ice_servers=tuple(converted))

@@ -1,0 +1,371 @@
+"""Device: the Twilio.Device API in Python: register, incoming calls, connect(), tokens.
+
+Events (pyee, the SDK's names): ``registering``, ``registered``, ``unregistered``,
+``incoming(call)``, ``error(TwilioError, call | None)``, ``tokenWillExpire(device)``,
+``destroyed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from aiortc import RTCIceServer
+from aiortc.mediastreams import MediaStreamTrack
+
+from ..errors import InvalidStateError
+from . import protocol, tokens
+from .events import Emitter
+from .call import Call, CallDirection, CallStatus
+from .errors import TwilioError
+from .media import MediaError, MediaSettings
+from .signaling import Signaling
+from .tracks import AudioSink, DrainSink, SilenceTrack
+
+log = logging.getLogger(__name__)
+
+EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
+         "tokyo", "umatilla")
+
+
+def twilio_signaling_url(edge: str = "roaming") -> str:
+    return f"wss://voice-js.{edge}.twilio.com/signal"
+
+
+class DeviceState(str, enum.Enum):
+    UNREGISTERED = "unregistered"
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    DESTROYED = "destroyed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Device(Emitter):
+    def __init__(
+        self,
+        token: str,
+        *,
+        signaling_url: str | None = None,
+        edge: str = "roaming",
+        codec_preferences: Sequence[str] = ("opus", "pcmu"),
+        ice_servers: Sequence[RTCIceServer] = (),
+        ice_addresses: Sequence[str] | None = None,
+        audio_source: Callable[[], MediaStreamTrack] = SilenceTrack,
+        audio_sink: Callable[[], AudioSink] = DrainSink,
+        token_refresh_ms: int = 10_000,
+        allow_incoming_while_busy: bool = False,
+        gather_while_ringing: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        register_interval: float = protocol.REGISTER_INTERVAL,
+        heartbeat_timeout: float = protocol.HEARTBEAT_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        if edge not in EDGES:
+            raise ValueError(f"unknown edge {edge!r}; one of {', '.join(EDGES)}")
+        self._token = token
+        tokens.read(token)  # a token that is not even a JWT is refused here, with 31204
+        self.signaling_url = signaling_url or twilio_signaling_url(edge)
+        self.edge = edge
+        self.media_settings = MediaSettings(
+            ice_servers=tuple(ice_servers),
+            ice_addresses=tuple(ice_addresses) if ice_addresses is not None else None,
+            codec_preferences=tuple(codec_preferences),
+        )
+        self._audio_source = audio_source
+        self._audio_sink = audio_sink
+        self.token_refresh_ms = token_refresh_ms
+        self.allow_incoming_while_busy = allow_incoming_while_busy
+        self.gather_while_ringing = gather_while_ringing
+        self.register_interval = register_interval
+        self._state = DeviceState.UNREGISTERED
+        self._calls: list[Call] = []
+        self.identity: str | None = None
+        self.region: str | None = None
+        self._stream = Signaling(self.signaling_url, token, ssl_context=ssl_context,
+                                 heartbeat_timeout=heartbeat_timeout)
+        self._stream.on("frame", self._on_frame)
+        self._stream.on("close", self._on_stream_close)
+        self._stream.on("error", self._on_stream_error)
+        self._connected = asyncio.Event()  # 'connected' received on the current socket
+        self._should_reregister = False
+        self._register_timer: asyncio.TimerHandle | None = None
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._state_changed = asyncio.Condition()
+        self._last_error: TwilioError | None = None
+
+    # --- properties ------------------------------------------------------------------------
+    @property
+    def state(self) -> DeviceState:
+        return self._state
+
+    @property
+    def calls(self) -> list[Call]:
+        return list(self._calls)
+
+    @property
+    def token(self) -> str:
+        return self._token
+
+    @property
+    def is_busy(self) -> bool:
+        return any(c.status() is not CallStatus.CLOSED for c in self._calls)
+
+    # --- registration ------------------------------------------------------------------------
+    async def register(self, timeout: float = 10.0) -> None:
+        """Register for incoming calls; returns when registered, raises TwilioError if refused."""
+        self._assert_alive()
+        if self._state is not DeviceState.UNREGISTERED:
+            raise InvalidStateError(
+                f'register() needs state "unregistered", the device is "{self._state}"'
+            )
+        self._should_reregister = False
+        self._set_state(DeviceState.REGISTERING)
+        self._last_error = None
+        await self._ensure_stream(timeout)
+        self._send_presence(True)
+        await self._wait_state({DeviceState.REGISTERED, DeviceState.UNREGISTERED,
+                                DeviceState.DESTROYED}, timeout)
+        if self._state is not DeviceState.REGISTERED:
+            raise self._last_error or TwilioError(31005, "registration was refused")
+
+    async def unregister(self, timeout: float = 10.0) -> None:
+        self._assert_alive()
+        if self._state is not DeviceState.REGISTERED:
+            raise InvalidStateError(
+                f'unregister() needs state "registered", the device is "{self._state}"'
+            )
+        self._should_reregister = False
+        self._send_presence(False)
+        await self._wait_state({DeviceState.UNREGISTERED, DeviceState.DESTROYED}, timeout)
+
+    def _send_presence(self, presence: bool) -> None:
+        self._stream.send("register", {"media": {"audio": presence}})
+        self._cancel_timer("_register_timer")
+        if presence:
+            loop = asyncio.get_running_loop()
+            self._register_timer = loop.call_later(self.register_interval,
+                                                   self._send_presence, True)
+
+    # --- calls ---------------------------------------------------------------------------------
+    async def connect(self, params: Mapping[str, Any] | None = None, *,
+                      timeout: float = 10.0) -> Call:
+        """Place a call (``params['To']`` names the callee); returns it once the invite is out."""
+        self._assert_alive()
+        params = {str(k): "" if v is None else str(v) for k, v in (params or {}).items()}
+        await self._ensure_stream(timeout)
+        call = Call(
+            direction=CallDirection.OUTGOING,
+            send=self._stream.send,
+            media_settings=self.media_settings,
+            source=self._audio_source(),
+            sink=self._audio_sink(),
+            custom_parameters=params,
+        )
+        self._track_call(call)
+        try:
+            await call._start_outgoing(protocol.encode_params(params))
+        except MediaError as exc:
+            call._fail(31000, f"could not start the call's media: {exc}", exc)
+            raise TwilioError(31000, str(exc)) from exc
+        return call
+
+    def _track_call(self, call: Call) -> None:
+        self._calls.append(call)
+
+        def forget(*_: Any) -> None:
+            if call in self._calls:
+                self._calls.remove(call)
+
+        for event in ("disconnect", "cancel", "reject"):
+            call.on(event, forget)
+        call.on("status", lambda s: forget() if s is CallStatus.CLOSED else None)
+
+    async def _on_invite(self, payload: dict[str, Any]) -> None:
+        if self.is_busy and not self.allow_incoming_while_busy:
+            log.info("busy: ignoring incoming invite %s", payload["callsid"])
+            return
+        parameters = payload.get("parameters") or {}
+        parameters = {str(k): str(v) for k, v in parameters.items() if v is not None}
+        parameters.setdefault("CallSid", payload["callsid"])
+        call = Call(
+            direction=CallDirection.INCOMING,
+            send=self._stream.send,
+            media_settings=self.media_settings,
+            source=self._audio_source(),
+            sink=self._audio_sink(),
+            parameters=parameters,
+            custom_parameters=protocol.decode_params(parameters.get("Params")),
+            offer_sdp=payload["sdp"],
+            reconnect_token=payload.get("reconnect"),
+        )
+        self._track_call(call)
+        try:
+            await call._prepare_incoming(gather=self.gather_while_ringing)
+        except MediaError as exc:
+            log.warning("invite %s has an unusable offer: %s", call.sid, exc)
+            call.reject()
+            self.emit("error", TwilioError(31100, f"malformed invite: {exc}"), None)
+            return
+        if call.status() is CallStatus.PENDING:  # not cancelled while we prepared
+            self.emit("incoming", call)
+
+    # --- tokens ----------------------------------------------------------------------------------
+    def update_token(self, token: str) -> None:
+        tokens.read(token)
+        self._token = token
+        self._stream.set_token(token)
+
+    def _arm_token_expiry(self, ttl: Any) -> None:
+        self._cancel_timer("_expiry_timer")
+        if isinstance(ttl, int | float) and not isinstance(ttl, bool):
+            delay = max(0.0, ttl - self.token_refresh_ms / 1000)
+            self._expiry_timer = asyncio.get_running_loop().call_later(
+                delay, self.emit, "tokenWillExpire", self)
+
+    # --- stream events ---------------------------------------------------------------------------
+    async def _ensure_stream(self, timeout: float) -> None:
+        self._stream.start()
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            raise TwilioError(53000, f"no signaling connection to {self.signaling_url} "
+                              f"within {timeout:.0f} s") from None
+
+    def _on_frame(self, frame: protocol.Frame) -> None:
+        try:
+            self._dispatch(frame)
+        except Exception:  # a handler bug must not kill the stream
+            log.exception("error handling a %s frame", frame.type)
+
+    def _dispatch(self, frame: protocol.Frame) -> None:
+        payload = frame.payload
+        kind = frame.type
+        if kind == "connected":
+            token = payload.get("token") or {}
+            self.identity = token.get("identity", self.identity)
+            self.region = payload.get("region", self.region)
+            self._arm_token_expiry(token.get("ttl"))
+            self._connected.set()
+            if self._should_reregister:
+                self._should_reregister = False
+                self._set_state(DeviceState.REGISTERING)
+                self._send_presence(True)
+        elif kind == "ready":
+            self._set_state(DeviceState.REGISTERED)
+        elif kind == "offline":
+            self._cancel_timer("_register_timer")
+            self._set_state(DeviceState.UNREGISTERED)
+        elif kind == "invite":
+            asyncio.ensure_future(self._on_invite(payload))
+        elif kind == "error":
+            self._on_error(payload)
+        elif kind == "close":
+            self._connected.clear()
+        else:
+            call = self._find_call(payload.get("callsid"), kind)
+            if call is None:
+                log.debug("%s for unknown call %s ignored", kind, payload.get("callsid"))
+            else:
+                call.handle_frame(frame)
+
+    def _find_call(self, callsid: str | None, kind: str) -> Call | None:
+        for call in self._calls:
+            if call.matches(callsid):
+                return call
+        # The server names the real CallSid in the first ringing/answer of an outgoing call.
+        if kind in ("ringing", "answer"):
+            waiting = [c for c in self._calls if c.direction is CallDirection.OUTGOING
+                       and c.call_sid is None and c.status() is not CallStatus.CLOSED]
+            if len(waiting) == 1:
+                return waiting[0]
+        return None
+
+    def _on_error(self, payload: dict[str, Any]) -> None:
+        error = payload["error"]
+        code = error.get("code") if isinstance(error.get("code"), int) else 31000
+        message = error.get("message") if isinstance(error.get("message"), str) else None
+        twilio_error = TwilioError(code, message, original_error=error)
+        call = self._find_call(payload.get("callsid"), "error")
+        if code == 31205:  # expired: stop re-registering until a new token comes
+            self._cancel_timer("_register_timer")
+        if code in (31201, 31204, 31205) and self._state is DeviceState.REGISTERING:
+            self._set_state(DeviceState.UNREGISTERED)
+        log.error("signaling error %s: %s", code, twilio_error.message)
+        self._last_error = twilio_error
+        self.emit("error", twilio_error, call)
+        if call is not None:
+            call.handle_frame(protocol.Frame("error", payload))
+
+    def _on_stream_close(self) -> None:
+        self._connected.clear()
+        self._cancel_timer("_register_timer")
+        if self._state in (DeviceState.REGISTERED, DeviceState.REGISTERING):
+            self._should_reregister = True
+            self._set_state(DeviceState.UNREGISTERED)
+
+    def _on_stream_error(self, error: TwilioError) -> None:
+        log.debug("signaling: %s", error)
+
+    # --- life cycle ------------------------------------------------------------------------------
+    async def destroy(self) -> None:
+        """Hang up every call, close the stream; the device cannot be used again."""
+        if self._state is DeviceState.DESTROYED:
+            return
+        for call in list(self._calls):
+            if call.status() is CallStatus.PENDING:
+                call.ignore()
+            else:
+                call.disconnect()
+        closing = [c.wait_closed() for c in self._calls]
+        if closing:
+            await asyncio.wait_for(asyncio.gather(*closing), 5)
+        self._cancel_timer("_register_timer")
+        self._cancel_timer("_expiry_timer")
+        await self._stream.close()
+        self._set_state(DeviceState.DESTROYED)
+        self.emit("destroyed")
+
+    async def __aenter__(self) -> Device:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.destroy()
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _set_state(self, state: DeviceState) -> None:
+        if state is self._state:
+            return
+        log.info("device %s -> %s", self._state.value, state.value)
+        self._state = state
+        self.emit(state.value)
+        asyncio.ensure_future(self._notify_state())
+
+    async def _notify_state(self) -> None:
+        async with self._state_changed:
+            self._state_changed.notify_all()
+
+    async def _wait_state(self, states: set[DeviceState], timeout: float) -> None:
+        async def reached() -> None:
+            async with self._state_changed:
+                await self._state_changed.wait_for(lambda: self._state in states)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            raise TwilioError(31005, f"no answer to register within {timeout:.0f} s") from None
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = getattr(self, name)
+        if timer is not None:
+            timer.cancel()
+            setattr(self, name, None)
+
+    def _assert_alive(self) -> None:
+        if self._state is DeviceState.DESTROYED:
+            raise InvalidStateError("the device was destroyed")

@@ -1,0 +1,142 @@
+"""TwilioError and the table of the error codes piphone meets (texts after Twilio's catalogue)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import PiphoneError
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    name: str
+    message: str
+    description: str
+    explanation: str
+    causes: tuple[str, ...] = ()
+    solutions: tuple[str, ...] = ()
+
+
+# Code -> catalogue entry. Names follow the SDK's error classes.
+CODES: dict[int, ErrorInfo] = {
+    31000: ErrorInfo(
+        "UnknownError", "Unknown Error", "Unknown Error",
+        "An unknown error has occurred. See error details for more information.",
+    ),
+    31005: ErrorInfo(
+        "ConnectionError", "Connection error", "Connection error",
+        "A connection error occurred during the call.",
+        ("The call was refused or could not be set up by the server.",),
+        ("Check the error message for the server's reason and retry.",),
+    ),
+    31008: ErrorInfo(
+        "CallCancelledError", "Call cancelled", "Call cancelled",
+        "Unable to answer because the call has ended.",
+        ("The incoming call was cancelled because it was not answered in time, "
+         "or it was accepted or rejected by another application instance.",),
+    ),
+    31009: ErrorInfo(
+        "TransportError", "No transport available to send or receive messages",
+        "Transport error",
+        "No transport available to send or receive messages.",
+        ("The signaling connection is down.",),
+        ("Wait for the device to reconnect; check the network.",),
+    ),
+    31100: ErrorInfo(
+        "MalformedRequestError", "The request had malformed syntax.", "Malformed request",
+        "The request had malformed syntax.",
+        ("A frame or SDP did not have the expected shape.",),
+    ),
+    31201: ErrorInfo(
+        "AuthenticationFailed", "Authentication failed", "Generic unknown error",
+        "An error occurred during authentication.",
+    ),
+    31204: ErrorInfo(
+        "AccessTokenInvalid", "Invalid access token", "JWT token invalid",
+        "The access token is not a valid JWT, or its signature or claims are wrong.",
+        ("The token was signed with another secret, or is malformed.",),
+        ("Mint a new token with the exchange's (or Twilio's) API key and secret.",),
+    ),
+    31205: ErrorInfo(
+        "AccessTokenExpired", "Access token expired or expiration date invalid",
+        "JWT token expired",
+        "The access token provided has expired or has an invalid expiration date.",
+        ("The token's exp is in the past.",),
+        ("Refresh the token and call update_token().",),
+    ),
+    31208: ErrorInfo(
+        "UserMediaError", "User denied access to user media", "Media access denied",
+        "The audio device could not be opened.",
+    ),
+    31402: ErrorInfo(
+        "AcquisitionFailedError", "Could not acquire user media", "Media acquisition failed",
+        "The audio source could not be started.",
+    ),
+    31404: ErrorInfo(
+        "NotFound", "Not Found", "Not Found",
+        "The server has not found anything matching the request.",
+        ("The dialled identity or number is not in the dial plan.",),
+        ("Check the number, or add it to the exchange's dial plan.",),
+    ),
+    31480: ErrorInfo(
+        "TemporarilyUnavailable", "Temporarily Unavailable", "Temporarily Unavailable",
+        "The callee's end system was contacted successfully, but the callee is currently "
+        "unavailable or did not answer.",
+        ("Nobody answered within the ring timeout, or the callee is not registered.",),
+    ),
+    31486: ErrorInfo(
+        "BusyHere", "Busy Here", "Busy Here",
+        "The callee is busy.",
+        ("The callee is already in a call, or the exchange is at capacity.",),
+    ),
+    31603: ErrorInfo(
+        "Decline", "Decline", "Decline",
+        "The callee does not wish to participate in the call.",
+        ("The callee rejected the call.",),
+    ),
+    53000: ErrorInfo(
+        "SignalingConnectionError", "Raised whenever a signaling connection error occurs",
+        "Signaling connection error",
+        "Raised whenever a signaling connection error occurs.",
+    ),
+    53001: ErrorInfo(
+        "SignalingConnectionDisconnectedError",
+        "Raised whenever the signaling connection is unexpectedly disconnected.",
+        "Signaling connection disconnected",
+        "Raised whenever the signaling connection is unexpectedly disconnected.",
+        ("The network connection was lost or the server closed the socket.",),
+        ("The call reconnects by itself when the network comes back.",),
+    ),
+    53405: ErrorInfo(
+        "MediaConnectionError", "Raised by the Client or Server whenever a media connection fails.",
+        "Media connection failed",
+        "Raised by the Client or Server whenever a media connection fails.",
+        ("The ICE connection failed or no media arrived.",),
+        ("Check the network path and any firewall between the device and the server.",),
+    ),
+}
+
+
+class TwilioError(PiphoneError):
+    """An error with the same fields as the SDK's TwilioError."""
+
+    def __init__(
+        self,
+        code: int,
+        message: str | None = None,
+        *,
+        original_error: object | None = None,
+    ) -> None:
+        info = CODES.get(code, CODES[31000])
+        self.code = code
+        self.name = info.name
+        self.description = info.description
+        self.explanation = info.explanation
+        self.causes = list(info.causes)
+        self.solutions = list(info.solutions)
+        self.message = message or info.message
+        self.original_error = original_error
+        super().__init__(f"{self.name} ({code}): {self.message}")
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}

@@ -1,0 +1,183 @@
+"""One aiortc RTCPeerConnection per media session, with piphone's choices applied.
+
+- ICE servers come only from configuration: aiortc would otherwise contact a public STUN
+  server, and piphone contacts nothing it was not told to.
+- ICE host addresses can be chosen (rtc_hooks): loopback in tests, one interface on a Pi.
+- Codec preference (opus, pcmu) is applied before negotiation, on both sides.
+- An answerer gathers as soon as the offer is known (``prepare_answer``), so that accepting
+  a ringing call costs no gathering time.
+A media restart is a new MediaSession: aiortc has no ICE restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.sdp import SessionDescription
+
+from . import rtc_hooks
+
+log = logging.getLogger(__name__)
+
+CODEC_MIME = {"opus": "audio/opus", "pcmu": "audio/PCMU"}
+CONNECT_TIMEOUT = 10.0  # seconds from answer to ICE+DTLS connected
+
+
+class MediaError(Exception):
+    """The media session could not be set up."""
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    ice_servers: tuple[RTCIceServer, ...] = ()  # empty: host candidates only
+    ice_addresses: tuple[str, ...] | None = None  # None: every non-loopback address
+    codec_preferences: tuple[str, ...] = ("opus", "pcmu")
+    connect_timeout: float = CONNECT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.codec_preferences if c not in CODEC_MIME]
+        if unknown or not self.codec_preferences:
+            raise ValueError(
+                f"codec_preferences must name some of {sorted(CODEC_MIME)}, got "
+                f"{list(self.codec_preferences)}"
+            )
+
+
+def codec_of(sdp: str) -> str | None:
+    """The codec an answer SDP selects (its first audio payload), lower-case: opus or pcmu."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception:  # aiortc's parser raises assorted errors on garbage
+        return None
+    for media in description.media:
+        if media.kind == "audio" and media.rtp.codecs:
+            return media.rtp.codecs[0].mimeType.split("/", 1)[1].lower()
+    return None
+
+
+@dataclass
+class MediaSession:
+    """A peer connection carrying one audio track each way."""
+
+    settings: MediaSettings
+    source: MediaStreamTrack
+    on_state: Callable[[str], None] | None = None  # connectionState changes
+    on_remote_track: Callable[[MediaStreamTrack], None] | None = None
+    pc: RTCPeerConnection = field(init=False)
+    _connected: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _failed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _gathered: asyncio.Task | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        config = RTCConfiguration(iceServers=list(self.settings.ice_servers))
+        self.pc = RTCPeerConnection(configuration=config)
+        self.pc.on("connectionstatechange", self._state_changed)
+        self.pc.on("track", self._track)
+        transceiver = self.pc.addTransceiver(self.source, direction="sendrecv")
+        capabilities = RTCRtpSender.getCapabilities("audio").codecs
+        preferred = []
+        for name in self.settings.codec_preferences:
+            preferred += [c for c in capabilities if c.mimeType.lower() == CODEC_MIME[name].lower()]
+        transceiver.setCodecPreferences(preferred)
+        self._transceiver = transceiver
+
+    # --- offerer -------------------------------------------------------------------------
+    async def offer(self) -> str:
+        """Create and apply an offer (gathers ICE); return its SDP."""
+        with rtc_hooks.ice_addresses(self.settings.ice_addresses):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def apply_answer(self, sdp: str) -> None:
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:  # aiortc raises ValueError and friends on a bad SDP
+            raise MediaError(f"bad answer SDP: {exc}") from exc
+
+    # --- answerer ------------------------------------------------------------------------
+    async def prepare_answer(self, offer_sdp: str) -> None:
+        """Apply the remote offer and gather ICE now, before anyone accepts."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as exc:
+            raise MediaError(f"bad offer SDP: {exc}") from exc
+        if not any(t.kind == "audio" for t in self.pc.getTransceivers()):
+            raise MediaError("offer has no audio")
+        gatherer = self._transceiver.receiver.transport.transport.iceGatherer
+        with rtc_hooks.ice_addresses(self.settings.ice_addresses):
+            # RTCIceGatherer.gather() is ORTC's public API; setLocalDescription reuses its result.
+            self._gathered = asyncio.ensure_future(gatherer.gather())
+        await self._gathered
+
+    async def answer(self) -> str:
+        """Create and apply the answer (no gathering left to do); return its SDP."""
+        if self._gathered is not None:
+            await self._gathered
+        with rtc_hooks.ice_addresses(self.settings.ice_addresses):
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    # --- both ----------------------------------------------------------------------------
+    @property
+    def codec(self) -> str | None:
+        local, remote = self.pc.localDescription, self.pc.remoteDescription
+        for description in (local, remote):
+            if description is not None and description.type == "answer":
+                return codec_of(description.sdp)
+        return None
+
+    @property
+    def state(self) -> str:
+        return self.pc.connectionState
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait for ICE+DTLS connected; MediaError if it fails or times out."""
+        timeout = self.settings.connect_timeout if timeout is None else timeout
+        done, _ = await asyncio.wait(
+            [asyncio.ensure_future(self._connected.wait()),
+             asyncio.ensure_future(self._failed.wait())],
+            timeout=timeout, return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task in _:
+            task.cancel()
+        if not self._connected.is_set():
+            raise MediaError(
+                "media connection failed" if self._failed.is_set()
+                else f"media not connected within {timeout:.0f} s"
+            )
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+    def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        log.debug("media connection %s", state)
+        if state == "connected":
+            self._connected.set()
+        elif state in ("failed", "closed"):
+            self._failed.set()
+        if self.on_state is not None:
+            self.on_state(state)
+
+    def _track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self.on_remote_track is not None:
+            self.on_remote_track(track)
+
+
+def ice_servers_from_urls(urls: Sequence[dict]) -> tuple[RTCIceServer, ...]:
+    """RTCIceServer objects from config dicts ``{urls, username?, credential?}``."""
+    return tuple(
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in urls
+    )

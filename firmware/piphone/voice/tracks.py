@@ -1,0 +1,208 @@
+"""Pluggable audio for calls: paced sources, the mute gate, and sinks for the far end's audio.
+
+A call's source is any aiortc ``MediaStreamTrack`` of kind audio; its sink is any object with
+``async consume(track)``. This module has the ones that need no hardware: a tone generator (the
+test tone of ``piphone call`` and of the tests), silence, a recorder and a drain. ALSA-backed
+ones live in audio/ and plug in the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fractions
+import math
+import time
+from typing import Protocol
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+SAMPLE_RATE = 48_000
+PTIME = 0.020  # seconds per frame
+SAMPLES_PER_FRAME = int(SAMPLE_RATE * PTIME)
+
+
+def audio_frame(samples: np.ndarray, pts: int, sample_rate: int = SAMPLE_RATE) -> av.AudioFrame:
+    """A mono s16 frame from int16 samples."""
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+    )
+    frame.sample_rate = sample_rate
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, sample_rate)
+    return frame
+
+
+def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """int16 mono samples of any s16 frame (stereo is averaged)."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        mono = data.mean(axis=0) if channels > 1 else data[0]
+    else:
+        mono = data.reshape(-1, channels).mean(axis=1) if channels > 1 else data.reshape(-1)
+    return mono.astype(np.int16)
+
+
+class PacedAudioTrack(MediaStreamTrack):
+    """Base of sources that make 20 ms frames on a real-time clock (lazy start at first recv)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start: float | None = None
+        self._pts = 0
+
+    async def _next_pts(self) -> int:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += SAMPLES_PER_FRAME
+            wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return self._pts
+
+
+class ToneTrack(PacedAudioTrack):
+    """A continuous sine tone: piphone's test signal (frequency in Hz, level in dBFS)."""
+
+    def __init__(self, frequency: float = 440.0, level_dbfs: float = -12.0) -> None:
+        super().__init__()
+        self.frequency = frequency
+        self._amplitude = 32767 * 10 ** (level_dbfs / 20)
+        self._phase_step = 2 * math.pi * frequency / SAMPLE_RATE
+
+    async def recv(self) -> av.AudioFrame:
+        pts = await self._next_pts()
+        n = np.arange(pts, pts + SAMPLES_PER_FRAME)
+        samples = self._amplitude * np.sin(self._phase_step * n)
+        return audio_frame(samples.astype(np.int16), pts)
+
+
+class SilenceTrack(PacedAudioTrack):
+    """Digital silence, paced: the source of a call placed with no microphone."""
+
+    async def recv(self) -> av.AudioFrame:
+        pts = await self._next_pts()
+        return audio_frame(np.zeros(SAMPLES_PER_FRAME, np.int16), pts)
+
+
+class MuteGate(MediaStreamTrack):
+    """Passes the source through, or silence of the same shape while muted.
+
+    Muting sends silence rather than nothing, as Twilio's SDK does: the far end keeps
+    receiving packets, so its quality monitors do not mistake mute for a dead path.
+    """
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.source = source
+        self.muted = False
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await self.source.recv()
+        if not self.muted:
+            return frame
+        silent = av.AudioFrame(format=frame.format.name, layout=frame.layout.name,
+                               samples=frame.samples)
+        for plane in silent.planes:
+            plane.update(bytes(plane.buffer_size))
+        silent.sample_rate = frame.sample_rate
+        silent.pts = frame.pts
+        silent.time_base = frame.time_base
+        return silent
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
+
+
+class AudioSink(Protocol):
+    async def consume(self, track: MediaStreamTrack) -> None:
+        """Read the track until it ends."""
+
+
+class DrainSink:
+    """Reads and discards: aiortc queues decoded frames without bound until someone reads."""
+
+    async def consume(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+        except MediaStreamError:
+            pass
+
+
+class Recorder:
+    """Keeps the last ``seconds`` of received audio as mono int16 (tests, `piphone call`)."""
+
+    def __init__(self, seconds: float = 10.0) -> None:
+        self.seconds = seconds
+        self.sample_rate: int | None = None
+        self._chunks: collections.deque[np.ndarray] = collections.deque()
+        self._kept = 0
+        self.frames = 0
+        self._frame_event = asyncio.Event()
+
+    async def consume(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                self.add(await track.recv())
+        except MediaStreamError:
+            pass
+
+    def add(self, frame: av.AudioFrame) -> None:
+        if self.sample_rate != frame.sample_rate:
+            self.clear()
+            self.sample_rate = frame.sample_rate
+        chunk = frame_to_mono(frame)
+        self._chunks.append(chunk)
+        self._kept += len(chunk)
+        limit = int(self.seconds * frame.sample_rate)
+        while self._kept - len(self._chunks[0]) >= limit:
+            self._kept -= len(self._chunks.popleft())
+        self.frames += 1
+        self._frame_event.set()
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self._kept = 0
+
+    def last(self, seconds: float) -> np.ndarray:
+        if not self._chunks or self.sample_rate is None:
+            return np.zeros(0, np.int16)
+        data = np.concatenate(list(self._chunks))
+        return data[-int(seconds * self.sample_rate):]
+
+    async def wait_for_frames(self, count: int) -> None:
+        target = self.frames + count
+        while self.frames < target:
+            self._frame_event.clear()
+            await self._frame_event.wait()
+
+
+def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float | None:
+    """The strongest frequency in the samples, or None for (near) silence."""
+    if len(samples) < sample_rate // 50:
+        return None
+    x = samples.astype(np.float64)
+    if np.sqrt(np.mean(x * x)) < 30:  # about -60 dBFS: silence
+        return None
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    peak = int(np.argmax(spectrum[1:])) + 1
+    return peak * sample_rate / len(x)
+
+
+def rms(samples: np.ndarray) -> float:
+    if len(samples) == 0:
+        return 0.0
+    x = samples.astype(np.float64)
+    return float(np.sqrt(np.mean(x * x)))
