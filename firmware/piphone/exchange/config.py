@@ -1,0 +1,158 @@
+"""The exchange's configuration (exchange.toml) as frozen settings, checked at load."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..tomlconfig import TomlFile, port, positive
+
+DEFAULT_PORT = 8089
+KNOWN_LINES = ("echo", "tone")
+CODECS = ("opus", "pcmu")
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    account_sid: str  # AC + 32 hex: the "account" tokens are issued for
+    api_key_sid: str  # SK + 32 hex: tokens' issuer
+    api_key_secret: str  # HS256 signing secret (keep the file 0600)
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    ring_timeout: float = 60.0  # seconds before an unanswered call ends with 31480
+    max_calls: int = 8  # concurrent calls with media; beyond: refused (decoding bridge)
+    heartbeat_interval: float = 5.0  # seconds between "\n" heartbeats (SDK drops after 15 s)
+    reconnect_grace: float = 30.0  # seconds a call waits for a leg whose socket vanished
+    ice_addresses: tuple[str, ...] | None = None  # addresses ICE offers; None = all but lo
+    codec_preferences: tuple[str, ...] = CODECS
+    lines: dict[str, str] = field(default_factory=lambda: {"echo": "echo", "tone": "tone"})
+    numbers: dict[str, str] = field(default_factory=dict)  # "+15550100" -> identity
+    attestation: dict[str, str] = field(default_factory=dict)  # identity -> StirStatus
+    path: Path | None = None
+
+    def token_kwargs(self) -> dict[str, str]:
+        return {"account_sid": self.account_sid, "api_key_sid": self.api_key_sid,
+                "api_key_secret": self.api_key_secret}
+
+
+def _sid(prefix: str):
+    pattern = re.compile(prefix + r"[0-9a-f]{32}")
+
+    def check(value: str) -> str | None:
+        return None if pattern.fullmatch(value) else f"must be {prefix} and 32 hex digits"
+
+    return check
+
+
+def _addresses(value: list) -> str | None:
+    for item in value:
+        try:
+            ipaddress.ip_address(item)
+        except (ValueError, TypeError):
+            return f"{item!r} is not an IP address"
+    return None
+
+
+def load(path: str | Path) -> ExchangeConfig:
+    toml = TomlFile(path)
+    known = {"exchange", "lines", "numbers", "attestation"}
+    for section in toml.data:
+        if section not in known:
+            raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
+    ex = "exchange"
+    toml.section(ex, required=True)
+    toml.unknown_keys(ex, {"account_sid", "api_key_sid", "api_key_secret", "host", "port",
+                           "ring_timeout", "max_calls", "heartbeat_interval",
+                           "reconnect_grace", "ice_addresses", "codec_preferences"})
+    addresses = toml.get(ex, "ice_addresses", list, None, _addresses)
+    codecs = toml.get(ex, "codec_preferences", list, list(CODECS),
+                      lambda v: None if v and all(c in CODECS for c in v)
+                      else f"must list some of {', '.join(CODECS)}")
+    lines = {}
+    for number, line in toml.section("lines").items():
+        if line not in KNOWN_LINES:
+            raise toml.error("lines", number, f"unknown line {line!r} (one of "
+                             f"{', '.join(KNOWN_LINES)})")
+        lines[str(number)] = line
+    numbers = {}
+    for number, identity in toml.section("numbers").items():
+        if not isinstance(identity, str) or not identity:
+            raise toml.error("numbers", number, "must map to an identity (a string)")
+        numbers[str(number)] = identity
+    attestation = {}
+    for identity, status in toml.section("attestation").items():
+        if not isinstance(status, str):
+            raise toml.error("attestation", identity, "must be a StirStatus string")
+        attestation[str(identity)] = status
+    heartbeat = toml.get(ex, "heartbeat_interval", (int, float), 5.0,
+                         lambda v: None if 0 < v <= 10 else "must be in (0, 10] seconds")
+    return ExchangeConfig(
+        account_sid=toml.get(ex, "account_sid", str, check=_sid("AC")),
+        api_key_sid=toml.get(ex, "api_key_sid", str, check=_sid("SK")),
+        api_key_secret=toml.get(ex, "api_key_secret", str,
+                                check=lambda v: None if len(v) >= 16
+                                else "must be at least 16 characters"),
+        host=toml.get(ex, "host", str, "127.0.0.1"),
+        port=toml.get(ex, "port", int, DEFAULT_PORT, port),
+        ring_timeout=float(toml.get(ex, "ring_timeout", (int, float), 60.0, positive)),
+        max_calls=toml.get(ex, "max_calls", int, 8, positive),
+        heartbeat_interval=float(heartbeat),
+        reconnect_grace=float(toml.get(ex, "reconnect_grace", (int, float), 30.0,
+                                       lambda v: None if v >= 0 else "must be >= 0")),
+        ice_addresses=tuple(addresses) if addresses is not None else None,
+        codec_preferences=tuple(codecs),
+        lines=lines or {"echo": "echo", "tone": "tone"},
+        numbers=numbers,
+        attestation=attestation,
+        path=Path(path),
+    )
+
+
+STARTER = """\
+# piphone local exchange. Keep this file private (mode 0600): it holds the signing secret.
+[exchange]
+account_sid = "{account_sid}"
+api_key_sid = "{api_key_sid}"
+api_key_secret = "{api_key_secret}"
+host = "127.0.0.1"          # 0.0.0.0 to serve the LAN
+port = {port}
+ring_timeout = 60           # seconds before an unanswered call ends (31480)
+max_calls = 8               # concurrent calls with media; more are refused
+heartbeat_interval = 5      # seconds between heartbeats (clients give up after 15 s)
+reconnect_grace = 30        # seconds a call waits for a client whose socket vanished
+# ice_addresses = ["192.168.1.20"]   # addresses offered to ICE (default: all but loopback)
+codec_preferences = ["opus", "pcmu"]
+
+[lines]                     # numbers the exchange answers itself
+echo = "echo"               # plays your audio back
+tone = "tone"               # plays a 1 kHz tone
+
+[numbers]                   # dial plan: number -> identity
+"100" = "alice"
+"101" = "bob"
+
+[attestation]               # identity -> StirStatus the callee sees (caller_info)
+# alice = "TN-Validation-Passed-A"
+"""
+
+
+def write_starter(path: str | Path, port_: int = DEFAULT_PORT) -> Path:
+    """Write a starter config with a fresh key; refuses to overwrite."""
+    path = Path(path)
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; not overwriting")
+    text = STARTER.format(
+        account_sid="AC" + secrets.token_hex(16),
+        api_key_sid="SK" + secrets.token_hex(16),
+        api_key_secret=secrets.token_urlsafe(32),
+        port=port_,
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path

@@ -1,0 +1,208 @@
+"""The exchange's WebSocket endpoint ``/signal``: sessions, registrations and calls.
+
+Each WebSocket is a ``ClientSession`` (one Device). It must send ``listen`` with a valid token
+first; then it may ``register`` and place or answer calls. Every frame is validated at the
+edge: a malformed one gets an ``error`` frame (31100) and is dropped; the session goes on.
+Call logic lives in calls.py; this module only moves frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import ssl
+from typing import Any
+
+import websockets
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from ..voice import protocol
+from ..voice.errors import TwilioError
+from ..voice.media import MediaSettings
+from . import auth
+from .calls import CallTable
+from .config import ExchangeConfig
+from .routing import DialPlan, Registrations
+
+log = logging.getLogger(__name__)
+
+REGION = "local"
+
+
+class ClientSession:
+    """One client's signaling stream."""
+
+    def __init__(self, exchange: Exchange, ws: ServerConnection) -> None:
+        self.exchange = exchange
+        self.ws = ws
+        self.grant: auth.Grant | None = None
+        self.registered = False
+        self.peer = "%s:%s" % ws.remote_address[:2] if ws.remote_address else "?"
+
+    @property
+    def identity(self) -> str | None:
+        return self.grant.identity if self.grant else None
+
+    def send(self, type_: str, **payload: Any) -> None:
+        """Queue a frame; a closed socket drops it (the call logic learns of the close)."""
+        asyncio.ensure_future(self._send_text(protocol.encode(type_, **payload)))
+
+    async def _send_text(self, text: str) -> None:
+        try:
+            await self.ws.send(text)
+        except websockets.ConnectionClosed:
+            log.debug("%s: frame to a closed socket dropped", self)
+
+    def send_error(self, code: int, message: str, callsid: str | None = None) -> None:
+        self.send("error", **protocol.error_payload(code, message, callsid))
+
+    async def run(self) -> None:
+        heartbeat = asyncio.ensure_future(self._heartbeat())
+        try:
+            async for text in self.ws:
+                self._receive(text)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            heartbeat.cancel()
+            self.exchange.session_closed(self)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.exchange.config.heartbeat_interval)
+            await self._send_text(protocol.HEARTBEAT)
+
+    def _receive(self, text: str | bytes) -> None:
+        try:
+            frame = protocol.decode(text, protocol.CLIENT_FRAMES)
+        except protocol.ProtocolError as exc:
+            log.warning("%s: dropped a malformed frame: %s", self, exc)
+            self.send_error(31100, f"malformed frame: {exc}")
+            return
+        if frame is None:
+            return  # heartbeat echo
+        try:
+            self._handle(frame)
+        except Exception:  # a bug handling one frame must not end the session
+            log.exception("%s: error handling %s", self, frame.type)
+            self.send_error(31000, f"internal error handling {frame.type}")
+
+    def _handle(self, frame: protocol.Frame) -> None:
+        payload = frame.payload
+        if frame.type == "listen":
+            self._listen(payload["token"])
+            return
+        if self.grant is None:
+            self.send_error(31201, f"{frame.type} before listen: authenticate first")
+            return
+        if frame.type == "register":
+            self._register(bool(payload["media"].get("audio")))
+        else:
+            self.exchange.calls.handle(self, frame)
+
+    def _listen(self, token: str) -> None:
+        try:
+            grant = auth.verify(token, self.exchange.config)
+        except TwilioError as exc:
+            log.warning("%s: token refused: %s", self, exc.message)
+            self.send_error(exc.code, exc.message)
+            asyncio.ensure_future(self._close_after_send(4003, exc.name))
+            return
+        if self.grant is not None and grant.identity != self.grant.identity:
+            self.send_error(31204, "a new token must keep the same identity")
+            return
+        first = self.grant is None
+        self.grant = grant
+        self.send("connected", region=REGION, edge=REGION, home=REGION,
+                  token={"identity": grant.identity, "ttl": grant.ttl()})
+        if first:
+            log.info("%s: listening as %s", self, grant.identity)
+
+    async def _close_after_send(self, code: int, reason: str) -> None:
+        await asyncio.sleep(0)  # let the error frame go out first
+        await self.ws.close(code=code, reason=reason)
+
+    def _register(self, audio: bool) -> None:
+        assert self.identity is not None
+        if audio:
+            self.exchange.registrations.add(self.identity, self)
+            if not self.registered:
+                log.info("%s: %s registered", self, self.identity)
+            self.registered = True
+            self.send("ready")
+        else:
+            self.exchange.registrations.remove(self.identity, self)
+            self.registered = False
+            log.info("%s: %s unregistered", self, self.identity)
+            self.send("offline")
+
+    def __repr__(self) -> str:
+        return f"<session {self.identity or '-'}@{self.peer}>"
+
+
+class Exchange:
+    def __init__(self, config: ExchangeConfig) -> None:
+        self.config = config
+        self.registrations: Registrations[ClientSession] = Registrations()
+        self.dial_plan = DialPlan(config)
+        self.media_settings = MediaSettings(ice_addresses=config.ice_addresses,
+                                            codec_preferences=config.codec_preferences)
+        self.calls = CallTable(self)
+        self.sessions: set[ClientSession] = set()
+        self._server: Server | None = None
+        self._tls = False
+
+    async def start(self, host: str | None = None, port: int | None = None,
+                    ssl_context: ssl.SSLContext | None = None) -> None:
+        self._tls = ssl_context is not None
+        self._server = await serve(
+            self._handle_socket,
+            host or self.config.host,
+            self.config.port if port is None else port,
+            ssl=ssl_context,
+            process_request=_only_signal_path,
+            ping_interval=None,  # liveness is the protocol's heartbeat
+            max_size=4 * protocol.MAX_FRAME_BYTES,  # larger: closed; 64 KiB-256 KiB: dropped
+        )
+        log.info("exchange serving %s", self.url)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host = self._server.sockets[0].getsockname()[0]
+        return f"{'wss' if self._tls else 'ws'}://{host}:{self.port}/signal"
+
+    async def _handle_socket(self, ws: ServerConnection) -> None:
+        session = ClientSession(self, ws)
+        self.sessions.add(session)
+        await session.run()
+
+    def session_closed(self, session: ClientSession) -> None:
+        self.sessions.discard(session)
+        if session.identity is not None:
+            self.registrations.remove(session.identity, session)
+        log.info("%s: closed", session)
+        self.calls.session_closed(session)
+
+    async def close(self) -> None:
+        await self.calls.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+
+def _only_signal_path(connection: ServerConnection, request: Any) -> Any:
+    if request.path.split("?", 1)[0] != "/signal":
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "piphone exchange: use /signal\n")
+    return None

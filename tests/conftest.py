@@ -1,0 +1,107 @@
+"""Shared fixtures: a real exchange on 127.0.0.1 and Devices that call through it.
+
+Tests that make calls need a loopback-only network namespace (the README's test command runs
+pytest inside ``unshare -n``); ICE is told to offer 127.0.0.1, which aioice leaves out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from piphone.exchange import config as exchange_config
+from piphone.exchange.server import Exchange
+from piphone.voice import Device
+from piphone.voice.tokens import mint
+from piphone.voice.tracks import Recorder, ToneTrack
+
+LOOPBACK = ("127.0.0.1",)
+
+
+@pytest.fixture
+def exchange_cfg(tmp_path) -> exchange_config.ExchangeConfig:
+    path = exchange_config.write_starter(tmp_path / "exchange.toml")
+    cfg = exchange_config.load(path)
+    from dataclasses import replace
+
+    return replace(cfg, port=0, ice_addresses=LOOPBACK, reconnect_grace=0.5)
+
+
+@pytest.fixture
+async def exchange(exchange_cfg) -> AsyncIterator[Exchange]:
+    ex = Exchange(exchange_cfg)
+    await ex.start(host="127.0.0.1", port=0)
+    try:
+        yield ex
+    finally:
+        await ex.close()
+
+
+class Phone:
+    """A Device with a tone source and a recorder, plus an event log for assertions."""
+
+    def __init__(self, device: Device, tone: float, recorders: list[Recorder]) -> None:
+        self.device = device
+        self.tone = tone
+        self.recorders = recorders
+        self.events: list[tuple] = []
+        self.incoming: asyncio.Queue = asyncio.Queue()
+        device.on("incoming", self.incoming.put_nowait)
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.recorders[-1]
+
+    async def next_call(self, timeout: float = 5.0):
+        return await asyncio.wait_for(self.incoming.get(), timeout)
+
+
+@pytest.fixture
+async def make_phone(exchange) -> AsyncIterator[Callable[..., Phone]]:
+    phones: list[Phone] = []
+
+    async def factory(identity: str, tone: float = 440.0, register: bool = True,
+                      **options) -> Phone:
+        token = mint(identity=identity, ttl=600, **exchange.config.token_kwargs())
+        recorders: list[Recorder] = []
+
+        def sink() -> Recorder:
+            recorders.append(Recorder(seconds=5))
+            return recorders[-1]
+
+        options.setdefault("ice_addresses", LOOPBACK)
+        device = Device(token, signaling_url=exchange.url,
+                        audio_source=lambda: ToneTrack(tone), audio_sink=sink, **options)
+        phone = Phone(device, tone, recorders)
+        phones.append(phone)
+        if register:
+            await device.register()
+        return phone
+
+    yield factory
+    for phone in phones:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(phone.device.destroy(), 10)
+
+
+def record_events(emitter, names, log: list) -> None:
+    """Append (name, *args) to ``log`` for each event."""
+    for name in names:
+        emitter.on(name, lambda *args, _n=name: log.append((_n, *args)))
+
+
+async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    """Wait for a condition that no single event announces (polls the loop, bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+logging.getLogger("aioice").setLevel(logging.WARNING)
