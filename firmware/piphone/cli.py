@@ -1,0 +1,327 @@
+"""`piphone` on the command line: run | exchange | token | call.
+
+Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
+status; ``main(argv)`` is what tests call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import PiphoneError
+
+log = logging.getLogger("piphone")
+
+CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
+               "reconnecting", "reconnected", "dtmf")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:  # their per-connection chatter drowns the call's events
+        for noisy in ("aioice", "websockets"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except PiphoneError as exc:
+        print(f"piphone: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="piphone", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"piphone {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the phone; with no hardware, the local exchange demo")
+    run.add_argument("--duration", type=float, default=None,
+                     help="end the demo call after this many seconds (default: until Ctrl-C)")
+    run.set_defaults(func=cmd_run)
+
+    ex = sub.add_parser("exchange", help="serve the local exchange")
+    ex.add_argument("--config", type=Path, help="exchange.toml")
+    ex.add_argument("--init-config", type=Path, metavar="FILE",
+                    help="write a starter config with a fresh API key to FILE and exit")
+    ex.add_argument("--host", help="address to listen on (default: the config's)")
+    ex.add_argument("--port", type=int, help="port to listen on (default: the config's)")
+    ex.add_argument("--tls-cert", type=Path, help="certificate (PEM) to serve wss://")
+    ex.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
+    ex.set_defaults(func=cmd_exchange)
+
+    tok = sub.add_parser("token", help="print an access token the exchange accepts")
+    tok.add_argument("--config", type=Path, required=True, help="exchange.toml")
+    tok.add_argument("--identity", required=True)
+    tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    tok.set_defaults(func=cmd_token)
+
+    call = sub.add_parser("call", help="place a call from the terminal with a test tone")
+    call.add_argument("to", help="client:NAME, NAME, a number, or a line such as echo")
+    call.add_argument("--url", required=True, help="signaling URL, e.g. ws://HOST:8089/signal")
+    call.add_argument("--token", required=True, help="access token (see `piphone token`)")
+    call.add_argument("--duration", type=float, help="hang up after this many seconds")
+    call.add_argument("--tone", type=float, default=440.0, help="test tone in Hz (default 440)")
+    call.add_argument("--codec", action="append", choices=("opus", "pcmu"),
+                      help="codec preference, repeatable (default: opus then pcmu)")
+    call.add_argument("--ice-address", action="append", metavar="ADDR",
+                      help="address ICE offers, repeatable (default: all but loopback)")
+    call.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                      help="custom parameter sent with the call, repeatable")
+    call.add_argument("--insecure", action="store_true",
+                      help="accept a self-signed wss:// certificate")
+    call.set_defaults(func=cmd_call)
+    return parser
+
+
+# --- exchange and token -------------------------------------------------------------------
+def cmd_exchange(args: argparse.Namespace) -> int:
+    from .exchange import config as exchange_config
+
+    if args.init_config is not None:
+        path = exchange_config.write_starter(args.init_config)
+        print(f"wrote {path} (keep it private: it holds the API key secret)")
+        return 0
+    if args.config is None:
+        raise PiphoneError("exchange needs --config FILE (or --init-config FILE to make one)")
+    cfg = exchange_config.load(args.config)
+    tls = _server_tls(args.tls_cert, args.tls_key)
+    return _run_async(_serve_exchange(cfg, args.host, args.port, tls))
+
+
+def _server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise PiphoneError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise PiphoneError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
+    return context
+
+
+async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
+                          tls: ssl.SSLContext | None) -> int:
+    from .exchange.server import Exchange
+
+    exchange = Exchange(cfg)
+    await exchange.start(host=host, port=port, ssl_context=tls)
+    print(f"piphone exchange serving {exchange.url}", flush=True)
+    try:
+        await _until_signal()
+    finally:
+        await exchange.close()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .exchange import config as exchange_config
+    from .voice.tokens import mint
+
+    cfg = exchange_config.load(args.config)
+    print(mint(identity=args.identity, ttl=args.ttl, **cfg.token_kwargs()))
+    return 0
+
+
+# --- call -------------------------------------------------------------------------------------
+def cmd_call(args: argparse.Namespace) -> int:
+    params = {"To": args.to}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PiphoneError(f"--param takes KEY=VALUE, got {item!r}")
+        params[key] = value
+    ssl_context = None
+    if args.url.startswith("wss://") and args.insecure:
+        ssl_context = ssl.create_default_context()
+        ssl_context.check_hostname = False
+        ssl_context.verify_mode = ssl.CERT_NONE
+    options = {
+        "signaling_url": args.url,
+        "codec_preferences": tuple(args.codec or ("opus", "pcmu")),
+        "ice_addresses": args.ice_address,
+        "ssl_context": ssl_context,
+    }
+    return _run_async(place_call(args.token, params, options, args.tone, args.duration,
+                                 read_digits=True))
+
+
+async def place_call(token: str, params: dict[str, str], options: dict[str, Any],
+                     tone: float, duration: float | None, *, read_digits: bool,
+                     out: Callable[[str], None] | None = None) -> int:
+    """Place one call, print its events as they happen; 0 if it was answered."""
+    from .voice import Device
+    from .voice.errors import TwilioError
+    from .voice.tracks import Recorder, ToneTrack, dominant_frequency
+
+    say = out or (lambda line: print(line, flush=True))
+    start = time.monotonic()
+
+    def stamp(text: str) -> None:
+        say(f"{time.monotonic() - start:7.3f}  {text}")
+
+    recorder = Recorder(seconds=2)
+    device = Device(token, audio_source=lambda: ToneTrack(tone), audio_sink=lambda: recorder,
+                    **options)
+    device.on("error", lambda error, call=None: stamp(f"device error {error}"))
+    answered = False
+    try:
+        stamp(f"calling {params['To']} via {options['signaling_url']}")
+        call = await device.connect(params)
+        finished = asyncio.Event()
+        for name in CALL_EVENTS:
+            call.on(name, _printer(stamp, name))
+        call.on("status", lambda status: finished.set() if str(status) == "closed" else None)
+        stop = asyncio.ensure_future(_until_signal())
+        digits = _DigitReader(call, stamp) if read_digits else None
+        waiters = [stop, asyncio.ensure_future(finished.wait())]
+        if duration is not None:
+            waiters.append(asyncio.ensure_future(asyncio.sleep(duration)))
+        heard_task = asyncio.ensure_future(_report_audio(call, recorder, stamp, dominant_frequency))
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        heard_task.cancel()
+        answered = call._was_connected
+        if digits is not None:
+            digits.stop()
+        if str(call.status()) != "closed":
+            stamp("hanging up")
+            call.disconnect()
+            await asyncio.wait_for(call.wait_closed(), 5)
+    except TwilioError as exc:
+        stamp(f"error {exc}")
+    finally:
+        await device.destroy()
+    return 0 if answered else 1
+
+
+def _printer(stamp: Callable[[str], None], name: str) -> Callable[..., None]:
+    def show(*args: Any) -> None:
+        detail = ""
+        if name == "error" and args:
+            detail = f" {args[0]}"
+        elif name == "mute" and args:
+            detail = f" {'muted' if args[0] else 'unmuted'}"
+        elif name == "dtmf" and args:
+            detail = f" {args[0]}"
+        elif name == "accept" and args:
+            detail = f" codec={args[0].codec} CallSid={args[0].call_sid}"
+        stamp(name + detail)
+
+    return show
+
+
+async def _report_audio(call: Any, recorder: Any, stamp: Callable[[str], None],
+                        dominant_frequency: Callable) -> None:
+    """Once a second while open, say what the far end sounds like (the echo test's proof)."""
+    while True:
+        await asyncio.sleep(1.0)
+        if str(call.status()) == "open" and recorder.sample_rate:
+            freq = dominant_frequency(recorder.last(0.5), recorder.sample_rate)
+            stamp(f"hearing {'silence' if freq is None else f'{freq:.0f} Hz'}")
+
+
+class _DigitReader:
+    """Digits typed on stdin go out as DTMF. stdin is read on its own daemon thread (it may be
+    a tty, pipe or file; none of the loop's readers handles all three), handed over once."""
+
+    def __init__(self, call: Any, stamp: Callable[[str], None]) -> None:
+        self._call, self._stamp = call, stamp
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        if sys.stdin is not None and not sys.stdin.closed:
+            threading.Thread(target=self._read, name="stdin-digits", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in sys.stdin:
+            if self._stopped:
+                return
+            self._loop.call_soon_threadsafe(self._send, line.strip())
+
+    def _send(self, digits: str) -> None:
+        if not digits or self._stopped:
+            return
+        try:
+            self._call.send_digits(digits)
+            self._stamp(f"sent digits {digits}")
+        except PiphoneError as exc:
+            self._stamp(f"digits not sent: {exc}")
+
+    def stop(self) -> None:
+        self._stopped = True
+
+
+# --- run: the phone, or with no hardware the demo ---------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    # The appliance (panel, audio, state machine) arrives with its own issue; with no
+    # hardware the main job is the demo: a local exchange and a call to its echo line.
+    return _run_async(run_demo(args.duration))
+
+
+async def run_demo(duration: float | None, out: Callable[[str], None] | None = None) -> int:
+    from dataclasses import replace
+
+    from .exchange import config as exchange_config
+    from .exchange.server import Exchange
+    from .voice.tokens import mint
+
+    say = out or (lambda line: print(line, flush=True))
+    with tempfile.TemporaryDirectory(prefix="piphone-demo-") as tmp:
+        cfg = exchange_config.load(exchange_config.write_starter(Path(tmp) / "exchange.toml"))
+        # The demo stays on this machine: loopback only, both for signaling and for ICE.
+        cfg = replace(cfg, host="127.0.0.1", port=0, ice_addresses=("127.0.0.1",))
+        exchange = Exchange(cfg)
+        await exchange.start()
+        say(f"local exchange on {exchange.url}; calling its echo line (Ctrl-C hangs up)")
+        try:
+            token = mint(identity="demo", ttl=3600, **cfg.token_kwargs())
+            options = {"signaling_url": exchange.url, "ice_addresses": ("127.0.0.1",)}
+            return await place_call(token, {"To": "echo"}, options, 440.0, duration,
+                                    read_digits=False, out=say)
+        finally:
+            await exchange.close()
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _run_async(coro: Any) -> int:
+    return asyncio.run(coro)
+
+
+async def _until_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

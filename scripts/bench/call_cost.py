@@ -1,0 +1,569 @@
+#!/usr/bin/env python3
+"""What one party of a call costs: CPU seconds per call-second and resident memory.
+
+Three rows, measured in one run over the same window length, each process alone:
+
+  baresip agent     two baresip agents call each other by SIP URI (ausine -> Opus)
+  bare aiortc peer  two RTCPeerConnections, one per process, 440 Hz sine -> Opus
+  piphone client    one piphone Device in a call to the exchange's echo line
+
+Usage:  /work/venv/bin/python scripts/bench/call_cost.py [--seconds 10]
+
+It re-executes itself under `unshare -n` (a private network namespace holding only `lo`)
+unless it already runs in one, so no packet can leave 127.0.0.1. Being root is needed for
+that; the equivalent by hand is
+    unshare -n sh -c 'ip link set lo up && exec /work/venv/bin/python scripts/bench/call_cost.py'
+
+Workers (`--worker aiortc-peer|piphone-client`) are this same file run as a child; they
+import only what their row needs, so their RSS is theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+FIRMWARE = REPO / "firmware"
+BARESIP = shutil.which("baresip") or "/usr/bin/baresip"
+BARESIP_MODULES = "/usr/lib/baresip/modules"
+
+GOAL_CPU = 0.04  # CPU-s per call-second, piphone client
+GOAL_CPU_RATIO = 2.4  # x baresip agent
+GOAL_RSS_MB = 70.0
+
+READY = "BENCH READY"  # a worker prints this once its call carries audio both ways
+LISTENING = "BENCH LISTENING"
+
+
+@dataclass
+class Row:
+    name: str
+    usage: common.Usage | None
+    note: str = ""
+
+
+@dataclass
+class Options:
+    seconds: float
+    warmup: float
+    timeout: float
+
+
+# =================================================================================================
+# baresip
+# =================================================================================================
+def baresip_config(sip_port: int, ctrl_port: int, name: str) -> str:
+    """A minimal agent: Opus only, sine source, a player that plays nowhere, ctrl_tcp control.
+
+    - net_interface must be an address: the interface name `lo` is rejected in 1.0.0.
+    - aubridge is the null player: the far end's Opus is still decoded (that happens on
+      receipt), but the bridge device has no source attached, so nothing is played.
+    - menu.so provides the `dial`/`hangup` commands and auto-answer; its status line is
+      turned off (statmode_default), or it would print ten times a second.
+    """
+    return f"""\
+poll_method\t\tepoll
+sip_listen\t\t127.0.0.1:{sip_port}
+net_interface\t\t127.0.0.1
+call_local_timeout\t30
+call_max_calls\t\t1
+audio_player\t\taubridge,null_{name}
+audio_alert\t\taubridge,alert_{name}
+audio_source\t\tausine,440
+audio_level\t\tno
+rtp_stats\t\tno
+rtcp_mux\t\tno
+module_path\t\t{BARESIP_MODULES}
+module\t\t\topus.so
+module\t\t\tausine.so
+module\t\t\taubridge.so
+module_tmp\t\taccount.so
+module_app\t\tmenu.so
+module_app\t\tctrl_tcp.so
+ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}
+statmode_default\toff
+"""
+
+
+def baresip_account(user: str, auto_answer: bool) -> str:
+    # regint=0: no registrar, the agents reach each other by URI.
+    mode = ";answermode=auto" if auto_answer else ""
+    return f"<sip:{user}@127.0.0.1>;regint=0;audio_codecs=opus/48000/2{mode}\n"
+
+
+@dataclass
+class Agent:
+    name: str
+    proc: subprocess.Popen
+    ctrl: common.NetstringReader
+    log: Path
+
+
+def start_agent(root: Path, name: str, auto_answer: bool, timeout: float) -> tuple[Agent, int]:
+    """One baresip in its own config dir; returns it and its SIP port."""
+    # baresip also opens SIP/TLS on sip_port+1, so that one must be free too.
+    sip_port = common.free_port(also_next=True)
+    ctrl_port = common.free_port()
+    conf = root / name
+    conf.mkdir()
+    (conf / "config").write_text(baresip_config(sip_port, ctrl_port, name))
+    (conf / "accounts").write_text(baresip_account(name, auto_answer))
+    log = root / f"{name}.log"
+    with open(log, "wb") as out:
+        proc = common.spawn([BARESIP, "-f", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+    common.wait_for_port(ctrl_port, timeout, f"baresip {name} ctrl_tcp", proc)
+    sock = common.connect_nodelay(ctrl_port)
+    return Agent(name, proc, common.NetstringReader(sock), log), sip_port
+
+
+def ctrl_command(agent: Agent, command: str, params: str = "") -> None:
+    agent.ctrl.sock.sendall(common.netstring(
+        {"command": command, "params": params, "token": command}))
+
+
+def wait_event(agent: Agent, kind: str, timeout: float) -> None:
+    """Read ctrl_tcp events until one of type `kind`; fail on CALL_CLOSED or timeout."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        msg = agent.ctrl.read(left)
+        if msg is None:
+            break
+        if msg.get("response") and not msg.get("ok"):
+            raise RuntimeError(f"baresip {agent.name}: {msg.get('data', '').strip()}")
+        if msg.get("type") == kind:
+            return
+        if msg.get("type") == "CALL_CLOSED":
+            raise RuntimeError(f"baresip {agent.name}: call closed ({msg.get('param')})")
+    raise TimeoutError(f"baresip {agent.name}: no {kind} within {timeout:.0f} s")
+
+
+def agent_alive(agent: Agent) -> None:
+    """Raise if the agent exited or its call closed (drains pending events)."""
+    if agent.proc.poll() is not None:
+        raise RuntimeError(f"baresip {agent.name} exited (rc={agent.proc.returncode})")
+    while (msg := agent.ctrl.read(0)) is not None:
+        if msg.get("type") == "CALL_CLOSED":
+            raise RuntimeError(f"baresip {agent.name}: call closed ({msg.get('param')})")
+
+
+def bench_baresip(opts: Options) -> Row:
+    if not os.path.exists(BARESIP):
+        return Row("baresip agent", None, "baresip not installed")
+    with tempfile.TemporaryDirectory(prefix="bench-baresip-") as tmp:
+        root = Path(tmp)
+        agents: list[Agent] = []
+        try:
+            callee, callee_port = start_agent(root, "b", auto_answer=True, timeout=opts.timeout)
+            agents.append(callee)
+            caller, _ = start_agent(root, "a", auto_answer=False, timeout=opts.timeout)
+            agents.append(caller)
+            ctrl_command(caller, "dial", f"sip:b@127.0.0.1:{callee_port}")
+            for agent in (caller, callee):
+                wait_event(agent, "CALL_ESTABLISHED", opts.timeout)
+            for agent in (caller, callee):  # RTP flowing in from the other side
+                wait_event(agent, "CALL_RTPESTAB", opts.timeout)
+            time.sleep(opts.warmup)
+            usage = common.measure([caller.proc.pid, callee.proc.pid], opts.seconds,
+                                   alive=lambda: [agent_alive(a) for a in agents])
+            ctrl_command(caller, "hangup")
+        except Exception as exc:
+            return Row("baresip agent", None, f"failed: {exc}; logs: {tail_logs(agents)}")
+        finally:
+            for agent in agents:
+                agent.ctrl.sock.close()
+                common.stop(agent.proc)
+    return average("baresip agent", usage, ("caller", "callee"))
+
+
+def tail_logs(agents: list[Agent]) -> str:
+    parts = []
+    for agent in agents:
+        try:
+            lines = agent.log.read_text(errors="replace").splitlines()[-4:]
+        except OSError:
+            lines = []
+        parts.append(f"[{agent.name}] " + " | ".join(lines))
+    return " ".join(parts)
+
+
+def average(name: str, usage: list[common.Usage], labels: tuple[str, ...]) -> Row:
+    """One row from two symmetric processes: their mean, with each one in the note."""
+    mean = common.Usage(sum(u.cpu_per_s for u in usage) / len(usage),
+                        sum(u.rss_mb for u in usage) / len(usage))
+    note = ", ".join(f"{label} {u.cpu_per_s:.4f} CPU-s/s {u.rss_mb:.1f} MB"
+                     for label, u in zip(labels, usage))
+    return Row(name, mean, f"mean of 2 ({note})")
+
+
+# =================================================================================================
+# bare aiortc
+# =================================================================================================
+def worker_cmd(*args: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--worker", *args]
+
+
+def bench_aiortc(opts: Options) -> Row:
+    port = common.free_port()
+    try:
+        offerer = common.spawn(worker_cmd("aiortc-peer", "--role", "offer", "--port", str(port)))
+        common.wait_for_line(offerer, lambda s: s == LISTENING, opts.timeout, "offerer socket")
+        answerer = common.spawn(worker_cmd("aiortc-peer", "--role", "answer",
+                                           "--port", str(port)))
+        for proc, label in ((offerer, "offerer"), (answerer, "answerer")):
+            common.wait_for_line(proc, lambda s: s == READY, opts.timeout, f"{label} media")
+        time.sleep(opts.warmup)
+        usage = common.measure([offerer.pid, answerer.pid], opts.seconds,
+                               alive=lambda: procs_alive(offerer, answerer))
+    except Exception as exc:
+        return Row("bare aiortc peer", None, f"failed: {exc}")
+    finally:
+        common.stop_all()
+    return average("bare aiortc peer", usage, ("offerer", "answerer"))
+
+
+def procs_alive(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker pid {proc.pid} exited (rc={proc.returncode})")
+
+
+async def aiortc_peer(role: str, port: int) -> None:
+    """One RTCPeerConnection sending a sine, draining what it receives; SDP over TCP."""
+    import asyncio
+    import json
+    import signal
+    import socket
+
+    import aioice.ice
+
+    # aioice leaves loopback out of host candidates; in a lo-only namespace that is all.
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    from aiortc import (RTCConfiguration, RTCPeerConnection, RTCRtpSender,
+                        RTCSessionDescription)
+
+    SineTrack = make_sine_track_class()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no public STUN server
+    got_audio = asyncio.Event()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    @pc.on("track")
+    def on_track(track) -> None:
+        asyncio.ensure_future(drain(track, got_audio))
+
+    def add_sine() -> None:
+        pc.addTrack(SineTrack(440.0))
+        opus = [c for c in RTCRtpSender.getCapabilities("audio").codecs
+                if c.mimeType.lower() == "audio/opus"]
+        for transceiver in pc.getTransceivers():
+            transceiver.setCodecPreferences(opus)
+
+    async def exchange(reader, writer) -> None:
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if role == "offer":
+            add_sine()
+            await pc.setLocalDescription(await pc.createOffer())  # gathers all candidates
+            writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
+            await writer.drain()
+            answer = json.loads(await reader.readline())
+            await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        else:
+            offer = json.loads(await reader.readline())
+            await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+            add_sine()  # attaches to the transceiver the offer created
+            await pc.setLocalDescription(await pc.createAnswer())
+            writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
+            await writer.drain()
+        writer.close()
+
+    if role == "offer":
+        done = asyncio.Event()
+
+        async def on_client(reader, writer) -> None:
+            await exchange(reader, writer)
+            done.set()
+
+        server = await asyncio.start_server(on_client, "127.0.0.1", port)
+        print(LISTENING, flush=True)
+        await asyncio.wait_for(done.wait(), 30)
+        server.close()
+    else:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), 10)
+        await asyncio.wait_for(exchange(reader, writer), 30)
+
+    await asyncio.wait_for(got_audio.wait(), 20)
+    print(READY, flush=True)
+    await stop.wait()
+    await asyncio.wait_for(pc.close(), 5)
+
+
+async def drain(track, first_frame) -> None:
+    """Read and discard: aiortc queues decoded frames without bound until someone reads."""
+    from aiortc.mediastreams import MediaStreamError
+
+    try:
+        while True:
+            await track.recv()
+            first_frame.set()
+    except MediaStreamError:
+        pass
+
+
+def make_sine_track_class():
+    """SineTrack, defined lazily so the parent process never imports aiortc or numpy."""
+    import asyncio
+    import fractions
+    import math
+
+    import av
+    import numpy as np
+    from aiortc.mediastreams import MediaStreamTrack
+
+    rate, samples = 48_000, 960  # 20 ms frames
+
+    class SineTrack(MediaStreamTrack):
+        """A paced mono s16 sine at -12 dBFS: the least a real-time audio source can do."""
+
+        kind = "audio"
+
+        def __init__(self, frequency: float) -> None:
+            super().__init__()
+            self._step = 2 * math.pi * frequency / rate
+            self._amplitude = 32767 * 10 ** (-12 / 20)
+            self._start: float | None = None
+            self._pts = 0
+
+        async def recv(self):
+            loop = asyncio.get_running_loop()
+            if self._start is None:
+                self._start = loop.time()
+            else:
+                self._pts += samples
+                wait = self._start + self._pts / rate - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            n = np.arange(self._pts, self._pts + samples)
+            pcm = (self._amplitude * np.sin(self._step * n)).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16",
+                                               layout="mono")
+            frame.sample_rate = rate
+            frame.pts = self._pts
+            frame.time_base = fractions.Fraction(1, rate)
+            return frame
+
+    return SineTrack
+
+
+# =================================================================================================
+# piphone
+# =================================================================================================
+def bench_piphone(opts: Options) -> Row:
+    """One piphone Device calling the exchange's echo line; the client is measured alone."""
+    name = "piphone client"
+    if not (FIRMWARE / "piphone" / "voice" / "device.py").exists():
+        return Row(name, None, "firmware/piphone/voice not found")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(FIRMWARE), os.environ.get("PYTHONPATH", "")) if p))
+    with tempfile.TemporaryDirectory(prefix="bench-piphone-") as tmp:
+        config = Path(tmp) / "exchange.toml"
+        log = Path(tmp) / "exchange.log"
+        try:
+            init = subprocess.run(
+                [sys.executable, "-m", "piphone", "exchange", "--init-config", str(config)],
+                env=env, capture_output=True, text=True, timeout=opts.timeout, cwd=tmp)
+            if init.returncode != 0 or not config.exists():
+                raise RuntimeError("piphone exchange --init-config failed: "
+                                   + (init.stderr.strip().splitlines() or ["?"])[-1])
+            port = common.free_port()
+            with open(log, "wb") as out:
+                exchange = common.spawn(
+                    [sys.executable, "-m", "piphone", "exchange", "--config", str(config),
+                     "--host", "127.0.0.1", "--port", str(port)],
+                    env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+            common.wait_for_port(port, opts.timeout, "piphone exchange", exchange)
+            client = common.spawn(
+                worker_cmd("piphone-client", "--config", str(config),
+                           "--url", f"ws://127.0.0.1:{port}/signal"),
+                env=env, cwd=tmp)
+            common.wait_for_line(client, lambda s: s == READY, opts.timeout, "piphone call")
+            time.sleep(opts.warmup)
+            usage = common.measure([client.pid], opts.seconds,
+                                   alive=lambda: procs_alive(client, exchange))[0]
+        except Exception as exc:
+            tail = " | ".join(log.read_text(errors="replace").splitlines()[-4:]) \
+                if log.exists() else ""
+            return Row(name, None, f"failed: {exc}" + (f"; exchange log: {tail}" if tail else ""))
+        finally:
+            common.stop_all()
+    return Row(name, usage, "one process; exchange not counted")
+
+
+def token_from_config(path: str, identity: str) -> str:
+    """A token signed with the exchange's keys, found by name anywhere in its TOML."""
+    import tomllib
+
+    from piphone.voice.tokens import mint
+
+    with open(path, "rb") as f:
+        config = tomllib.load(f)
+    keys = find_keys(config, ("account_sid", "api_key_sid", "api_key_secret"))
+    missing = [k for k in ("account_sid", "api_key_sid", "api_key_secret") if k not in keys]
+    if missing:
+        raise RuntimeError(f"{path} has no {', '.join(missing)}")
+    return mint(identity=identity, ttl=3600, **keys)
+
+
+def find_keys(table: dict, names: tuple[str, ...]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            for k, v in find_keys(value, names).items():
+                found.setdefault(k, v)
+        elif key in names and isinstance(value, str):
+            found.setdefault(key, value)
+    return found
+
+
+async def piphone_client(config: str, url: str) -> None:
+    import asyncio
+    import signal
+
+    from piphone.voice import Device
+    from piphone.voice.tracks import DrainSink, ToneTrack
+
+    token = token_from_config(config, "bench")
+    device = Device(token, signaling_url=url, ice_addresses=["127.0.0.1"],
+                    codec_preferences=("opus",), audio_source=lambda: ToneTrack(440),
+                    audio_sink=DrainSink)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await device.register()
+        call = await device.connect({"To": "echo"})
+        accepted = asyncio.Event()
+        call.on("accept", lambda *_: accepted.set())
+        call.on("disconnect", lambda *_: stop.set())
+        await asyncio.wait_for(accepted.wait(), 20)
+        print(READY, flush=True)
+        await stop.wait()
+        call.disconnect()
+    finally:
+        await asyncio.wait_for(device.destroy(), 10)
+
+
+# =================================================================================================
+# report
+# =================================================================================================
+def print_table(rows: list[Row], opts: Options) -> None:
+    base = rows[0].usage if rows and rows[0].name == "baresip agent" else None
+    print(f"\nCost of one party in a call: {opts.seconds:.0f} s window after "
+          f"{opts.warmup:.0f} s warm-up, Opus, 440 Hz sine, loopback only\n")
+    header = f"{'':18} {'CPU-s/call-s':>13} {'RSS MB':>8} {'CPU x baresip':>14} " \
+             f"{'RSS x baresip':>14}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        if row.usage is None:
+            print(f"{row.name:18} {'n/a':>13} {'n/a':>8} {'':>14} {'':>14}")
+            continue
+        cpu_ratio = f"{row.usage.cpu_per_s / base.cpu_per_s:.2f}x" \
+            if base and base.cpu_per_s > 0 else "n/a"
+        rss_ratio = f"{row.usage.rss_mb / base.rss_mb:.2f}x" if base else "n/a"
+        print(f"{row.name:18} {row.usage.cpu_per_s:13.4f} {row.usage.rss_mb:8.1f} "
+              f"{cpu_ratio:>14} {rss_ratio:>14}")
+    print()
+    for row in rows:
+        if row.note:
+            print(f"  {row.name}: {row.note}")
+    print_goals(rows, base)
+
+
+def print_goals(rows: list[Row], base: common.Usage | None) -> None:
+    piphone = next((r.usage for r in rows if r.name == "piphone client"), None)
+    print("\nGoals for the piphone client:")
+    checks = [
+        (f"CPU <= {GOAL_CPU} CPU-s per call-second",
+         None if piphone is None else (piphone.cpu_per_s, piphone.cpu_per_s <= GOAL_CPU)),
+        (f"CPU <= {GOAL_CPU_RATIO}x baresip agent",
+         None if piphone is None or not base or base.cpu_per_s <= 0 else
+         (piphone.cpu_per_s / base.cpu_per_s,
+          piphone.cpu_per_s <= GOAL_CPU_RATIO * base.cpu_per_s)),
+        (f"RSS <= {GOAL_RSS_MB:.0f} MB",
+         None if piphone is None else (piphone.rss_mb, piphone.rss_mb <= GOAL_RSS_MB)),
+    ]
+    for label, result in checks:
+        if result is None:
+            print(f"  {label:38} not measured")
+        else:
+            value, ok = result
+            print(f"  {label:38} {value:8.3f}  {'met' if ok else 'MISSED'}")
+
+
+# =================================================================================================
+# entry points
+# =================================================================================================
+BENCHES = {"baresip": bench_baresip, "aiortc": bench_aiortc, "piphone": bench_piphone}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="measurement window per row, in seconds (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help="seconds between call set-up and measuring (default 2)")
+    parser.add_argument("--timeout", type=float, default=20.0,
+                        help="bound on every start-up wait, in seconds (default 20)")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHES),
+                        help="run just this row (repeatable)")
+    # Internal: the same file run as a measured child.
+    parser.add_argument("--worker", choices=("aiortc-peer", "piphone-client"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=("offer", "answer"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    import asyncio
+
+    if args.worker == "aiortc-peer":
+        asyncio.run(aiortc_peer(args.role, args.port))
+    else:
+        asyncio.run(piphone_client(args.config, args.url))
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        run_worker(args)
+        return
+    common.ensure_isolated_network([str(Path(__file__).resolve()), *argv])
+    common.install_signal_cleanup()
+    opts = Options(args.seconds, args.warmup, args.timeout)
+    rows = []
+    for key in (k for k in BENCHES if not args.only or k in args.only):
+        print(f"measuring {key} ...", file=sys.stderr, flush=True)
+        rows.append(BENCHES[key](opts))
+    print_table(rows, opts)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
