@@ -317,12 +317,13 @@ class Device(Emitter):
         """Hang up every call, close the stream; the device cannot be used again."""
         if self._state is DeviceState.DESTROYED:
             return
-        for call in list(self._calls):
+        calls = list(self._calls)  # a closed call leaves self._calls at once: keep them here
+        for call in calls:
             if call.status() is CallStatus.PENDING:
                 call.ignore()
             else:
                 call.disconnect()
-        closing = [c.wait_closed() for c in self._calls]
+        closing = [c.wait_closed() for c in calls]
         if closing:
             await asyncio.wait_for(asyncio.gather(*closing), 5)
         self._cancel_timer("_register_timer")

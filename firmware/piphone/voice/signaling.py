@@ -81,6 +81,7 @@ class Signaling(Emitter):
         self._queue: list[tuple[str, dict]] = []
         self._task: asyncio.Task | None = None
         self._opened = asyncio.Event()
+        self._sending: set[asyncio.Task] = set()
 
     # --- life cycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -92,6 +93,10 @@ class Signaling(Emitter):
 
     async def close(self) -> None:
         """Close for good (idempotent)."""
+        # Frames sent just before (a hangup from Device.destroy) must go out before the socket
+        # closes, or the far end only learns of the hang-up when the exchange's grace ends.
+        if self._sending:
+            await asyncio.wait(list(self._sending), timeout=1)
         self._set_state(SignalingState.CLOSED)
         if self._ws is not None:
             await self._ws.close()
@@ -112,7 +117,9 @@ class Signaling(Emitter):
     def send(self, type_: str, payload: dict[str, Any], *, retry: bool = True) -> bool:
         """Send a frame now; if the socket is down, queue it (``retry``) and report 31009."""
         if self._ws is not None and self.state is SignalingState.CONNECTED:
-            asyncio.ensure_future(self._send_text(protocol.encode(type_, **payload)))
+            task = asyncio.ensure_future(self._send_text(protocol.encode(type_, **payload)))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
             return True
         if retry:
             self._queue.append((type_, payload))
