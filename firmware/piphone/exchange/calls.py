@@ -87,7 +87,7 @@ class CallTable:
             if payload.get("reconnect"):
                 self._resume(session, payload)
             else:
-                self._spawn(self._place(session, payload))
+                self._place(session, payload)
             return
         leg = self._legs.get(payload.get("callsid", ""))
         if leg is None or leg.session is not session:
@@ -107,7 +107,10 @@ class CallTable:
             handler(leg, payload)
 
     # --- placing a call ------------------------------------------------------------------
-    async def _place(self, session: ClientSession, payload: dict[str, Any]) -> None:
+    def _place(self, session: ClientSession, payload: dict[str, Any]) -> None:
+        # Checked and filed at once, not in a task: a hangup that follows the invite closely
+        # (the caller gave up at once) must find the call, and two invites must not both pass
+        # the capacity check.
         temp_id = payload["callsid"]
         twilio = payload.get("twilio") or {}
         params = protocol.decode_params(twilio.get("params") if isinstance(twilio, dict) else "")
@@ -140,8 +143,15 @@ class CallTable:
         caller = CallLeg(call, session, call.sid, caller_media, wire_ids={temp_id, call.sid})
         call.caller = caller
         self._add(call, caller)
+        self._spawn(self._set_up(call, temp_id, payload["sdp"], params, forks))
+
+    async def _set_up(self, call: ExchangeCall, temp_id: str, sdp: str,
+                      params: dict[str, str], forks: list[ClientSession]) -> None:
+        """Media for the caller's leg, then ring the forks (or answer for a line)."""
+        caller, route = call.caller, call.route
+        assert caller is not None
         try:
-            await caller.media.media.prepare_answer(payload["sdp"])
+            await caller.media.media.prepare_answer(sdp)
         except MediaError as exc:
             self._end(call, caller_error=(31100, f"malformed SDP: {exc}"), caller_id=temp_id)
             return
@@ -247,8 +257,8 @@ class CallTable:
         call = leg.call
         if call.phase is not Phase.RINGING or leg not in call.forks:
             return
-        # A decline ends every fork (SIP 603), as Twilio does.
-        self._end(call, caller_error=(31603, "the callee declined the call"))
+        # A decline ends every fork (SIP 603), as Twilio does; the decliner is told nothing more.
+        self._end(call, hung_up_by=leg, caller_error=(31603, "the callee declined the call"))
 
     def _ring_timeout(self, call: ExchangeCall) -> None:
         if call.phase is Phase.RINGING:
