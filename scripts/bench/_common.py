@@ -7,7 +7,6 @@ imports would count in their resident memory.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import json
 import os
 import selectors
@@ -56,8 +55,8 @@ def ensure_isolated_network(argv: Sequence[str]) -> None:
 
 # --- child processes -----------------------------------------------------------------------
 _children: list[subprocess.Popen] = []
-_libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
+_libc = None  # loaded by the first spawn(): measured workers never spawn, never load ctypes
 
 
 def _die_with_parent() -> None:
@@ -68,6 +67,11 @@ def _die_with_parent() -> None:
 def spawn(cmd: Sequence[str], *, stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL,
           env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
     """Start a child that is stopped on our exit, however we exit."""
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None)
     proc = subprocess.Popen(list(cmd), stdin=stdin, stdout=stdout, stderr=stderr, env=env,
                             cwd=cwd, preexec_fn=_die_with_parent)
     _children.append(proc)
@@ -260,9 +264,9 @@ def measure(pids: Sequence[int], seconds: float,
     end = start + seconds
     while (now := time.monotonic()) < end:
         time.sleep(min(1.0, end - now))
-        peak = [max(m, rss_mb(p)) for m, p in zip(peak, pids)]
+        peak = [max(m, rss_mb(p)) for m, p in zip(peak, pids, strict=True)]
         if alive is not None:
             alive()
     elapsed = time.monotonic() - start
     return [Usage((cpu_seconds(p) - c0) / elapsed, m)
-            for p, c0, m in zip(pids, start_cpu, peak)]
+            for p, c0, m in zip(pids, start_cpu, peak, strict=True)]

@@ -132,20 +132,25 @@ def ctrl_command(agent: Agent, command: str, params: str = "") -> None:
         {"command": command, "params": params, "token": command}))
 
 
-def wait_event(agent: Agent, kind: str, timeout: float) -> None:
-    """Read ctrl_tcp events until one of type `kind`; fail on CALL_CLOSED or timeout."""
+def wait_events(agent: Agent, kinds: set[str], timeout: float) -> None:
+    """Read ctrl_tcp events until each of `kinds` was seen, in any order.
+
+    Fails on an error response, CALL_CLOSED, or timeout.
+    """
+    missing = set(kinds)
     deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
+    while missing and (left := deadline - time.monotonic()) > 0:
         msg = agent.ctrl.read(left)
         if msg is None:
             break
         if msg.get("response") and not msg.get("ok"):
             raise RuntimeError(f"baresip {agent.name}: {msg.get('data', '').strip()}")
-        if msg.get("type") == kind:
-            return
         if msg.get("type") == "CALL_CLOSED":
             raise RuntimeError(f"baresip {agent.name}: call closed ({msg.get('param')})")
-    raise TimeoutError(f"baresip {agent.name}: no {kind} within {timeout:.0f} s")
+        missing.discard(msg.get("type"))
+    if missing:
+        raise TimeoutError(f"baresip {agent.name}: no {', '.join(sorted(missing))} "
+                           f"within {timeout:.0f} s")
 
 
 def agent_alive(agent: Agent) -> None:
@@ -169,10 +174,8 @@ def bench_baresip(opts: Options) -> Row:
             caller, _ = start_agent(root, "a", auto_answer=False, timeout=opts.timeout)
             agents.append(caller)
             ctrl_command(caller, "dial", f"sip:b@127.0.0.1:{callee_port}")
-            for agent in (caller, callee):
-                wait_event(agent, "CALL_ESTABLISHED", opts.timeout)
-            for agent in (caller, callee):  # RTP flowing in from the other side
-                wait_event(agent, "CALL_RTPESTAB", opts.timeout)
+            for agent in (caller, callee):  # answered, and RTP arriving from the other side
+                wait_events(agent, {"CALL_ESTABLISHED", "CALL_RTPESTAB"}, opts.timeout)
             time.sleep(opts.warmup)
             usage = common.measure([caller.proc.pid, callee.proc.pid], opts.seconds,
                                    alive=lambda: [agent_alive(a) for a in agents])
@@ -202,7 +205,7 @@ def average(name: str, usage: list[common.Usage], labels: tuple[str, ...]) -> Ro
     mean = common.Usage(sum(u.cpu_per_s for u in usage) / len(usage),
                         sum(u.rss_mb for u in usage) / len(usage))
     note = ", ".join(f"{label} {u.cpu_per_s:.4f} CPU-s/s {u.rss_mb:.1f} MB"
-                     for label, u in zip(labels, usage))
+                     for label, u in zip(labels, usage, strict=True))
     return Row(name, mean, f"mean of 2 ({note})")
 
 
@@ -249,8 +252,7 @@ async def aiortc_peer(role: str, port: int) -> None:
 
     # aioice leaves loopback out of host candidates; in a lo-only namespace that is all.
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-    from aiortc import (RTCConfiguration, RTCPeerConnection, RTCRtpSender,
-                        RTCSessionDescription)
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
     SineTrack = make_sine_track_class()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # [] : no public STUN server
@@ -388,6 +390,7 @@ def bench_piphone(opts: Options) -> Row:
             if init.returncode != 0 or not config.exists():
                 raise RuntimeError("piphone exchange --init-config failed: "
                                    + (init.stderr.strip().splitlines() or ["?"])[-1])
+            offer_loopback(config)
             port = common.free_port()
             with open(log, "wb") as out:
                 exchange = common.spawn(
@@ -410,6 +413,16 @@ def bench_piphone(opts: Options) -> Row:
         finally:
             common.stop_all()
     return Row(name, usage, "one process; exchange not counted")
+
+
+def offer_loopback(config: Path) -> None:
+    """Make the exchange's ICE offer 127.0.0.1: by default it offers all but loopback, which
+    in a lo-only namespace is nothing."""
+    text = config.read_text()
+    line = 'ice_addresses = ["127.0.0.1"]\n'
+    if "\nice_addresses" in text:
+        raise RuntimeError(f"{config} already sets ice_addresses; expected the starter config")
+    config.write_text(text.replace("[exchange]\n", "[exchange]\n" + line, 1))
 
 
 def token_from_config(path: str, identity: str) -> str:
@@ -442,13 +455,27 @@ async def piphone_client(config: str, url: str) -> None:
     import asyncio
     import signal
 
+    from aiortc.mediastreams import MediaStreamError
     from piphone.voice import Device
-    from piphone.voice.tracks import DrainSink, ToneTrack
+    from piphone.voice.tracks import ToneTrack
+
+    echoed = asyncio.Event()
+
+    class EchoSink:
+        """piphone's DrainSink, noting the first frame: proof the echo comes back."""
+
+        async def consume(self, track) -> None:
+            try:
+                while True:
+                    await track.recv()
+                    echoed.set()
+            except MediaStreamError:
+                pass
 
     token = token_from_config(config, "bench")
     device = Device(token, signaling_url=url, ice_addresses=["127.0.0.1"],
                     codec_preferences=("opus",), audio_source=lambda: ToneTrack(440),
-                    audio_sink=DrainSink)
+                    audio_sink=EchoSink)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -460,6 +487,7 @@ async def piphone_client(config: str, url: str) -> None:
         call.on("accept", lambda *_: accepted.set())
         call.on("disconnect", lambda *_: stop.set())
         await asyncio.wait_for(accepted.wait(), 20)
+        await asyncio.wait_for(echoed.wait(), 10)
         print(READY, flush=True)
         await stop.wait()
         call.disconnect()
@@ -563,6 +591,7 @@ def main(argv: list[str]) -> None:
         print(f"measuring {key} ...", file=sys.stderr, flush=True)
         rows.append(BENCHES[key](opts))
     print_table(rows, opts)
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
