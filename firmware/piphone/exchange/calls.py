@@ -13,11 +13,11 @@ import asyncio
 import enum
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..voice import protocol
-from ..voice.media import MediaError
+from ..voice.media import MediaError, MediaSettings, codecs_of
 from . import lines
 from .bridge import Leg, bridge
 from .routing import Route
@@ -164,7 +164,13 @@ class CallTable:
             await self._answer_caller(call)
             return
         custom = {k: v for k, v in params.items() if k != "To"}
-        await asyncio.gather(*(self._fork(call, s, custom) for s in forks))
+        # Offer the callee what the caller offered, as a SIP B2BUA does: a caller limited to
+        # pcmu gets pcmu end to end instead of a leg the callee's default turns into opus.
+        settings = self.exchange.media_settings
+        offered = [c for c in codecs_of(sdp) if c in settings.codec_preferences]
+        if offered:
+            settings = replace(settings, codec_preferences=tuple(offered))
+        await asyncio.gather(*(self._fork(call, s, custom, settings) for s in forks))
         if call.phase is Phase.ENDED:
             return
         if not call.forks:
@@ -176,10 +182,10 @@ class CallTable:
             self.config.ring_timeout, self._ring_timeout, call)
 
     async def _fork(self, call: ExchangeCall, session: ClientSession,
-                    custom: dict[str, str]) -> None:
+                    custom: dict[str, str], settings: MediaSettings) -> None:
         assert call.caller is not None and call.caller.session is not None
         child_sid = new_call_sid()
-        leg = CallLeg(call, session, child_sid, Leg(self.exchange.media_settings),
+        leg = CallLeg(call, session, child_sid, Leg(settings),
                       wire_ids={child_sid})
         try:
             sdp = await leg.media.media.offer()

@@ -66,6 +66,17 @@ def codec_of(sdp: str) -> str | None:
     return None
 
 
+def codecs_of(sdp: str) -> list[str]:
+    """The known codecs (opus, pcmu) an SDP lists for audio, in its order."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception:  # aiortc's parser raises assorted errors on garbage
+        return []
+    names = [c.mimeType.split("/", 1)[1].lower() for m in description.media
+             if m.kind == "audio" for c in m.rtp.codecs]
+    return [n for n in dict.fromkeys(names) if n in CODEC_MIME]
+
+
 @dataclass
 class MediaSession:
     """A peer connection carrying one audio track each way."""
