@@ -93,6 +93,8 @@ class Device(Emitter):
         self._stream.on("close", self._on_stream_close)
         self._stream.on("error", self._on_stream_error)
         self._connected = asyncio.Event()  # 'connected' received on the current socket
+        self._refused = asyncio.Event()  # the server refused our token (31201/31204/31205)
+        self._refusal: TwilioError | None = None
         self._should_reregister = False
         self._register_timer: asyncio.TimerHandle | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
@@ -127,7 +129,11 @@ class Device(Emitter):
         self._should_reregister = False
         self._set_state(DeviceState.REGISTERING)
         self._last_error = None
-        await self._ensure_stream(timeout)
+        try:
+            await self._ensure_stream(timeout)
+        except TwilioError:
+            self._set_state(DeviceState.UNREGISTERED)  # else register() could never be retried
+            raise
         self._send_presence(True)
         await self._wait_state({DeviceState.REGISTERED, DeviceState.UNREGISTERED,
                                 DeviceState.DESTROYED}, timeout)
@@ -219,6 +225,8 @@ class Device(Emitter):
     def update_token(self, token: str) -> None:
         tokens.read(token)
         self._token = token
+        self._refusal = None  # the old token's refusal says nothing of the new one
+        self._refused.clear()
         self._stream.set_token(token)
 
     def _arm_token_expiry(self, ttl: Any) -> None:
@@ -231,11 +239,19 @@ class Device(Emitter):
     # --- stream events ---------------------------------------------------------------------------
     async def _ensure_stream(self, timeout: float) -> None:
         self._stream.start()
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            raise TwilioError(53000, f"no signaling connection to {self.signaling_url} "
-                              f"within {timeout:.0f} s") from None
+        # A refused token never gets 'connected': report the server's error (31204, 31205)
+        # at once instead of a 53000 when the timeout runs out.
+        waits = [asyncio.ensure_future(self._connected.wait()),
+                 asyncio.ensure_future(self._refused.wait())]
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        if self._connected.is_set():
+            return
+        if self._refusal is not None:
+            raise self._refusal
+        raise TwilioError(53000, f"no signaling connection to {self.signaling_url} "
+                          f"within {timeout:.0f} s")
 
     def _on_frame(self, frame: protocol.Frame) -> None:
         try:
@@ -251,6 +267,8 @@ class Device(Emitter):
             self.identity = token.get("identity", self.identity)
             self.region = payload.get("region", self.region)
             self._arm_token_expiry(token.get("ttl"))
+            self._refusal = None
+            self._refused.clear()
             self._connected.set()
             if self._should_reregister:
                 self._should_reregister = False
@@ -298,6 +316,9 @@ class Device(Emitter):
             self._set_state(DeviceState.UNREGISTERED)
         log.error("signaling error %s: %s", code, twilio_error.message)
         self._last_error = twilio_error
+        if code in (31201, 31204, 31205) and not self._connected.is_set():
+            self._refusal = twilio_error
+            self._refused.set()
         self.emit("error", twilio_error, call)
         if call is not None:
             call.handle_frame(protocol.Frame("error", payload))
@@ -329,8 +350,7 @@ class Device(Emitter):
         self._cancel_timer("_register_timer")
         self._cancel_timer("_expiry_timer")
         await self._stream.close()
-        self._set_state(DeviceState.DESTROYED)
-        self.emit("destroyed")
+        self._set_state(DeviceState.DESTROYED)  # emits "destroyed" (once: no second emit here)
 
     async def __aenter__(self) -> Device:
         return self
