@@ -119,12 +119,15 @@ class MediaSession:
     # --- answerer ------------------------------------------------------------------------
     async def prepare_answer(self, offer_sdp: str) -> None:
         """Apply the remote offer and gather ICE now, before anyone accepts."""
+        # aiortc takes garbage as an empty offer, and our own transceiver is always audio:
+        # check the offer itself, or the failure only shows in answer().
+        if not set(codecs_of(offer_sdp)) & set(self.settings.codec_preferences):
+            raise MediaError("bad offer SDP: no audio codec in common "
+                             f"(we take {', '.join(self.settings.codec_preferences)})")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:
             raise MediaError(f"bad offer SDP: {exc}") from exc
-        if not any(t.kind == "audio" for t in self.pc.getTransceivers()):
-            raise MediaError("offer has no audio")
         gatherer = self._transceiver.receiver.transport.transport.iceGatherer
         with rtc_hooks.ice_addresses(self.settings.ice_addresses):
             # RTCIceGatherer.gather() is ORTC's public API; setLocalDescription reuses its result.
