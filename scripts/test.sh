@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+.venv/bin/ruff check firmware tests scripts
 if [ "$(id -u)" -eq 0 ]; then netns=(unshare -n); else netns=(unshare -rn); fi
 exec "${netns[@]}" sh -c 'ip link set lo up && exec .venv/bin/python -m pytest "$@"' pytest "$@"

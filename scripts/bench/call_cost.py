@@ -456,6 +456,7 @@ async def piphone_client(config: str, url: str) -> None:
     import signal
 
     from aiortc.mediastreams import MediaStreamError
+
     from piphone.voice import Device
     from piphone.voice.tracks import ToneTrack
 

@@ -38,7 +38,8 @@ class ClientSession:
         self.ws = ws
         self.grant: auth.Grant | None = None
         self.registered = False
-        self.peer = "%s:%s" % ws.remote_address[:2] if ws.remote_address else "?"
+        self.peer = ("{}:{}".format(*ws.remote_address[:2]) if ws.remote_address
+                     else "?")
 
     @property
     def identity(self) -> str | None:

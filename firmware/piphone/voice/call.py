@@ -40,7 +40,7 @@ DIGIT_PAUSE = 0.5  # seconds per 'w'
 VERIFIED_STIR = "TN-Validation-Passed-A"
 
 
-class CallStatus(str, enum.Enum):
+class CallStatus(enum.StrEnum):
     PENDING = "pending"
     CONNECTING = "connecting"
     RINGING = "ringing"
@@ -48,16 +48,10 @@ class CallStatus(str, enum.Enum):
     RECONNECTING = "reconnecting"
     CLOSED = "closed"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class CallDirection(str, enum.Enum):
+class CallDirection(enum.StrEnum):
     INCOMING = "INCOMING"
     OUTGOING = "OUTGOING"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Call(Emitter):
@@ -222,13 +216,12 @@ class Call(Emitter):
                               "twilio": {"params": params} if params else {}})
 
     def _prepare_incoming(self, gather: bool = True) -> asyncio.Task:
-        """Apply the offer and (by default) gather ICE while the call rings."""
+        """Check the offer; by default also apply it and gather ICE while the call rings."""
         self._media = self._new_media()
-        self._prepared = self._spawn(
-            self._media.prepare_answer(self._offer_sdp or "") if gather
-            else self._check_offer()
-        )
-        return self._prepared
+        if gather:
+            self._prepared = self._spawn(self._media.prepare_answer(self._offer_sdp or ""))
+            return self._prepared
+        return self._spawn(self._check_offer())
 
     async def _check_offer(self) -> None:
         from .media import codec_of

@@ -19,9 +19,9 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from ..errors import InvalidStateError
 from . import protocol, tokens
-from .events import Emitter
 from .call import Call, CallDirection, CallStatus
 from .errors import TwilioError
+from .events import Emitter
 from .media import MediaError, MediaSettings
 from .signaling import Signaling
 from .tracks import AudioSink, DrainSink, SilenceTrack
@@ -36,14 +36,11 @@ def twilio_signaling_url(edge: str = "roaming") -> str:
     return f"wss://voice-js.{edge}.twilio.com/signal"
 
 
-class DeviceState(str, enum.Enum):
+class DeviceState(enum.StrEnum):
     UNREGISTERED = "unregistered"
     REGISTERING = "registering"
     REGISTERED = "registered"
     DESTROYED = "destroyed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Device(Emitter):
@@ -302,6 +299,9 @@ class Device(Emitter):
                        and c.call_sid is None and c.status() is not CallStatus.CLOSED]
             if len(waiting) == 1:
                 return waiting[0]
+            if waiting:  # the protocol cannot tell them apart (nor can Twilio's SDK)
+                log.warning("%s for %s matches %d outgoing calls; dropped", kind, callsid,
+                            len(waiting))
         return None
 
     def _on_error(self, payload: dict[str, Any]) -> None:
