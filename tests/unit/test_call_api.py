@@ -89,3 +89,15 @@ def test_rtc_hook_is_in_place_and_chooses_addresses():
     assert "127.0.0.1" not in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
     with pytest.raises(ValueError), rtc_hooks.ice_addresses(["not-an-ip"]):
         pass
+
+
+def test_audio_level_hook_matches_aiortc():
+    import numpy as np
+
+    from piphone.voice.tracks import audio_frame
+
+    rng = np.random.default_rng(7)
+    for scale in (0, 1, 30, 1000, 32767):
+        samples = (rng.standard_normal(960) * scale).clip(-32768, 32767).astype(np.int16)
+        frame = audio_frame(samples, 0)
+        assert rtc_hooks.audio_level(frame) == rtc_hooks._original_audio_level(frame)

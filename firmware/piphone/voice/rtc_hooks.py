@@ -7,6 +7,10 @@ namespace must offer 127.0.0.1 or ICE has no candidate at all. We wrap that modu
 function once; the addresses for a gathering are set in a ContextVar by whoever gathers,
 so peers in one process (the exchange and clients in tests) can differ.
 
+aiortc computes the RFC 6465 audio level of every frame it sends in a pure-Python loop over
+the samples (``aiortc.rtp.compute_audio_level_dbov``): about a tenth of a call's CPU on a Pi.
+We replace it with the same formula in numpy, which gives identical values.
+
 Pinned versions: see pyproject.toml. ``check()`` fails loudly, naming the hook, if an
 upgrade removed what we rely on; tests/unit/test_rtc_hooks.py runs it.
 """
@@ -16,9 +20,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import ipaddress
+import math
 from collections.abc import Iterator, Sequence
 
 import aioice.ice
+import aiortc.rtp
+import numpy as np
 
 # None means "aioice's own choice" (every non-loopback address).
 _ice_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
@@ -26,6 +33,7 @@ _ice_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.Con
 )
 
 _original_get_host_addresses = getattr(aioice.ice, "get_host_addresses", None)
+_original_audio_level = getattr(aiortc.rtp, "compute_audio_level_dbov", None)
 
 
 class HookMissing(RuntimeError):
@@ -39,6 +47,8 @@ def check() -> None:
         )
     if aioice.ice.get_host_addresses is not _chosen_host_addresses:
         raise HookMissing("aioice.ice.get_host_addresses is not wrapped by piphone")
+    if _original_audio_level is None or aiortc.rtp.compute_audio_level_dbov is not audio_level:
+        raise HookMissing("aiortc.rtp.compute_audio_level_dbov is gone or not replaced")
 
 
 def _chosen_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -53,8 +63,20 @@ def _chosen_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return result
 
 
+def audio_level(frame) -> int:
+    """RFC 6465 level in dBov, exactly as aiortc's loop computes it (same sum, same rounding)."""
+    samples = np.frombuffer(bytes(frame.planes[0]), dtype="<i2").astype(np.int64)
+    energy = int(np.dot(samples, samples))
+    rms = math.sqrt(energy / (frame.samples * 32767 * 32767))
+    if rms <= 0:
+        return -127
+    return round(min(0.0, max(-127.0, 20 * math.log10(rms))))
+
+
 if _original_get_host_addresses is not None:
     aioice.ice.get_host_addresses = _chosen_host_addresses
+if _original_audio_level is not None:
+    aiortc.rtp.compute_audio_level_dbov = audio_level
 
 
 @contextlib.contextmanager
