@@ -265,6 +265,11 @@ class _DigitReader:
     def _send(self, digits: str) -> None:
         if not digits or self._stopped:
             return
+        if str(self._call.status()) in ("connecting", "ringing"):
+            # Typed ahead of the answer: a phone keeps them and sends them once connected.
+            self._call.once("accept", lambda _call: self._send(digits))
+            self._stamp(f"digits {digits} wait for the answer")
+            return
         try:
             self._call.send_digits(digits)
             self._stamp(f"sent digits {digits}")
