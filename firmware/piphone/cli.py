@@ -107,7 +107,7 @@ def cmd_exchange(args: argparse.Namespace) -> int:
         raise PiphoneError("exchange needs --config FILE (or --init-config FILE to make one)")
     cfg = exchange_config.load(args.config)
     tls = _server_tls(args.tls_cert, args.tls_key)
-    return _run_async(_serve_exchange(cfg, args.host, args.port, tls))
+    return asyncio.run(_serve_exchange(cfg, args.host, args.port, tls))
 
 
 def _server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -165,7 +165,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         "ice_addresses": args.ice_address,
         "ssl_context": ssl_context,
     }
-    return _run_async(place_call(args.token, params, options, args.tone, args.duration,
+    return asyncio.run(place_call(args.token, params, options, args.tone, args.duration,
                                  read_digits=True))
 
 
@@ -195,6 +195,8 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         for name in CALL_EVENTS:
             call.on(name, _printer(stamp, name))
         call.on("status", lambda status: finished.set() if str(status) == "closed" else None)
+        accepted = asyncio.Event()
+        call.once("accept", lambda _call: accepted.set())
         stop = asyncio.ensure_future(_until_signal())
         digits = _DigitReader(call, stamp) if read_digits else None
         waiters = [stop, asyncio.ensure_future(finished.wait())]
@@ -205,7 +207,7 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         for waiter in waiters:
             waiter.cancel()
         heard_task.cancel()
-        answered = call._was_connected
+        answered = accepted.is_set()
         if digits is not None:
             digits.stop()
         if str(call.status()) != "closed":
@@ -284,7 +286,7 @@ class _DigitReader:
 def cmd_run(args: argparse.Namespace) -> int:
     # The appliance (panel, audio, state machine) arrives with its own issue; with no
     # hardware the main job is the demo: a local exchange and a call to its echo line.
-    return _run_async(run_demo(args.duration))
+    return asyncio.run(run_demo(args.duration))
 
 
 async def run_demo(duration: float | None, out: Callable[[str], None] | None = None) -> int:
@@ -312,10 +314,6 @@ async def run_demo(duration: float | None, out: Callable[[str], None] | None = N
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def _run_async(coro: Any) -> int:
-    return asyncio.run(coro)
-
-
 async def _until_signal() -> None:
     """Return on SIGINT or SIGTERM."""
     loop = asyncio.get_running_loop()

@@ -83,14 +83,20 @@ async def hears_silence(phone, timeout: float = 5.0) -> None:
                 what=f"silence at {phone.device.identity} (rms {level(phone):.0f})")
 
 
-async def place_and_answer(caller, callee, params=None):
-    """Caller calls callee, callee accepts: returns (outgoing, incoming, out_events, in_events)
-    with both calls open."""
+async def place_ringing(caller, callee, params=None):
+    """Caller calls callee and it rings: returns (outgoing, incoming, out_events, in_events)."""
     outgoing = await caller.device.connect(params or {"To": callee.device.identity})
     out_events = Events(outgoing)
     incoming = await callee.next_call()
     in_events = Events(incoming)
     await out_events.wait("ringing")
+    return outgoing, incoming, out_events, in_events
+
+
+async def place_and_answer(caller, callee, params=None):
+    """Caller calls callee, callee accepts: returns (outgoing, incoming, out_events, in_events)
+    with both calls open."""
+    outgoing, incoming, out_events, in_events = await place_ringing(caller, callee, params)
     await asyncio.wait_for(incoming.accept(), 5)
     await out_events.wait("accept")
     await in_events.wait("accept")

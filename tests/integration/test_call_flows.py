@@ -9,7 +9,7 @@ import pytest
 from piphone.voice import CallStatus
 
 from ..conftest import until
-from .helpers import Events, hears, place_and_answer
+from .helpers import Events, hears, place_and_answer, place_ringing
 
 pytestmark = pytest.mark.net
 
@@ -49,11 +49,7 @@ async def test_outgoing_call_rings_then_opens_with_audio_both_ways(make_phone, w
 async def test_callee_rejects(make_phone, wire):
     alice = await make_phone("alice")
     bob = await make_phone("bob")
-    outgoing = await alice.device.connect({"To": "bob"})
-    out = Events(outgoing)
-    incoming = await bob.next_call()
-    inc = Events(incoming)
-    await out.wait("ringing")
+    outgoing, incoming, out, inc = await place_ringing(alice, bob)
     incoming.reject()
     assert incoming.status() is CallStatus.CLOSED
     (error,) = await out.wait("error")
@@ -127,11 +123,7 @@ async def test_fork_rings_every_device_first_answer_wins(make_phone):
 async def test_caller_cancels_before_answer(make_phone, wire):
     alice = await make_phone("alice")
     bob = await make_phone("bob")
-    outgoing = await alice.device.connect({"To": "bob"})
-    out = Events(outgoing)
-    incoming = await bob.next_call()
-    inc = Events(incoming)
-    await out.wait("ringing")
+    outgoing, incoming, out, inc = await place_ringing(alice, bob)
     outgoing.disconnect()
     assert outgoing.status() is CallStatus.CLOSED
     assert out.names() == ["ringing", "cancel"]

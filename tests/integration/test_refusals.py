@@ -8,7 +8,7 @@ import pytest
 
 from piphone.voice import CallStatus
 
-from .helpers import Events, hears, place_and_answer
+from .helpers import Events, hears, place_and_answer, place_ringing
 
 pytestmark = pytest.mark.net
 
@@ -66,11 +66,7 @@ async def test_callee_in_a_call_is_busy_and_the_call_goes_on(make_phone):
 async def test_ring_timeout_ends_the_call_as_unavailable(make_phone):
     alice = await make_phone("alice")
     bob = await make_phone("bob")
-    call = await alice.device.connect({"To": "bob"})
-    out = Events(call)
-    incoming = await bob.next_call()
-    inc = Events(incoming)
-    await out.wait("ringing")
+    call, incoming, out, inc = await place_ringing(alice, bob)
     rang_at = asyncio.get_running_loop().time()
     (error,) = await out.wait("error", timeout=3)
     assert error.code == 31480

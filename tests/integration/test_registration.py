@@ -11,7 +11,7 @@ from piphone.voice import CallStatus, Device, DeviceState, TwilioError
 from piphone.voice.tokens import mint
 
 from ..conftest import LOOPBACK, until
-from .helpers import DEVICE_EVENTS, Events, place_and_answer
+from .helpers import DEVICE_EVENTS, Events, place_and_answer, place_ringing
 
 pytestmark = pytest.mark.net
 
@@ -110,11 +110,7 @@ async def test_destroy_mid_call_hangs_up_at_once(make_phone):
 async def test_destroy_while_ringing_cancels(make_phone):
     alice = await make_phone("alice")
     bob = await make_phone("bob")
-    outgoing = await alice.device.connect({"To": "bob"})
-    out = Events(outgoing)
-    incoming = await bob.next_call()
-    inc = Events(incoming)
-    await out.wait("ringing")
+    outgoing, incoming, out, inc = await place_ringing(alice, bob)
     await bob.device.destroy()  # the callee's device goes away: its ringing call is ignored
     assert inc.names() == ["cancel"]
     (error,) = await out.wait("error")

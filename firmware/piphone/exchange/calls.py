@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..voice import protocol
 from ..voice.media import MediaError, MediaSettings, codecs_of
+from ..voice.tasks import TaskSet
 from . import lines
 from .bridge import Leg, bridge
 from .routing import Route
@@ -45,7 +46,7 @@ class CallLeg:
 
     call: ExchangeCall
     session: ClientSession | None
-    sid: str  # the CallSid this party knows
+    sid: str  # the id this party knows the call by: the caller's temporary id until ringing
     media: Leg
     wire_ids: set[str] = field(default_factory=set)  # every id the party may use (TJS..., CA...)
     reconnect_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -65,7 +66,7 @@ class ExchangeCall:
     callee: CallLeg | None = None  # the fork that answered, or the line's leg
     phase: Phase = Phase.SETUP
     ring_timer: asyncio.TimerHandle | None = None
-    dtmf_tasks: set[asyncio.Task] = field(default_factory=set)
+    digits: TaskSet = field(default_factory=lambda: TaskSet("digit relay"))
 
     def other(self, leg: CallLeg) -> CallLeg | None:
         return self.callee if leg is self.caller else self.caller
@@ -78,7 +79,7 @@ class CallTable:
         self.calls: set[ExchangeCall] = set()
         self._legs: dict[str, CallLeg] = {}  # wire id -> leg
         self._by_token: dict[str, CallLeg] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet(self)
 
     # --- frames ------------------------------------------------------------------------
     def handle(self, session: ClientSession, frame: protocol.Frame) -> None:
@@ -140,10 +141,10 @@ class CallTable:
         settings = self.exchange.media_settings
         caller_media = (lines.answer_leg(route.target, settings) if route.kind == "line"
                         else Leg(settings))
-        caller = CallLeg(call, session, call.sid, caller_media, wire_ids={temp_id, call.sid})
+        caller = CallLeg(call, session, temp_id, caller_media, wire_ids={temp_id, call.sid})
         call.caller = caller
         self._add(call, caller)
-        self._spawn(self._set_up(call, temp_id, payload["sdp"], params, forks))
+        self._tasks.spawn(self._set_up(call, temp_id, payload["sdp"], params, forks))
 
     async def _set_up(self, call: ExchangeCall, temp_id: str, sdp: str,
                       params: dict[str, str], forks: list[ClientSession]) -> None:
@@ -153,14 +154,14 @@ class CallTable:
         try:
             await caller.media.media.prepare_answer(sdp)
         except MediaError as exc:
-            self._end(call, caller_error=(31100, f"malformed SDP: {exc}"), caller_id=temp_id)
+            self._end(call, caller_error=(31100, f"malformed SDP: {exc}"))
             return
         if call.phase is Phase.ENDED:
             return
         if route.kind == "line":
             call.callee = None
             call.phase = Phase.RINGING
-            caller.send("ringing", callsid=call.sid)
+            self._ring_caller(call)
             await self._answer_caller(call)
             return
         custom = {k: v for k, v in params.items() if k != "To"}
@@ -177,9 +178,15 @@ class CallTable:
             self._end(call, caller_error=(31480, f"{route.target} could not be reached"))
             return
         call.phase = Phase.RINGING
-        caller.send("ringing", callsid=call.sid)
+        self._ring_caller(call)
         call.ring_timer = asyncio.get_running_loop().call_later(
             self.config.ring_timeout, self._ring_timeout, call)
+
+    def _ring_caller(self, call: ExchangeCall) -> None:
+        """Tell the caller it rings; from here on it knows the call by its CallSid."""
+        assert call.caller is not None
+        call.caller.sid = call.sid
+        call.caller.send("ringing", callsid=call.sid)
 
     async def _fork(self, call: ExchangeCall, session: ClientSession,
                     custom: dict[str, str], settings: MediaSettings) -> None:
@@ -236,7 +243,7 @@ class CallTable:
                 other.send("cancel", callsid=other.sid)
                 self._drop(other)
         call.forks = []
-        self._spawn(self._connect_answer(call, leg, payload["sdp"]))
+        self._tasks.spawn(self._connect_answer(call, leg, payload["sdp"]))
 
     async def _connect_answer(self, call: ExchangeCall, leg: CallLeg, sdp: str) -> None:
         try:
@@ -282,7 +289,7 @@ class CallTable:
         self._end(call, hung_up_by=leg)
 
     def _end(self, call: ExchangeCall, *, hung_up_by: CallLeg | None = None,
-             caller_error: tuple[int, str] | None = None, caller_id: str | None = None) -> None:
+             caller_error: tuple[int, str] | None = None) -> None:
         """End the call: tell every party that did not end it, close all media."""
         if call.phase is Phase.ENDED:
             return
@@ -290,8 +297,7 @@ class CallTable:
         call.phase = Phase.ENDED
         if call.ring_timer is not None:
             call.ring_timer.cancel()
-        for task in call.dtmf_tasks:
-            task.cancel()
+        call.digits.cancel()
         for fork in call.forks:
             if fork is not hung_up_by:
                 fork.send("cancel", callsid=fork.sid)
@@ -299,9 +305,7 @@ class CallTable:
             call.callee.send("hangup", callsid=call.callee.sid)
         caller = call.caller
         if caller is not None and caller is not hung_up_by:
-            # Before ringing went out, the caller only knows its temporary id.
-            sid = caller_id or caller.sid
-            payload: dict[str, Any] = {"callsid": sid}
+            payload: dict[str, Any] = {"callsid": caller.sid}
             if caller_error is not None:
                 payload["error"] = {"code": caller_error[0], "message": caller_error[1]}
             caller.send("hangup", **payload)
@@ -319,7 +323,7 @@ class CallTable:
         self._by_token.pop(leg.reconnect_token, None)
         if leg.grace_timer is not None:
             leg.grace_timer.cancel()
-        self._spawn(leg.media.close())
+        self._tasks.spawn(leg.media.close())
 
     # --- digits and messages -------------------------------------------------------------------
     def _dtmf(self, leg: CallLeg, payload: dict[str, Any]) -> None:
@@ -335,9 +339,7 @@ class CallTable:
         if other is None:
             log.info("call %s: digits %s to line %s", call.sid, digits, call.route.target)
             return
-        task = self._spawn(self._relay_digits(other, digits))
-        call.dtmf_tasks.add(task)
-        task.add_done_callback(call.dtmf_tasks.discard)
+        call.digits.spawn(self._relay_digits(other, digits))
 
     async def _relay_digits(self, leg: CallLeg, digits: str) -> None:
         # A browser sends "12w3" in one frame: honour each w as a 500 ms pause.
@@ -402,19 +404,7 @@ class CallTable:
             self._legs[wire_id] = leg
         self._by_token[leg.reconnect_token] = leg
 
-    def _spawn(self, coro: Any) -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("exchange task failed", exc_info=task.exception())
-
     async def close(self) -> None:
         for call in list(self.calls):
             self._end(call)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        await self._tasks.wait(timeout=5)

@@ -20,6 +20,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from ..voice import protocol
 from ..voice.errors import TwilioError
 from ..voice.media import MediaSettings
+from ..voice.tasks import TaskSet
 from . import auth
 from .calls import CallTable
 from .config import ExchangeConfig
@@ -40,6 +41,7 @@ class ClientSession:
         self.registered = False
         self.peer = ("{}:{}".format(*ws.remote_address[:2]) if ws.remote_address
                      else "?")
+        self._out = TaskSet(self)  # frames on their way out
 
     @property
     def identity(self) -> str | None:
@@ -47,7 +49,7 @@ class ClientSession:
 
     def send(self, type_: str, **payload: Any) -> None:
         """Queue a frame; a closed socket drops it (the call logic learns of the close)."""
-        asyncio.ensure_future(self._send_text(protocol.encode(type_, **payload)))
+        self._out.spawn(self._send_text(protocol.encode(type_, **payload)))
 
     async def _send_text(self, text: str) -> None:
         try:
@@ -108,7 +110,7 @@ class ClientSession:
         except TwilioError as exc:
             log.warning("%s: token refused: %s", self, exc.message)
             self.send_error(exc.code, exc.message)
-            asyncio.ensure_future(self._close_after_send(4003, exc.name))
+            self._out.spawn(self._close_after_send(4003, exc.name))
             return
         if self.grant is not None and grant.identity != self.grant.identity:
             self.send_error(31204, "a new token must keep the same identity")
@@ -121,7 +123,7 @@ class ClientSession:
             log.info("%s: listening as %s", self, grant.identity)
 
     async def _close_after_send(self, code: int, reason: str) -> None:
-        await asyncio.sleep(0)  # let the error frame go out first
+        await self._out.wait(timeout=1)  # the error frame goes out first
         await self.ws.close(code=code, reason=reason)
 
     def _register(self, audio: bool) -> None:

@@ -19,6 +19,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -27,7 +28,8 @@ from ..errors import InvalidArgumentError
 from . import protocol
 from .errors import TwilioError
 from .events import Emitter
-from .media import MediaError, MediaSession, MediaSettings
+from .media import MediaError, MediaSession, MediaSettings, to_ice_servers
+from .tasks import TaskSet
 from .tracks import AudioSink, MuteGate
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ class Call(Emitter):
         )
         self._media: MediaSession | None = None
         self._remote_track: MediaStreamTrack | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet(self, expected=(MediaError,))  # media failures end as events
         self._answered = False  # the far end (or we) answered
         self._was_connected = False
         self._closed = asyncio.Event()
@@ -146,7 +148,7 @@ class Call(Emitter):
         self._set_status(CallStatus.CONNECTING)
         if rtc_constraints and rtc_constraints.get("audio") is False:
             self._gate.muted = True
-        return self._spawn(self._accept(rtc_configuration))
+        return self._tasks.spawn(self._accept(rtc_configuration))
 
     def reject(self) -> None:
         if self._status is not CallStatus.PENDING:
@@ -189,7 +191,7 @@ class Call(Emitter):
             )
         if self._status is not CallStatus.OPEN:
             raise TwilioError(31000, f"cannot send digits while the call is {self._status}")
-        return self._spawn(self._send_digit_groups(digits))
+        return self._tasks.spawn(self._send_digit_groups(digits))
 
     def post_feedback(self, score: int | None = None, issue: str | None = None) -> None:
         """Validate call feedback (score 1-5, issue one of FEEDBACK_ISSUES; none = declined)."""
@@ -219,25 +221,21 @@ class Call(Emitter):
         """Check the offer; by default also apply it and gather ICE while the call rings."""
         self._media = self._new_media()
         if gather:
-            self._prepared = self._spawn(self._media.prepare_answer(self._offer_sdp or ""))
+            self._prepared = self._tasks.spawn(self._media.prepare_answer(self._offer_sdp or ""))
             return self._prepared
-        return self._spawn(self._check_offer())
-
-    async def _check_offer(self) -> None:
-        from .media import codec_of
-
-        if codec_of(self._offer_sdp or "") is None:
-            raise MediaError("offer has no audio codec")
+        return self._tasks.spawn(self._media.check_offer(self._offer_sdp or ""))
 
     async def _accept(self, rtc_configuration: dict[str, Any] | None) -> None:
         try:
             assert self._media is not None
             servers = _ice_servers_of(rtc_configuration)
-            if servers is not None or self._prepared is None:
-                if self._prepared is not None:
-                    await self._media.close()
-                    self._media_settings = _with_servers(self._media_settings, servers)
-                    self._media = self._new_media()
+            if servers is not None:  # other ICE servers: gather afresh with them
+                await self._media.close()
+                self._media_settings = replace(
+                    self._media_settings, ice_servers=to_ice_servers(servers))
+                self._media = self._new_media()
+                self._prepared = None
+            if self._prepared is None:
                 await self._media.prepare_answer(self._offer_sdp or "")
             else:
                 await self._prepared
@@ -291,7 +289,7 @@ class Call(Emitter):
                 self.emit("ringing", bool(frame.payload.get("sdp")))
         elif kind == "answer":
             if self.direction is CallDirection.OUTGOING and self._status is not CallStatus.CLOSED:
-                self._spawn(self._on_answer(frame))
+                self._tasks.spawn(self._on_answer(frame))
         elif kind == "cancel":
             if self._status is CallStatus.PENDING:
                 self._close()
@@ -328,7 +326,7 @@ class Call(Emitter):
 
     def _remote_track_arrived(self, track: MediaStreamTrack) -> None:
         self._remote_track = track
-        self._spawn(self._sink.consume(track))
+        self._tasks.spawn(self._sink.consume(track))
 
     def _media_state(self, state: str) -> None:
         # Media lost after the call was up: the reconnection work (issue 8) will retry here;
@@ -361,7 +359,7 @@ class Call(Emitter):
         self._set_status(CallStatus.CLOSED)
         self._gate.stop()
         if self._media is not None:
-            asyncio.ensure_future(self._close_media(self._media))
+            self._tasks.spawn(self._close_media(self._media))
         else:
             self._closed.set()
 
@@ -369,9 +367,7 @@ class Call(Emitter):
         try:
             await media.close()
         finally:
-            for task in list(self._tasks):
-                if task is not asyncio.current_task():
-                    task.cancel()
+            self._tasks.cancel()
             self._closed.set()
 
     def _set_status(self, status: CallStatus) -> None:
@@ -380,19 +376,6 @@ class Call(Emitter):
         log.info("call %s: %s -> %s", self.sid, self._status.value, status.value)
         self._status = status
         self.emit("status", status)
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            if not isinstance(exc, MediaError):
-                log.error("call %s task failed", self.sid, exc_info=exc)
 
     def __repr__(self) -> str:
         return f"<Call {self.sid} {self.direction.value} {self._status.value}>"
@@ -410,15 +393,3 @@ def _ice_servers_of(rtc_configuration: dict[str, Any] | None) -> list | None:
         return None
     servers = rtc_configuration.get("ice_servers", rtc_configuration.get("iceServers"))
     return None if servers is None else list(servers)
-
-
-def _with_servers(settings: MediaSettings, servers: list | None) -> MediaSettings:
-    from dataclasses import replace
-
-    from .media import ice_servers_from_urls
-
-    if servers is None:
-        return settings
-    converted = [s for s in servers if not isinstance(s, dict)]
-    converted += list(ice_servers_from_urls([s for s in servers if isinstance(s, dict)]))
-    return replace(settings, ice_servers=tuple(converted))

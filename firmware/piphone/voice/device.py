@@ -24,6 +24,7 @@ from .errors import TwilioError
 from .events import Emitter
 from .media import MediaError, MediaSettings
 from .signaling import Signaling
+from .tasks import TaskSet, first_set
 from .tracks import AudioSink, DrainSink, SilenceTrack
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ class Device(Emitter):
         self._should_reregister = False
         self._register_timer: asyncio.TimerHandle | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
-        self._state_changed = asyncio.Condition()
+        self._state_changed = asyncio.Event()  # set, and replaced, at every state change
+        self._tasks = TaskSet(self)
         self._last_error: TwilioError | None = None
 
     # --- properties ------------------------------------------------------------------------
@@ -238,11 +240,7 @@ class Device(Emitter):
         self._stream.start()
         # A refused token never gets 'connected': report the server's error (31204, 31205)
         # at once instead of a 53000 when the timeout runs out.
-        waits = [asyncio.ensure_future(self._connected.wait()),
-                 asyncio.ensure_future(self._refused.wait())]
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for waiting in waits:
-            waiting.cancel()
+        await first_set((self._connected, self._refused), timeout)
         if self._connected.is_set():
             return
         if self._refusal is not None:
@@ -277,7 +275,7 @@ class Device(Emitter):
             self._cancel_timer("_register_timer")
             self._set_state(DeviceState.UNREGISTERED)
         elif kind == "invite":
-            asyncio.ensure_future(self._on_invite(payload))
+            self._tasks.spawn(self._on_invite(payload))
         elif kind == "error":
             self._on_error(payload)
         elif kind == "close":
@@ -349,6 +347,7 @@ class Device(Emitter):
             await asyncio.wait_for(asyncio.gather(*closing), 5)
         self._cancel_timer("_register_timer")
         self._cancel_timer("_expiry_timer")
+        self._tasks.cancel()
         await self._stream.close()
         self._set_state(DeviceState.DESTROYED)  # emits "destroyed" (once: no second emit here)
 
@@ -364,22 +363,17 @@ class Device(Emitter):
             return
         log.info("device %s -> %s", self._state.value, state.value)
         self._state = state
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
         self.emit(state.value)
-        asyncio.ensure_future(self._notify_state())
-
-    async def _notify_state(self) -> None:
-        async with self._state_changed:
-            self._state_changed.notify_all()
 
     async def _wait_state(self, states: set[DeviceState], timeout: float) -> None:
-        async def reached() -> None:
-            async with self._state_changed:
-                await self._state_changed.wait_for(lambda: self._state in states)
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            raise TwilioError(31005, f"no answer to register within {timeout:.0f} s") from None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._state not in states:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TwilioError(31005, f"no answer to register within {timeout:.0f} s")
+            await first_set((self._state_changed,), left)
 
     def _cancel_timer(self, name: str) -> None:
         timer = getattr(self, name)

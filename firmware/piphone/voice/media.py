@@ -27,6 +27,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from . import rtc_hooks
+from .tasks import first_set
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,6 @@ class MediaSettings:
             )
 
 
-def codec_of(sdp: str) -> str | None:
-    """The codec an answer SDP selects (its first audio payload), lower-case: opus or pcmu."""
-    try:
-        description = SessionDescription.parse(sdp)
-    except Exception:  # aiortc's parser raises assorted errors on garbage
-        return None
-    for media in description.media:
-        if media.kind == "audio" and media.rtp.codecs:
-            return media.rtp.codecs[0].mimeType.split("/", 1)[1].lower()
-    return None
-
-
 def codecs_of(sdp: str) -> list[str]:
     """The known codecs (opus, pcmu) an SDP lists for audio, in its order."""
     try:
@@ -75,6 +64,11 @@ def codecs_of(sdp: str) -> list[str]:
     names = [c.mimeType.split("/", 1)[1].lower() for m in description.media
              if m.kind == "audio" for c in m.rtp.codecs]
     return [n for n in dict.fromkeys(names) if n in CODEC_MIME]
+
+
+def codec_of(sdp: str) -> str | None:
+    """The codec an answer SDP selects (its first known audio codec): opus or pcmu."""
+    return next(iter(codecs_of(sdp)), None)
 
 
 @dataclass
@@ -117,13 +111,19 @@ class MediaSession:
             raise MediaError(f"bad answer SDP: {exc}") from exc
 
     # --- answerer ------------------------------------------------------------------------
-    async def prepare_answer(self, offer_sdp: str) -> None:
-        """Apply the remote offer and gather ICE now, before anyone accepts."""
-        # aiortc takes garbage as an empty offer, and our own transceiver is always audio:
-        # check the offer itself, or the failure only shows in answer().
+    async def check_offer(self, offer_sdp: str) -> None:
+        """MediaError unless the offer has an audio codec we take.
+
+        aiortc takes garbage as an empty offer, and our own transceiver is always audio:
+        check the offer itself, or the failure only shows in answer().
+        """
         if not set(codecs_of(offer_sdp)) & set(self.settings.codec_preferences):
             raise MediaError("bad offer SDP: no audio codec in common "
                              f"(we take {', '.join(self.settings.codec_preferences)})")
+
+    async def prepare_answer(self, offer_sdp: str) -> None:
+        """Apply the remote offer and gather ICE now, before anyone accepts."""
+        await self.check_offer(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:
@@ -158,13 +158,7 @@ class MediaSession:
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for ICE+DTLS connected; MediaError if it fails or times out."""
         timeout = self.settings.connect_timeout if timeout is None else timeout
-        done, _ = await asyncio.wait(
-            [asyncio.ensure_future(self._connected.wait()),
-             asyncio.ensure_future(self._failed.wait())],
-            timeout=timeout, return_when=asyncio.FIRST_COMPLETED,
-        )
-        for task in _:
-            task.cancel()
+        await first_set((self._connected, self._failed), timeout)
         if not self._connected.is_set():
             raise MediaError(
                 "media connection failed" if self._failed.is_set()
@@ -189,9 +183,11 @@ class MediaSession:
             self.on_remote_track(track)
 
 
-def ice_servers_from_urls(urls: Sequence[dict]) -> tuple[RTCIceServer, ...]:
-    """RTCIceServer objects from config dicts ``{urls, username?, credential?}``."""
+def to_ice_servers(servers: Sequence[RTCIceServer | dict]) -> tuple[RTCIceServer, ...]:
+    """RTCIceServer objects, from themselves or config dicts ``{urls, username?, credential?}``."""
     return tuple(
-        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-        for s in urls
+        s if isinstance(s, RTCIceServer)
+        else RTCIceServer(urls=s["urls"], username=s.get("username"),
+                          credential=s.get("credential"))
+        for s in servers
     )

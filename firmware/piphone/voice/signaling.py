@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from . import protocol
 from .errors import TwilioError
 from .events import Emitter
+from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Signaling(Emitter):
         self._queue: list[tuple[str, dict]] = []
         self._task: asyncio.Task | None = None
         self._opened = asyncio.Event()
-        self._sending: set[asyncio.Task] = set()
+        self._sending = TaskSet(self)  # frames on their way out
 
     # --- life cycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -95,8 +96,7 @@ class Signaling(Emitter):
         """Close for good (idempotent)."""
         # Frames sent just before (a hangup from Device.destroy) must go out before the socket
         # closes, or the far end only learns of the hang-up when the exchange's grace ends.
-        if self._sending:
-            await asyncio.wait(list(self._sending), timeout=1)
+        await self._sending.wait(timeout=1)
         self._set_state(SignalingState.CLOSED)
         if self._ws is not None:
             await self._ws.close()
@@ -111,15 +111,13 @@ class Signaling(Emitter):
     def drop(self) -> None:
         """Close the current socket as if the network failed; it reconnects (tests, recovery)."""
         if self._ws is not None:
-            asyncio.ensure_future(self._ws.close(code=4000, reason="dropped"))
+            self._sending.spawn(self._ws.close(code=4000, reason="dropped"))
 
     # --- sending -------------------------------------------------------------------------
     def send(self, type_: str, payload: dict[str, Any], *, retry: bool = True) -> bool:
         """Send a frame now; if the socket is down, queue it (``retry``) and report 31009."""
         if self._ws is not None and self.state is SignalingState.CONNECTED:
-            task = asyncio.ensure_future(self._send_text(protocol.encode(type_, **payload)))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._sending.spawn(self._send_text(protocol.encode(type_, **payload)))
             return True
         if retry:
             self._queue.append((type_, payload))
@@ -143,7 +141,7 @@ class Signaling(Emitter):
 
     def _listen(self) -> None:
         payload = {"browserinfo": self.browserinfo, "reconnectTimeout": 0, "token": self.token}
-        asyncio.ensure_future(self._send_text(protocol.encode("listen", **payload)))
+        self._sending.spawn(self._send_text(protocol.encode("listen", **payload)))
 
     # --- the connection loop -------------------------------------------------------------
     async def _run(self) -> None:
