@@ -27,6 +27,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from . import rtc_hooks
+from .encoding import EncodingTrack
 from .tasks import first_set
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class MediaSettings:
     ice_addresses: tuple[str, ...] | None = None  # None: every non-loopback address
     codec_preferences: tuple[str, ...] = ("opus", "pcmu")
     connect_timeout: float = CONNECT_TIMEOUT
+    opus_bitrate: int = 32_000  # bits/s of the mono voice we send (aiortc's own: 96k stereo)
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.codec_preferences if c not in CODEC_MIME]
@@ -89,7 +91,10 @@ class MediaSession:
         self.pc = RTCPeerConnection(configuration=config)
         self.pc.on("connectionstatechange", self._state_changed)
         self.pc.on("track", self._track)
-        transceiver = self.pc.addTransceiver(self.source, direction="sendrecv")
+        # We encode on the loop ourselves (encoding.py); aiortc sends the packets as they are.
+        self._sending = EncodingTrack(self.source, lambda: self.codec,
+                                      opus_bitrate=self.settings.opus_bitrate)
+        transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         capabilities = RTCRtpSender.getCapabilities("audio").codecs
         preferred = []
         for name in self.settings.codec_preferences:

@@ -75,14 +75,18 @@ class ToneTrack(PacedAudioTrack):
     def __init__(self, frequency: float = 440.0, level_dbfs: float = -12.0) -> None:
         super().__init__()
         self.frequency = frequency
-        self._amplitude = 32767 * 10 ** (level_dbfs / 20)
-        self._phase_step = 2 * math.pi * frequency / SAMPLE_RATE
+        amplitude = 32767 * 10 ** (level_dbfs / 20)
+        # One second holds a whole number of cycles of a whole-Hz tone: compute it once and
+        # play it in a loop (a sine per frame costs more than the rest of the source).
+        seconds = 1 if float(frequency).is_integer() else 10
+        n = np.arange(SAMPLE_RATE * seconds)
+        self._table = (amplitude * np.sin(2 * math.pi * frequency / SAMPLE_RATE * n)).astype(
+            np.int16)
 
     async def recv(self) -> av.AudioFrame:
         pts = await self._next_pts()
-        n = np.arange(pts, pts + SAMPLES_PER_FRAME)
-        samples = self._amplitude * np.sin(self._phase_step * n)
-        return audio_frame(samples.astype(np.int16), pts)
+        start = pts % len(self._table)
+        return audio_frame(self._table[start:start + SAMPLES_PER_FRAME], pts)
 
 
 class SilenceTrack(PacedAudioTrack):
