@@ -101,3 +101,14 @@ def test_audio_level_hook_matches_aiortc():
         samples = (rng.standard_normal(960) * scale).clip(-32768, 32767).astype(np.int16)
         frame = audio_frame(samples, 0)
         assert rtc_hooks.audio_level(frame) == rtc_hooks._original_audio_level(frame)
+
+
+async def test_decode_on_loop_hook_is_in_place_and_fails_by_name():
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("audio").receiver
+    rtc_hooks.decode_on_loop(receiver)  # aiortc still has the private queue we replace
+    with pytest.raises(rtc_hooks.HookMissing, match="__decoder_queue"):
+        rtc_hooks.decode_on_loop(object())
+    await pc.close()

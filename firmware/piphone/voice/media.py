@@ -95,6 +95,7 @@ class MediaSession:
         self._sending = EncodingTrack(self.source, lambda: self.codec,
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
+        rtc_hooks.decode_on_loop(transceiver.receiver)
         capabilities = RTCRtpSender.getCapabilities("audio").codecs
         preferred = []
         for name in self.settings.codec_preferences:

@@ -11,6 +11,12 @@ aiortc computes the RFC 6465 audio level of every frame it sends in a pure-Pytho
 the samples (``aiortc.rtp.compute_audio_level_dbov``): about a tenth of a call's CPU on a Pi.
 We replace it with the same formula in numpy, which gives identical values.
 
+aiortc decodes received audio in a thread of its own and hands every 20 ms frame back to the
+event loop with ``run_coroutine_threadsafe``: two thread switches and a task per frame, more
+than the decoding itself. ``decode_on_loop`` swaps the receiver's private decoder queue
+(``RTCRtpReceiver.__decoder_queue``, read by that thread) for one that decodes at once on
+the loop and feeds the track; the thread stays, idle, to end the track when aiortc stops it.
+
 Pinned versions: see pyproject.toml. ``check()`` fails loudly, naming the hook, if an
 upgrade removed what we rely on; tests/unit/test_rtc_hooks.py runs it.
 """
@@ -20,12 +26,16 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import ipaddress
+import logging
 import math
+import queue
 from collections.abc import Iterator, Sequence
 
 import aioice.ice
 import aiortc.rtp
+import av
 import numpy as np
+from aiortc.codecs import get_decoder
 
 # None means "aioice's own choice" (every non-loopback address).
 _ice_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
@@ -71,6 +81,46 @@ def audio_level(frame) -> int:
     if rms <= 0:
         return -127
     return round(min(0.0, max(-127.0, 20 * math.log10(rms))))
+
+
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+log = logging.getLogger(__name__)
+
+
+class _DecodeOnLoop:
+    """Stands in for the receiver's decoder queue: ``put`` decodes on the loop."""
+
+    def __init__(self, receiver) -> None:
+        self._receiver = receiver
+        self._to_thread: queue.Queue = queue.Queue()  # only the end-of-stream marker
+        self._decoders: dict[str, object] = {}
+
+    def get(self, *args, **kwargs):  # aiortc's idle decoder thread waits here
+        return self._to_thread.get(*args, **kwargs)
+
+    def put(self, task) -> None:
+        if task is None:
+            self._to_thread.put(None)  # the thread ends the track, as aiortc does
+            return
+        codec, encoded_frame = task
+        decoder = self._decoders.get(codec.name)
+        if decoder is None:
+            decoder = self._decoders[codec.name] = get_decoder(codec)
+        try:
+            frames = decoder.decode(encoded_frame)
+        except av.FFmpegError as exc:
+            log.warning("could not decode a %s frame: %s", codec.name, exc)
+            return
+        track = self._receiver.track
+        for frame in frames:
+            track._queue.put_nowait(frame)
+
+
+def decode_on_loop(receiver) -> None:
+    """Make ``receiver`` (before it starts) decode on the event loop; see the module doc."""
+    if not isinstance(getattr(receiver, _DECODER_QUEUE, None), queue.Queue):
+        raise HookMissing(f"RTCRtpReceiver has no {_DECODER_QUEUE}: cannot decode on the loop")
+    setattr(receiver, _DECODER_QUEUE, _DecodeOnLoop(receiver))
 
 
 if _original_get_host_addresses is not None:
