@@ -237,18 +237,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def rss_mb(pid: int) -> float:
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, RssAnon) in MB: all resident memory, and the part no other process shares
+    (RssFile, the rest, is mostly shared-library pages)."""
+    found: dict[str, float] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+            key = line.split(":", 1)[0]
+            if key in ("VmRSS", "RssAnon"):
+                found[key] = int(line.split()[1]) / 1024
+    if len(found) != 2:
+        raise RuntimeError(f"no VmRSS/RssAnon for pid {pid}")
+    return found["VmRSS"], found["RssAnon"]
 
 
 @dataclass
 class Usage:
     cpu_per_s: float  # CPU seconds per second of wall clock (= per call-second)
     rss_mb: float  # largest VmRSS seen during the window
+    private_mb: float  # largest RssAnon seen during the window
 
 
 def measure(pids: Sequence[int], seconds: float,
@@ -260,13 +267,14 @@ def measure(pids: Sequence[int], seconds: float,
     """
     start_cpu = [cpu_seconds(p) for p in pids]
     start = time.monotonic()
-    peak = [rss_mb(p) for p in pids]
+    peak = [memory_mb(p) for p in pids]
     end = start + seconds
     while (now := time.monotonic()) < end:
         time.sleep(min(1.0, end - now))
-        peak = [max(m, rss_mb(p)) for m, p in zip(peak, pids, strict=True)]
+        peak = [(max(r, m[0]), max(a, m[1]))
+                for (r, a), m in zip(peak, map(memory_mb, pids), strict=True)]
         if alive is not None:
             alive()
     elapsed = time.monotonic() - start
-    return [Usage((cpu_seconds(p) - c0) / elapsed, m)
-            for p, c0, m in zip(pids, start_cpu, peak, strict=True)]
+    return [Usage((cpu_seconds(p) - c0) / elapsed, rss, private)
+            for p, c0, (rss, private) in zip(pids, start_cpu, peak, strict=True)]

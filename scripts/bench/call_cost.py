@@ -208,7 +208,8 @@ def tail_logs(agents: list[Agent]) -> str:
 def average(name: str, usage: list[common.Usage], labels: tuple[str, ...]) -> Row:
     """One row from two symmetric processes: their mean, with each one in the note."""
     mean = common.Usage(sum(u.cpu_per_s for u in usage) / len(usage),
-                        sum(u.rss_mb for u in usage) / len(usage))
+                        sum(u.rss_mb for u in usage) / len(usage),
+                        sum(u.private_mb for u in usage) / len(usage))
     note = ", ".join(f"{label} {u.cpu_per_s:.4f} CPU-s/s {u.rss_mb:.1f} MB"
                      for label, u in zip(labels, usage, strict=True))
     return Row(name, mean, f"mean of 2 ({note})")
@@ -508,19 +509,19 @@ def print_table(rows: list[Row], opts: Options) -> None:
     base = rows[0].usage if rows and rows[0].name == "baresip agent" else None
     print(f"\nCost of one party in a call: {opts.seconds:.0f} s window after "
           f"{opts.warmup:.0f} s warm-up, Opus, 440 Hz sine, loopback only\n")
-    header = f"{'':18} {'CPU-s/call-s':>13} {'RSS MB':>8} {'CPU x baresip':>14} " \
-             f"{'RSS x baresip':>14}"
+    header = f"{'':18} {'CPU-s/call-s':>13} {'RSS MB':>8} {'private MB':>11} " \
+             f"{'CPU x baresip':>14} {'RSS x baresip':>14}"
     print(header)
     print("-" * len(header))
     for row in rows:
         if row.usage is None:
-            print(f"{row.name:18} {'n/a':>13} {'n/a':>8} {'':>14} {'':>14}")
+            print(f"{row.name:18} {'n/a':>13} {'n/a':>8} {'n/a':>11} {'':>14} {'':>14}")
             continue
         cpu_ratio = f"{row.usage.cpu_per_s / base.cpu_per_s:.2f}x" \
             if base and base.cpu_per_s > 0 else "n/a"
         rss_ratio = f"{row.usage.rss_mb / base.rss_mb:.2f}x" if base else "n/a"
         print(f"{row.name:18} {row.usage.cpu_per_s:13.4f} {row.usage.rss_mb:8.1f} "
-              f"{cpu_ratio:>14} {rss_ratio:>14}")
+              f"{row.usage.private_mb:11.1f} {cpu_ratio:>14} {rss_ratio:>14}")
     print()
     for row in rows:
         if row.note:
