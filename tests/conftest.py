@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import pytest
 
 from piphone.exchange import config as exchange_config
-from piphone.exchange.server import Exchange
-from piphone.voice import Device
+from piphone.exchange.server import ClientSession, Exchange
+from piphone.voice import Device, protocol
 from piphone.voice.tokens import mint
 from piphone.voice.tracks import Recorder, ToneTrack
 
@@ -23,12 +24,13 @@ LOOPBACK = ("127.0.0.1",)
 
 
 @pytest.fixture
-def exchange_cfg(tmp_path) -> exchange_config.ExchangeConfig:
+def exchange_cfg(tmp_path, request) -> exchange_config.ExchangeConfig:
+    """The exchange's settings; change them for one test with indirect parametrization:
+    ``@pytest.mark.parametrize("exchange_cfg", [{"max_calls": 1}], indirect=True)``."""
     path = exchange_config.write_starter(tmp_path / "exchange.toml")
-    cfg = exchange_config.load(path)
-    from dataclasses import replace
-
-    return replace(cfg, port=0, ice_addresses=LOOPBACK, reconnect_grace=0.5)
+    cfg = replace(exchange_config.load(path), port=0, ice_addresses=LOOPBACK,
+                  reconnect_grace=0.5)
+    return replace(cfg, **(getattr(request, "param", None) or {}))
 
 
 @pytest.fixture
@@ -102,6 +104,47 @@ async def until(predicate, timeout: float = 5.0, what: str = "condition") -> Non
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+class Wire:
+    """Every frame the exchange received and sent, as (identity, type, payload)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str | None, str, dict]] = []
+        self.sent: list[tuple[str | None, str, dict]] = []
+
+    def got(self, identity: str | None, type_: str) -> list[dict]:
+        return [p for i, t, p in self.received if i == identity and t == type_]
+
+    def to(self, identity: str | None, type_: str) -> list[dict]:
+        return [p for i, t, p in self.sent if i == identity and t == type_]
+
+    def types_from(self, identity: str | None) -> list[str]:
+        return [t for i, t, _ in self.received if i == identity]
+
+
+@pytest.fixture
+def wire(monkeypatch) -> Wire:
+    tap = Wire()
+    receive, send = ClientSession._receive, ClientSession.send
+
+    def tapped_receive(self, text):
+        try:
+            frame = protocol.decode(text, protocol.CLIENT_FRAMES)
+        except protocol.ProtocolError:
+            frame = None
+        result = receive(self, text)
+        if frame is not None:  # after handling, so that a listen is filed under its identity
+            tap.received.append((self.identity, frame.type, frame.payload))
+        return result
+
+    def tapped_send(self, type_, **payload):
+        tap.sent.append((self.identity, type_, payload))
+        return send(self, type_, **payload)
+
+    monkeypatch.setattr(ClientSession, "_receive", tapped_receive)
+    monkeypatch.setattr(ClientSession, "send", tapped_send)
+    return tap
 
 
 logging.getLogger("aioice").setLevel(logging.WARNING)

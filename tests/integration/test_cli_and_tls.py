@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import os
 import ssl
 import subprocess
 import sys
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from piphone import cli
 from piphone.exchange import auth
@@ -25,6 +19,7 @@ from piphone.voice.tokens import mint
 from piphone.voice.tracks import Recorder, ToneTrack, dominant_frequency
 
 from ..conftest import LOOPBACK
+from ..tlscert import self_signed
 
 pytestmark = pytest.mark.net
 
@@ -88,27 +83,8 @@ async def test_exchange_and_call_commands_as_processes(tmp_path):
         assert await asyncio.wait_for(server.wait(), 10) == 0  # SIGTERM is a clean stop
 
 
-def _self_signed(tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 async def test_wss_exchange_carries_a_call(tmp_path, exchange_cfg):
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_tls = cli._server_tls(cert, key)
     exchange = Exchange(exchange_cfg)
     await exchange.start(host="127.0.0.1", port=0, ssl_context=server_tls)

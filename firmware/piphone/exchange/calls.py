@@ -138,7 +138,12 @@ class CallTable:
                 return refuse(31486, f"{route.target} is busy")
 
         call = ExchangeCall(sid=new_call_sid(), route=route)
+        # Answer in the caller's order of preference, as Twilio's edge does (the SDK puts
+        # PCMU first): the caller's codec is the first it offered that we take.
         settings = self.exchange.media_settings
+        offered = [c for c in codecs_of(payload["sdp"]) if c in settings.codec_preferences]
+        if offered:
+            settings = replace(settings, codec_preferences=tuple(offered))
         caller_media = (lines.answer_leg(route.target, settings) if route.kind == "line"
                         else Leg(settings))
         caller = CallLeg(call, session, temp_id, caller_media, wire_ids={temp_id, call.sid})
@@ -165,12 +170,10 @@ class CallTable:
             await self._answer_caller(call)
             return
         custom = {k: v for k, v in params.items() if k != "To"}
-        # Offer the callee what the caller offered, as a SIP B2BUA does: a caller limited to
-        # pcmu gets pcmu end to end instead of a leg the callee's default turns into opus.
-        settings = self.exchange.media_settings
-        offered = [c for c in codecs_of(sdp) if c in settings.codec_preferences]
-        if offered:
-            settings = replace(settings, codec_preferences=tuple(offered))
+        # Offer the callee the caller's codecs in the caller's order: a callee that takes the
+        # caller's codec answers with it (piphone keeps the offer's order, as JSEP says), so
+        # both ends agree and nothing is transcoded; one that does not still gets through.
+        settings = caller.media.media.settings
         await asyncio.gather(*(self._fork(call, s, custom, settings) for s in forks))
         if call.phase is Phase.ENDED:
             return

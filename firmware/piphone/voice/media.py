@@ -96,12 +96,14 @@ class MediaSession:
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         rtc_hooks.decode_on_loop(transceiver.receiver)
-        capabilities = RTCRtpSender.getCapabilities("audio").codecs
-        preferred = []
-        for name in self.settings.codec_preferences:
-            preferred += [c for c in capabilities if c.mimeType.lower() == CODEC_MIME[name].lower()]
-        transceiver.setCodecPreferences(preferred)
+        transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
         self._transceiver = transceiver
+
+    @staticmethod
+    def _capabilities(names: Sequence[str]) -> list:
+        capabilities = RTCRtpSender.getCapabilities("audio").codecs
+        return [c for name in names for c in capabilities
+                if c.mimeType.lower() == CODEC_MIME[name].lower()]
 
     # --- offerer -------------------------------------------------------------------------
     async def offer(self) -> str:
@@ -111,6 +113,11 @@ class MediaSession:
         return self.pc.localDescription.sdp
 
     async def apply_answer(self, sdp: str) -> None:
+        # Send what the answerer put first (aiortc would re-sort by our own order), so that
+        # ``codec`` and the packets EncodingTrack makes match what goes on the wire.
+        accepted = [c for c in codecs_of(sdp) if c in self.settings.codec_preferences]
+        if accepted:
+            self._transceiver.setCodecPreferences(self._capabilities(accepted))
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:  # aiortc raises ValueError and friends on a bad SDP
@@ -130,6 +137,10 @@ class MediaSession:
     async def prepare_answer(self, offer_sdp: str) -> None:
         """Apply the remote offer and gather ICE now, before anyone accepts."""
         await self.check_offer(offer_sdp)
+        # As answerer we take the offer's order among the codecs we accept (JSEP): the caller
+        # chooses, so both ends of a call through the exchange end up with the same codec.
+        accepted = [c for c in codecs_of(offer_sdp) if c in self.settings.codec_preferences]
+        self._transceiver.setCodecPreferences(self._capabilities(accepted))
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:
