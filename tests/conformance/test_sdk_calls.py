@@ -186,3 +186,48 @@ async def test_digits_both_ways(piphone, sdk_phone, wire):
     # The SDK raises no event for digits it receives: check they reached its socket.
     await until(lambda: wire.to("browser", "dtmf"), what="digits relayed to the browser")
     assert [p["dtmf"] for p in wire.to("browser", "dtmf")] == ["9#"]
+
+
+async def test_busy_both_ways(piphone, sdk_phone):
+    alice = await piphone("alice")
+    bob = await piphone("bob")
+    browser = await sdk_phone("browser")
+    await browser.wait_event("registered", source="device")
+    call = await alice.device.connect({"To": "bob"})
+    out = Events(call)
+    await (await bob.next_call()).accept()
+    await out.wait("accept")
+    # bob is busy: the browser's call to him fails with 31486 (which the SDK, unless told
+    # enableImprovedSignalingErrorPrecision, wraps in a 31005 ConnectionError).
+    await browser.run("p => window.phone.connect(p)", {"To": "bob"})
+    error = (await browser.wait_event("error"))["args"][0]
+    assert error["code"] == 31005 and error["originalCode"] == 31486
+    await browser.wait_event("disconnect")
+    # Now the browser is in a call with the echo line and bob, done with alice, calls it.
+    call.disconnect()
+    await browser.run("p => window.phone.connect(p)", {"To": "echo"})
+    await browser.wait_event("accept")
+    busy = await bob.device.connect({"To": "browser"})
+    refused = Events(busy)
+    (err,) = await refused.wait("error")
+    assert err.code == 31486
+
+
+async def test_signaling_reconnect_of_the_browser(piphone, sdk_phone, exchange):
+    bob = await piphone("bob", tone=PIPHONE_TONE)
+    browser = await sdk_phone("browser")
+    await browser.wait_event("registered", source="device")
+    await browser.run("p => window.phone.connect(p)", {"To": "bob"})
+    incoming = await bob.next_call()
+    await incoming.accept()
+    await browser.wait_event("accept")
+    # The exchange drops the browser's socket mid-call.
+    (session,) = [s for s in exchange.sessions if s.identity == "browser"]
+    await session.ws.close(code=1011, reason="test: dropped")
+    reconnecting = await browser.wait_event("reconnecting")
+    assert reconnecting["args"][0]["code"] == 53001
+    await browser.wait_event("reconnected", timeout=15)
+    assert (await browser.state())["status"] == "open"
+    assert incoming.status() is CallStatus.OPEN
+    await browser_hears(browser, PIPHONE_TONE)
+    await hears(bob, BROWSER_TONE)

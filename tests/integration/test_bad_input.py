@@ -149,18 +149,31 @@ async def test_frames_before_listen_are_refused_with_31201(raw):
 
 @pytest.mark.parametrize(("kind", "code"), [("bad", 31204), ("expired", 31205),
                                             ("not-a-jwt", 31204)])
-async def test_refused_token_gets_an_error_then_the_socket_closes(raw, exchange, make_phone,
-                                                                  kind, code):
+async def test_refused_token_gets_an_error_and_a_fresh_token_may_follow(
+        raw, exchange, make_phone, kind, code):
     client = await raw(listen_as=None)
     token = {"bad": token_for(exchange, api_key_secret="z" * 32),
              "expired": token_for(exchange, ttl=-60),
              "not-a-jwt": "eyJhbGciOi.garbage.token"}[kind]
     await client.send("listen", token=token)
     await client.expect_error(code)
-    with pytest.raises(websockets.ConnectionClosed) as closed:
-        await client.frame()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    # The socket stays open (no reconnect loop) and a good token is taken on it.
+    await client.send("listen", token=token_for(exchange, "mended"))
+    assert (await client.frame())["type"] == "connected"
     await serves_a_fresh_call(make_phone)
+
+
+async def test_a_socket_without_a_valid_token_is_closed(raw, monkeypatch):
+    from piphone.exchange.server import ClientSession
+
+    monkeypatch.setattr(ClientSession, "AUTH_TIMEOUT", 0.3)
+    client = await raw(listen_as=None)
+    await client.send("listen", token="eyJhbGciOi.garbage.token")
+    await client.expect_error(31204)
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await client.frame()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
 
 
 async def test_a_new_token_must_keep_the_identity(raw, exchange):

@@ -118,9 +118,11 @@ async def test_destroy_while_ringing_cancels(make_phone):
     await out.wait("disconnect")
 
 
-@pytest.mark.parametrize(("kind", "code"), [("bad-signature", 31204), ("expired", 31205),
-                                            ("other-account", 31204)])
-async def test_register_with_a_refused_token_raises_the_servers_error(exchange, kind, code):
+@pytest.mark.parametrize(("kind", "code", "wire"), [("bad-signature", 20101, 31204),
+                                                    ("expired", 20104, 31205),
+                                                    ("other-account", 20101, 31204)])
+async def test_register_with_a_refused_token_raises_the_servers_error(exchange, kind, code,
+                                                                      wire):
     if kind == "bad-signature":
         token = token_for(exchange, api_key_secret="not-the-exchange-secret-0123456789")
     elif kind == "expired":
@@ -132,7 +134,7 @@ async def test_register_with_a_refused_token_raises_the_servers_error(exchange, 
     try:
         with pytest.raises(TwilioError) as raised:
             await asyncio.wait_for(device.register(timeout=3), 2)
-        assert raised.value.code == code
+        assert raised.value.code == code and raised.value.original_error["code"] == wire
         assert device.state is DeviceState.UNREGISTERED
         assert events.names()[:3] == ["registering", "error", "unregistered"] or \
             events.names()[:3] == ["registering", "unregistered", "error"]

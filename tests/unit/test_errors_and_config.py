@@ -8,8 +8,8 @@ from piphone.exchange.routing import DialPlan, Registrations, Route
 from piphone.voice.errors import CODES, TwilioError
 from piphone.voice.signaling import Backoff
 
-REFERENCE_CODES = [31000, 31005, 31008, 31009, 31201, 31204, 31205, 31402, 31208, 31480, 31486,
-                   31603, 53000, 53001, 53405]
+REFERENCE_CODES = [20101, 20104, 20151, 31000, 31005, 31008, 31009, 31201, 31204, 31205,
+                   31402, 31208, 31480, 31486, 31603, 53000, 53001, 53405]
 
 
 @pytest.mark.parametrize("code", REFERENCE_CODES)

@@ -34,6 +34,11 @@ REGION = "local"
 class ClientSession:
     """One client's signaling stream."""
 
+    # Seconds a socket may stay without a valid token. A refused token does not close the
+    # socket at once: the client may send a fresh listen (update_token), and clients that
+    # reconnect on every close (Twilio's SDK, piphone) would otherwise loop on the refusal.
+    AUTH_TIMEOUT = 30.0
+
     def __init__(self, exchange: Exchange, ws: ServerConnection) -> None:
         self.exchange = exchange
         self.ws = ws
@@ -62,6 +67,7 @@ class ClientSession:
 
     async def run(self) -> None:
         heartbeat = asyncio.ensure_future(self._heartbeat())
+        self._out.spawn(self._close_unless_authenticated())
         try:
             async for text in self.ws:
                 self._receive(text)
@@ -110,7 +116,6 @@ class ClientSession:
         except TwilioError as exc:
             log.warning("%s: token refused: %s", self, exc.message)
             self.send_error(exc.code, exc.message)
-            self._out.spawn(self._close_after_send(4003, exc.name))
             return
         if self.grant is not None and grant.identity != self.grant.identity:
             self.send_error(31204, "a new token must keep the same identity")
@@ -122,9 +127,11 @@ class ClientSession:
         if first:
             log.info("%s: listening as %s", self, grant.identity)
 
-    async def _close_after_send(self, code: int, reason: str) -> None:
-        await self._out.wait(timeout=1)  # the error frame goes out first
-        await self.ws.close(code=code, reason=reason)
+    async def _close_unless_authenticated(self) -> None:
+        await asyncio.sleep(self.AUTH_TIMEOUT)
+        if self.grant is None:
+            log.info("%s: no valid token within %.0f s; closing", self, self.AUTH_TIMEOUT)
+            await self.ws.close(code=4003, reason="no valid access token")
 
     def _register(self, audio: bool) -> None:
         assert self.identity is not None

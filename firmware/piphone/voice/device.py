@@ -20,7 +20,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..errors import InvalidStateError
 from . import protocol, tokens
 from .call import Call, CallDirection, CallStatus
-from .errors import TwilioError
+from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .media import MediaError, MediaSettings
 from .signaling import Signaling
@@ -67,7 +67,7 @@ class Device(Emitter):
         if edge not in EDGES:
             raise ValueError(f"unknown edge {edge!r}; one of {', '.join(EDGES)}")
         self._token = token
-        tokens.read(token)  # a token that is not even a JWT is refused here, with 31204
+        tokens.read(token)  # a token that is not even a JWT is refused here (20101)
         self.signaling_url = signaling_url or twilio_signaling_url(edge)
         self.edge = edge
         self.media_settings = MediaSettings(
@@ -91,7 +91,7 @@ class Device(Emitter):
         self._stream.on("close", self._on_stream_close)
         self._stream.on("error", self._on_stream_error)
         self._connected = asyncio.Event()  # 'connected' received on the current socket
-        self._refused = asyncio.Event()  # the server refused our token (31201/31204/31205)
+        self._refused = asyncio.Event()  # the server refused our token
         self._refusal: TwilioError | None = None
         self._should_reregister = False
         self._register_timer: asyncio.TimerHandle | None = None
@@ -238,7 +238,7 @@ class Device(Emitter):
     # --- stream events ---------------------------------------------------------------------------
     async def _ensure_stream(self, timeout: float) -> None:
         self._stream.start()
-        # A refused token never gets 'connected': report the server's error (31204, 31205)
+        # A refused token never gets 'connected': report the server's refusal (20101, 20104)
         # at once instead of a 53000 when the timeout runs out.
         await first_set((self._connected, self._refused), timeout)
         if self._connected.is_set():
@@ -304,17 +304,22 @@ class Device(Emitter):
 
     def _on_error(self, payload: dict[str, Any]) -> None:
         error = payload["error"]
-        code = error.get("code") if isinstance(error.get("code"), int) else 31000
+        wire_code = error.get("code") if isinstance(error.get("code"), int) else 31000
         message = error.get("message") if isinstance(error.get("message"), str) else None
+        # As the SDK does, a refused token is reported as AccessTokenInvalid (20101),
+        # AccessTokenExpired (20104) or AuthenticationFailed (20151); the wire code stays in
+        # original_error.
+        code = TOKEN_REFUSALS.get(wire_code, wire_code)
         twilio_error = TwilioError(code, message, original_error=error)
         call = self._find_call(payload.get("callsid"), "error")
-        if code == 31205:  # expired: stop re-registering until a new token comes
+        if code == 20104:  # expired: stop re-registering until a new token comes
             self._cancel_timer("_register_timer")
-        if code in (31201, 31204, 31205) and self._state is DeviceState.REGISTERING:
+        refused = wire_code in TOKEN_REFUSALS
+        if refused and self._state is DeviceState.REGISTERING:
             self._set_state(DeviceState.UNREGISTERED)
         log.error("signaling error %s: %s", code, twilio_error.message)
         self._last_error = twilio_error
-        if code in (31201, 31204, 31205) and not self._connected.is_set():
+        if refused and not self._connected.is_set():
             self._refusal = twilio_error
             self._refused.set()
         self.emit("error", twilio_error, call)

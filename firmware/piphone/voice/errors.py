@@ -19,6 +19,26 @@ class ErrorInfo:
 
 # Code -> catalogue entry. Names follow the SDK's error classes.
 CODES: dict[int, ErrorInfo] = {
+    # What the SDK's Device reports when the edge refuses a token (wire codes 31204, 31205,
+    # 31201 below are kept as the original_error).
+    20101: ErrorInfo(
+        "AccessTokenInvalid", "Invalid access token", "Invalid access token",
+        "Twilio was unable to validate your Access Token",
+        ("The token was signed with another secret, is malformed, or names another account.",),
+        ("Mint a new token with the exchange's (or Twilio's) API key and call update_token().",),
+    ),
+    20104: ErrorInfo(
+        "AccessTokenExpired", "Access token expired or expiration date invalid",
+        "Access token expired or expiration date invalid",
+        "The Access Token provided to the Twilio API has expired, the expiration time "
+        "specified in the token was invalid, or the TTL was over 24 hours.",
+        ("The token's exp is in the past.",),
+        ("Refresh the token (see tokenWillExpire) and call update_token().",),
+    ),
+    20151: ErrorInfo(
+        "AuthenticationFailed", "Authentication Failed",
+        "Authentication Failed", "The Authentication with the provided JWT failed",
+    ),
     31000: ErrorInfo(
         "UnknownError", "Unknown Error", "Unknown Error",
         "An unknown error has occurred. See error details for more information.",
@@ -48,18 +68,17 @@ CODES: dict[int, ErrorInfo] = {
         ("A frame or SDP did not have the expected shape.",),
     ),
     31201: ErrorInfo(
-        "AuthenticationFailed", "Authentication failed", "Generic unknown error",
+        "AuthorizationError", "Authorization error", "Generic unknown error",
         "An error occurred during authentication.",
     ),
     31204: ErrorInfo(
-        "AccessTokenInvalid", "Invalid access token", "JWT token invalid",
+        "InvalidJWTTokenError", "Invalid JWT token", "Invalid JWT token",
         "The access token is not a valid JWT, or its signature or claims are wrong.",
         ("The token was signed with another secret, or is malformed.",),
         ("Mint a new token with the exchange's (or Twilio's) API key and secret.",),
     ),
     31205: ErrorInfo(
-        "AccessTokenExpired", "Access token expired or expiration date invalid",
-        "JWT token expired",
+        "JWTTokenExpiredError", "JWT token expired", "JWT token expired",
         "The access token provided has expired or has an invalid expiration date.",
         ("The token's exp is in the past.",),
         ("Refresh the token and call update_token().",),
@@ -140,3 +159,7 @@ class TwilioError(PiphoneError):
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message}
+
+
+# Wire codes of a refused token -> the error the SDK's Device reports for them.
+TOKEN_REFUSALS = {31201: 20151, 31204: 20101, 31205: 20104}

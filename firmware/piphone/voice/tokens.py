@@ -52,11 +52,11 @@ def mint(
 
 
 def read(token: str) -> TokenInfo:
-    """Identity and expiry of a token, unverified. Raises TwilioError 31204 if unreadable."""
+    """Identity and expiry of a token, unverified. Raises TwilioError 20101 if unreadable."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise TwilioError(31204, f"access token is not a JWT: {exc}", original_error=exc) from None
+        raise TwilioError(20101, f"access token is not a JWT: {exc}", original_error=exc) from None
     grants = claims.get("grants") if isinstance(claims.get("grants"), dict) else {}
     identity = grants.get("identity")
     exp = claims.get("exp")

@@ -7,7 +7,10 @@ window.log = [];
 
 function record(source, name, args) {
   const plain = args.map((a) => {
-    if (a && typeof a === "object" && "code" in a) return { code: a.code, message: a.message };
+    if (a && typeof a === "object" && "code" in a) {
+      const original = a.originalError || {};
+      return { code: a.code, message: a.message, originalCode: original.code };
+    }
     if (a && typeof a === "object" && a.parameters) return { call: true };
     if (a && typeof a === "object" && "codecName" in a) return { codecName: a.codecName };
     return a;
