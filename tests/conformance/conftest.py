@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import ssl
+import time
 import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -40,6 +41,21 @@ CHROMIUM_FLAGS = [
 ]
 
 pytestmark = pytest.mark.net
+
+# Timings the suite measures, printed at its end: name -> seconds (one list per name).
+TIMINGS: dict[str, list[float]] = {}
+
+
+def timing(name: str, seconds: float) -> None:
+    TIMINGS.setdefault(name, []).append(seconds)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("conformance timings (Twilio SDK <-> piphone, 127.0.0.1)")
+        for name, values in TIMINGS.items():
+            shown = ", ".join(f"{v * 1000:.0f}" for v in values)
+            terminalreporter.write_line(f"{name}: {shown} ms")
 
 
 def chromium_path() -> str:
@@ -156,7 +172,9 @@ async def sdk_phone(browser, exchange) -> AsyncIterator[Callable[..., SdkPhone]]
         await page.evaluate("([t, c, o]) => window.phone.setup(t, c, o)",
                             [token, f"127.0.0.1:{exchange.port}", options or {}])
         if register:
+            started = time.monotonic()
             await page.evaluate("window.phone.register()")
+            timing("SDK register() -> registered", time.monotonic() - started)
         return phone
 
     yield factory

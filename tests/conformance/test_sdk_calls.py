@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from piphone.voice import CallStatus
 
 from ..conftest import until
 from ..integration.helpers import Events, hears, hears_silence
-from .conftest import BROWSER_TONE, pytestmark  # noqa: F401
+from .conftest import BROWSER_TONE, pytestmark, timing  # noqa: F401
 
 PIPHONE_TONE = 440.0
 
@@ -26,7 +28,8 @@ async def browser_hears(phone, frequency: float | None, timeout: float = 8.0) ->
     raise AssertionError(f"browser heard {peak} Hz, expected {frequency}")
 
 
-async def test_piphone_calls_the_browser(piphone, sdk_phone, exchange_cfg):
+@pytest.mark.parametrize("hangs_up", ["browser", "piphone"])
+async def test_piphone_calls_the_browser(piphone, sdk_phone, exchange_cfg, hangs_up):
     browser = await sdk_phone("browser")
     await browser.wait_event("registered", source="device")
     alice = await piphone("alice", tone=PIPHONE_TONE)
@@ -47,8 +50,8 @@ async def test_piphone_calls_the_browser(piphone, sdk_phone, exchange_cfg):
     await browser.run("window.phone.accept()")
     await browser.wait_event("accept")
     await out.wait("accept")
-    print(f"\ninvite -> incoming {invite_to_incoming * 1000:.0f} ms, "
-          f"accept() -> open {(time.monotonic() - accepted) * 1000:.0f} ms")
+    timing("piphone connect() -> SDK incoming", invite_to_incoming)
+    timing("SDK accept() -> both sides open", time.monotonic() - accepted)
     state = await browser.state()
     assert state["status"] == "open" and call.status() is CallStatus.OPEN
     await browser.wait_event("sample")  # the SDK learns its codec from its first stats sample
@@ -59,10 +62,45 @@ async def test_piphone_calls_the_browser(piphone, sdk_phone, exchange_cfg):
     assert (await browser.state())["codec"].lower() == "pcmu" and call.codec == "opus"
     await hears(alice, BROWSER_TONE)
     await browser_hears(browser, PIPHONE_TONE)
-    await browser.run("window.phone.disconnect()")
-    await out.wait("disconnect")
+    if hangs_up == "browser":
+        await browser.run("window.phone.disconnect()")
+        await out.wait("disconnect")
+    else:
+        call.disconnect()
+        await browser.wait_event("disconnect")
     assert await browser.names() == ["accept", "disconnect"]
     assert out.names() == ["ringing", "accept", "disconnect"]
+    assert (await browser.state())["status"] == "closed" and call.status() is CallStatus.CLOSED
+
+
+@pytest.mark.parametrize(("exchange_cfg", "verified"), [
+    ({"attestation": {"alice": "TN-Validation-Passed-A"}}, True),
+    ({"attestation": {"alice": "TN-Validation-Passed-B"}}, False),
+], indirect=["exchange_cfg"])
+async def test_caller_info_reaches_the_sdk(piphone, sdk_phone, verified):
+    browser = await sdk_phone("browser")
+    await browser.wait_event("registered", source="device")
+    alice = await piphone("alice")
+    await alice.device.connect({"To": "browser"})
+    await browser.wait_event("incoming", source="device")
+    assert (await browser.state())["callerInfo"] == {"isVerified": verified}
+
+
+async def test_browser_caller_cancels_before_answer(piphone, sdk_phone):
+    bob = await piphone("bob")
+    browser = await sdk_phone("browser")
+    await browser.wait_event("registered", source="device")
+    await browser.run("p => window.phone.connect(p)", {"To": "bob"})
+    incoming = await bob.next_call()
+    inc = Events(incoming)
+    await browser.wait_event("ringing")
+    await browser.run("window.phone.disconnect()")
+    await inc.wait("cancel")
+    # The SDK emits disconnect here, though its docs (and piphone) say cancel.
+    await browser.wait_event("disconnect")
+    assert await browser.names() == ["ringing", "disconnect"]
+    assert (await browser.state())["status"] == "closed"
+    assert incoming.status() is CallStatus.CLOSED and inc.names() == ["cancel"]
 
 
 async def test_browser_calls_piphone_with_custom_parameters(piphone, sdk_phone):
@@ -75,8 +113,10 @@ async def test_browser_calls_piphone_with_custom_parameters(piphone, sdk_phone):
     assert incoming.parameters["From"] == "client:browser"
     await browser.wait_event("ringing")
     assert (await browser.state())["status"] == "ringing"
+    accepted = time.monotonic()
     await incoming.accept()
     await browser.wait_event("accept")
+    timing("piphone accept() -> SDK open", time.monotonic() - accepted)
     await browser.wait_event("sample")
     state = await browser.state()
     assert state["status"] == "open" and state["direction"] == "OUTGOING"
@@ -135,16 +175,20 @@ async def test_ignore_lets_another_device_answer_and_caller_cancel(piphone, sdk_
     incoming = await second.next_call()
     await browser.run("window.phone.ignore()")
     assert (await browser.state())["status"] == "closed"
+    # The SDK's ignore() itself emits nothing (its docs and piphone emit cancel at once);
+    # its ignored call emits cancel when the exchange cancels the fork, below.
+    assert await browser.names() == []
     await out.wait("ringing")
     await incoming.accept()
     await out.wait("accept")
+    await browser.wait_event("cancel")  # the other device answered: this fork is cancelled
     call.disconnect()
     # The caller gives up before anyone answers: the browser's ringing call is cancelled.
     second_call = await alice.device.connect({"To": "shared"})
     await browser.wait_event("incoming", source="device", count=2)
     await second.next_call()
     second_call.disconnect()
-    await browser.wait_event("cancel", count=1)
+    await browser.wait_event("cancel", count=2)
     assert (await browser.state())["status"] == "closed"
 
 
