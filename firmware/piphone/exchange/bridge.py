@@ -1,16 +1,19 @@
 """Media legs at the exchange and the audio bridge between them.
 
 Like Twilio's edge, every client's media ends here: one MediaSession (aiortc peer) per leg.
-A leg sends whatever its ``outbox`` (a BridgeTrack) holds; ``pump`` decodes what a leg
-receives and pushes it into another leg's outbox (or back into its own for the echo line).
-Decoded audio is normalised to 48 kHz mono so that an Opus leg can talk to a PCMU leg.
-(Forwarding encoded frames without decoding is the low-latency work of its own issue.)
+When two bridged legs use the same codec, the bridge forwards each encoded frame from one
+leg's receiver to the other leg's sender as it arrives: no decoding, no re-encoding, no
+clock of ours in the path. aiortc's sender re-originates SSRC, sequence numbers and
+timestamps per leg. Only when the codecs differ (an Opus leg and a PCMU leg), or for lines
+set up before negotiation (echo), is audio decoded, normalised to 48 kHz mono and re-encoded
+on the receiving leg's paced clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import fractions
 import logging
 
 import av
@@ -25,55 +28,92 @@ log = logging.getLogger(__name__)
 OUTBOX_FRAMES = 5  # at most 100 ms queued per leg; older frames are dropped, never delayed
 
 
-class BridgeTrack(PacedAudioTrack):
-    """A paced source fed from a bounded queue; silence when nothing is queued."""
+class LegOutput(PacedAudioTrack):
+    """What a leg sends: forwarded packets as they come, or decoded audio on a 20 ms clock
+    (silence when nothing is queued). Both queues are bounded and drop the oldest."""
 
     def __init__(self, depth: int = OUTBOX_FRAMES) -> None:
         super().__init__()
-        self._queue: collections.deque[np.ndarray] = collections.deque(maxlen=depth)
+        self._samples: collections.deque[np.ndarray] = collections.deque(maxlen=depth)
+        self._packets: collections.deque[av.Packet] = collections.deque(maxlen=depth)
+        self._packet_arrived = asyncio.Event()
+        self.forwarding = False
         self.dropped = 0
         self.silent = 0
 
     def push(self, samples: np.ndarray) -> None:
-        if len(self._queue) == self._queue.maxlen:
+        """Decoded 48 kHz mono audio, sent on our clock."""
+        if len(self._samples) == self._samples.maxlen:
             self.dropped += 1  # the deque drops the oldest
-        self._queue.append(samples)
+        self._samples.append(samples)
 
-    def clear(self) -> None:
-        self._queue.clear()
+    def push_packet(self, packet: av.Packet) -> None:
+        """An encoded frame of this leg's codec, sent as soon as the sender asks."""
+        if len(self._packets) == self._packets.maxlen:
+            self.dropped += 1
+        self._packets.append(packet)
+        self._packet_arrived.set()
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet:
+        if self.forwarding:
+            while not self._packets:
+                if self.readyState != "live":
+                    raise MediaStreamError
+                self._packet_arrived.clear()
+                await self._packet_arrived.wait()
+            return self._packets.popleft()
         pts = await self._next_pts()
-        if self._queue:
-            samples = self._queue.popleft()
+        if self._samples:
+            samples = self._samples.popleft()
         else:
             self.silent += 1
             samples = np.zeros(SAMPLES_PER_FRAME, np.int16)
         return audio_frame(samples, pts)
 
+    def stop(self) -> None:
+        super().stop()
+        self._packet_arrived.set()  # a waiting recv() ends
+
 
 class Leg:
-    """One client's media session at the exchange, with its outbox."""
+    """One client's media session at the exchange, with what it sends."""
 
     def __init__(self, settings: MediaSettings, source: MediaStreamTrack | None = None) -> None:
-        self.outbox = BridgeTrack()
+        self.outbox = LegOutput()
         self.media = MediaSession(settings, source or self.outbox,
                                   on_remote_track=self._remote_track)
         self._remote: asyncio.Future[MediaStreamTrack] = (
             asyncio.get_running_loop().create_future())
         self._pump: asyncio.Task | None = None
 
+    @property
+    def codec(self) -> str | None:
+        return self.media.codec
+
     def _remote_track(self, track: MediaStreamTrack) -> None:
         if not self._remote.done():
             self._remote.set_result(track)
 
-    def connect_to(self, target: BridgeTrack | None) -> None:
-        """Send what this leg receives to ``target`` (None: drain and discard)."""
-        if self._pump is not None:
-            self._pump.cancel()
+    def connect_to(self, target: LegOutput | None) -> None:
+        """Decode what this leg receives into ``target`` (None: drain and discard)."""
+        self._stop_pump()
+        self.media.receive_tap.forward = None
         self._pump = asyncio.ensure_future(self._run_pump(target))
 
-    async def _run_pump(self, target: BridgeTrack | None) -> None:
+    def forward_to(self, target: LegOutput) -> None:
+        """Hand each encoded frame this leg receives to ``target`` undecoded."""
+        self._stop_pump()
+        target.forwarding = True
+
+        def forward(codec, frame) -> None:
+            packet = av.Packet(frame.data)
+            packet.pts = frame.timestamp
+            packet.time_base = fractions.Fraction(1, codec.clockRate)
+            target.push_packet(packet)
+
+        self.media.receive_tap.forward = forward
+
+    async def _run_pump(self, target: LegOutput | None) -> None:
         track = await self._remote
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE,
                                       frame_size=SAMPLES_PER_FRAME)
@@ -88,13 +128,23 @@ class Leg:
         except MediaStreamError:
             pass
 
-    async def close(self) -> None:
+    def _stop_pump(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
+            self._pump = None
+
+    async def close(self) -> None:
+        self._stop_pump()
         await self.media.close()
 
 
-def bridge(a: Leg, b: Leg) -> None:
-    """Join two legs' audio both ways."""
+def bridge(a: Leg, b: Leg) -> str:
+    """Join two legs' audio both ways: forwarded when their codecs agree, else transcoded.
+    Returns "forwarded" or "transcoded"."""
+    if a.codec is not None and a.codec == b.codec:
+        a.forward_to(b.outbox)
+        b.forward_to(a.outbox)
+        return "forwarded"
     a.connect_to(b.outbox)
     b.connect_to(a.outbox)
+    return "transcoded"

@@ -257,7 +257,9 @@ class CallTable:
             return
         await self._answer_caller(call)
         if call.phase is not Phase.ENDED and call.caller is not None:
-            bridge(call.caller.media, leg.media)
+            mode = bridge(call.caller.media, leg.media)
+            log.info("call %s: audio %s (%s / %s)", call.sid, mode, call.caller.media.codec,
+                     leg.media.codec)
 
     async def _answer_caller(self, call: ExchangeCall) -> None:
         caller = call.caller

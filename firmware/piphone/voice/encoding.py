@@ -79,6 +79,8 @@ class EncodingTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet | av.AudioFrame:
         while not self._ready:
             frame = await self.source.recv()
+            if isinstance(frame, av.Packet):
+                return frame  # already encoded (the exchange forwarding a leg's packets)
             encoder = self._encoder_for_now()
             if encoder is None:
                 return frame  # a codec we do not encode ourselves: aiortc will

@@ -85,6 +85,7 @@ class MediaSession:
     _connected: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _failed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _gathered: asyncio.Task | None = field(init=False, default=None)
+    receive_tap: rtc_hooks.ReceiveTap = field(init=False)  # decodes, or forwards (exchange)
 
     def __post_init__(self) -> None:
         config = RTCConfiguration(iceServers=list(self.settings.ice_servers))
@@ -95,7 +96,7 @@ class MediaSession:
         self._sending = EncodingTrack(self.source, lambda: self.codec,
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
-        rtc_hooks.decode_on_loop(transceiver.receiver)
+        self.receive_tap = rtc_hooks.decode_on_loop(transceiver.receiver)
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
         self._transceiver = transceiver
 

@@ -87,13 +87,16 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 log = logging.getLogger(__name__)
 
 
-class _DecodeOnLoop:
-    """Stands in for the receiver's decoder queue: ``put`` decodes on the loop."""
+class ReceiveTap:
+    """Stands in for the receiver's decoder queue: ``put`` decodes on the loop, or, when
+    ``forward`` is set, hands each encoded frame (codec, JitterFrame) to it undecoded (the
+    exchange forwards Opus between legs this way)."""
 
     def __init__(self, receiver) -> None:
         self._receiver = receiver
         self._to_thread: queue.Queue = queue.Queue()  # only the end-of-stream marker
         self._decoders: dict[str, object] = {}
+        self.forward = None
 
     def get(self, *args, **kwargs):  # aiortc's idle decoder thread waits here
         return self._to_thread.get(*args, **kwargs)
@@ -103,6 +106,9 @@ class _DecodeOnLoop:
             self._to_thread.put(None)  # the thread ends the track, as aiortc does
             return
         codec, encoded_frame = task
+        if self.forward is not None:
+            self.forward(codec, encoded_frame)
+            return
         decoder = self._decoders.get(codec.name)
         if decoder is None:
             decoder = self._decoders[codec.name] = get_decoder(codec)
@@ -116,11 +122,13 @@ class _DecodeOnLoop:
             track._queue.put_nowait(frame)
 
 
-def decode_on_loop(receiver) -> None:
+def decode_on_loop(receiver) -> ReceiveTap:
     """Make ``receiver`` (before it starts) decode on the event loop; see the module doc."""
     if not isinstance(getattr(receiver, _DECODER_QUEUE, None), queue.Queue):
         raise HookMissing(f"RTCRtpReceiver has no {_DECODER_QUEUE}: cannot decode on the loop")
-    setattr(receiver, _DECODER_QUEUE, _DecodeOnLoop(receiver))
+    tap = ReceiveTap(receiver)
+    setattr(receiver, _DECODER_QUEUE, tap)
+    return tap
 
 
 if _original_get_host_addresses is not None:
