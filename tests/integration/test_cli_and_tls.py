@@ -37,7 +37,7 @@ def test_init_config_then_token(tmp_path, capsys):
 
 def test_a_broken_config_refuses_to_serve_and_names_the_line(tmp_path, capsys):
     path = exchange_config.write_starter(tmp_path / "exchange.toml")
-    path.write_text(path.read_text().replace("max_calls = 8", "max_calls = \"many\""))
+    path.write_text(path.read_text().replace("max_calls = 12", "max_calls = \"many\""))
     assert cli.main(["exchange", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "line 9: exchange.max_calls: must be int" in err

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..tomlconfig import TomlFile, port, positive
 
 DEFAULT_PORT = 8089
+DEFAULT_MAX_CALLS = 12
 KNOWN_LINES = ("echo", "tone")
 CODECS = ("opus", "pcmu")
 
@@ -25,7 +26,10 @@ class ExchangeConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     ring_timeout: float = 60.0  # seconds before an unanswered call ends with 31480
-    max_calls: int = 8  # concurrent calls with media; beyond: refused (decoding bridge)
+    # Concurrent calls with media; more are refused (31005). scripts/bench/exchange_capacity.py
+    # measured about 39 forwarded (or 11 transcoded) calls per core on an x86 test machine; a
+    # Pi 4 core is about three times slower, so 12 keeps a Pi's exchange out of overload.
+    max_calls: int = DEFAULT_MAX_CALLS
     heartbeat_interval: float = 5.0  # seconds between "\n" heartbeats (SDK drops after 15 s)
     reconnect_grace: float = 30.0  # seconds a call waits for a leg whose socket vanished
     ice_addresses: tuple[str, ...] | None = None  # addresses ICE offers; None = all but lo
@@ -100,7 +104,7 @@ def load(path: str | Path) -> ExchangeConfig:
         host=toml.get(ex, "host", str, "127.0.0.1"),
         port=toml.get(ex, "port", int, DEFAULT_PORT, port),
         ring_timeout=float(toml.get(ex, "ring_timeout", (int, float), 60.0, positive)),
-        max_calls=toml.get(ex, "max_calls", int, 8, positive),
+        max_calls=toml.get(ex, "max_calls", int, DEFAULT_MAX_CALLS, positive),
         heartbeat_interval=float(heartbeat),
         reconnect_grace=float(toml.get(ex, "reconnect_grace", (int, float), 30.0,
                                        lambda v: None if v >= 0 else "must be >= 0")),
@@ -122,7 +126,7 @@ api_key_secret = "{api_key_secret}"
 host = "127.0.0.1"          # 0.0.0.0 to serve the LAN
 port = {port}
 ring_timeout = 60           # seconds before an unanswered call ends (31480)
-max_calls = 8               # concurrent calls with media; more are refused
+max_calls = 12              # concurrent calls with media; more are refused (31005)
 heartbeat_interval = 5      # seconds between heartbeats (clients give up after 15 s)
 reconnect_grace = 30        # seconds a call waits for a client whose socket vanished
 # ice_addresses = ["192.168.1.20"]   # addresses offered to ICE (default: all but loopback)
