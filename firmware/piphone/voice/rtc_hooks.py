@@ -148,3 +148,25 @@ def ice_addresses(addresses: Sequence[str] | None) -> Iterator[None]:
         yield
     finally:
         _ice_addresses.reset(token)
+
+
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+# aiortc's own packet handler, as imported (tests may wrap the method later)
+_handle_rtp_reads = aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet.__code__.co_names
+
+
+def use_jitter_buffer(receiver, buffer=None):
+    """Make an audio ``receiver`` (before media flows) use ``buffer`` (by default piphone's
+    ``AudioJitterBuffer``, voice/jitter.py) in place of aiortc's fixed four-frame one, which
+    ``_handle_rtp_packet`` keeps in the private ``RTCRtpReceiver.__jitter_buffer`` and feeds
+    with ``add(packet)``. Returns the buffer (its ``stats()`` are the call's)."""
+    from .jitter import AudioJitterBuffer
+
+    current = getattr(receiver, _JITTER_BUFFER, None)
+    if _JITTER_BUFFER not in _handle_rtp_reads or not hasattr(current, "add"):
+        raise HookMissing(f"RTCRtpReceiver has no {_JITTER_BUFFER} fed by _handle_rtp_packet: "
+                          "cannot replace its jitter buffer")
+    if buffer is None:
+        buffer = AudioJitterBuffer()
+    setattr(receiver, _JITTER_BUFFER, buffer)
+    return buffer
