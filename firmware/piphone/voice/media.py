@@ -97,6 +97,7 @@ class MediaSession:
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         self.receive_tap = rtc_hooks.decode_on_loop(transceiver.receiver)
+        self.jitter_buffer = rtc_hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
         self._transceiver = transceiver
 
