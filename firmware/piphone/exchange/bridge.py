@@ -104,6 +104,11 @@ class Leg:
         """Hand each encoded frame this leg receives to ``target`` undecoded."""
         self._stop_pump()
         target.forwarding = True
+        # No cushion of our own when forwarding: the far end's buffer absorbs the jitter; this
+        # one only holds frames back when the network reorders them.
+        buffer = self.media.jitter_buffer
+        buffer.min_depth = buffer.target_depth = 0
+        buffer.jitter_factor = 0.0  # depth for reordering only, never for timing jitter
 
         def forward(codec, frame) -> None:
             packet = av.Packet(frame.data)
