@@ -1,0 +1,1 @@
+"""Sound in and out: ALSA capture and playback, tones, levels, devices. Knows nothing of calls."""
