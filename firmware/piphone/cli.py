@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     ex.set_defaults(func=cmd_exchange)
 
+    check = sub.add_parser("check", help="list the ALSA cards and say which one is the headset")
+    check.add_argument("--config", type=Path,
+                       help="piphone.toml; its [audio] headset names the card (default: USB)")
+    check.add_argument("--headset", help="the card to look for, instead of the config's")
+    check.set_defaults(func=cmd_check)
+
     tok = sub.add_parser("token", help="print an access token the exchange accepts")
     tok.add_argument("--config", type=Path, required=True, help="exchange.toml")
     tok.add_argument("--identity", required=True)
@@ -134,6 +140,31 @@ async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
         await _until_signal()
     finally:
         await exchange.close()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Cards present, and the one ``audio.headset`` selects (exit 1 if none matches)."""
+    from .audio import devices
+    from .tomlconfig import TomlFile
+
+    spec = args.headset
+    if spec is None and args.config is not None:
+        spec = TomlFile(args.config).get("audio", "headset", str, "USB")
+    spec = spec or "USB"
+    cards = devices.list_cards()
+    print("ALSA cards:" if cards else "ALSA cards: none (no sound card, or no sound support)")
+    for card in cards:
+        print(f"  {card.describe()}")
+    if devices.is_explicit(spec):
+        print(f"headset: {spec} (an ALSA device name, used as given)")
+        return 0
+    try:
+        card = devices.select(spec, cards)
+    except devices.AudioDeviceError as exc:
+        print(f"headset: {exc}")
+        return 1
+    print(f"headset: {card.describe()} -> {card.device}")
     return 0
 
 

@@ -1,0 +1,126 @@
+"""Find the headset among the ALSA cards, and notice when it is unplugged or plugged back.
+
+Cards are read from /proc/asound/cards: it is the kernel's own list, present on every Pi,
+needs no library and changes the moment a USB headset comes or goes. A watcher polls it (a
+pyudev monitor would wake sooner, but a 0.5 s poll of a tiny file is well inside the 2 s a
+replugged headset has to come back, and works where udev does not, in containers and tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import PiphoneError
+
+log = logging.getLogger(__name__)
+
+PROC_CARDS = Path("/proc/asound/cards")
+POLL_INTERVAL = 0.5  # seconds between looks at the card list
+_CARD_LINE = re.compile(r"^\s*(\d+)\s+\[(\S+)\s*\]:\s*(\S+)\s+-\s+(.*)$")
+
+
+class AudioDeviceError(PiphoneError, LookupError):
+    """The configured audio device is not there."""
+
+
+@dataclass(frozen=True)
+class Card:
+    index: int
+    id: str  # ALSA's short card id, e.g. "Device"
+    driver: str  # e.g. "USB-Audio"
+    name: str  # e.g. "USB PnP Sound Device"
+    long_name: str = ""
+
+    def describe(self) -> str:
+        return f"{self.index} {self.id} ({self.driver}: {self.name})"
+
+    @property
+    def device(self) -> str:
+        """The ALSA device name piphone opens: plughw converts rate and channels if need be."""
+        return f"plughw:CARD={self.id},DEV=0"
+
+
+def list_cards(path: Path | None = None) -> list[Card]:
+    """The sound cards the kernel knows, or none when there is no sound support at all."""
+    try:
+        lines = (path or PROC_CARDS).read_text().splitlines()
+    except OSError:
+        return []
+    cards: list[Card] = []
+    for i, line in enumerate(lines):
+        match = _CARD_LINE.match(line)
+        if match is None:
+            continue
+        long_name = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        cards.append(Card(int(match[1]), match[2], match[3], match[4].strip(), long_name))
+    return cards
+
+
+def is_explicit(spec: str) -> bool:
+    """An ALSA device name (hw:1,0, plughw:CARD=x, default, a PCM of an asoundrc...)."""
+    return ":" in spec or spec in ("default", "null") or spec.startswith("piphone_")
+
+
+def select(spec: str, cards: list[Card]) -> Card:
+    """The card whose id, name or long name contains ``spec`` (case-insensitive)."""
+    wanted = spec.lower()
+    for card in cards:
+        if any(wanted in field.lower() for field in (card.id, card.name, card.long_name,
+                                                        card.driver)):
+            return card
+    present = "; ".join(c.describe() for c in cards) or "no sound cards at all"
+    raise AudioDeviceError(f"no ALSA card matches {spec!r} (audio.headset); present: {present}")
+
+
+def resolve(spec: str, path: Path | None = None) -> str:
+    """The device name to open for a configured ``audio.headset``."""
+    if is_explicit(spec):
+        return spec
+    return select(spec, list_cards(path)).device
+
+
+class CardWatcher:
+    """Calls ``on_change(present)`` on the loop when the matching card goes or comes back."""
+
+    def __init__(self, spec: str, on_change: Callable[[bool], None], *,
+                 path: Path | None = None, interval: float = POLL_INTERVAL) -> None:
+        self.spec, self._on_change, self._path, self._interval = spec, on_change, path, interval
+        self.present = self._look()
+        self._task: asyncio.Task | None = None
+
+    def _look(self) -> bool:
+        if is_explicit(self.spec):
+            return True  # nothing to watch: the user named the device
+        try:
+            select(self.spec, list_cards(self._path))
+        except AudioDeviceError:
+            return False
+        return True
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="card-watch")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            present = self._look()
+            if present != self.present:
+                self.present = present
+                log.warning("audio device %r %s", self.spec,
+                            "is back" if present else "is gone")
+                self._on_change(present)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

@@ -1,0 +1,72 @@
+import asyncio
+
+import pytest
+
+from piphone.audio import devices
+
+CARDS = """\
+ 0 [PCH            ]: HDA-Intel - HDA Intel PCH
+                      HDA Intel PCH at 0xf7f10000 irq 33
+ 1 [Device         ]: USB-Audio - USB PnP Sound Device
+                      C-Media Electronics Inc. USB PnP Sound Device at usb-0000:00:14.0-1
+"""
+
+
+@pytest.fixture
+def proc(tmp_path):
+    path = tmp_path / "cards"
+    path.write_text(CARDS)
+    return path
+
+
+def test_cards_are_read_from_the_kernel_list(proc):
+    cards = devices.list_cards(proc)
+    assert [(c.index, c.id, c.driver, c.name) for c in cards] == [
+        (0, "PCH", "HDA-Intel", "HDA Intel PCH"),
+        (1, "Device", "USB-Audio", "USB PnP Sound Device")]
+    assert cards[1].long_name.startswith("C-Media")
+    assert devices.list_cards(proc.parent / "missing") == []
+
+
+def test_headset_is_selected_by_name_or_given_explicitly(proc):
+    assert devices.resolve("USB", proc) == "plughw:CARD=Device,DEV=0"
+    assert devices.resolve("c-media", proc) == "plughw:CARD=Device,DEV=0"
+    assert devices.resolve("hw:1,0", proc) == "hw:1,0"
+    assert devices.resolve("piphone_a_play", proc) == "piphone_a_play"
+
+
+def test_no_match_names_the_setting_and_lists_the_cards(proc):
+    with pytest.raises(devices.AudioDeviceError) as info:
+        devices.resolve("Jabra", proc)
+    message = str(info.value)
+    assert "'Jabra' (audio.headset)" in message and "1 Device (USB-Audio" in message
+    with pytest.raises(LookupError, match="no sound cards at all"):
+        devices.resolve("USB", proc.parent / "missing")
+
+
+async def test_watcher_notices_unplug_and_replug(proc):
+    changes: asyncio.Queue = asyncio.Queue()
+    watcher = devices.CardWatcher("USB", changes.put_nowait, path=proc, interval=0.01)
+    assert watcher.present
+    watcher.start()
+    try:
+        proc.write_text(CARDS.split(" 1 [")[0])  # the USB headset is gone
+        assert await asyncio.wait_for(changes.get(), 2) is False
+        proc.write_text(CARDS)
+        assert await asyncio.wait_for(changes.get(), 2) is True
+    finally:
+        await watcher.close()
+
+
+def test_check_command_lists_cards_and_selects(proc, monkeypatch, capsys, tmp_path):
+    from piphone import cli
+
+    monkeypatch.setattr(devices, "PROC_CARDS", proc)
+    config = tmp_path / "piphone.toml"
+    config.write_text('[audio]\nheadset = "usb"\n')
+    assert cli.main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "0 PCH (HDA-Intel: HDA Intel PCH)" in out
+    assert "headset: 1 Device (USB-Audio: USB PnP Sound Device) -> plughw:CARD=Device,DEV=0" in out
+    assert cli.main(["check", "--headset", "Jabra"]) == 1
+    assert "no ALSA card matches 'Jabra'" in capsys.readouterr().out
