@@ -20,6 +20,8 @@ from piphone.voice import Device, protocol
 from piphone.voice.tokens import mint
 from piphone.voice.tracks import Recorder, ToneTrack
 
+from .alsa_rig import alsa_rig  # noqa: F401
+
 LOOPBACK = ("127.0.0.1",)
 
 

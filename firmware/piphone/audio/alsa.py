@@ -1,0 +1,316 @@
+"""Capture and playback on named ALSA devices: blocking pyalsaaudio I/O in its own threads.
+
+Both directions use fixed 20 ms periods of mono s16 at 48 kHz. A device that insists on another
+rate or on stereo is opened as it wants and converted here (soxr for the rate), so the rest of
+piphone only ever sees 960-sample mono blocks. The only way from a thread into the loop is
+``loop.call_soon_threadsafe``; the playback buffer is a bounded deque (append and popleft are
+atomic in CPython), so the loop never waits on a lock.
+
+Trouble is never fatal: an xrun (pyalsaaudio returns -EPIPE after re-preparing) is counted and
+logged; a failed read or write (the device is gone) is reported once through ``on_failure``,
+after which capture delivers silence and playback discards, and the device is reopened every
+``REOPEN_INTERVAL`` seconds until it comes back (then ``on_recovered``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import alsaaudio
+import numpy as np
+import soxr
+
+from .devices import AudioDeviceError
+
+log = logging.getLogger(__name__)
+
+RATE = 48_000
+PERIOD = RATE // 50  # samples in 20 ms
+PERIOD_SECONDS = 0.020
+REOPEN_INTERVAL = 0.5  # seconds between attempts to reopen a failed device
+RAMP = 120  # samples (2.5 ms) of fade at the edges of an underrun: no click
+# soxr's "LQ" holds back at most a period or so; "HQ" holds 8 kHz audio back ~140 ms in bursts,
+# which a phone cannot afford for a filter finer than the telephone band needs.
+RESAMPLE_QUALITY = "LQ"
+
+
+def open_pcm(kind: int, device: str, rate: int, periods: int) -> alsaaudio.PCM:
+    """Open one PCM; the seam the test rig wraps to unplug a device."""
+    return alsaaudio.PCM(type=kind, device=device, channels=1, rate=rate,
+                         format=alsaaudio.PCM_FORMAT_S16_LE, periodsize=rate // 50,
+                         periods=periods)
+
+
+class _Stream:
+    """What capture and playback share: opening, the worker thread, failure and close."""
+
+    kind: int
+    direction: str
+
+    def __init__(self, device: str, *, periods: int, rate: int | None,
+                 on_failure: Callable[[Exception], None] | None,
+                 on_recovered: Callable[[], None] | None) -> None:
+        self.device = device
+        self.periods = periods
+        self.requested_rate = rate or RATE  # a test can force a non-48k device rate
+        self.on_failure, self.on_recovered = on_failure, on_recovered
+        self.xruns = 0
+        self.failed: Exception | None = None
+        self.rate = self.channels = 0
+        self.period = PERIOD  # device-rate samples in 20 ms, set again when opened
+        self._pcm: alsaaudio.PCM | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self, *, tolerate_missing: bool = False) -> None:
+        """Open the device and start the thread (on the loop; idempotent).
+
+        A device that cannot be opened raises AudioDeviceError naming it, unless
+        ``tolerate_missing``: then it is reported like a lost device (silence, reopen tries),
+        which is what a call in progress wants.
+        """
+        if self._thread is not None:
+            return
+        if self._stop.is_set():
+            raise RuntimeError(f"{self.direction} on {self.device!r} is closed")
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._pcm = self._open()
+        except alsaaudio.ALSAAudioError as err:
+            error = AudioDeviceError(f"cannot open ALSA {self.direction} device "
+                                     f"{self.device!r}: {err}")
+            if not tolerate_missing:
+                raise error from err
+            self._lost(error)
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                         name=f"alsa-{self.direction}-{self.device}")
+        self._thread.start()
+
+    def _open(self) -> alsaaudio.PCM:
+        pcm = open_pcm(self.kind, self.device, self.requested_rate, self.periods)
+        info = pcm.info()
+        if info["format"] != alsaaudio.PCM_FORMAT_S16_LE:
+            pcm.close()
+            raise alsaaudio.ALSAAudioError(f"{self.device} cannot do S16_LE")
+        if info["rate"] != self.requested_rate:  # reopen with a 20 ms period at its own rate
+            pcm.close()
+            pcm = open_pcm(self.kind, self.device, info["rate"], self.periods)
+            info = pcm.info()
+        self.rate, self.channels = info["rate"], info["channels"]
+        self.period = self.rate // 50
+        self._setup_conversion()
+        log.info("%s on %s: %d Hz, %d channel(s), %d periods of 20 ms", self.direction,
+                 self.device, self.rate, self.channels, info["periods"])
+        return pcm
+
+    def _setup_conversion(self) -> None:
+        pass
+
+    def _call(self, callback: Callable, *args) -> None:
+        """Run ``callback`` on the loop (the one crossing from this thread into the loop)."""
+        if self._loop is None or callback is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # loop closed: nobody left to tell
+            pass
+
+    def _xrun(self) -> None:
+        self.xruns += 1
+        log.warning("%s xrun on %s (%d so far)", self.direction, self.device, self.xruns)
+
+    def _lost(self, err: Exception) -> None:
+        if self._pcm is not None:
+            try:
+                self._pcm.close()
+            except alsaaudio.ALSAAudioError:
+                pass
+            self._pcm = None
+        if self.failed is None:
+            self.failed = err
+            log.warning("%s on %s failed: %s", self.direction, self.device, err)
+            self._call(self.on_failure, err)
+
+    def _run(self) -> None:
+        next_try = 0.0
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            if self._pcm is not None:
+                try:
+                    self._io()
+                except alsaaudio.ALSAAudioError as err:
+                    self._lost(err)
+                    deadline = time.monotonic()
+                continue
+            # The device is gone: keep the 20 ms pace without it and try to reopen.
+            self._idle()
+            deadline += PERIOD_SECONDS
+            self._stop.wait(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= next_try and not self._stop.is_set():
+                next_try = time.monotonic() + REOPEN_INTERVAL
+                try:
+                    self._pcm = self._open()
+                except alsaaudio.ALSAAudioError:
+                    continue
+                log.warning("%s on %s is back", self.direction, self.device)
+                self.failed = None
+                self._call(self.on_recovered)
+        if self._pcm is not None:  # the thread owns the PCM: close it here, never mid-read
+            self._pcm.close()
+            self._pcm = None
+
+    def _io(self) -> None:
+        raise NotImplementedError
+
+    def _idle(self) -> None:
+        pass
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread and close the device; idempotent."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("%s thread on %s did not stop within %s s", self.direction,
+                          self.device, timeout)
+
+
+class Capture(_Stream):
+    """Reads the device in 20 ms periods and hands 960-sample int16 blocks to subscribers."""
+
+    kind = alsaaudio.PCM_CAPTURE
+    direction = "capture"
+
+    def __init__(self, device: str, *, periods: int = 4, rate: int | None = None,
+                 on_failure: Callable[[Exception], None] | None = None,
+                 on_recovered: Callable[[], None] | None = None) -> None:
+        super().__init__(device, periods=periods, rate=rate, on_failure=on_failure,
+                         on_recovered=on_recovered)
+        self._subscribers: list[Callable[[np.ndarray], None]] = []
+        self._pending = np.zeros(0, np.int16)
+        self._resampler: soxr.ResampleStream | None = None
+
+    def subscribe(self, deliver: Callable[[np.ndarray], None]) -> None:
+        """``deliver(block)`` is called on the loop for every 20 ms block; starts capture."""
+        self._subscribers.append(deliver)
+        self.start(tolerate_missing=True)
+
+    def unsubscribe(self, deliver: Callable[[np.ndarray], None]) -> None:
+        if deliver in self._subscribers:
+            self._subscribers.remove(deliver)
+
+    def _setup_conversion(self) -> None:
+        self._resampler = (None if self.rate == RATE else
+                           soxr.ResampleStream(self.rate, RATE, 1, dtype="int16",
+                                                 quality=RESAMPLE_QUALITY))
+
+    def _io(self) -> None:
+        assert self._pcm is not None
+        frames, data = self._pcm.read()
+        if frames < 0:
+            self._xrun()
+            return
+        if frames == 0:
+            return
+        samples = np.frombuffer(data, np.int16)
+        if self.channels > 1:
+            samples = samples.reshape(-1, self.channels).mean(axis=1).astype(np.int16)
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        self._pending = np.concatenate((self._pending, samples))
+        while len(self._pending) >= PERIOD:
+            block, self._pending = self._pending[:PERIOD], self._pending[PERIOD:]
+            self._emit(block)
+
+    def _idle(self) -> None:
+        self._emit(np.zeros(PERIOD, np.int16))  # a lost microphone sounds like silence
+
+    def _emit(self, block: np.ndarray) -> None:
+        for deliver in list(self._subscribers):
+            self._call(deliver, block)
+
+
+class Playback(_Stream):
+    """Plays 20 ms blocks from a small bounded buffer; silence (faded) when it runs dry."""
+
+    kind = alsaaudio.PCM_PLAYBACK
+    direction = "playback"
+
+    def __init__(self, device: str, *, periods: int = 2, buffer_periods: int = 4,
+                 rate: int | None = None,
+                 on_failure: Callable[[Exception], None] | None = None,
+                 on_recovered: Callable[[], None] | None = None) -> None:
+        super().__init__(device, periods=periods, rate=rate, on_failure=on_failure,
+                         on_recovered=on_recovered)
+        # Device-rate periods waiting to be played; maxlen drops the oldest on overrun.
+        self._buffer: collections.deque[np.ndarray] = collections.deque(maxlen=buffer_periods)
+        self.underruns = 0  # periods played as silence because nothing had arrived
+        self.dropped = 0  # periods dropped because the buffer was full
+        self._pending = np.zeros(0, np.int16)
+        self._resampler: soxr.ResampleStream | None = None
+        self._last = 0  # last sample written, to fade from on underrun
+        self._dry = True
+
+    def _setup_conversion(self) -> None:
+        self._resampler = (None if self.rate == RATE else
+                           soxr.ResampleStream(RATE, self.rate, 1, dtype="int16",
+                                                 quality=RESAMPLE_QUALITY))
+
+    def write(self, samples: np.ndarray) -> None:
+        """Queue mono int16 samples at 48 kHz (any length; called on the loop)."""
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        self._pending = np.concatenate((self._pending, samples.astype(np.int16, copy=False)))
+        while len(self._pending) >= self.period:
+            block, self._pending = self._pending[:self.period], self._pending[self.period:]
+            if len(self._buffer) == self._buffer.maxlen:
+                self.dropped += 1
+            self._buffer.append(block)
+
+    @property
+    def buffered(self) -> int:
+        """Periods waiting in the buffer."""
+        return len(self._buffer)
+
+    def _next_block(self) -> np.ndarray:
+        try:
+            block = self._buffer.popleft()
+        except IndexError:
+            block = np.zeros(self.period, np.int16)
+            if not self._dry:
+                self.underruns += 1
+                ramp = min(RAMP, self.period)  # fade from where the audio stopped
+                block[:ramp] = (self._last * np.linspace(1, 0, ramp)).astype(np.int16)
+                self._dry = True
+        else:
+            if self._dry:  # fade in after silence
+                ramp = min(RAMP, len(block))
+                block = block.copy()
+                block[:ramp] = (block[:ramp] * np.linspace(0, 1, ramp)).astype(np.int16)
+                self._dry = False
+        self._last = int(block[-1])
+        return block
+
+    def _io(self) -> None:
+        assert self._pcm is not None
+        block = self._next_block()
+        if self.channels > 1:
+            block = np.repeat(block, self.channels)
+        # Blocks once the device buffer is full: the device's clock paces this loop.
+        if self._pcm.write(block.tobytes()) < 0:
+            self._xrun()
+
+    def _idle(self) -> None:
+        if self._buffer:  # nobody to play to: keep the buffer from holding stale audio
+            self._buffer.popleft()

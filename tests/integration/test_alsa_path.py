@@ -1,0 +1,231 @@
+"""The real pyalsaaudio path on the ALSA rig (tests/alsa_rig.py): capture, playback, a call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from piphone.audio.alsa import Capture, Playback
+from piphone.audio.tracks import CaptureTrack, PlaybackSink
+from piphone.voice import Device
+from piphone.voice.tokens import mint
+from piphone.voice.tracks import dominant_frequency, rms
+
+from ..conftest import LOOPBACK, Phone, until
+from .helpers import place_and_answer
+
+pytestmark = pytest.mark.net
+
+RATE = 48_000
+
+
+def frequency(samples: np.ndarray, rate: int = RATE) -> float | None:
+    return dominant_frequency(samples, rate)
+
+
+async def recorded_seconds(headset, seconds: float, timeout: float = 5.0) -> np.ndarray:
+    """Waits (polling the file's size, bounded) until the recording grew by ``seconds``."""
+    start = len(headset.recorded())
+    await until(lambda: len(headset.recorded()) - start >= seconds * RATE, timeout,
+                what=f"{seconds} s recorded on {headset.play}")
+    return headset.recorded()[start:]
+
+
+class FramesTrack(MediaStreamTrack):
+    """A paced tone in any layout and rate, as a decoder hands them to a sink."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float, rate: int, channels: int, count: int) -> None:
+        super().__init__()
+        self.frequency, self.rate, self.channels, self.left = frequency, rate, channels, count
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.left == 0:
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        n = self.rate // 50
+        await asyncio.sleep(max(0.0, self._start + self._pts / self.rate - loop.time()))
+        t = (self._pts + np.arange(n)) / self.rate
+        mono = (8000 * np.sin(2 * np.pi * self.frequency * t)).astype(np.int16)
+        data = np.repeat(mono, self.channels).reshape(1, -1)  # packed, interleaved
+        frame = av.AudioFrame.from_ndarray(data, format="s16",
+                                           layout="mono" if self.channels == 1 else "stereo")
+        frame.sample_rate, frame.pts = self.rate, self._pts
+        frame.time_base = fractions.Fraction(1, self.rate)
+        self._pts += n
+        self.left -= 1
+        return frame
+
+
+@contextlib.contextmanager
+def closing(*streams):
+    try:
+        yield streams
+    finally:
+        for stream in streams:
+            stream.close()
+            assert stream._thread is None
+
+
+async def test_capture_track_gives_the_tone_in_20ms_frames(alsa_rig):
+    alsa_rig["a"].tone(1000)
+    with closing(Capture("piphone_a_cap")) as (capture,):
+        track = CaptureTrack(capture)
+        assert not capture.started  # lazy: nothing opened before the first recv
+        frames = [await asyncio.wait_for(track.recv(), 1) for _ in range(30)]
+        assert capture.started and capture.rate == RATE
+        assert [f.pts for f in frames] == [960 * i for i in range(30)]
+        assert all(f.samples == 960 and f.sample_rate == RATE and f.layout.name == "mono"
+                   and f.time_base == fractions.Fraction(1, RATE) for f in frames)
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames[10:]])
+        assert abs(frequency(samples) - 1000) < 5
+        track.gain = 0.5
+        loud = rms(samples)
+        half = np.concatenate([(await track.recv()).to_ndarray().reshape(-1)
+                               for _ in range(10)])
+        assert 0.4 * loud < rms(half) < 0.6 * loud
+        track.muted = True
+        await track.recv()  # one may have been made before the change
+        assert rms((await track.recv()).to_ndarray()) == 0
+        track.stop()
+        with pytest.raises(MediaStreamError):
+            await track.recv()
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(48000, 2), (8000, 1)])
+async def test_playback_sink_lands_in_the_recorded_file(alsa_rig, rate, channels):
+    headset = alsa_rig["b"]
+    with closing(Playback("piphone_b_play")) as (playback,):
+        sink = PlaybackSink(playback)
+        consume = asyncio.ensure_future(sink.consume(FramesTrack(700, rate, channels, 75)))
+        tail = await recorded_seconds(headset, 1.5)
+        await asyncio.wait_for(consume, 5)
+        assert sink.frames == 75
+        heard = tail[np.abs(tail) > 0]
+        assert len(heard) > 0.9 * RATE  # most of the 1.5 s of tone made it
+        assert abs(frequency(heard[:RATE]) - 700) < 5
+
+
+async def test_playback_resamples_for_a_device_that_is_not_48k(alsa_rig):
+    headset = alsa_rig["c"]
+    with closing(Playback("piphone_c_play", rate=44100)) as (playback,):
+        sink = PlaybackSink(playback)
+        consume = asyncio.ensure_future(sink.consume(FramesTrack(500, 48000, 1, 50)))
+        await asyncio.wait_for(consume, 5)
+        assert playback.rate == 44100
+        data = await recorded_seconds(headset, 0.2)
+        data = headset.recorded()
+        heard = data[np.abs(data) > 0]
+        assert abs(frequency(heard[:22050], 44100) - 500) < 5
+
+
+async def test_underrun_plays_silence_without_a_click(alsa_rig):
+    headset = alsa_rig["a"]
+    with closing(Playback("piphone_a_play")) as (playback,):
+        sink = PlaybackSink(playback)
+        await asyncio.wait_for(sink.consume(FramesTrack(400, 48000, 1, 25)), 5)
+        after = await recorded_seconds(headset, 0.6)  # the source has ended: underrun
+        assert playback.underruns >= 1 and playback.started
+        data = headset.recorded()
+        loud = np.flatnonzero(np.abs(data) > 0)
+        assert len(loud) > 0.3 * RATE and rms(after[-RATE // 5:]) == 0
+        # Where the tone stops, the step to silence is no larger than the tone's own steps.
+        edge = data[loud[-1] - 960:loud[-1] + 960].astype(np.int32)
+        assert np.abs(np.diff(edge)).max() <= 8000 * 2 * np.pi * 400 / RATE * 1.5
+
+
+async def test_read_failure_is_reported_and_capture_gives_silence(alsa_rig):
+    alsa_rig["d"].tone(300)
+    failures: list[Exception] = []
+    recovered = asyncio.Event()
+    capture = Capture("piphone_d_cap", on_failure=failures.append,
+                      on_recovered=recovered.set)
+    with closing(capture):
+        track = CaptureTrack(capture)
+        for _ in range(10):
+            frame = await asyncio.wait_for(track.recv(), 1)
+        assert rms(frame.to_ndarray()) > 1000
+        alsa_rig.unplug("d")
+        await until(lambda: failures, 2, what="the failure report")
+        assert "No such device" in str(failures[0]) and capture.failed is not None
+        for _ in range(5):  # whatever was queued before the failure
+            await asyncio.wait_for(track.recv(), 1)
+        silent = [await asyncio.wait_for(track.recv(), 1) for _ in range(10)]
+        assert all(rms(f.to_ndarray()) == 0 for f in silent)
+        assert [f.pts for f in silent] == [silent[0].pts + 960 * i for i in range(10)]
+        alsa_rig.replug("d")
+        await asyncio.wait_for(recovered.wait(), 2)  # reopened within the issue's 2 s
+        for _ in range(10):
+            frame = await asyncio.wait_for(track.recv(), 1)
+        assert capture.failed is None and rms(frame.to_ndarray()) > 1000
+
+
+async def test_missing_device_is_a_clear_error(alsa_rig):
+    from piphone.audio.devices import AudioDeviceError
+
+    capture = Capture("piphone_nosuch_cap")
+    with closing(capture), pytest.raises(AudioDeviceError, match="piphone_nosuch_cap"):
+        capture.start()
+    # A call's track on a missing headset reports it and sends silence instead of failing.
+    failures: list[Exception] = []
+    with closing(Capture("piphone_nosuch_cap", on_failure=failures.append)) as (capture,):
+        track = CaptureTrack(capture)
+        frames = [await asyncio.wait_for(track.recv(), 1) for _ in range(5)]
+        assert all(rms(f.to_ndarray()) == 0 for f in frames)
+        assert isinstance(capture.failed, AudioDeviceError)
+        await until(lambda: failures, 1, what="the failure report")
+
+
+async def alsa_phone(exchange, identity: str, capture: Capture, playback: Playback) -> Phone:
+    token = mint(identity=identity, ttl=600, **exchange.config.token_kwargs())
+    device = Device(token, signaling_url=exchange.url, ice_addresses=LOOPBACK,
+                    audio_source=lambda: CaptureTrack(capture),
+                    audio_sink=lambda: PlaybackSink(playback))
+    await device.register()
+    return Phone(device, 0, [])
+
+
+async def test_call_through_the_exchange_from_headset_to_headset(exchange, alsa_rig):
+    alsa_rig["a"].tone(600)
+    alsa_rig["b"].silence()
+    streams = (Capture("piphone_a_cap"), Playback("piphone_a_play"),
+               Capture("piphone_b_cap"), Playback("piphone_b_play"))
+    phones: list[Phone] = []
+    with closing(*streams):
+        try:
+            phones.append(await alsa_phone(exchange, "alice", *streams[:2]))
+            phones.append(await alsa_phone(exchange, "bob", *streams[2:]))
+            outgoing, _, _, _ = await place_and_answer(*phones)
+            bob_ear = alsa_rig["b"]
+
+            async def hears_tone() -> None:
+                def ok() -> bool:
+                    f = frequency(bob_ear.recorded()[-RATE // 2:])
+                    return f is not None and abs(f - 600) < 5
+                await until(ok, 5, what="600 Hz in bob's earpiece")
+
+            await hears_tone()
+            tail = await recorded_seconds(bob_ear, 0.5)
+            assert abs(frequency(tail) - 600) < 5
+            outgoing.mute(True)
+            await until(lambda: rms(bob_ear.recorded()[-RATE // 4:]) < 30, 5,
+                        what="silence in bob's earpiece")
+            outgoing.mute(False)
+            await hears_tone()
+            assert streams[0].failed is None and streams[3].failed is None
+        finally:
+            for phone in phones:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(phone.device.destroy(), 10)
+
