@@ -229,3 +229,50 @@ async def test_call_through_the_exchange_from_headset_to_headset(exchange, alsa_
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(phone.device.destroy(), 10)
 
+
+
+class XrunPCM:
+    """A real rig PCM whose every third read or write reports an xrun (-EPIPE), as
+    pyalsaaudio does after re-preparing the stream."""
+
+    def __init__(self, pcm) -> None:
+        self._pcm, self.calls = pcm, 0
+
+    def _xrun(self) -> bool:
+        self.calls += 1
+        return self.calls % 3 == 0
+
+    def read(self):
+        return (-32, b"") if self._xrun() else self._pcm.read()
+
+    def write(self, data):
+        return -32 if self._xrun() else self._pcm.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._pcm, name)
+
+
+async def test_xruns_are_counted_and_not_fatal(alsa_rig, monkeypatch):
+    from piphone.audio import alsa
+
+    real_open = alsa.open_pcm
+    monkeypatch.setattr(alsa, "open_pcm", lambda *args: XrunPCM(real_open(*args)))
+    alsa_rig["a"].tone(800)
+    with closing(Capture("piphone_a_cap"), Playback("piphone_a_play")) as (capture, playback):
+        track = CaptureTrack(capture)
+        frames = [await asyncio.wait_for(track.recv(), 1) for _ in range(20)]
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames[5:]])
+        assert capture.xruns >= 5 and capture.failed is None
+        assert abs(frequency(samples) - 800) < 5
+        playback.start()
+        await recorded_seconds(alsa_rig["a"], 0.2)
+        assert playback.xruns >= 3 and playback.failed is None
+
+
+async def test_playback_overrun_drops_the_oldest_audio(alsa_rig):
+    playback = Playback("piphone_b_play", buffer_periods=3)
+    with closing(playback):  # not started: nothing drains the buffer
+        for i in range(5):
+            playback.write(np.full(960, i, np.int16))
+        assert playback.buffered == 3 and playback.dropped == 2
+        assert [int(b[0]) for b in playback._buffer] == [2, 3, 4]
