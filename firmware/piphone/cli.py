@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--url", required=True, help="signaling URL, e.g. ws://HOST:8089/signal")
     call.add_argument("--token", required=True, help="access token (see `piphone token`)")
     call.add_argument("--duration", type=float, help="hang up after this many seconds")
-    call.add_argument("--tone", type=float, default=440.0, help="test tone in Hz (default 440)")
+    call.add_argument("--tone", type=float, default=440.0,
+                      help="test tone in Hz, sent when there is no headset (default 440)")
+    call.add_argument("--headset", default="auto", metavar="CARD",
+                      help="the headset: a card name such as USB, an ALSA device, CAPTURE,PLAYBACK "
+                           "devices, 'auto' (a USB card if there is one; the default) or 'none' "
+                           "(the test tone)")
     call.add_argument("--codec", action="append", choices=("opus", "pcmu"),
                       help="codec preference, repeatable (default: opus then pcmu)")
     call.add_argument("--ice-address", action="append", metavar="ADDR",
@@ -197,13 +202,36 @@ def cmd_call(args: argparse.Namespace) -> int:
         "ssl_context": ssl_context,
     }
     return asyncio.run(place_call(args.token, params, options, args.tone, args.duration,
-                                 read_digits=True))
+                                 read_digits=True, headset=headset_devices(args.headset)))
+
+
+def headset_devices(spec: str) -> tuple[str, str] | None:
+    """(capture, playback) ALSA devices for ``--headset``, or None for the test tone."""
+    from .audio import devices
+
+    if spec == "none":
+        return None
+    if spec == "auto":
+        try:
+            card = devices.select("USB", devices.list_cards())
+        except devices.AudioDeviceError:
+            return None  # no headset here: the test tone it is
+        return card.device, card.device
+    capture, _, playback = spec.partition(",")
+    if playback:
+        return capture, playback
+    device = devices.resolve(spec)
+    return device, device
 
 
 async def place_call(token: str, params: dict[str, str], options: dict[str, Any],
                      tone: float, duration: float | None, *, read_digits: bool,
-                     out: Callable[[str], None] | None = None) -> int:
-    """Place one call, print its events as they happen; 0 if it was answered."""
+                     out: Callable[[str], None] | None = None,
+                     headset: tuple[str, str] | None = None) -> int:
+    """Place one call, print its events as they happen; 0 if it was answered.
+
+    With a headset, its microphone and earpiece carry the call; without one, a test tone goes
+    out and what comes back is reported once a second."""
     from .voice import Device
     from .voice.errors import TwilioError
     from .voice.tracks import Recorder, ToneTrack, dominant_frequency
@@ -215,8 +243,20 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         say(f"{time.monotonic() - start:7.3f}  {text}")
 
     recorder = Recorder(seconds=2)
-    device = Device(token, audio_source=lambda: ToneTrack(tone), audio_sink=lambda: recorder,
-                    **options)
+    streams: list[Any] = []
+    if headset is None:
+        source, sink = (lambda: ToneTrack(tone)), (lambda: recorder)
+    else:
+        from .audio.alsa import Capture, Playback
+        from .audio.tracks import CaptureTrack, PlaybackSink
+
+        capture, playback = Capture(headset[0]), Playback(headset[1])
+        streams += [capture, playback]
+        for stream in streams:
+            stream.start()  # a missing device is an AudioDeviceError naming it
+        source, sink = (lambda: CaptureTrack(capture)), (lambda: PlaybackSink(playback))
+        stamp(f"headset: capture {headset[0]}, playback {headset[1]}")
+    device = Device(token, audio_source=source, audio_sink=sink, **options)
     device.on("error", lambda error, call=None: stamp(f"device error {error}"))
     answered = False
     try:
@@ -233,7 +273,9 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         waiters = [stop, asyncio.ensure_future(finished.wait())]
         if duration is not None:
             waiters.append(asyncio.ensure_future(asyncio.sleep(duration)))
-        heard_task = asyncio.ensure_future(_report_audio(call, recorder, stamp, dominant_frequency))
+        heard_task = asyncio.ensure_future(
+            _report_audio(call, recorder, stamp, dominant_frequency) if headset is None
+            else asyncio.sleep(0))
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
@@ -249,6 +291,8 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         stamp(f"error {exc}")
     finally:
         await device.destroy()
+        for stream in streams:
+            await asyncio.to_thread(stream.close)  # joins its thread: not on the loop
     return 0 if answered else 1
 
 
@@ -339,7 +383,8 @@ async def run_demo(duration: float | None, out: Callable[[str], None] | None = N
             token = mint(identity="demo", ttl=3600, **cfg.token_kwargs())
             options = {"signaling_url": exchange.url, "ice_addresses": ("127.0.0.1",)}
             return await place_call(token, {"To": "echo"}, options, 440.0, duration,
-                                    read_digits=False, out=say)
+                                    read_digits=False, out=say,
+                                    headset=headset_devices("auto"))
         finally:
             await exchange.close()
 
