@@ -294,3 +294,54 @@ async def test_piphone_call_uses_the_headset(exchange, alsa_rig):
     heard = alsa_rig["a"].recorded()
     assert frequency(heard[-24_000:]) == pytest.approx(700, abs=10)
     assert cli.headset_devices("none") is None
+
+
+def band_level(samples: np.ndarray, frequency: float, rate: int = RATE) -> float:
+    """Spectral magnitude near ``frequency`` (Hann window), for telling tones apart."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return float(spectrum[np.abs(freqs - frequency) < 8].max())
+
+
+async def test_ring_cadence_on_the_speaker(alsa_rig):
+    """The North American ring: 440+480 Hz, 2 s on, 4 s off, as recorded by the device."""
+    from piphone.audio import tones
+
+    playback = Playback(alsa_rig["b"].play)
+    playback.start()
+    try:
+        playback.play_tone(tones.RING)
+        await until(lambda: len(alsa_rig["b"].recorded()) >= 7 * RATE, timeout=12,
+                    what="7 s of ringing recorded")
+    finally:
+        playback.close()
+    audio = alsa_rig["b"].recorded()
+    loud = np.abs(audio.astype(np.int32)) > 500
+    start = int(np.argmax(loud))  # the ring's first sample (after any leading silence)
+    on = audio[start:start + 2 * RATE]
+    assert band_level(on, 440) > 20 * band_level(on, 1000)
+    assert band_level(on, 480) > 20 * band_level(on, 1000)
+    # 2 s on, then 4 s of silence, within a period (20 ms) of the cadence
+    envelope = loud[start:start + 6 * RATE].reshape(-1, RATE // 50).any(axis=1)
+    assert 99 <= envelope.sum() <= 101, envelope.sum()
+    assert envelope[:99].all() and not envelope[102:].any()
+
+
+async def test_dtmf_digit_has_both_frequencies(alsa_rig):
+    from piphone.audio import tones
+
+    playback = Playback(alsa_rig["c"].play)
+    playback.start()
+    try:
+        playback.play_clip(tones.dtmf("5", duration_s=0.3, gap_s=0.0))
+        await until(lambda: len(alsa_rig["c"].recorded()) >= RATE // 2, timeout=5,
+                    what="the digit recorded")
+    finally:
+        playback.close()
+    audio = alsa_rig["c"].recorded()
+    loud = np.abs(audio.astype(np.int32)) > 500
+    start = int(np.argmax(loud))
+    digit = audio[start:start + int(0.25 * RATE)]
+    row, col = band_level(digit, 770), band_level(digit, 1336)
+    assert row > 20 * band_level(digit, 697) and col > 20 * band_level(digit, 1209)
+    assert 0.5 < row / col < 2

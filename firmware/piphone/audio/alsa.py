@@ -25,6 +25,7 @@ import alsaaudio
 import numpy as np
 import soxr
 
+from . import tones
 from .devices import AudioDeviceError
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,23 @@ class Playback(_Stream):
         self._resampler: soxr.ResampleStream | None = None
         self._last = 0  # last sample written, to fade from on underrun
         self._dry = True
+        # A sound mixed over the call (ring, ringback, DTMF, beeps): read(n) -> int16 at the
+        # device rate, or None. Swapped by one assignment; read only by the playback thread.
+        self._sound: tones.TonePlayer | tones.Clip | None = None
+
+    def play_tone(self, spec: tones.ToneSpec) -> None:
+        """Mix a (cadenced) tone into what plays, until stop_sound() or another sound."""
+        self._sound = tones.TonePlayer(spec, rate=self.rate or RATE)
+
+    def play_clip(self, samples: np.ndarray) -> None:
+        """Mix a one-shot sound (48 kHz mono int16) into what plays, once."""
+        rate = self.rate or RATE
+        if rate != RATE:
+            samples = soxr.resample(samples, RATE, rate, quality=RESAMPLE_QUALITY)
+        self._sound = tones.Clip(samples.astype(np.int16, copy=False))
+
+    def stop_sound(self) -> None:
+        self._sound = None
 
     def _setup_conversion(self) -> None:
         self._resampler = (None if self.rate == RATE else
@@ -299,6 +317,11 @@ class Playback(_Stream):
                 block = block.copy()
                 block[:ramp] = (block[:ramp] * np.linspace(0, 1, ramp)).astype(np.int16)
                 self._dry = False
+        sound = self._sound
+        if sound is not None:
+            block = tones.mix(block, sound.read(len(block)))
+            if getattr(sound, "done", False) and self._sound is sound:
+                self._sound = None
         self._last = int(block[-1])
         return block
 

@@ -361,3 +361,22 @@ def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out[: len(a)] += a
     out[: len(b)] += b
     return np.clip(out, INT16_MIN, INT16_MAX).astype(np.int16)
+
+
+class Clip:
+    """A one-shot sound read out in pieces (silence past its end); ``done`` once all read."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        self._samples = np.asarray(samples, dtype=np.int16)
+        self._pos = 0
+
+    @property
+    def done(self) -> bool:
+        return self._pos >= len(self._samples)
+
+    def read(self, n: int) -> np.ndarray:
+        out = np.zeros(n, np.int16)
+        chunk = self._samples[self._pos:self._pos + n]
+        out[:len(chunk)] = chunk
+        self._pos += n
+        return out
