@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# Set up piphone on Debian 12 / Raspberry Pi OS Bookworm: system packages, a venv in .venv,
-# the package with its test extras. Idempotent: a second run only checks.
+# Set up piphone on Debian 12 / Raspberry Pi OS Bookworm: system packages and a venv in .venv
+# with the package. `--test` adds what the tests need: the test extras, Debian's chromium and
+# Twilio's Voice SDK (pinned by tests/conformance/package-lock.json). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+with_tests=0
+[ "${1:-}" = "--test" ] && with_tests=1
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # python3-dev, gcc and libasound2-dev build pyalsaaudio; iproute2 and util-linux give the
-# tests their loopback-only network namespace; chromium and npm run Twilio's own SDK for the
-# conformance tests.
-packages=(python3 python3-venv python3-dev gcc libasound2-dev iproute2 util-linux chromium)
+# tests their loopback-only network namespace; chromium runs Twilio's own SDK.
+packages=(python3 python3-venv python3-dev gcc libasound2-dev iproute2 util-linux)
+[ "$with_tests" -eq 1 ] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # npm may come with a nodejs from elsewhere (NodeSource): Debian's npm only when there is none.
-command -v npm >/dev/null || missing+=(npm)
+if [ "$with_tests" -eq 1 ] && ! command -v npm >/dev/null; then missing+=(npm); fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     $SUDO apt-get update -qq
@@ -27,9 +31,12 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
-# Twilio's Voice SDK, pinned by tests/conformance/package-lock.json.
-if [ ! -f tests/conformance/node_modules/@twilio/voice-sdk/package.json ]; then
-    (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
+if [ "$with_tests" -eq 1 ]; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+    if [ ! -f tests/conformance/node_modules/@twilio/voice-sdk/package.json ]; then
+        (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+else
+    .venv/bin/python -m pip install -q -e .
 fi
 echo "piphone installed in $(pwd)/.venv"
