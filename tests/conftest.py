@@ -21,6 +21,7 @@ from piphone.voice.tokens import mint
 from piphone.voice.tracks import Recorder, ToneTrack
 
 from .alsa_rig import alsa_rig  # noqa: F401
+from .netfault import SignalingProxy
 
 LOOPBACK = ("127.0.0.1",)
 
@@ -43,6 +44,17 @@ async def exchange(exchange_cfg) -> AsyncIterator[Exchange]:
         yield ex
     finally:
         await ex.close()
+
+
+@pytest.fixture
+async def netfault(exchange) -> AsyncIterator[SignalingProxy]:
+    """A proxy in front of the exchange that can cut signaling and spoil media (netfault.py);
+    ``make_phone(name, signaling_url=netfault.url)`` puts a phone behind it."""
+    proxy = await SignalingProxy(exchange.url).start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
 
 
 class Phone:
@@ -78,7 +90,8 @@ async def make_phone(exchange) -> AsyncIterator[Callable[..., Phone]]:
             return recorders[-1]
 
         options.setdefault("ice_addresses", LOOPBACK)
-        device = Device(token, signaling_url=exchange.url,
+        options.setdefault("signaling_url", exchange.url)  # or a netfault proxy's URL
+        device = Device(token,
                         audio_source=lambda: ToneTrack(tone), audio_sink=sink, **options)
         phone = Phone(device, tone, recorders)
         phones.append(phone)
