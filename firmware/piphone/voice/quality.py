@@ -43,7 +43,7 @@ from .tasks import TaskSet
 log = logging.getLogger(__name__)
 
 CLOCK_RATE = {"opus": 48_000, "pcmu": 8_000, "pcma": 8_000}  # RTP clock of each codec, Hz
-SAMPLE_COUNT_METRICS = 5  # the SDK's default window
+SAMPLE_COUNT_METRICS = 5  # default window (the reference; the SDK code takes its largest, 10)
 SAMPLE_COUNT_RAISE = 3
 SAMPLE_COUNT_CLEAR = 0
 CONDITIONS = ("audio-device-lost",)  # set_condition names (piphone extension)
@@ -400,7 +400,7 @@ class QualityMonitor:
 
     def _check(self, stat: str, limit: Threshold) -> None:
         """One threshold over its window, as StatsMonitor._raiseWarningsForStat."""
-        count = limit.sample_count or self.samples.maxlen or SAMPLE_COUNT_METRICS
+        count = limit.sample_count or SAMPLE_COUNT_METRICS
         window = list(self.samples)[-count:]
         values = [s.get(stat) for s in window]
         if any(v is None for v in values):
