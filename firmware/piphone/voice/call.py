@@ -104,7 +104,7 @@ class Call(Emitter):
         self.quality = QualityMonitor(
             quality or QualitySettings(), read_counters=self._quality_counters,
             meters=lambda: (self._media.input_meter, self._media.output_meter)
-            if self._media else None,
+            if self._media and self._media.input_meter and self._media.output_meter else None,
             is_muted=self.is_muted, emit=self.emit)
         self.on("status", lambda s: self.quality.start() if s is CallStatus.OPEN
                 else self.quality.stop() if s is CallStatus.CLOSED else None)
@@ -348,8 +348,11 @@ class Call(Emitter):
 
     # --- internals ---------------------------------------------------------------------------
     def _new_media(self) -> MediaSession:
-        return MediaSession(self._media_settings, self._gate, on_state=self._media_state,
-                            on_remote_track=self._remote_track_arrived)
+        media = MediaSession(self._media_settings, self._gate, on_state=self._media_state,
+                             on_remote_track=self._remote_track_arrived)
+        if self.quality.settings.enabled:
+            media.meter_levels(on_sent=self.quality.audio_clock)
+        return media
 
     def _remote_track_arrived(self, track: MediaStreamTrack) -> None:
         self._remote_track = track
