@@ -292,6 +292,7 @@ class QualityMonitor:
         self._unheard_for = 0.0  # s of sending with the far end receiving nothing
         self._far_received: int | None = None
         self._next_volume: float | None = None  # clock of the next volume event
+        self._metered = False  # volume ticks (levels) came in the last second
         self._stopped = False
         self._tasks = TaskSet(self)
 
@@ -382,6 +383,7 @@ class QualityMonitor:
         input_ticks, self._input_ticks = self._input_ticks, []
         output_ticks, self._output_ticks = self._output_ticks, []
         output_peak, self._output_peak = self._output_peak, 0
+        self._metered = bool(output_ticks)
         self._levels_window.append(input_ticks)
         sample = Sample(
             audio_input_level=round(sum(input_ticks) / len(input_ticks)) if input_ticks else 0,
@@ -483,7 +485,8 @@ class QualityMonitor:
     # --- one-way audio (extension) ---------------------------------------------------------
     def _track_one_way(self, sample: Sample, output_peak: int, far: int | None) -> None:
         step = self.settings.sample_interval
-        silent = (not self._is_muted() and sample.packets_received > 0
+        heard = self._metered  # unmetered media (the exchange's legs) cannot tell silence
+        silent = (heard and not self._is_muted() and sample.packets_received > 0
                   and output_peak <= self.settings.silence_peak)
         self._silent_for = self._silent_for + step if silent else 0.0
         unheard = sample.packets_sent > 0 and (far is None or far == self._far_received)
