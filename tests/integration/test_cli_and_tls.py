@@ -112,6 +112,10 @@ async def test_wss_exchange_carries_a_call(tmp_path, exchange_cfg):
         await asyncio.wait_for(recorder.wait_for_frames(30), 10)
         assert dominant_frequency(recorder.last(0.4), recorder.sample_rate) == pytest.approx(
             700, abs=10)
+        # feedback goes over https to the exchange's gateway, trusted like its wss://
+        assert device.event_gateway.startswith("https://127.0.0.1:")
+        assert await asyncio.wait_for(call.post_feedback(5), 10) is True
+        assert exchange.records.log.recent()[0].feedback[0]["score"] == 5
     finally:
         await device.destroy()
         await exchange.close()
