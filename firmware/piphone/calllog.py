@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 """
 
+DEFAULT_PATH = "/var/lib/piphone/calls.db"  # the phone's call log
 OUTCOMES = ("completed", "cancelled", "rejected", "no-answer", "busy", "failed")
 _ERROR_OUTCOMES = {31603: "rejected", 31486: "busy", 31480: "no-answer"}
 

@@ -25,7 +25,7 @@ from .errors import PiphoneError
 
 log = logging.getLogger("piphone")
 
-DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"
+DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"  # = calllog.DEFAULT_PATH (checked by a test)
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
                "reconnecting", "reconnected", "dtmf")
 

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from piphone import cli
-from piphone.calllog import CallLog, CallRecord, format_table, outcome_of
+from piphone.calllog import DEFAULT_PATH, CallLog, CallRecord, format_table, outcome_of
 
 
 def record(**fields) -> CallRecord:
@@ -95,3 +95,7 @@ def test_piphone_calls_table_and_json(tmp_path, capsys):
     assert cli.main(["calls", "--db", str(tmp_path / "none.db")]) == 2
     assert "no call log there" in capsys.readouterr().err
     assert cli.main(["calls", "--db", str(db), "--limit", "0"]) == 2
+
+
+def test_piphone_calls_reads_the_phones_log_by_default():
+    assert cli.DEFAULT_CALL_LOG == DEFAULT_PATH

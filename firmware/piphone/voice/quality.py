@@ -15,6 +15,10 @@ threshold table, windows and rules, the same warning names:
 - ``constant-audio-input-level`` is not raised while muted; ``ice-connectivity-lost`` follows
   the ICE state (raised on ``disconnected``, cleared when connected again).
 
+The monitor emits on the call: ``sample(Sample)``, ``volume(input, output)``,
+``warning(name, data)``, ``warning-cleared(name)``; the call also emits ``feedback(score,
+issue)`` when ``post_feedback`` is called (calllog.py keeps it).
+
 piphone extensions (not in the SDK; see README):
 
 - ``one-way-audio``: packets arrive but the decoded far-end audio has been digital silence for
