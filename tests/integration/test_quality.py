@@ -52,9 +52,12 @@ async def test_clean_call_samples_agree_with_the_relay(make_phone, netfault):
     (sample,) = await events.wait("sample", 4, timeout=8)
     # about 50 packets of 20 ms a second each way, and 20 volume events
     assert sample.codec_name == "opus"
-    assert 45 <= sample.packets_sent <= 55 and 45 <= sample.packets_received <= 55
+    # (bounds allow a late timer on a busy machine)
+    assert 40 <= sample.packets_sent <= 60 and 40 <= sample.packets_received <= 60
     assert sample.bytes_sent > 0 and sample.bytes_received > 0
-    assert 15 <= len(events.all("volume")) / 4 <= 21
+    volume_times = events.times("volume")
+    rate = (len(volume_times) - 1) / (volume_times[-1] - volume_times[0])
+    assert 17 <= rate <= 23  # every 50 ms
     assert all(0.0 <= i <= 1.0 and 0.0 <= o <= 1.0 for i, o in events.all("volume"))
     # a -12 dBFS tone each way: RMS 32767 * 10**(-12/20) / sqrt(2), and volume at the top
     assert sample.audio_input_level == pytest.approx(5815, rel=0.02)
@@ -94,7 +97,7 @@ async def test_packet_loss_raises_high_packet_loss_and_clears_when_it_stops(make
     # the lost counter agrees with what the relay dropped (RTCP/STUN are a few of those)
     now = outgoing.quality.samples[-1].totals
     lost = now.packets_lost - before.packets_lost
-    assert relay.to_client.dropped - 3 <= lost <= relay.to_client.dropped + 3
+    assert relay.to_client.dropped - 5 <= lost <= relay.to_client.dropped + 5
     relay.to_client.loss = 0.0
     await warned(events, "high-packet-loss", "warning-cleared")
     assert outgoing.quality.raised.count("high-packet-loss") == 1
