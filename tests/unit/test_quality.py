@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from piphone.errors import InvalidArgumentError
-from piphone.voice.meter import LevelMeter
+from piphone.voice.meter import LevelMeter, level, volume
 from piphone.voice.quality import (
     Counters,
     QualityMonitor,
@@ -154,10 +154,12 @@ def test_level_meter_reads_the_latest_frame_without_overflow():
     meter = LevelMeter(on_push=lambda: ticks.append(1))
     meter.push(audio_frame(np.full(960, 1000, np.int16), 0))
     meter.push(audio_frame(np.full(960, -32768, np.int16), 0))
-    reading = meter.read()
-    assert reading.peak == 32768 and reading.frames == 2 and len(ticks) == 2
-    assert reading.level == 32767 and reading.volume == 1.0
-    assert meter.read().frames == 0 and meter.read().rms == 0.0
+    rms = meter.read()
+    assert rms == 32768.0 and len(ticks) == 2
+    assert level(rms) == 32767 and volume(rms) == 1.0
+    assert meter.read() == 0.0 and volume(0.0) == 0.0 and level(0.4) == 0
+    meter.push(audio_frame(tone(8000), 0))
+    assert meter.read() == pytest.approx(8000 / math.sqrt(2), rel=0.01)
 
 
 # --- the SDK's warnings ------------------------------------------------------------------------

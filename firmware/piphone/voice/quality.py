@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from .meter import LevelMeter, Reading
+from .meter import LevelMeter, level, volume
 from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class QualitySettings:
     volume_interval: float = 0.05  # s between volume events (SDK: 50 ms)
     warnings_after: float = 5.0  # s from open before any warning; also least time one stays
     one_way_audio_after: float = 10.0  # s of silence/unheard packets before one-way-audio
-    silence_peak: int = 2  # largest int16 magnitude still "digital silence"
+    silence_level: float = 1.0  # RMS (int16 units, -90 dBFS) still "digital silence"
     thresholds: Mapping[str, tuple[Threshold, ...]] = field(
         default_factory=lambda: dict(SDK_THRESHOLDS))
 
@@ -286,7 +286,7 @@ class QualityMonitor:
                 "audioInputLevel", ())] + [1]))  # per sample: its 50 ms input levels
         self._input_ticks: list[int] = []
         self._output_ticks: list[int] = []
-        self._output_peak = 0
+        self._output_loudest = 0.0  # largest heard RMS since the last sample
         self._previous: Counters | None = None
         self._started: float | None = None
         self._active: dict[str, float] = {}  # warning name -> clock when raised
@@ -357,13 +357,15 @@ class QualityMonitor:
     # --- volume ----------------------------------------------------------------------------
     def volume_tick(self) -> tuple[float, float]:
         meters = self._meters()
-        sent, heard = (meters[0].read(), meters[1].read()) if meters else (Reading(), Reading())
-        self._input_ticks.append(sent.level)
-        self._output_ticks.append(heard.level)
-        self._output_peak = max(self._output_peak, heard.peak)
+        sent, heard = (meters[0].read(), meters[1].read()) if meters else (0.0, 0.0)
+        self._input_ticks.append(level(sent))
+        self._output_ticks.append(level(heard))
+        if heard > self._output_loudest:
+            self._output_loudest = heard
+        volumes = volume(sent), volume(heard)
         if self.settings.volume_events:
-            self._emit("volume", sent.volume, heard.volume)
-        return sent.volume, heard.volume
+            self._emit("volume", *volumes)
+        return volumes
 
     # --- samples ---------------------------------------------------------------------------
     async def sample_tick(self) -> Sample | None:
@@ -386,7 +388,7 @@ class QualityMonitor:
         rtt = now.rtt if now.rtt is not None or previous is None else previous.rtt
         input_ticks, self._input_ticks = self._input_ticks, []
         output_ticks, self._output_ticks = self._output_ticks, []
-        output_peak, self._output_peak = self._output_peak, 0
+        loudest, self._output_loudest = self._output_loudest, 0.0
         self._metered = bool(output_ticks)
         self._levels_window.append(input_ticks)
         sample = Sample(
@@ -417,7 +419,7 @@ class QualityMonitor:
         self.samples.append(sample)
         if sample.mos is not None:
             self.mos_values.append(sample.mos)
-        self._track_one_way(sample, output_peak, now.far_received)
+        self._track_one_way(sample, loudest, now.far_received)
         if self._warnings_on():
             for stat, limits in self.settings.thresholds.items():
                 for limit in limits:
@@ -487,11 +489,11 @@ class QualityMonitor:
             self.clear_warning(name)
 
     # --- one-way audio (extension) ---------------------------------------------------------
-    def _track_one_way(self, sample: Sample, output_peak: int, far: int | None) -> None:
+    def _track_one_way(self, sample: Sample, loudest: float, far: int | None) -> None:
         step = self.settings.sample_interval
         heard = self._metered  # unmetered media (the exchange's legs) cannot tell silence
         silent = (heard and not self._is_muted() and sample.packets_received > 0
-                  and output_peak <= self.settings.silence_peak)
+                  and loudest <= self.settings.silence_level)
         self._silent_for = self._silent_for + step if silent else 0.0
         unheard = sample.packets_sent > 0 and (far is None or far == self._far_received)
         self._unheard_for = self._unheard_for + step if unheard else 0.0
