@@ -11,9 +11,9 @@ are measured over the same windows (so both see the same machine load):
 
 Two figures, because the difference of two processes' CPU on a shared 2-core machine moves by
 a few percent from run to run: the A/B difference over the same windows, and the CPU time the
-"on" client spends inside the quality code itself (the audio clock run for every frame sent,
-with the volume ticks it drives, and each sample: stats, MOS, thresholds, listeners), counted
-with the thread CPU clock around those calls. Goal: at most 5 % of a call's CPU.
+"on" client spends inside the quality code itself (each volume tick: two level reads and the
+event; each sample: stats, MOS, thresholds, listeners), counted with the thread CPU clock
+around those calls. Goal: at most 5 % of a call's CPU.
 
 Usage:  .venv/bin/python scripts/bench/quality_cost.py [--seconds 10] [--rounds 3]
 
@@ -85,8 +85,8 @@ async def client(config: str, url: str, quality: bool) -> None:
                         inside[0] += time.thread_time() - start
             setattr(cls, name, wrapper)
 
-        # audio_clock runs for every frame sent and drives the volume ticks; the rest of a
-        # push is one assignment (not timed: the timer would cost more than it)
+        # audio_clock is each volume tick (every 50 ms of audio sent); a push itself is an
+        # assignment and an addition (not timed: the timer would cost more than it)
         timed(quality_module.QualityMonitor, "audio_clock")
         timed(quality_module.QualityMonitor, "sample_tick", is_async=True)
     device = Device(token_from_config(config, f"bench-{'on' if quality else 'off'}"),

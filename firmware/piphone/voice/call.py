@@ -351,7 +351,7 @@ class Call(Emitter):
         media = MediaSession(self._media_settings, self._gate, on_state=self._media_state,
                              on_remote_track=self._remote_track_arrived)
         if self.quality.settings.enabled:
-            media.meter_levels(on_sent=self.quality.audio_clock)
+            media.meter_levels(self.quality.audio_clock, self.quality.settings.volume_interval)
         return media
 
     def _remote_track_arrived(self, track: MediaStreamTrack) -> None:

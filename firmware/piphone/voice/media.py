@@ -204,10 +204,12 @@ class MediaSession:
         if self.on_state is not None:
             self.on_state(state)
 
-    def meter_levels(self, on_sent: Callable[[], None] | None = None) -> None:
-        """Meter the PCM we send (before encoding) and hear (after decoding); ``on_sent`` is
-        called after each frame sent."""
-        self.input_meter, self.output_meter = LevelMeter(on_sent), LevelMeter()
+    def meter_levels(self, on_tick: Callable[[], None] | None = None,
+                     tick_every: float = 0.05) -> None:
+        """Meter the PCM we send (before encoding) and hear (after decoding); ``on_tick`` is
+        called every ``tick_every`` seconds of audio sent."""
+        self.input_meter = LevelMeter(on_tick, tick_every)
+        self.output_meter = LevelMeter()
         self._sending.meter = self.input_meter
         self.receive_tap.meter = self.output_meter
 

@@ -21,6 +21,7 @@ FULL_SCALE = 32768.0  # int16 magnitude of 1.0
 VOLUME_MIN_DBFS = -100.0  # the SDK's volume scale: -100 dBFS -> 0.0 ...
 VOLUME_MAX_DBFS = -30.0  # ... -30 dBFS -> 1.0
 LEVEL_MAX = 32767  # sample's audioInputLevel / audioOutputLevel scale
+HALF_FRAME = 0.01  # s: a tick goes with the 20 ms frame nearest its time
 
 
 def level(rms: float) -> int:
@@ -45,17 +46,26 @@ class LevelMeter:
     times a second per call, on a busy event loop where every call counts.
     """
 
-    __slots__ = ("_latest", "_channels", "on_push")
+    __slots__ = ("_latest", "_channels", "on_tick", "tick_every", "_audio", "_due")
 
-    def __init__(self, on_push: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_tick: Callable[[], None] | None = None,
+                 tick_every: float = 0.05) -> None:
         self._latest: av.AudioFrame | None = None
         self._channels = 0  # of this stream's frames (its layout does not change)
-        self.on_push = on_push  # called after each frame (the quality monitor's audio clock)
+        self.on_tick = on_tick  # called every ``tick_every`` s of audio (the volume ticks)
+        self.tick_every = tick_every
+        self._audio = 0.0  # s of audio pushed
+        self._due = 0.0  # audio time of the next tick
 
     def push(self, frame: av.AudioFrame) -> None:
         self._latest = frame
-        if self.on_push is not None:
-            self.on_push()
+        if self.on_tick is not None:
+            # Ticks follow the audio's own clock: on the frame nearest each step (20 ms frames
+            # give 40 and 60 ms, 50 ms on average), with no clock read and no timer.
+            self._audio += frame.samples / frame.sample_rate
+            if self._audio >= self._due - HALF_FRAME:
+                self._due += self.tick_every
+                self.on_tick()
 
     def read(self) -> float:
         """The RMS (int16 units) of the latest frame; 0.0 if none came since the last read."""

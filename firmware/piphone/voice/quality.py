@@ -51,7 +51,6 @@ SAMPLE_COUNT_METRICS = 5  # default window (the reference; the SDK code takes it
 SAMPLE_COUNT_RAISE = 3
 SAMPLE_COUNT_CLEAR = 0
 CONDITIONS = ("audio-device-lost",)  # set_condition names (piphone extension)
-HALF_FRAME = 0.01  # s: a volume tick goes with the 20 ms frame nearest its time
 ONE_WAY_AUDIO = "one-way-audio"
 ICE_LOST = "ice-connectivity-lost"
 
@@ -295,7 +294,6 @@ class QualityMonitor:
         self._silent_for = 0.0  # s of digital silence heard while packets arrive
         self._unheard_for = 0.0  # s of sending with the far end receiving nothing
         self._far_received: int | None = None
-        self._next_volume: float | None = None  # clock of the next volume event
         self._metered = False  # volume ticks (levels) came in the last second
         self._stopped = False
         self._tasks = TaskSet(self)
@@ -312,22 +310,17 @@ class QualityMonitor:
         self._stopped = True
 
     def audio_clock(self) -> None:
-        """Called for every frame we send (the input meter's push): ticks ``volume`` on the
-        frame nearest each 50 ms step. The audio wakes the loop every 20 ms anyway; a timer of
-        its own would wake it 20 more times a second, which cost about ten times the metering
-        itself (scripts/bench/quality_cost.py)."""
+        """Called every 50 ms of audio sent (the input meter's ticks): a ``volume`` event.
+
+        The audio wakes the loop every 20 ms anyway; a timer of its own would wake it 20 more
+        times a second, which cost about ten times the metering (scripts/bench/quality_cost.py).
+        """
         if self._started is None or self._stopped:
             return
-        now = self._clock()
-        interval = self.settings.volume_interval
-        if self._next_volume is None or now - self._next_volume > interval:
-            self._next_volume = now  # first frame, or audio resumed after a gap
-        if now >= self._next_volume - HALF_FRAME:
-            self._next_volume += interval
-            try:
-                self.volume_tick()
-            except Exception:  # on the media path: never let it break sending
-                log.exception("quality volume_tick failed")
+        try:
+            self.volume_tick()
+        except Exception:  # on the media path: never let it break sending
+            log.exception("quality volume_tick failed")
 
     async def _every(self, interval: float, tick: Callable[[], Any]) -> None:
         loop = asyncio.get_running_loop()
