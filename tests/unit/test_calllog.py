@@ -99,3 +99,11 @@ def test_piphone_calls_table_and_json(tmp_path, capsys):
 
 def test_piphone_calls_reads_the_phones_log_by_default():
     assert cli.DEFAULT_CALL_LOG == DEFAULT_PATH
+
+
+def test_piphone_call_prints_quality_warnings_by_name():
+    lines: list[str] = []
+    assert {"warning", "warning-cleared"} <= set(cli.CALL_EVENTS)
+    cli._printer(lines.append, "warning")("high-rtt", {"name": "rtt", "samples": ["..."]})
+    cli._printer(lines.append, "warning-cleared")("high-rtt")
+    assert lines == ["warning high-rtt", "warning-cleared high-rtt"]
