@@ -40,8 +40,8 @@ class Panel:
 
     @classmethod
     async def start(cls, *args, **kwargs) -> Panel:
-        """A panel with the handset on its cradle (a mock pin starts at its pull: with the
-        default wiring, that is the handset lifted)."""
+        """A panel with the handset on its cradle (a mock pin starts at its pull, which for
+        an active-high hook is the handset lifted)."""
         self = cls(*args, **kwargs)
         if "hook" in self.pins.inputs and self.inputs.off_hook:
             self.drive("hook", False)
@@ -122,12 +122,13 @@ async def test_hook_lift_and_replace_with_chatter(panel):
     assert await panel.drained() == []
 
 
-async def test_default_hook_is_high_when_lifted(panel):
+async def test_default_hook_is_low_when_lifted(panel):
     pin = panel.pin("hook")
-    pin.drive_low()  # handset resting on a closed contact
-    assert await panel.drained() == []
-    pin.drive_high()
+    assert pin.state  # pulled up: the handset rests on the switch and opens its NC contact
+    pin.drive_low()
     assert await panel.next() == PanelInput(PanelEvent.OFF_HOOK)
+    pin.drive_high()
+    assert await panel.next() == PanelInput(PanelEvent.ON_HOOK)
 
 
 async def test_the_first_edge_acts_at_once_without_waiting_for_the_lockout():
@@ -197,11 +198,12 @@ async def test_random_presses_on_random_inputs_act_exactly_once_each():
 
 
 async def test_an_input_active_at_start_gives_no_event():
-    factory = mock_factory()
-    factory.pin(17).drive_high()  # handset already lifted (the pull-up alone does it)
+    # A hook wired active high (its NO contact) reads lifted from the start on a mock pin,
+    # which sits at its pull-up; the phone reads off_hook rather than getting an event.
+    pins = PinMap(inputs={"hook": InputPin(17, active_low=False)}, leds={})
     got: list[PanelInput] = []
-    inputs = Inputs(DEFAULT_PINS, got.append, loop=asyncio.get_running_loop(),
-                    pin_factory=factory)
+    inputs = Inputs(pins, got.append, loop=asyncio.get_running_loop(),
+                    pin_factory=mock_factory())
     try:
         assert inputs.off_hook
         await inputs.settled()

@@ -66,11 +66,8 @@ def test_default_map_and_keypad_fit_together_on_distinct_gpio():
     assert not {0, 1} & set(pins)
 
 
-def test_default_hook_is_active_high_with_pull_up_and_buttons_active_low():
-    hook = DEFAULT_PINS.inputs["hook"]
-    assert (hook.pull_up, hook.active_low) == (True, False)
-    assert all(p.pull_up and p.active_low
-               for name, p in DEFAULT_PINS.inputs.items() if name != "hook")
+def test_default_inputs_are_contacts_to_ground_with_the_pull_up():
+    assert all(p.pull_up and p.active_low for p in DEFAULT_PINS.merged(KEYPAD_PINS).inputs.values())
 
 
 def test_map_is_frozen_against_later_changes():

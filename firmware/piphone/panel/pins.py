@@ -123,11 +123,12 @@ class PinMap:
 
 # The default wiring (hardware/README.md draws it; a test checks the two agree). Every pin is
 # free of the Pi's buses (I2C, SPI, UART, PCM), so HATs and an I2S amplifier stay possible.
-# The hook switch is a normally-open contact held closed by the resting handset: closed to
-# ground on the hook, open (pulled up, high) when the handset is lifted -> active high.
+# Every input is a contact to ground with the internal pull-up, active low. The hook switch is
+# a microswitch pressed by the resting handset, wired through its normally-closed contact:
+# lifting the handset closes it (low = off hook), and a broken wire reads as on the hook.
 DEFAULT_PINS = PinMap(
     inputs={
-        "hook": InputPin(17, pull_up=True, active_low=False),
+        "hook": InputPin(17),
         "accept": InputPin(27),
         "reject": InputPin(22),
         "ignore": InputPin(23),
