@@ -172,9 +172,11 @@ def _module(name: str, **attrs) -> types.ModuleType:
 
 
 def _missing(name: str) -> bool:
+    if name in sys.modules:
+        return False
     try:
         return importlib.util.find_spec(name) is None
-    except ModuleNotFoundError:
+    except (ModuleNotFoundError, ValueError):
         return True
 
 

@@ -103,7 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--insecure", action="store_true",
                       help="accept a self-signed wss:// certificate")
     call.set_defaults(func=cmd_call)
+    diagram = sub.add_parser("diagram", help="draw the phone's state machine (graphviz)")
+    diagram.add_argument("-o", "--output", type=Path, metavar="FILE",
+                         help="FILE.svg/.png/.pdf (needs graphviz's dot) or FILE.dot; "
+                              "default: DOT source on stdout")
+    diagram.set_defaults(func=cmd_diagram)
     return parser
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from .appliance import diagram
+
+    source = diagram.draw(args.output)
+    if source is not None:
+        print(source)
+    else:
+        print(f"wrote {args.output}")
+    return 0
 
 
 # --- exchange and token -------------------------------------------------------------------
