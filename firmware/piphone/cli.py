@@ -25,6 +25,7 @@ from .errors import PiphoneError
 
 log = logging.getLogger("piphone")
 
+APPLIANCE_CONFIG = Path("/etc/piphone/piphone.toml")  # appliance/config.py's DEFAULT_PATH
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
                "reconnecting", "reconnected", "dtmf")
 
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the phone; with no hardware, the local exchange demo")
+    run.add_argument("--config", type=Path,
+                     help="piphone.toml: run the appliance (default /etc/piphone/piphone.toml "
+                          "if it exists, else the local exchange demo)")
     run.add_argument("--duration", type=float, default=None,
                      help="end the demo call after this many seconds (default: until Ctrl-C)")
     run.set_defaults(func=cmd_run)
@@ -375,8 +379,15 @@ class _DigitReader:
 
 # --- run: the phone, or with no hardware the demo ---------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    # The appliance (panel, audio, state machine) arrives with its own issue; with no
-    # hardware the main job is the demo: a local exchange and a call to its echo line.
+    # With a config (given, or installed in /etc/piphone) this is the appliance; without one
+    # the demo: a local exchange and a call to its echo line.
+    path = args.config
+    if path is None and APPLIANCE_CONFIG.exists():
+        path = APPLIANCE_CONFIG
+    if path is not None:
+        from .appliance import service
+
+        return service.main(path)
     return asyncio.run(run_demo(args.duration))
 
 
