@@ -83,14 +83,29 @@ def systemd(tmp_path):
     fake.close()
 
 
-async def start_service(config: Path, systemd: FakeSystemd, watchdog_usec: int = 200_000):
-    env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), WATCHDOG_USEC=str(watchdog_usec),
+def environment(systemd: FakeSystemd, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path),
+               PIPHONE_CONTROL_SOCKET=str(systemd.path.with_name("control.sock")),
                GPIOZERO_PIN_FACTORY="mock", GPIOZERO_MOCK_PIN_CLASS="mockpwmpin",
-               PYTHONPATH=os.pathsep.join([str(ROOT / "firmware"), str(ROOT)]))
+               PYTHONPATH=os.pathsep.join([str(ROOT / "firmware"), str(ROOT)]), **extra)
     env.pop("WATCHDOG_PID", None)
+    return env
+
+
+async def start_service(config: Path, systemd: FakeSystemd, watchdog_usec: int = 200_000):
+    env = environment(systemd, WATCHDOG_USEC=str(watchdog_usec))
     return await asyncio.create_subprocess_exec(
         sys.executable, "-c", BOOT, "run", "--config", str(config), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def cli(systemd: FakeSystemd, *args: str) -> tuple[int, str]:
+    """`piphone ARGS` as a user over ssh would run it, next to the service."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", BOOT, *args, cwd=ROOT, env=environment(systemd),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode, out.decode()
 
 
 async def stop(proc, sig=signal.SIGTERM) -> tuple[int, str]:
@@ -169,3 +184,34 @@ async def test_bad_config_exits_nonzero_naming_key_and_line(tmp_path, exchange, 
     assert code == 2
     assert f"{config}, line 12: phone.dnd: must be reject or ignore" in err
     assert not systemd.got("READY=1")
+
+
+async def test_control_socket_status_call_hangup(tmp_path, exchange, make_phone, systemd):
+    proc = await start_service(write_config(tmp_path, exchange), systemd)
+    try:
+        await until(lambda: systemd.got("READY=1") or proc.returncode is not None,
+                    timeout=30, what="READY=1")
+        code, out = await cli(systemd, "status")
+        assert code == 0 and out.startswith("registered as alice\n"), out
+        assert "  state: idle" in out and "  registered: True" in out
+        code, out = await cli(systemd, "hangup")  # nothing to hang up
+        assert code == 1 and "hangup does nothing while the phone is idle" in out
+        bob = await make_phone("bob")
+        code, out = await cli(systemd, "call", "client:bob")
+        assert code == 0 and "call: calling" in out, out
+        call = await bob.next_call(timeout=10)
+        call.accept()
+        await until(lambda: any(s.startswith("talking to client:bob") for s in
+                                systemd.statuses()), timeout=10, what="STATUS talking")
+        code, out = await cli(systemd, "status", "--json")
+        assert code == 0 and '"state": "talking"' in out and '"peer": "client:bob"' in out
+        ended = []
+        call.on("disconnect", ended.append)
+        code, out = await cli(systemd, "hangup")
+        assert code == 0, out
+        await until(lambda: ended, timeout=10, what="bob hears the hang-up")
+    finally:
+        code, err = await stop(proc)
+    assert code == 0, err
+    code, out = await cli(systemd, "status")
+    assert code == 2 and "no piphone service is running" in out

@@ -24,6 +24,7 @@ import sdnotify
 from ..errors import PiphoneError
 from . import config as config_mod
 from .config import ApplianceConfig
+from .control import ControlError, ControlServer
 from .phone import Phone
 from .sounds import AudioSounds, NullSounds
 
@@ -70,8 +71,10 @@ class Service:
 
     def __init__(self, cfg: ApplianceConfig, *, notifier: Notifier | None = None,
                  pin_factory: Any = None,
-                 loader: Callable[[Path], ApplianceConfig] = config_mod.load) -> None:
+                 loader: Callable[[Path], ApplianceConfig] = config_mod.load,
+                 control_path: Path | None = None) -> None:
         self.cfg = cfg
+        self.control_path = control_path  # the control socket; None: none
         self.notifier = notifier or Notifier()
         self.pin_factory = pin_factory
         self._loader = loader
@@ -100,7 +103,14 @@ class Service:
         interval = watchdog_interval()
         if interval is not None:
             self._tasks.append(asyncio.ensure_future(self._watchdog(interval)))
+        control = ControlServer(self.control_path, self.control) if self.control_path else None
         try:
+            if control is not None:
+                try:
+                    await control.start()
+                except OSError as exc:  # e.g. run by hand without /run/piphone: no control
+                    log.warning("no control socket at %s: %s", control.path, exc)
+                    control = None
             while True:
                 await self.start()
                 await self._until_stop_or_reload()
@@ -112,6 +122,8 @@ class Service:
                 log.info("config reloaded from %s", self.cfg.path)
         finally:
             self.notifier.send("STOPPING=1")
+            if control is not None:
+                await control.close()
             await self.close()
             for task in self._tasks:
                 task.cancel()
@@ -300,6 +312,29 @@ class Service:
             self._mos = float(mos)
             self._show_status()
 
+    # --- the control socket ----------------------------------------------------------------
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A checked request from appliance/control.py -> its reply fields."""
+        phone = self.phone
+        if phone is None:
+            raise ControlError("the phone is (re)starting; try again")
+        cmd = request["cmd"]
+        if cmd == "status":
+            return self.status()
+        done = {"call": lambda: phone.call_number(request["number"]),
+                "hangup": phone.hangup_call, "answer": phone.answer_call,
+                "mute": phone.mute_call}[cmd]()
+        if not done:
+            raise ControlError(f"{cmd} does nothing while the phone is {phone.state}")
+        return {"state": phone.state}
+
+    def status(self) -> dict[str, Any]:
+        phone, device = self.phone, self.device
+        assert phone is not None and device is not None
+        return {"status": self.status_line(), "identity": self.cfg.account.identity,
+                "registered": str(device.state) == "registered",
+                "mos": self._mos, **phone.status()}
+
     def _show_status(self) -> None:
         self.notifier.set_status(self.status_line())
 
@@ -359,6 +394,8 @@ def headset_devices(spec: str) -> tuple[str, str] | None:
 
 def main(config_path: Path) -> int:
     """``piphone run --config PATH``: a bad config raises ConfigError before anything starts."""
+    from .control import socket_path
+
     cfg = config_mod.load(config_path)
     logging.getLogger("transitions").setLevel(logging.WARNING)  # it logs every callback
-    return asyncio.run(Service(cfg).run())
+    return asyncio.run(Service(cfg, control_path=socket_path()).run())
