@@ -29,6 +29,7 @@ from . import protocol
 from .errors import TwilioError
 from .events import Emitter
 from .media import MediaError, MediaSession, MediaSettings, to_ice_servers
+from .quality import Counters, QualityMonitor, QualitySettings, media_counters
 from .tasks import TaskSet
 from .tracks import AudioSink, MuteGate
 
@@ -69,6 +70,7 @@ class Call(Emitter):
         custom_parameters: dict[str, str] | None = None,
         offer_sdp: str | None = None,
         reconnect_token: str | None = None,
+        quality: QualitySettings | None = None,
     ) -> None:
         super().__init__()
         self.direction = direction
@@ -95,6 +97,14 @@ class Call(Emitter):
         self._closed = asyncio.Event()
         self._prepared: asyncio.Task | None = None
         self._digits_lock = asyncio.Lock()
+        # sample / volume / warning (quality.py): runs while the call is open or reconnecting.
+        self.quality = QualityMonitor(
+            quality or QualitySettings(), read_counters=self._quality_counters,
+            meters=lambda: (self._media.input_meter, self._media.output_meter)
+            if self._media else None,
+            is_muted=self.is_muted, emit=self.emit)
+        self.on("status", lambda s: self.quality.start() if s is CallStatus.OPEN
+                else self.quality.stop() if s is CallStatus.CLOSED else None)
 
     # --- properties of the SDK -----------------------------------------------------------
     @property
@@ -203,6 +213,14 @@ class Call(Emitter):
             )
         self.feedback = {"score": score, "issue": issue}
         # Delivery (Insights event or the exchange's call log) comes with the quality work.
+
+    def set_condition(self, name: str, active: bool, data: dict[str, Any] | None = None) -> None:
+        """Raise (``warning``) or clear (``warning-cleared``) a condition the appliance sees,
+        e.g. ``audio-device-lost`` when the headset goes away (piphone extension)."""
+        self.quality.set_condition(name, active, data)
+
+    async def _quality_counters(self) -> Counters | None:
+        return await media_counters(self._media) if self._media is not None else None
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -329,6 +347,7 @@ class Call(Emitter):
         self._tasks.spawn(self._sink.consume(track))
 
     def _media_state(self, state: str) -> None:
+        self.quality.media_state(state)
         # Media lost after the call was up: the reconnection work (issue 8) will retry here;
         # until then the call ends with the SDK's final error.
         if state == "failed" and self._status is CallStatus.OPEN:
