@@ -23,6 +23,7 @@ from .call import Call, CallDirection, CallStatus
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .media import MediaError, MediaSettings
+from .reconnect import ReconnectSettings
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
 from .tracks import AudioSink, DrainSink, SilenceTrack
@@ -58,6 +59,7 @@ class Device(Emitter):
         audio_sink: Callable[[], AudioSink] = DrainSink,
         token_refresh_ms: int = 10_000,
         allow_incoming_while_busy: bool = False,
+        reconnect: ReconnectSettings | None = None,
         gather_while_ringing: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         register_interval: float = protocol.REGISTER_INTERVAL,
@@ -81,12 +83,14 @@ class Device(Emitter):
         self.allow_incoming_while_busy = allow_incoming_while_busy
         self.gather_while_ringing = gather_while_ringing
         self.register_interval = register_interval
+        self.reconnect_settings = reconnect or ReconnectSettings()  # call reconnection timers
         self._state = DeviceState.UNREGISTERED
         self._calls: list[Call] = []
         self.identity: str | None = None
         self.region: str | None = None
         self._stream = Signaling(self.signaling_url, token, ssl_context=ssl_context,
                                  heartbeat_timeout=heartbeat_timeout)
+        self._backoff_cap = self._stream.backoff.cap
         self._stream.on("frame", self._on_frame)
         self._stream.on("close", self._on_stream_close)
         self._stream.on("error", self._on_stream_error)
@@ -171,6 +175,7 @@ class Device(Emitter):
             source=self._audio_source(),
             sink=self._audio_sink(),
             custom_parameters=params,
+            reconnect_settings=self.reconnect_settings,
         )
         self._track_call(call)
         try:
@@ -208,6 +213,7 @@ class Device(Emitter):
             custom_parameters=protocol.decode_params(parameters.get("Params")),
             offer_sdp=payload["sdp"],
             reconnect_token=payload.get("reconnect"),
+            reconnect_settings=self.reconnect_settings,
         )
         self._track_call(call)
         try:
@@ -269,6 +275,9 @@ class Device(Emitter):
                 self._should_reregister = False
                 self._set_state(DeviceState.REGISTERING)
                 self._send_presence(True)
+            self._stream.backoff.cap = self._backoff_cap
+            for call in list(self._calls):  # resume calls cut off with the socket
+                call._reconnection.signaling_connected()
         elif kind == "ready":
             self._set_state(DeviceState.REGISTERED)
         elif kind == "offline":
@@ -328,6 +337,11 @@ class Device(Emitter):
 
     def _on_stream_close(self) -> None:
         self._connected.clear()
+        for call in list(self._calls):
+            call._reconnection.signaling_lost()
+        if any(call._reconnection.active for call in self._calls):
+            # A call waits for this stream: retry often (the exchange's grace is short).
+            self._stream.backoff.cap = self.reconnect_settings.signaling_retry_cap
         self._cancel_timer("_register_timer")
         if self._state in (DeviceState.REGISTERED, DeviceState.REGISTERING):
             self._should_reregister = True
