@@ -43,13 +43,16 @@ class ReconnectSettings:
     rtp_timeout: float = 3.0  # no RTP packet this long: media is lost (> 0)
     check_interval: float = 0.1  # how often the watchdog looks at the packet count
     give_up: float = 30.0  # media attempts stop after this long: 53405 and disconnect
-    attempt_timeout: float = 1.2  # one attempt waits this long for its answer and ICE+DTLS
-    # Pause between attempts: first, then times factor, at most cap, +-jitter share. Short,
-    # because aioice retransmits a check only 0.5 s and 1.5 s after it started: an attempt
-    # alive when the network returns is what makes "reconnected within a second" possible.
+    # One attempt waits this long for its answer and ICE (then DTLS gets ``dtls_grace``).
+    # Short, because aioice sends a check only 0, 0.5 and 1.5 s after it starts: fresh
+    # attempts, each checking at once, are what bring media back within a second of the
+    # network; an attempt costs a peer connection at each end (a few ms of CPU on a Pi).
+    attempt_timeout: float = 0.7
+    dtls_grace: float = 0.5
+    # Pause between attempts: first, then times factor, at most cap, +-jitter share.
     backoff_first: float = 0.05
-    backoff_factor: float = 2.0
-    backoff_cap: float = 1.0
+    backoff_factor: float = 1.5
+    backoff_cap: float = 0.5
     backoff_jitter: float = 0.2
     signaling_give_up: float = 35.0  # a call whose signaling is not back by then ends (53001)
     signaling_retry_cap: float = 1.0  # longest pause between socket retries while a call waits
@@ -202,7 +205,12 @@ class CallReconnection:
                 raise MediaError("signaling is down")
             answer = await asyncio.wait_for(self._reinvite_answer, timeout)
             await media.apply_answer(answer)
-            await media.wait_connected(max(0.05, timeout - (loop.time() - started)))
+            try:
+                await media.wait_connected(max(0.05, timeout - (loop.time() - started)))
+            except MediaError:
+                if media.pc.iceConnectionState != "completed":
+                    raise
+                await media.wait_connected(self.settings.dtls_grace)  # ICE is through
             connected = True
             return media
         except (MediaError, TimeoutError) as exc:
