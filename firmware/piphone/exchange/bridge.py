@@ -88,7 +88,10 @@ class LegOutput(PacedAudioTrack):
                     raise MediaStreamError
                 self._packet_arrived.clear()
                 try:
-                    await asyncio.wait_for(self._packet_arrived.wait(), wait)
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel
+                    # of a stopping sender when a packet arrives at the same moment.
+                    async with asyncio.timeout(wait):
+                        await self._packet_arrived.wait()
                 except TimeoutError:
                     if self.readyState == "live" and self.codec in CLOCK_RATES:
                         return self._silence_packet()

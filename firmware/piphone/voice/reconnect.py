@@ -203,7 +203,8 @@ class CallReconnection:
             self._reinvite_answer = loop.create_future()
             if not call._send("reinvite", {"callsid": call.sid, "sdp": sdp}, retry=False):
                 raise MediaError("signaling is down")
-            answer = await asyncio.wait_for(self._reinvite_answer, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it may swallow a cancel
+                answer = await self._reinvite_answer
             await media.apply_answer(answer)
             try:
                 await media.wait_connected(max(0.05, timeout - (loop.time() - started)))
