@@ -391,12 +391,14 @@ class Call(Emitter):
                 if group and self._status is CallStatus.OPEN:
                     self._send("dtmf", {"callsid": self.sid, "dtmf": group})
 
-    def _fail(self, code: int, message: str, original: object | None = None) -> None:
+    def _fail(self, code: int, message: str, original: object | None = None, *,
+              hang_up: bool = True) -> None:
         if self._status is CallStatus.CLOSED:
             return
         log.warning("call %s failed: %s", self.sid, message)
         self.emit("error", TwilioError(code, message, original_error=original))
-        self._send("hangup", {"callsid": self.sid, "message": message})
+        if hang_up:
+            self._send("hangup", {"callsid": self.sid, "message": message})
         was_up = self._answered or self.direction is CallDirection.OUTGOING
         self._close()
         if was_up:

@@ -26,6 +26,7 @@ from .media import MediaError, MediaSettings
 from .reconnect import ReconnectSettings
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
+from .token_refresh import TokenRefresher, TokenSource
 from .tracks import AudioSink, DrainSink, SilenceTrack
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Device(Emitter):
         token_refresh_ms: int = 10_000,
         allow_incoming_while_busy: bool = False,
         reconnect: ReconnectSettings | None = None,
+        token_source: TokenSource | None = None,
         gather_while_ringing: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         register_interval: float = protocol.REGISTER_INTERVAL,
@@ -91,6 +93,9 @@ class Device(Emitter):
         self._stream = Signaling(self.signaling_url, token, ssl_context=ssl_context,
                                  heartbeat_timeout=heartbeat_timeout)
         self._backoff_cap = self._stream.backoff.cap
+        self._token_refresher = TokenRefresher(self, token_source,
+                                               margin=token_refresh_ms / 1000)
+        self._stream.before_connect = self._token_refresher.before_connect
         self._stream.on("frame", self._on_frame)
         self._stream.on("close", self._on_stream_close)
         self._stream.on("error", self._on_stream_error)
@@ -233,6 +238,7 @@ class Device(Emitter):
         self._refusal = None  # the old token's refusal says nothing of the new one
         self._refused.clear()
         self._stream.set_token(token)
+        self._token_refresher.updated.set()
 
     def _arm_token_expiry(self, ttl: Any) -> None:
         self._cancel_timer("_expiry_timer")
@@ -268,6 +274,7 @@ class Device(Emitter):
             self.identity = token.get("identity", self.identity)
             self.region = payload.get("region", self.region)
             self._arm_token_expiry(token.get("ttl"))
+            self._token_refresher.armed = True
             self._refusal = None
             self._refused.clear()
             self._connected.set()
@@ -334,6 +341,9 @@ class Device(Emitter):
         self.emit("error", twilio_error, call)
         if call is not None:
             call.handle_frame(protocol.Frame("error", payload))
+        if refused:  # calls waiting to resume cannot: a clear end, not a wait for the grace
+            for waiting in list(self._calls):
+                waiting._reconnection.token_refused(twilio_error)
 
     def _on_stream_close(self) -> None:
         self._connected.clear()

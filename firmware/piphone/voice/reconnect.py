@@ -275,6 +275,13 @@ class CallReconnection:
             return True
         return False
 
+    def token_refused(self, error: TwilioError) -> None:
+        """The server refused our token on the new stream: this call cannot resume."""
+        if self.signaling == self.RECONNECTING:
+            # No hangup: the stream is not authenticated; the exchange's grace ends its side.
+            self.call._fail(error.code, f"cannot resume the call: {error.message}", error,
+                            hang_up=False)
+
     def _signaling_gave_up(self) -> None:
         self._signaling_timer = None
         if self.signaling == self.RECONNECTING:
