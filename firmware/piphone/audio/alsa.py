@@ -9,7 +9,8 @@ atomic in CPython), so the loop never waits on a lock.
 Trouble is never fatal: an xrun (pyalsaaudio returns -EPIPE after re-preparing) is counted and
 logged; a failed read or write (the device is gone) is reported once through ``on_failure``,
 after which capture delivers silence and playback discards, and the device is reopened every
-``REOPEN_INTERVAL`` seconds until it comes back (then ``on_recovered``).
+``REOPEN_INTERVAL`` seconds until it comes back (then ``on_recovered``). ``suspend()`` (the
+card is known gone) drops the device and stops the tries until ``resume()``, which tries at once.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class _Stream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # suspend(): the card is known gone; drop the PCM and make no reopen tries until
+        # resume(). _wake cuts the thread's wait short (resume, close) so a replug is tried now.
+        self._suspended: Exception | None = None
+        self._wake = threading.Event()
 
     @property
     def started(self) -> bool:
@@ -86,6 +91,8 @@ class _Stream:
             raise RuntimeError(f"{self.direction} on {self.device!r} is closed")
         self._loop = asyncio.get_running_loop()
         try:
+            if self._suspended is not None:
+                raise alsaaudio.ALSAAudioError(str(self._suspended))
             self._pcm = self._open()
         except alsaaudio.ALSAAudioError as err:
             error = AudioDeviceError(f"cannot open ALSA {self.direction} device "
@@ -142,11 +149,26 @@ class _Stream:
             log.warning("%s on %s failed: %s", self.direction, self.device, err)
             self._call(self.on_failure, err)
 
+    def suspend(self, reason: Exception) -> None:
+        """The device is known to be gone (its card left the card list): report it like a
+        failed read, send silence, and try no reopen until resume(). Any thread."""
+        self._suspended = reason
+        self._wake.set()
+
+    def resume(self) -> None:
+        """The device should be back: try to reopen it now rather than at the next retry."""
+        self._suspended = None
+        self._wake.set()
+
     def _run(self) -> None:
         next_try = 0.0
         deadline = time.monotonic()
         while not self._stop.is_set():
             if self._pcm is not None:
+                if self._suspended is not None:
+                    self._lost(self._suspended)
+                    deadline = time.monotonic()
+                    continue
                 try:
                     self._io()
                 except alsaaudio.ALSAAudioError as err:
@@ -154,18 +176,27 @@ class _Stream:
                     deadline = time.monotonic()
                 continue
             # The device is gone: keep the 20 ms pace without it and try to reopen.
-            self._idle()
-            deadline += PERIOD_SECONDS
-            self._stop.wait(max(0.0, deadline - time.monotonic()))
-            if time.monotonic() >= next_try and not self._stop.is_set():
-                next_try = time.monotonic() + REOPEN_INTERVAL
+            now = time.monotonic()
+            if now >= deadline:
+                self._idle()
+                deadline += PERIOD_SECONDS
+                if deadline < now:  # the thread was held up: resume the pace from now
+                    deadline = now + PERIOD_SECONDS
+            if self._suspended is None and now >= next_try:
+                next_try = now + REOPEN_INTERVAL
                 try:
                     self._pcm = self._open()
                 except alsaaudio.ALSAAudioError:
+                    pass
+                else:
+                    log.warning("%s on %s is back", self.direction, self.device)
+                    self.failed = None
+                    self._call(self.on_recovered)
                     continue
-                log.warning("%s on %s is back", self.direction, self.device)
-                self.failed = None
-                self._call(self.on_recovered)
+            wait_until = deadline if self._suspended is not None else min(deadline, next_try)
+            if self._wake.wait(max(0.0, wait_until - time.monotonic())):
+                self._wake.clear()
+                next_try = 0.0  # resumed (or closing): try the device at once
         if self._pcm is not None:  # the thread owns the PCM: close it here, never mid-read
             self._pcm.close()
             self._pcm = None
@@ -179,6 +210,7 @@ class _Stream:
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread and close the device; idempotent."""
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
