@@ -242,3 +242,28 @@ def test_a_card_name_that_matches_nothing_is_a_clear_error(cards):
     split = Headset.from_spec("piphone_a_cap,piphone_a_play", ring="piphone_b_play")
     assert split.capture.device == "piphone_a_cap" and split.ring.device == "piphone_b_play"
     assert split.card is None and split.present
+
+
+async def test_piphone_call_maps_lost_and_back_to_the_calls_warning(alsa_rig, cards):
+    """Where Call has set_condition (the quality work), `piphone call` raises and clears
+    audio-device-lost with the headset."""
+    from piphone import cli
+
+    class Call:
+        def __init__(self) -> None:
+            self.conditions: asyncio.Queue = asyncio.Queue()
+
+        def set_condition(self, name: str, active: bool) -> None:
+            self.conditions.put_nowait((name, active))
+
+    headset = rig_headset(alsa_rig, "a", cards)
+    call = Call()
+    try:
+        headset.open()
+        cli._headset_warnings(headset, call)
+        cards.unplug()
+        assert await asyncio.wait_for(call.conditions.get(), 2) == ("audio-device-lost", True)
+        cards.replug()
+        assert await asyncio.wait_for(call.conditions.get(), 2) == ("audio-device-lost", False)
+    finally:
+        await headset.close()

@@ -145,3 +145,12 @@ def test_with_udevd_the_watcher_has_a_real_pyudev_monitor(monkeypatch, tmp_path)
     monitor = devices.udev_monitor()
     assert isinstance(monitor, pyudev.Monitor) and monitor.fileno() >= 0
     assert monitor.poll(timeout=0) is None  # nothing sent: poll never blocks the loop
+
+
+def test_a_device_named_by_card_id_watches_exactly_that_card(proc):
+    assert devices.card_id("plughw:CARD=Device,DEV=0") == "CARD=Device"
+    assert devices.card_id("hw:1,0") is None and devices.card_id("piphone_a_cap") is None
+    cards = devices.list_cards(proc)
+    assert devices.select("CARD=Device", cards).index == 1
+    with pytest.raises(devices.AudioDeviceError, match="'CARD=Dev'"):
+        devices.select("CARD=Dev", cards)  # an id is matched whole, not as a part of a name

@@ -69,8 +69,22 @@ def is_explicit(spec: str) -> bool:
     return ":" in spec or spec in ("default", "null") or spec.startswith("piphone_")
 
 
+def card_id(device: str) -> str | None:
+    """``CARD=<id>`` for a device that names its card by id (``plughw:CARD=Device,DEV=0``),
+    which ``select`` matches exactly: what to watch for a device given by name."""
+    match = re.search(r"CARD=([^,\s]+)", device)
+    return f"CARD={match[1]}" if match else None
+
+
 def select(spec: str, cards: list[Card]) -> Card:
-    """The card whose id, name or long name contains ``spec`` (case-insensitive)."""
+    """The card whose id, name or long name contains ``spec`` (case-insensitive); ``CARD=id``
+    is that card id exactly."""
+    if spec.startswith("CARD="):
+        found = [card for card in cards if card.id == spec[5:]]
+        if found:
+            return found[0]
+        cards_present = "; ".join(c.describe() for c in cards) or "no sound cards at all"
+        raise AudioDeviceError(f"no ALSA card {spec!r}; present: {cards_present}")
     wanted = spec.lower()
     for card in cards:
         if any(wanted in field.lower() for field in (card.id, card.name, card.long_name,

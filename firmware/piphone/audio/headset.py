@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 class Headset(AsyncIOEventEmitter):
     """``capture`` and ``playback`` ALSA devices (``ring``: the ring device's, default the
-    playback's); ``card``: the card name to watch in the card list (None: nothing to watch,
-    e.g. an explicit ALSA device name)."""
+    playback's); ``card``: the card name to watch in the card list, by default the card a
+    ``...:CARD=<id>`` capture device names (None: nothing to watch, e.g. ``hw:1,0``)."""
 
     def __init__(self, capture: str, playback: str, ring: str | None = None, *,
                  card: str | None = None, cards_path: Path | None = None,
@@ -48,7 +48,7 @@ class Headset(AsyncIOEventEmitter):
         self.playback = Playback(playback, on_failure=lambda err: self._fail("playback", err),
                                  on_recovered=lambda: self._recovered("playback"))
         self.ring = self.playback if ring in (None, playback) else Playback(ring)
-        self.card = card
+        self.card = card = card or devices.card_id(capture)
         self._down: dict[str, str] = {}  # what is not working -> why
         self._watcher = (None if card is None else
                          devices.CardWatcher(card, self._card_changed, path=cards_path,
