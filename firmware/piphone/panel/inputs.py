@@ -97,9 +97,11 @@ class Inputs:
                                                 pin_factory=pin_factory)
                 except GPIOZeroError as e:
                     raise PinMapError(f"inputs.{name}", f"pin {spec.pin!r}: {e}") from e
-                self._inputs[name] = _Debounced(button, invert=_inverted(spec))
-                button.when_activated = partial(self._edge, name, not self._inputs[name].invert)
-                button.when_deactivated = partial(self._edge, name, self._inputs[name].invert)
+                state = self._inputs[name] = _Debounced(button, invert=_inverted(spec))
+                button.when_activated = partial(self._edge, name, not state.invert)
+                button.when_deactivated = partial(self._edge, name, state.invert)
+                # An edge between the first read and the callbacks would be lost: read again.
+                self._edge(name, state.read())
         except BaseException:
             self.close()
             raise

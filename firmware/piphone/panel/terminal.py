@@ -163,7 +163,10 @@ class TerminalPanel:
     async def run(self, info: Info = dict, levels: Levels = dict, *,
                   console: Console | None = None, stdin=None, fps: float = 15.0) -> None:
         """Draw live until a quit key, pressing buttons as keys arrive on ``stdin`` (a tty is
-        put in cbreak mode for the duration)."""
+        put in cbreak mode for the duration). ``info`` and ``levels`` are asked for the text
+        lines and the 0.0-1.0 bars of each frame. Log through
+        ``rich.logging.RichHandler(console=console)`` with the same console, so log lines
+        print above the panel instead of through it."""
         stdin = stdin or sys.stdin
         fd = stdin.fileno()
         quit_ = asyncio.Event()
