@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType
 
-from piphone.errors import PiphoneError
+from piphone.errors import ConfigError
 
 BUTTON_NAMES = ("accept", "reject", "ignore", "mute", "volume_up", "volume_down", "redial", "dnd")
 KEY_DIGITS = {f"key_{d}": d for d in "0123456789"} | {"key_star": "*", "key_hash": "#"}
@@ -24,11 +24,12 @@ LED_NAMES = ("ring", "call", "mute", "warning")
 _HEADER_REVISION = 0xC03111  # Pi 4 B
 
 
-class PinMapError(PiphoneError, ValueError):
+class PinMapError(ConfigError):
     """A pin map names an unknown input, LED or pin, or uses a pin twice.
 
     ``key`` is the offending entry (``"inputs.mute"``, ``"leds.ring"``) so a config loader can
-    point at the file and line it came from.
+    point at the file and line it came from. A ConfigError (and so a ValueError), so whatever
+    stops start-up on a bad config stops it on this too.
     """
 
     def __init__(self, key: str, message: str) -> None:
