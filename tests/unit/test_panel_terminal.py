@@ -175,3 +175,29 @@ async def test_one_finger_presses_in_order_and_close_lets_go(rig):
     assert panel.idle and not panel._active("accept")
     await inputs.settled()
     assert events.empty()
+
+
+async def test_run_survives_a_broken_info_and_quits_on_q(rig, caplog):
+    panel = rig[0]
+    read_fd, write_fd = os.pipe()
+    calls = 0
+
+    def info() -> dict[str, str]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("no state yet")
+        return {"state": "idle"}
+
+    console = Console(record=True, width=120, force_terminal=True)
+    with os.fdopen(read_fd) as stdin:
+        task = asyncio.ensure_future(panel.run(info, console=console, stdin=stdin, fps=50))
+        os.write(write_fd, b"h")
+        while calls < 4:
+            await asyncio.sleep(0.02)  # frames are drawn at fps: let a few go by
+        os.write(write_fd, b"q")
+        await asyncio.wait_for(task, 5)
+    os.close(write_fd)
+    text = console.export_text()
+    assert "RuntimeError: no state yet" in text and "handset LIFTED" in text
+    assert "info or levels failed" in caplog.text

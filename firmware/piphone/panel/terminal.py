@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import os
 import sys
 import termios
@@ -28,6 +29,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .pins import DEFAULT_PINS, KEY_DIGITS, KEYPAD_PINS, PinMap
+
+log = logging.getLogger(__name__)
 
 # key -> input name. The hook is a switch (toggles); everything else is a momentary button.
 KEYS: Mapping[str, str] = {
@@ -172,7 +175,10 @@ class TerminalPanel:
         quit_ = asyncio.Event()
 
         def on_keys() -> None:
-            data = os.read(fd, 64).decode(errors="ignore")
+            try:
+                data = os.read(fd, 64).decode(errors="ignore")
+            except OSError:  # the terminal went away
+                data = ""
             if not data:  # end of input
                 quit_.set()
             for key in data:
@@ -181,17 +187,30 @@ class TerminalPanel:
                 else:
                     self.press(key)
 
+        def frame() -> RenderableType:
+            try:
+                return self.render(info(), levels())
+            except Exception as e:  # a broken provider must not take the panel down
+                log.exception("terminal panel: info or levels failed")
+                return self.render({"error": f"{type(e).__name__}: {e}"})
+
         console = console or Console()
-        with _cbreak(fd), Live(self.render(info(), levels()), console=console,
-                               auto_refresh=False, transient=False) as live:
-            self._loop.add_reader(fd, on_keys)
+        with _cbreak(fd), Live(frame(), console=console, auto_refresh=False,
+                               transient=False) as live:
+            try:
+                self._loop.add_reader(fd, on_keys)
+                reading = True
+            except PermissionError:  # a regular file or /dev/null: show, take no keys
+                log.warning("terminal panel: stdin cannot be watched; no keys")
+                reading = False
             try:
                 while not quit_.is_set():
-                    live.update(self.render(info(), levels()), refresh=True)
+                    live.update(frame(), refresh=True)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(quit_.wait(), 1 / fps)
             finally:
-                self._loop.remove_reader(fd)
+                if reading:
+                    self._loop.remove_reader(fd)
                 self.close()
 
 
