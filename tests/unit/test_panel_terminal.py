@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pty
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +17,8 @@ from piphone.panel.inputs import Inputs, PanelEvent, PanelInput
 from piphone.panel.leds import Leds, Pattern
 from piphone.panel.pins import DEFAULT_PINS, KEYPAD_PINS, LED_NAMES, mock_factory
 from piphone.panel.terminal import _LAMP_RGB, KEYS, TerminalPanel
+
+from ..ptyscreen import Screen
 
 FULL = DEFAULT_PINS.merged(KEYPAD_PINS)
 
@@ -86,53 +86,9 @@ async def test_lamps_follow_the_led_pins(rig):
     assert set(_LAMP_RGB) == set(LED_NAMES)
 
 
-class Screen:
-    """The other end of a pseudo-terminal: what the program drew, ANSI codes stripped."""
-
-    ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[()][A-Z0-9]")
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.raw = b""
-        self._more = asyncio.Event()
-        asyncio.get_running_loop().add_reader(fd, self._read)
-
-    def _read(self) -> None:
-        try:
-            chunk = os.read(self.fd, 65536)
-        except OSError:  # the child closed the terminal
-            chunk = b""
-        if not chunk:
-            asyncio.get_running_loop().remove_reader(self.fd)
-        self.raw += chunk
-        self._more.set()
-
-    def text(self) -> str:
-        return self.ANSI.sub("", self.raw.decode(errors="ignore"))
-
-    async def wait_for(self, pattern: str, timeout: float = 20.0) -> None:
-        async def seen():
-            while not re.search(pattern, self.text()[-4000:]):
-                self._more.clear()
-                await self._more.wait()
-        try:
-            await asyncio.wait_for(seen(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"{pattern!r} not on screen:\n{self.text()[-2000:]}") from None
-
-    def type(self, keys: str) -> None:
-        os.write(self.fd, keys.encode())
-
-
 async def test_the_live_screen_through_a_pseudo_terminal():
-    master, slave = pty.openpty()
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="30",
-               PYTHONPATH=str(Path(__file__).parents[2] / "firmware"))
-    child = subprocess.Popen([sys.executable, "-m", "piphone.panel.terminal"], stdin=slave,
-                             stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    screen = Screen(master)
-    try:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2] / "firmware"))
+    async with Screen.spawn([sys.executable, "-m", "piphone.panel.terminal"], env=env) as screen:
         await screen.wait_for(r"handset on hook")
         screen.type("h")
         await screen.wait_for(r"handset LIFTED")
@@ -142,13 +98,7 @@ async def test_the_live_screen_through_a_pseudo_terminal():
         screen.type("55#")
         await screen.wait_for(r"dialled\s+55#")
         screen.type("q")
-        assert await asyncio.wait_for(asyncio.to_thread(child.wait), 10) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        asyncio.get_running_loop().remove_reader(master)
-        os.close(master)
+        assert await screen.exited() == 0
 
 
 async def test_lamps_show_the_real_blink(rig):
