@@ -151,3 +151,23 @@ async def test_run_survives_a_broken_info_and_quits_on_q(rig, caplog):
     text = console.export_text()
     assert "RuntimeError: no state yet" in text and "handset LIFTED" in text
     assert "info or levels failed" in caplog.text
+
+
+async def test_keys_press_a_matrix_keypad_too():
+    from piphone.panel.pins import KEYPAD_MATRIX_PINS
+
+    loop = asyncio.get_running_loop()
+    pins = DEFAULT_PINS.merged(KEYPAD_MATRIX_PINS)
+    factory = mock_factory()
+    events: asyncio.Queue[PanelInput] = asyncio.Queue()
+    inputs = Inputs(pins, events.put_nowait, loop=loop, pin_factory=factory)
+    panel = TerminalPanel(pins, factory, loop=loop)
+    try:
+        assert panel.feed("h*0#m") == ["hook", "key_star", "key_0", "key_hash", "mute"]
+        got = [await next_event(events) for _ in range(5)]
+        assert got == [PanelInput(PanelEvent.OFF_HOOK), PanelInput(PanelEvent.DIGIT, "*"),
+                       PanelInput(PanelEvent.DIGIT, "0"), PanelInput(PanelEvent.DIGIT, "#"),
+                       PanelInput(PanelEvent.MUTE)]
+    finally:
+        panel.close()
+        inputs.close()

@@ -28,6 +28,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .keypad import MatrixSim
 from .pins import DEFAULT_PINS, KEY_DIGITS, KEYPAD_PINS, PinMap
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ class TerminalPanel:
         self._todo: collections.deque[str] = collections.deque()  # inputs still to press
         self._down: str | None = None  # the button held now
         self._timer: asyncio.TimerHandle | None = None  # the finger's next move
+        # A matrix keypad's keys are pressed by joining row and column, not by one pin.
+        self._sim = MatrixSim(pins.keypad, factory) if pins.keypad is not None else None
+        self._matrix = set(pins.keypad.keys().values()) if pins.keypad is not None else set()
 
     # -- the finger ----------------------------------------------------------------------
 
@@ -78,7 +82,7 @@ class TerminalPanel:
         """Act on one key: the input it presses (or, for the hook, toggles), or None if it
         is no button of this panel."""
         name = KEYS.get(key)
-        if name is None or name not in self.pins.inputs:
+        if name is None or (name not in self.pins.inputs and name not in self._matrix):
             return None
         self._todo.append(name)
         if self._timer is None:
@@ -98,12 +102,12 @@ class TerminalPanel:
             self._drive(name, not self.off_hook)
         else:
             self._down = name
-            self._drive(name, True)
+            self._finger(name, True)
         self._timer = self._loop.call_later(self._hold, self._up)
 
     def _up(self) -> None:
         if self._down is not None:
-            self._drive(self._down, False)
+            self._finger(self._down, False)
             self._down = None
         self._timer = self._loop.call_later(self._gap, self._next)
 
@@ -124,8 +128,14 @@ class TerminalPanel:
             self._timer.cancel()
             self._timer = None
         if self._down is not None:
-            self._drive(self._down, False)
+            self._finger(self._down, False)
             self._down = None
+
+    def _finger(self, name: str, down: bool) -> None:
+        if name in self.pins.inputs:
+            self._drive(name, down)
+        elif self._sim is not None:
+            (self._sim.press if down else self._sim.release)(name)
 
     def _pin(self, name: str):
         return self._factory.pin(self.pins.inputs[name].pin)
