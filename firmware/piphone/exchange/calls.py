@@ -51,6 +51,11 @@ class CallLeg:
     wire_ids: set[str] = field(default_factory=set)  # every id the party may use (TJS..., CA...)
     reconnect_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     grace_timer: asyncio.TimerHandle | None = None
+    identity: str | None = None  # of the party: it may hang up from a new socket in the grace
+
+    def __post_init__(self) -> None:
+        if self.session is not None:
+            self.identity = self.session.identity
 
     def send(self, type_: str, **payload: Any) -> None:
         if self.session is not None:
@@ -91,6 +96,11 @@ class CallTable:
                 self._place(session, payload)
             return
         leg = self._legs.get(payload.get("callsid", ""))
+        if (frame.type == "hangup" and leg is not None and leg.session is None
+                and leg.identity == session.identity):
+            # Hung up while cut off: the hangup comes on the new socket, before any resume.
+            self._end(leg.call, hung_up_by=leg)
+            return
         if leg is None or leg.session is not session:
             # A hangup or cancel for an unknown call is ignored, as at Twilio.
             log.info("%s: %s for unknown call %s ignored", session, frame.type,
