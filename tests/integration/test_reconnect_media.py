@@ -86,3 +86,36 @@ async def test_blackhole_past_give_up_fails_with_53405_and_hangs_up(leaks, make_
     assert inc.names() == ["disconnect"]
     assert not exchange.calls.calls
     await leaks.shut_down_and_check([alice, bob], netfault, exchange)
+
+
+async def test_bad_reinvites_get_a_clear_error_and_the_call_goes_on(leaks, make_phone,
+                                                                    exchange):
+    alice = await make_phone("alice", tone=440)
+    bob = await make_phone("bob", tone=660)
+    devents = Events(alice.device, ("error",))
+    outgoing, incoming, _, _ = await place_and_answer(alice, bob)
+    out = Events(outgoing, RECONNECT_EVENTS)
+    inc = Events(incoming, RECONNECT_EVENTS)
+    alice.device._stream.send("reinvite", {"callsid": outgoing.sid, "sdp": "garbage"})
+    (error, call) = await devents.wait("error")
+    assert error.code == 31100 and call is outgoing
+    await asyncio.sleep(0.5)  # nothing is to happen: the exchange kept the leg as it was
+    await hears(alice, 660)
+    await hears(bob, 440)
+    assert out.names() == ["error"] and inc.names() == []
+    assert outgoing.status() is CallStatus.OPEN
+    await leaks.shut_down_and_check([alice, bob], None, exchange)
+
+
+async def test_reinvite_of_a_ringing_call_is_refused(make_phone, exchange):
+    from .helpers import place_ringing
+
+    alice = await make_phone("alice")
+    bob = await make_phone("bob")
+    devents = Events(alice.device, ("error",))
+    outgoing, incoming, out, inc = await place_ringing(alice, bob)
+    alice.device._stream.send("reinvite", {"callsid": outgoing.sid, "sdp": "v=0"})
+    (error, _) = await devents.wait("error")
+    assert error.code == 31005 and "ringing" in error.message
+    await incoming.accept()
+    await out.wait("accept")  # the call itself is unharmed

@@ -382,11 +382,14 @@ class CallTable:
             return
         settings = leg.media.media.settings
         offered = [c for c in codecs_of(payload["sdp"]) if c in self.config.codec_preferences]
+        if not offered:  # garbage, or nothing we take: keep the leg as it is
+            leg.send("error", **protocol.error_payload(
+                31100, "malformed SDP: reinvite offers no audio codec in common", leg.sid))
+            return
         current = leg.media.codec
         # Keep the leg's codec when the client still offers it: the bridge keeps forwarding.
         prefs = (current,) if current in offered else tuple(offered)
-        if prefs:
-            settings = replace(settings, codec_preferences=prefs)
+        settings = replace(settings, codec_preferences=prefs)
         old = leg.media
         line = call.route.kind == "line" and leg is call.caller
         leg.media = lines.answer_leg(call.route.target, settings) if line else Leg(settings)
