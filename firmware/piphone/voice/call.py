@@ -29,6 +29,7 @@ from . import protocol
 from .errors import TwilioError
 from .events import Emitter
 from .media import MediaError, MediaSession, MediaSettings, to_ice_servers
+from .quality import Counters, QualityMonitor, QualitySettings, media_counters
 from .reconnect import BorrowedTrack, CallReconnection, ReconnectSettings
 from .tasks import TaskSet
 from .tracks import AudioSink, MuteGate
@@ -70,6 +71,7 @@ class Call(Emitter):
         custom_parameters: dict[str, str] | None = None,
         offer_sdp: str | None = None,
         reconnect_token: str | None = None,
+        quality: QualitySettings | None = None,
         reconnect_settings: ReconnectSettings | None = None,
     ) -> None:
         super().__init__()
@@ -97,6 +99,14 @@ class Call(Emitter):
         self._closed = asyncio.Event()
         self._prepared: asyncio.Task | None = None
         self._digits_lock = asyncio.Lock()
+        # sample / volume / warning (quality.py): runs while the call is open or reconnecting.
+        self.quality = QualityMonitor(
+            quality or QualitySettings(), read_counters=self._quality_counters,
+            meters=lambda: (self._media.input_meter, self._media.output_meter)
+            if self._media else None,
+            is_muted=self.is_muted, emit=self.emit)
+        self.on("status", lambda s: self.quality.start() if s is CallStatus.OPEN
+                else self.quality.stop() if s is CallStatus.CLOSED else None)
         self._reconnection = CallReconnection(self, reconnect_settings or ReconnectSettings())
 
     # --- properties of the SDK -----------------------------------------------------------
@@ -206,6 +216,14 @@ class Call(Emitter):
             )
         self.feedback = {"score": score, "issue": issue}
         # Delivery (Insights event or the exchange's call log) comes with the quality work.
+
+    def set_condition(self, name: str, active: bool, data: dict[str, Any] | None = None) -> None:
+        """Raise (``warning``) or clear (``warning-cleared``) a condition the appliance sees,
+        e.g. ``audio-device-lost`` when the headset goes away (piphone extension)."""
+        self.quality.set_condition(name, active, data)
+
+    async def _quality_counters(self) -> Counters | None:
+        return await media_counters(self._media) if self._media is not None else None
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -344,6 +362,7 @@ class Call(Emitter):
         self._tasks.spawn(self._sink.consume(track))
 
     def _media_state(self, state: str) -> None:
+        self.quality.media_state(state)
         if state == "failed" and self._status in (CallStatus.OPEN, CallStatus.RECONNECTING):
             self._reconnection.media_lost("ICE failed")
 

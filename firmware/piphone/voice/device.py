@@ -23,6 +23,7 @@ from .call import Call, CallDirection, CallStatus
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .media import MediaError, MediaSettings
+from .quality import QualitySettings
 from .reconnect import ReconnectSettings
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
@@ -66,6 +67,7 @@ class Device(Emitter):
         ssl_context: ssl.SSLContext | None = None,
         register_interval: float = protocol.REGISTER_INTERVAL,
         heartbeat_timeout: float = protocol.HEARTBEAT_TIMEOUT,
+        quality: QualitySettings | None = None,
     ) -> None:
         super().__init__()
         if edge not in EDGES:
@@ -85,6 +87,7 @@ class Device(Emitter):
         self.allow_incoming_while_busy = allow_incoming_while_busy
         self.gather_while_ringing = gather_while_ringing
         self.register_interval = register_interval
+        self.quality = quality or QualitySettings()  # thresholds etc. of every call's monitor
         self.reconnect_settings = reconnect or ReconnectSettings()  # call reconnection timers
         self._state = DeviceState.UNREGISTERED
         self._calls: list[Call] = []
@@ -180,6 +183,7 @@ class Device(Emitter):
             source=self._audio_source(),
             sink=self._audio_sink(),
             custom_parameters=params,
+            quality=self.quality,
             reconnect_settings=self.reconnect_settings,
         )
         self._track_call(call)
@@ -218,6 +222,7 @@ class Device(Emitter):
             custom_parameters=protocol.decode_params(parameters.get("Params")),
             offer_sdp=payload["sdp"],
             reconnect_token=payload.get("reconnect"),
+            quality=self.quality,
             reconnect_settings=self.reconnect_settings,
         )
         self._track_call(call)
