@@ -11,7 +11,7 @@ import pytest
 from piphone.voice import CallStatus
 from piphone.voice.reconnect import ReconnectSettings
 
-from .helpers import Events, hears, place_and_answer
+from .helpers import Events, hears, place_and_answer, place_ringing
 from .leaks import LeakCheck
 from .test_reconnect_signaling import RECONNECT_EVENTS
 
@@ -107,9 +107,7 @@ async def test_bad_reinvites_get_a_clear_error_and_the_call_goes_on(leaks, make_
     await leaks.shut_down_and_check([alice, bob], None, exchange)
 
 
-async def test_reinvite_of_a_ringing_call_is_refused(make_phone, exchange):
-    from .helpers import place_ringing
-
+async def test_reinvite_of_a_ringing_call_is_refused(leaks, make_phone, exchange):
     alice = await make_phone("alice")
     bob = await make_phone("bob")
     devents = Events(alice.device, ("error",))
@@ -119,3 +117,4 @@ async def test_reinvite_of_a_ringing_call_is_refused(make_phone, exchange):
     assert error.code == 31005 and "ringing" in error.message
     await incoming.accept()
     await out.wait("accept")  # the call itself is unharmed
+    await leaks.shut_down_and_check([alice, bob], None, exchange)
