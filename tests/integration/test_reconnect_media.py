@@ -118,3 +118,22 @@ async def test_reinvite_of_a_ringing_call_is_refused(leaks, make_phone, exchange
     await incoming.accept()
     await out.wait("accept")  # the call itself is unharmed
     await leaks.shut_down_and_check([alice, bob], None, exchange)
+
+
+async def test_blackhole_of_40_s_with_the_real_timers(leaks, make_phone, netfault, exchange):
+    """The issue's case with the phone's own settings: 3 s to notice, 30 s of attempts."""
+    alice, bob, outgoing, incoming, out, inc = await _call(make_phone, netfault)
+    loop = asyncio.get_running_loop()
+    netfault.media.set(blackhole=True)
+    holed = loop.time()
+    await out.wait("reconnecting", timeout=5)
+    await out.wait("disconnect", timeout=40)
+    gave_up = loop.time() - holed
+    assert 32 <= gave_up < 36, f"gave up {gave_up:.1f} s into the hole"
+    assert out.names() == ["reconnecting", "error", "disconnect"]
+    assert [e.code for (e,) in out.all("error")] == [53405]
+    await inc.wait("disconnect", timeout=2)
+    assert inc.names() == ["disconnect"]
+    attempts = outgoing._reconnection.media_attempts
+    assert 15 <= attempts <= 45, attempts  # short attempts, backoff capped: ~1 s apart
+    await leaks.shut_down_and_check([alice, bob], netfault, exchange)
