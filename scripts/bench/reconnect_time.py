@@ -81,10 +81,11 @@ async def setup(tmp: Path, rtp_timeout: float):
                       audio_source=lambda: ToneTrack(440))
 
     alice, bob = device("alice", proxy.url), device("bob", exchange.url)
+    carol = device("carol", exchange.url)  # like alice, without the fault rig in the path
     await alice.register()
     await bob.register()
     bob.on("incoming", lambda call: call.accept())
-    return exchange, proxy, alice, bob
+    return exchange, proxy, alice, bob, carol
 
 
 async def place(alice, bob) -> tuple[object, float]:
@@ -153,10 +154,11 @@ def line(name: str, values: list[float], ref: float) -> str:
 async def main_async(args) -> None:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        exchange, proxy, alice, bob = await setup(Path(tmp), args.rtp_timeout)
+        exchange, proxy, alice, bob, carol = await setup(Path(tmp), args.rtp_timeout)
         try:
             await reference(alice, bob, 1)  # warm-up: imports, codecs
             ref = await reference(alice, bob, args.trials)
+            direct = await reference(carol, bob, args.trials)
             call, _ = await place(alice, bob)
             sig = await signaling_runs(proxy, call, args.trials, rng)
             med = await media_runs(proxy, call, args.trials, rng)
@@ -164,6 +166,7 @@ async def main_async(args) -> None:
         finally:
             await alice.destroy()
             await bob.destroy()
+            await carol.destroy()
             await proxy.close()
             await exchange.close()
     ref_median = statistics.median(ref)
@@ -171,6 +174,8 @@ async def main_async(args) -> None:
           f"was reported; RTP watchdog {args.rtp_timeout:.1f} s)")
     print(f"  {'reference: fresh call set-up':34s} median {ref_median * 1000:7.1f} ms  worst "
           f"{max(ref) * 1000:7.1f} ms")
+    print(f"  {'(the same, without the fault rig)':34s} median "
+          f"{statistics.median(direct) * 1000:7.1f} ms  worst {max(direct) * 1000:7.1f} ms")
     print(line("signaling loss", sig, ref_median))
     print(line("media loss", med, ref_median))
     goals = [("media", med, 1.0), ("signaling", sig, 2.0)]
