@@ -74,10 +74,12 @@ class Timeline:
     to_device: list[float] = field(default_factory=list)  # the click's sample, written
     heard_click: list[float] = field(default_factory=list)  # the click's own first sample
     trouble: str = ""
+    fifo_sampled: float = 0.0
+    device_buffer: float = 0.0
 
     def clear(self) -> None:
         for values in vars(self).values():
-            if isinstance(values, list):
+            if isinstance(values, list):  # lists of times; the rest are figures
                 values.clear()
 
 
@@ -96,9 +98,10 @@ class Card(threading.Thread):
 
     TICK = 240  # frames: 5 ms
 
-    def __init__(self, rig, timeline: Timeline) -> None:
+    def __init__(self, rig, timeline: Timeline, *, wide: bool = False) -> None:
         super().__init__(name="bench-card", daemon=True)
         self.rig, self.t = rig, timeline
+        self.frame_bytes = 8 if wide else 2  # s32 stereo, or s16 mono
         self.fifo_fill: list[int] = []  # bytes waiting in b's playback FIFO, each tick
         self.stop = threading.Event()
         self._quiet = True
@@ -138,12 +141,15 @@ class Card(threading.Thread):
             fcntl.ioctl(fd, termios.FIONREAD, waiting)
             self.fifo_fill.append(waiting[0])
         try:
-            data = os.read(fd, self.TICK * 2)
+            data = os.read(fd, self.TICK * self.frame_bytes)
         except BlockingIOError:
             return
         if not ear:
             return
-        samples = np.frombuffer(data[:len(data) // 2 * 2], np.int16)
+        if self.frame_bytes == 8:  # s32 stereo: the left channel's top 16 bits
+            samples = (np.frombuffer(data[:len(data) // 8 * 8], "<i4")[::2] >> 16)
+        else:
+            samples = np.frombuffer(data[:len(data) // 2 * 2], np.int16)
         at = onset(samples)
         if at is not None and self._quiet:
             self.t.heard_click.append(now + at / RATE)
@@ -232,8 +238,8 @@ def alsa_threads() -> list[int]:
             if t.name.startswith(("alsa-capture", "alsa-playback")) and t.native_id]
 
 
-async def measure(rig, stock: bool, seconds: float,
-                  playback_kw: dict) -> tuple[Timeline, float, float]:
+async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
+                  wide: bool) -> tuple[Timeline, float, float]:
     """One call A -> B through the exchange: the timeline of every click, the ALSA threads'
     CPU seconds per phone per call-second, and the seconds of audio in the rig's FIFO."""
     from piphone.audio.alsa import Capture, Playback
@@ -244,10 +250,13 @@ async def measure(rig, stock: bool, seconds: float,
     from piphone.voice.tokens import mint
 
     timeline = Timeline()
-    card = Card(rig, timeline)
+    playback_kw = {k: v for k, v in playback_kw.items() if k != "cushion"}
+    card = Card(rig, timeline, wide=wide)
     card.start()
-    streams = [Capture(rig["a"].cap), Playback(rig["a"].play, **playback_kw),
-               Capture(rig["b"].cap), timed_playback(rig["b"].play, timeline, **playback_kw)]
+    play = "bench_{}_play" if wide else "piphone_{}_play"
+    streams = [Capture(rig["a"].cap), Playback(play.format("a"), **playback_kw),
+               Capture(rig["b"].cap),
+               timed_playback(play.format("b"), timeline, **playback_kw)]
     tmp = tempfile.mkdtemp()
     cfg = exchange_config.load(exchange_config.write_starter(Path(tmp) / "x.toml"))
     exchange = Exchange(replace(cfg, port=0, ice_addresses=LOOPBACK))
@@ -314,8 +323,14 @@ async def measure(rig, stock: bool, seconds: float,
             await asyncio.to_thread(stream.close)
         card.stop.set()
         card.join(2)
-    fifo = statistics.median(card.fifo_fill or [0]) / 2 / RATE
     ear = streams[3]
+    device_buffer = ear.periods * ear.period_ms / 1000  # what a real device would hold
+    found = clicks(timeline)
+    # What the card held beyond the device's own buffer is the rig's FIFO (a real device has
+    # none); FIONREAD's samples of it are only a cross-check.
+    fifo = (statistics.median(c.device for c in found) - device_buffer) if found else 0.0
+    timeline.fifo_sampled = statistics.median(card.fifo_fill or [0]) / card.frame_bytes / RATE
+    timeline.device_buffer = device_buffer
     timeline.trouble = (f"B's playback: {ear.xruns} xruns, {ear.underruns} underruns, "
                         f"{ear.skipped} periods left out to catch up, {ear.dropped} dropped")
     return timeline, cpu, fifo
@@ -373,7 +388,7 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:5.1f}"
 
 
-def report(name: str, found: list[Click], cpu: float, fifo: float, trouble: str) -> float:
+def report(name: str, found: list[Click], cpu: float, fifo: float, t: Timeline) -> float:
     """Prints one path's figures; returns its median mouth -> ear less the rig's FIFO."""
     if not found:
         print(f"  {name}: no click went through")
@@ -390,33 +405,44 @@ def report(name: str, found: list[Click], cpu: float, fifo: float, trouble: str)
     print(f"    B RTP in -> ear          {ms([c.jitter + c.playback for c in found])} ms"
           f"   jitter buffer + decode {ms([c.jitter for c in found])},"
           f" Playback buffer {ms([c.buffer for c in found])},"
-          f" device {ms([c.device - fifo for c in found])}"
-          f" + the rig's FIFO {fifo * 1000:.1f}")
+          f" device {ms([c.device for c in found])}\n"
+          f"{'':30s}(the device's buffer {t.device_buffer * 1000:.1f} + the rig's FIFO"
+          f" {fifo * 1000:.1f}; FIFO fill sampled {t.fifo_sampled * 1000:.1f})")
     print(f"    ALSA path's own share    {ms([c.alsa(fifo) for c in found])} ms per phone"
           f"   (capture beyond the frame + Playback buffer + device)")
     print(f"    ALSA threads' CPU        {cpu * 1000:5.1f} ms per call-second per phone"
           f" ({cpu * 100:.2f} % of a core)")
-    print(f"    {trouble}")
+    print(f"    {t.trouble}")
     return statistics.median(total) - fifo
 
 
-async def main_async(seconds: float, playback_kw: dict) -> None:
+# The rig's playback FIFOs behind a conversion to s32 stereo: four times the bytes per sample.
+WIDE_PCM = ('pcm.bench_{name}_play {{ type plug slave {{ pcm {{ type file slave.pcm "null" '
+            'file "{fifo}" format "raw" }} format S32_LE channels 2 }} }}\n')
+
+
+async def main_async(seconds: float, playback_kw: dict, wide: bool) -> None:
     from tests.alsa_rig import AlsaRig
 
     rig = AlsaRig(Path(tempfile.mkdtemp()) / "alsa")
-    os.environ["ALSA_CONFIG_PATH"] = str(rig.config)  # read by alsa-lib at its first open
+    wide_rc = rig.directory / "wide.asoundrc"
+    wide_rc.write_text("".join(WIDE_PCM.format(name=n, fifo=rig[n].play_fifo) for n in "ab"))
+    config = rig.directory / "bench.conf"
+    config.write_text(rig.config.read_text() + f"<{wide_rc}>\n")
+    os.environ["ALSA_CONFIG_PATH"] = str(config)  # read by alsa-lib at its first open
     results = {}
     try:
         for name, stock in (("piphone", False), ("aiortc stock jitter buffer", True)):
-            timeline, cpu, fifo = await measure(rig, stock, seconds, playback_kw)
-            results[name] = (clicks(timeline), cpu, fifo, timeline.trouble)
+            timeline, cpu, fifo = await measure(rig, stock, seconds, playback_kw, wide)
+            results[name] = (clicks(timeline), cpu, fifo, timeline)
     finally:
         for headset in rig.headsets.values():
             headset.close()
     shipped = "as shipped: 2 device periods of 10 ms, its own buffer up to 80 ms"
     print(f"\nmouth -> ear: headset A -> exchange -> headset B on the ALSA rig, {seconds:.0f} s"
           f" per path, a click every {CLICK_EVERY * 1000:.0f} ms; Playback "
-          f"{playback_kw or shipped}")
+          f"{playback_kw or shipped}; the card's FIFO page is "
+          f"{4096 / (8 if wide else 2) / RATE * 1000:.1f} ms ({'--wide' if wide else 's16'})")
     medians = {name: report(name, *result) for name, result in results.items()}
     ours, stock = medians["piphone"], medians["aiortc stock jitter buffer"]
     print(f"\n  mouth -> ear (less the rig's FIFO), piphone / aiortc's stock buffering: "
@@ -434,17 +460,26 @@ def main() -> None:
     parser.add_argument("--period-ms", type=int, help="Playback's device period (5, 10, 20)")
     parser.add_argument("--playback-periods", type=int, help="device periods of playback")
     parser.add_argument("--playback-buffer", type=int, help="Playback's own buffer, periods")
+    parser.add_argument("--wide", action="store_true",
+                        help="the playback FIFOs carry s32 stereo: a pipe page is 10.7 ms "
+                             "instead of 42.7 ms, closer to a real device's granularity")
+    parser.add_argument("--cushion-ms", type=int, help="Playback's standing cushion")
     args = parser.parse_args()
     ensure_isolated_network(sys.argv)
     logging.basicConfig(level=logging.ERROR)
     playback_kw = {}
+    if args.cushion_ms is not None:
+        from piphone.audio import alsa
+
+        alsa.CUSHION_MS = args.cushion_ms
+        playback_kw["cushion"] = args.cushion_ms  # for the printout; taken off in measure()
     if args.period_ms:
         playback_kw["period_ms"] = args.period_ms
     if args.playback_periods:
         playback_kw["periods"] = args.playback_periods
     if args.playback_buffer:
         playback_kw["buffer_periods"] = args.playback_buffer
-    asyncio.run(main_async(args.seconds, playback_kw))
+    asyncio.run(main_async(args.seconds, playback_kw, args.wide))
 
 
 if __name__ == "__main__":

@@ -42,15 +42,16 @@ RAMP = 120  # samples (2.5 ms) of fade at the edges of an underrun: no click
 RESAMPLE_QUALITY = "LQ"
 
 
-# Playback keeps this many periods ahead of the device at most, in the long run: a burst (a
-# jitter buffer releasing several frames, a capture backlog at the far end) would otherwise
-# stay in the buffer for the rest of the call, since audio arrives exactly as fast as it plays.
-TARGET_DEPTH = 1
+# Playback keeps at most CUSHION_MS of audio waiting (beyond the period it hands the device
+# next) in the long run: a burst (a jitter buffer releasing several frames, a capture backlog
+# at the far end) would otherwise stay in the buffer for the rest of the call, since audio
+# arrives exactly as fast as it plays. The cushion absorbs frames that arrive a little late.
+CUSHION_MS = 0
 # 10 ms device periods, two of them: 20 ms in the device where 20 ms periods held 40
 # (scripts/bench/mouth_to_ear.py). Capture keeps 20 ms: a frame cannot leave before it is full.
 PLAYBACK_PERIOD_MS = 10
 BUFFER_MS = 80  # Playback's own buffer at most; beyond it the oldest audio is dropped
-CATCH_UP_MS = 500  # how long the buffer must stay above TARGET_DEPTH before a period is dropped
+CATCH_UP_MS = 500  # how long the buffer must stay above its target before a period is dropped
 
 
 def open_pcm(kind: int, device: str, rate: int, periods: int,
@@ -317,7 +318,8 @@ class Playback(_Stream):
         self._buffer: collections.deque[np.ndarray] = collections.deque(maxlen=buffer_periods)
         self.underruns = 0  # periods played as silence because nothing had arrived
         self.dropped = 0  # periods dropped because the buffer was full
-        self.skipped = 0  # periods dropped to catch up (the buffer stayed above TARGET_DEPTH)
+        self.skipped = 0  # periods dropped to catch up (the buffer stayed above its target)
+        self.target_depth = 1 + CUSHION_MS // period_ms  # periods, counting the next one
         self._lowest = buffer_periods  # the buffer's low mark over the current window
         self._window = 0  # device periods into that window
         self._pending = np.zeros(0, np.int16)
@@ -364,13 +366,13 @@ class Playback(_Stream):
         return len(self._buffer)
 
     def _catch_up(self) -> bool:
-        """If the buffer never went below TARGET_DEPTH + n for CATCH_UP_MS, those n periods
+        """If the buffer never went below target_depth + n for CATCH_UP_MS, those n periods
         are waiting for nothing: drop them, in one go (one glide rather than many)."""
         self._lowest = min(self._lowest, len(self._buffer))
         self._window += 1
         if self._window < CATCH_UP_MS // self.period_ms:
             return False
-        surplus = max(0, self._lowest - TARGET_DEPTH)
+        surplus = max(0, self._lowest - self.target_depth)
         self._lowest, self._window = self._buffer.maxlen or 0, 0
         for _ in range(min(surplus, len(self._buffer))):
             self._buffer.popleft()
