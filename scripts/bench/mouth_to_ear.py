@@ -465,6 +465,9 @@ def main() -> None:
                              "instead of 42.7 ms, closer to a real device's granularity")
     parser.add_argument("--cushion-ms", type=int, help="Playback's standing cushion")
     args = parser.parse_args()
+    if args.wide and (args.period_ms or 10) > 10:
+        parser.error("--wide needs periods of 10 ms or less: a 20 ms period of s32 stereo is "
+                     "larger than the FIFO's one page, which then takes it in pieces")
     ensure_isolated_network(sys.argv)
     logging.basicConfig(level=logging.ERROR)
     playback_kw = {}
