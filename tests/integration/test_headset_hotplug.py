@@ -267,3 +267,29 @@ async def test_piphone_call_maps_lost_and_back_to_the_calls_warning(alsa_rig, ca
         assert await asyncio.wait_for(call.conditions.get(), 2) == ("audio-device-lost", False)
     finally:
         await headset.close()
+
+
+async def test_a_card_that_flickers_out_and_back_before_a_read_notices(alsa_rig, cards):
+    """Gone and back within one poll of the card list: lost then back, never stuck lost."""
+    alsa_rig["c"].tone(500)
+    headset = rig_headset(alsa_rig, "c", cards)
+    events = Events(headset)
+    try:
+        headset.open()
+        track = headset.source()
+        await asyncio.wait_for(track.recv(), 1)
+        headset._card_changed(False)  # what the watcher calls, back to back, on the loop
+        headset._card_changed(True)
+        # Whether or not the capture thread saw the suspension before the resume, the
+        # headset ends up present and working, and lost/back alternate, ending with back.
+        await until(lambda: headset.capture.failed is None and headset.present, 2,
+                    what="capture working again")
+        for _ in range(10):
+            frame = await asyncio.wait_for(track.recv(), 1)
+        assert rms(frame.to_ndarray()) > 1000 and headset.present
+        names = [name for name, _ in events.seen]
+        assert names[:2] == ["lost", "back"] and names[-1] == "back"
+        assert all(a != b for a, b in zip(names, names[1:], strict=False))
+        track.stop()
+    finally:
+        await headset.close()
