@@ -131,9 +131,12 @@ async def test_call_stays_up_through_unplug_and_replug(exchange, alsa_rig, cards
         cards.replug()
         assert await events.next(2) == "back"
         assert alice.present and events.seen[-1][1] - replugged < 2
-        await until(lambda: tone_in(bob_ear.recorded()[-RATE // 4:], 600), 2,
+        # Heard again (a quarter second of the tone) within 2 s of the replug, both ways.
+        await until(lambda: tone_in(bob_ear.recorded()[-RATE // 4:], 600),
+                    replugged + 2 - loop.time(),
                     what="alice's tone in bob's earpiece within 2 s of the replug")
-        await until(lambda: tone_in(alice_ear.recorded()[-RATE // 4:], 900), 2,
+        await until(lambda: tone_in(alice_ear.recorded()[-RATE // 4:], 900),
+                    replugged + 2 - loop.time(),
                     what="bob's tone in alice's earpiece within 2 s of the replug")
         assert [name for name, _ in events.seen] == ["lost", "back"]
         assert outgoing.status() is CallStatus.OPEN
