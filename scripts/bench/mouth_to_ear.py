@@ -250,7 +250,6 @@ async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
     from piphone.voice.tokens import mint
 
     timeline = Timeline()
-    playback_kw = {k: v for k, v in playback_kw.items() if k != "cushion"}
     card = Card(rig, timeline, wide=wide)
     card.start()
     play = "bench_{}_play" if wide else "piphone_{}_play"
@@ -438,7 +437,11 @@ async def main_async(seconds: float, playback_kw: dict, wide: bool) -> None:
     finally:
         for headset in rig.headsets.values():
             headset.close()
+    from piphone.audio import alsa
+
     shipped = "as shipped: 2 device periods of 10 ms, its own buffer up to 80 ms"
+    if alsa.CUSHION_MS:
+        playback_kw = {**playback_kw, "cushion_ms": alsa.CUSHION_MS}
     print(f"\nmouth -> ear: headset A -> exchange -> headset B on the ALSA rig, {seconds:.0f} s"
           f" per path, a click every {CLICK_EVERY * 1000:.0f} ms; Playback "
           f"{playback_kw or shipped}; the card's FIFO page is "
@@ -474,8 +477,7 @@ def main() -> None:
     if args.cushion_ms is not None:
         from piphone.audio import alsa
 
-        alsa.CUSHION_MS = args.cushion_ms
-        playback_kw["cushion"] = args.cushion_ms  # for the printout; taken off in measure()
+        alsa.CUSHION_MS = args.cushion_ms  # read by each Playback as it is made
     if args.period_ms:
         playback_kw["period_ms"] = args.period_ms
     if args.playback_periods:
