@@ -25,6 +25,7 @@ from .errors import PiphoneError
 
 log = logging.getLogger("piphone")
 
+APPLIANCE_CONFIG = Path("/etc/piphone/piphone.toml")  # appliance/config.py's DEFAULT_PATH
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
                "reconnecting", "reconnected", "dtmf")
 
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the phone; with no hardware, the local exchange demo")
+    run.add_argument("--config", type=Path,
+                     help="piphone.toml: run the appliance (default /etc/piphone/piphone.toml "
+                          "if it exists, else the local exchange demo)")
     run.add_argument("--duration", type=float, default=None,
                      help="end the demo call after this many seconds (default: until Ctrl-C)")
     run.set_defaults(func=cmd_run)
@@ -83,10 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     tok.set_defaults(func=cmd_token)
 
-    call = sub.add_parser("call", help="place a call from the terminal with a test tone")
+    call = sub.add_parser("call", help="place a call: on the running phone (no --url), or from "
+                                       "the terminal with a test tone")
     call.add_argument("to", help="client:NAME, NAME, a number, or a line such as echo")
-    call.add_argument("--url", required=True, help="signaling URL, e.g. ws://HOST:8089/signal")
-    call.add_argument("--token", required=True, help="access token (see `piphone token`)")
+    call.add_argument("--url", help="signaling URL, e.g. ws://HOST:8089/signal (without it, "
+                                    "the running phone service places the call)")
+    call.add_argument("--token", help="access token for --url (see `piphone token`)")
     call.add_argument("--duration", type=float, help="hang up after this many seconds")
     call.add_argument("--tone", type=float, default=440.0,
                       help="test tone in Hz, sent when there is no headset (default 440)")
@@ -103,7 +109,53 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--insecure", action="store_true",
                       help="accept a self-signed wss:// certificate")
     call.set_defaults(func=cmd_call)
+    for name, text in (("status", "the running phone: state, registration, call, quality"),
+                       ("hangup", "hang up the running phone's call"),
+                       ("answer", "answer the running phone's ringing call"),
+                       ("mute", "mute or unmute the running phone's call")):
+        control = sub.add_parser(name, help=text)
+        control.add_argument("--json", action="store_true", help="print the reply as JSON")
+        control.set_defaults(func=cmd_control)
+
+    diagram = sub.add_parser("diagram", help="draw the phone's state machine (graphviz)")
+    diagram.add_argument("-o", "--output", type=Path, metavar="FILE",
+                         help="FILE.svg/.png/.pdf (needs graphviz's dot) or FILE.dot; "
+                              "default: DOT source on stdout")
+    diagram.set_defaults(func=cmd_diagram)
     return parser
+
+
+def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
+    """Talk to the running service over its control socket (appliance/control.py)."""
+    import json
+
+    from .appliance.control import request
+
+    reply = request(args.command, **fields)
+    if args.json:
+        print(json.dumps(reply, sort_keys=True))
+    elif not reply.get("ok"):
+        print(f"piphone: {reply.get('error')}", file=sys.stderr)
+    elif args.command == "status":
+        print(reply["status"])
+        for key in ("state", "identity", "registered", "peer", "muted", "dnd", "codec",
+                    "mos", "warnings", "waiting", "last_number"):
+            if reply.get(key) not in (None, "", []):
+                print(f"  {key}: {reply[key]}")
+    else:
+        print(f"{args.command}: {reply.get('state')}")
+    return 0 if reply.get("ok") else 1
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from .appliance import diagram
+
+    source = diagram.draw(args.output)
+    if source is not None:
+        print(source)
+    else:
+        print(f"wrote {args.output}")
+    return 0
 
 
 # --- exchange and token -------------------------------------------------------------------
@@ -184,6 +236,11 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 # --- call -------------------------------------------------------------------------------------
 def cmd_call(args: argparse.Namespace) -> int:
+    if args.url is None:  # the phone on this machine places it
+        args.command, args.json = "call", False
+        return cmd_control(args, number=args.to)
+    if args.token is None:
+        raise PiphoneError("--url needs --token (see `piphone token`)")
     params = {"To": args.to}
     for item in args.param:
         key, sep, value = item.partition("=")
@@ -369,8 +426,15 @@ class _DigitReader:
 
 # --- run: the phone, or with no hardware the demo ---------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    # The appliance (panel, audio, state machine) arrives with its own issue; with no
-    # hardware the main job is the demo: a local exchange and a call to its echo line.
+    # With a config (given, or installed in /etc/piphone) this is the appliance; without one
+    # the demo: a local exchange and a call to its echo line.
+    path = args.config
+    if path is None and APPLIANCE_CONFIG.exists():
+        path = APPLIANCE_CONFIG
+    if path is not None:
+        from .appliance import service
+
+        return service.main(path)
     return asyncio.run(run_demo(args.duration))
 
 

@@ -1,0 +1,401 @@
+"""The appliance as a service: builds the phone from its config, one asyncio loop, systemd.
+
+- ``READY=1`` once registered, ``STATUS=`` a human line on every change ("registered as
+  alice", "talking to +15551234567, MOS 4.3"), ``WATCHDOG=1`` from the loop at half of
+  ``WATCHDOG_USEC`` (so a stuck loop gets the service restarted), through ``sdnotify``.
+- SIGTERM/SIGINT: hang up, LEDs off, exit 0. SIGHUP: reload the config; a valid new config
+  is applied between calls (a change during a call waits for its end); a bad one is logged and
+  the running config kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sdnotify
+
+from ..errors import PiphoneError
+from . import config as config_mod
+from .config import ApplianceConfig
+from .control import ControlError, ControlServer
+from .phone import Phone
+from .sounds import AudioSounds, NullSounds
+
+log = logging.getLogger(__name__)
+
+REGISTER_RETRY = 5.0  # seconds between registration attempts while the exchange is away
+BETWEEN_CALLS = ("idle", "dialing")
+
+
+class Notifier:
+    """sd_notify through ``sdnotify`` (a no-op without NOTIFY_SOCKET); STATUS only on change."""
+
+    def __init__(self) -> None:
+        self._systemd = sdnotify.SystemdNotifier()
+        self.status: str | None = None
+
+    def send(self, message: str) -> None:
+        self._systemd.notify(message)
+
+    def set_status(self, line: str) -> None:
+        if line != self.status:
+            self.status = line
+            self.send(f"STATUS={line}")
+            log.info("status: %s", line)
+
+
+def watchdog_interval(environ: Any = os.environ) -> float | None:
+    """Seconds between WATCHDOG=1 (half of WATCHDOG_USEC), or None when there is no watchdog
+    for this process."""
+    usec = environ.get("WATCHDOG_USEC")
+    pid = environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
+        return None
+    try:
+        value = int(usec)
+    except ValueError:
+        log.warning("WATCHDOG_USEC=%r is not a number; no watchdog", usec)
+        return None
+    return value / 2 / 1e6 if value > 0 else None
+
+
+class Service:
+    """Everything one config builds: audio, Device, panel (pins, inputs, LEDs) and the Phone."""
+
+    def __init__(self, cfg: ApplianceConfig, *, notifier: Notifier | None = None,
+                 pin_factory: Any = None,
+                 loader: Callable[[Path], ApplianceConfig] = config_mod.load,
+                 control_path: Path | None = None) -> None:
+        self.cfg = cfg
+        self.control_path = control_path  # the control socket; None: none
+        self.notifier = notifier or Notifier()
+        self.pin_factory = pin_factory
+        self._loader = loader
+        self.device: Any = None
+        self.phone: Phone | None = None
+        self.inputs: Any = None
+        self.leds: Any = None
+        self.sounds: Any = None
+        self.registered = asyncio.Event()
+        self._streams: list[Any] = []
+        self._stop = asyncio.Event()
+        self._reload_wanted = asyncio.Event()
+        self._pending: ApplianceConfig | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._register_task: asyncio.Task | None = None
+        self._mos: float | None = None
+        self.register_error: Exception | None = None
+
+    # --- life cycle ------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop,
+                    signal.SIGHUP: self.reload}
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
+        interval = watchdog_interval()
+        if interval is not None:
+            self._tasks.append(asyncio.ensure_future(self._watchdog(interval)))
+        control = ControlServer(self.control_path, self.control) if self.control_path else None
+        try:
+            if control is not None:
+                try:
+                    await control.start()
+                except OSError as exc:  # e.g. run by hand without /run/piphone: no control
+                    log.warning("no control socket at %s: %s", control.path, exc)
+                    control = None
+            while True:
+                await self.start()
+                await self._until_stop_or_reload()
+                if self._stop.is_set():
+                    break
+                self.notifier.send("RELOADING=1")
+                await self.close()
+                self.cfg, self._pending = self._pending or self.cfg, None
+                log.info("config reloaded from %s", self.cfg.path)
+        finally:
+            self.notifier.send("STOPPING=1")
+            if control is not None:
+                await control.close()
+            await self.close()
+            for task in self._tasks:
+                task.cancel()
+            for sig in handlers:
+                loop.remove_signal_handler(sig)
+        return 0
+
+    async def start(self) -> None:
+        """Build the phone from ``self.cfg``; returns once the first registration was tried
+        (it keeps trying in the background if the exchange is not there yet)."""
+        from ..panel.inputs import Inputs
+        from ..panel.leds import Leds
+        from ..voice import Device
+
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        self.registered = asyncio.Event()
+        source, sink = self._open_audio()
+        options: dict[str, Any] = {
+            "codec_preferences": cfg.account.codec_preferences,
+            "ice_addresses": cfg.account.ice_addresses,
+            "allow_incoming_while_busy": True,  # the phone itself refuses as busy
+        }
+        if cfg.account.signaling_url:
+            options["signaling_url"] = cfg.account.signaling_url
+        else:
+            options["edge"] = cfg.account.edge
+        if source is not None:
+            options.update(audio_source=source, audio_sink=sink)
+        self.device = Device(cfg.account.access_token(), **options)
+        self.device.on("tokenWillExpire", self._refresh_token)
+        self.device.on("registered", lambda *_: self._registered())
+        self.device.on("unregistered", lambda *_: self._show_status())
+        self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
+        self.phone = Phone(self.device, self.leds, self.sounds, cfg.phone, cfg.alerts,
+                           off_hook=lambda: bool(self.inputs is not None
+                                                 and self.inputs.off_hook))
+        self.phone.listeners.append(self._on_phone_change)
+        self.inputs = Inputs(cfg.pins, self.phone.handle, loop=loop,
+                             pin_factory=self.pin_factory)
+        if self.inputs.off_hook:  # lifted before we started: that is dialing
+            self.phone.fire("off_hook")
+        tried = asyncio.Event()
+        self._register_task = asyncio.ensure_future(self._register(tried))
+        await tried.wait()
+
+    async def close(self) -> None:
+        """Hang up, LEDs off, release pins and devices; idempotent."""
+        if self._register_task is not None:
+            self._register_task.cancel()
+            self._register_task = None
+        if self.phone is not None:
+            self.phone.close()
+            self.phone = None
+        if self.inputs is not None:
+            self.inputs.close()
+            self.inputs = None
+        if self.leds is not None:
+            self.leds.close()
+            self.leds = None
+        if self.device is not None:
+            device, self.device = self.device, None
+            try:
+                await asyncio.wait_for(device.destroy(), 10)
+            except Exception as exc:  # a device that will not close must not stop shutdown
+                log.warning("device did not close cleanly: %s", exc)
+        streams, self._streams = self._streams, []
+        for stream in streams:
+            await asyncio.to_thread(stream.close)  # joins its thread: not on the loop
+
+    def stop(self) -> None:
+        log.info("stopping")
+        self._stop.set()
+
+    def reload(self) -> None:
+        """SIGHUP: read the config now; apply it when the phone is between calls."""
+        path = self.cfg.path or config_mod.DEFAULT_PATH
+        try:
+            new = self._loader(path)
+        except PiphoneError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            self.notifier.set_status(f"config not reloaded: {exc}")
+            return
+        if new == self.cfg:
+            log.info("reload: %s has not changed", path)
+            return
+        self._pending = new
+        if self.phone is not None and self.phone.state not in BETWEEN_CALLS:
+            log.info("reload: the new config waits for the end of the call")
+            return
+        self._reload_wanted.set()
+
+    async def _until_stop_or_reload(self) -> None:
+        self._reload_wanted.clear()
+        if self._pending is not None and self.phone is not None and (
+                self.phone.state in BETWEEN_CALLS):
+            return
+        waiters = [asyncio.ensure_future(self._stop.wait()),
+                   asyncio.ensure_future(self._reload_wanted.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    # --- pieces ----------------------------------------------------------------------------
+    def _open_audio(self) -> tuple[Any, Any]:
+        """Start the headset (and ringer) streams; (source, sink) factories or (None, None)."""
+        from ..audio.alsa import Capture, Playback
+        from ..audio.tracks import CaptureTrack, PlaybackSink
+
+        devices = headset_devices(self.cfg.audio.headset)
+        ring_device = self.cfg.audio.ring_device
+        if devices is None:
+            ringer = Playback(ring_device) if ring_device else None
+            if ringer is not None:
+                ringer.start(tolerate_missing=True)
+                self._streams.append(ringer)
+            self.sounds = (AudioSounds(None, ringer, self.cfg.alerts) if ringer is not None
+                           else NullSounds())
+            return None, None
+        capture, playback = Capture(devices[0]), Playback(devices[1])
+        self._streams += [capture, playback]
+        for stream in (capture, playback):
+            stream.start(tolerate_missing=True)  # a missing headset comes back by itself
+        ringer = playback
+        if ring_device and ring_device != devices[1]:
+            ringer = Playback(ring_device)
+            ringer.start(tolerate_missing=True)
+            self._streams.append(ringer)
+        sounds = AudioSounds(playback, ringer, self.cfg.alerts)
+        self.sounds = sounds
+
+        def sink() -> Any:
+            made = PlaybackSink(playback, gain=sounds.gain)
+            sounds.sinks[:] = [*sounds.sinks[-3:], made]  # the volume keys reach recent calls
+            return made
+
+        return (lambda: CaptureTrack(capture)), sink
+
+    async def _register(self, tried: asyncio.Event) -> None:
+        """Register; while the exchange is away, say so and try again."""
+        while not self._stop.is_set():
+            try:
+                await self.device.register()
+                return
+            except Exception as exc:
+                tried.set()
+                self.register_error = exc
+                self.notifier.set_status(f"not registered ({exc}); retrying")
+                log.warning("registration failed: %s; retrying in %.0f s", exc,
+                            REGISTER_RETRY)
+            finally:
+                tried.set()
+            await asyncio.sleep(REGISTER_RETRY)
+
+    def _registered(self) -> None:
+        self.register_error = None
+        if not self.registered.is_set():
+            self.registered.set()
+            self.notifier.send("READY=1")
+        self._show_status()
+
+    def _refresh_token(self, device: Any) -> None:
+        if self.cfg.account.mints_tokens:
+            device.update_token(self.cfg.account.access_token())
+        else:
+            log.warning("the access token expires soon and this config has no API key to "
+                        "mint another")
+
+    def _on_phone_change(self, phone: Phone) -> None:
+        call = phone.call
+        if call is not None and not getattr(call, "_piphone_sampled", False):
+            with contextlib.suppress(Exception):
+                call.on("sample", self._on_sample)
+                call._piphone_sampled = True
+        if call is None:
+            self._mos = None
+        self._show_status()
+        if self._pending is not None and phone.state in BETWEEN_CALLS:
+            self._reload_wanted.set()  # the call that held the reload is over
+
+    def _on_sample(self, sample: Any, *_: Any) -> None:
+        mos = sample.get("mos") if isinstance(sample, dict) else getattr(sample, "mos", None)
+        if isinstance(mos, int | float):
+            self._mos = float(mos)
+            self._show_status()
+
+    # --- the control socket ----------------------------------------------------------------
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A checked request from appliance/control.py -> its reply fields."""
+        phone = self.phone
+        if phone is None:
+            raise ControlError("the phone is (re)starting; try again")
+        cmd = request["cmd"]
+        if cmd == "status":
+            return self.status()
+        done = {"call": lambda: phone.call_number(request["number"]),
+                "hangup": phone.hangup_call, "answer": phone.answer_call,
+                "mute": phone.mute_call}[cmd]()
+        if not done:
+            raise ControlError(f"{cmd} does nothing while the phone is {phone.state}")
+        return {"state": phone.state}
+
+    def status(self) -> dict[str, Any]:
+        phone, device = self.phone, self.device
+        assert phone is not None and device is not None
+        return {"status": self.status_line(), "identity": self.cfg.account.identity,
+                "registered": str(device.state) == "registered",
+                "mos": self._mos, **phone.status()}
+
+    def _show_status(self) -> None:
+        self.notifier.set_status(self.status_line())
+
+    def status_line(self) -> str:
+        phone, device = self.phone, self.device
+        identity = self.cfg.account.identity
+        if phone is None or device is None:
+            return "starting"
+        peer = phone.peer or "unknown"
+        state = phone.state
+        if state == "ringing":
+            return f"ringing: call from {peer}"
+        if state == "calling":
+            return f"calling {peer}"
+        if state in ("talking", "reconnecting"):
+            line = f"{state} {'to' if state == 'talking' else 'with'} {peer}"
+            if self._mos is not None:
+                line += f", MOS {self._mos:.1f}"
+            if phone.muted:
+                line += ", muted"
+            if phone.warnings:
+                line += f", warnings: {', '.join(sorted(phone.warnings))}"
+            return line
+        registered = str(device.state) == "registered"
+        line = f"registered as {identity}" if registered else f"not registered as {identity}"
+        if state == "dialing":
+            line += ", off hook"
+        if phone.dnd:
+            line += ", do not disturb"
+        return line
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.send("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+
+def headset_devices(spec: str) -> tuple[str, str] | None:
+    """(capture, playback) ALSA devices for ``[audio] headset``, or None for no audio."""
+    from ..audio import devices
+
+    if spec == "none":
+        return None
+    if spec == "auto":
+        try:
+            card = devices.select("USB", devices.list_cards())
+        except devices.AudioDeviceError:
+            log.warning("no USB headset found: the phone runs without audio")
+            return None
+        return card.device, card.device
+    capture, _, playback = spec.partition(",")
+    if playback:
+        return capture, playback
+    device = devices.resolve(spec)
+    return device, device
+
+
+def main(config_path: Path) -> int:
+    """``piphone run --config PATH``: a bad config raises ConfigError before anything starts."""
+    from .control import socket_path
+
+    cfg = config_mod.load(config_path)
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # it logs every callback
+    return asyncio.run(Service(cfg, control_path=socket_path()).run())

@@ -1,0 +1,125 @@
+"""The appliance end to end on mock pins: a real exchange, the service's phone registered as
+alice, and a second real Device (bob) calling it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from tests.appliance_fakes import install_if_missing
+
+install_if_missing()
+
+from piphone.appliance import config as appliance_config  # noqa: E402
+from piphone.appliance.service import Service  # noqa: E402
+from tests.conftest import until  # noqa: E402
+
+pytestmark = pytest.mark.net
+
+HOOK, RING_LED, CALL_LED = 17, 5, 6
+
+
+def write_config(tmp_path, exchange, **phone) -> appliance_config.ApplianceConfig:
+    cfg = exchange.config
+    extra = "".join(f"{k} = {v}\n" for k, v in phone.items())
+    (tmp_path / "piphone.toml").write_text(f"""\
+[account]
+identity = "alice"
+signaling_url = "{exchange.url}"
+account_sid = "{cfg.account_sid}"
+api_key_sid = "{cfg.api_key_sid}"
+ice_addresses = ["127.0.0.1"]
+
+[audio]
+headset = "none"
+
+[phone]
+{extra}
+[pins]
+pwm_leds = true
+[pins.inputs]
+hook = {HOOK}
+accept = 27
+reject = 22
+[pins.leds]
+ring = {RING_LED}
+call = {CALL_LED}
+mute = 13
+warning = 19
+""")
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'[account]\napi_key_secret = "{cfg.api_key_secret}"\n')
+    os.chmod(secrets, 0o600)
+    return appliance_config.load(tmp_path / "piphone.toml")
+
+
+class SilentNotifier:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.status = None
+
+    def send(self, message: str) -> None:
+        self.sent.append(message)
+
+    def set_status(self, line: str) -> None:
+        self.status = line
+        self.sent.append(f"STATUS={line}")
+
+
+@pytest.fixture
+async def service(tmp_path, exchange):
+    factory = MockFactory(pin_class=MockPWMPin)
+    svc = Service(write_config(tmp_path, exchange), notifier=SilentNotifier(),
+                  pin_factory=factory)
+    svc.factory = factory
+    await svc.start()
+    try:
+        yield svc
+    finally:
+        await svc.close()
+        factory.reset()
+
+
+def lit(factory, pin) -> bool:
+    return bool(factory.pin(pin).state)
+
+
+async def test_hook_lift_answers_and_hook_down_hangs_up(service, make_phone):
+    assert service.registered.is_set() and "READY=1" in service.notifier.sent
+    assert service.notifier.status == "registered as alice"
+    factory = service.factory
+    bob = await make_phone("bob")
+    call = await bob.device.connect({"To": "client:alice"})
+    await until(lambda: service.phone.state == "ringing", what="the phone rings")
+    assert service.notifier.status.startswith("ringing: call from")
+    # the ring LED blinks: its pin goes on and off again while ringing
+    await until(lambda: lit(factory, RING_LED), what="ring LED on")
+    await until(lambda: not lit(factory, RING_LED), what="ring LED blinks off")
+    accepted = []
+    call.on("accept", accepted.append)
+    factory.pin(HOOK).drive_low()  # the handset is lifted (active low, pulled up)
+    await until(lambda: accepted, timeout=10, what="bob's call accepted")
+    mine = service.phone.call
+    assert str(mine.status()) == "open" and service.phone.state == "talking"
+    assert lit(factory, CALL_LED) and not lit(factory, RING_LED)
+    assert service.notifier.status.startswith("talking to")
+    ended = []
+    call.on("disconnect", ended.append)
+    factory.pin(HOOK).drive_high()  # hung up
+    await until(lambda: ended, timeout=10, what="bob hears the hang-up")
+    assert service.phone.state == "idle" and not lit(factory, CALL_LED)
+    assert service.notifier.status == "registered as alice"
+
+
+async def test_reject_button_rejects_at_the_far_side(service, make_phone):
+    bob = await make_phone("bob")
+    call = await bob.device.connect({"To": "client:alice"})
+    await until(lambda: service.phone.state == "ringing", what="the phone rings")
+    closed = []
+    call.on("status", lambda s: closed.append(s) if str(s) == "closed" else None)
+    service.factory.pin(22).drive_low()
+    service.factory.pin(22).drive_high()
+    await until(lambda: closed, timeout=10, what="bob's call ends")
+    assert service.phone.state == "idle" and not lit(service.factory, RING_LED)
