@@ -323,7 +323,7 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         for name in CALL_EVENTS:
             call.on(name, _printer(stamp, name))
         call.on("status", lambda status: finished.set() if str(status) == "closed" else None)
-        if streams and hasattr(call, "set_condition"):  # the quality branch's Call warnings
+        if streams and hasattr(call, "set_condition"):  # Call's piphone-only warnings
             _headset_warnings(streams[0], call)
         accepted = asyncio.Event()
         call.once("accept", lambda _call: accepted.set())
