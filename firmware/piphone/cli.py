@@ -27,7 +27,7 @@ log = logging.getLogger("piphone")
 
 APPLIANCE_CONFIG = Path("/etc/piphone/piphone.toml")  # appliance/config.py's DEFAULT_PATH
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
-               "reconnecting", "reconnected", "dtmf")
+               "reconnecting", "reconnected", "dtmf", "warning", "warning-cleared")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -370,7 +370,7 @@ def _printer(stamp: Callable[[str], None], name: str) -> Callable[..., None]:
             detail = f" {args[0]}"
         elif name == "mute" and args:
             detail = f" {'muted' if args[0] else 'unmuted'}"
-        elif name == "dtmf" and args:
+        elif name in ("dtmf", "warning", "warning-cleared") and args:
             detail = f" {args[0]}"
         elif name == "accept" and args:
             detail = f" codec={args[0].codec} CallSid={args[0].call_sid}"

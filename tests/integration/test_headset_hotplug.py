@@ -296,3 +296,41 @@ async def test_a_card_that_flickers_out_and_back_before_a_read_notices(alsa_rig,
         track.stop()
     finally:
         await headset.close()
+
+
+async def test_piphone_call_through_a_pulled_headset(exchange, alsa_rig):
+    """`piphone call echo` on the rig: the headset fails mid-call and comes back; the call
+    prints the headset's lost/back and the call's audio-device-lost warning and its clearing,
+    stays up, and the echo is heard again."""
+    from piphone import cli
+
+    alsa_rig["a"].tone(700)
+    lines: list[str] = []
+    loop = asyncio.get_running_loop()
+    heard_again = asyncio.Event()
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if line.endswith("accept") or " accept " in line:
+            loop.call_later(1.0, alsa_rig.unplug, "a")
+        elif "headset lost" in line:
+            loop.call_later(0.5, alsa_rig.replug, "a")
+        elif "headset back" in line:
+            loop.call_later(1.5, heard_again.set)
+
+    token = mint(identity="desk", **exchange.config.token_kwargs())
+    options = {"signaling_url": exchange.url, "ice_addresses": LOOPBACK}
+    headset = (alsa_rig["a"].cap, alsa_rig["a"].play)
+    placing = asyncio.ensure_future(cli.place_call(token, {"To": "echo"}, options, 440.0, 8.0,
+                                                   read_digits=False, out=out,
+                                                   headset=headset))
+    await asyncio.wait_for(heard_again.wait(), 8)
+    # the echo of the microphone's tone is back in the earpiece after the replug
+    assert tone_in(alsa_rig["a"].recorded()[-RATE // 4:], 700)
+    assert await asyncio.wait_for(placing, 15) == 0, lines
+    text = "\n".join(lines)
+    order = [next(i for i, line in enumerate(lines) if what in line)
+             for what in ("headset lost", "warning audio-device-lost", "headset back",
+                          "warning-cleared audio-device-lost", "hanging up")]
+    assert order == sorted(order), text
+    assert "disconnect" not in text.split("hanging up")[0], text  # up until we hung up
