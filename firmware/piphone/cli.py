@@ -27,7 +27,7 @@ log = logging.getLogger("piphone")
 
 APPLIANCE_CONFIG = Path("/etc/piphone/piphone.toml")  # appliance/config.py's DEFAULT_PATH
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
-               "reconnecting", "reconnected", "dtmf")
+               "reconnecting", "reconnected", "dtmf", "warning", "warning-cleared")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -323,7 +323,7 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         for name in CALL_EVENTS:
             call.on(name, _printer(stamp, name))
         call.on("status", lambda status: finished.set() if str(status) == "closed" else None)
-        if streams and hasattr(call, "set_condition"):  # the quality branch's Call warnings
+        if streams and hasattr(call, "set_condition"):  # Call's piphone-only warnings
             _headset_warnings(streams[0], call)
         accepted = asyncio.Event()
         call.once("accept", lambda _call: accepted.set())
@@ -370,7 +370,7 @@ def _printer(stamp: Callable[[str], None], name: str) -> Callable[..., None]:
             detail = f" {args[0]}"
         elif name == "mute" and args:
             detail = f" {'muted' if args[0] else 'unmuted'}"
-        elif name == "dtmf" and args:
+        elif name in ("dtmf", "warning", "warning-cleared") and args:
             detail = f" {args[0]}"
         elif name == "accept" and args:
             detail = f" codec={args[0].codec} CallSid={args[0].call_sid}"

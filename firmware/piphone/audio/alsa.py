@@ -1,8 +1,9 @@
 """Capture and playback on named ALSA devices: blocking pyalsaaudio I/O in its own threads.
 
-Both directions use fixed 20 ms periods of mono s16 at 48 kHz. A device that insists on another
+Mono s16 at 48 kHz in fixed periods: 20 ms for capture (one frame), 10 ms for playback (less
+audio waiting in the device; ``period_ms`` chooses 5, 10 or 20). A device that insists on another
 rate or on stereo is opened as it wants and converted here (soxr for the rate), so the rest of
-piphone only ever sees 960-sample mono blocks. The only way from a thread into the loop is
+piphone only ever sees 960-sample (20 ms) mono blocks. The only way from a thread into the loop is
 ``loop.call_soon_threadsafe``; the playback buffer is a bounded deque (append and popleft are
 atomic in CPython), so the loop never waits on a lock.
 
@@ -41,11 +42,16 @@ RAMP = 120  # samples (2.5 ms) of fade at the edges of an underrun: no click
 RESAMPLE_QUALITY = "LQ"
 
 
-# Playback keeps this many periods ahead of the device at most, in the long run: a burst (a
-# jitter buffer releasing several frames, a capture backlog at the far end) would otherwise
-# stay in the buffer for the rest of the call, since audio arrives exactly as fast as it plays.
-TARGET_DEPTH = 1
-CATCH_UP_PERIODS = 25  # device periods the buffer must stay above TARGET_DEPTH before a drop
+# Playback keeps at most CUSHION_MS of audio waiting (beyond the period it hands the device
+# next) in the long run: a burst (a jitter buffer releasing several frames, a capture backlog
+# at the far end) would otherwise stay in the buffer for the rest of the call, since audio
+# arrives exactly as fast as it plays. The cushion absorbs frames that arrive a little late.
+CUSHION_MS = 0
+# 10 ms device periods, two of them: 20 ms in the device where 20 ms periods held 40
+# (scripts/bench/mouth_to_ear.py). Capture keeps 20 ms: a frame cannot leave before it is full.
+PLAYBACK_PERIOD_MS = 10
+BUFFER_MS = 80  # Playback's own buffer at most; beyond it the oldest audio is dropped
+CATCH_UP_MS = 500  # how long the buffer must stay above its target before a period is dropped
 
 
 def open_pcm(kind: int, device: str, rate: int, periods: int,
@@ -299,17 +305,21 @@ class Playback(_Stream):
     kind = alsaaudio.PCM_PLAYBACK
     direction = "playback"
 
-    def __init__(self, device: str, *, periods: int = 2, buffer_periods: int = 4,
+    def __init__(self, device: str, *, periods: int = 2, buffer_periods: int | None = None,
                  rate: int | None = None,
                  on_failure: Callable[[Exception], None] | None = None,
-                 on_recovered: Callable[[], None] | None = None, period_ms: int = 20) -> None:
+                 on_recovered: Callable[[], None] | None = None,
+                 period_ms: int = PLAYBACK_PERIOD_MS) -> None:
         super().__init__(device, periods=periods, rate=rate, on_failure=on_failure,
                          on_recovered=on_recovered, period_ms=period_ms)
+        if buffer_periods is None:  # 80 ms, whatever the period
+            buffer_periods = BUFFER_MS // period_ms
         # Device-rate periods waiting to be played; maxlen drops the oldest on overrun.
         self._buffer: collections.deque[np.ndarray] = collections.deque(maxlen=buffer_periods)
         self.underruns = 0  # periods played as silence because nothing had arrived
         self.dropped = 0  # periods dropped because the buffer was full
-        self.skipped = 0  # periods dropped to catch up (the buffer stayed above TARGET_DEPTH)
+        self.skipped = 0  # periods dropped to catch up (the buffer stayed above its target)
+        self.target_depth = 1 + CUSHION_MS // period_ms  # periods, counting the next one
         self._lowest = buffer_periods  # the buffer's low mark over the current window
         self._window = 0  # device periods into that window
         self._pending = np.zeros(0, np.int16)
@@ -356,18 +366,18 @@ class Playback(_Stream):
         return len(self._buffer)
 
     def _catch_up(self) -> bool:
-        """Drop one period if the buffer never went below TARGET_DEPTH + 1 for
-        CATCH_UP_PERIODS: that much audio is waiting for nothing."""
+        """If the buffer never went below target_depth + n for CATCH_UP_MS, those n periods
+        are waiting for nothing: drop them, in one go (one glide rather than many)."""
         self._lowest = min(self._lowest, len(self._buffer))
         self._window += 1
-        if self._window < CATCH_UP_PERIODS:
+        if self._window < CATCH_UP_MS // self.period_ms:
             return False
-        surplus = self._lowest > TARGET_DEPTH
+        surplus = max(0, self._lowest - self.target_depth)
         self._lowest, self._window = self._buffer.maxlen or 0, 0
-        if surplus and self._buffer:
+        for _ in range(min(surplus, len(self._buffer))):
             self._buffer.popleft()
             self.skipped += 1
-        return surplus
+        return surplus > 0
 
     def _next_block(self) -> np.ndarray:
         skipped = self._catch_up()

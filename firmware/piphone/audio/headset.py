@@ -109,6 +109,8 @@ class Headset(AsyncIOEventEmitter):
             self._down.pop("card", None)
             for stream in (self.capture, self.playback):
                 stream.resume()  # reopen now, not at the next retry
+                if stream.failed is None:  # back before its thread even noticed it was gone
+                    self._down.pop(stream.direction, None)
             self._settle()
             return
         # Gone from the card list: a started stream counts as failed from now on, even if
