@@ -495,3 +495,41 @@ async def test_random_presses_in_random_states():
         rig.press("OFF_HOOK")
         assert call.actions == ["accept"] and rig.state == "talking"
     rig.phone.close()
+
+
+async def test_a_trigger_fired_during_an_event_runs_after_it(rig):
+    """Listeners run inside an event: what they fire (with arguments) is queued, not lost."""
+    await rig.talking_call()
+    fired = []
+
+    def listener(phone):
+        if not fired:
+            fired.append(phone.fire("warning", name="high-jitter"))
+
+    rig.phone.listeners.append(listener)
+    rig.press("VOLUME_UP")
+    assert fired == [True] and rig.phone.warnings == set()  # not yet: queued
+    await rig.settle()
+    assert rig.phone.warnings == {"high-jitter"} and rig.leds.now["warning"] == "on"
+
+
+async def test_lost_headset_warns_on_the_call(rig, tmp_path):
+    from piphone.appliance.service import Service
+    from tests.unit.test_appliance_config import GOOD, write
+
+    service = Service(__import__("piphone.appliance.config", fromlist=["load"]).load(
+        write(tmp_path, GOOD)))
+    service.phone = rig.phone
+    service._audio_condition(True)  # no call: nothing to warn
+    call = await rig.talking_call()
+    service._audio_condition(True)
+    await rig.settle()
+    assert rig.phone.warnings == {"audio-device-lost"}
+    assert rig.leds.now["warning"] == "blink_fast" and rig.sounds.beeps("warning") == 1
+    service._audio_condition(False)
+    await rig.settle()
+    assert rig.phone.warnings == set()
+    conditions = []
+    call.set_condition = lambda name, active: conditions.append((name, active))
+    service._audio_condition(True)
+    assert conditions == [("audio-device-lost", True)]  # the Call's own warning, when it has it

@@ -245,7 +245,10 @@ class Service:
             self.sounds = (AudioSounds(None, ringer, self.cfg.alerts) if ringer is not None
                            else NullSounds())
             return None, None
-        capture, playback = Capture(devices[0]), Playback(devices[1])
+        lost, back = (lambda _err: self._audio_condition(True)), (
+            lambda: self._audio_condition(False))
+        capture = Capture(devices[0], on_failure=lost, on_recovered=back)
+        playback = Playback(devices[1], on_failure=lost, on_recovered=back)
         self._streams += [capture, playback]
         for stream in (capture, playback):
             stream.start(tolerate_missing=True)  # a missing headset comes back by itself
@@ -263,6 +266,18 @@ class Service:
             return made
 
         return (lambda: CaptureTrack(capture)), sink
+
+    def _audio_condition(self, lost: bool) -> None:
+        """The headset went away or came back: a warning on the call, as the SDK's quality
+        warnings are (through the Call's own set_condition when it has one)."""
+        phone = self.phone
+        if phone is None or phone.call is None:
+            return
+        set_condition = getattr(phone.call, "set_condition", None)
+        if set_condition is not None:
+            set_condition("audio-device-lost", lost)
+        else:
+            phone.fire("warning" if lost else "warning_cleared", name="audio-device-lost")
 
     async def _register(self, tried: asyncio.Event) -> None:
         """Register; while the exchange is away, say so and try again."""
