@@ -72,6 +72,5 @@ else  # no running systemd (a container, a chroot): enable by its files alone
     run systemctl --root=/ enable piphone.service
 fi
 [ "$dry_run" -eq 1 ] && echo "(dry run: nothing was changed)"
-echo "piphone installed in $PREFIX; edit $ETC/piphone.toml and $ETC/secrets.toml, then"
-echo "  systemctl restart piphone   (a config error shows in journalctl -u piphone with"
-echo "  its file, key and line)"
+echo "piphone installed in $PREFIX; edit $ETC/piphone.toml and $ETC/secrets.toml, then:"
+echo "  $PREFIX/.venv/bin/piphone check --config $ETC/piphone.toml && systemctl restart piphone"

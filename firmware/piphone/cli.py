@@ -75,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     ex.set_defaults(func=cmd_exchange)
 
-    check = sub.add_parser("check", help="list the ALSA cards and say which one is the headset")
+    check = sub.add_parser("check", help="check a config; list the ALSA cards and say which "
+                                         "one is the headset")
     check.add_argument("--config", type=Path,
-                       help="piphone.toml; its [audio] headset names the card (default: USB)")
+                       help="piphone.toml: checked in full when it has [account] (exit 2 on an "
+                            "error); its [audio] headset names the card (default: USB)")
     check.add_argument("--headset", help="the card to look for, instead of the config's")
     check.set_defaults(func=cmd_check)
 
@@ -207,7 +209,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     spec = args.headset
     if spec is None and args.config is not None:
-        spec = TomlFile(args.config).get("audio", "headset", str, "USB")
+        toml = TomlFile(args.config)
+        if "account" in toml.data:  # a whole appliance config: check all of it, as run would
+            from .appliance import config as appliance_config
+
+            cfg = appliance_config.load(args.config)  # ConfigError: file, key, line; exit 2
+            print(f"config: {args.config} is valid (identity {cfg.account.identity}, "
+                  f"{len(cfg.pins.inputs)} inputs, {len(cfg.pins.leds)} LEDs)")
+            if cfg.audio.headset in ("auto", "none"):
+                spec = "USB" if cfg.audio.headset == "auto" else None
+                if spec is None:
+                    print("headset: none (configured)")
+                    return 0
+            else:
+                spec = cfg.audio.headset
+        else:
+            spec = toml.get("audio", "headset", str, "USB")
     spec = spec or "USB"
     cards = devices.list_cards()
     print("ALSA cards:" if cards else "ALSA cards: none (no sound card, or no sound support)")

@@ -213,3 +213,17 @@ def test_no_token_source(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="nope.toml: cannot read"):
         config.load(tmp_path / "nope.toml")
+
+
+def test_piphone_check_validates_an_appliance_config(tmp_path, capsys):
+    from piphone import cli
+
+    path = write(tmp_path, GOOD)
+    assert cli.main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"config: {path} is valid (identity alice, 3 inputs, 1 LEDs)" in out
+    assert "headset: none (configured)" in out
+    path = write(tmp_path, GOOD.replace("auto_answer_rings = 3", "auto_answer_rings = 99"))
+    assert cli.main(["check", "--config", str(path)]) == 2
+    assert f"{path}, line 12: phone.auto_answer_rings: must be 0 (off) to 20 rings" in (
+        capsys.readouterr().err)
