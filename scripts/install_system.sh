@@ -63,13 +63,17 @@ else
         "$ETC/secrets.toml"
 fi
 
-# The unit, enabled for the next boot. Started by hand once the config is filled in.
+# The units, enabled for the next boot; started by hand once the config is filled in. The
+# local exchange is enabled only where it has a config (`piphone exchange --init-config`).
 run install -m 0644 systemd/piphone.service "$UNIT_DIR/piphone.service"
+run install -m 0644 systemd/piphone-exchange.service "$UNIT_DIR/piphone-exchange.service"
+units=(piphone.service)
+[ -e "$ETC/exchange.toml" ] && units+=(piphone-exchange.service)
 if [ -d /run/systemd/system ]; then
     run systemctl daemon-reload
-    run systemctl enable piphone.service
+    run systemctl enable "${units[@]}"
 else  # no running systemd (a container, a chroot): enable by its files alone
-    run systemctl --root=/ enable piphone.service
+    run systemctl --root=/ enable "${units[@]}"
 fi
 [ "$dry_run" -eq 1 ] && echo "(dry run: nothing was changed)"
 echo "piphone installed in $PREFIX; edit $ETC/piphone.toml and $ETC/secrets.toml, then:"

@@ -191,13 +191,22 @@ def _server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
                           tls: ssl.SSLContext | None) -> int:
     from .exchange.server import Exchange
+    from .systemd import Notifier, feed_watchdog, watchdog_interval
 
     exchange = Exchange(cfg)
     await exchange.start(host=host, port=port, ssl_context=tls)
     print(f"piphone exchange serving {exchange.url}", flush=True)
+    notifier = Notifier()  # under systemd (piphone-exchange.service): ready, and alive
+    notifier.send(f"READY=1\nSTATUS=serving {exchange.url}")
+    interval = watchdog_interval()
+    watchdog = (asyncio.ensure_future(feed_watchdog(notifier, interval))
+                if interval is not None else None)
     try:
         await _until_signal()
     finally:
+        notifier.send("STOPPING=1")
+        if watchdog is not None:
+            watchdog.cancel()
         await exchange.close()
     return 0
 

@@ -40,13 +40,14 @@ def test_system_dry_run_prints_each_step_and_changes_nothing(tmp_path):
         f"+ install -m 0600 -o piphone -g piphone systemd/secrets.toml.example "
         f"{etc}/secrets.toml",
         f"+ install -m 0644 systemd/piphone.service {units}/piphone.service",
+        f"+ install -m 0644 systemd/piphone-exchange.service {units}/piphone-exchange.service",
     ]
     for line in expected:
         assert line in out.splitlines(), line
     user = [line for line in out.splitlines() if "piphone" in line and (
         "useradd" in line or "usermod" in line)]
     assert user and "audio,gpio" in user[0]
-    assert "enable piphone.service" in out and "(dry run: nothing was changed)" in out
+    assert "enable piphone.service\n" in out and "(dry run: nothing was changed)" in out
     assert not any(p.exists() for p in (opt, etc, units))
 
 
@@ -56,6 +57,10 @@ def test_existing_secrets_are_kept_and_made_private(tmp_path):
     (tmp_path / "etc" / "piphone.toml").write_text("[account]\n")
     out = dry_run(tmp_path, "--system", "--dry-run").stdout
     assert f"+ chmod 0600 {tmp_path}/etc/secrets.toml" in out
+    assert "enable piphone.service\n" in out  # no exchange.toml: the exchange stays off
+    (tmp_path / "etc" / "exchange.toml").write_text("")
+    out = dry_run(tmp_path, "--system", "--dry-run").stdout
+    assert "enable piphone.service piphone-exchange.service\n" in out
     assert "secrets.toml.example" not in out and "piphone.toml.example" not in out
 
 

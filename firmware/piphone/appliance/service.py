@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sdnotify
-
 from ..errors import PiphoneError
+from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from . import config as config_mod
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
@@ -32,38 +30,6 @@ log = logging.getLogger(__name__)
 
 REGISTER_RETRY = 5.0  # seconds between registration attempts while the exchange is away
 BETWEEN_CALLS = ("idle", "dialing")
-
-
-class Notifier:
-    """sd_notify through ``sdnotify`` (a no-op without NOTIFY_SOCKET); STATUS only on change."""
-
-    def __init__(self) -> None:
-        self._systemd = sdnotify.SystemdNotifier()
-        self.status: str | None = None
-
-    def send(self, message: str) -> None:
-        self._systemd.notify(message)
-
-    def set_status(self, line: str) -> None:
-        if line != self.status:
-            self.status = line
-            self.send(f"STATUS={line}")
-            log.info("status: %s", line)
-
-
-def watchdog_interval(environ: Any = os.environ) -> float | None:
-    """Seconds between WATCHDOG=1 (half of WATCHDOG_USEC), or None when there is no watchdog
-    for this process."""
-    usec = environ.get("WATCHDOG_USEC")
-    pid = environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
-        return None
-    try:
-        value = int(usec)
-    except ValueError:
-        log.warning("WATCHDOG_USEC=%r is not a number; no watchdog", usec)
-        return None
-    return value / 2 / 1e6 if value > 0 else None
 
 
 class Service:
@@ -102,7 +68,7 @@ class Service:
             loop.add_signal_handler(sig, handler)
         interval = watchdog_interval()
         if interval is not None:
-            self._tasks.append(asyncio.ensure_future(self._watchdog(interval)))
+            self._tasks.append(asyncio.ensure_future(feed_watchdog(self.notifier, interval)))
         control = ControlServer(self.control_path, self.control) if self.control_path else None
         try:
             if control is not None:
@@ -380,11 +346,6 @@ class Service:
         if phone.dnd:
             line += ", do not disturb"
         return line
-
-    async def _watchdog(self, interval: float) -> None:
-        while True:
-            self.notifier.send("WATCHDOG=1")
-            await asyncio.sleep(interval)
 
 
 def headset_devices(spec: str) -> tuple[str, str] | None:
