@@ -363,9 +363,41 @@ class CallTable:
             leg.send("ack", callsid=leg.sid, acktype="message", voiceeventsid=event)
 
     def _reinvite(self, leg: CallLeg, payload: dict[str, Any]) -> None:
-        # Media restart needs a new peer connection per leg: the reconnection work (issue 8).
-        leg.send("error", **protocol.error_payload(
-            31000, "reinvite is not supported by this exchange yet", leg.sid))
+        """A client restarts its media: a new peer connection for this leg only (aiortc has
+        no ICE restart). The far leg is untouched; it hears silence until the bridge is back."""
+        call = leg.call
+        if call.phase is not Phase.ANSWERED or leg not in (call.caller, call.callee):
+            leg.send("error", **protocol.error_payload(
+                31005, f"reinvite of a call that is {call.phase.value}", leg.sid))
+            return
+        settings = leg.media.media.settings
+        offered = [c for c in codecs_of(payload["sdp"]) if c in self.config.codec_preferences]
+        current = leg.media.codec
+        # Keep the leg's codec when the client still offers it: the bridge keeps forwarding.
+        prefs = (current,) if current in offered else tuple(offered)
+        if prefs:
+            settings = replace(settings, codec_preferences=prefs)
+        old = leg.media
+        line = call.route.kind == "line" and leg is call.caller
+        leg.media = lines.answer_leg(call.route.target, settings) if line else Leg(settings)
+        self._tasks.spawn(old.close())  # lost already: the client has closed its side
+        self._tasks.spawn(self._restart_media(call, leg, leg.media, payload["sdp"]))
+
+    async def _restart_media(self, call: ExchangeCall, leg: CallLeg, media: Leg,
+                             sdp: str) -> None:
+        try:
+            await media.media.prepare_answer(sdp)
+            answer = await media.media.answer()
+        except MediaError as exc:
+            leg.send("error", **protocol.error_payload(31100, f"malformed SDP: {exc}", leg.sid))
+            return
+        if call.phase is Phase.ENDED or leg.media is not media:
+            return  # ended, or a newer reinvite replaced this one (its media closes it)
+        leg.send("answer", callsid=leg.sid, sdp=answer)
+        other = call.other(leg)
+        if other is not None:
+            mode = bridge(media, other.media)
+            log.info("call %s: %s restarted its media; audio %s", call.sid, leg.sid, mode)
 
     # --- lost and resumed sessions --------------------------------------------------------------
     def session_closed(self, session: ClientSession) -> None:

@@ -18,6 +18,8 @@ import av
 from aiortc.mediastreams import MediaStreamTrack
 from av.audio.resampler import AudioResampler
 
+from .meter import LevelMeter
+
 PTIME = 0.020  # seconds per packet
 
 
@@ -67,7 +69,7 @@ class EncodingTrack(MediaStreamTrack):
     kind = "audio"
 
     def __init__(self, source: MediaStreamTrack, codec: Callable[[], str | None], *,
-                 opus_bitrate: int = 32_000) -> None:
+                 opus_bitrate: int = 32_000, meter: LevelMeter | None = None) -> None:
         super().__init__()
         self.source = source
         self._codec = codec
@@ -75,12 +77,15 @@ class EncodingTrack(MediaStreamTrack):
         self._encoder: VoiceEncoder | None = None
         self._passthrough = False
         self._ready: deque[av.Packet] = deque()
+        self.meter = meter  # levels of what we send, before encoding (quality.py)
 
     async def recv(self) -> av.Packet | av.AudioFrame:
         while not self._ready:
             frame = await self.source.recv()
             if isinstance(frame, av.Packet):
                 return frame  # already encoded (the exchange forwarding a leg's packets)
+            if self.meter is not None:
+                self.meter.push(frame)
             encoder = self._encoder_for_now()
             if encoder is None:
                 return frame  # a codec we do not encode ourselves: aiortc will

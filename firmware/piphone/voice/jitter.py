@@ -155,6 +155,7 @@ class JitterStats:
     duplicates: int  # packets received twice (dropped)
     dropped: int  # frames discarded to shrink the delay after jitter subsided
     resets: int  # times the stream restarted (sequence far behind)
+    bytes_received: int = 0  # RTP payload bytes added (aiortc's stats do not count them)
 
 
 class AudioJitterBuffer:
@@ -189,7 +190,7 @@ class AudioJitterBuffer:
         self._last_transit: float | None = None
         self.target_depth = min_depth
         self._counts = dict(received=0, released=0, concealed=0, lost=0, late=0, duplicates=0,
-                            dropped=0, resets=0)
+                            dropped=0, resets=0, bytes_received=0)
 
     @property
     def capacity(self) -> int:  # aiortc's JitterBuffer has one; nothing in aiortc reads it
@@ -208,6 +209,7 @@ class AudioJitterBuffer:
         now = self._clock()
         counts = self._counts
         counts["received"] += 1
+        counts["bytes_received"] += len(packet.payload)
         if self._next is None:
             self._next = self._highest = packet.sequence_number
         seq = self._extend(packet.sequence_number)

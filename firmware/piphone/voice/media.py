@@ -28,6 +28,7 @@ from aiortc.sdp import SessionDescription
 
 from . import rtc_hooks
 from .encoding import EncodingTrack
+from .meter import LevelMeter
 from .tasks import first_set
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,16 @@ class MediaSession:
         self.pc.on("connectionstatechange", self._state_changed)
         self.pc.on("track", self._track)
         # We encode on the loop ourselves (encoding.py); aiortc sends the packets as they are.
+        # Levels of what we send and hear, and what the far end says it received (quality.py).
+        self.input_meter, self.output_meter = LevelMeter(), LevelMeter()
+        self.far_received: int | None = None
         self._sending = EncodingTrack(self.source, lambda: self.codec,
-                                      opus_bitrate=self.settings.opus_bitrate)
+                                      opus_bitrate=self.settings.opus_bitrate,
+                                      meter=self.input_meter)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         self.receive_tap = rtc_hooks.decode_on_loop(transceiver.receiver)
+        self.receive_tap.meter = self.output_meter
+        rtc_hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
         self.jitter_buffer = rtc_hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
         self._transceiver = transceiver
@@ -196,6 +203,9 @@ class MediaSession:
             self._failed.set()
         if self.on_state is not None:
             self.on_state(state)
+
+    def _receiver_report(self, report) -> None:
+        self.far_received = report.highest_sequence
 
     def _track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self.on_remote_track is not None:

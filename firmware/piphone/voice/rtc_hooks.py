@@ -18,7 +18,7 @@ than the decoding itself. ``decode_on_loop`` swaps the receiver's private decode
 the loop and feeds the track; the thread stays, idle, to end the track when aiortc stops it.
 
 Pinned versions: see pyproject.toml. ``check()`` fails loudly, naming the hook, if an
-upgrade removed what we rely on; tests/unit/test_rtc_hooks.py runs it.
+upgrade removed what we rely on; tests/unit/test_call_api.py and test_jitter.py run the checks.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class ReceiveTap:
         self._to_thread: queue.Queue = queue.Queue()  # only the end-of-stream marker
         self._decoders: dict[str, object] = {}
         self.forward = None
+        self.meter = None  # a meter.LevelMeter fed every decoded frame (quality.py)
 
     def get(self, *args, **kwargs):  # aiortc's idle decoder thread waits here
         return self._to_thread.get(*args, **kwargs)
@@ -119,6 +120,8 @@ class ReceiveTap:
             return
         track = self._receiver.track
         for frame in frames:
+            if self.meter is not None:
+                self.meter.push(frame)
             track._queue.put_nowait(frame)
 
 
@@ -170,3 +173,26 @@ def use_jitter_buffer(receiver, buffer=None):
         buffer = AudioJitterBuffer()
     setattr(receiver, _JITTER_BUFFER, buffer)
     return buffer
+
+
+def watch_receiver_reports(sender, callback) -> None:
+    """Call ``callback(report)`` with each RTCP report block the far end sends about what
+    ``sender`` sent (``RtcpReceiverInfo``: ``highest_sequence``, ``packets_lost``, ...).
+
+    aiortc turns these reports into ``remote-inbound-rtp`` stats whose ``packetsReceived`` is
+    our own count minus the far end's losses, so it keeps growing when nothing arrives there;
+    the one-way-audio check needs the far end's highest sequence number itself. We wrap the
+    sender's RTCP handler (called by the DTLS transport through the instance) once.
+    """
+    original = getattr(sender, "_handle_rtcp_packet", None)
+    if original is None:
+        raise HookMissing("RTCRtpSender has no _handle_rtcp_packet: cannot watch RTCP reports")
+
+    async def handle(packet) -> None:
+        if isinstance(packet, aiortc.rtp.RtcpRrPacket | aiortc.rtp.RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc:
+                    callback(report)
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle

@@ -1,0 +1,521 @@
+"""Call quality: ``sample`` every second, ``volume`` every 50 ms, ``warning``/``warning-cleared``.
+
+This mirrors the Twilio Voice SDK's StatsMonitor and Call (voice-sdk 2.x: statsMonitor.ts,
+call.ts, rtc/mos.ts): the same sample fields and units, the same E-model MOS, the same
+threshold table, windows and rules, the same warning names:
+
+- a sample is taken every second from aiortc's statistics (``media_counters``) and the call's
+  level meters (meter.py); per-second figures are differences of cumulative counters,
+  ``packetsLostFraction`` is the percent of this second's inbound packets that were lost,
+  ``jitter`` is in ms (aiortc counts RTP clock units), ``rtt`` comes from RTCP (None until
+  known, then the last known value), ``mos`` is None on the first sample;
+- a threshold looks at the last ``sample_count`` samples (5 unless it says): ``raise_count``
+  (3) of them crossing raises the warning, at most ``clear_count`` (0) crossing clears it;
+  warnings are off for the first 5 s of a call and a raised warning stays at least 5 s;
+- ``constant-audio-input-level`` is not raised while muted; ``ice-connectivity-lost`` follows
+  the ICE state (raised on ``disconnected``, cleared when connected again).
+
+piphone extensions (not in the SDK; see README):
+
+- ``one-way-audio``: packets arrive but the decoded far-end audio has been digital silence for
+  10 s while we are not muted (``direction: "receive"``), or we send packets but the far end's
+  RTCP receiver reports show none of them arriving for 10 s (``direction: "send"``);
+- conditions set from outside with ``Call.set_condition`` (``audio-device-lost``), raised and
+  cleared at once, with no warm-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import InvalidArgumentError
+from .meter import LevelMeter, Reading
+from .tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+CLOCK_RATE = {"opus": 48_000, "pcmu": 8_000, "pcma": 8_000}  # RTP clock of each codec, Hz
+SAMPLE_COUNT_METRICS = 5  # default window (the reference; the SDK code takes its largest, 10)
+SAMPLE_COUNT_RAISE = 3
+SAMPLE_COUNT_CLEAR = 0
+CONDITIONS = ("audio-device-lost",)  # set_condition names (piphone extension)
+ONE_WAY_AUDIO = "one-way-audio"
+ICE_LOST = "ice-connectivity-lost"
+
+
+# --- thresholds ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Threshold:
+    """One limit on one sample field, as the SDK's ThresholdOptions (units of the field)."""
+
+    max: float | None = None  # raise when above
+    min: float | None = None  # raise when below
+    max_average: float | None = None  # raise when the window's average is above
+    min_average: float | None = None
+    clear_value: float | None = None  # clear an average warning only past this (else the limit)
+    min_standard_deviation: float | None = None  # raise when the levels vary less than this
+    sample_count: int | None = None  # window, samples (default 5)
+    raise_count: int | None = None  # samples crossing to raise (default 3)
+    clear_count: int | None = None  # at most this many crossing to clear (default 0)
+
+
+# The SDK's DEFAULT_THRESHOLDS (audioOutputLevel's is computed there but never emitted).
+SDK_THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
+    "audioInputLevel": (Threshold(min_standard_deviation=327.67, sample_count=10),),
+    "bytesReceived": (Threshold(min=1, raise_count=3, sample_count=3, clear_count=2),),
+    "bytesSent": (Threshold(min=1, raise_count=3, sample_count=3, clear_count=2),),
+    "jitter": (Threshold(max=30),),
+    "mos": (Threshold(min=3),),
+    "packetsLostFraction": (Threshold(max=1),
+                            Threshold(max_average=3, clear_value=1, sample_count=7)),
+    "rtt": (Threshold(max=400),),
+}
+_STAT_NAMES = {"audioInputLevel": "audio-input-level", "bytesReceived": "bytes-received",
+               "bytesSent": "bytes-sent", "jitter": "jitter", "mos": "mos", "rtt": "rtt",
+               "packetsLostFraction": "packet-loss"}
+_PREFIX = {"max": "high-", "max_average": "high-", "min": "low-",
+           "min_standard_deviation": "constant-", "min_average": "low-"}
+
+
+def warning_name(stat: str, kind: str) -> str:
+    """The SDK's warning name for a stat and threshold kind (``high-packet-loss``, ...)."""
+    if stat == "packetsLostFraction" and kind == "max_average":
+        return "high-packets-lost-fraction"
+    return _PREFIX[kind] + _STAT_NAMES[stat]
+
+
+def _camel(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Per Device: what the quality monitor does, and its thresholds (``with_thresholds``)."""
+
+    enabled: bool = True  # take samples and raise warnings at all
+    volume_events: bool = True  # emit ``volume`` (levels are metered either way)
+    sample_interval: float = 1.0  # s between samples (SDK: 1 s)
+    volume_interval: float = 0.05  # s between volume events (SDK: 50 ms)
+    warnings_after: float = 5.0  # s from open before any warning; also least time one stays
+    one_way_audio_after: float = 10.0  # s of silence/unheard packets before one-way-audio
+    silence_peak: int = 2  # largest int16 magnitude still "digital silence"
+    thresholds: Mapping[str, tuple[Threshold, ...]] = field(
+        default_factory=lambda: dict(SDK_THRESHOLDS))
+
+    def __post_init__(self) -> None:
+        if self.sample_interval <= 0 or self.volume_interval <= 0:
+            raise InvalidArgumentError("quality intervals must be positive")
+        unknown = set(self.thresholds) - set(_STAT_NAMES)
+        if unknown:
+            raise InvalidArgumentError(f"no thresholds for {sorted(unknown)}; "
+                                       f"known: {', '.join(sorted(_STAT_NAMES))}")
+
+    def with_thresholds(self, **stats: Threshold | tuple[Threshold, ...]) -> QualitySettings:
+        """Replace the thresholds of some stats (by the SDK's camelCase names), as the SDK's
+        ``{...DEFAULT_THRESHOLDS, ...options.thresholds}`` does."""
+        merged = dict(self.thresholds)
+        for stat, value in stats.items():
+            merged[stat] = (value,) if isinstance(value, Threshold) else tuple(value)
+        return replace(self, thresholds=merged)
+
+
+# --- samples -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Totals:
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    packets_lost: int = 0
+    packets_lost_fraction: float = 0.0  # percent of all inbound packets (100 when none yet)
+    packets_received: int = 0
+    packets_sent: int = 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One second of a call, as the SDK's RTCSample (``to_dict`` gives its camelCase keys)."""
+
+    audio_input_level: int  # 0..32767, what we send (before encoding)
+    audio_output_level: int  # 0..32767, what we hear (after decoding)
+    bytes_received: int  # RTP payload bytes this second
+    bytes_sent: int
+    codec_name: str
+    jitter: float | None  # ms
+    mos: float | None
+    packets_lost: int  # this second
+    packets_lost_fraction: float  # percent of this second's inbound packets
+    packets_received: int
+    packets_sent: int
+    rtt: float | None  # ms
+    timestamp: float  # ms since the epoch
+    totals: Totals
+    # piphone's receive buffer (voice/jitter.py), beyond the SDK
+    jitter_buffer_depth: int | None = None  # frames waiting now
+    jitter_buffer_target: int | None = None  # frames it means to keep
+    frames_concealed: int = 0  # this second
+    frames_late: int = 0  # this second
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {_camel(k): v for k, v in asdict(self).items() if k != "totals"}
+        data["totals"] = {_camel(k): v for k, v in asdict(self.totals).items()}
+        return data
+
+    def get(self, stat: str) -> Any:
+        """A field by its SDK name (``packetsLostFraction``)."""
+        return getattr(self, re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), stat))
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Cumulative figures of one media session, as one statistics read gives them."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    packets_sent: int = 0
+    packets_received: int = 0
+    packets_lost: int = 0
+    jitter: float | None = None  # ms, of what we receive
+    rtt: float | None = None  # ms, None until RTCP told
+    codec_name: str = ""
+    far_received: int | None = None  # highest sequence number the far end reports received
+    buffer_depth: int | None = None
+    buffer_target: int | None = None
+    concealed: int = 0
+    late: int = 0
+
+
+def mos(rtt: float | None, jitter: float | None, loss_percent: float | None) -> float | None:
+    """The SDK's E-model (rtc/mos.ts): None unless all three are known non-negative numbers."""
+    values = (rtt, jitter, loss_percent)
+    if any(v is None or not math.isfinite(v) or v < 0 for v in values):
+        return None
+    assert rtt is not None and jitter is not None and loss_percent is not None
+    latency = rtt + 2 * jitter + 10
+    if latency < 160:
+        r = 94.768 - latency / 40
+    elif latency < 1000:
+        r = 94.768 - (latency - 120) / 10
+    else:
+        r = 0.0
+    r = max(r - 2.5 * loss_percent, 6.52) if loss_percent <= r / 2.5 else 0.0
+    return 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)
+
+
+async def media_counters(session) -> Counters:
+    """Counters of a voice.media.MediaSession from aiortc's public ``getStats``, plus what
+    aiortc does not report: payload bytes received and the buffer's figures (jitter.py), and
+    the far end's highest received sequence number (RTCP receiver reports, media.py)."""
+    report = await session.pc.getStats()
+    inbound = outbound = remote = None
+    for stats in report.values():
+        if getattr(stats, "kind", "audio") != "audio":
+            continue
+        if stats.type == "inbound-rtp":
+            inbound = stats
+        elif stats.type == "outbound-rtp":
+            outbound = stats
+        elif stats.type == "remote-inbound-rtp":
+            remote = stats
+    codec = session.codec or ""
+    buffer = session.jitter_buffer.stats()
+    rtt = getattr(remote, "roundTripTime", None)
+    return Counters(
+        bytes_sent=outbound.bytesSent if outbound else 0,
+        packets_sent=outbound.packetsSent if outbound else 0,
+        packets_received=inbound.packetsReceived if inbound else 0,
+        packets_lost=max(0, inbound.packetsLost) if inbound else 0,  # <0 with duplicates
+        jitter=inbound.jitter * 1000 / CLOCK_RATE.get(codec, 48_000) if inbound else None,
+        rtt=rtt * 1000 if rtt is not None else None,
+        bytes_received=buffer.bytes_received,
+        codec_name=codec,
+        far_received=session.far_received,
+        buffer_depth=buffer.depth,
+        buffer_target=buffer.target_depth,
+        concealed=buffer.concealed,
+        late=buffer.late,
+    )
+
+
+def _delta(now: int, before: int) -> int:
+    return now - before if now >= before else now  # counters restart with a new media session
+
+
+# --- the monitor ---------------------------------------------------------------------------
+class QualityMonitor:
+    """Samples one call and raises its warnings; ``start`` at open, ``stop`` at close.
+
+    The call provides: ``read_counters`` (None while there is no media), ``meters`` (the
+    current session's (sent, heard) LevelMeters, or None), ``is_muted`` and ``emit``.
+    """
+
+    def __init__(self, settings: QualitySettings, *,
+                 read_counters: Callable[[], Awaitable[Counters | None]],
+                 meters: Callable[[], tuple[LevelMeter, LevelMeter] | None],
+                 is_muted: Callable[[], bool],
+                 emit: Callable[..., Any],
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._read_counters = read_counters
+        self._meters = meters
+        self._is_muted = is_muted
+        self._emit = emit
+        self._clock = clock
+        self._wall_clock = wall_clock
+        windows = [t.sample_count or SAMPLE_COUNT_METRICS
+                   for ts in settings.thresholds.values() for t in ts]
+        self.samples: deque[Sample] = deque(maxlen=max([SAMPLE_COUNT_METRICS, *windows]))
+        self._levels_window = deque(
+            maxlen=max([t.sample_count or 0 for t in settings.thresholds.get(
+                "audioInputLevel", ())] + [1]))  # per sample: its 50 ms input levels
+        self._input_ticks: list[int] = []
+        self._output_ticks: list[int] = []
+        self._output_peak = 0
+        self._previous: Counters | None = None
+        self._started: float | None = None
+        self._active: dict[str, float] = {}  # warning name -> clock when raised
+        self.raised: list[str] = []  # every warning name raised in this call, in order
+        self.mos_values: list[float] = []
+        self._silent_for = 0.0  # s of digital silence heard while packets arrive
+        self._unheard_for = 0.0  # s of sending with the far end receiving nothing
+        self._far_received: int | None = None
+        self._tasks = TaskSet(self)
+
+    # --- life cycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._started is not None or not self.settings.enabled:
+            return
+        self._started = self._clock()
+        self._tasks.spawn(self._every(self.settings.volume_interval, self.volume_tick))
+        self._tasks.spawn(self._every(self.settings.sample_interval, self.sample_tick))
+
+    def stop(self) -> None:
+        self._tasks.cancel()
+
+    async def _every(self, interval: float, tick: Callable[[], Any]) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            due += interval
+            await asyncio.sleep(max(0.0, due - loop.time()))  # a timer, not a wait for news
+            try:
+                result = tick()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # one bad read must not end the monitor
+                log.exception("quality %s failed", getattr(tick, "__name__", tick))
+
+    @property
+    def active(self) -> list[str]:
+        return list(self._active)
+
+    @property
+    def mos_average(self) -> float | None:
+        return sum(self.mos_values) / len(self.mos_values) if self.mos_values else None
+
+    @property
+    def mos_minimum(self) -> float | None:
+        return min(self.mos_values) if self.mos_values else None
+
+    # --- volume ----------------------------------------------------------------------------
+    def volume_tick(self) -> tuple[float, float]:
+        meters = self._meters()
+        sent, heard = (meters[0].read(), meters[1].read()) if meters else (Reading(), Reading())
+        self._input_ticks.append(sent.level)
+        self._output_ticks.append(heard.level)
+        self._output_peak = max(self._output_peak, heard.peak)
+        if self.settings.volume_events:
+            self._emit("volume", sent.volume, heard.volume)
+        return sent.volume, heard.volume
+
+    # --- samples ---------------------------------------------------------------------------
+    async def sample_tick(self) -> Sample | None:
+        counters = await self._read_counters()
+        if counters is None:
+            return None
+        sample = self.add_sample(counters)
+        self._emit("sample", sample)
+        return sample
+
+    def add_sample(self, now: Counters) -> Sample:
+        """Turn one statistics read into a sample, keep it and raise or clear warnings."""
+        before = self._previous or Counters()
+        previous = self.samples[-1] if self.samples else None
+        self._previous = now
+        lost = _delta(now.packets_lost, before.packets_lost)
+        received = _delta(now.packets_received, before.packets_received)
+        fraction = 100.0 * lost / (received + lost) if received + lost > 0 else 0.0
+        inbound = now.packets_received + now.packets_lost
+        rtt = now.rtt if now.rtt is not None or previous is None else previous.rtt
+        input_ticks, self._input_ticks = self._input_ticks, []
+        output_ticks, self._output_ticks = self._output_ticks, []
+        output_peak, self._output_peak = self._output_peak, 0
+        self._levels_window.append(input_ticks)
+        sample = Sample(
+            audio_input_level=round(sum(input_ticks) / len(input_ticks)) if input_ticks else 0,
+            audio_output_level=round(sum(output_ticks) / len(output_ticks))
+            if output_ticks else 0,
+            bytes_received=_delta(now.bytes_received, before.bytes_received),
+            bytes_sent=_delta(now.bytes_sent, before.bytes_sent),
+            codec_name=now.codec_name,
+            jitter=now.jitter,
+            mos=mos(rtt, now.jitter, fraction if previous is not None else None),
+            packets_lost=lost,
+            packets_lost_fraction=fraction,
+            packets_received=received,
+            packets_sent=_delta(now.packets_sent, before.packets_sent),
+            rtt=rtt,
+            timestamp=self._wall_clock() * 1000,
+            totals=Totals(
+                bytes_received=now.bytes_received, bytes_sent=now.bytes_sent,
+                packets_lost=now.packets_lost,
+                packets_lost_fraction=100.0 * now.packets_lost / inbound if inbound else 100.0,
+                packets_received=now.packets_received, packets_sent=now.packets_sent),
+            jitter_buffer_depth=now.buffer_depth,
+            jitter_buffer_target=now.buffer_target,
+            frames_concealed=_delta(now.concealed, before.concealed),
+            frames_late=_delta(now.late, before.late),
+        )
+        self.samples.append(sample)
+        if sample.mos is not None:
+            self.mos_values.append(sample.mos)
+        self._track_one_way(sample, output_peak, now.far_received)
+        if self._warnings_on():
+            for stat, limits in self.settings.thresholds.items():
+                for limit in limits:
+                    self._check(stat, limit)
+            self._check_one_way()
+        return sample
+
+    def _warnings_on(self) -> bool:
+        return (self._started is not None
+                and self._clock() - self._started >= self.settings.warnings_after)
+
+    def _check(self, stat: str, limit: Threshold) -> None:
+        """One threshold over its window, as StatsMonitor._raiseWarningsForStat."""
+        count = limit.sample_count or SAMPLE_COUNT_METRICS
+        window = list(self.samples)[-count:]
+        values = [s.get(stat) for s in window]
+        if any(v is None for v in values):
+            return  # not enough known to raise or clear
+        raise_count = limit.raise_count or SAMPLE_COUNT_RAISE
+        clear_count = limit.clear_count or SAMPLE_COUNT_CLEAR
+        for kind, crossing in (("max", lambda v, t: v > t), ("min", lambda v, t: v < t)):
+            threshold = getattr(limit, kind)
+            if threshold is None:
+                continue
+            crossed = sum(1 for v in values if crossing(v, threshold))
+            data = {"name": stat, "values": values, "samples": window,
+                    "threshold": {"name": kind, "value": threshold}}
+            if crossed >= raise_count:
+                self.raise_warning(warning_name(stat, kind), data)
+            elif crossed <= clear_count:
+                self.clear_warning(warning_name(stat, kind))
+        if limit.min_standard_deviation is not None:
+            self._check_deviation(stat, limit, count)
+        for kind, above in (("max_average", True), ("min_average", False)):
+            threshold = getattr(limit, kind)
+            if threshold is None or len(values) < count:
+                continue
+            average = sum(values) / len(values)
+            clear_at = limit.clear_value if limit.clear_value is not None else threshold
+            data = {"name": stat, "values": values, "samples": window,
+                    "threshold": {"name": _camel(kind), "value": threshold}}
+            if (average > threshold) if above else (average < threshold):
+                self.raise_warning(warning_name(stat, kind), data)
+            elif not ((average > clear_at) if above else (average < clear_at)):
+                self.clear_warning(warning_name(stat, kind))
+
+    def _check_deviation(self, stat: str, limit: Threshold, count: int) -> None:
+        if stat != "audioInputLevel" or len(self._levels_window) < count:
+            return
+        name = warning_name(stat, "min_standard_deviation")
+        if self._is_muted():  # constant silence is what muting means
+            return
+        levels = [v for ticks in list(self._levels_window)[-count:] for v in ticks]
+        if not levels:
+            return
+        mean = sum(levels) / len(levels)
+        deviation = math.sqrt(sum((v - mean) ** 2 for v in levels) / len(levels))
+        assert limit.min_standard_deviation is not None
+        if deviation < limit.min_standard_deviation:
+            self.raise_warning(name, {
+                "name": stat, "value": deviation,
+                "values": [s.audio_input_level for s in list(self.samples)[-count:]],
+                "samples": list(self.samples)[-count:],
+                "threshold": {"name": "minStandardDeviation",
+                              "value": limit.min_standard_deviation}})
+        else:
+            self.clear_warning(name)
+
+    # --- one-way audio (extension) ---------------------------------------------------------
+    def _track_one_way(self, sample: Sample, output_peak: int, far: int | None) -> None:
+        step = self.settings.sample_interval
+        silent = (not self._is_muted() and sample.packets_received > 0
+                  and output_peak <= self.settings.silence_peak)
+        self._silent_for = self._silent_for + step if silent else 0.0
+        unheard = sample.packets_sent > 0 and (far is None or far == self._far_received)
+        self._unheard_for = self._unheard_for + step if unheard else 0.0
+        self._far_received = far
+
+    def _check_one_way(self) -> None:
+        limit = self.settings.one_way_audio_after - 1e-6
+        direction = ("receive" if self._silent_for >= limit
+                     else "send" if self._unheard_for >= limit else None)
+        if direction is None:
+            self.clear_warning(ONE_WAY_AUDIO)
+            return
+        count = max(1, round(self.settings.one_way_audio_after / self.settings.sample_interval))
+        window = list(self.samples)[-count:]
+        self.raise_warning(ONE_WAY_AUDIO, {
+            "name": ONE_WAY_AUDIO, "direction": direction,
+            "values": [s.audio_output_level if direction == "receive" else s.packets_sent
+                       for s in window],
+            "samples": window,
+            "threshold": {"name": "maxDuration", "value": self.settings.one_way_audio_after}})
+
+    # --- raising and clearing --------------------------------------------------------------
+    def raise_warning(self, name: str, data: dict[str, Any] | None = None) -> bool:
+        if name in self._active:
+            return False
+        self._active[name] = self._clock()
+        if name not in self.raised:
+            self.raised.append(name)
+        log.info("quality warning %s", name)
+        self._emit("warning", name, data)
+        return True
+
+    def clear_warning(self, name: str, *, at_once: bool = False) -> bool:
+        raised_at = self._active.get(name)
+        if raised_at is None:
+            return False
+        if not at_once and self._clock() - raised_at < self.settings.warnings_after:
+            return False  # the SDK keeps a warning at least WARNING_TIMEOUT (5 s)
+        del self._active[name]
+        log.info("quality warning %s cleared", name)
+        self._emit("warning-cleared", name)
+        return True
+
+    def media_state(self, state: str) -> None:
+        """The media connection's state: ICE ``disconnected`` raises ice-connectivity-lost."""
+        if state == "disconnected":
+            self.raise_warning(ICE_LOST, {"name": ICE_LOST})
+        elif state == "connected":
+            self.clear_warning(ICE_LOST, at_once=True)
+
+    def set_condition(self, name: str, active: bool, data: dict[str, Any] | None = None) -> None:
+        """Raise or clear an outside condition (``audio-device-lost``) at once."""
+        if name not in CONDITIONS:
+            raise InvalidArgumentError(
+                f"unknown condition {name!r}; one of {', '.join(CONDITIONS)}")
+        if active:
+            self.raise_warning(name, {"name": name, **(data or {})})
+        else:
+            self.clear_warning(name, at_once=True)
