@@ -8,9 +8,8 @@
 3. start of ``piphone run --config`` (a fresh process) -> READY=1 on a NOTIFY_SOCKET. Goal
    <= 1.5 s.
 
-A second Device (bob) calls the phone (alice) ``--calls`` times. The panel's real modules are
-used when present, else the stand-in in tests/appliance_fakes.py. Run as root; it re-executes
-itself in a loopback-only network namespace.
+A second Device (bob) calls the phone (alice) ``--calls`` times; the panel's debounce is in
+the path. Run as root; it re-executes itself in a loopback-only network namespace.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "firmware"))
-sys.path.insert(0, str(ROOT))
 
 from _common import ensure_isolated_network  # noqa: E402
 
@@ -159,8 +157,6 @@ async def startup(runs: int, tmp: Path) -> None:
     exchange = Exchange(cfg)
     await exchange.start(host="127.0.0.1", port=0)
     config = write_config(tmp, exchange.url, cfg)
-    boot = ("import sys; from tests.appliance_fakes import install_if_missing; "
-            "install_if_missing(); from piphone.cli import main; sys.exit(main(sys.argv[1:]))")
     times = []
     try:
         for i in range(runs):
@@ -171,10 +167,10 @@ async def startup(runs: int, tmp: Path) -> None:
             env = dict(os.environ, NOTIFY_SOCKET=str(path), GPIOZERO_PIN_FACTORY="mock",
                        GPIOZERO_MOCK_PIN_CLASS="mockpwmpin",
                        PIPHONE_CONTROL_SOCKET=str(tmp / "control.sock"),
-                       PYTHONPATH=os.pathsep.join([str(ROOT / "firmware"), str(ROOT)]))
+                       PYTHONPATH=str(ROOT / "firmware"))
             started = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", boot, "run", "--config", str(config), cwd=ROOT, env=env,
+                sys.executable, "-m", "piphone", "run", "--config", str(config), cwd=ROOT, env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             loop = asyncio.get_running_loop()
             while True:
@@ -192,9 +188,6 @@ async def startup(runs: int, tmp: Path) -> None:
 
 async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="piphone-bench-") as tmp:
-        from tests.appliance_fakes import install_if_missing
-
-        install_if_missing()
         await presses(args.calls, Path(tmp))
         await startup(args.starts, Path(tmp))
 

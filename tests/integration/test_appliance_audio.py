@@ -14,17 +14,13 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from tests.appliance_fakes import install_if_missing
+from piphone.appliance import config as appliance_config
+from piphone.appliance.service import Service
+from piphone.voice.tracks import dominant_frequency, rms
 
-install_if_missing()
-
-from piphone.appliance import config as appliance_config  # noqa: E402
-from piphone.appliance.service import Service  # noqa: E402
-from piphone.voice.tracks import dominant_frequency, rms  # noqa: E402
-
-from ..conftest import until  # noqa: E402
-from .helpers import hears, level  # noqa: E402
-from .test_alsa_path import RATE, band_level, recorded_seconds  # noqa: E402
+from ..conftest import until
+from .helpers import hears, level
+from .test_alsa_path import RATE, band_level, recorded_seconds
 
 pytestmark = pytest.mark.net
 

@@ -9,13 +9,9 @@ import os
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance import config as appliance_config  # noqa: E402
-from piphone.appliance.service import Service  # noqa: E402
-from tests.conftest import until  # noqa: E402
+from piphone.appliance import config as appliance_config
+from piphone.appliance.service import Service
+from tests.conftest import until
 
 pytestmark = pytest.mark.net
 
@@ -122,7 +118,8 @@ async def test_hook_lift_answers_and_hook_down_hangs_up(service, make_phone):
     factory.pin(HOOK).drive_low()  # the handset is lifted (active low, pulled up)
     await until(lambda: accepted, timeout=10, what="bob's call accepted")
     mine = service.phone.call
-    assert str(mine.status()) == "open" and service.phone.state == "talking"
+    await until(lambda: str(mine.status()) == "open", what="alice's call open")
+    assert service.phone.state == "talking"
     assert lit(factory, CALL_LED) and not lit(factory, RING_LED)
     assert service.notifier.status.startswith("talking to")
     ended = []

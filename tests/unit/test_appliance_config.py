@@ -9,14 +9,10 @@ import re
 
 import pytest
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance import config  # noqa: E402
-from piphone.errors import ConfigError  # noqa: E402
-from piphone.panel.pins import DEFAULT_PINS, InputPin  # noqa: E402
-from piphone.voice import tokens  # noqa: E402
+from piphone.appliance import config
+from piphone.errors import ConfigError
+from piphone.panel.pins import DEFAULT_PINS, InputPin
+from piphone.voice import tokens
 
 AC = "AC" + "0" * 32
 SK = "SK" + "1" * 32

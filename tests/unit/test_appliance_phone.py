@@ -9,16 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance import phone as phone_mod  # noqa: E402
-from piphone.appliance.config import AlertsConfig, PhoneConfig  # noqa: E402
-from piphone.appliance.phone import Phone  # noqa: E402
-from piphone.audio import tones  # noqa: E402
-from piphone.panel.inputs import PanelEvent, PanelInput  # noqa: E402
-from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds  # noqa: E402
+from piphone.appliance import phone as phone_mod
+from piphone.appliance.config import AlertsConfig, PhoneConfig
+from piphone.appliance.phone import Phone
+from piphone.audio import tones
+from piphone.panel.inputs import PanelEvent, PanelInput
+from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds
 
 FAST_RING = AlertsConfig(ring=tones.ring_spec(pattern=(0.02, 0.03)))  # a ring every 50 ms
 

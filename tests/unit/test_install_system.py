@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance import config  # noqa: E402
-from piphone.errors import ConfigError  # noqa: E402
+from piphone.appliance import config
+from piphone.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
