@@ -223,3 +223,13 @@ def test_piphone_check_validates_an_appliance_config(tmp_path, capsys):
     assert cli.main(["check", "--config", str(path)]) == 2
     assert f"{path}, line 12: phone.auto_answer_rings: must be 0 (off) to 20 rings" in (
         capsys.readouterr().err)
+
+
+def test_led_patterns(tmp_path):
+    cfg = config.load(write(tmp_path, GOOD + '[leds]\nringing = "blink_slow"\nmuted = "off"\n'))
+    assert cfg.leds.ringing == "blink_slow" and cfg.leds.muted == "off"
+    assert cfg.leds.talking == "on"  # the rest keep their defaults
+    expect(error_of(tmp_path, GOOD + '[leds]\nringing = "disco"\n'), line=28,
+           key="leds.ringing", says="unknown pattern 'disco'")
+    expect(error_of(tmp_path, GOOD + '[leds]\nhold = "on"\n'), line=28, key="leds.hold",
+           says="unknown key")

@@ -529,3 +529,15 @@ async def test_lost_headset_warns_on_the_call(rig, tmp_path):
     call.set_condition = lambda name, active: conditions.append((name, active))
     service._audio_condition(True)
     assert conditions == [("audio-device-lost", True)]  # the Call's own warning, when it has it
+
+
+async def test_configured_led_patterns_are_shown():
+    import functools
+
+    from piphone.appliance.display import DisplayPatterns, display
+
+    rig = Rig()
+    rig.phone._display = functools.partial(display, patterns=DisplayPatterns(ringing="on"))
+    await rig.ringing_call()
+    assert rig.leds.now["ring"] == "on"
+    rig.phone.close()

@@ -12,14 +12,16 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..audio import tones
 from ..errors import ConfigError
+from ..panel.leds import Pattern
 from ..panel.pins import DEFAULT_PINS, InputPin, PinMap
 from ..tomlconfig import TomlFile, positive
+from .display import DisplayPatterns
 
 DEFAULT_PATH = Path("/etc/piphone/piphone.toml")
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
@@ -102,6 +104,7 @@ class ApplianceConfig:
     pins: PinMap = DEFAULT_PINS
     phone: PhoneConfig = PhoneConfig()
     alerts: AlertsConfig = AlertsConfig()
+    leds: DisplayPatterns = DisplayPatterns()  # which LED pattern shows each cue
     path: Path | None = None
     secrets_path: Path | None = None
 
@@ -111,7 +114,7 @@ def load(path: str | Path = DEFAULT_PATH, secrets_path: str | Path | None = None
          ) -> ApplianceConfig:
     """Read and check piphone.toml (and its secrets.toml); raise ConfigError on any problem."""
     toml = TomlFile(path)
-    known = {"account", "audio", "pins", "phone", "alerts"}
+    known = {"account", "audio", "pins", "phone", "alerts", "leds"}
     for section in toml.data:
         if section not in known:
             raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
@@ -122,6 +125,7 @@ def load(path: str | Path = DEFAULT_PATH, secrets_path: str | Path | None = None
         pins=_pins(toml),
         phone=_phone(toml),
         alerts=_alerts(toml),
+        leds=_leds(toml),
         path=toml.path,
         secrets_path=secrets.path if secrets is not None else None,
     )
@@ -256,6 +260,21 @@ def _alerts(toml: TomlFile) -> AlertsConfig:
         volume=toml.get(sec, "volume", int, 7,
                         lambda v: None if 0 <= v <= 10 else "must be a step 0-10"),
     )
+
+
+def _leds(toml: TomlFile) -> DisplayPatterns:
+    """[leds]: cue = pattern, e.g. ``ringing = "blink_slow"`` (display.DisplayPatterns)."""
+    cues = [f.name for f in fields(DisplayPatterns)]
+    toml.unknown_keys("leds", set(cues))
+    chosen = {}
+    for cue in cues:
+        value = toml.get("leds", cue, str, None)
+        if value is not None:
+            if value not in set(Pattern):
+                raise toml.error("leds", cue, f"unknown pattern {value!r} (known: "
+                                 f"{', '.join(Pattern)})")
+            chosen[cue] = Pattern(value)
+    return DisplayPatterns(**chosen)
 
 
 def _pins(toml: TomlFile) -> PinMap:

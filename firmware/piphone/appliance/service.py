@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from . import config as config_mod
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
+from .display import display
 from .phone import Phone
 from .sounds import AudioSounds, NullSounds
 
@@ -126,7 +128,8 @@ class Service:
         self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
         self.phone = Phone(self.device, self.leds, self.sounds, cfg.phone, cfg.alerts,
                            off_hook=lambda: bool(self.inputs is not None
-                                                 and self.inputs.off_hook))
+                                                 and self.inputs.off_hook),
+                           display=functools.partial(display, patterns=cfg.leds))
         self.phone.listeners.append(self._on_phone_change)
         self.inputs = Inputs(cfg.pins, self.phone.handle, loop=loop,
                              pin_factory=self.pin_factory)
