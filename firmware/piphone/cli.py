@@ -330,14 +330,14 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
     if headset is None:
         source, sink = (lambda: ToneTrack(tone)), (lambda: recorder)
     else:
-        from .audio.alsa import Capture, Playback
-        from .audio.tracks import CaptureTrack, PlaybackSink
+        from .audio.headset import Headset
 
-        capture, playback = Capture(headset[0]), Playback(headset[1])
-        streams += [capture, playback]
-        for stream in streams:
-            stream.start()  # a missing device is an AudioDeviceError naming it
-        source, sink = (lambda: CaptureTrack(capture)), (lambda: PlaybackSink(playback))
+        phones = Headset(headset[0], headset[1])  # watches the card a CARD=<id> device names
+        streams.append(phones)
+        phones.open()  # a missing device is an AudioDeviceError naming it
+        phones.on("lost", lambda reason: stamp(f"headset lost: {reason}"))
+        phones.on("back", lambda: stamp("headset back"))
+        source, sink = phones.source, phones.sink
         stamp(f"headset: capture {headset[0]}, playback {headset[1]}")
     device = Device(token, audio_source=source, audio_sink=sink, **options)
     device.on("error", lambda error, call=None: stamp(f"device error {error}"))
@@ -349,6 +349,8 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         for name in CALL_EVENTS:
             call.on(name, _printer(stamp, name))
         call.on("status", lambda status: finished.set() if str(status) == "closed" else None)
+        if streams and hasattr(call, "set_condition"):  # the quality branch's Call warnings
+            _headset_warnings(streams[0], call)
         accepted = asyncio.Event()
         call.once("accept", lambda _call: accepted.set())
         stop = asyncio.ensure_future(_until_signal())
@@ -374,9 +376,17 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         stamp(f"error {exc}")
     finally:
         await device.destroy()
-        for stream in streams:
-            await asyncio.to_thread(stream.close)  # joins its thread: not on the loop
+        for phones in streams:
+            await phones.close()  # joins the audio threads off the loop
     return 0 if answered else 1
+
+
+def _headset_warnings(headset: Any, call: Any) -> None:
+    """A pulled headset is the call's ``audio-device-lost`` warning until it is back."""
+    if not headset.present:
+        call.set_condition("audio-device-lost", True)
+    headset.on("lost", lambda _reason: call.set_condition("audio-device-lost", True))
+    headset.on("back", lambda: call.set_condition("audio-device-lost", False))
 
 
 def _printer(stamp: Callable[[str], None], name: str) -> Callable[..., None]:
