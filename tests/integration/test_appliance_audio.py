@@ -146,3 +146,29 @@ async def test_dial_tone_off_hook(service, alsa_rig):
     service.factory.pin(HOOK).drive_high()
     await until(lambda: service.phone.state == "idle", what="idle")
     await until(lambda: rms(ear.recorded()[-RATE // 5:]) < 30, what="the dial tone stops")
+
+
+async def test_pulled_headset_warns_and_recovers(service, make_phone, alsa_rig):
+    """Unplugged mid-call: the call's audio-device-lost warning blinks the warning LED and
+    chirps; plugged back, the warning clears and the call goes on."""
+    factory = service.factory
+    bob = await make_phone("bob", tone=600)
+    call = await bob.device.connect({"To": "client:alice"})
+    await until(lambda: service.phone.state == "ringing", what="alice rings")
+    factory.pin(HOOK).drive_low()
+    await until(lambda: str(call.status()) == "open", timeout=10, what="answered")
+    await hears(bob, 700, timeout=10)
+    chirps = []
+    beep = service.sounds.beep
+    service.sounds.beep = lambda name: (chirps.append(name), beep(name))
+    alsa_rig.unplug("a")
+    await until(lambda: "audio-device-lost" in service.phone.warnings, timeout=10,
+                what="the warning")
+    await until(lambda: lit(factory, "warning"), what="warning LED on")
+    await until(lambda: not lit(factory, "warning"), what="warning LED blinking")
+    assert chirps == ["warning"] and service.phone.state == "talking"
+    alsa_rig.replug("a")
+    await until(lambda: not service.phone.warnings, timeout=10, what="the warning cleared")
+    await until(lambda: not lit(factory, "warning"), what="warning LED off")
+    await hears(bob, 700, timeout=10)  # the microphone is back in the call
+    factory.pin(HOOK).drive_high()

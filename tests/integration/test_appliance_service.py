@@ -200,6 +200,9 @@ async def test_control_socket_status_call_hangup(tmp_path, exchange, make_phone,
         call.accept()
         await until(lambda: any(s.startswith("talking to client:bob") for s in
                                 systemd.statuses()), timeout=10, what="STATUS talking")
+        # the quality monitor's samples put the call's MOS in the status line
+        await until(lambda: any(s.startswith("talking to client:bob, MOS ") for s in
+                                systemd.statuses()), timeout=10, what="STATUS with MOS")
         code, out = await cli(systemd, "status", "--json")
         assert code == 0 and '"state": "talking"' in out and '"peer": "client:bob"' in out
         ended = []

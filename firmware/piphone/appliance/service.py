@@ -22,11 +22,11 @@ from typing import Any
 from ..errors import PiphoneError
 from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from . import config as config_mod
+from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
 from .display import display
 from .phone import Phone
-from .sounds import AudioSounds, NullSounds
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Service:
         self.leds: Any = None
         self.sounds: Any = None
         self.registered = asyncio.Event()
-        self._streams: list[Any] = []
+        self.audio: ApplianceAudio | None = None
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
         self._pending: ApplianceConfig | None = None
@@ -109,7 +109,8 @@ class Service:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         self.registered = asyncio.Event()
-        source, sink = self._open_audio()
+        self.audio = ApplianceAudio(cfg.audio, cfg.alerts, self._audio_condition)
+        self.sounds = self.audio.sounds
         options: dict[str, Any] = {
             "codec_preferences": cfg.account.codec_preferences,
             "ice_addresses": cfg.account.ice_addresses,
@@ -119,8 +120,8 @@ class Service:
             options["signaling_url"] = cfg.account.signaling_url
         else:
             options["edge"] = cfg.account.edge
-        if source is not None:
-            options.update(audio_source=source, audio_sink=sink)
+        if self.audio.source is not None:
+            options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
         self.device = Device(cfg.account.access_token(), **options)
         self.device.on("tokenWillExpire", self._refresh_token)
         self.device.on("registered", lambda *_: self._registered())
@@ -159,9 +160,9 @@ class Service:
                 await asyncio.wait_for(device.destroy(), 10)
             except Exception as exc:  # a device that will not close must not stop shutdown
                 log.warning("device did not close cleanly: %s", exc)
-        streams, self._streams = self._streams, []
-        for stream in streams:
-            await asyncio.to_thread(stream.close)  # joins its thread: not on the loop
+        if self.audio is not None:
+            audio, self.audio = self.audio, None
+            await audio.close()  # joins the audio threads off the loop
 
     def stop(self) -> None:
         log.info("stopping")
@@ -199,43 +200,6 @@ class Service:
                 waiter.cancel()
 
     # --- pieces ----------------------------------------------------------------------------
-    def _open_audio(self) -> tuple[Any, Any]:
-        """Start the headset (and ringer) streams; (source, sink) factories or (None, None)."""
-        from ..audio.alsa import Capture, Playback
-        from ..audio.tracks import CaptureTrack, PlaybackSink
-
-        devices = headset_devices(self.cfg.audio.headset)
-        ring_device = self.cfg.audio.ring_device
-        if devices is None:
-            ringer = Playback(ring_device) if ring_device else None
-            if ringer is not None:
-                ringer.start(tolerate_missing=True)
-                self._streams.append(ringer)
-            self.sounds = (AudioSounds(None, ringer, self.cfg.alerts) if ringer is not None
-                           else NullSounds())
-            return None, None
-        lost, back = (lambda _err: self._audio_condition(True)), (
-            lambda: self._audio_condition(False))
-        capture = Capture(devices[0], on_failure=lost, on_recovered=back)
-        playback = Playback(devices[1], on_failure=lost, on_recovered=back)
-        self._streams += [capture, playback]
-        for stream in (capture, playback):
-            stream.start(tolerate_missing=True)  # a missing headset comes back by itself
-        ringer = playback
-        if ring_device and ring_device != devices[1]:
-            ringer = Playback(ring_device)
-            ringer.start(tolerate_missing=True)
-            self._streams.append(ringer)
-        sounds = AudioSounds(playback, ringer, self.cfg.alerts)
-        self.sounds = sounds
-
-        def sink() -> Any:
-            made = PlaybackSink(playback, gain=sounds.gain)
-            sounds.sinks[:] = [*sounds.sinks[-3:], made]  # the volume keys reach recent calls
-            return made
-
-        return (lambda: CaptureTrack(capture)), sink
-
     def _audio_condition(self, lost: bool) -> None:
         """The headset went away or came back: a warning on the call, as the SDK's quality
         warnings are (through the Call's own set_condition when it has one)."""
@@ -284,6 +248,8 @@ class Service:
             with contextlib.suppress(Exception):
                 call.on("sample", self._on_sample)
                 call._piphone_sampled = True
+            if self.audio is not None and not self.audio.present:
+                self._audio_condition(True)  # a call begun while the headset is away
         if call is None:
             self._mos = None
         self._show_status()
@@ -349,26 +315,6 @@ class Service:
         if phone.dnd:
             line += ", do not disturb"
         return line
-
-
-def headset_devices(spec: str) -> tuple[str, str] | None:
-    """(capture, playback) ALSA devices for ``[audio] headset``, or None for no audio."""
-    from ..audio import devices
-
-    if spec == "none":
-        return None
-    if spec == "auto":
-        try:
-            card = devices.select("USB", devices.list_cards())
-        except devices.AudioDeviceError:
-            log.warning("no USB headset found: the phone runs without audio")
-            return None
-        return card.device, card.device
-    capture, _, playback = spec.partition(",")
-    if playback:
-        return capture, playback
-    device = devices.resolve(spec)
-    return device, device
 
 
 def main(config_path: Path) -> int:
