@@ -87,3 +87,28 @@ def test_starter_config_only_lacks_the_account(tmp_path):
     (tmp_path / "secrets.toml").write_text('[account]\napi_key_secret = "' + "x" * 32 + '"\n')
     cfg = config.load(tmp_path / "piphone.toml")
     assert cfg.account.identity == "alice" and cfg.phone.mute_reminder == 15
+
+
+def test_uninstall_dry_run_keeps_config_unless_purged(tmp_path):
+    for folder in ("opt", "etc", "units"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "units" / "piphone.service").write_text("")
+    (tmp_path / "etc" / "secrets.toml").write_text("")
+    result = dry_run(tmp_path, "--uninstall", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("+ systemctl") and "disable" in line and
+               line.endswith(" piphone.service") for line in lines), lines
+    assert f"+ rm -f {tmp_path}/units/piphone.service" in lines
+    assert f"+ rm -rf {tmp_path}/opt" in lines
+    assert not any(f"rm -rf {tmp_path}/etc" in line for line in lines)
+    assert f"kept {tmp_path}/etc and the piphone user (--purge removes them too)" in lines
+    purged = dry_run(tmp_path, "--uninstall", "--purge", "--dry-run").stdout.splitlines()
+    assert f"+ rm -rf {tmp_path}/etc" in purged
+    assert all(p.exists() for p in (tmp_path / "opt", tmp_path / "etc",
+                                    tmp_path / "units" / "piphone.service"))
+
+
+def test_purge_only_with_uninstall(tmp_path):
+    result = dry_run(tmp_path, "--purge")
+    assert result.returncode == 2 and "--purge goes with --uninstall" in result.stderr
