@@ -46,6 +46,7 @@ hook = {HOOK}
 accept = 27
 reject = 22
 ignore = 23
+mute = 24
 redial = 25
 dnd = 26
 key_0 = 10
@@ -196,3 +197,25 @@ async def test_auto_answer(service, make_phone):
     assert service.phone.state == "talking" and service.phone.rings == 2
     call.disconnect()
     await until(lambda: service.phone.state == "idle", timeout=10, what="idle")
+
+
+async def test_service_close_leaves_nothing_behind(tmp_path, exchange, make_phone):
+    """After a call and close(): no task, no peer connection, no socket, no timer, no pin."""
+    from .leaks import LeakCheck
+
+    leaks = LeakCheck()
+    factory = MockFactory(pin_class=MockPWMPin)
+    service = Service(write_config(tmp_path, exchange, mute_reminder=1), pin_factory=factory)
+    await service.start()
+    phone = service.phone
+    bob = await make_phone("bob")
+    call = await bob.device.connect({"To": "client:alice"})
+    await until(lambda: phone.state == "ringing", what="alice rings")
+    factory.pin(HOOK).drive_low()
+    await until(lambda: str(call.status()) == "open", timeout=10, what="answered")
+    await press(factory, 24)  # muted: the mute reminder's timer runs
+    await until(lambda: phone.muted and "mute" in phone._timers, what="muted")
+    await service.close()
+    await service.close()  # idempotent
+    assert phone._timers == {} and not any(factory.pin(p).state for p in (RING_LED, CALL_LED))
+    await leaks.shut_down_and_check([bob], None, exchange)
