@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from piphone.panel import wiring
-from piphone.panel.pins import DEFAULT_PINS, KEYPAD_PINS, PinMap, bcm, header_pin
+from piphone.panel.pins import (
+    DEFAULT_PINS,
+    KEYPAD_MATRIX_PINS,
+    KEYPAD_PINS,
+    PinMap,
+    bcm,
+    header_pin,
+)
 
 README = Path(__file__).parents[2] / "hardware" / "README.md"
 FIX = "python -m piphone.panel.wiring hardware/README.md"
@@ -48,6 +55,16 @@ def test_tables_name_exactly_the_maps_pins(readme, block, pins: PinMap):
         expected = words.get(name, name.replace("key_", "key ").replace("_", " "))
         assert function.startswith(expected), (function, name)
         assert function.endswith(" LED") == (kind == "led"), function
+
+
+def test_matrix_table_names_its_rows_and_columns(readme):
+    matrix = KEYPAD_MATRIX_PINS.keypad
+    rows = table_rows(wiring.marked(readme, "keypad-matrix-table"))
+    pins = [bcm(p) for p in matrix.rows + matrix.cols]
+    assert list(rows) == pins
+    assert all(header == header_pin(n) for n, (_, header) in rows.items())
+    assert rows[bcm(matrix.rows[3])][0] == "keypad row 4 (* 0 #)"
+    assert rows[bcm(matrix.cols[1])][0] == "keypad column 2 (2 5 8 0)"
 
 
 def test_diagram_puts_each_function_on_its_header_pin(readme):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from piphone.errors import ConfigError
 from piphone.panel.pins import (
     DEFAULT_PINS,
     INPUT_NAMES,
@@ -53,7 +54,7 @@ def test_bad_maps_name_the_entry(inputs, leds, key, message):
     with pytest.raises(PinMapError, match=message) as e:
         PinMap(inputs=inputs, leds=leds)
     assert e.value.key == key
-    assert isinstance(e.value, ValueError)
+    assert isinstance(e.value, ConfigError) and isinstance(e.value, ValueError)
 
 
 def test_default_map_and_keypad_fit_together_on_distinct_gpio():

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from .keypad import MatrixScanner
 from .pins import BUTTON_NAMES, KEY_DIGITS, InputPin, PinMap, PinMapError
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,15 @@ class _Debounced:
 
     __slots__ = ("button", "invert", "settled", "level", "lockout")
 
-    def __init__(self, button, invert: bool) -> None:
-        self.button = button
+    def __init__(self, button=None, invert: bool = False) -> None:
+        self.button = button  # None for a key of the matrix keypad (the scanner reads it)
         self.invert = invert  # gpiozero's "active" means the opposite of ours
         self.settled = self.level = self.read()
         self.lockout: asyncio.TimerHandle | None = None
 
     def read(self) -> bool:
+        if self.button is None:
+            return False
         return bool(self.button.is_active) != self.invert
 
 
@@ -90,6 +93,7 @@ class Inputs:
         self._idle = asyncio.Event()
         self._idle.set()
         self._inputs: dict[str, _Debounced] = {}
+        self._keypad: MatrixScanner | None = None
         try:
             for name, spec in pins.inputs.items():
                 try:
@@ -97,9 +101,16 @@ class Inputs:
                                                 pin_factory=pin_factory)
                 except GPIOZeroError as e:
                     raise PinMapError(f"inputs.{name}", f"pin {spec.pin!r}: {e}") from e
-                self._inputs[name] = _Debounced(button, invert=_inverted(spec))
-                button.when_activated = partial(self._edge, name, not self._inputs[name].invert)
-                button.when_deactivated = partial(self._edge, name, self._inputs[name].invert)
+                state = self._inputs[name] = _Debounced(button, invert=_inverted(spec))
+                button.when_activated = partial(self._edge, name, not state.invert)
+                button.when_deactivated = partial(self._edge, name, state.invert)
+                # An edge between the first read and the callbacks would be lost: read again.
+                self._edge(name, state.read())
+            if pins.keypad is not None:  # its keys share the buttons' debounce
+                for name in pins.keypad.keys().values():
+                    self._inputs[name] = _Debounced()
+                self._keypad = MatrixScanner(pins.keypad, self._on_edge, loop=loop,
+                                             pin_factory=pin_factory)
         except BaseException:
             self.close()
             raise
@@ -122,8 +133,12 @@ class Inputs:
             if state.lockout is not None:
                 state.lockout.cancel()
                 state.lockout = None
-            state.button.close()
+            if state.button is not None:
+                state.button.close()
         self._inputs.clear()
+        if self._keypad is not None:
+            self._keypad.close()
+            self._keypad = None
         self._idle.set()
 
     # -- gpiozero's threads ----------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType
 
-from piphone.errors import PiphoneError
+from piphone.errors import ConfigError
 
 BUTTON_NAMES = ("accept", "reject", "ignore", "mute", "volume_up", "volume_down", "redial", "dnd")
 KEY_DIGITS = {f"key_{d}": d for d in "0123456789"} | {"key_star": "*", "key_hash": "#"}
@@ -24,11 +24,12 @@ LED_NAMES = ("ring", "call", "mute", "warning")
 _HEADER_REVISION = 0xC03111  # Pi 4 B
 
 
-class PinMapError(PiphoneError, ValueError):
+class PinMapError(ConfigError):
     """A pin map names an unknown input, LED or pin, or uses a pin twice.
 
     ``key`` is the offending entry (``"inputs.mute"``, ``"leds.ring"``) so a config loader can
-    point at the file and line it came from.
+    point at the file and line it came from. A ConfigError (and so a ValueError), so whatever
+    stops start-up on a bad config stops it on this too.
     """
 
     def __init__(self, key: str, message: str) -> None:
@@ -78,22 +79,67 @@ def header_pin(pin: str | int) -> int:
 
 
 @dataclass(frozen=True)
+class KeypadMatrix:
+    """A matrix keypad: a key joins its row to its column. ``layout`` names the keys row by
+    row (a phone's 4x3 by default). Rows are driven low, columns read with pull-ups."""
+
+    rows: tuple[str | int, ...]
+    cols: tuple[str | int, ...]
+    layout: tuple[str, ...] = ("123", "456", "789", "*0#")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", tuple(self.rows))
+        object.__setattr__(self, "cols", tuple(self.cols))
+        object.__setattr__(self, "layout", tuple(self.layout))
+        if len(self.layout) != len(self.rows):
+            raise PinMapError("keypad.rows", f"{len(self.rows)} rows for a layout of "
+                                             f"{len(self.layout)}")
+        digits = set(KEY_DIGITS.values())
+        for line in self.layout:
+            if len(line) != len(self.cols):
+                raise PinMapError("keypad.cols", f"{len(self.cols)} columns for layout row "
+                                                 f"{line!r}")
+            if bad := set(line) - digits:
+                raise PinMapError("keypad.layout", f"unknown key {sorted(bad)[0]!r} "
+                                                   "(keys are 0-9, * and #)")
+        keys = "".join(self.layout)
+        if len(set(keys)) != len(keys):
+            raise PinMapError("keypad.layout", "a key appears twice")
+
+    def keys(self) -> dict[tuple[int, int], str]:
+        """(row, column) -> input name (``"key_5"``)."""
+        names = {d: n for n, d in KEY_DIGITS.items()}
+        return {(r, c): names[k] for r, line in enumerate(self.layout)
+                for c, k in enumerate(line)}
+
+
+@dataclass(frozen=True)
 class PinMap:
     """Inputs and LEDs by name (every one optional); ``pwm_leds``: drive LEDs with PWM so
-    they can pulse (gpiozero ``PWMLED``) rather than only switch (``LED``)."""
+    they can pulse (gpiozero ``PWMLED``) rather than only switch (``LED``); ``keypad``: a
+    matrix keypad, instead of (or beside) keys wired one per pin."""
 
     inputs: Mapping[str, InputPin]
     leds: Mapping[str, str | int]
     pwm_leds: bool = True
+    keypad: KeypadMatrix | None = None
     _used: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         used: dict[str, str] = {}  # "GPIO17" -> "inputs.hook"
         entries = [("inputs", self.inputs, INPUT_NAMES), ("leds", self.leds, LED_NAMES)]
+        if self.keypad is not None:
+            if not isinstance(self.keypad, KeypadMatrix):
+                raise PinMapError("keypad", f"expected a KeypadMatrix, not {self.keypad!r}")
+            entries += [("keypad.rows", dict(enumerate(self.keypad.rows, 1)), None),
+                        ("keypad.cols", dict(enumerate(self.keypad.cols, 1)), None)]
+            for key in self.keypad.keys().values():
+                if key in self.inputs:
+                    raise PinMapError(f"inputs.{key}", "this key is also on the keypad matrix")
         for section, table, names in entries:
             for name, value in table.items():
                 key = f"{section}.{name}"
-                if name not in names:
+                if names is not None and name not in names:
                     raise PinMapError(key, f"unknown {section[:-1]} {name!r} "
                                            f"(known: {', '.join(names)})")
                 if section == "inputs" and not isinstance(value, InputPin):
@@ -116,9 +162,9 @@ class PinMap:
         return self._used.get(gpio_name(pin))
 
     def merged(self, other: PinMap) -> PinMap:
-        """This map with ``other``'s inputs and LEDs added (checked again for clashes)."""
+        """This map with ``other``'s inputs, LEDs and keypad added (checked again)."""
         return PinMap({**self.inputs, **other.inputs}, {**self.leds, **other.leds},
-                      self.pwm_leds)
+                      self.pwm_leds, other.keypad or self.keypad)
 
 
 # The default wiring (hardware/README.md draws it; a test checks the two agree). Every pin is
@@ -151,6 +197,12 @@ KEYPAD_PINS = PinMap(
         "key_star": InputPin(18), "key_0": InputPin(19), "key_hash": InputPin(20),
     },
     leds={},
+)
+
+# Or a 4x3 matrix keypad on seven of those pins: rows driven, columns read.
+KEYPAD_MATRIX_PINS = PinMap(
+    inputs={}, leds={},
+    keypad=KeypadMatrix(rows=(7, 8, 9, 10), cols=(11, 14, 15)),
 )
 
 

@@ -12,7 +12,16 @@ import re
 import sys
 from pathlib import Path
 
-from .pins import DEFAULT_PINS, KEY_DIGITS, KEYPAD_PINS, InputPin, PinMap, bcm, header_pin
+from .pins import (
+    DEFAULT_PINS,
+    KEY_DIGITS,
+    KEYPAD_MATRIX_PINS,
+    KEYPAD_PINS,
+    InputPin,
+    PinMap,
+    bcm,
+    header_pin,
+)
 
 # LED colour and series resistor: standard 5 mm LEDs (Vf about 2.0 V) from a 3.3 V pin
 # through 330 ohm give (3.3 - 2.0) / 330 = 4 mA, bright indoors and far below the pin limit.
@@ -59,6 +68,14 @@ def rows(pins: PinMap) -> list[tuple[str, int, int, str]]:
         colour, ohms = LED_PARTS[name]
         out.append((f"{name} LED", bcm(pin), header_pin(pin),
                     f"{ohms} Ω to the anode of the {colour} LED, cathode to GND"))
+    if (matrix := pins.keypad) is not None:
+        for i, pin in enumerate(matrix.rows):
+            out.append((f"keypad row {i + 1} ({' '.join(matrix.layout[i])})", bcm(pin),
+                        header_pin(pin), "keypad row pin (driven low in turn)"))
+        for i, pin in enumerate(matrix.cols):
+            keys = " ".join(line[i] for line in matrix.layout)
+            out.append((f"keypad column {i + 1} ({keys})", bcm(pin), header_pin(pin),
+                        "keypad column pin (internal pull-up)"))
     return out
 
 
@@ -92,6 +109,7 @@ def header_diagram(pins: PinMap) -> str:
 _BLOCKS = {
     "pin-table": lambda: pin_table(DEFAULT_PINS),
     "keypad-table": lambda: pin_table(KEYPAD_PINS),
+    "keypad-matrix-table": lambda: pin_table(KEYPAD_MATRIX_PINS),
     "header-diagram": lambda: "```text\n" + header_diagram(DEFAULT_PINS.merged(KEYPAD_PINS))
                               + "\n```",
 }
