@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path,
                      help="piphone.toml: run the appliance (default /etc/piphone/piphone.toml "
                           "if it exists, else the local exchange demo)")
+    run.add_argument("--terminal", action="store_true",
+                     help="the appliance with no hardware: the service on mock pins drawn in "
+                          "the terminal (keys press the buttons), a local exchange, and a "
+                          "caller that rings it")
+    run.add_argument("--call-every", type=float, default=5.0, metavar="S",
+                     help="with --terminal: the caller rings the idle phone every S seconds")
     run.add_argument("--duration", type=float, default=None,
                      help="end the demo call after this many seconds (default: until Ctrl-C)")
     run.set_defaults(func=cmd_run)
@@ -454,6 +460,10 @@ class _DigitReader:
 def cmd_run(args: argparse.Namespace) -> int:
     # With a config (given, or installed in /etc/piphone) this is the appliance; without one
     # the demo: a local exchange and a call to its echo line.
+    if args.terminal:
+        from .appliance import demo
+
+        return asyncio.run(demo.run(call_every=args.call_every))
     path = args.config
     if path is None and APPLIANCE_CONFIG.exists():
         path = APPLIANCE_CONFIG
