@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path,
                      help="piphone.toml: run the appliance (default /etc/piphone/piphone.toml "
                           "if it exists, else the local exchange demo)")
+    run.add_argument("--terminal", action="store_true",
+                     help="the appliance with no hardware: the service on mock pins drawn in "
+                          "the terminal (keys press the buttons), a local exchange, and a "
+                          "caller that rings it")
+    run.add_argument("--call-every", type=float, default=5.0, metavar="S",
+                     help="with --terminal: the caller rings the idle phone every S seconds")
     run.add_argument("--duration", type=float, default=None,
                      help="end the demo call after this many seconds (default: until Ctrl-C)")
     run.set_defaults(func=cmd_run)
@@ -75,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     ex.set_defaults(func=cmd_exchange)
 
-    check = sub.add_parser("check", help="list the ALSA cards and say which one is the headset")
+    check = sub.add_parser("check", help="check a config; list the ALSA cards and say which "
+                                         "one is the headset")
     check.add_argument("--config", type=Path,
-                       help="piphone.toml; its [audio] headset names the card (default: USB)")
+                       help="piphone.toml: checked in full when it has [account] (exit 2 on an "
+                            "error); its [audio] headset names the card (default: USB)")
     check.add_argument("--headset", help="the card to look for, instead of the config's")
     check.set_defaults(func=cmd_check)
 
@@ -189,13 +197,22 @@ def _server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
                           tls: ssl.SSLContext | None) -> int:
     from .exchange.server import Exchange
+    from .systemd import Notifier, feed_watchdog, watchdog_interval
 
     exchange = Exchange(cfg)
     await exchange.start(host=host, port=port, ssl_context=tls)
     print(f"piphone exchange serving {exchange.url}", flush=True)
+    notifier = Notifier()  # under systemd (piphone-exchange.service): ready, and alive
+    notifier.send(f"READY=1\nSTATUS=serving {exchange.url}")
+    interval = watchdog_interval()
+    watchdog = (asyncio.ensure_future(feed_watchdog(notifier, interval))
+                if interval is not None else None)
     try:
         await _until_signal()
     finally:
+        notifier.send("STOPPING=1")
+        if watchdog is not None:
+            watchdog.cancel()
         await exchange.close()
     return 0
 
@@ -207,7 +224,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     spec = args.headset
     if spec is None and args.config is not None:
-        spec = TomlFile(args.config).get("audio", "headset", str, "USB")
+        toml = TomlFile(args.config)
+        if "account" in toml.data:  # a whole appliance config: check all of it, as run would
+            from .appliance import config as appliance_config
+
+            cfg = appliance_config.load(args.config)  # ConfigError: file, key, line; exit 2
+            print(f"config: {args.config} is valid (identity {cfg.account.identity}, "
+                  f"{len(cfg.pins.inputs)} inputs, {len(cfg.pins.leds)} LEDs)")
+            if cfg.audio.headset in ("auto", "none"):
+                spec = "USB" if cfg.audio.headset == "auto" else None
+                if spec is None:
+                    print("headset: none (configured)")
+                    return 0
+            else:
+                spec = cfg.audio.headset
+        else:
+            spec = toml.get("audio", "headset", str, "USB")
     spec = spec or "USB"
     cards = devices.list_cards()
     print("ALSA cards:" if cards else "ALSA cards: none (no sound card, or no sound support)")
@@ -428,6 +460,10 @@ class _DigitReader:
 def cmd_run(args: argparse.Namespace) -> int:
     # With a config (given, or installed in /etc/piphone) this is the appliance; without one
     # the demo: a local exchange and a call to its echo line.
+    if args.terminal:
+        from .appliance import demo
+
+        return asyncio.run(demo.run(call_every=args.call_every))
     path = args.config
     if path is None and APPLIANCE_CONFIG.exists():
         path = APPLIANCE_CONFIG
