@@ -1,4 +1,4 @@
-"""`piphone` on the command line: run | exchange | token | call.
+"""`piphone` on the command line: run | exchange | token | call | calls.
 
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call.
@@ -26,6 +26,7 @@ from .errors import PiphoneError
 log = logging.getLogger("piphone")
 
 APPLIANCE_CONFIG = Path("/etc/piphone/piphone.toml")  # appliance/config.py's DEFAULT_PATH
+DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
                "reconnecting", "reconnected", "dtmf", "warning", "warning-cleared")
 
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="custom parameter sent with the call, repeatable")
     call.add_argument("--insecure", action="store_true",
                       help="accept a self-signed wss:// certificate")
+    call.add_argument("--call-log", metavar="DB", help="record the call in this call log")
     call.set_defaults(func=cmd_call)
     for name, text in (("status", "the running phone: state, registration, call, quality"),
                        ("hangup", "hang up the running phone's call"),
@@ -130,7 +132,36 @@ def build_parser() -> argparse.ArgumentParser:
                          help="FILE.svg/.png/.pdf (needs graphviz's dot) or FILE.dot; "
                               "default: DOT source on stdout")
     diagram.set_defaults(func=cmd_diagram)
+
+    calls = sub.add_parser("calls", help="print the recent calls of a call log")
+    calls.add_argument("--db", default=DEFAULT_CALL_LOG,
+                       help=f"call log database (default {DEFAULT_CALL_LOG}; the exchange's "
+                            "is its config's call_log)")
+    calls.add_argument("--limit", type=int, default=20, help="calls to show (default 20)")
+    calls.add_argument("--json", action="store_true", help="JSON for scripts")
+    calls.set_defaults(func=cmd_calls)
     return parser
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    import json
+
+    from .calllog import CallLog, format_table
+
+    if args.limit < 1:
+        raise PiphoneError(f"--limit must be at least 1, got {args.limit}")
+    if not Path(args.db).exists():
+        raise PiphoneError(f"{args.db}: no call log there")
+    log_ = CallLog(args.db)
+    try:
+        records = log_.recent(args.limit)
+    finally:
+        log_.close()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+    else:
+        print(format_table(records) if records else "no calls yet")
+    return 0
 
 
 def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
@@ -291,7 +322,8 @@ def cmd_call(args: argparse.Namespace) -> int:
         "ssl_context": ssl_context,
     }
     return asyncio.run(place_call(args.token, params, options, args.tone, args.duration,
-                                 read_digits=True, headset=headset_devices(args.headset)))
+                                 read_digits=True, headset=headset_devices(args.headset),
+                                 call_log=args.call_log))
 
 
 def headset_devices(spec: str) -> tuple[str, str] | None:
@@ -316,7 +348,8 @@ def headset_devices(spec: str) -> tuple[str, str] | None:
 async def place_call(token: str, params: dict[str, str], options: dict[str, Any],
                      tone: float, duration: float | None, *, read_digits: bool,
                      out: Callable[[str], None] | None = None,
-                     headset: tuple[str, str] | None = None) -> int:
+                     headset: tuple[str, str] | None = None,
+                     call_log: str | None = None) -> int:
     """Place one call, print its events as they happen; 0 if it was answered.
 
     With a headset, its microphone and earpiece carry the call; without one, a test tone goes
@@ -351,6 +384,10 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
     try:
         stamp(f"calling {params['To']} via {options['signaling_url']}")
         call = await device.connect(params)
+        if call_log is not None:
+            from .calllog import CallLog, track
+
+            track(CallLog(call_log), call, identity=device.identity)
         finished = asyncio.Event()
         for name in CALL_EVENTS:
             call.on(name, _printer(stamp, name))

@@ -159,6 +159,7 @@ class CallTable:
         caller = CallLeg(call, session, temp_id, caller_media, wire_ids={temp_id, call.sid})
         call.caller = caller
         self._add(call, caller)
+        self.exchange.records.started(call, session.identity, temp_id)
         self._tasks.spawn(self._set_up(call, temp_id, payload["sdp"], params, forks))
 
     async def _set_up(self, call: ExchangeCall, temp_id: str, sdp: str,
@@ -218,6 +219,7 @@ class CallTable:
             return
         call.forks.append(leg)
         self._add(call, leg)
+        self.exchange.records.forked(call, child_sid)
         caller_identity = call.caller.session.identity
         parameters = {
             "From": f"client:{caller_identity}",
@@ -278,6 +280,7 @@ class CallTable:
         if call.phase is Phase.ENDED:
             return
         call.phase = Phase.ANSWERED
+        self.exchange.records.answered(call)
         caller.send("answer", callsid=call.sid, sdp=sdp, reconnect=caller.reconnect_token)
         log.info("call %s answered (%s)", call.sid, call.route.to)
 
@@ -326,6 +329,10 @@ class CallTable:
             caller.send("hangup", **payload)
         log.info("call %s ended (%s)", call.sid,
                  "ringing" if was_ringing else f"by {hung_up_by.sid if hung_up_by else 'exchange'}")
+        self.exchange.records.ended(
+            call, answered=not was_ringing, error_code=caller_error[0] if caller_error else None,
+            error=f"{caller_error[0]} {caller_error[1]}" if caller_error else None,
+            caller_hung_up=hung_up_by is not None and hung_up_by is caller)
         for leg in (call.caller, call.callee, *call.forks):
             if leg is not None:
                 self._drop(leg)
