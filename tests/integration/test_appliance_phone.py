@@ -22,7 +22,8 @@ KEYS = {"0": 10, "1": 11, "#": 12}
 
 def write_config(tmp_path, exchange, **phone) -> appliance_config.ApplianceConfig:
     cfg = exchange.config
-    extra = "".join(f"{k} = {v}\n" for k, v in phone.items())
+    extra = "".join(f"{k} = {v}\n" for k, v in phone.items()).replace(
+        "CALL_LOG", str(tmp_path / "calls.db"))
     (tmp_path / "piphone.toml").write_text(f"""\
 [account]
 identity = "alice"
@@ -219,3 +220,43 @@ async def test_service_close_leaves_nothing_behind(tmp_path, exchange, make_phon
     await service.close()  # idempotent
     assert phone._timers == {} and not any(factory.pin(p).state for p in (RING_LED, CALL_LED))
     await leaks.shut_down_and_check([bob], None, exchange)
+
+
+@pytest.mark.parametrize("service", [{"call_log": '"CALL_LOG"'}], indirect=True)
+async def test_calls_go_in_the_call_log(service, make_phone, tmp_path):
+    from piphone.calllog import CallLog
+
+    factory = service.factory
+    bob = await make_phone("bob")
+    call = await bob.device.connect({"To": "client:alice"})  # answered, then hung up here
+    await until(lambda: service.phone.state == "ringing", what="alice rings")
+    factory.pin(HOOK).drive_low()
+    await until(lambda: str(call.status()) == "open", timeout=10, what="answered")
+    factory.pin(HOOK).drive_high()
+    await until(lambda: service.phone.state == "idle", what="idle")
+    await press(factory, DND)  # refused while do-not-disturb is on
+    second = await bob.device.connect({"To": "client:alice"})
+    await until(lambda: str(second.status()) == "closed", timeout=10, what="refused")
+    await press(factory, DND)
+    await press(factory, REDIAL)  # nothing to redial yet: nothing happens
+    factory.pin(HOOK).drive_low()
+    for key in "101#":
+        await press(factory, KEYS[key])
+    outgoing = await bob.next_call(timeout=10)
+    outgoing.reject()
+    await until(lambda: service.phone.state == "dialing", timeout=10, what="rejected")
+    factory.pin(HOOK).drive_high()
+    log = CallLog(service.cfg.phone.call_log)
+    try:
+        await until(lambda: len(log.recent()) == 3 and all(r.outcome for r in log.recent()),
+                    timeout=10, what="three calls logged")
+        out, refused, answered = log.recent()  # newest first
+    finally:
+        log.close()
+    assert (answered.direction, answered.peer, answered.outcome) == (
+        "INCOMING", "client:bob", "completed")
+    assert answered.identity == "alice" and answered.codec == "opus"
+    assert (refused.direction, refused.outcome) == ("INCOMING", "rejected")
+    # (the call log files a call the callee refused as cancelled, seen from the caller)
+    assert (out.direction, out.peer) == ("OUTGOING", "101") and out.outcome in (
+        "rejected", "busy", "cancelled")

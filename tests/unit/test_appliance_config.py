@@ -72,6 +72,9 @@ def test_good_config_loads_frozen(tmp_path):
     assert cfg.audio.headset == "none" and cfg.audio.ring_device is None
     assert cfg.phone.dial_timeout == 2.0 and cfg.phone.auto_answer_rings == 3
     assert cfg.phone.dnd == "ignore" and cfg.phone.mute_reminder == 0
+    assert cfg.phone.call_log == "/var/lib/piphone/calls.db"  # the default
+    cfg = config.load(write(tmp_path, GOOD.replace("mute_reminder = 0", 'call_log = ""')))
+    assert cfg.phone.call_log is None
     assert cfg.alerts.ring.pattern == (0.5, 0.5) and cfg.alerts.ring_period == 1.0
     assert cfg.pins.inputs["hook"] == InputPin(17, pull_up=False, active_low=False)
     assert cfg.pins.inputs["accept"] == InputPin("GPIO27")

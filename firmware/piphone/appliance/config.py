@@ -24,6 +24,7 @@ from ..tomlconfig import TomlFile, positive
 from .display import DisplayPatterns
 
 DEFAULT_PATH = Path("/etc/piphone/piphone.toml")
+DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"  # systemd's StateDirectory=piphone
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
 DND_MODES = ("reject", "ignore")
 CODECS = ("opus", "pcmu")
@@ -75,6 +76,7 @@ class PhoneConfig:
     dnd: str = "reject"  # what do-not-disturb does with a call: reject | ignore
     dnd_at_start: bool = False  # start with do-not-disturb on
     mute_reminder: float = 15.0  # seconds between beeps while muted; 0 = off
+    call_log: str | None = DEFAULT_CALL_LOG  # SQLite call log (`piphone calls`); None = off
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,8 @@ def _audio(toml: TomlFile) -> AudioConfig:
 def _phone(toml: TomlFile) -> PhoneConfig:
     sec = "phone"
     toml.unknown_keys(sec, {"dial_timeout", "auto_answer_rings", "call_waiting", "dnd",
-                            "dnd_at_start", "mute_reminder"})
+                            "dnd_at_start", "mute_reminder", "call_log"})
+    call_log = toml.get(sec, "call_log", str, DEFAULT_CALL_LOG)
     return PhoneConfig(
         dial_timeout=float(toml.get(sec, "dial_timeout", (int, float), 4.0,
                                     lambda v: None if 0.5 <= v <= 30
@@ -230,6 +233,7 @@ def _phone(toml: TomlFile) -> PhoneConfig:
         mute_reminder=float(toml.get(sec, "mute_reminder", (int, float), 15.0,
                                      lambda v: None if v == 0 or 1 <= v <= 600
                                      else "must be 0 (off) or 1-600 seconds")),
+        call_log=call_log or None,  # "" turns the log off
     )
 
 

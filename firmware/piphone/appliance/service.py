@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import signal
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class Service:
         self.sounds: Any = None
         self.registered = asyncio.Event()
         self.audio: ApplianceAudio | None = None
+        self.call_log: Any = None  # calllog.CallLog, when [phone] call_log is on
+        self._logged: weakref.WeakSet = weakref.WeakSet()  # calls already in the call log
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
         self._pending: ApplianceConfig | None = None
@@ -123,6 +126,9 @@ class Service:
         if self.audio.source is not None:
             options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
         self.device = Device(cfg.account.access_token(), **options)
+        self.call_log = self._open_call_log()
+        if self.call_log is not None:  # before the phone's handler: busy refusals count too
+            self.device.on("incoming", self._log_call)
         self.device.on("tokenWillExpire", self._refresh_token)
         self.device.on("registered", lambda *_: self._registered())
         self.device.on("unregistered", lambda *_: self._show_status())
@@ -163,6 +169,9 @@ class Service:
         if self.audio is not None:
             audio, self.audio = self.audio, None
             await audio.close()  # joins the audio threads off the loop
+        if self.call_log is not None:
+            self.call_log.close()
+            self.call_log = None
 
     def stop(self) -> None:
         log.info("stopping")
@@ -200,6 +209,30 @@ class Service:
                 waiter.cancel()
 
     # --- pieces ----------------------------------------------------------------------------
+    def _open_call_log(self) -> Any:
+        from ..calllog import CallLog
+
+        path = self.cfg.phone.call_log
+        if path is None:
+            return None
+        if not Path(path).parent.is_dir():
+            log.warning("no call log: %s does not exist ([phone] call_log)", Path(path).parent)
+            return None
+        try:
+            return CallLog(path)
+        except Exception as exc:  # a broken log must not keep the phone from working
+            log.warning("no call log at %s: %s", path, exc)
+            return None
+
+    def _log_call(self, call: Any) -> None:
+        from ..calllog import track
+
+        self._logged.add(call)
+        try:
+            track(self.call_log, call, identity=self.cfg.account.identity)
+        except Exception:
+            log.exception("call log: cannot record a call")
+
     def _audio_condition(self, lost: bool) -> None:
         """The headset went away or came back: a warning on the call, as the SDK's quality
         warnings are (through the Call's own set_condition when it has one)."""
@@ -250,6 +283,8 @@ class Service:
                 call._piphone_sampled = True
             if self.audio is not None and not self.audio.present:
                 self._audio_condition(True)  # a call begun while the headset is away
+            if self.call_log is not None and call not in self._logged:
+                self._log_call(call)  # an outgoing call (incoming ones are logged on arrival)
         if call is None:
             self._mos = None
         self._show_status()
