@@ -47,6 +47,8 @@ api_key_sid = "{cfg.api_key_sid}"
 ice_addresses = ["127.0.0.1"]
 [audio]
 headset = "none"
+[phone]
+call_log = ""
 """)
     secrets = tmp / "secrets.toml"
     secrets.write_text(f'[account]\napi_key_secret = "{cfg.api_key_secret}"\n')

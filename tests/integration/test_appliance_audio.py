@@ -44,6 +44,7 @@ ring_device = "piphone_b_play"
 
 [phone]
 mute_reminder = 0
+call_log = ""
 
 [alerts]
 ring_pattern = [0.5, 0.5]

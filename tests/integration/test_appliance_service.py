@@ -35,6 +35,7 @@ ice_addresses = ["127.0.0.1"]
 headset = "none"
 
 [phone]
+call_log = ""
 {phone}
 [alerts]
 ring_pattern = [0.1, 0.1]
@@ -179,7 +180,7 @@ async def test_bad_config_exits_nonzero_naming_key_and_line(tmp_path, exchange, 
     proc = await start_service(config, systemd)
     code, err = await stop(proc, sig=None)
     assert code == 2
-    assert f"{config}, line 12: phone.dnd: must be reject or ignore" in err
+    assert f"{config}, line 13: phone.dnd: must be reject or ignore" in err
     assert not systemd.got("READY=1")
 
 

@@ -34,6 +34,9 @@ ice_addresses = ["127.0.0.1"]
 [audio]
 headset = "none"
 
+[phone]
+call_log = ""
+
 [pins.inputs]
 hook = {HOOK}
 [pins.leds]

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import AccountConfig, ApplianceConfig, AudioConfig
+from .config import AccountConfig, ApplianceConfig, AudioConfig, PhoneConfig
 from .service import Service
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
         cfg = ApplianceConfig(
             account=AccountConfig(identity=PHONE, signaling_url=exchange.url,
                                   ice_addresses=LOOPBACK, **ex_cfg.token_kwargs()),
-            audio=AudioConfig(headset=headset), pins=pins)
+            audio=AudioConfig(headset=headset), pins=pins,
+            phone=PhoneConfig(call_log=None))  # a demo leaves the phone's call log alone
         factory = mock_factory()
         service = Service(cfg, pin_factory=factory)
         caller: Caller | None = None
