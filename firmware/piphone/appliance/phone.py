@@ -121,7 +121,8 @@ class LedsLike(Protocol):
 
 class Phone:
     """The state machine's model. ``handle(PanelInput)`` for the panel; call events bind
-    themselves; ``call(number)``, ``hang_up()``, ``answer()`` for the control socket."""
+    themselves; ``call_number(number)``, ``hangup_call()``, ``answer_call()`` and
+    ``mute_call()`` for the control socket; ``status()`` says where it is."""
 
     def __init__(self, device: Any, leds: LedsLike, sounds: Sounds, settings: PhoneConfig,
                  alerts: AlertsConfig | None = None, *,
@@ -154,6 +155,7 @@ class Phone:
         self._shown_warnings: frozenset[str] = frozenset()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._connecting: asyncio.Task | None = None
+        self._handlers: tuple[Any, dict[str, Callable[..., None]]] | None = None  # on self.call
         self._in_event = False
         self._loop = asyncio.get_running_loop()
         self.state = "idle"
@@ -485,7 +487,7 @@ class Phone:
     def _release(self) -> Any:
         """Detach the current call (so our own hang-up does not come back as an event)."""
         call = self.call
-        attached = getattr(self, "_handlers", None)
+        attached = self._handlers
         if attached is not None and attached[0] is call:
             for name, handler in attached[1].items():
                 call.remove_listener(name, handler)
