@@ -108,6 +108,11 @@ def lit(factory, pin) -> bool:
 async def test_hook_lift_answers_and_hook_down_hangs_up(service, make_phone):
     assert service.registered.is_set() and "READY=1" in service.notifier.sent
     assert service.notifier.status == "registered as alice"
+    # a token that expires while the phone is cut off is minted afresh on reconnection
+    from piphone.voice.tokens import read
+
+    fresh = await service.device._token_refresher.source()
+    assert read(fresh).identity == "alice" and read(fresh).seconds_left() > 3000
     factory = service.factory
     bob = await make_phone("bob")
     call = await bob.device.connect({"To": "client:alice"})

@@ -125,6 +125,12 @@ class Service:
             options["edge"] = cfg.account.edge
         if self.audio.source is not None:
             options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
+        if cfg.account.mints_tokens:  # a token that expired while cut off is renewed first
+
+            async def fresh_token() -> str:
+                return cfg.account.access_token()
+
+            options["token_source"] = fresh_token
         self.device = Device(cfg.account.access_token(), **options)
         self.call_log = self._open_call_log()
         if self.call_log is not None:  # before the phone's handler: busy refusals count too
