@@ -392,6 +392,19 @@ async def test_reconnecting_and_reconnected(rig):
     assert rig.state == "talking" and rig.leds.now["call"] == "on" and rig.sounds.playing is None
 
 
+async def test_a_call_that_reconnects_before_it_shows_as_answered(rig):
+    """A fault while our outgoing call is being answered: the call reports reconnecting
+    before the phone saw it open; the panel must say so, then show the call once it is back."""
+    call = await rig.outgoing()
+    assert rig.state == "calling"
+    call.net_reconnecting()
+    await rig.settle()
+    assert rig.state == "reconnecting" and rig.leds.now["call"] == "pulse"
+    call.net_reconnected()
+    await rig.settle()
+    assert rig.state == "talking" and rig.leds.now["call"] == "on"
+
+
 async def test_warning_chirps_once_and_lights(rig):
     call = await rig.talking_call()
     call.emit("warning", "high-rtt", {"value": 500})

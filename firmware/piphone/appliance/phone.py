@@ -71,7 +71,7 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("ended",         ACTIVE,           "dialing",     ["hook_lifted"],         "forget_call"),
     ("ended",         ACTIVE,           "idle",        [],                      "forget_call"),
     ("waiting_ended", "*",              None,          [],                      "forget_waiting"),
-    ("reconnecting",  "talking",        "reconnecting", [],                     None),
+    ("reconnecting",  ["calling", "talking"], "reconnecting", [],               None),
     ("reconnected",   "reconnecting",   "talking",     [],                      None),
     ("warning",       ACTIVE,           None,          [],                      "add_warning"),
     ("warning_cleared", ACTIVE,         None,          [],                      "clear_warning"),
