@@ -6,24 +6,38 @@
 # `--system` installs the phone as a service instead: piphone in /opt/piphone/.venv, a
 # `piphone` user in the audio and gpio groups, /etc/piphone/piphone.toml (0644) and
 # secrets.toml (0600, owned by piphone) from the starters in systemd/ when missing, and
-# systemd/piphone.service installed and enabled. `--dry-run` prints what it would do.
+# systemd/piphone.service installed and enabled. `--uninstall` removes the units and
+# /opt/piphone, keeping /etc/piphone and the user (`--purge`: those too). `--dry-run` prints
+# what either would do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_tests=0
 system=0
+uninstall=0
+purge=0
 dry_run=0
 for arg in "$@"; do
     case "$arg" in
         --test) with_tests=1 ;;
         --system) system=1 ;;
+        --uninstall) uninstall=1 ;;
+        --purge) purge=1 ;;
         --dry-run) dry_run=1 ;;
-        *) echo "usage: $0 [--test | --system [--dry-run]]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--test | --system [--dry-run] | --uninstall [--purge] [--dry-run]]" >&2
+           exit 2 ;;
     esac
 done
-if [ "$dry_run" -eq 1 ] && [ "$system" -eq 0 ]; then
-    echo "--dry-run goes with --system" >&2
+if [ "$dry_run" -eq 1 ] && [ "$system" -eq 0 ] && [ "$uninstall" -eq 0 ]; then
+    echo "--dry-run goes with --system or --uninstall" >&2
     exit 2
+fi
+if [ "$purge" -eq 1 ] && [ "$uninstall" -eq 0 ]; then
+    echo "--purge goes with --uninstall" >&2
+    exit 2
+fi
+if [ "$uninstall" -eq 1 ]; then
+    exec bash scripts/install_system.sh "$dry_run" uninstall "$purge"
 fi
 
 SUDO=""

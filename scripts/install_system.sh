@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `scripts/install.sh --system [--dry-run]`: piphone as a systemd service (see install.sh).
-# Argument: 1 to only print the commands. PIPHONE_PREFIX, PIPHONE_ETC and PIPHONE_UNIT_DIR
+# `scripts/install.sh --system [--dry-run]`: piphone as a systemd service (see install.sh), and
+# `--uninstall [--purge]`. Arguments: DRY_RUN (1: only print the commands), then `uninstall`
+# and PURGE (1: also /etc/piphone and the user). PIPHONE_PREFIX, PIPHONE_ETC and PIPHONE_UNIT_DIR
 # move /opt/piphone, /etc/piphone and /etc/systemd/system (the tests' dry runs). Idempotent:
 # existing config files are kept as they are, except that secrets.toml is made 0600 and
 # piphone's again.
@@ -8,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dry_run=${1:-0}
+action=${2:-install}
+purge=${3:-0}
 PREFIX=${PIPHONE_PREFIX:-/opt/piphone}
 ETC=${PIPHONE_ETC:-/etc/piphone}
 UNIT_DIR=${PIPHONE_UNIT_DIR:-/etc/systemd/system}
@@ -24,6 +27,35 @@ run() {
 if [ "$dry_run" -ne 1 ] && [ "$(id -u)" -ne 0 ]; then
     echo "install.sh --system changes /opt, /etc and users: run it as root (sudo)" >&2
     exit 1
+fi
+
+systemctl_() {  # with no running systemd (a container, a chroot): by the unit files alone
+    if [ -d /run/systemd/system ]; then run systemctl "$@"; else run systemctl --root=/ "$@"; fi
+}
+
+if [ "$action" = uninstall ]; then
+    units=()
+    for unit in piphone.service piphone-exchange.service; do
+        [ -e "$UNIT_DIR/$unit" ] && units+=("$unit")
+    done
+    if [ "${#units[@]}" -gt 0 ]; then
+        if [ -d /run/systemd/system ]; then
+            run systemctl disable --now "${units[@]}"
+        else
+            run systemctl --root=/ disable "${units[@]}"
+        fi
+        for unit in "${units[@]}"; do run rm -f "$UNIT_DIR/$unit"; done
+        [ -d /run/systemd/system ] && run systemctl daemon-reload
+    fi
+    [ -e "$PREFIX" ] && run rm -rf "$PREFIX"
+    if [ "$purge" -eq 1 ]; then
+        [ -e "$ETC" ] && run rm -rf "$ETC"
+        id "$USER_NAME" >/dev/null 2>&1 && run userdel "$USER_NAME"
+    else
+        echo "kept $ETC and the $USER_NAME user (--purge removes them too)"
+    fi
+    [ "$dry_run" -eq 1 ] && echo "(dry run: nothing was changed)"
+    exit 0
 fi
 
 # What the service needs to build and run: pyalsaaudio's build tools, a venv.
@@ -63,15 +95,14 @@ else
         "$ETC/secrets.toml"
 fi
 
-# The unit, enabled for the next boot. Started by hand once the config is filled in.
+# The units, enabled for the next boot; started by hand once the config is filled in. The
+# local exchange is enabled only where it has a config (`piphone exchange --init-config`).
 run install -m 0644 systemd/piphone.service "$UNIT_DIR/piphone.service"
-if [ -d /run/systemd/system ]; then
-    run systemctl daemon-reload
-    run systemctl enable piphone.service
-else  # no running systemd (a container, a chroot): enable by its files alone
-    run systemctl --root=/ enable piphone.service
-fi
+run install -m 0644 systemd/piphone-exchange.service "$UNIT_DIR/piphone-exchange.service"
+units=(piphone.service)
+[ -e "$ETC/exchange.toml" ] && units+=(piphone-exchange.service)
+[ -d /run/systemd/system ] && run systemctl daemon-reload
+systemctl_ enable "${units[@]}"
 [ "$dry_run" -eq 1 ] && echo "(dry run: nothing was changed)"
-echo "piphone installed in $PREFIX; edit $ETC/piphone.toml and $ETC/secrets.toml, then"
-echo "  systemctl restart piphone   (a config error shows in journalctl -u piphone with"
-echo "  its file, key and line)"
+echo "piphone installed in $PREFIX; edit $ETC/piphone.toml and $ETC/secrets.toml, then:"
+echo "  $PREFIX/.venv/bin/piphone check --config $ETC/piphone.toml && systemctl restart piphone"

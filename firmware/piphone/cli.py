@@ -1,4 +1,4 @@
-"""`piphone` on the command line: run | exchange | token | call.
+"""`piphone` on the command line: run | exchange | token | call | calls.
 
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call.
@@ -26,6 +26,7 @@ from .errors import PiphoneError
 log = logging.getLogger("piphone")
 
 APPLIANCE_CONFIG = Path("/etc/piphone/piphone.toml")  # appliance/config.py's DEFAULT_PATH
+DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
                "reconnecting", "reconnected", "dtmf", "warning", "warning-cleared")
 
@@ -61,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path,
                      help="piphone.toml: run the appliance (default /etc/piphone/piphone.toml "
                           "if it exists, else the local exchange demo)")
+    run.add_argument("--terminal", action="store_true",
+                     help="the appliance with no hardware: the service on mock pins drawn in "
+                          "the terminal (keys press the buttons), a local exchange, and a "
+                          "caller that rings it")
+    run.add_argument("--call-every", type=float, default=5.0, metavar="S",
+                     help="with --terminal: the caller rings the idle phone every S seconds")
     run.add_argument("--duration", type=float, default=None,
                      help="end the demo call after this many seconds (default: until Ctrl-C)")
     run.set_defaults(func=cmd_run)
@@ -75,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     ex.set_defaults(func=cmd_exchange)
 
-    check = sub.add_parser("check", help="list the ALSA cards and say which one is the headset")
+    check = sub.add_parser("check", help="check a config; list the ALSA cards and say which "
+                                         "one is the headset")
     check.add_argument("--config", type=Path,
-                       help="piphone.toml; its [audio] headset names the card (default: USB)")
+                       help="piphone.toml: checked in full when it has [account] (exit 2 on an "
+                            "error); its [audio] headset names the card (default: USB)")
     check.add_argument("--headset", help="the card to look for, instead of the config's")
     check.set_defaults(func=cmd_check)
 
@@ -108,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="custom parameter sent with the call, repeatable")
     call.add_argument("--insecure", action="store_true",
                       help="accept a self-signed wss:// certificate")
+    call.add_argument("--call-log", metavar="DB", help="record the call in this call log")
     call.set_defaults(func=cmd_call)
     for name, text in (("status", "the running phone: state, registration, call, quality"),
                        ("hangup", "hang up the running phone's call"),
@@ -122,7 +132,36 @@ def build_parser() -> argparse.ArgumentParser:
                          help="FILE.svg/.png/.pdf (needs graphviz's dot) or FILE.dot; "
                               "default: DOT source on stdout")
     diagram.set_defaults(func=cmd_diagram)
+
+    calls = sub.add_parser("calls", help="print the recent calls of a call log")
+    calls.add_argument("--db", default=DEFAULT_CALL_LOG,
+                       help=f"call log database (default {DEFAULT_CALL_LOG}; the exchange's "
+                            "is its config's call_log)")
+    calls.add_argument("--limit", type=int, default=20, help="calls to show (default 20)")
+    calls.add_argument("--json", action="store_true", help="JSON for scripts")
+    calls.set_defaults(func=cmd_calls)
     return parser
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    import json
+
+    from .calllog import CallLog, format_table
+
+    if args.limit < 1:
+        raise PiphoneError(f"--limit must be at least 1, got {args.limit}")
+    if not Path(args.db).exists():
+        raise PiphoneError(f"{args.db}: no call log there")
+    log_ = CallLog(args.db)
+    try:
+        records = log_.recent(args.limit)
+    finally:
+        log_.close()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+    else:
+        print(format_table(records) if records else "no calls yet")
+    return 0
 
 
 def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
@@ -189,13 +228,22 @@ def _server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
                           tls: ssl.SSLContext | None) -> int:
     from .exchange.server import Exchange
+    from .systemd import Notifier, feed_watchdog, watchdog_interval
 
     exchange = Exchange(cfg)
     await exchange.start(host=host, port=port, ssl_context=tls)
     print(f"piphone exchange serving {exchange.url}", flush=True)
+    notifier = Notifier()  # under systemd (piphone-exchange.service): ready, and alive
+    notifier.send(f"READY=1\nSTATUS=serving {exchange.url}")
+    interval = watchdog_interval()
+    watchdog = (asyncio.ensure_future(feed_watchdog(notifier, interval))
+                if interval is not None else None)
     try:
         await _until_signal()
     finally:
+        notifier.send("STOPPING=1")
+        if watchdog is not None:
+            watchdog.cancel()
         await exchange.close()
     return 0
 
@@ -207,7 +255,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     spec = args.headset
     if spec is None and args.config is not None:
-        spec = TomlFile(args.config).get("audio", "headset", str, "USB")
+        toml = TomlFile(args.config)
+        if "account" in toml.data:  # a whole appliance config: check all of it, as run would
+            from .appliance import config as appliance_config
+
+            cfg = appliance_config.load(args.config)  # ConfigError: file, key, line; exit 2
+            print(f"config: {args.config} is valid (identity {cfg.account.identity}, "
+                  f"{len(cfg.pins.inputs)} inputs, {len(cfg.pins.leds)} LEDs)")
+            if cfg.audio.headset in ("auto", "none"):
+                spec = "USB" if cfg.audio.headset == "auto" else None
+                if spec is None:
+                    print("headset: none (configured)")
+                    return 0
+            else:
+                spec = cfg.audio.headset
+        else:
+            spec = toml.get("audio", "headset", str, "USB")
     spec = spec or "USB"
     cards = devices.list_cards()
     print("ALSA cards:" if cards else "ALSA cards: none (no sound card, or no sound support)")
@@ -259,7 +322,8 @@ def cmd_call(args: argparse.Namespace) -> int:
         "ssl_context": ssl_context,
     }
     return asyncio.run(place_call(args.token, params, options, args.tone, args.duration,
-                                 read_digits=True, headset=headset_devices(args.headset)))
+                                 read_digits=True, headset=headset_devices(args.headset),
+                                 call_log=args.call_log))
 
 
 def headset_devices(spec: str) -> tuple[str, str] | None:
@@ -284,7 +348,8 @@ def headset_devices(spec: str) -> tuple[str, str] | None:
 async def place_call(token: str, params: dict[str, str], options: dict[str, Any],
                      tone: float, duration: float | None, *, read_digits: bool,
                      out: Callable[[str], None] | None = None,
-                     headset: tuple[str, str] | None = None) -> int:
+                     headset: tuple[str, str] | None = None,
+                     call_log: str | None = None) -> int:
     """Place one call, print its events as they happen; 0 if it was answered.
 
     With a headset, its microphone and earpiece carry the call; without one, a test tone goes
@@ -319,6 +384,10 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
     try:
         stamp(f"calling {params['To']} via {options['signaling_url']}")
         call = await device.connect(params)
+        if call_log is not None:
+            from .calllog import CallLog, track
+
+            track(CallLog(call_log), call, identity=device.identity)
         finished = asyncio.Event()
         for name in CALL_EVENTS:
             call.on(name, _printer(stamp, name))
@@ -428,6 +497,10 @@ class _DigitReader:
 def cmd_run(args: argparse.Namespace) -> int:
     # With a config (given, or installed in /etc/piphone) this is the appliance; without one
     # the demo: a local exchange and a call to its echo line.
+    if args.terminal:
+        from .appliance import demo
+
+        return asyncio.run(demo.run(call_every=args.call_every))
     path = args.config
     if path is None and APPLIANCE_CONFIG.exists():
         path = APPLIANCE_CONFIG

@@ -3,22 +3,21 @@ alice, and a second real Device (bob) calling it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance import config as appliance_config  # noqa: E402
-from piphone.appliance.service import Service  # noqa: E402
-from tests.conftest import until  # noqa: E402
+from piphone.appliance import config as appliance_config
+from piphone.appliance.service import Service
+from tests.conftest import until
 
 pytestmark = pytest.mark.net
 
 HOOK, RING_LED, CALL_LED = 17, 5, 6
+IGNORE, REDIAL, DND = 23, 25, 26
+KEYS = {"0": 10, "1": 11, "#": 12}
 
 
 def write_config(tmp_path, exchange, **phone) -> appliance_config.ApplianceConfig:
@@ -37,12 +36,22 @@ headset = "none"
 
 [phone]
 {extra}
+[alerts]
+ring_pattern = [0.1, 0.1]
+
 [pins]
 pwm_leds = true
 [pins.inputs]
 hook = {HOOK}
 accept = 27
 reject = 22
+ignore = 23
+mute = 24
+redial = 25
+dnd = 26
+key_0 = 10
+key_1 = 11
+key_hash = 12
 [pins.leds]
 ring = {RING_LED}
 call = {CALL_LED}
@@ -69,9 +78,10 @@ class SilentNotifier:
 
 
 @pytest.fixture
-async def service(tmp_path, exchange):
+async def service(tmp_path, exchange, request):
     factory = MockFactory(pin_class=MockPWMPin)
-    svc = Service(write_config(tmp_path, exchange), notifier=SilentNotifier(),
+    phone = getattr(request, "param", None) or {}
+    svc = Service(write_config(tmp_path, exchange, **phone), notifier=SilentNotifier(),
                   pin_factory=factory)
     svc.factory = factory
     await svc.start()
@@ -80,6 +90,13 @@ async def service(tmp_path, exchange):
     finally:
         await svc.close()
         factory.reset()
+
+
+async def press(factory, pin: int) -> None:
+    """A finger on a button: down for 100 ms (longer than any debounce), then up."""
+    factory.pin(pin).drive_low()
+    await asyncio.sleep(0.1)
+    factory.pin(pin).drive_high()
 
 
 def lit(factory, pin) -> bool:
@@ -102,7 +119,8 @@ async def test_hook_lift_answers_and_hook_down_hangs_up(service, make_phone):
     factory.pin(HOOK).drive_low()  # the handset is lifted (active low, pulled up)
     await until(lambda: accepted, timeout=10, what="bob's call accepted")
     mine = service.phone.call
-    assert str(mine.status()) == "open" and service.phone.state == "talking"
+    await until(lambda: str(mine.status()) == "open", what="alice's call open")
+    assert service.phone.state == "talking"
     assert lit(factory, CALL_LED) and not lit(factory, RING_LED)
     assert service.notifier.status.startswith("talking to")
     ended = []
@@ -123,3 +141,81 @@ async def test_reject_button_rejects_at_the_far_side(service, make_phone):
     service.factory.pin(22).drive_high()
     await until(lambda: closed, timeout=10, what="bob's call ends")
     assert service.phone.state == "idle" and not lit(service.factory, RING_LED)
+
+
+async def test_keypad_dialing_and_redial(service, make_phone):
+    """101 is bob in the exchange's dial plan."""
+    factory = service.factory
+    bob = await make_phone("bob")
+    factory.pin(HOOK).drive_low()
+    await until(lambda: service.phone.state == "dialing", what="dialing")
+    for key in "101#":
+        await press(factory, KEYS[key])
+    incoming = await bob.next_call(timeout=10)
+    assert service.phone.state == "calling" and lit(factory, CALL_LED)
+    incoming.accept()
+    await until(lambda: service.phone.state == "talking", timeout=10, what="talking")
+    ended = []
+    incoming.on("disconnect", ended.append)
+    factory.pin(HOOK).drive_high()
+    await until(lambda: ended, timeout=10, what="bob hears the hang-up")
+    await press(factory, REDIAL)  # handset down: redial calls 101 again
+    again = await bob.next_call(timeout=10)
+    assert service.phone.status()["peer"] == "101"
+    again.reject()
+    await until(lambda: service.phone.state == "idle", timeout=10, what="rejected: idle")
+
+
+async def test_dnd_rejects_and_ignore_leaves_the_caller_ringing(service, make_phone):
+    factory = service.factory
+    bob = await make_phone("bob")
+    await press(factory, DND)
+    await until(lambda: service.phone.dnd, what="do not disturb on")
+    call = await bob.device.connect({"To": "client:alice"})
+    closed = []
+    call.on("status", lambda s: closed.append(s) if str(s) == "closed" else None)
+    await until(lambda: closed, timeout=10, what="bob's call refused")
+    assert service.phone.state == "idle" and not lit(factory, RING_LED)
+    await press(factory, DND)
+    await until(lambda: not service.phone.dnd, what="do not disturb off")
+    call = await bob.device.connect({"To": "client:alice"})
+    await until(lambda: service.phone.state == "ringing", what="alice rings")
+    await press(factory, IGNORE)
+    await until(lambda: service.phone.state == "idle", what="ignored")
+    assert not lit(factory, RING_LED)
+    assert str(call.status()) == "ringing"  # the caller still hears it ring
+    call.disconnect()
+
+
+@pytest.mark.parametrize("service", [{"auto_answer_rings": 2}], indirect=True)
+async def test_auto_answer(service, make_phone):
+    bob = await make_phone("bob")
+    call = await bob.device.connect({"To": "client:alice"})
+    accepted = []
+    call.on("accept", accepted.append)
+    await until(lambda: accepted, timeout=10, what="auto-answer after two rings")
+    assert service.phone.state == "talking" and service.phone.rings == 2
+    call.disconnect()
+    await until(lambda: service.phone.state == "idle", timeout=10, what="idle")
+
+
+async def test_service_close_leaves_nothing_behind(tmp_path, exchange, make_phone):
+    """After a call and close(): no task, no peer connection, no socket, no timer, no pin."""
+    from .leaks import LeakCheck
+
+    leaks = LeakCheck()
+    factory = MockFactory(pin_class=MockPWMPin)
+    service = Service(write_config(tmp_path, exchange, mute_reminder=1), pin_factory=factory)
+    await service.start()
+    phone = service.phone
+    bob = await make_phone("bob")
+    call = await bob.device.connect({"To": "client:alice"})
+    await until(lambda: phone.state == "ringing", what="alice rings")
+    factory.pin(HOOK).drive_low()
+    await until(lambda: str(call.status()) == "open", timeout=10, what="answered")
+    await press(factory, 24)  # muted: the mute reminder's timer runs
+    await until(lambda: phone.muted and "mute" in phone._timers, what="muted")
+    await service.close()
+    await service.close()  # idempotent
+    assert phone._timers == {} and not any(factory.pin(p).state for p in (RING_LED, CALL_LED))
+    await leaks.shut_down_and_check([bob], None, exchange)

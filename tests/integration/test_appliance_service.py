@@ -19,9 +19,6 @@ from tests.conftest import until
 pytestmark = pytest.mark.net
 
 ROOT = Path(__file__).resolve().parents[2]
-# The panel's real modules when present, else the stand-in (tests/appliance_fakes.py).
-BOOT = ("import sys; from tests.appliance_fakes import install_if_missing; install_if_missing();"
-        " from piphone.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def write_config(path: Path, exchange, identity: str = "alice", phone: str = "") -> Path:
@@ -95,14 +92,14 @@ def environment(systemd: FakeSystemd, **extra: str) -> dict[str, str]:
 async def start_service(config: Path, systemd: FakeSystemd, watchdog_usec: int = 200_000):
     env = environment(systemd, WATCHDOG_USEC=str(watchdog_usec))
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", BOOT, "run", "--config", str(config), cwd=ROOT, env=env,
+        sys.executable, "-m", "piphone", "run", "--config", str(config), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
 async def cli(systemd: FakeSystemd, *args: str) -> tuple[int, str]:
     """`piphone ARGS` as a user over ssh would run it, next to the service."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", BOOT, *args, cwd=ROOT, env=environment(systemd),
+        sys.executable, "-m", "piphone", *args, cwd=ROOT, env=environment(systemd),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     return proc.returncode, out.decode()
@@ -203,6 +200,9 @@ async def test_control_socket_status_call_hangup(tmp_path, exchange, make_phone,
         call.accept()
         await until(lambda: any(s.startswith("talking to client:bob") for s in
                                 systemd.statuses()), timeout=10, what="STATUS talking")
+        # the quality monitor's samples put the call's MOS in the status line
+        await until(lambda: any(s.startswith("talking to client:bob, MOS ") for s in
+                                systemd.statuses()), timeout=10, what="STATUS with MOS")
         code, out = await cli(systemd, "status", "--json")
         assert code == 0 and '"state": "talking"' in out and '"peer": "client:bob"' in out
         ended = []

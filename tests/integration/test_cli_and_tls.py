@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
 import subprocess
@@ -52,7 +53,7 @@ async def test_demo_calls_the_echo_line_and_hears_itself():
     assert "hearing 440 Hz" in text and events[-1] == "disconnect", text
 
 
-async def test_exchange_and_call_commands_as_processes(tmp_path):
+async def test_exchange_and_call_commands_as_processes(tmp_path, capsys):
     """`piphone exchange` and `piphone call` as a user runs them; digits typed on stdin."""
     config = exchange_config.write_starter(tmp_path / "exchange.toml")
     text = config.read_text().replace("port = 8089", "port = 0")
@@ -69,7 +70,8 @@ async def test_exchange_and_call_commands_as_processes(tmp_path):
         caller = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "piphone", "-q", "call", "echo", "--url", url,
             "--token", token, "--duration", "2.5", "--ice-address", "127.0.0.1",
-            "--tone", "600", stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            "--tone", "600", "--call-log", str(tmp_path / "calls.db"),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         caller.stdin.write(b"12#\n")
         await caller.stdin.drain()
         out, _ = await asyncio.wait_for(caller.communicate(), 20)
@@ -78,6 +80,12 @@ async def test_exchange_and_call_commands_as_processes(tmp_path):
         for expected in ("ringing", "accept codec=opus", "hearing 600 Hz", "disconnect"):
             assert expected in output, output
         assert "sent digits 12#" in output, output
+        # both ends logged the call: `piphone calls` on the phone's and the exchange's log
+        capsys.readouterr()
+        for db in (tmp_path / "calls.db", tmp_path / "exchange-calls.db"):
+            assert cli.main(["calls", "--db", str(db), "--json"]) == 0
+            (row,) = json.loads(capsys.readouterr().out)
+            assert (row["peer"], row["outcome"], row["codec"]) == ("echo", "completed", "opus")
     finally:
         server.terminate()
         assert await asyncio.wait_for(server.wait(), 10) == 0  # SIGTERM is a clean stop
@@ -104,6 +112,10 @@ async def test_wss_exchange_carries_a_call(tmp_path, exchange_cfg):
         await asyncio.wait_for(recorder.wait_for_frames(30), 10)
         assert dominant_frequency(recorder.last(0.4), recorder.sample_rate) == pytest.approx(
             700, abs=10)
+        # feedback goes over https to the exchange's gateway, trusted like its wss://
+        assert device.event_gateway.startswith("https://127.0.0.1:")
+        assert await asyncio.wait_for(call.post_feedback(5), 10) is True
+        assert exchange.records.log.recent()[0].feedback[0]["score"] == 5
     finally:
         await device.destroy()
         await exchange.close()

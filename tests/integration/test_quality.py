@@ -10,6 +10,7 @@ import pytest
 
 from piphone.voice.quality import mos
 
+from ..conftest import until
 from .helpers import Events, place_and_answer
 
 pytestmark = pytest.mark.net
@@ -169,3 +170,23 @@ async def test_conditions_on_a_real_call_and_monitor_stops_at_hang_up(make_phone
     count = len(events.log)
     await asyncio.sleep(1.2)  # a sample period after hang-up: nothing more comes
     assert len(events.log) == count
+
+
+async def test_the_exchange_logs_each_legs_quality(make_phone, netfault, exchange):
+    outgoing, _, events = await call_through_relay(make_phone, netfault)
+    await events.wait("sample", 1, timeout=5)
+    netfault.media.to_exchange.loss = 0.05  # what alice sends arrives lossy at the exchange
+
+    def alice_leg_warned() -> bool:
+        return any(party == "alice" and "high-packet-loss" in monitor.raised
+                   for party, monitor in exchange.records.quality_of(outgoing.call_sid))
+
+    await until(alice_leg_warned, 25, what="high-packet-loss on alice's leg at the exchange")
+    assert "high-packet-loss" not in outgoing.quality.raised  # alice receives cleanly
+    outgoing.disconnect()
+    await outgoing.wait_closed()
+    await until(lambda: exchange.records.log.recent()[0].outcome is not None, 5,
+                what="the exchange's row ended")
+    (row,) = exchange.records.log.recent()
+    assert "alice:high-packet-loss" in row.warnings
+    assert row.mos_average is not None and row.mos_minimum < row.mos_average

@@ -113,6 +113,28 @@ async def test_signaling_lost_during_accept(leaks, make_phone, netfault, exchang
     await leaks.shut_down_and_check([alice, bob], netfault, exchange)
 
 
+async def test_media_fault_while_ringing_heals_before_the_call_opens(leaks, make_phone,
+                                                                   netfault, exchange):
+    # No reconnecting before the call is up: ICE keeps checking (aioice retransmits for
+    # ~8 s), so a short hole during ringing and accept only delays the call's opening.
+    alice = await make_phone("alice", tone=440, signaling_url=netfault.url)
+    bob = await make_phone("bob", tone=660)
+    outgoing, incoming, out, _ = await place_ringing(alice, bob)
+    out = Events(outgoing, RECONNECT_EVENTS)
+    inc = Events(incoming, RECONNECT_EVENTS)
+    netfault.media.set(blackhole=True)
+    accepting = incoming.accept()
+    await asyncio.sleep(1.5)  # the hole lasts through the answer
+    assert outgoing.status() is CallStatus.RINGING  # answered, media not up yet
+    netfault.media.set(blackhole=False)
+    await accepting
+    await out.wait("accept", timeout=8)
+    assert out.names() == ["accept"] and inc.names() == ["accept"]
+    await hears(alice, 660)
+    await hears(bob, 440)
+    await leaks.shut_down_and_check([alice, bob], netfault, exchange)
+
+
 # --- the exchange process restarted ---------------------------------------------------------
 
 def _free_port() -> int:

@@ -11,7 +11,7 @@ import pytest
 from piphone.voice import CallStatus
 from piphone.voice.reconnect import ReconnectSettings
 
-from .helpers import Events, hears, place_and_answer
+from .helpers import Events, hears, place_and_answer, place_ringing
 from .leaks import LeakCheck
 from .test_reconnect_signaling import RECONNECT_EVENTS
 
@@ -85,4 +85,55 @@ async def test_blackhole_past_give_up_fails_with_53405_and_hangs_up(leaks, make_
     await inc.wait("disconnect", timeout=2)  # the far side gets the hangup
     assert inc.names() == ["disconnect"]
     assert not exchange.calls.calls
+    await leaks.shut_down_and_check([alice, bob], netfault, exchange)
+
+
+async def test_bad_reinvites_get_a_clear_error_and_the_call_goes_on(leaks, make_phone,
+                                                                    exchange):
+    alice = await make_phone("alice", tone=440)
+    bob = await make_phone("bob", tone=660)
+    devents = Events(alice.device, ("error",))
+    outgoing, incoming, _, _ = await place_and_answer(alice, bob)
+    out = Events(outgoing, RECONNECT_EVENTS)
+    inc = Events(incoming, RECONNECT_EVENTS)
+    alice.device._stream.send("reinvite", {"callsid": outgoing.sid, "sdp": "garbage"})
+    (error, call) = await devents.wait("error")
+    assert error.code == 31100 and call is outgoing
+    await asyncio.sleep(0.5)  # nothing is to happen: the exchange kept the leg as it was
+    await hears(alice, 660)
+    await hears(bob, 440)
+    assert out.names() == ["error"] and inc.names() == []
+    assert outgoing.status() is CallStatus.OPEN
+    await leaks.shut_down_and_check([alice, bob], None, exchange)
+
+
+async def test_reinvite_of_a_ringing_call_is_refused(leaks, make_phone, exchange):
+    alice = await make_phone("alice")
+    bob = await make_phone("bob")
+    devents = Events(alice.device, ("error",))
+    outgoing, incoming, out, inc = await place_ringing(alice, bob)
+    alice.device._stream.send("reinvite", {"callsid": outgoing.sid, "sdp": "v=0"})
+    (error, _) = await devents.wait("error")
+    assert error.code == 31005 and "ringing" in error.message
+    await incoming.accept()
+    await out.wait("accept")  # the call itself is unharmed
+    await leaks.shut_down_and_check([alice, bob], None, exchange)
+
+
+async def test_blackhole_of_40_s_with_the_real_timers(leaks, make_phone, netfault, exchange):
+    """The issue's case with the phone's own settings: 3 s to notice, 30 s of attempts."""
+    alice, bob, outgoing, incoming, out, inc = await _call(make_phone, netfault)
+    loop = asyncio.get_running_loop()
+    netfault.media.set(blackhole=True)
+    holed = loop.time()
+    await out.wait("reconnecting", timeout=5)
+    await out.wait("disconnect", timeout=40)
+    gave_up = loop.time() - holed
+    assert 32 <= gave_up < 36, f"gave up {gave_up:.1f} s into the hole"
+    assert out.names() == ["reconnecting", "error", "disconnect"]
+    assert [e.code for (e,) in out.all("error")] == [53405]
+    await inc.wait("disconnect", timeout=2)
+    assert inc.names() == ["disconnect"]
+    attempts = outgoing._reconnection.media_attempts
+    assert 15 <= attempts <= 45, attempts  # short attempts, backoff capped: ~1 s apart
     await leaks.shut_down_and_check([alice, bob], netfault, exchange)

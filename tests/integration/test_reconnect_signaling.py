@@ -94,3 +94,19 @@ async def test_grace_expiry_ends_the_call_on_both_sides(leaks, make_phone, netfa
     assert out.names() == ["reconnecting", "error", "disconnect"]
     assert outgoing.status() is CallStatus.CLOSED
     await leaks.shut_down_and_check([alice, bob], netfault, exchange)
+
+
+@pytest.mark.parametrize("exchange_cfg", [{"reconnect_grace": 10.0}], indirect=True)
+async def test_hanging_up_while_reconnecting_ends_the_call_at_once(leaks, make_phone,
+                                                                   netfault, exchange):
+    alice, bob, outgoing, incoming, out, inc, _ = await _call_behind_proxy(make_phone,
+                                                                          netfault)
+    netfault.block()
+    await out.wait("reconnecting")
+    outgoing.disconnect()  # the hangup waits for the socket
+    assert outgoing.status() is CallStatus.CLOSED
+    assert out.names() == ["reconnecting", "disconnect"]
+    netfault.restore()
+    await inc.wait("disconnect", timeout=3)  # from the hangup, not the 10 s grace
+    assert not exchange.calls.calls
+    await leaks.shut_down_and_check([alice, bob], netfault, exchange)

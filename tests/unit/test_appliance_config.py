@@ -9,14 +9,10 @@ import re
 
 import pytest
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance import config  # noqa: E402
-from piphone.errors import ConfigError  # noqa: E402
-from piphone.panel.pins import DEFAULT_PINS, InputPin  # noqa: E402
-from piphone.voice import tokens  # noqa: E402
+from piphone.appliance import config
+from piphone.errors import ConfigError
+from piphone.panel.pins import DEFAULT_PINS, InputPin
+from piphone.voice import tokens
 
 AC = "AC" + "0" * 32
 SK = "SK" + "1" * 32
@@ -150,14 +146,14 @@ def test_unknown_pin(tmp_path):
     expect(error_of(tmp_path, GOOD.replace("key_1 = 5", "key_10 = 5")), line=24,
            key="pins.inputs.key_10", says="unknown input")
     expect(error_of(tmp_path, GOOD.replace("ring = 6", "dnd = 6")), line=26,
-           key="pins.leds.dnd", says="unknown LED")
+           key="pins.leds.dnd", says="unknown led 'dnd'")
 
 
 def test_pin_used_twice(tmp_path):
     expect(error_of(tmp_path, GOOD.replace('accept = "GPIO27"', 'accept = "BCM17"')), line=23,
-           key="pins.inputs.accept", says="already used by pins.inputs.hook")
+           key="pins.inputs.accept", says=r"pin GPIO17 is used twice \(also inputs.hook\)")
     expect(error_of(tmp_path, GOOD.replace("ring = 6", "ring = 5")), line=26,
-           key="pins.leds.ring", says="already used by pins.inputs.key_1")
+           key="pins.leds.ring", says=r"pin GPIO5 is used twice \(also inputs.key_1\)")
 
 
 def test_hook_is_required_in_a_pin_map(tmp_path):
@@ -213,3 +209,59 @@ def test_no_token_source(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="nope.toml: cannot read"):
         config.load(tmp_path / "nope.toml")
+
+
+def test_piphone_check_validates_an_appliance_config(tmp_path, capsys):
+    from piphone import cli
+
+    path = write(tmp_path, GOOD)
+    assert cli.main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"config: {path} is valid (identity alice, 3 inputs, 1 LEDs)" in out
+    assert "headset: none (configured)" in out
+    path = write(tmp_path, GOOD.replace("auto_answer_rings = 3", "auto_answer_rings = 99"))
+    assert cli.main(["check", "--config", str(path)]) == 2
+    assert f"{path}, line 12: phone.auto_answer_rings: must be 0 (off) to 20 rings" in (
+        capsys.readouterr().err)
+
+
+def test_led_patterns(tmp_path):
+    cfg = config.load(write(tmp_path, GOOD + '[leds]\nringing = "blink_slow"\nmuted = "off"\n'))
+    assert cfg.leds.ringing == "blink_slow" and cfg.leds.muted == "off"
+    assert cfg.leds.talking == "on"  # the rest keep their defaults
+    expect(error_of(tmp_path, GOOD + '[leds]\nringing = "disco"\n'), line=28,
+           key="leds.ringing", says="unknown pattern 'disco'")
+    expect(error_of(tmp_path, GOOD + '[leds]\nhold = "on"\n'), line=28, key="leds.hold",
+           says="unknown key")
+
+
+def test_one_gpio_under_two_names_and_power_pins(tmp_path):
+    expect(error_of(tmp_path, GOOD.replace('accept = "GPIO27"', 'accept = "BOARD11"')),
+           line=23, key="pins.inputs.accept", says="pin GPIO17 is used twice")
+    expect(error_of(tmp_path, GOOD.replace('accept = "GPIO27"', 'accept = "BOARD1"')),
+           line=23, key="pins.inputs.accept", says="not a GPIO pin")
+    expect(error_of(tmp_path, GOOD.replace("key_1 = 5", "key_1 = 5.5")), line=24,
+           key="pins.inputs.key_1", says="not float")
+
+
+def test_tables_left_out_keep_the_default_map(tmp_path):
+    text = GOOD[:GOOD.index("[pins.leds]")]
+    cfg = config.load(write(tmp_path, text))
+    assert cfg.pins.leds == DEFAULT_PINS.leds and cfg.pins.inputs["hook"].pin == 17
+
+
+def test_keypad_matrix(tmp_path):
+    keypad = "[pins.keypad]\nrows = [7, 8, 9, 10]\ncols = [11, 14, 15]\n"
+    expect(error_of(tmp_path, GOOD + keypad), line=24, key="pins.inputs.key_1",
+           says="this key is also on the keypad matrix")
+    good = GOOD.replace("key_1 = 5\n", "")
+    cfg = config.load(write(tmp_path, good + keypad))
+    assert cfg.pins.keypad.rows == (7, 8, 9, 10) and cfg.pins.keypad.layout[3] == "*0#"
+    expect(error_of(tmp_path, good + keypad.replace("11, 14, 15", "11, 14")), line=28,
+           key="pins.keypad.cols", says="2 columns for layout row '123'")
+    expect(error_of(tmp_path, good + keypad.replace("7, 8, 9", "17, 8, 9")), line=27,
+           key="pins.keypad.rows", says="pin GPIO17 is used twice")
+    expect(error_of(tmp_path, good + keypad.replace("cols", "columns")), line=28,
+           key="pins.keypad.columns", says="unknown key")
+    expect(error_of(tmp_path, good + keypad + 'layout = ["123", "456", "789", "*0A"]\n'),
+           line=29, key="pins.keypad.layout", says="unknown key 'A'")

@@ -8,12 +8,8 @@ import stat
 
 import pytest
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance.control import ControlError, ControlServer, request  # noqa: E402
-from piphone.errors import PiphoneError  # noqa: E402
+from piphone.appliance.control import ControlError, ControlServer, request
+from piphone.errors import PiphoneError
 
 
 @pytest.fixture

@@ -6,13 +6,9 @@ import shutil
 
 import pytest
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone import cli  # noqa: E402
-from piphone.appliance import diagram  # noqa: E402
-from piphone.appliance.phone import STATES, TRANSITIONS  # noqa: E402
+from piphone import cli
+from piphone.appliance import diagram
+from piphone.appliance.phone import STATES, TRANSITIONS
 
 
 def test_dot_source_has_every_state_and_trigger(capsys):

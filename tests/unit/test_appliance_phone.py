@@ -9,16 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance import phone as phone_mod  # noqa: E402
-from piphone.appliance.config import AlertsConfig, PhoneConfig  # noqa: E402
-from piphone.appliance.phone import Phone  # noqa: E402
-from piphone.audio import tones  # noqa: E402
-from piphone.panel.inputs import PanelEvent, PanelInput  # noqa: E402
-from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds  # noqa: E402
+from piphone.appliance import phone as phone_mod
+from piphone.appliance.config import AlertsConfig, PhoneConfig
+from piphone.appliance.phone import Phone
+from piphone.audio import tones
+from piphone.panel.inputs import PanelEvent, PanelInput
+from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds
 
 FAST_RING = AlertsConfig(ring=tones.ring_spec(pattern=(0.02, 0.03)))  # a ring every 50 ms
 
@@ -494,4 +490,54 @@ async def test_random_presses_in_random_states():
         call = await rig.ringing_call()
         rig.press("OFF_HOOK")
         assert call.actions == ["accept"] and rig.state == "talking"
+    rig.phone.close()
+
+
+async def test_a_trigger_fired_during_an_event_runs_after_it(rig):
+    """Listeners run inside an event: what they fire (with arguments) is queued, not lost."""
+    await rig.talking_call()
+    fired = []
+
+    def listener(phone):
+        if not fired:
+            fired.append(phone.fire("warning", name="high-jitter"))
+
+    rig.phone.listeners.append(listener)
+    rig.press("VOLUME_UP")
+    assert fired == [True] and rig.phone.warnings == set()  # not yet: queued
+    await rig.settle()
+    assert rig.phone.warnings == {"high-jitter"} and rig.leds.now["warning"] == "on"
+
+
+async def test_lost_headset_warns_on_the_call(rig, tmp_path):
+    from piphone.appliance.service import Service
+    from tests.unit.test_appliance_config import GOOD, write
+
+    service = Service(__import__("piphone.appliance.config", fromlist=["load"]).load(
+        write(tmp_path, GOOD)))
+    service.phone = rig.phone
+    service._audio_condition(True)  # no call: nothing to warn
+    call = await rig.talking_call()
+    service._audio_condition(True)
+    await rig.settle()
+    assert rig.phone.warnings == {"audio-device-lost"}
+    assert rig.leds.now["warning"] == "blink_fast" and rig.sounds.beeps("warning") == 1
+    service._audio_condition(False)
+    await rig.settle()
+    assert rig.phone.warnings == set()
+    conditions = []
+    call.set_condition = lambda name, active: conditions.append((name, active))
+    service._audio_condition(True)
+    assert conditions == [("audio-device-lost", True)]  # the Call's own warning, when it has it
+
+
+async def test_configured_led_patterns_are_shown():
+    import functools
+
+    from piphone.appliance.display import DisplayPatterns, display
+
+    rig = Rig()
+    rig.phone._display = functools.partial(display, patterns=DisplayPatterns(ringing="on"))
+    await rig.ringing_call()
+    assert rig.leds.now["ring"] == "on"
     rig.phone.close()

@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.appliance_fakes import install_if_missing
-
-install_if_missing()
-
-from piphone.appliance.config import AlertsConfig  # noqa: E402
-from piphone.appliance.sounds import AudioSounds, NullSounds, gain_of  # noqa: E402
-from piphone.audio import tones  # noqa: E402
+from piphone.appliance.config import AlertsConfig
+from piphone.appliance.sounds import AudioSounds, NullSounds, gain_of
+from piphone.audio import tones
 
 
 class FakePlayback:

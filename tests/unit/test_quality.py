@@ -149,14 +149,15 @@ async def test_volume_maps_minus_100_to_minus_30_dbfs():
     assert [e for e in h.events if e[0] == "volume"][0][1:] == (inp, out)
 
 
-def test_level_meter_rms_peak_and_no_overflow():
-    meter = LevelMeter()
+def test_level_meter_reads_the_latest_frame_without_overflow():
+    ticks = []
+    meter = LevelMeter(on_push=lambda: ticks.append(1))
+    meter.push(audio_frame(np.full(960, 1000, np.int16), 0))
     meter.push(audio_frame(np.full(960, -32768, np.int16), 0))
-    meter.push(audio_frame(np.full(960, 32767, np.int16), 0))
     reading = meter.read()
-    assert reading.peak == 32768 and reading.frames == 2
+    assert reading.peak == 32768 and reading.frames == 2 and len(ticks) == 2
     assert reading.level == 32767 and reading.volume == 1.0
-    assert meter.read().frames == 0
+    assert meter.read().frames == 0 and meter.read().rms == 0.0
 
 
 # --- the SDK's warnings ------------------------------------------------------------------------
@@ -344,32 +345,45 @@ async def test_conditions_raise_and_clear_at_once():
 
 
 # --- life cycle ----------------------------------------------------------------------------------
-async def test_start_samples_and_volumes_on_timers_and_stop_ends_them():
+async def test_start_samples_on_a_timer_and_stop_ends_it():
     events: list[tuple] = []
     sampled = asyncio.Event()
     counters = Counters(packets_sent=10, codec_name="pcmu")
 
     def emit(*args):
         events.append(args)
-        if args[0] == "sample" and sum(e[0] == "sample" for e in events) >= 2:
+        if sum(e[0] == "sample" for e in events) >= 2:
             sampled.set()
 
     async def read():
         return counters
 
-    monitor = QualityMonitor(QualitySettings(sample_interval=0.1, volume_interval=0.02),
-                             read_counters=read, meters=lambda: None,
-                             is_muted=lambda: False, emit=emit)
+    monitor = QualityMonitor(QualitySettings(sample_interval=0.1), read_counters=read,
+                             meters=lambda: None, is_muted=lambda: False, emit=emit)
     monitor.start()
     await asyncio.wait_for(sampled.wait(), 5)
     monitor.stop()
     await asyncio.sleep(0)  # let the cancellation land
     count = len(events)
-    assert sum(e[0] == "volume" for e in events) >= 5
-    assert events[-1][0] in ("sample", "volume")
-    assert [e for e in events if e[0] == "sample"][0][1].codec_name == "pcmu"
-    await asyncio.sleep(0.25)  # the timers are gone: nothing more comes
+    assert events[0][0] == "sample" and events[0][1].codec_name == "pcmu"
+    monitor.audio_clock()  # stopped: no volume either
+    await asyncio.sleep(0.25)  # the timer is gone: nothing more comes
     assert len(events) == count
+
+
+async def test_volume_ticks_on_the_sent_frame_nearest_each_50_ms():
+    h = Harness()
+    sent = LevelMeter(on_push=h.monitor.audio_clock)
+    h.sent = sent
+    for i in range(50):  # one second of 20 ms frames
+        h.now = i * 0.02
+        sent.push(audio_frame(tone(8000), 0))
+    volumes = [e for e in h.events if e[0] == "volume"]
+    assert len(volumes) == 20  # 20 a second, as the SDK's 50 ms
+    assert all(v[1] == pytest.approx(1.0) for v in volumes)
+    h.now = 5.0  # audio resumes after a gap: a tick at once, then every 50 ms again
+    sent.push(audio_frame(tone(8000), 0))
+    assert len([e for e in h.events if e[0] == "volume"]) == 21
 
 
 async def test_a_failing_stats_read_is_logged_and_sampling_goes_on(caplog):

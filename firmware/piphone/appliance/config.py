@@ -12,29 +12,24 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..audio import tones
 from ..errors import ConfigError
-from ..panel.pins import DEFAULT_PINS, InputPin, PinMap
+from ..panel.leds import Pattern
+from ..panel.pins import DEFAULT_PINS, InputPin, KeypadMatrix, PinMap, PinMapError
 from ..tomlconfig import TomlFile, positive
+from .display import DisplayPatterns
 
 DEFAULT_PATH = Path("/etc/piphone/piphone.toml")
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
-INPUT_NAMES = ("hook", "accept", "reject", "ignore", "mute", "volume_up", "volume_down",
-               "redial", "dnd") + tuple(f"key_{d}" for d in "0123456789") + (
-               "key_star", "key_hash")
-LED_NAMES = ("ring", "call", "mute", "warning")
 DND_MODES = ("reject", "ignore")
 CODECS = ("opus", "pcmu")
 EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
          "tokyo", "umatilla")
 SECRET_KEYS = ("token", "api_key_secret")
-# gpiozero pin names this config accepts: BCM numbers (0-27 on the 40-pin header) or
-# "GPIOn"/"BCMn" for the same, "BOARDn"/"J8:n" for header positions.
-_PIN_NAME = re.compile(r"(?:(GPIO|BCM)(\d+)|(BOARD|J8:)(\d+))")
 
 
 @dataclass(frozen=True)
@@ -102,6 +97,7 @@ class ApplianceConfig:
     pins: PinMap = DEFAULT_PINS
     phone: PhoneConfig = PhoneConfig()
     alerts: AlertsConfig = AlertsConfig()
+    leds: DisplayPatterns = DisplayPatterns()  # which LED pattern shows each cue
     path: Path | None = None
     secrets_path: Path | None = None
 
@@ -111,7 +107,7 @@ def load(path: str | Path = DEFAULT_PATH, secrets_path: str | Path | None = None
          ) -> ApplianceConfig:
     """Read and check piphone.toml (and its secrets.toml); raise ConfigError on any problem."""
     toml = TomlFile(path)
-    known = {"account", "audio", "pins", "phone", "alerts"}
+    known = {"account", "audio", "pins", "phone", "alerts", "leds"}
     for section in toml.data:
         if section not in known:
             raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
@@ -122,6 +118,7 @@ def load(path: str | Path = DEFAULT_PATH, secrets_path: str | Path | None = None
         pins=_pins(toml),
         phone=_phone(toml),
         alerts=_alerts(toml),
+        leds=_leds(toml),
         path=toml.path,
         secrets_path=secrets.path if secrets is not None else None,
     )
@@ -258,45 +255,51 @@ def _alerts(toml: TomlFile) -> AlertsConfig:
     )
 
 
+def _leds(toml: TomlFile) -> DisplayPatterns:
+    """[leds]: cue = pattern, e.g. ``ringing = "blink_slow"`` (display.DisplayPatterns)."""
+    cues = [f.name for f in fields(DisplayPatterns)]
+    toml.unknown_keys("leds", set(cues))
+    chosen = {}
+    for cue in cues:
+        value = toml.get("leds", cue, str, None)
+        if value is not None:
+            if value not in set(Pattern):
+                raise toml.error("leds", cue, f"unknown pattern {value!r} (known: "
+                                 f"{', '.join(Pattern)})")
+            chosen[cue] = Pattern(value)
+    return DisplayPatterns(**chosen)
+
+
 def _pins(toml: TomlFile) -> PinMap:
-    """[pins] with [pins.inputs] and [pins.leds]; no [pins] at all is the documented map."""
+    """[pins] (pwm_leds), [pins.inputs], [pins.leds] and [pins.keypad]; each table left out
+    keeps the documented default (panel/pins.py's DEFAULT_PINS; no keypad). The pins
+    themselves are checked by PinMap (unknown pin, not a GPIO, used twice), its error turned
+    into one naming this file, the key and the line."""
     if "pins" not in toml.data:
         return DEFAULT_PINS
     pins = toml.section("pins")
-    toml.unknown_keys("pins", {"inputs", "leds", "pwm_leds"})
+    toml.unknown_keys("pins", {"inputs", "leds", "pwm_leds", "keypad"})
     pwm = toml.get("pins", "pwm_leds", bool, True)
-    used: dict[str, str] = {}  # normalised pin -> "pins.inputs.hook"
-    inputs: dict[str, InputPin] = {}
-    table = _subtable(toml, pins, "inputs")
-    for name, value in table.items():
-        if name not in INPUT_NAMES:
-            raise toml.error("pins.inputs", name, f"unknown input (known: "
-                             f"{', '.join(INPUT_NAMES)})")
-        if isinstance(value, dict):
-            extra = set(value) - {"pin", "pull_up", "active_low"}
-            if extra:
-                raise toml.error("pins.inputs", name, f"unknown key {sorted(extra)[0]!r} "
-                                 "(known: pin, pull_up, active_low)")
-            if "pin" not in value:
-                raise toml.error("pins.inputs", name, "missing key 'pin'")
-            for flag in ("pull_up", "active_low"):
-                if flag in value and not isinstance(value[flag], bool):
-                    raise toml.error("pins.inputs", name, f"{flag} must be true or false, not "
-                                     f"{value[flag]!r}")
-            spec = InputPin(_pin(toml, "pins.inputs", name, value["pin"], used),
-                            pull_up=value.get("pull_up", True),
-                            active_low=value.get("active_low", True))
-        else:
-            spec = InputPin(_pin(toml, "pins.inputs", name, value, used))
-        inputs[name] = spec
-    leds: dict[str, str | int] = {}
-    for name, value in _subtable(toml, pins, "leds").items():
-        if name not in LED_NAMES:
-            raise toml.error("pins.leds", name, f"unknown LED (known: {', '.join(LED_NAMES)})")
-        leds[name] = _pin(toml, "pins.leds", name, value, used)
-    if "hook" not in inputs:
-        raise toml.error("pins.inputs", None, "missing key 'hook' (the hook switch)")
-    return PinMap(inputs=inputs, leds=leds, pwm_leds=pwm)
+    inputs: Mapping[str, InputPin] = DEFAULT_PINS.inputs
+    if "inputs" in pins:
+        inputs = {}
+        for name, value in _subtable(toml, pins, "inputs").items():
+            inputs[name] = _input(toml, name, value)
+        if "hook" not in inputs:
+            raise toml.error("pins.inputs", None, "missing key 'hook' (the hook switch)")
+    leds: Mapping[str, Any] = DEFAULT_PINS.leds
+    if "leds" in pins:
+        leds = {name: _pin_value(toml, "pins.leds", name, value)
+                for name, value in _subtable(toml, pins, "leds").items()}
+    keypad = _keypad(toml, pins) if "keypad" in pins else None
+    try:
+        return PinMap(inputs=inputs, leds=leds, pwm_leds=pwm, keypad=keypad)
+    except PinMapError as exc:
+        section, _, key = exc.key.rpartition(".")
+        message = str(exc).removeprefix(f"{exc.key}: ")
+        if section.startswith("keypad"):  # "keypad.rows" -> [pins.keypad] rows
+            section, key = "keypad", exc.key.split(".")[1]
+        raise toml.error(f"pins.{section}", key, message) from None
 
 
 def _subtable(toml: TomlFile, pins: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -306,32 +309,51 @@ def _subtable(toml: TomlFile, pins: Mapping[str, Any], name: str) -> dict[str, A
     return value
 
 
-def _pin(toml: TomlFile, section: str, name: str, value: Any, used: dict[str, str]
-         ) -> str | int:
+def _input(toml: TomlFile, name: str, value: Any) -> InputPin:
+    if not isinstance(value, dict):
+        return InputPin(_pin_value(toml, "pins.inputs", name, value))
+    extra = set(value) - {"pin", "pull_up", "active_low"}
+    if extra:
+        raise toml.error("pins.inputs", name, f"unknown key {sorted(extra)[0]!r} "
+                         "(known: pin, pull_up, active_low)")
+    if "pin" not in value:
+        raise toml.error("pins.inputs", name, "missing key 'pin'")
+    for flag in ("pull_up", "active_low"):
+        if flag in value and not isinstance(value[flag], bool):
+            raise toml.error("pins.inputs", name, f"{flag} must be true or false, not "
+                             f"{value[flag]!r}")
+    return InputPin(_pin_value(toml, "pins.inputs", name, value["pin"]),
+                    pull_up=value.get("pull_up", True), active_low=value.get("active_low", True))
+
+
+def _keypad(toml: TomlFile, pins: Mapping[str, Any]) -> KeypadMatrix:
+    """[pins.keypad] rows = [...], cols = [...], layout = ["123", ...] (a 4x3 by default)."""
+    table = _subtable(toml, pins, "keypad")
+    extra = set(table) - {"rows", "cols", "layout"}
+    if extra:
+        raise toml.error("pins.keypad", sorted(extra)[0], "unknown key (known: rows, cols, "
+                         "layout)")
+    lists = {}
+    for key in ("rows", "cols", "layout"):
+        if key not in table:
+            if key == "layout":
+                continue
+            raise toml.error("pins.keypad", None, f"missing key {key!r}")
+        if not isinstance(table[key], list) or not table[key]:
+            raise toml.error("pins.keypad", key, "must be a list")
+        lists[key] = [(_pin_value(toml, "pins.keypad", key, v) if key != "layout" else v)
+                      for v in table[key]]
+    try:
+        return KeypadMatrix(**lists)
+    except PinMapError as exc:
+        raise toml.error("pins.keypad", exc.key.split(".")[-1],
+                         str(exc).removeprefix(f"{exc.key}: ")) from None
+
+
+def _pin_value(toml: TomlFile, section: str, name: str, value: Any) -> str | int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise toml.error(section, name, f"pin must be a BCM number or a name like 'GPIO17', "
                          f"not {type(value).__name__} ({value!r})")
-    if isinstance(value, int):
-        if not 0 <= value <= 27:
-            raise toml.error(section, name, f"unknown pin {value} (BCM pins are 0-27)")
-        key = f"BCM{value}"
-    else:
-        match = _PIN_NAME.fullmatch(value.strip().upper())
-        if match is None:
-            raise toml.error(section, name, f"unknown pin {value!r} (use a BCM number, "
-                             "'GPIOn', 'BCMn', 'BOARDn' or 'J8:n')")
-        if match.group(2) is not None:
-            if not 0 <= int(match.group(2)) <= 27:
-                raise toml.error(section, name, f"unknown pin {value!r} (BCM pins are 0-27)")
-            key = f"BCM{int(match.group(2))}"
-        else:
-            if not 1 <= int(match.group(4)) <= 40:
-                raise toml.error(section, name, f"unknown pin {value!r} (header pins 1-40)")
-            key = f"BOARD{int(match.group(4))}"
-    here = f"{section}.{name}"
-    if key in used:
-        raise toml.error(section, name, f"pin {value!r} is already used by {used[key]}")
-    used[key] = here
     return value
 
 

@@ -13,6 +13,7 @@ never raised into the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -197,7 +198,7 @@ class Phone:
         A trigger fired from inside another (a call event emitted by our own action) waits for
         that one to finish, so one event is one transition."""
         if self._in_event:
-            self._loop.call_soon(self.fire, trigger, *(), **kwargs)
+            self._loop.call_soon(functools.partial(self.fire, trigger, **kwargs))
             return True
         try:
             if not self.may_trigger(trigger, **kwargs):

@@ -12,58 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sdnotify
-
 from ..errors import PiphoneError
+from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from . import config as config_mod
+from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
+from .display import display
 from .phone import Phone
-from .sounds import AudioSounds, NullSounds
 
 log = logging.getLogger(__name__)
 
 REGISTER_RETRY = 5.0  # seconds between registration attempts while the exchange is away
 BETWEEN_CALLS = ("idle", "dialing")
-
-
-class Notifier:
-    """sd_notify through ``sdnotify`` (a no-op without NOTIFY_SOCKET); STATUS only on change."""
-
-    def __init__(self) -> None:
-        self._systemd = sdnotify.SystemdNotifier()
-        self.status: str | None = None
-
-    def send(self, message: str) -> None:
-        self._systemd.notify(message)
-
-    def set_status(self, line: str) -> None:
-        if line != self.status:
-            self.status = line
-            self.send(f"STATUS={line}")
-            log.info("status: %s", line)
-
-
-def watchdog_interval(environ: Any = os.environ) -> float | None:
-    """Seconds between WATCHDOG=1 (half of WATCHDOG_USEC), or None when there is no watchdog
-    for this process."""
-    usec = environ.get("WATCHDOG_USEC")
-    pid = environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
-        return None
-    try:
-        value = int(usec)
-    except ValueError:
-        log.warning("WATCHDOG_USEC=%r is not a number; no watchdog", usec)
-        return None
-    return value / 2 / 1e6 if value > 0 else None
 
 
 class Service:
@@ -84,7 +52,7 @@ class Service:
         self.leds: Any = None
         self.sounds: Any = None
         self.registered = asyncio.Event()
-        self._streams: list[Any] = []
+        self.audio: ApplianceAudio | None = None
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
         self._pending: ApplianceConfig | None = None
@@ -102,7 +70,7 @@ class Service:
             loop.add_signal_handler(sig, handler)
         interval = watchdog_interval()
         if interval is not None:
-            self._tasks.append(asyncio.ensure_future(self._watchdog(interval)))
+            self._tasks.append(asyncio.ensure_future(feed_watchdog(self.notifier, interval)))
         control = ControlServer(self.control_path, self.control) if self.control_path else None
         try:
             if control is not None:
@@ -141,7 +109,8 @@ class Service:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         self.registered = asyncio.Event()
-        source, sink = self._open_audio()
+        self.audio = ApplianceAudio(cfg.audio, cfg.alerts, self._audio_condition)
+        self.sounds = self.audio.sounds
         options: dict[str, Any] = {
             "codec_preferences": cfg.account.codec_preferences,
             "ice_addresses": cfg.account.ice_addresses,
@@ -151,8 +120,8 @@ class Service:
             options["signaling_url"] = cfg.account.signaling_url
         else:
             options["edge"] = cfg.account.edge
-        if source is not None:
-            options.update(audio_source=source, audio_sink=sink)
+        if self.audio.source is not None:
+            options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
         self.device = Device(cfg.account.access_token(), **options)
         self.device.on("tokenWillExpire", self._refresh_token)
         self.device.on("registered", lambda *_: self._registered())
@@ -160,7 +129,8 @@ class Service:
         self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
         self.phone = Phone(self.device, self.leds, self.sounds, cfg.phone, cfg.alerts,
                            off_hook=lambda: bool(self.inputs is not None
-                                                 and self.inputs.off_hook))
+                                                 and self.inputs.off_hook),
+                           display=functools.partial(display, patterns=cfg.leds))
         self.phone.listeners.append(self._on_phone_change)
         self.inputs = Inputs(cfg.pins, self.phone.handle, loop=loop,
                              pin_factory=self.pin_factory)
@@ -190,9 +160,9 @@ class Service:
                 await asyncio.wait_for(device.destroy(), 10)
             except Exception as exc:  # a device that will not close must not stop shutdown
                 log.warning("device did not close cleanly: %s", exc)
-        streams, self._streams = self._streams, []
-        for stream in streams:
-            await asyncio.to_thread(stream.close)  # joins its thread: not on the loop
+        if self.audio is not None:
+            audio, self.audio = self.audio, None
+            await audio.close()  # joins the audio threads off the loop
 
     def stop(self) -> None:
         log.info("stopping")
@@ -230,39 +200,17 @@ class Service:
                 waiter.cancel()
 
     # --- pieces ----------------------------------------------------------------------------
-    def _open_audio(self) -> tuple[Any, Any]:
-        """Start the headset (and ringer) streams; (source, sink) factories or (None, None)."""
-        from ..audio.alsa import Capture, Playback
-        from ..audio.tracks import CaptureTrack, PlaybackSink
-
-        devices = headset_devices(self.cfg.audio.headset)
-        ring_device = self.cfg.audio.ring_device
-        if devices is None:
-            ringer = Playback(ring_device) if ring_device else None
-            if ringer is not None:
-                ringer.start(tolerate_missing=True)
-                self._streams.append(ringer)
-            self.sounds = (AudioSounds(None, ringer, self.cfg.alerts) if ringer is not None
-                           else NullSounds())
-            return None, None
-        capture, playback = Capture(devices[0]), Playback(devices[1])
-        self._streams += [capture, playback]
-        for stream in (capture, playback):
-            stream.start(tolerate_missing=True)  # a missing headset comes back by itself
-        ringer = playback
-        if ring_device and ring_device != devices[1]:
-            ringer = Playback(ring_device)
-            ringer.start(tolerate_missing=True)
-            self._streams.append(ringer)
-        sounds = AudioSounds(playback, ringer, self.cfg.alerts)
-        self.sounds = sounds
-
-        def sink() -> Any:
-            made = PlaybackSink(playback, gain=sounds.gain)
-            sounds.sinks[:] = [*sounds.sinks[-3:], made]  # the volume keys reach recent calls
-            return made
-
-        return (lambda: CaptureTrack(capture)), sink
+    def _audio_condition(self, lost: bool) -> None:
+        """The headset went away or came back: a warning on the call, as the SDK's quality
+        warnings are (through the Call's own set_condition when it has one)."""
+        phone = self.phone
+        if phone is None or phone.call is None:
+            return
+        set_condition = getattr(phone.call, "set_condition", None)
+        if set_condition is not None:
+            set_condition("audio-device-lost", lost)
+        else:
+            phone.fire("warning" if lost else "warning_cleared", name="audio-device-lost")
 
     async def _register(self, tried: asyncio.Event) -> None:
         """Register; while the exchange is away, say so and try again."""
@@ -300,6 +248,8 @@ class Service:
             with contextlib.suppress(Exception):
                 call.on("sample", self._on_sample)
                 call._piphone_sampled = True
+            if self.audio is not None and not self.audio.present:
+                self._audio_condition(True)  # a call begun while the headset is away
         if call is None:
             self._mos = None
         self._show_status()
@@ -365,31 +315,6 @@ class Service:
         if phone.dnd:
             line += ", do not disturb"
         return line
-
-    async def _watchdog(self, interval: float) -> None:
-        while True:
-            self.notifier.send("WATCHDOG=1")
-            await asyncio.sleep(interval)
-
-
-def headset_devices(spec: str) -> tuple[str, str] | None:
-    """(capture, playback) ALSA devices for ``[audio] headset``, or None for no audio."""
-    from ..audio import devices
-
-    if spec == "none":
-        return None
-    if spec == "auto":
-        try:
-            card = devices.select("USB", devices.list_cards())
-        except devices.AudioDeviceError:
-            log.warning("no USB headset found: the phone runs without audio")
-            return None
-        return card.device, card.device
-    capture, _, playback = spec.partition(",")
-    if playback:
-        return capture, playback
-    device = devices.resolve(spec)
-    return device, device
 
 
 def main(config_path: Path) -> int:

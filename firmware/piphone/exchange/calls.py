@@ -51,6 +51,11 @@ class CallLeg:
     wire_ids: set[str] = field(default_factory=set)  # every id the party may use (TJS..., CA...)
     reconnect_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     grace_timer: asyncio.TimerHandle | None = None
+    identity: str | None = None  # of the party: it may hang up from a new socket in the grace
+
+    def __post_init__(self) -> None:
+        if self.session is not None:
+            self.identity = self.session.identity
 
     def send(self, type_: str, **payload: Any) -> None:
         if self.session is not None:
@@ -91,6 +96,11 @@ class CallTable:
                 self._place(session, payload)
             return
         leg = self._legs.get(payload.get("callsid", ""))
+        if (frame.type == "hangup" and leg is not None and leg.session is None
+                and leg.identity == session.identity):
+            # Hung up while cut off: the hangup comes on the new socket, before any resume.
+            self._end(leg.call, hung_up_by=leg)
+            return
         if leg is None or leg.session is not session:
             # A hangup or cancel for an unknown call is ignored, as at Twilio.
             log.info("%s: %s for unknown call %s ignored", session, frame.type,
@@ -149,6 +159,7 @@ class CallTable:
         caller = CallLeg(call, session, temp_id, caller_media, wire_ids={temp_id, call.sid})
         call.caller = caller
         self._add(call, caller)
+        self.exchange.records.started(call, session.identity, temp_id)
         self._tasks.spawn(self._set_up(call, temp_id, payload["sdp"], params, forks))
 
     async def _set_up(self, call: ExchangeCall, temp_id: str, sdp: str,
@@ -208,6 +219,7 @@ class CallTable:
             return
         call.forks.append(leg)
         self._add(call, leg)
+        self.exchange.records.forked(call, child_sid)
         caller_identity = call.caller.session.identity
         parameters = {
             "From": f"client:{caller_identity}",
@@ -268,6 +280,7 @@ class CallTable:
         if call.phase is Phase.ENDED:
             return
         call.phase = Phase.ANSWERED
+        self.exchange.records.answered(call)
         caller.send("answer", callsid=call.sid, sdp=sdp, reconnect=caller.reconnect_token)
         log.info("call %s answered (%s)", call.sid, call.route.to)
 
@@ -316,6 +329,10 @@ class CallTable:
             caller.send("hangup", **payload)
         log.info("call %s ended (%s)", call.sid,
                  "ringing" if was_ringing else f"by {hung_up_by.sid if hung_up_by else 'exchange'}")
+        self.exchange.records.ended(
+            call, answered=not was_ringing, error_code=caller_error[0] if caller_error else None,
+            error=f"{caller_error[0]} {caller_error[1]}" if caller_error else None,
+            caller_hung_up=hung_up_by is not None and hung_up_by is caller)
         for leg in (call.caller, call.callee, *call.forks):
             if leg is not None:
                 self._drop(leg)
@@ -372,11 +389,14 @@ class CallTable:
             return
         settings = leg.media.media.settings
         offered = [c for c in codecs_of(payload["sdp"]) if c in self.config.codec_preferences]
+        if not offered:  # garbage, or nothing we take: keep the leg as it is
+            leg.send("error", **protocol.error_payload(
+                31100, "malformed SDP: reinvite offers no audio codec in common", leg.sid))
+            return
         current = leg.media.codec
         # Keep the leg's codec when the client still offers it: the bridge keeps forwarding.
         prefs = (current,) if current in offered else tuple(offered)
-        if prefs:
-            settings = replace(settings, codec_preferences=prefs)
+        settings = replace(settings, codec_preferences=prefs)
         old = leg.media
         line = call.route.kind == "line" and leg is call.caller
         leg.media = lines.answer_leg(call.route.target, settings) if line else Leg(settings)

@@ -37,6 +37,8 @@ class ExchangeConfig:
     lines: dict[str, str] = field(default_factory=lambda: {"echo": "echo", "tone": "tone"})
     numbers: dict[str, str] = field(default_factory=dict)  # "+15550100" -> identity
     attestation: dict[str, str] = field(default_factory=dict)  # identity -> StirStatus
+    events_port: int | None = None  # event gateway (feedback); None: port + 1 (0 if port is 0)
+    call_log: str | None = None  # SQLite file of the exchange's call log; None: in memory
     path: Path | None = None
 
     def token_kwargs(self) -> dict[str, str]:
@@ -62,6 +64,13 @@ def _addresses(value: list) -> str | None:
     return None
 
 
+def _relative(value: str | None, config_path: Path) -> str | None:
+    """A path from the config file, relative to the file's folder."""
+    if value is None or value == ":memory:":
+        return value
+    return str((config_path.parent / value) if not Path(value).is_absolute() else Path(value))
+
+
 def load(path: str | Path) -> ExchangeConfig:
     toml = TomlFile(path)
     known = {"exchange", "lines", "numbers", "attestation"}
@@ -72,7 +81,8 @@ def load(path: str | Path) -> ExchangeConfig:
     toml.section(ex, required=True)
     toml.unknown_keys(ex, {"account_sid", "api_key_sid", "api_key_secret", "host", "port",
                            "ring_timeout", "max_calls", "heartbeat_interval",
-                           "reconnect_grace", "ice_addresses", "codec_preferences"})
+                           "reconnect_grace", "ice_addresses", "codec_preferences",
+                           "events_port", "call_log"})
     addresses = toml.get(ex, "ice_addresses", list, None, _addresses)
     codecs = toml.get(ex, "codec_preferences", list, list(CODECS),
                       lambda v: None if v and all(c in CODECS for c in v)
@@ -113,6 +123,8 @@ def load(path: str | Path) -> ExchangeConfig:
         lines=lines or {"echo": "echo", "tone": "tone"},
         numbers=numbers,
         attestation=attestation,
+        events_port=toml.get(ex, "events_port", int, None, port),
+        call_log=_relative(toml.get(ex, "call_log", str, None), Path(path)),
         path=Path(path),
     )
 
@@ -131,6 +143,8 @@ heartbeat_interval = 5      # seconds between heartbeats (clients give up after 
 reconnect_grace = 30        # seconds a call waits for a client whose socket vanished
 # ice_addresses = ["192.168.1.20"]   # addresses offered to ICE (default: all but loopback)
 codec_preferences = ["opus", "pcmu"]
+# events_port = {events_port}        # feedback from phones (default: port + 1)
+call_log = "exchange-calls.db"  # SQLite call log (`piphone calls --db`), next to this file
 
 [lines]                     # numbers the exchange answers itself
 echo = "echo"               # plays your audio back
@@ -155,6 +169,7 @@ def write_starter(path: str | Path, port_: int = DEFAULT_PORT) -> Path:
         api_key_sid="SK" + secrets.token_hex(16),
         api_key_secret=secrets.token_urlsafe(32),
         port=port_,
+        events_port=port_ + 1,
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -13,10 +13,12 @@ import http
 import logging
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from ..calllog import CallLog
 from ..voice import protocol
 from ..voice.errors import TwilioError
 from ..voice.media import MediaSettings
@@ -24,6 +26,8 @@ from ..voice.tasks import TaskSet
 from . import auth
 from .calls import CallTable
 from .config import ExchangeConfig
+from .events import EventGateway
+from .records import CallRecords
 from .routing import DialPlan, Registrations
 
 log = logging.getLogger(__name__)
@@ -123,8 +127,10 @@ class ClientSession:
             return
         first = self.grant is None
         self.grant = grant
+        gateway = self.exchange.events.url_for(_host_of(self.ws))
         self.send("connected", region=REGION, edge=REGION, home=REGION,
-                  token={"identity": grant.identity, "ttl": grant.ttl()})
+                  token={"identity": grant.identity, "ttl": grant.ttl()},
+                  **({"eventgw": gateway} if gateway else {}))
         if first:
             log.info("%s: listening as %s", self, grant.identity)
 
@@ -160,6 +166,8 @@ class Exchange:
         self.media_settings = MediaSettings(ice_addresses=config.ice_addresses,
                                             codec_preferences=config.codec_preferences)
         self.calls = CallTable(self)
+        self.records = CallRecords(CallLog(config.call_log or ":memory:"))  # calllog.py
+        self.events = EventGateway(self)  # feedback from clients (events.py)
         self.sessions: set[ClientSession] = set()
         self._server: Server | None = None
         self._tls = False
@@ -177,6 +185,10 @@ class Exchange:
             max_size=4 * protocol.MAX_FRAME_BYTES,  # larger: closed; 64 KiB-256 KiB: dropped
         )
         log.info("exchange serving %s", self.url)
+        port = self.port if port is None else port
+        events_port = (self.config.events_port if self.config.events_port is not None
+                       else 0 if port == 0 else self.port + 1)
+        await self.events.start(host or self.config.host, events_port, ssl_context)
 
     @property
     def port(self) -> int:
@@ -203,6 +215,7 @@ class Exchange:
 
     async def close(self) -> None:
         await self.calls.close()
+        await self.events.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -211,6 +224,13 @@ class Exchange:
     async def serve_forever(self) -> None:
         assert self._server is not None
         await self._server.serve_forever()
+
+
+def _host_of(ws: ServerConnection) -> str:
+    """The host name the client used to reach us (for URLs we hand it)."""
+    request = ws.request
+    host = request.headers.get("Host") if request is not None else None
+    return urlsplit(f"//{host}").hostname or "127.0.0.1" if host else "127.0.0.1"
 
 
 def _only_signal_path(connection: ServerConnection, request: Any) -> Any:

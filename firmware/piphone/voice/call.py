@@ -73,6 +73,7 @@ class Call(Emitter):
         reconnect_token: str | None = None,
         quality: QualitySettings | None = None,
         reconnect_settings: ReconnectSettings | None = None,
+        publish_feedback: Callable[[Call, int | None, str | None], asyncio.Task] | None = None,
     ) -> None:
         super().__init__()
         self.direction = direction
@@ -99,11 +100,13 @@ class Call(Emitter):
         self._closed = asyncio.Event()
         self._prepared: asyncio.Task | None = None
         self._digits_lock = asyncio.Lock()
+        self._publish_feedback = publish_feedback  # Device: Insights event (insights.py)
+        self.feedback: dict[str, Any] | None = None
         # sample / volume / warning (quality.py): runs while the call is open or reconnecting.
         self.quality = QualityMonitor(
             quality or QualitySettings(), read_counters=self._quality_counters,
             meters=lambda: (self._media.input_meter, self._media.output_meter)
-            if self._media else None,
+            if self._media and self._media.input_meter and self._media.output_meter else None,
             is_muted=self.is_muted, emit=self.emit)
         self.on("status", lambda s: self.quality.start() if s is CallStatus.OPEN
                 else self.quality.stop() if s is CallStatus.CLOSED else None)
@@ -206,8 +209,11 @@ class Call(Emitter):
             raise TwilioError(31000, f"cannot send digits while the call is {self._status}")
         return self._tasks.spawn(self._send_digit_groups(digits))
 
-    def post_feedback(self, score: int | None = None, issue: str | None = None) -> None:
-        """Validate call feedback (score 1-5, issue one of FEEDBACK_ISSUES; none = declined)."""
+    def post_feedback(self, score: int | None = None,
+                      issue: str | None = None) -> asyncio.Task | None:
+        """Post call feedback (score 1-5, issue one of FEEDBACK_ISSUES; none = declined) as
+        Twilio's SDK does: an Insights event to the event gateway (insights.py). Returns the
+        posting task (its result: delivered or not); it never affects the call."""
         if score is not None and (isinstance(score, bool) or score not in (1, 2, 3, 4, 5)):
             raise InvalidArgumentError(f"feedback score must be 1-5 or None, got {score!r}")
         if issue is not None and issue not in FEEDBACK_ISSUES:
@@ -215,7 +221,10 @@ class Call(Emitter):
                 f"feedback issue must be one of {', '.join(FEEDBACK_ISSUES)}, got {issue!r}"
             )
         self.feedback = {"score": score, "issue": issue}
-        # Delivery (Insights event or the exchange's call log) comes with the quality work.
+        self.emit("feedback", score, issue)  # piphone: the call log keeps it
+        if self._publish_feedback is None:
+            return None
+        return self._publish_feedback(self, score, issue)
 
     def set_condition(self, name: str, active: bool, data: dict[str, Any] | None = None) -> None:
         """Raise (``warning``) or clear (``warning-cleared``) a condition the appliance sees,
@@ -355,6 +364,8 @@ class Call(Emitter):
 
         media = MediaSession(self._media_settings, BorrowedTrack(self._gate), on_state=state,
                              on_remote_track=self._remote_track_arrived)
+        if self.quality.settings.enabled:
+            media.meter_levels(on_sent=self.quality.audio_clock)
         return media
 
     def _remote_track_arrived(self, track: MediaStreamTrack) -> None:

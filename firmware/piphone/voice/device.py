@@ -22,6 +22,7 @@ from . import protocol, tokens
 from .call import Call, CallDirection, CallStatus
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
+from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
 from .media import MediaError, MediaSettings
 from .quality import QualitySettings
 from .reconnect import ReconnectSettings
@@ -68,6 +69,7 @@ class Device(Emitter):
         register_interval: float = protocol.REGISTER_INTERVAL,
         heartbeat_timeout: float = protocol.HEARTBEAT_TIMEOUT,
         quality: QualitySettings | None = None,
+        event_gateway: str | None = None,
     ) -> None:
         super().__init__()
         if edge not in EDGES:
@@ -89,6 +91,14 @@ class Device(Emitter):
         self.register_interval = register_interval
         self.quality = quality or QualitySettings()  # thresholds etc. of every call's monitor
         self.reconnect_settings = reconnect or ReconnectSettings()  # call reconnection timers
+        # Feedback goes to this event gateway URL, else the one the server names (the local
+        # exchange), else Twilio's for our home region (insights.py).
+        self._event_gateway = event_gateway
+        self._announced_gateway: str | None = None
+        self._home: str | None = None
+        self._twilio = signaling_url is None
+        self._publisher = InsightsPublisher(lambda: self.event_gateway, lambda: self._token,
+                                            ssl_context=ssl_context)
         self._state = DeviceState.UNREGISTERED
         self._calls: list[Call] = []
         self.identity: str | None = None
@@ -124,6 +134,16 @@ class Device(Emitter):
     @property
     def token(self) -> str:
         return self._token
+
+    @property
+    def event_gateway(self) -> str | None:
+        if self._event_gateway or self._announced_gateway:
+            return self._event_gateway or self._announced_gateway
+        return twilio_event_gateway(self._home) if self._twilio else None
+
+    def _post_feedback(self, call: Call, score: int | None, issue: str | None) -> asyncio.Task:
+        event = feedback_event(call, score, issue, region=self.region)
+        return self._tasks.spawn(self._publisher.post(event))
 
     @property
     def is_busy(self) -> bool:
@@ -185,6 +205,7 @@ class Device(Emitter):
             custom_parameters=params,
             quality=self.quality,
             reconnect_settings=self.reconnect_settings,
+            publish_feedback=self._post_feedback,
         )
         self._track_call(call)
         try:
@@ -224,6 +245,7 @@ class Device(Emitter):
             reconnect_token=payload.get("reconnect"),
             quality=self.quality,
             reconnect_settings=self.reconnect_settings,
+            publish_feedback=self._post_feedback,
         )
         self._track_call(call)
         try:
@@ -278,6 +300,9 @@ class Device(Emitter):
             token = payload.get("token") or {}
             self.identity = token.get("identity", self.identity)
             self.region = payload.get("region", self.region)
+            self._home = payload.get("home", self._home)
+            if isinstance(payload.get("eventgw"), str):
+                self._announced_gateway = payload["eventgw"]
             self._arm_token_expiry(token.get("ttl"))
             self._token_refresher.armed = True
             self._refusal = None

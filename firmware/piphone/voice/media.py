@@ -94,15 +94,15 @@ class MediaSession:
         self.pc.on("connectionstatechange", self._state_changed)
         self.pc.on("track", self._track)
         # We encode on the loop ourselves (encoding.py); aiortc sends the packets as they are.
-        # Levels of what we send and hear, and what the far end says it received (quality.py).
-        self.input_meter, self.output_meter = LevelMeter(), LevelMeter()
+        # Levels of what we send and hear (``meter_levels``), and what the far end says it
+        # received: for the call's quality monitor (quality.py).
+        self.input_meter: LevelMeter | None = None
+        self.output_meter: LevelMeter | None = None
         self.far_received: int | None = None
         self._sending = EncodingTrack(self.source, lambda: self.codec,
-                                      opus_bitrate=self.settings.opus_bitrate,
-                                      meter=self.input_meter)
+                                      opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         self.receive_tap = rtc_hooks.decode_on_loop(transceiver.receiver)
-        self.receive_tap.meter = self.output_meter
         rtc_hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
         self.jitter_buffer = rtc_hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
@@ -203,6 +203,13 @@ class MediaSession:
             self._failed.set()
         if self.on_state is not None:
             self.on_state(state)
+
+    def meter_levels(self, on_sent: Callable[[], None] | None = None) -> None:
+        """Meter the PCM we send (before encoding) and hear (after decoding); ``on_sent`` is
+        called after each frame sent."""
+        self.input_meter, self.output_meter = LevelMeter(on_sent), LevelMeter()
+        self._sending.meter = self.input_meter
+        self.receive_tap.meter = self.output_meter
 
     def _receiver_report(self, report) -> None:
         self.far_received = report.highest_sequence

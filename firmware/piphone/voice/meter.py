@@ -1,15 +1,18 @@
 """A cheap level meter for the PCM a call sends (before encoding) and hears (after decoding).
 
 The quality monitor reads it every 50 ms (``volume``) and folds the readings into the
-once-a-second ``sample``. Pushing a 20 ms frame costs one dot product and one max over its
-samples (numpy), so it can sit on the media path of every call. voice/ may not import audio/
-(DESIGN.md), whose ``levels.py`` computes the SDK's analyser-exact levels for the headset; this
-one is the call's own, from the very frames that go on and come off the wire.
+once-a-second ``sample``. As the SDK's analyser does (it reads the latest samples of the
+stream at each tick), a read measures the latest frame pushed: pushing costs one assignment
+on the media path, and a read a handful of numpy calls (scripts/bench/quality_cost.py).
+voice/ may not import audio/ (DESIGN.md), whose ``levels.py`` computes the SDK's
+analyser-exact levels for the headset; this one is the call's own, from the very frames that
+go on and come off the wire.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
@@ -21,13 +24,13 @@ VOLUME_MAX_DBFS = -30.0  # ... -30 dBFS -> 1.0
 LEVEL_MAX = 32767  # sample's audioInputLevel / audioOutputLevel scale
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reading:
-    """The audio pushed since the previous read."""
+    """The latest frame pushed before a read."""
 
     rms: float = 0.0  # int16 units, 0..32767
     peak: int = 0  # largest sample magnitude, 0..32768
-    frames: int = 0  # frames pushed
+    frames: int = 0  # frames pushed since the previous read
 
     @property
     def level(self) -> int:
@@ -45,35 +48,35 @@ class Reading:
 
 
 class LevelMeter:
-    """Sum of squares and peak of the s16 frames pushed since the last ``read``.
+    """RMS and peak of the latest s16 frame pushed, read once per volume tick.
 
     Push and read both run on the event loop (the encoder and the decoder run there).
     """
 
-    def __init__(self) -> None:
-        self._energy = 0
-        self._count = 0
-        self._peak = 0
+    __slots__ = ("_latest", "_frames", "on_push")
+
+    def __init__(self, on_push: Callable[[], None] | None = None) -> None:
+        self._latest: av.AudioFrame | None = None
         self._frames = 0
+        self.on_push = on_push  # called after each frame (the quality monitor's audio clock)
 
     def push(self, frame: av.AudioFrame) -> None:
-        if frame.format.name != "s16":  # piphone's paths are s16; another format is not metered
-            return
-        samples = np.frombuffer(frame.planes[0], dtype=np.int16)[: frame.samples
-                                                                  * len(frame.layout.channels)]
-        if samples.size == 0:
-            return
-        wide = samples.astype(np.int64)  # squares of 1920 samples overflow int32
-        self._energy += int(np.dot(wide, wide))
-        self._count += samples.size
-        self._peak = max(self._peak, int(np.abs(wide).max()))
+        self._latest = frame
         self._frames += 1
+        if self.on_push is not None:
+            self.on_push()
 
     def read(self) -> Reading:
-        """What was pushed since the last read (silence if nothing), and start afresh."""
-        if self._count == 0:
-            return Reading()
-        reading = Reading(rms=math.sqrt(self._energy / self._count), peak=self._peak,
-                          frames=self._frames)
-        self._energy = self._count = self._peak = self._frames = 0
-        return reading
+        """The latest frame's level (silence if none came since the last read)."""
+        frame, frames = self._latest, self._frames
+        self._latest, self._frames = None, 0
+        if frame is None or frame.format.name != "s16":  # piphone's paths are s16
+            return Reading(frames=frames)
+        samples = np.frombuffer(frame.planes[0], dtype=np.int16,
+                                count=frame.samples * len(frame.layout.channels))
+        if samples.size == 0:
+            return Reading(frames=frames)
+        wide = samples.astype(np.float32)  # int16 squares overflow; float32 sums are ample
+        peak = max(int(samples.max()), -int(samples.min()))
+        return Reading(rms=math.sqrt(float(np.dot(wide, wide)) / samples.size), peak=peak,
+                       frames=frames)

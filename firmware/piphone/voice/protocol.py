@@ -54,7 +54,8 @@ CLIENT_FRAMES: dict[str, _Spec] = {
 }
 
 SERVER_FRAMES: dict[str, _Spec] = {
-    "connected": ({}, {"region": _STR, "edge": _STR, "home": _STR, "token": _OBJ}),
+    "connected": ({}, {"region": _STR, "edge": _STR, "home": _STR, "token": _OBJ,
+                       "eventgw": _STR}),  # eventgw: piphone's exchange names its gateway
     "ready": ({}, {}),
     "offline": ({}, {}),
     "invite": (

@@ -47,6 +47,7 @@ SAMPLE_COUNT_METRICS = 5  # default window (the reference; the SDK code takes it
 SAMPLE_COUNT_RAISE = 3
 SAMPLE_COUNT_CLEAR = 0
 CONDITIONS = ("audio-device-lost",)  # set_condition names (piphone extension)
+HALF_FRAME = 0.01  # s: a volume tick goes with the 20 ms frame nearest its time
 ONE_WAY_AUDIO = "one-way-audio"
 ICE_LOST = "ice-connectivity-lost"
 
@@ -212,9 +213,13 @@ async def media_counters(session) -> Counters:
     """Counters of a voice.media.MediaSession from aiortc's public ``getStats``, plus what
     aiortc does not report: payload bytes received and the buffer's figures (jitter.py), and
     the far end's highest received sequence number (RTCP receiver reports, media.py)."""
-    report = await session.pc.getStats()
+    # The sender's and receiver's getStats (what pc.getStats gathers), awaited in turn: no
+    # tasks for asyncio.gather to make every second.
+    stats_list = []
+    for part in (*session.pc.getSenders(), *session.pc.getReceivers()):
+        stats_list.extend((await part.getStats()).values())
     inbound = outbound = remote = None
-    for stats in report.values():
+    for stats in stats_list:
         if getattr(stats, "kind", "audio") != "audio":
             continue
         if stats.type == "inbound-rtp":
@@ -286,6 +291,9 @@ class QualityMonitor:
         self._silent_for = 0.0  # s of digital silence heard while packets arrive
         self._unheard_for = 0.0  # s of sending with the far end receiving nothing
         self._far_received: int | None = None
+        self._next_volume: float | None = None  # clock of the next volume event
+        self._metered = False  # volume ticks (levels) came in the last second
+        self._stopped = False
         self._tasks = TaskSet(self)
 
     # --- life cycle ------------------------------------------------------------------------
@@ -293,11 +301,29 @@ class QualityMonitor:
         if self._started is not None or not self.settings.enabled:
             return
         self._started = self._clock()
-        self._tasks.spawn(self._every(self.settings.volume_interval, self.volume_tick))
         self._tasks.spawn(self._every(self.settings.sample_interval, self.sample_tick))
 
     def stop(self) -> None:
         self._tasks.cancel()
+        self._stopped = True
+
+    def audio_clock(self) -> None:
+        """Called for every frame we send (the input meter's push): ticks ``volume`` on the
+        frame nearest each 50 ms step. The audio wakes the loop every 20 ms anyway; a timer of
+        its own would wake it 20 more times a second, which cost about ten times the metering
+        itself (scripts/bench/quality_cost.py)."""
+        if self._started is None or self._stopped:
+            return
+        now = self._clock()
+        interval = self.settings.volume_interval
+        if self._next_volume is None or now - self._next_volume > interval:
+            self._next_volume = now  # first frame, or audio resumed after a gap
+        if now >= self._next_volume - HALF_FRAME:
+            self._next_volume += interval
+            try:
+                self.volume_tick()
+            except Exception:  # on the media path: never let it break sending
+                log.exception("quality volume_tick failed")
 
     async def _every(self, interval: float, tick: Callable[[], Any]) -> None:
         loop = asyncio.get_running_loop()
@@ -357,6 +383,7 @@ class QualityMonitor:
         input_ticks, self._input_ticks = self._input_ticks, []
         output_ticks, self._output_ticks = self._output_ticks, []
         output_peak, self._output_peak = self._output_peak, 0
+        self._metered = bool(output_ticks)
         self._levels_window.append(input_ticks)
         sample = Sample(
             audio_input_level=round(sum(input_ticks) / len(input_ticks)) if input_ticks else 0,
@@ -458,7 +485,8 @@ class QualityMonitor:
     # --- one-way audio (extension) ---------------------------------------------------------
     def _track_one_way(self, sample: Sample, output_peak: int, far: int | None) -> None:
         step = self.settings.sample_interval
-        silent = (not self._is_muted() and sample.packets_received > 0
+        heard = self._metered  # unmetered media (the exchange's legs) cannot tell silence
+        silent = (heard and not self._is_muted() and sample.packets_received > 0
                   and output_peak <= self.settings.silence_peak)
         self._silent_for = self._silent_for + step if silent else 0.0
         unheard = sample.packets_sent > 0 and (far is None or far == self._far_received)

@@ -8,7 +8,9 @@
   (53405); a new media session (aiortc has no ICE restart, so a new RTCPeerConnection) is
   offered with ``reinvite``, attempt after attempt with backoff, for up to ``give_up`` seconds;
   then the call fails with 53405 and disconnects. The loss is told by the RTP itself
-  (``RtpWatchdog``): aioice only gives up on a vanished peer after ~30 s of consent failures.
+  (``RtpWatchdog``): aioice only gives up on a vanished peer after ~30 s of consent failures,
+  and aiortc has no ICE ``disconnected`` state, so the SDK's "disconnected with no bytes
+  received" is, here, no packet for ``rtp_timeout``.
 - ``reconnected`` fires once both signaling and media are open again, as in the SDK
   (lib/twilio/call.ts: _onTransportClose, _onMediaFailure, _onSignalingReconnected,
   _onMediaReconnected): each loss emits its own ``reconnecting``, recovery one ``reconnected``.

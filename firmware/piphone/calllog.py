@@ -1,0 +1,272 @@
+"""The call log: every call with its outcome and quality summary, in SQLite (stdlib sqlite3).
+
+Used on the phone (``track(log, call)`` follows a voice Call) and at the exchange
+(exchange/records.py), so it lives at the top of the package: the exchange may not import
+appliance/. ``piphone calls`` prints it. A row is written when the call starts and updated as
+it is answered and ends, so feedback given during or after the call always finds it.
+
+Outcomes: ``completed`` (answered, then hung up), ``cancelled`` (given up before answer, or
+ignored here), ``rejected``, ``no-answer``, ``busy``, ``failed`` (an error ended it); ``None``
+while the call goes on.
+
+Writes are single small transactions on the event loop: milliseconds, at call start and end
+only. A file database uses WAL, so ``piphone calls`` reads while a call is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,            -- 'device' or 'exchange'
+    direction TEXT NOT NULL,       -- INCOMING / OUTGOING (the exchange: the caller's view)
+    identity TEXT,                 -- whose log: the device's identity, or the caller's
+    peer TEXT,                     -- the other party: To or From
+    call_sid TEXT,
+    started REAL NOT NULL,         -- seconds since the epoch
+    answered REAL,
+    ended REAL,
+    outcome TEXT,
+    error TEXT,                    -- 'code message' of the error that ended it
+    codec TEXT,
+    mos_average REAL,
+    mos_minimum REAL,
+    warnings TEXT NOT NULL DEFAULT '[]'   -- JSON list of warning names raised
+);
+CREATE TABLE IF NOT EXISTS call_ids (   -- every id a call is known by (TJS..., child CallSids)
+    sid TEXT PRIMARY KEY,
+    call_id INTEGER NOT NULL REFERENCES calls(id)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    call_id INTEGER NOT NULL REFERENCES calls(id),
+    party TEXT,                    -- identity that gave it
+    score INTEGER,                 -- 1-5, NULL: declined
+    issue TEXT,
+    at REAL NOT NULL
+);
+"""
+
+OUTCOMES = ("completed", "cancelled", "rejected", "no-answer", "busy", "failed")
+_ERROR_OUTCOMES = {31603: "rejected", 31486: "busy", 31480: "no-answer"}
+
+
+def outcome_of(*, answered: bool, error_code: int | None = None,
+               cancelled: bool = False) -> str:
+    """How a call ended, from whether it was answered and the error that ended it."""
+    if error_code is not None:
+        return "failed" if answered else _ERROR_OUTCOMES.get(error_code, "failed")
+    if answered:
+        return "completed"
+    return "cancelled" if cancelled else "failed"
+
+
+@dataclass
+class CallRecord:
+    site: str
+    direction: str
+    started: float
+    identity: str | None = None
+    peer: str | None = None
+    call_sid: str | None = None
+    answered: float | None = None
+    ended: float | None = None
+    outcome: str | None = None
+    error: str | None = None
+    codec: str | None = None
+    mos_average: float | None = None
+    mos_minimum: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    feedback: list[dict[str, Any]] = field(default_factory=list)
+    id: int | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from answer to end (None if never answered)."""
+        if self.answered is None or self.ended is None:
+            return None
+        return self.ended - self.answered
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "duration": self.duration}
+
+
+_COLUMNS = ("site", "direction", "identity", "peer", "call_sid", "started", "answered", "ended",
+            "outcome", "error", "codec", "mos_average", "mos_minimum", "warnings")
+
+
+class CallLog:
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.row_factory = sqlite3.Row
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writing -------------------------------------------------------------------------------
+    def start(self, record: CallRecord, *aliases: str) -> int:
+        values = {c: self._encode(c, getattr(record, c)) for c in _COLUMNS}
+        with self._db:
+            cursor = self._db.execute(
+                f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES "
+                f"({', '.join('?' for _ in _COLUMNS)})", [values[c] for c in _COLUMNS])
+            record.id = cursor.lastrowid
+        assert record.id is not None
+        self.alias(record.id, *(a for a in (record.call_sid, *aliases) if a))
+        return record.id
+
+    def alias(self, call_id: int, *sids: str) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO call_ids (sid, call_id) VALUES (?, ?)",
+                                 [(sid, call_id) for sid in sids if sid])
+
+    def update(self, call_id: int, **changes: Any) -> None:
+        unknown = set(changes) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"no call log column {sorted(unknown)}")
+        if not changes:
+            return
+        with self._db:
+            self._db.execute(
+                f"UPDATE calls SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
+                [self._encode(c, v) for c, v in changes.items()] + [call_id])
+        if changes.get("call_sid"):
+            self.alias(call_id, changes["call_sid"])
+
+    def add_feedback(self, sids: list[str], score: int | None, issue: str | None,
+                     party: str | None = None, at: float | None = None) -> int | None:
+        """File feedback under the call known by any of ``sids``; its id, or None if unknown."""
+        call_id = self.find(*sids)
+        if call_id is not None:
+            with self._db:
+                self._db.execute(
+                    "INSERT INTO feedback (call_id, party, score, issue, at) VALUES (?,?,?,?,?)",
+                    (call_id, party, score, issue, time.time() if at is None else at))
+        return call_id
+
+    @staticmethod
+    def _encode(column: str, value: Any) -> Any:
+        return json.dumps(list(value)) if column == "warnings" else value
+
+    # --- reading -------------------------------------------------------------------------------
+    def find(self, *sids: str) -> int | None:
+        for sid in sids:
+            if sid:
+                row = self._db.execute("SELECT call_id FROM call_ids WHERE sid = ?",
+                                       (sid,)).fetchone()
+                if row is not None:
+                    return int(row[0])
+        return None
+
+    def recent(self, limit: int = 20) -> list[CallRecord]:
+        """The latest calls, newest first."""
+        rows = self._db.execute("SELECT * FROM calls ORDER BY started DESC, id DESC LIMIT ?",
+                                (limit,)).fetchall()
+        records = []
+        for row in rows:
+            data = dict(row)
+            data["warnings"] = json.loads(data["warnings"] or "[]")
+            record = CallRecord(**data)
+            record.feedback = [
+                {"party": f["party"], "score": f["score"], "issue": f["issue"], "at": f["at"]}
+                for f in self._db.execute(
+                    "SELECT * FROM feedback WHERE call_id = ? ORDER BY at", (record.id,))]
+            records.append(record)
+        return records
+
+    def get(self, call_id: int) -> CallRecord | None:
+        return next((r for r in self.recent(1_000_000) if r.id == call_id), None)
+
+
+# --- following a voice Call (on the phone) -------------------------------------------------------
+def track(log: CallLog, call: Any, identity: str | None = None) -> int:
+    """Log ``call`` (a voice.Call) from now to its end, and any feedback given for it."""
+    incoming = call.direction.value == "INCOMING"
+    record = CallRecord(
+        site="device", direction=call.direction.value, started=time.time(), identity=identity,
+        peer=call.parameters.get("From") if incoming else call.custom_parameters.get("To"),
+        call_sid=call.call_sid)
+    call_id = log.start(record, *(s for s in (call.outbound_connection_id,) if s))
+    state: dict[str, Any] = {"outcome": None, "error": None, "finished": False}
+
+    def error(err: Any) -> None:
+        state["error"] = err
+
+    def finish() -> None:
+        if state["finished"]:
+            return
+        state["finished"] = True
+        err = state["error"]
+        code = getattr(err, "code", None)
+        answered = record.answered is not None
+        outcome = state["outcome"] or outcome_of(answered=answered, error_code=code,
+                                                 cancelled=not answered)
+        quality = call.quality
+        log.update(call_id, ended=time.time(), outcome=outcome, call_sid=call.call_sid,
+                   error=f"{code} {getattr(err, 'message', '')}".strip() if err else None,
+                   codec=call.codec or None, mos_average=quality.mos_average,
+                   mos_minimum=quality.mos_minimum, warnings=quality.raised)
+
+    def accepted(_call: Any) -> None:
+        record.answered = time.time()
+        log.update(call_id, answered=record.answered, call_sid=call.call_sid)
+
+    def ended_as(outcome: str | None):
+        def handler(*_: Any) -> None:
+            if outcome is not None and state["outcome"] is None:
+                state["outcome"] = outcome
+            finish()
+        return handler
+
+    def status(value: Any) -> None:
+        if str(value) == "closed":  # the outcome event (reject, cancel...) follows at once
+            asyncio.get_running_loop().call_soon(finish)
+
+    call.on("error", error)
+    call.on("accept", accepted)
+    call.on("reject", ended_as("rejected"))
+    call.on("cancel", ended_as("cancelled"))  # given up before answer, or ignored here
+    call.on("disconnect", ended_as(None))
+    call.on("status", status)
+    call.on("feedback", lambda score, issue: log.add_feedback(
+        [s for s in (call.call_sid, call.outbound_connection_id) if s], score, issue,
+        party=identity))
+    return call_id
+
+
+# --- printing ------------------------------------------------------------------------------------
+def format_table(records: list[CallRecord]) -> str:
+    """The calls as a fixed-width table, newest first."""
+    header = ("started", "dir", "peer", "outcome", "secs", "codec", "mos avg/min", "warnings",
+              "feedback", "callsid")
+    rows = [header]
+    for r in records:
+        mos = ("-" if r.mos_average is None
+               else f"{r.mos_average:.2f}/{r.mos_minimum:.2f}")
+        feedback = ", ".join(
+            "declined" if f["score"] is None else f"{f['score']}" + (f" {f['issue']}"
+                                                                    if f["issue"] else "")
+            for f in r.feedback) or "-"
+        rows.append((
+            datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M:%S"),
+            "in" if r.direction == "INCOMING" else "out",
+            r.peer or "-", r.outcome or "(on)",
+            "-" if r.duration is None else f"{r.duration:.0f}",
+            r.codec or "-", mos, ",".join(r.warnings) or "-", feedback, r.call_sid or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                     .rstrip() for row in rows)

@@ -1,0 +1,97 @@
+"""piphone/calllog.py: the SQLite store, outcomes, feedback by any id, and `piphone calls`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from piphone import cli
+from piphone.calllog import CallLog, CallRecord, format_table, outcome_of
+
+
+def record(**fields) -> CallRecord:
+    base = dict(site="device", direction="OUTGOING", started=1_700_000_000.0, identity="alice",
+                peer="client:bob", call_sid="CA1")
+    return CallRecord(**{**base, **fields})
+
+
+@pytest.mark.parametrize(("answered", "code", "cancelled", "outcome"), [
+    (True, None, False, "completed"),
+    (False, None, True, "cancelled"),
+    (False, 31603, False, "rejected"),
+    (False, 31486, False, "busy"),
+    (False, 31480, False, "no-answer"),
+    (False, 31404, False, "failed"),
+    (True, 53405, False, "failed"),  # dropped after answer
+    (False, None, False, "failed"),
+])
+def test_outcomes(answered, code, cancelled, outcome):
+    assert outcome_of(answered=answered, error_code=code, cancelled=cancelled) == outcome
+
+
+def test_a_call_from_start_to_end_with_feedback_by_any_of_its_ids(tmp_path):
+    log = CallLog(tmp_path / "calls.db")
+    call_id = log.start(record(call_sid=None), "TJSabc")
+    log.update(call_id, call_sid="CA1", answered=1_700_000_002.0)
+    log.update(call_id, ended=1_700_000_062.5, outcome="completed", codec="opus",
+               mos_average=4.4, mos_minimum=4.1, warnings=["high-jitter"])
+    assert log.add_feedback(["TJSabc"], 4, "echo", party="alice") == call_id
+    assert log.add_feedback(["CA1"], None, None, party="bob") == call_id
+    assert log.add_feedback(["CAnope"], 1, None) is None
+    (row,) = log.recent()
+    assert (row.call_sid, row.outcome, row.codec, row.warnings) == ("CA1", "completed", "opus",
+                                                                   ["high-jitter"])
+    assert row.duration == pytest.approx(60.5)
+    assert [(f["party"], f["score"], f["issue"]) for f in row.feedback] == [
+        ("alice", 4, "echo"), ("bob", None, None)]
+    with pytest.raises(ValueError, match="no call log column"):
+        log.update(call_id, colour="red")
+    log.close()
+    # WAL: another reader sees it while the writer is open
+    assert sqlite3.connect(tmp_path / "calls.db").execute(
+        "PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_recent_is_newest_first_and_limited():
+    log = CallLog()
+    for i in range(5):
+        log.start(record(call_sid=f"CA{i}", started=1_700_000_000.0 + i))
+    assert [r.call_sid for r in log.recent(3)] == ["CA4", "CA3", "CA2"]
+
+
+def test_table_shows_each_column():
+    log = CallLog()
+    done = log.start(record())
+    log.update(done, answered=1_700_000_001.0, ended=1_700_000_031.0, outcome="completed",
+               codec="pcmu", mos_average=4.2, mos_minimum=3.5, warnings=["high-rtt"])
+    log.add_feedback(["CA1"], 2, "choppy-audio")
+    log.start(record(call_sid="CA2", direction="INCOMING", peer="client:carol",
+                     started=1_700_000_100.0))
+    lines = format_table(log.recent()).splitlines()
+    assert lines[0].split()[:4] == ["started", "dir", "peer", "outcome"]
+    assert "in" in lines[1].split() and "(on)" in lines[1] and "client:carol" in lines[1]
+    for cell in ("out", "client:bob", "completed", "30", "pcmu", "4.20/3.50", "high-rtt",
+                 "2 choppy-audio", "CA1"):
+        assert cell in lines[2]
+
+
+def test_piphone_calls_table_and_json(tmp_path, capsys):
+    db = tmp_path / "calls.db"
+    log = CallLog(db)
+    call_id = log.start(record())
+    log.update(call_id, answered=1_700_000_001.0, ended=1_700_000_011.0, outcome="completed")
+    log.start(record(call_sid="CA2", started=1_700_000_100.0))
+    log.close()
+    assert cli.main(["calls", "--db", str(db)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("started") and len(out) == 3
+    assert cli.main(["calls", "--db", str(db), "--json", "--limit", "1"]) == 0
+    (latest,) = json.loads(capsys.readouterr().out)
+    assert latest["call_sid"] == "CA2" and latest["outcome"] is None
+    assert set(latest) >= {"direction", "peer", "started", "answered", "ended", "codec",
+                           "mos_average", "mos_minimum", "warnings", "feedback", "duration"}
+    assert cli.main(["calls", "--db", str(tmp_path / "none.db")]) == 2
+    assert "no call log there" in capsys.readouterr().err
+    assert cli.main(["calls", "--db", str(db), "--limit", "0"]) == 2
