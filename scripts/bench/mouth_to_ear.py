@@ -221,6 +221,22 @@ def timed_playback(device: str, timeline: Timeline, **kwargs):
     return Timed(device, **kwargs)
 
 
+class StockBuffer:
+    """aiortc's own audio jitter buffer (what RTCRtpReceiver makes: capacity 16, prefetch 4)
+    in place of piphone's, which still counts the packets (the call's media watchdog reads
+    its stats: unfed, it would take the call for cut off and reconnect it)."""
+
+    def __init__(self, ours) -> None:
+        from aiortc.jitterbuffer import JitterBuffer
+
+        self.ours, self.stock = ours, JitterBuffer(capacity=16, prefetch=4)
+        self.capacity = self.stock.capacity
+
+    def add(self, packet):
+        self.ours.add(packet)  # for its counters only; what it releases is not used
+        return self.stock.add(packet)
+
+
 def thread_cpu(native_ids: list[int]) -> float:
     total = 0.0
     for tid in native_ids:
@@ -283,9 +299,7 @@ async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
         receiver = incoming._media.pc.getTransceivers()[0].receiver
         sender = call._media.pc.getTransceivers()[0].sender
         if stock:
-            from aiortc.jitterbuffer import JitterBuffer
-
-            setattr(receiver, _STOCK_JITTER, JitterBuffer(capacity=16, prefetch=4))
+            setattr(receiver, _STOCK_JITTER, StockBuffer(incoming._media.jitter_buffer))
         handle = receiver._handle_rtp_packet
 
         mapper = receiver._RTCRtpReceiver__timestamp_mapper  # decoded pts = RTP ts - origin
@@ -314,6 +328,9 @@ async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
         cpu = (thread_cpu(threads) - cpu0) / (time.perf_counter() - t0) / 2  # two phones
         if str(call.status()) != "open":
             raise RuntimeError("the call dropped during the measurement")
+        if incoming._media.pc.getTransceivers()[0].receiver is not receiver:
+            raise RuntimeError("the call's media was renegotiated during the measurement: "
+                               "the figures would mix two receivers")
     finally:
         await a.destroy()
         await b.destroy()

@@ -245,6 +245,10 @@ def test_a_card_name_that_matches_nothing_is_a_clear_error(cards):
     split = Headset.from_spec("piphone_a_cap,piphone_a_play", ring="piphone_b_play")
     assert split.capture.device == "piphone_a_cap" and split.ring.device == "piphone_b_play"
     assert split.card is None and split.present
+    low = Headset("piphone_a_cap", "piphone_a_play", "piphone_b_play",
+                  playback_options={"period_ms": 5, "periods": 3})
+    assert (low.playback.period_ms, low.playback.periods) == (5, 3)
+    assert low.ring.period_ms == 5 and low.capture.period_ms == 20
 
 
 async def test_piphone_call_maps_lost_and_back_to_the_calls_warning(alsa_rig, cards):

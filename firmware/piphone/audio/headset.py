@@ -41,13 +41,15 @@ class Headset(AsyncIOEventEmitter):
     def __init__(self, capture: str, playback: str, ring: str | None = None, *,
                  card: str | None = None, cards_path: Path | None = None,
                  poll_interval: float = devices.POLL_INTERVAL,
-                 monitor: object | None | str = "udev") -> None:
+                 monitor: object | None | str = "udev",
+                 playback_options: dict | None = None) -> None:
         super().__init__()
+        options = playback_options or {}  # Playback's period_ms, periods, buffer_periods
         self.capture = Capture(capture, on_failure=lambda err: self._fail("capture", err),
                                on_recovered=lambda: self._recovered("capture"))
         self.playback = Playback(playback, on_failure=lambda err: self._fail("playback", err),
-                                 on_recovered=lambda: self._recovered("playback"))
-        self.ring = self.playback if ring in (None, playback) else Playback(ring)
+                                 on_recovered=lambda: self._recovered("playback"), **options)
+        self.ring = self.playback if ring in (None, playback) else Playback(ring, **options)
         self.card = card = card or devices.card_id(capture)
         self._down: dict[str, str] = {}  # what is not working -> why
         self._watcher = (None if card is None else
