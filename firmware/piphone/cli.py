@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the phone; with no hardware, the local exchange demo")
+    run = sub.add_parser("run", help="run the phone; with no config, a demo on the local exchange")
     run.add_argument("--config", type=Path,
                      help="piphone.toml: run the appliance (default /etc/piphone/piphone.toml "
                           "if it exists, else the local exchange demo)")
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the appliance with no hardware: the service on mock pins drawn in "
                           "the terminal (keys press the buttons), a local exchange, and a "
                           "caller that rings it")
+    run.add_argument("--echo", action="store_true",
+                     help="with no config: the plain demo (a call to the local exchange's echo "
+                          "line, its events printed), also what runs when not on a terminal")
     run.add_argument("--call-every", type=float, default=5.0, metavar="S",
                      help="with --terminal: the caller rings the idle phone every S seconds")
     run.add_argument("--duration", type=float, default=None,
@@ -495,19 +498,20 @@ class _DigitReader:
 
 # --- run: the phone, or with no hardware the demo ---------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    # With a config (given, or installed in /etc/piphone) this is the appliance; without one
-    # the demo: a local exchange and a call to its echo line.
-    if args.terminal:
-        from .appliance import demo
-
-        return asyncio.run(demo.run(call_every=args.call_every))
-    path = args.config
-    if path is None and APPLIANCE_CONFIG.exists():
+    # With a config (given, or installed in /etc/piphone) this is the appliance. Without one,
+    # a demo: on a terminal the appliance itself on mock pins, answered with keys; otherwise
+    # (a pipe, a script, --echo) a call to the local exchange's echo line with its events.
+    path = None if args.terminal else args.config
+    if path is None and not args.terminal and APPLIANCE_CONFIG.exists():
         path = APPLIANCE_CONFIG
     if path is not None:
         from .appliance import service
 
         return service.main(path)
+    if args.terminal or (not args.echo and sys.stdin.isatty() and sys.stdout.isatty()):
+        from .appliance import demo
+
+        return asyncio.run(demo.run(call_every=args.call_every))
     return asyncio.run(run_demo(args.duration))
 
 
