@@ -1,20 +1,56 @@
 #!/usr/bin/env bash
 # Set up piphone on Debian 12 / Raspberry Pi OS Bookworm: system packages and a venv in .venv
 # with the package. `--test` adds what the tests need: the test extras, Debian's chromium and
-# Twilio's Voice SDK (pinned by tests/conformance/package-lock.json). Idempotent.
+# graphviz, and Twilio's Voice SDK (pinned by tests/conformance/package-lock.json). Idempotent.
+#
+# `--system` installs the phone as a service instead: piphone in /opt/piphone/.venv, a
+# `piphone` user in the audio and gpio groups, /etc/piphone/piphone.toml (0644) and
+# secrets.toml (0600, owned by piphone) from the starters in systemd/ when missing, and
+# systemd/piphone.service installed and enabled. `--uninstall` removes the units and
+# /opt/piphone, keeping /etc/piphone and the user (`--purge`: those too). `--dry-run` prints
+# what either would do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_tests=0
-[ "${1:-}" = "--test" ] && with_tests=1
+system=0
+uninstall=0
+purge=0
+dry_run=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) with_tests=1 ;;
+        --system) system=1 ;;
+        --uninstall) uninstall=1 ;;
+        --purge) purge=1 ;;
+        --dry-run) dry_run=1 ;;
+        *) echo "usage: $0 [--test | --system [--dry-run] | --uninstall [--purge] [--dry-run]]" >&2
+           exit 2 ;;
+    esac
+done
+if [ "$dry_run" -eq 1 ] && [ "$system" -eq 0 ] && [ "$uninstall" -eq 0 ]; then
+    echo "--dry-run goes with --system or --uninstall" >&2
+    exit 2
+fi
+if [ "$purge" -eq 1 ] && [ "$uninstall" -eq 0 ]; then
+    echo "--purge goes with --uninstall" >&2
+    exit 2
+fi
+if [ "$uninstall" -eq 1 ]; then
+    exec bash scripts/install_system.sh "$dry_run" uninstall "$purge"
+fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
+if [ "$system" -eq 1 ]; then
+    exec bash scripts/install_system.sh "$dry_run"
+fi
+
 # python3-dev, gcc and libasound2-dev build pyalsaaudio; iproute2 and util-linux give the
 # tests their loopback-only network namespace; chromium runs Twilio's own SDK.
 packages=(python3 python3-venv python3-dev gcc libasound2-dev iproute2 util-linux)
-[ "$with_tests" -eq 1 ] && packages+=(chromium)
+[ "$with_tests" -eq 1 ] && packages+=(chromium graphviz)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

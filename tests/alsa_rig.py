@@ -157,11 +157,11 @@ class AlsaRig:
                 deadline = time.monotonic()
             self._stop.wait(max(0.0, deadline - time.monotonic()))
 
-    def open_pcm(self, kind, device, rate, periods):
+    def open_pcm(self, kind, device, rate, periods, periodsize=None):
         headset = next((h for h in self.headsets.values() if device in (h.cap, h.play)), None)
         if headset is not None and headset.unplugged:
             raise alsaaudio.ALSAAudioError(f"No such device [{device}]")
-        pcm = self._real_open(kind, device, rate, periods)
+        pcm = self._real_open(kind, device, rate, periods, periodsize)
         return pcm if headset is None else FaultyPCM(pcm, headset)
 
     def unplug(self, name: str) -> None:

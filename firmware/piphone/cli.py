@@ -25,6 +25,7 @@ from .errors import PiphoneError
 
 log = logging.getLogger("piphone")
 
+APPLIANCE_CONFIG = Path("/etc/piphone/piphone.toml")  # appliance/config.py's DEFAULT_PATH
 DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"  # = calllog.DEFAULT_PATH (checked by a test)
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
                "reconnecting", "reconnected", "dtmf", "warning", "warning-cleared")
@@ -57,7 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the phone; with no hardware, the local exchange demo")
+    run = sub.add_parser("run", help="run the phone; with no config, a demo on the local exchange")
+    run.add_argument("--config", type=Path,
+                     help="piphone.toml: run the appliance (default /etc/piphone/piphone.toml "
+                          "if it exists, else the local exchange demo)")
+    run.add_argument("--terminal", action="store_true",
+                     help="the appliance with no hardware: the service on mock pins drawn in "
+                          "the terminal (keys press the buttons), a local exchange, and a "
+                          "caller that rings it")
+    run.add_argument("--echo", action="store_true",
+                     help="with no config: the plain demo (a call to the local exchange's echo "
+                          "line, its events printed), also what runs when not on a terminal")
+    run.add_argument("--call-every", type=float, default=5.0, metavar="S",
+                     help="with --terminal: the caller rings the idle phone every S seconds")
     run.add_argument("--duration", type=float, default=None,
                      help="end the demo call after this many seconds (default: until Ctrl-C)")
     run.set_defaults(func=cmd_run)
@@ -72,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     ex.set_defaults(func=cmd_exchange)
 
-    check = sub.add_parser("check", help="list the ALSA cards and say which one is the headset")
+    check = sub.add_parser("check", help="check a config; list the ALSA cards and say which "
+                                         "one is the headset")
     check.add_argument("--config", type=Path,
-                       help="piphone.toml; its [audio] headset names the card (default: USB)")
+                       help="piphone.toml: checked in full when it has [account] (exit 2 on an "
+                            "error); its [audio] headset names the card (default: USB)")
     check.add_argument("--headset", help="the card to look for, instead of the config's")
     check.set_defaults(func=cmd_check)
 
@@ -84,10 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     tok.set_defaults(func=cmd_token)
 
-    call = sub.add_parser("call", help="place a call from the terminal with a test tone")
+    call = sub.add_parser("call", help="place a call: on the running phone (no --url), or from "
+                                       "the terminal with a test tone")
     call.add_argument("to", help="client:NAME, NAME, a number, or a line such as echo")
-    call.add_argument("--url", required=True, help="signaling URL, e.g. ws://HOST:8089/signal")
-    call.add_argument("--token", required=True, help="access token (see `piphone token`)")
+    call.add_argument("--url", help="signaling URL, e.g. ws://HOST:8089/signal (without it, "
+                                    "the running phone service places the call)")
+    call.add_argument("--token", help="access token for --url (see `piphone token`)")
     call.add_argument("--duration", type=float, help="hang up after this many seconds")
     call.add_argument("--tone", type=float, default=440.0,
                       help="test tone in Hz, sent when there is no headset (default 440)")
@@ -105,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="accept a self-signed wss:// certificate")
     call.add_argument("--call-log", metavar="DB", help="record the call in this call log")
     call.set_defaults(func=cmd_call)
+    for name, text in (("status", "the running phone: state, registration, call, quality"),
+                       ("hangup", "hang up the running phone's call"),
+                       ("answer", "answer the running phone's ringing call"),
+                       ("mute", "mute or unmute the running phone's call")):
+        control = sub.add_parser(name, help=text)
+        control.add_argument("--json", action="store_true", help="print the reply as JSON")
+        control.set_defaults(func=cmd_control)
+
+    diagram = sub.add_parser("diagram", help="draw the phone's state machine (graphviz)")
+    diagram.add_argument("-o", "--output", type=Path, metavar="FILE",
+                         help="FILE.svg/.png/.pdf (needs graphviz's dot) or FILE.dot; "
+                              "default: DOT source on stdout")
+    diagram.set_defaults(func=cmd_diagram)
 
     calls = sub.add_parser("calls", help="print the recent calls of a call log")
     calls.add_argument("--db", default=DEFAULT_CALL_LOG,
@@ -134,6 +164,39 @@ def cmd_calls(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in records], indent=2))
     else:
         print(format_table(records) if records else "no calls yet")
+    return 0
+
+
+def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
+    """Talk to the running service over its control socket (appliance/control.py)."""
+    import json
+
+    from .appliance.control import request
+
+    reply = request(args.command, **fields)
+    if args.json:
+        print(json.dumps(reply, sort_keys=True))
+    elif not reply.get("ok"):
+        print(f"piphone: {reply.get('error')}", file=sys.stderr)
+    elif args.command == "status":
+        print(reply["status"])
+        for key in ("state", "identity", "registered", "peer", "muted", "dnd", "codec",
+                    "mos", "warnings", "waiting", "last_number"):
+            if reply.get(key) not in (None, "", []):
+                print(f"  {key}: {reply[key]}")
+    else:
+        print(f"{args.command}: {reply.get('state')}")
+    return 0 if reply.get("ok") else 1
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from .appliance import diagram
+
+    source = diagram.draw(args.output)
+    if source is not None:
+        print(source)
+    else:
+        print(f"wrote {args.output}")
     return 0
 
 
@@ -168,13 +231,22 @@ def _server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
                           tls: ssl.SSLContext | None) -> int:
     from .exchange.server import Exchange
+    from .systemd import Notifier, feed_watchdog, watchdog_interval
 
     exchange = Exchange(cfg)
     await exchange.start(host=host, port=port, ssl_context=tls)
     print(f"piphone exchange serving {exchange.url}", flush=True)
+    notifier = Notifier()  # under systemd (piphone-exchange.service): ready, and alive
+    notifier.send(f"READY=1\nSTATUS=serving {exchange.url}")
+    interval = watchdog_interval()
+    watchdog = (asyncio.ensure_future(feed_watchdog(notifier, interval))
+                if interval is not None else None)
     try:
         await _until_signal()
     finally:
+        notifier.send("STOPPING=1")
+        if watchdog is not None:
+            watchdog.cancel()
         await exchange.close()
     return 0
 
@@ -186,7 +258,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     spec = args.headset
     if spec is None and args.config is not None:
-        spec = TomlFile(args.config).get("audio", "headset", str, "USB")
+        toml = TomlFile(args.config)
+        if "account" in toml.data:  # a whole appliance config: check all of it, as run would
+            from .appliance import config as appliance_config
+
+            cfg = appliance_config.load(args.config)  # ConfigError: file, key, line; exit 2
+            print(f"config: {args.config} is valid (identity {cfg.account.identity}, "
+                  f"{len(cfg.pins.inputs)} inputs, {len(cfg.pins.leds)} LEDs)")
+            if cfg.audio.headset in ("auto", "none"):
+                spec = "USB" if cfg.audio.headset == "auto" else None
+                if spec is None:
+                    print("headset: none (configured)")
+                    return 0
+            else:
+                spec = cfg.audio.headset
+        else:
+            spec = toml.get("audio", "headset", str, "USB")
     spec = spec or "USB"
     cards = devices.list_cards()
     print("ALSA cards:" if cards else "ALSA cards: none (no sound card, or no sound support)")
@@ -215,6 +302,11 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 # --- call -------------------------------------------------------------------------------------
 def cmd_call(args: argparse.Namespace) -> int:
+    if args.url is None:  # the phone on this machine places it
+        args.command, args.json = "call", False
+        return cmd_control(args, number=args.to)
+    if args.token is None:
+        raise PiphoneError("--url needs --token (see `piphone token`)")
     params = {"To": args.to}
     for item in args.param:
         key, sep, value = item.partition("=")
@@ -280,14 +372,14 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
     if headset is None:
         source, sink = (lambda: ToneTrack(tone)), (lambda: recorder)
     else:
-        from .audio.alsa import Capture, Playback
-        from .audio.tracks import CaptureTrack, PlaybackSink
+        from .audio.headset import Headset
 
-        capture, playback = Capture(headset[0]), Playback(headset[1])
-        streams += [capture, playback]
-        for stream in streams:
-            stream.start()  # a missing device is an AudioDeviceError naming it
-        source, sink = (lambda: CaptureTrack(capture)), (lambda: PlaybackSink(playback))
+        phones = Headset(headset[0], headset[1])  # watches the card a CARD=<id> device names
+        streams.append(phones)
+        phones.open()  # a missing device is an AudioDeviceError naming it
+        phones.on("lost", lambda reason: stamp(f"headset lost: {reason}"))
+        phones.on("back", lambda: stamp("headset back"))
+        source, sink = phones.source, phones.sink
         stamp(f"headset: capture {headset[0]}, playback {headset[1]}")
     device = Device(token, audio_source=source, audio_sink=sink, **options)
     device.on("error", lambda error, call=None: stamp(f"device error {error}"))
@@ -303,6 +395,8 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         for name in CALL_EVENTS:
             call.on(name, _printer(stamp, name))
         call.on("status", lambda status: finished.set() if str(status) == "closed" else None)
+        if streams and hasattr(call, "set_condition"):  # Call's piphone-only warnings
+            _headset_warnings(streams[0], call)
         accepted = asyncio.Event()
         call.once("accept", lambda _call: accepted.set())
         stop = asyncio.ensure_future(_until_signal())
@@ -328,9 +422,17 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
         stamp(f"error {exc}")
     finally:
         await device.destroy()
-        for stream in streams:
-            await asyncio.to_thread(stream.close)  # joins its thread: not on the loop
+        for phones in streams:
+            await phones.close()  # joins the audio threads off the loop
     return 0 if answered else 1
+
+
+def _headset_warnings(headset: Any, call: Any) -> None:
+    """A pulled headset is the call's ``audio-device-lost`` warning until it is back."""
+    if not headset.present:
+        call.set_condition("audio-device-lost", True)
+    headset.on("lost", lambda _reason: call.set_condition("audio-device-lost", True))
+    headset.on("back", lambda: call.set_condition("audio-device-lost", False))
 
 
 def _printer(stamp: Callable[[str], None], name: str) -> Callable[..., None]:
@@ -396,8 +498,20 @@ class _DigitReader:
 
 # --- run: the phone, or with no hardware the demo ---------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    # The appliance (panel, audio, state machine) arrives with its own issue; with no
-    # hardware the main job is the demo: a local exchange and a call to its echo line.
+    # With a config (given, or installed in /etc/piphone) this is the appliance. Without one,
+    # a demo: on a terminal the appliance itself on mock pins, answered with keys; otherwise
+    # (a pipe, a script, --echo) a call to the local exchange's echo line with its events.
+    path = None if args.terminal else args.config
+    if path is None and not args.terminal and APPLIANCE_CONFIG.exists():
+        path = APPLIANCE_CONFIG
+    if path is not None:
+        from .appliance import service
+
+        return service.main(path)
+    if args.terminal or (not args.echo and sys.stdin.isatty() and sys.stdout.isatty()):
+        from .appliance import demo
+
+        return asyncio.run(demo.run(call_every=args.call_every))
     return asyncio.run(run_demo(args.duration))
 
 

@@ -527,6 +527,31 @@ def print_table(rows: list[Row], opts: Options) -> None:
         if row.note:
             print(f"  {row.name}: {row.note}")
     print_goals(rows, base)
+    print_memory_floor(rows)
+
+
+def import_floor_mb() -> float:
+    """RSS of a process that only imports the stack piphone must use (aiortc, numpy) and
+    makes no call: the floor under any aiortc phone's memory on this machine."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import aiortc, numpy, re; print(re.search(r'VmRSS:\\s+(\\d+)', "
+         "open('/proc/self/status').read()).group(1))"],
+        capture_output=True, text=True, check=True, timeout=60)
+    return int(out.stdout) / 1024
+
+
+def print_memory_floor(rows: list[Row]) -> None:
+    """The RSS goal is only meaningful next to what the required stack costs by itself."""
+    piphone = next((r.usage for r in rows if r.name == "piphone client"), None)
+    peer = next((r.usage for r in rows if r.name == "bare aiortc peer"), None)
+    floor = import_floor_mb()
+    print(f"\nMemory floor: import aiortc + numpy, no call: {floor:.1f} MB RSS")
+    if piphone and peer:
+        print(f"  piphone client / bare aiortc peer in a call: "
+              f"RSS {piphone.rss_mb / peer.rss_mb:.2f}x, "
+              f"private {piphone.private_mb / peer.private_mb:.2f}x")
+    if piphone:
+        print(f"  piphone client above the import floor: {piphone.rss_mb - floor:+.1f} MB")
 
 
 def print_goals(rows: list[Row], base: common.Usage | None) -> None:

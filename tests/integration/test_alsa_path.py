@@ -270,7 +270,7 @@ async def test_xruns_are_counted_and_not_fatal(alsa_rig, monkeypatch):
 
 
 async def test_playback_overrun_drops_the_oldest_audio(alsa_rig):
-    playback = Playback("piphone_b_play", buffer_periods=3)
+    playback = Playback("piphone_b_play", buffer_periods=3, period_ms=20)
     with closing(playback):  # not started: nothing drains the buffer
         for i in range(5):
             playback.write(np.full(960, i, np.int16))
@@ -345,3 +345,50 @@ async def test_dtmf_digit_has_both_frequencies(alsa_rig):
     row, col = band_level(digit, 770), band_level(digit, 1336)
     assert row > 20 * band_level(digit, 697) and col > 20 * band_level(digit, 1209)
     assert 0.5 < row / col < 2
+
+
+async def test_a_burst_does_not_stay_in_the_playback_buffer(alsa_rig):
+    """Audio arrives as fast as it plays: a burst queued once would be latency for the rest of
+    the call. The buffer catches up to one period, gliding over each period it leaves out."""
+    headset = alsa_rig["d"]
+    with closing(Playback("piphone_d_play")) as (playback,):
+        sink = PlaybackSink(playback)
+        playback.start()
+        await recorded_seconds(headset, 0.1)  # the device is full and at its steady pace
+        for _ in range(3):  # the burst: 60 ms ahead of the steady stream that follows
+            playback.write(np.zeros(960, np.int16))
+        consume = asyncio.ensure_future(sink.consume(FramesTrack(400, 48000, 1, 150)))
+        await until(lambda: playback.skipped >= 4, 5, what="the burst left out")
+        depths = []
+        for _ in range(50):
+            depths.append(playback.buffered * playback.period_ms)
+            await asyncio.sleep(0.02)
+        # the burst (60 ms) went in one go, and only it: at most two frames wait, as the
+        # rig's device takes audio in bursts of its own
+        assert max(depths) <= 40 and playback.skipped <= 6, (depths, playback.skipped)
+        await asyncio.wait_for(consume, 5)
+        data = headset.recorded()
+        loud = np.flatnonzero(np.abs(data) > 0)
+        tone = data[loud[0]:loud[-1]].astype(np.int32)
+        # no click where periods were left out: no step larger than the tone's own
+        assert np.abs(np.diff(tone)).max() <= 8000 * 2 * np.pi * 400 / RATE * 1.5
+
+
+async def test_10ms_device_periods_still_make_20ms_frames(alsa_rig):
+    """Shorter device periods (less audio waiting in the device); tracks still see 20 ms."""
+    alsa_rig["c"].tone(1000)
+    with closing(Capture("piphone_c_cap", period_ms=10),
+                 Playback("piphone_c_play", period_ms=10)) as (capture, playback):
+        track = CaptureTrack(capture)
+        frames = [await asyncio.wait_for(track.recv(), 1) for _ in range(20)]
+        assert all(f.samples == 960 for f in frames) and capture.period == 480
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames[5:]])
+        assert abs(frequency(samples) - 1000) < 5
+        sink = PlaybackSink(playback)
+        await asyncio.wait_for(sink.consume(FramesTrack(700, 48000, 1, 50)), 5)
+        assert playback.period == 480
+        heard = alsa_rig["c"].recorded()
+        heard = heard[np.abs(heard) > 0]
+        assert len(heard) > 0.8 * RATE and abs(frequency(heard[:RATE // 2]) - 700) < 5
+    with pytest.raises(ValueError, match="7 ms"):
+        Playback("piphone_c_play", period_ms=7)

@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from piphone.voice import CallStatus, Device, DeviceState, protocol
+from piphone.voice.signaling import SignalingState
 from piphone.voice.tokens import mint
 
 from ..conftest import LOOPBACK, until
@@ -231,7 +232,9 @@ async def test_a_client_that_vanishes_mid_call_is_hung_up_after_the_grace(make_p
     bob = await make_phone("bob", tone=880)
     outgoing, incoming, out, inc = await place_and_answer(alice, bob)
     loop = asyncio.get_running_loop()
-    alice.device._stream._ws.transport.abort()  # no hangup, no close frame: gone
+    # No hangup, no close frame, and no reconnection (the phone is gone for good).
+    alice.device._stream._set_state(SignalingState.CLOSED)
+    alice.device._stream._ws.transport.abort()
     gone_at = loop.time()
     await inc.wait("disconnect", timeout=3)
     waited = loop.time() - gone_at

@@ -80,3 +80,31 @@ async def test_loss_reorder_and_duplicate_on_a_real_call(make_phone):
                 timeout=5, what=f"depth back to 1 (stats {buffer.stats()})")
     assert outgoing.status() == incoming.status()
     await asyncio.sleep(0)
+
+
+async def test_network_jitter_deepens_the_buffer_and_calm_brings_it_back(make_phone, netfault):
+    """Real jitter from the UDP relay (up to 60 ms extra, so packets also arrive out of order):
+    the buffer deepens to absorb it, never past its bound, and once the network is calm again
+    it returns to one frame instead of keeping the delay it grew."""
+    alice = await make_phone("alice", tone=440, signaling_url=netfault.url)
+    bob = await make_phone("bob", tone=880)
+    outgoing, _, _, _ = await place_and_answer(alice, bob)
+    buffer = outgoing._media.jitter_buffer
+    await hears(alice, 880)
+    await until(lambda: buffer.depth == 1, timeout=5, what="a clean start at one frame")
+
+    netfault.media.set(jitter=0.06)
+    deepest = 0
+
+    def deepened() -> bool:
+        nonlocal deepest
+        deepest = max(deepest, buffer.target_depth)
+        return deepest >= 3
+
+    await until(deepened, timeout=10, what=f"depth grown under jitter ({buffer.stats()})")
+    assert buffer.target_depth <= buffer.max_depth
+
+    netfault.media.set(jitter=0.0)
+    await until(lambda: buffer.target_depth == buffer.depth == 1, timeout=15,
+                what=f"depth back to 1 after the jitter ({buffer.stats()})")
+    await hears(alice, 880)

@@ -98,7 +98,9 @@ def test_piphone_calls_table_and_json(tmp_path, capsys):
 
 
 def test_piphone_calls_reads_the_phones_log_by_default():
-    assert cli.DEFAULT_CALL_LOG == DEFAULT_PATH
+    from piphone.appliance.config import DEFAULT_CALL_LOG as APPLIANCE_CALL_LOG
+
+    assert cli.DEFAULT_CALL_LOG == DEFAULT_PATH == APPLIANCE_CALL_LOG
 
 
 def test_piphone_call_prints_quality_warnings_by_name():

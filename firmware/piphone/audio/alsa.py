@@ -1,15 +1,17 @@
 """Capture and playback on named ALSA devices: blocking pyalsaaudio I/O in its own threads.
 
-Both directions use fixed 20 ms periods of mono s16 at 48 kHz. A device that insists on another
+Mono s16 at 48 kHz in fixed periods: 20 ms for capture (one frame), 10 ms for playback (less
+audio waiting in the device; ``period_ms`` chooses 5, 10 or 20). A device that insists on another
 rate or on stereo is opened as it wants and converted here (soxr for the rate), so the rest of
-piphone only ever sees 960-sample mono blocks. The only way from a thread into the loop is
+piphone only ever sees 960-sample (20 ms) mono blocks. The only way from a thread into the loop is
 ``loop.call_soon_threadsafe``; the playback buffer is a bounded deque (append and popleft are
 atomic in CPython), so the loop never waits on a lock.
 
 Trouble is never fatal: an xrun (pyalsaaudio returns -EPIPE after re-preparing) is counted and
 logged; a failed read or write (the device is gone) is reported once through ``on_failure``,
 after which capture delivers silence and playback discards, and the device is reopened every
-``REOPEN_INTERVAL`` seconds until it comes back (then ``on_recovered``).
+``REOPEN_INTERVAL`` seconds until it comes back (then ``on_recovered``). ``suspend()`` (the
+card is known gone) drops the device and stops the tries until ``resume()``, which tries at once.
 """
 
 from __future__ import annotations
@@ -40,11 +42,24 @@ RAMP = 120  # samples (2.5 ms) of fade at the edges of an underrun: no click
 RESAMPLE_QUALITY = "LQ"
 
 
-def open_pcm(kind: int, device: str, rate: int, periods: int) -> alsaaudio.PCM:
+# Playback keeps at most CUSHION_MS of audio waiting (beyond the period it hands the device
+# next) in the long run: a burst (a jitter buffer releasing several frames, a capture backlog
+# at the far end) would otherwise stay in the buffer for the rest of the call, since audio
+# arrives exactly as fast as it plays. The cushion absorbs frames that arrive a little late.
+CUSHION_MS = 0
+# 10 ms device periods, two of them: 20 ms in the device where 20 ms periods held 40
+# (scripts/bench/mouth_to_ear.py). Capture keeps 20 ms: a frame cannot leave before it is full.
+PLAYBACK_PERIOD_MS = 10
+BUFFER_MS = 80  # Playback's own buffer at most; beyond it the oldest audio is dropped
+CATCH_UP_MS = 500  # how long the buffer must stay above its target before a period is dropped
+
+
+def open_pcm(kind: int, device: str, rate: int, periods: int,
+             periodsize: int | None = None) -> alsaaudio.PCM:
     """Open one PCM; the seam the test rig wraps to unplug a device."""
     return alsaaudio.PCM(type=kind, device=device, channels=1, rate=rate,
-                         format=alsaaudio.PCM_FORMAT_S16_LE, periodsize=rate // 50,
-                         periods=periods)
+                         format=alsaaudio.PCM_FORMAT_S16_LE,
+                         periodsize=periodsize or rate // 50, periods=periods)
 
 
 class _Stream:
@@ -55,19 +70,27 @@ class _Stream:
 
     def __init__(self, device: str, *, periods: int, rate: int | None,
                  on_failure: Callable[[Exception], None] | None,
-                 on_recovered: Callable[[], None] | None) -> None:
+                 on_recovered: Callable[[], None] | None, period_ms: int = 20) -> None:
+        if period_ms not in (5, 10, 20):
+            raise ValueError(f"an ALSA period of {period_ms} ms: 5, 10 or 20 divide a frame")
         self.device = device
         self.periods = periods
+        self.period_ms = period_ms
+        self.period_seconds = period_ms / 1000
         self.requested_rate = rate or RATE  # a test can force a non-48k device rate
         self.on_failure, self.on_recovered = on_failure, on_recovered
         self.xruns = 0
         self.failed: Exception | None = None
         self.rate = self.channels = 0
-        self.period = PERIOD  # device-rate samples in 20 ms, set again when opened
+        self.period = RATE * period_ms // 1000  # device-rate samples a period, set when opened
         self._pcm: alsaaudio.PCM | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # suspend(): the card is known gone; drop the PCM and make no reopen tries until
+        # resume(). _wake cuts the thread's wait short (resume, close) so a replug is tried now.
+        self._suspended: Exception | None = None
+        self._wake = threading.Event()
 
     @property
     def started(self) -> bool:
@@ -86,6 +109,8 @@ class _Stream:
             raise RuntimeError(f"{self.direction} on {self.device!r} is closed")
         self._loop = asyncio.get_running_loop()
         try:
+            if self._suspended is not None:
+                raise alsaaudio.ALSAAudioError(str(self._suspended))
             self._pcm = self._open()
         except alsaaudio.ALSAAudioError as err:
             error = AudioDeviceError(f"cannot open ALSA {self.direction} device "
@@ -98,20 +123,22 @@ class _Stream:
         self._thread.start()
 
     def _open(self) -> alsaaudio.PCM:
-        pcm = open_pcm(self.kind, self.device, self.requested_rate, self.periods)
+        pcm = open_pcm(self.kind, self.device, self.requested_rate, self.periods,
+                       self.requested_rate * self.period_ms // 1000)
         info = pcm.info()
         if info["format"] != alsaaudio.PCM_FORMAT_S16_LE:
             pcm.close()
             raise alsaaudio.ALSAAudioError(f"{self.device} cannot do S16_LE")
         if info["rate"] != self.requested_rate:  # reopen with a 20 ms period at its own rate
             pcm.close()
-            pcm = open_pcm(self.kind, self.device, info["rate"], self.periods)
+            pcm = open_pcm(self.kind, self.device, info["rate"], self.periods,
+                           info["rate"] * self.period_ms // 1000)
             info = pcm.info()
         self.rate, self.channels = info["rate"], info["channels"]
-        self.period = self.rate // 50
+        self.period = self.rate * self.period_ms // 1000
         self._setup_conversion()
-        log.info("%s on %s: %d Hz, %d channel(s), %d periods of 20 ms", self.direction,
-                 self.device, self.rate, self.channels, info["periods"])
+        log.info("%s on %s: %d Hz, %d channel(s), %d periods of %d ms", self.direction,
+                 self.device, self.rate, self.channels, info["periods"], self.period_ms)
         return pcm
 
     def _setup_conversion(self) -> None:
@@ -142,11 +169,26 @@ class _Stream:
             log.warning("%s on %s failed: %s", self.direction, self.device, err)
             self._call(self.on_failure, err)
 
+    def suspend(self, reason: Exception) -> None:
+        """The device is known to be gone (its card left the card list): report it like a
+        failed read, send silence, and try no reopen until resume(). Any thread."""
+        self._suspended = reason
+        self._wake.set()
+
+    def resume(self) -> None:
+        """The device should be back: try to reopen it now rather than at the next retry."""
+        self._suspended = None
+        self._wake.set()
+
     def _run(self) -> None:
         next_try = 0.0
         deadline = time.monotonic()
         while not self._stop.is_set():
             if self._pcm is not None:
+                if self._suspended is not None:
+                    self._lost(self._suspended)
+                    deadline = time.monotonic()
+                    continue
                 try:
                     self._io()
                 except alsaaudio.ALSAAudioError as err:
@@ -154,18 +196,27 @@ class _Stream:
                     deadline = time.monotonic()
                 continue
             # The device is gone: keep the 20 ms pace without it and try to reopen.
-            self._idle()
-            deadline += PERIOD_SECONDS
-            self._stop.wait(max(0.0, deadline - time.monotonic()))
-            if time.monotonic() >= next_try and not self._stop.is_set():
-                next_try = time.monotonic() + REOPEN_INTERVAL
+            now = time.monotonic()
+            if now >= deadline:
+                self._idle()
+                deadline += self.period_seconds
+                if deadline < now:  # the thread was held up: resume the pace from now
+                    deadline = now + self.period_seconds
+            if self._suspended is None and now >= next_try:
+                next_try = now + REOPEN_INTERVAL
                 try:
                     self._pcm = self._open()
                 except alsaaudio.ALSAAudioError:
+                    pass
+                else:
+                    log.warning("%s on %s is back", self.direction, self.device)
+                    self.failed = None
+                    self._call(self.on_recovered)
                     continue
-                log.warning("%s on %s is back", self.direction, self.device)
-                self.failed = None
-                self._call(self.on_recovered)
+            wait_until = deadline if self._suspended is not None else min(deadline, next_try)
+            if self._wake.wait(max(0.0, wait_until - time.monotonic())):
+                self._wake.clear()
+                next_try = 0.0  # resumed (or closing): try the device at once
         if self._pcm is not None:  # the thread owns the PCM: close it here, never mid-read
             self._pcm.close()
             self._pcm = None
@@ -179,6 +230,7 @@ class _Stream:
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread and close the device; idempotent."""
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
@@ -195,9 +247,9 @@ class Capture(_Stream):
 
     def __init__(self, device: str, *, periods: int = 4, rate: int | None = None,
                  on_failure: Callable[[Exception], None] | None = None,
-                 on_recovered: Callable[[], None] | None = None) -> None:
+                 on_recovered: Callable[[], None] | None = None, period_ms: int = 20) -> None:
         super().__init__(device, periods=periods, rate=rate, on_failure=on_failure,
-                         on_recovered=on_recovered)
+                         on_recovered=on_recovered, period_ms=period_ms)
         self._subscribers: list[Callable[[np.ndarray], None]] = []
         self._pending = np.zeros(0, np.int16)
         self._resampler: soxr.ResampleStream | None = None
@@ -229,13 +281,18 @@ class Capture(_Stream):
             samples = samples.reshape(-1, self.channels).mean(axis=1).astype(np.int16)
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
+        self._collect(samples)
+
+    def _collect(self, samples: np.ndarray) -> None:
+        """Device periods in, 20 ms blocks out."""
         self._pending = np.concatenate((self._pending, samples))
         while len(self._pending) >= PERIOD:
             block, self._pending = self._pending[:PERIOD], self._pending[PERIOD:]
             self._emit(block)
 
     def _idle(self) -> None:
-        self._emit(np.zeros(PERIOD, np.int16))  # a lost microphone sounds like silence
+        # a lost microphone sounds like silence, at the device's pace
+        self._collect(np.zeros(RATE * self.period_ms // 1000, np.int16))
 
     def _emit(self, block: np.ndarray) -> None:
         for deliver in list(self._subscribers):
@@ -248,16 +305,23 @@ class Playback(_Stream):
     kind = alsaaudio.PCM_PLAYBACK
     direction = "playback"
 
-    def __init__(self, device: str, *, periods: int = 2, buffer_periods: int = 4,
+    def __init__(self, device: str, *, periods: int = 2, buffer_periods: int | None = None,
                  rate: int | None = None,
                  on_failure: Callable[[Exception], None] | None = None,
-                 on_recovered: Callable[[], None] | None = None) -> None:
+                 on_recovered: Callable[[], None] | None = None,
+                 period_ms: int = PLAYBACK_PERIOD_MS) -> None:
         super().__init__(device, periods=periods, rate=rate, on_failure=on_failure,
-                         on_recovered=on_recovered)
+                         on_recovered=on_recovered, period_ms=period_ms)
+        if buffer_periods is None:  # 80 ms, whatever the period
+            buffer_periods = BUFFER_MS // period_ms
         # Device-rate periods waiting to be played; maxlen drops the oldest on overrun.
         self._buffer: collections.deque[np.ndarray] = collections.deque(maxlen=buffer_periods)
         self.underruns = 0  # periods played as silence because nothing had arrived
         self.dropped = 0  # periods dropped because the buffer was full
+        self.skipped = 0  # periods dropped to catch up (the buffer stayed above its target)
+        self.target_depth = 1 + CUSHION_MS // period_ms  # periods, counting the next one
+        self._lowest = buffer_periods  # the buffer's low mark over the current window
+        self._window = 0  # device periods into that window
         self._pending = np.zeros(0, np.int16)
         self._resampler: soxr.ResampleStream | None = None
         self._last = 0  # last sample written, to fade from on underrun
@@ -301,7 +365,22 @@ class Playback(_Stream):
         """Periods waiting in the buffer."""
         return len(self._buffer)
 
+    def _catch_up(self) -> bool:
+        """If the buffer never went below target_depth + n for CATCH_UP_MS, those n periods
+        are waiting for nothing: drop them, in one go (one glide rather than many)."""
+        self._lowest = min(self._lowest, len(self._buffer))
+        self._window += 1
+        if self._window < CATCH_UP_MS // self.period_ms:
+            return False
+        surplus = max(0, self._lowest - self.target_depth)
+        self._lowest, self._window = self._buffer.maxlen or 0, 0
+        for _ in range(min(surplus, len(self._buffer))):
+            self._buffer.popleft()
+            self.skipped += 1
+        return surplus > 0
+
     def _next_block(self) -> np.ndarray:
+        skipped = self._catch_up()
         try:
             block = self._buffer.popleft()
         except IndexError:
@@ -317,6 +396,11 @@ class Playback(_Stream):
                 block = block.copy()
                 block[:ramp] = (block[:ramp] * np.linspace(0, 1, ramp)).astype(np.int16)
                 self._dry = False
+            elif skipped:  # a period left out: glide from where the audio was, no click
+                ramp = min(RAMP, len(block))
+                block = block.copy()
+                fade = np.linspace(0, 1, ramp)
+                block[:ramp] = (self._last * (1 - fade) + block[:ramp] * fade).astype(np.int16)
         sound = self._sound
         if sound is not None:
             block = tones.mix(block, sound.read(len(block)))

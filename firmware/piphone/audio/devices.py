@@ -1,9 +1,11 @@
 """Find the headset among the ALSA cards, and notice when it is unplugged or plugged back.
 
 Cards are read from /proc/asound/cards: it is the kernel's own list, present on every Pi,
-needs no library and changes the moment a USB headset comes or goes. A watcher polls it (a
-pyudev monitor would wake sooner, but a 0.5 s poll of a tiny file is well inside the 2 s a
-replugged headset has to come back, and works where udev does not, in containers and tests).
+needs no library and changes the moment a USB headset comes or goes. The watcher looks at it
+when a pyudev monitor reports a ``sound`` device added or removed (at once, where udev runs),
+and also polls it: the poll is the whole mechanism where udev is not running (containers, this
+project's test machines), and 0.5 s is well inside the 2 s a replugged headset has to come back.
+The card list stays the one source of truth; udev only says when to look.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PROC_CARDS = Path("/proc/asound/cards")
 POLL_INTERVAL = 0.5  # seconds between looks at the card list
+UDEV_CONTROL = Path("/run/udev/control")  # exists while udevd runs (libudev's own test)
 _CARD_LINE = re.compile(r"^\s*(\d+)\s+\[(\S+)\s*\]:\s*(\S+)\s+-\s+(.*)$")
 
 
@@ -66,8 +69,22 @@ def is_explicit(spec: str) -> bool:
     return ":" in spec or spec in ("default", "null") or spec.startswith("piphone_")
 
 
+def card_id(device: str) -> str | None:
+    """``CARD=<id>`` for a device that names its card by id (``plughw:CARD=Device,DEV=0``),
+    which ``select`` matches exactly: what to watch for a device given by name."""
+    match = re.search(r"CARD=([^,\s]+)", device)
+    return f"CARD={match[1]}" if match else None
+
+
 def select(spec: str, cards: list[Card]) -> Card:
-    """The card whose id, name or long name contains ``spec`` (case-insensitive)."""
+    """The card whose id, name or long name contains ``spec`` (case-insensitive); ``CARD=id``
+    is that card id exactly."""
+    if spec.startswith("CARD="):
+        found = [card for card in cards if card.id == spec[5:]]
+        if found:
+            return found[0]
+        cards_present = "; ".join(c.describe() for c in cards) or "no sound cards at all"
+        raise AudioDeviceError(f"no ALSA card {spec!r}; present: {cards_present}")
     wanted = spec.lower()
     for card in cards:
         if any(wanted in field.lower() for field in (card.id, card.name, card.long_name,
@@ -84,14 +101,43 @@ def resolve(spec: str, path: Path | None = None) -> str:
     return select(spec, list_cards(path)).device
 
 
+def udev_monitor() -> object | None:
+    """A started pyudev monitor of the ``sound`` subsystem, or None where udev cannot tell us
+    anything (no pyudev, no libudev, or no udevd to send events: then only the poll works)."""
+    if not UDEV_CONTROL.exists():
+        return None
+    try:
+        import pyudev
+
+        monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+        monitor.filter_by("sound")
+        monitor.start()
+    except (ImportError, OSError) as exc:
+        log.info("no udev monitor (%s): polling %s", exc, PROC_CARDS)
+        return None
+    return monitor
+
+
 class CardWatcher:
-    """Calls ``on_change(present)`` on the loop when the matching card goes or comes back."""
+    """Calls ``on_change(present)`` on the loop when the matching card goes or comes back.
+
+    ``monitor``: a started pyudev monitor (or anything with ``fileno()`` and
+    ``poll(timeout)``), by default ``udev_monitor()``; pass ``monitor=None`` to only poll.
+    """
 
     def __init__(self, spec: str, on_change: Callable[[bool], None], *,
-                 path: Path | None = None, interval: float = POLL_INTERVAL) -> None:
+                 path: Path | None = None, interval: float = POLL_INTERVAL,
+                 monitor: object | None | str = "udev") -> None:
         self.spec, self._on_change, self._path, self._interval = spec, on_change, path, interval
         self.present = self._look()
         self._task: asyncio.Task | None = None
+        self._monitor = udev_monitor() if monitor == "udev" else monitor
+        self._nudge: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def uses_udev(self) -> bool:
+        return self._monitor is not None
 
     def _look(self) -> bool:
         if is_explicit(self.spec):
@@ -104,11 +150,40 @@ class CardWatcher:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="card-watch")
+            self._loop = asyncio.get_running_loop()
+            self._nudge = asyncio.Event()
+            if self._monitor is not None:
+                self._loop.add_reader(self._monitor.fileno(), self._udev_event)
+            self._task = self._loop.create_task(self._run(), name="card-watch")
+
+    def _udev_event(self) -> None:
+        """Drain what udev sent (non-blocking); any sound add/remove means: look now."""
+        assert self._monitor is not None and self._nudge is not None
+        while True:
+            try:
+                device = self._monitor.poll(timeout=0)
+            except OSError as exc:  # a broken monitor: fall back to the poll alone
+                log.warning("udev monitor failed (%s): polling %s", exc, PROC_CARDS)
+                self._drop_monitor()
+                return
+            if device is None:
+                return
+            if getattr(device, "action", None) in ("add", "remove", "change"):
+                self._nudge.set()
+
+    def _drop_monitor(self) -> None:
+        if self._monitor is not None and self._loop is not None:
+            self._loop.remove_reader(self._monitor.fileno())
+        self._monitor = None
 
     async def _run(self) -> None:
+        assert self._nudge is not None
         while True:
-            await asyncio.sleep(self._interval)
+            try:
+                await asyncio.wait_for(self._nudge.wait(), self._interval)
+            except TimeoutError:
+                pass
+            self._nudge.clear()
             present = self._look()
             if present != self.present:
                 self.present = present
@@ -117,6 +192,7 @@ class CardWatcher:
                 self._on_change(present)
 
     async def close(self) -> None:
+        self._drop_monitor()
         if self._task is not None:
             self._task.cancel()
             try:

@@ -20,12 +20,33 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from ..voice.encoding import VoiceEncoder
 from ..voice.media import MediaSession, MediaSettings
 from ..voice.tracks import SAMPLE_RATE, SAMPLES_PER_FRAME, PacedAudioTrack, audio_frame
 
 log = logging.getLogger(__name__)
 
 OUTBOX_FRAMES = 5  # at most 100 ms queued per leg; older frames are dropped, never delayed
+# A forwarding leg whose source went quiet this long (seconds) sends silence meanwhile: its
+# client would otherwise take the quiet for lost media (reconnect.py) while the far party
+# reconnects or has not connected yet. Far longer than any jitter worth waiting out.
+FILL_AFTER = 0.5
+CLOCK_RATES = {"opus": 48_000, "pcmu": 8_000}
+_silence_payloads: dict[str, bytes] = {}
+
+
+def silence_payload(codec: str) -> bytes:
+    """One 20 ms frame of silence, encoded (made once per codec with the voice encoder)."""
+    if codec not in _silence_payloads:
+        encoder = VoiceEncoder(codec)
+        zeros = np.zeros(encoder.frame_size, np.int16)
+        packets: list[av.Packet] = []
+        pts = 0
+        while not packets:  # libopus may hold the first frame back
+            packets = encoder.encode(audio_frame(zeros, pts, encoder.context.sample_rate))
+            pts += encoder.frame_size
+        _silence_payloads[codec] = bytes(packets[0])
+    return _silence_payloads[codec]
 
 
 class LegOutput(PacedAudioTrack):
@@ -38,8 +59,13 @@ class LegOutput(PacedAudioTrack):
         self._packets: collections.deque[av.Packet] = collections.deque(maxlen=depth)
         self._packet_arrived = asyncio.Event()
         self.forwarding = False
+        self.codec: str | None = None  # of the forwarded packets (for silence fill)
         self.dropped = 0
         self.silent = 0
+        # The timeline of what we send: forwarded timestamps go on from the last one sent,
+        # so fill and a new source (a leg that reconnected) never make it jump back.
+        self._in_pts: int | None = None
+        self._out_pts: int | None = None
 
     def push(self, samples: np.ndarray) -> None:
         """Decoded 48 kHz mono audio, sent on our clock."""
@@ -56,12 +82,21 @@ class LegOutput(PacedAudioTrack):
 
     async def recv(self) -> av.AudioFrame | av.Packet:
         if self.forwarding:
+            wait = FILL_AFTER
             while not self._packets:
                 if self.readyState != "live":
                     raise MediaStreamError
                 self._packet_arrived.clear()
-                await self._packet_arrived.wait()
-            return self._packets.popleft()
+                try:
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel
+                    # of a stopping sender when a packet arrives at the same moment.
+                    async with asyncio.timeout(wait):
+                        await self._packet_arrived.wait()
+                except TimeoutError:
+                    if self.readyState == "live" and self.codec in CLOCK_RATES:
+                        return self._silence_packet()
+                wait = 0.020  # filling: a frame of silence every 20 ms until packets come
+            return self._retime(self._packets.popleft())
         pts = await self._next_pts()
         if self._samples:
             samples = self._samples.popleft()
@@ -69,6 +104,32 @@ class LegOutput(PacedAudioTrack):
             self.silent += 1
             samples = np.zeros(SAMPLES_PER_FRAME, np.int16)
         return audio_frame(samples, pts)
+
+    def _ticks(self) -> int:
+        return CLOCK_RATES.get(self.codec or "", 48_000) // 50  # one 20 ms frame
+
+    def _retime(self, packet: av.Packet) -> av.Packet:
+        rate = CLOCK_RATES.get(self.codec or "", 48_000)
+        pts = packet.pts if packet.pts is not None else 0
+        if self._out_pts is None:
+            out = pts
+        else:
+            delta = pts - self._in_pts if self._in_pts is not None else 0
+            if not 0 < delta <= rate:  # another source, or a jump: carry on by one frame
+                delta = self._ticks()
+            out = self._out_pts + delta
+        self._in_pts, self._out_pts = pts, out
+        packet.pts = out
+        return packet
+
+    def _silence_packet(self) -> av.Packet:
+        assert self.codec is not None
+        self.silent += 1
+        packet = av.Packet(silence_payload(self.codec))
+        self._out_pts = 0 if self._out_pts is None else self._out_pts + self._ticks()
+        packet.pts = self._out_pts
+        packet.time_base = fractions.Fraction(1, CLOCK_RATES[self.codec])
+        return packet
 
     def stop(self) -> None:
         super().stop()
@@ -104,6 +165,7 @@ class Leg:
         """Hand each encoded frame this leg receives to ``target`` undecoded."""
         self._stop_pump()
         target.forwarding = True
+        target.codec = self.codec
         # No cushion of our own when forwarding: the far end's buffer absorbs the jitter; this
         # one only holds frames back when the network reorders them.
         buffer = self.media.jitter_buffer

@@ -51,6 +51,11 @@ class CallLeg:
     wire_ids: set[str] = field(default_factory=set)  # every id the party may use (TJS..., CA...)
     reconnect_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     grace_timer: asyncio.TimerHandle | None = None
+    identity: str | None = None  # of the party: it may hang up from a new socket in the grace
+
+    def __post_init__(self) -> None:
+        if self.session is not None:
+            self.identity = self.session.identity
 
     def send(self, type_: str, **payload: Any) -> None:
         if self.session is not None:
@@ -91,6 +96,11 @@ class CallTable:
                 self._place(session, payload)
             return
         leg = self._legs.get(payload.get("callsid", ""))
+        if (frame.type == "hangup" and leg is not None and leg.session is None
+                and leg.identity == session.identity):
+            # Hung up while cut off: the hangup comes on the new socket, before any resume.
+            self._end(leg.call, hung_up_by=leg)
+            return
         if leg is None or leg.session is not session:
             # A hangup or cancel for an unknown call is ignored, as at Twilio.
             log.info("%s: %s for unknown call %s ignored", session, frame.type,
@@ -370,9 +380,44 @@ class CallTable:
             leg.send("ack", callsid=leg.sid, acktype="message", voiceeventsid=event)
 
     def _reinvite(self, leg: CallLeg, payload: dict[str, Any]) -> None:
-        # Media restart needs a new peer connection per leg: the reconnection work (issue 8).
-        leg.send("error", **protocol.error_payload(
-            31000, "reinvite is not supported by this exchange yet", leg.sid))
+        """A client restarts its media: a new peer connection for this leg only (aiortc has
+        no ICE restart). The far leg is untouched; it hears silence until the bridge is back."""
+        call = leg.call
+        if call.phase is not Phase.ANSWERED or leg not in (call.caller, call.callee):
+            leg.send("error", **protocol.error_payload(
+                31005, f"reinvite of a call that is {call.phase.value}", leg.sid))
+            return
+        settings = leg.media.media.settings
+        offered = [c for c in codecs_of(payload["sdp"]) if c in self.config.codec_preferences]
+        if not offered:  # garbage, or nothing we take: keep the leg as it is
+            leg.send("error", **protocol.error_payload(
+                31100, "malformed SDP: reinvite offers no audio codec in common", leg.sid))
+            return
+        current = leg.media.codec
+        # Keep the leg's codec when the client still offers it: the bridge keeps forwarding.
+        prefs = (current,) if current in offered else tuple(offered)
+        settings = replace(settings, codec_preferences=prefs)
+        old = leg.media
+        line = call.route.kind == "line" and leg is call.caller
+        leg.media = lines.answer_leg(call.route.target, settings) if line else Leg(settings)
+        self._tasks.spawn(old.close())  # lost already: the client has closed its side
+        self._tasks.spawn(self._restart_media(call, leg, leg.media, payload["sdp"]))
+
+    async def _restart_media(self, call: ExchangeCall, leg: CallLeg, media: Leg,
+                             sdp: str) -> None:
+        try:
+            await media.media.prepare_answer(sdp)
+            answer = await media.media.answer()
+        except MediaError as exc:
+            leg.send("error", **protocol.error_payload(31100, f"malformed SDP: {exc}", leg.sid))
+            return
+        if call.phase is Phase.ENDED or leg.media is not media:
+            return  # ended, or a newer reinvite replaced this one (its media closes it)
+        leg.send("answer", callsid=leg.sid, sdp=answer)
+        other = call.other(leg)
+        if other is not None:
+            mode = bridge(media, other.media)
+            log.info("call %s: %s restarted its media; audio %s", call.sid, leg.sid, mode)
 
     # --- lost and resumed sessions --------------------------------------------------------------
     def session_closed(self, session: ClientSession) -> None:

@@ -71,7 +71,7 @@ class ClientSession:
 
     async def run(self) -> None:
         heartbeat = asyncio.ensure_future(self._heartbeat())
-        self._out.spawn(self._close_unless_authenticated())
+        auth_timer = self._out.spawn(self._close_unless_authenticated())
         try:
             async for text in self.ws:
                 self._receive(text)
@@ -79,6 +79,7 @@ class ClientSession:
             pass
         finally:
             heartbeat.cancel()
+            auth_timer.cancel()  # a closed session must not keep a 30 s timer alive
             self.exchange.session_closed(self)
 
     async def _heartbeat(self) -> None:

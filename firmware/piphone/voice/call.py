@@ -30,6 +30,7 @@ from .errors import TwilioError
 from .events import Emitter
 from .media import MediaError, MediaSession, MediaSettings, to_ice_servers
 from .quality import Counters, QualityMonitor, QualitySettings, media_counters
+from .reconnect import BorrowedTrack, CallReconnection, ReconnectSettings
 from .tasks import TaskSet
 from .tracks import AudioSink, MuteGate
 
@@ -71,6 +72,7 @@ class Call(Emitter):
         offer_sdp: str | None = None,
         reconnect_token: str | None = None,
         quality: QualitySettings | None = None,
+        reconnect_settings: ReconnectSettings | None = None,
         publish_feedback: Callable[[Call, int | None, str | None], asyncio.Task] | None = None,
     ) -> None:
         super().__init__()
@@ -108,6 +110,7 @@ class Call(Emitter):
             is_muted=self.is_muted, emit=self.emit)
         self.on("status", lambda s: self.quality.start() if s is CallStatus.OPEN
                 else self.quality.stop() if s is CallStatus.CLOSED else None)
+        self._reconnection = CallReconnection(self, reconnect_settings or ReconnectSettings())
 
     # --- properties of the SDK -----------------------------------------------------------
     @property
@@ -281,7 +284,7 @@ class Call(Emitter):
         payload = frame.payload
         if isinstance(payload.get("reconnect"), str):
             self._reconnect_token = payload["reconnect"]
-        if self._answered and self._status is not CallStatus.RECONNECTING:
+        if self._answered:
             return
         self._set_callsid(payload)
         self._answered = True
@@ -297,9 +300,12 @@ class Call(Emitter):
     def _maybe_open(self) -> None:
         if self._status in (CallStatus.CLOSED, CallStatus.OPEN):
             return
-        self._set_status(CallStatus.OPEN)
+        if self._status is not CallStatus.RECONNECTING:  # else reconnect.py reopens it
+            self._set_status(CallStatus.OPEN)
         if not self._was_connected:
             self._was_connected = True
+            assert self._media is not None
+            self._reconnection.media_up(self._media)  # from here on, lost media reconnects
             self.emit("accept", self)
 
     # --- frames from the server ------------------------------------------------------------
@@ -315,6 +321,8 @@ class Call(Emitter):
                 self._set_status(CallStatus.RINGING)
                 self.emit("ringing", bool(frame.payload.get("sdp")))
         elif kind == "answer":
+            if self._reconnection.on_answer(frame.payload):
+                return
             if self.direction is CallDirection.OUTGOING and self._status is not CallStatus.CLOSED:
                 self._tasks.spawn(self._on_answer(frame))
         elif kind == "cancel":
@@ -348,7 +356,13 @@ class Call(Emitter):
 
     # --- internals ---------------------------------------------------------------------------
     def _new_media(self) -> MediaSession:
-        media = MediaSession(self._media_settings, self._gate, on_state=self._media_state,
+        media: MediaSession | None = None
+
+        def state(value: str) -> None:  # only the current session's changes count
+            if media is self._media:
+                self._media_state(value)
+
+        media = MediaSession(self._media_settings, BorrowedTrack(self._gate), on_state=state,
                              on_remote_track=self._remote_track_arrived)
         if self.quality.settings.enabled:
             media.meter_levels(self.quality.audio_clock, self.quality.settings.volume_interval)
@@ -360,10 +374,44 @@ class Call(Emitter):
 
     def _media_state(self, state: str) -> None:
         self.quality.media_state(state)
-        # Media lost after the call was up: the reconnection work (issue 8) will retry here;
-        # until then the call ends with the SDK's final error.
-        if state == "failed" and self._status is CallStatus.OPEN:
-            self._fail(53405, "media connection failed")
+        if state == "failed" and self._status in (CallStatus.OPEN, CallStatus.RECONNECTING):
+            self._reconnection.media_lost("ICE failed")
+
+    # --- what reconnect.CallReconnection uses -------------------------------------------------
+    def _status_closed(self) -> bool:
+        return self._status is CallStatus.CLOSED
+
+    def _resumable(self) -> bool:
+        """Answered (by either side): the exchange keeps such a call for its grace."""
+        return self._answered and self._status in (CallStatus.CONNECTING, CallStatus.OPEN,
+                                                   CallStatus.RECONNECTING)
+
+    def _set_reconnecting(self) -> None:
+        self._set_status(CallStatus.RECONNECTING)
+
+    def _set_open(self) -> None:
+        self._set_status(CallStatus.OPEN)
+
+    def _local_sdp(self) -> str:
+        description = self._media.pc.localDescription if self._media is not None else None
+        return description.sdp if description is not None else ""
+
+    def _drop_media(self) -> None:
+        """Close the lost media session (kept as ``_media`` until a new one connects)."""
+        if self._media is not None:
+            self._tasks.spawn(self._media.close())
+
+    def _use_media(self, media: MediaSession) -> None:
+        self._media = media
+
+    def _lost_unanswered(self, error: TwilioError) -> None:
+        """Signaling lost before the answer: the exchange dropped the call (no token yet)."""
+        if self.direction is CallDirection.OUTGOING:
+            self._fail(error.code, error.message)
+            return
+        self.emit("error", error)
+        self._close()
+        self.emit("cancel")
 
     async def _send_digit_groups(self, digits: str) -> None:
         async with self._digits_lock:
@@ -373,12 +421,14 @@ class Call(Emitter):
                 if group and self._status is CallStatus.OPEN:
                     self._send("dtmf", {"callsid": self.sid, "dtmf": group})
 
-    def _fail(self, code: int, message: str, original: object | None = None) -> None:
+    def _fail(self, code: int, message: str, original: object | None = None, *,
+              hang_up: bool = True) -> None:
         if self._status is CallStatus.CLOSED:
             return
         log.warning("call %s failed: %s", self.sid, message)
         self.emit("error", TwilioError(code, message, original_error=original))
-        self._send("hangup", {"callsid": self.sid, "message": message})
+        if hang_up:
+            self._send("hangup", {"callsid": self.sid, "message": message})
         was_up = self._answered or self.direction is CallDirection.OUTGOING
         self._close()
         if was_up:
@@ -388,6 +438,7 @@ class Call(Emitter):
         if self._status is CallStatus.CLOSED:
             return
         self._set_status(CallStatus.CLOSED)
+        self._reconnection.stop()
         self._gate.stop()
         if self._media is not None:
             self._tasks.spawn(self._close_media(self._media))

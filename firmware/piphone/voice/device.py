@@ -25,8 +25,10 @@ from .events import Emitter
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
 from .media import MediaError, MediaSettings
 from .quality import QualitySettings
+from .reconnect import ReconnectSettings
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
+from .token_refresh import TokenRefresher, TokenSource
 from .tracks import AudioSink, DrainSink, SilenceTrack
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class Device(Emitter):
         audio_sink: Callable[[], AudioSink] = DrainSink,
         token_refresh_ms: int = 10_000,
         allow_incoming_while_busy: bool = False,
+        reconnect: ReconnectSettings | None = None,
+        token_source: TokenSource | None = None,
         gather_while_ringing: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         register_interval: float = protocol.REGISTER_INTERVAL,
@@ -86,6 +90,7 @@ class Device(Emitter):
         self.gather_while_ringing = gather_while_ringing
         self.register_interval = register_interval
         self.quality = quality or QualitySettings()  # thresholds etc. of every call's monitor
+        self.reconnect_settings = reconnect or ReconnectSettings()  # call reconnection timers
         # Feedback goes to this event gateway URL, else the one the server names (the local
         # exchange), else Twilio's for our home region (insights.py).
         self._event_gateway = event_gateway
@@ -100,6 +105,10 @@ class Device(Emitter):
         self.region: str | None = None
         self._stream = Signaling(self.signaling_url, token, ssl_context=ssl_context,
                                  heartbeat_timeout=heartbeat_timeout)
+        self._backoff_cap = self._stream.backoff.cap
+        self._token_refresher = TokenRefresher(self, token_source,
+                                               margin=token_refresh_ms / 1000)
+        self._stream.before_connect = self._token_refresher.before_connect
         self._stream.on("frame", self._on_frame)
         self._stream.on("close", self._on_stream_close)
         self._stream.on("error", self._on_stream_error)
@@ -195,6 +204,7 @@ class Device(Emitter):
             sink=self._audio_sink(),
             custom_parameters=params,
             quality=self.quality,
+            reconnect_settings=self.reconnect_settings,
             publish_feedback=self._post_feedback,
         )
         self._track_call(call)
@@ -234,6 +244,7 @@ class Device(Emitter):
             offer_sdp=payload["sdp"],
             reconnect_token=payload.get("reconnect"),
             quality=self.quality,
+            reconnect_settings=self.reconnect_settings,
             publish_feedback=self._post_feedback,
         )
         self._track_call(call)
@@ -254,6 +265,7 @@ class Device(Emitter):
         self._refusal = None  # the old token's refusal says nothing of the new one
         self._refused.clear()
         self._stream.set_token(token)
+        self._token_refresher.updated.set()
 
     def _arm_token_expiry(self, ttl: Any) -> None:
         self._cancel_timer("_expiry_timer")
@@ -292,6 +304,7 @@ class Device(Emitter):
             if isinstance(payload.get("eventgw"), str):
                 self._announced_gateway = payload["eventgw"]
             self._arm_token_expiry(token.get("ttl"))
+            self._token_refresher.armed = True
             self._refusal = None
             self._refused.clear()
             self._connected.set()
@@ -299,6 +312,9 @@ class Device(Emitter):
                 self._should_reregister = False
                 self._set_state(DeviceState.REGISTERING)
                 self._send_presence(True)
+            self._stream.backoff.cap = self._backoff_cap
+            for call in list(self._calls):  # resume calls cut off with the socket
+                call._reconnection.signaling_connected()
         elif kind == "ready":
             self._set_state(DeviceState.REGISTERED)
         elif kind == "offline":
@@ -355,9 +371,17 @@ class Device(Emitter):
         self.emit("error", twilio_error, call)
         if call is not None:
             call.handle_frame(protocol.Frame("error", payload))
+        if refused:  # calls waiting to resume cannot: a clear end, not a wait for the grace
+            for waiting in list(self._calls):
+                waiting._reconnection.token_refused(twilio_error)
 
     def _on_stream_close(self) -> None:
         self._connected.clear()
+        for call in list(self._calls):
+            call._reconnection.signaling_lost()
+        if any(call._reconnection.active for call in self._calls):
+            # A call waits for this stream: retry often (the exchange's grace is short).
+            self._stream.backoff.cap = self.reconnect_settings.signaling_retry_cap
         self._cancel_timer("_register_timer")
         if self._state in (DeviceState.REGISTERED, DeviceState.REGISTERING):
             self._should_reregister = True

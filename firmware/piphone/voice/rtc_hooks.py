@@ -18,7 +18,7 @@ than the decoding itself. ``decode_on_loop`` swaps the receiver's private decode
 the loop and feeds the track; the thread stays, idle, to end the track when aiortc stops it.
 
 Pinned versions: see pyproject.toml. ``check()`` fails loudly, naming the hook, if an
-upgrade removed what we rely on; tests/unit/test_rtc_hooks.py runs it.
+upgrade removed what we rely on; tests/unit/test_call_api.py and test_jitter.py run the checks.
 """
 
 from __future__ import annotations

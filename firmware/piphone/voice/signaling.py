@@ -17,6 +17,7 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import websockets
@@ -83,6 +84,8 @@ class Signaling(Emitter):
         self._task: asyncio.Task | None = None
         self._opened = asyncio.Event()
         self._sending = TaskSet(self)  # frames on their way out
+        # Awaited before every connect attempt (the Device renews an expired token there).
+        self.before_connect: Callable[[], Awaitable[None]] | None = None
 
     # --- life cycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -149,6 +152,8 @@ class Signaling(Emitter):
             self._set_state(SignalingState.CONNECTING)
             opened_at = None
             try:
+                if self.before_connect is not None:
+                    await self.before_connect()
                 async with connect(
                     self.url,
                     ssl=self._ssl,

@@ -1,0 +1,1 @@
+"""The phone itself: policy (phone.py), configuration, the service and its control socket."""

@@ -1,0 +1,85 @@
+"""The appliance's audio from ``[audio]``: the headset (audio/headset.py: capture, earpiece,
+ring device, unplug and replug), the call's source and sink factories, and the phone's sounds.
+
+A headset that is missing at start does not stop the phone: it runs without sound (ringer and
+call audio), says so in the log, and a restart or reload once it is plugged in brings it in.
+A headset pulled mid-call is the call's ``audio-device-lost`` warning until it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..audio.alsa import Playback
+from ..audio.devices import AudioDeviceError
+from ..audio.headset import Headset
+from .config import AlertsConfig, AudioConfig
+from .sounds import AudioSounds, NullSounds
+
+log = logging.getLogger(__name__)
+
+
+class ApplianceAudio:
+    """``source``/``sink`` for the Device (None: no headset), ``sounds`` for the Phone."""
+
+    def __init__(self, audio: AudioConfig, alerts: AlertsConfig,
+                 on_lost: Callable[[bool], None]) -> None:
+        self.headset: Headset | None = None
+        self.ringer: Playback | None = None  # a ring device without a headset
+        self.sounds: Any = NullSounds()
+        self.source: Callable[[], Any] | None = None
+        self.sink: Callable[[], Any] | None = None
+        self._on_lost = on_lost
+        headset = self._headset(audio)
+        if headset is None:
+            if audio.ring_device:
+                self.ringer = Playback(audio.ring_device)
+                self.ringer.start(tolerate_missing=True)
+                self.sounds = AudioSounds(None, self.ringer, alerts)
+            return
+        self.headset = headset
+        for stream in {id(s): s for s in (headset.capture, headset.playback,
+                                          headset.ring)}.values():
+            stream.start(tolerate_missing=True)  # a failed device reopens by itself
+        headset.watch()
+        headset.on("lost", lambda _reason: on_lost(True))
+        headset.on("back", lambda: on_lost(False))
+        sounds = AudioSounds(headset.playback, headset.ring, alerts)
+        self.sounds = sounds
+
+        def sink() -> Any:
+            made = headset.sink()
+            made.gain = sounds.gain
+            sounds.sinks[:] = [*sounds.sinks[-3:], made]  # the volume keys reach recent calls
+            return made
+
+        self.source, self.sink = headset.source, sink
+
+    @property
+    def present(self) -> bool:
+        """The headset works (True when there is none to miss)."""
+        return self.headset is None or self.headset.present
+
+    @staticmethod
+    def _headset(audio: AudioConfig) -> Headset | None:
+        spec = audio.headset
+        if spec == "none":
+            return None
+        try:
+            return Headset.from_spec("USB" if spec == "auto" else spec, ring=audio.ring_device)
+        except AudioDeviceError as exc:
+            log.warning("no headset (%s): the phone runs without sound until it is restarted "
+                        "with one", exc)
+            return None
+
+    async def close(self) -> None:
+        if self.headset is not None:
+            await self.headset.close()
+            self.headset = None
+        if self.ringer is not None:
+            import asyncio
+
+            await asyncio.to_thread(self.ringer.close)
+            self.ringer = None

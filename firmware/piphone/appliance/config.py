@@ -1,0 +1,399 @@
+"""The appliance's configuration: piphone.toml (0644) and secrets.toml (0600) as frozen settings.
+
+Checked once at load; every error names the file, the key and the line, and the service does
+not start. Secrets (an access token or the API key secret) live only in secrets.toml, which
+must not be readable by group or others; their fields are left out of every repr.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..audio import tones
+from ..errors import ConfigError
+from ..panel.leds import Pattern
+from ..panel.pins import DEFAULT_PINS, InputPin, KeypadMatrix, PinMap, PinMapError
+from ..tomlconfig import TomlFile, positive
+from .display import DisplayPatterns
+
+DEFAULT_PATH = Path("/etc/piphone/piphone.toml")
+DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"  # systemd's StateDirectory=piphone
+SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
+DND_MODES = ("reject", "ignore")
+CODECS = ("opus", "pcmu")
+EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
+         "tokyo", "umatilla")
+SECRET_KEYS = ("token", "api_key_secret")
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    identity: str  # the client identity to register as
+    signaling_url: str | None  # ws(s)://... of a local exchange; None = Twilio's edge
+    edge: str = "roaming"  # Twilio edge when signaling_url is None
+    token: str | None = field(default=None, repr=False)  # a fixed access token (secrets)
+    account_sid: str | None = None  # AC...: with api_key_sid + secret, tokens are minted
+    api_key_sid: str | None = None  # SK...
+    api_key_secret: str | None = field(default=None, repr=False)  # from secrets.toml
+    token_ttl: int = 3600  # seconds a minted token lives (60-86400)
+    ice_addresses: tuple[str, ...] | None = None  # addresses ICE offers; None = all but lo
+    codec_preferences: tuple[str, ...] = CODECS
+
+    def access_token(self) -> str:
+        """The configured token, or a fresh one minted with the API key."""
+        if self.token is not None:
+            return self.token
+        from ..voice.tokens import mint
+
+        assert self.account_sid and self.api_key_sid and self.api_key_secret
+        return mint(account_sid=self.account_sid, api_key_sid=self.api_key_sid,
+                    api_key_secret=self.api_key_secret, identity=self.identity,
+                    ttl=self.token_ttl)
+
+    @property
+    def mints_tokens(self) -> bool:
+        return self.token is None
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    headset: str = "auto"  # card name (e.g. "USB"), ALSA device, "CAP,PLAY", "auto" or "none"
+    ring_device: str | None = None  # ALSA device of the ringer; None = the headset
+
+
+@dataclass(frozen=True)
+class PhoneConfig:
+    dial_timeout: float = 4.0  # seconds after the last digit before dialing (0.5-30)
+    auto_answer_rings: int = 0  # answer after this many rings; 0 = off
+    call_waiting: bool = False  # a second call rings through instead of getting busy
+    dnd: str = "reject"  # what do-not-disturb does with a call: reject | ignore
+    dnd_at_start: bool = False  # start with do-not-disturb on
+    mute_reminder: float = 15.0  # seconds between beeps while muted; 0 = off
+    call_log: str | None = DEFAULT_CALL_LOG  # SQLite call log (`piphone calls`); None = off
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    ring: tones.ToneSpec = tones.RING  # ringer tone and cadence
+    warning_chirp: bool = True  # chirp once when a quality warning is raised
+    reconnecting_tone: bool = True  # pips while the call reconnects
+    volume: int = 7  # start volume step 0-10 of the call audio
+
+    @property
+    def ring_period(self) -> float:
+        """Seconds of one ring cycle (on + off): what auto-answer counts."""
+        return sum(self.ring.pattern) or 6.0
+
+
+@dataclass(frozen=True)
+class ApplianceConfig:
+    account: AccountConfig
+    audio: AudioConfig = AudioConfig()
+    pins: PinMap = DEFAULT_PINS
+    phone: PhoneConfig = PhoneConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    leds: DisplayPatterns = DisplayPatterns()  # which LED pattern shows each cue
+    path: Path | None = None
+    secrets_path: Path | None = None
+
+
+# --- loading ----------------------------------------------------------------------------------
+def load(path: str | Path = DEFAULT_PATH, secrets_path: str | Path | None = None
+         ) -> ApplianceConfig:
+    """Read and check piphone.toml (and its secrets.toml); raise ConfigError on any problem."""
+    toml = TomlFile(path)
+    known = {"account", "audio", "pins", "phone", "alerts", "leds"}
+    for section in toml.data:
+        if section not in known:
+            raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
+    secrets = _load_secrets(toml, secrets_path)
+    return ApplianceConfig(
+        account=_account(toml, secrets),
+        audio=_audio(toml),
+        pins=_pins(toml),
+        phone=_phone(toml),
+        alerts=_alerts(toml),
+        leds=_leds(toml),
+        path=toml.path,
+        secrets_path=secrets.path if secrets is not None else None,
+    )
+
+
+def _load_secrets(toml: TomlFile, given: str | Path | None) -> TomlFile | None:
+    account = toml.section("account")
+    if given is not None:
+        path = Path(given)
+    elif "secrets" in account:
+        path = Path(toml.get("account", "secrets", str))
+        if not path.is_absolute():
+            path = toml.path.parent / path
+    else:
+        path = toml.path.parent / SECRETS_NAME
+        if not path.exists():
+            return None  # fine when nothing secret is needed; _account says when it is
+    check_secrets_mode(path)
+    secrets = TomlFile(path)
+    for section in secrets.data:
+        if section != "account":
+            raise secrets.error(section, None, "unknown section (secrets.toml has [account])")
+    secrets.unknown_keys("account", set(SECRET_KEYS))
+    return secrets
+
+
+def check_secrets_mode(path: Path) -> None:
+    """Refuse a secrets file that group or others may read or write."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path}: not a regular file")
+    if mode & 0o077:
+        raise ConfigError(f"{path}: mode {stat.S_IMODE(mode):04o} lets others read the "
+                          f"secrets; it must be 0600 (chmod 600 {path})")
+
+
+def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
+    sec = "account"
+    toml.section(sec, required=True)
+    for key in SECRET_KEYS:
+        if key in toml.section(sec):
+            raise toml.error(sec, key, f"is a secret: put it in {SECRETS_NAME} (mode 0600), "
+                             "not in this world-readable file")
+    toml.unknown_keys(sec, {"identity", "signaling_url", "edge", "account_sid", "api_key_sid",
+                            "token_ttl", "ice_addresses", "codec_preferences", "secrets"})
+    identity = toml.get(sec, "identity", str, check=_identity)
+    url = toml.get(sec, "signaling_url", str, None,
+                   lambda v: None if re.fullmatch(r"wss?://[^\s/]+(/\S*)?", v)
+                   else "must be a ws:// or wss:// URL")
+    edge = toml.get(sec, "edge", str, "roaming",
+                    lambda v: None if v in EDGES else f"must be one of {', '.join(EDGES)}")
+    account_sid = toml.get(sec, "account_sid", str, None, _sid("AC"))
+    api_key_sid = toml.get(sec, "api_key_sid", str, None, _sid("SK"))
+    token = secret = None
+    if secrets is not None:
+        token = secrets.get(sec, "token", str, None,
+                            lambda v: None if v.count(".") == 2 else "must be a JWT (a.b.c)")
+        secret = secrets.get(sec, "api_key_secret", str, None,
+                             lambda v: None if len(v) >= 16 else "must be at least 16 characters")
+    if token is None:
+        # No fixed token: mint tokens, which takes the SIDs here and the secret there.
+        for key, value in (("account_sid", account_sid), ("api_key_sid", api_key_sid)):
+            if value is None:
+                raise toml.error(sec, None, f"missing key {key!r} (needed to mint tokens when "
+                                 f"{SECRETS_NAME} has no token)")
+        if secret is None:
+            where = secrets.path if secrets is not None else toml.path.parent / SECRETS_NAME
+            raise ConfigError(f"{where}: account.api_key_secret: missing (needed to mint "
+                              "tokens for account.api_key_sid)")
+    addresses = toml.get(sec, "ice_addresses", list, None, _addresses)
+    codecs = toml.get(sec, "codec_preferences", list, list(CODECS),
+                      lambda v: None if v and all(c in CODECS for c in v)
+                      else f"must list some of {', '.join(CODECS)}")
+    return AccountConfig(
+        identity=identity, signaling_url=url, edge=edge, token=token,
+        account_sid=account_sid, api_key_sid=api_key_sid, api_key_secret=secret,
+        token_ttl=toml.get(sec, "token_ttl", int, 3600,
+                           lambda v: None if 60 <= v <= 86400 else "must be 60-86400 seconds"),
+        ice_addresses=tuple(addresses) if addresses is not None else None,
+        codec_preferences=tuple(codecs),
+    )
+
+
+def _audio(toml: TomlFile) -> AudioConfig:
+    sec = "audio"
+    toml.unknown_keys(sec, {"headset", "ring_device"})
+    return AudioConfig(headset=toml.get(sec, "headset", str, "auto", _nonempty),
+                       ring_device=toml.get(sec, "ring_device", str, None, _nonempty))
+
+
+def _phone(toml: TomlFile) -> PhoneConfig:
+    sec = "phone"
+    toml.unknown_keys(sec, {"dial_timeout", "auto_answer_rings", "call_waiting", "dnd",
+                            "dnd_at_start", "mute_reminder", "call_log"})
+    call_log = toml.get(sec, "call_log", str, DEFAULT_CALL_LOG)
+    return PhoneConfig(
+        dial_timeout=float(toml.get(sec, "dial_timeout", (int, float), 4.0,
+                                    lambda v: None if 0.5 <= v <= 30
+                                    else "must be 0.5-30 seconds")),
+        auto_answer_rings=toml.get(sec, "auto_answer_rings", int, 0,
+                                   lambda v: None if 0 <= v <= 20
+                                   else "must be 0 (off) to 20 rings"),
+        call_waiting=toml.get(sec, "call_waiting", bool, False),
+        dnd=toml.get(sec, "dnd", str, "reject",
+                     lambda v: None if v in DND_MODES else f"must be {' or '.join(DND_MODES)}"),
+        dnd_at_start=toml.get(sec, "dnd_at_start", bool, False),
+        mute_reminder=float(toml.get(sec, "mute_reminder", (int, float), 15.0,
+                                     lambda v: None if v == 0 or 1 <= v <= 600
+                                     else "must be 0 (off) or 1-600 seconds")),
+        call_log=call_log or None,  # "" turns the log off
+    )
+
+
+def _alerts(toml: TomlFile) -> AlertsConfig:
+    sec = "alerts"
+    toml.unknown_keys(sec, {"ring_freqs", "ring_pattern", "ring_level", "warning_chirp",
+                            "reconnecting_tone", "volume"})
+    freqs = toml.get(sec, "ring_freqs", list, [440, 480], _numbers("Hz"))
+    pattern = toml.get(sec, "ring_pattern", list, [2.0, 4.0], _numbers("seconds"))
+    level = toml.get(sec, "ring_level", (int, float), -12.0)
+    try:
+        ring = tones.ring_spec(freqs, pattern, float(level))
+    except ValueError as exc:
+        key = ("ring_freqs" if "frequency" in str(exc) else "ring_level" if "level" in str(exc)
+               else "ring_pattern")
+        raise toml.error(sec, key, str(exc)) from None
+    return AlertsConfig(
+        ring=ring,
+        warning_chirp=toml.get(sec, "warning_chirp", bool, True),
+        reconnecting_tone=toml.get(sec, "reconnecting_tone", bool, True),
+        volume=toml.get(sec, "volume", int, 7,
+                        lambda v: None if 0 <= v <= 10 else "must be a step 0-10"),
+    )
+
+
+def _leds(toml: TomlFile) -> DisplayPatterns:
+    """[leds]: cue = pattern, e.g. ``ringing = "blink_slow"`` (display.DisplayPatterns)."""
+    cues = [f.name for f in fields(DisplayPatterns)]
+    toml.unknown_keys("leds", set(cues))
+    chosen = {}
+    for cue in cues:
+        value = toml.get("leds", cue, str, None)
+        if value is not None:
+            if value not in set(Pattern):
+                raise toml.error("leds", cue, f"unknown pattern {value!r} (known: "
+                                 f"{', '.join(Pattern)})")
+            chosen[cue] = Pattern(value)
+    return DisplayPatterns(**chosen)
+
+
+def _pins(toml: TomlFile) -> PinMap:
+    """[pins] (pwm_leds), [pins.inputs], [pins.leds] and [pins.keypad]; each table left out
+    keeps the documented default (panel/pins.py's DEFAULT_PINS; no keypad). The pins
+    themselves are checked by PinMap (unknown pin, not a GPIO, used twice), its error turned
+    into one naming this file, the key and the line."""
+    if "pins" not in toml.data:
+        return DEFAULT_PINS
+    pins = toml.section("pins")
+    toml.unknown_keys("pins", {"inputs", "leds", "pwm_leds", "keypad"})
+    pwm = toml.get("pins", "pwm_leds", bool, True)
+    inputs: Mapping[str, InputPin] = DEFAULT_PINS.inputs
+    if "inputs" in pins:
+        inputs = {}
+        for name, value in _subtable(toml, pins, "inputs").items():
+            inputs[name] = _input(toml, name, value)
+        if "hook" not in inputs:
+            raise toml.error("pins.inputs", None, "missing key 'hook' (the hook switch)")
+    leds: Mapping[str, Any] = DEFAULT_PINS.leds
+    if "leds" in pins:
+        leds = {name: _pin_value(toml, "pins.leds", name, value)
+                for name, value in _subtable(toml, pins, "leds").items()}
+    keypad = _keypad(toml, pins) if "keypad" in pins else None
+    try:
+        return PinMap(inputs=inputs, leds=leds, pwm_leds=pwm, keypad=keypad)
+    except PinMapError as exc:
+        section, _, key = exc.key.rpartition(".")
+        message = str(exc).removeprefix(f"{exc.key}: ")
+        if section.startswith("keypad"):  # "keypad.rows" -> [pins.keypad] rows
+            section, key = "keypad", exc.key.split(".")[1]
+        raise toml.error(f"pins.{section}", key, message) from None
+
+
+def _subtable(toml: TomlFile, pins: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = pins.get(name, {})
+    if not isinstance(value, dict):
+        raise toml.error("pins", name, f"must be a [pins.{name}] table")
+    return value
+
+
+def _input(toml: TomlFile, name: str, value: Any) -> InputPin:
+    if not isinstance(value, dict):
+        return InputPin(_pin_value(toml, "pins.inputs", name, value))
+    extra = set(value) - {"pin", "pull_up", "active_low"}
+    if extra:
+        raise toml.error("pins.inputs", name, f"unknown key {sorted(extra)[0]!r} "
+                         "(known: pin, pull_up, active_low)")
+    if "pin" not in value:
+        raise toml.error("pins.inputs", name, "missing key 'pin'")
+    for flag in ("pull_up", "active_low"):
+        if flag in value and not isinstance(value[flag], bool):
+            raise toml.error("pins.inputs", name, f"{flag} must be true or false, not "
+                             f"{value[flag]!r}")
+    return InputPin(_pin_value(toml, "pins.inputs", name, value["pin"]),
+                    pull_up=value.get("pull_up", True), active_low=value.get("active_low", True))
+
+
+def _keypad(toml: TomlFile, pins: Mapping[str, Any]) -> KeypadMatrix:
+    """[pins.keypad] rows = [...], cols = [...], layout = ["123", ...] (a 4x3 by default)."""
+    table = _subtable(toml, pins, "keypad")
+    extra = set(table) - {"rows", "cols", "layout"}
+    if extra:
+        raise toml.error("pins.keypad", sorted(extra)[0], "unknown key (known: rows, cols, "
+                         "layout)")
+    lists = {}
+    for key in ("rows", "cols", "layout"):
+        if key not in table:
+            if key == "layout":
+                continue
+            raise toml.error("pins.keypad", None, f"missing key {key!r}")
+        if not isinstance(table[key], list) or not table[key]:
+            raise toml.error("pins.keypad", key, "must be a list")
+        lists[key] = [(_pin_value(toml, "pins.keypad", key, v) if key != "layout" else v)
+                      for v in table[key]]
+    try:
+        return KeypadMatrix(**lists)
+    except PinMapError as exc:
+        raise toml.error("pins.keypad", exc.key.split(".")[-1],
+                         str(exc).removeprefix(f"{exc.key}: ")) from None
+
+
+def _pin_value(toml: TomlFile, section: str, name: str, value: Any) -> str | int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise toml.error(section, name, f"pin must be a BCM number or a name like 'GPIO17', "
+                         f"not {type(value).__name__} ({value!r})")
+    return value
+
+
+def _nonempty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _identity(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z0-9_.@+-]{1,121}", value) else (
+        "must be 1-121 letters, digits or _ . @ + -")
+
+
+def _sid(prefix: str):
+    pattern = re.compile(prefix + r"[0-9a-f]{32}")
+
+    def check(value: str) -> str | None:
+        return None if pattern.fullmatch(value) else f"must be {prefix} and 32 hex digits"
+
+    return check
+
+
+def _addresses(value: list) -> str | None:
+    for item in value:
+        try:
+            ipaddress.ip_address(item)
+        except (ValueError, TypeError):
+            return f"{item!r} is not an IP address"
+    return None
+
+
+def _numbers(unit: str):
+    def check(value: list) -> str | None:
+        if not value or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                for v in value):
+            return f"must be a list of numbers ({unit})"
+        return positive(min(value))
+
+    return check
+

@@ -1,0 +1,73 @@
+"""What the phone shows: one pure function of (state, muted, active warnings).
+
+The LEDs, whether the ringer sounds, and which steady alert the speaker gives, so the whole
+front panel can be read from a table and tested without hardware. Edges (a chirp when a *new*
+warning is raised, the mute reminder's timer) are the phone's business, not this module's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ..panel.leds import Pattern
+
+STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting")
+DEVICE_LOST = "audio-device-lost"  # the warning that blinks rather than glows
+ALERTS = ("warning", "reconnecting")
+
+
+@dataclass(frozen=True)
+class Display:
+    leds: Mapping[str, Pattern]  # LED name -> pattern; LEDs not named are off
+    ring: bool                   # the ringer sounds
+    alert: str | None            # None, "warning" or "reconnecting": the speaker's steady cue
+
+
+@dataclass(frozen=True)
+class DisplayPatterns:
+    """Which pattern each cue uses (configurable; these are the documented defaults)."""
+
+    ringing: Pattern = Pattern.BLINK_FAST       # ring LED while a call rings
+    calling: Pattern = Pattern.ON               # call LED while an outgoing call connects
+    talking: Pattern = Pattern.ON               # call LED while the call is open
+    reconnecting: Pattern = Pattern.PULSE       # call LED while media is being recovered
+    muted: Pattern = Pattern.ON                 # mute LED while muted
+    warning: Pattern = Pattern.ON               # warning LED while a quality warning is on
+    device_lost: Pattern = Pattern.BLINK_FAST   # warning LED while the headset is gone
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            try:
+                object.__setattr__(self, name, Pattern(value))
+            except ValueError:
+                raise ValueError(f"display pattern {name}: unknown pattern {value!r} "
+                                 f"(known: {', '.join(Pattern)})") from None
+
+
+DEFAULT_PATTERNS = DisplayPatterns()
+_CALL_LED = {"calling": "calling", "talking": "talking", "reconnecting": "reconnecting"}
+
+
+def display(state: str, muted: bool, warnings: frozenset[str], *,
+            patterns: DisplayPatterns = DEFAULT_PATTERNS) -> Display:
+    """The panel for a phone in ``state`` (one of :data:`STATES`). Idle shows nothing at all:
+    a phone on its hook with no call is dark and silent whatever flags are left over."""
+    if state not in STATES:
+        raise ValueError(f"unknown phone state {state!r} (known: {', '.join(STATES)})")
+    if state == "idle":
+        return Display(leds=MappingProxyType({}), ring=False, alert=None)
+    leds: dict[str, Pattern] = {}
+    if state == "ringing":
+        leds["ring"] = patterns.ringing
+    if state in _CALL_LED:
+        leds["call"] = getattr(patterns, _CALL_LED[state])
+    if muted:
+        leds["mute"] = patterns.muted
+    if warnings:
+        leds["warning"] = patterns.device_lost if DEVICE_LOST in warnings else patterns.warning
+    alert = "reconnecting" if state == "reconnecting" else "warning" if warnings else None
+    # Pattern.OFF from the configuration means "not shown": drop it so the map stays minimal.
+    shown = {name: p for name, p in leds.items() if p is not Pattern.OFF}
+    return Display(leds=MappingProxyType(shown), ring=state == "ringing", alert=alert)

@@ -1,0 +1,367 @@
+"""The appliance as a service: builds the phone from its config, one asyncio loop, systemd.
+
+- ``READY=1`` once registered, ``STATUS=`` a human line on every change ("registered as
+  alice", "talking to +15551234567, MOS 4.3"), ``WATCHDOG=1`` from the loop at half of
+  ``WATCHDOG_USEC`` (so a stuck loop gets the service restarted), through ``sdnotify``.
+- SIGTERM/SIGINT: hang up, LEDs off, exit 0. SIGHUP: reload the config; a valid new config
+  is applied between calls (a change during a call waits for its end); a bad one is logged and
+  the running config kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import PiphoneError
+from ..systemd import Notifier, feed_watchdog, watchdog_interval
+from . import config as config_mod
+from .audio import ApplianceAudio
+from .config import ApplianceConfig
+from .control import ControlError, ControlServer
+from .display import display
+from .phone import Phone
+
+log = logging.getLogger(__name__)
+
+REGISTER_RETRY = 5.0  # seconds between registration attempts while the exchange is away
+BETWEEN_CALLS = ("idle", "dialing")
+
+
+class Service:
+    """Everything one config builds: audio, Device, panel (pins, inputs, LEDs) and the Phone."""
+
+    def __init__(self, cfg: ApplianceConfig, *, notifier: Notifier | None = None,
+                 pin_factory: Any = None,
+                 loader: Callable[[Path], ApplianceConfig] = config_mod.load,
+                 control_path: Path | None = None) -> None:
+        self.cfg = cfg
+        self.control_path = control_path  # the control socket; None: none
+        self.notifier = notifier or Notifier()
+        self.pin_factory = pin_factory
+        self._loader = loader
+        self.device: Any = None
+        self.phone: Phone | None = None
+        self.inputs: Any = None
+        self.leds: Any = None
+        self.sounds: Any = None
+        self.registered = asyncio.Event()
+        self.audio: ApplianceAudio | None = None
+        self.call_log: Any = None  # calllog.CallLog, when [phone] call_log is on
+        self._logged: weakref.WeakSet = weakref.WeakSet()  # calls already in the call log
+        self._stop = asyncio.Event()
+        self._reload_wanted = asyncio.Event()
+        self._pending: ApplianceConfig | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._register_task: asyncio.Task | None = None
+        self._mos: float | None = None
+        self.register_error: Exception | None = None
+
+    # --- life cycle ------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop,
+                    signal.SIGHUP: self.reload}
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
+        interval = watchdog_interval()
+        if interval is not None:
+            self._tasks.append(asyncio.ensure_future(feed_watchdog(self.notifier, interval)))
+        control = ControlServer(self.control_path, self.control) if self.control_path else None
+        try:
+            if control is not None:
+                try:
+                    await control.start()
+                except OSError as exc:  # e.g. run by hand without /run/piphone: no control
+                    log.warning("no control socket at %s: %s", control.path, exc)
+                    control = None
+            while True:
+                await self.start()
+                await self._until_stop_or_reload()
+                if self._stop.is_set():
+                    break
+                self.notifier.send("RELOADING=1")
+                await self.close()
+                self.cfg, self._pending = self._pending or self.cfg, None
+                log.info("config reloaded from %s", self.cfg.path)
+        finally:
+            self.notifier.send("STOPPING=1")
+            if control is not None:
+                await control.close()
+            await self.close()
+            for task in self._tasks:
+                task.cancel()
+            for sig in handlers:
+                loop.remove_signal_handler(sig)
+        return 0
+
+    async def start(self) -> None:
+        """Build the phone from ``self.cfg``; returns once the first registration was tried
+        (it keeps trying in the background if the exchange is not there yet)."""
+        from ..panel.inputs import Inputs
+        from ..panel.leds import Leds
+        from ..voice import Device
+
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        self.registered = asyncio.Event()
+        self.audio = ApplianceAudio(cfg.audio, cfg.alerts, self._audio_condition)
+        self.sounds = self.audio.sounds
+        options: dict[str, Any] = {
+            "codec_preferences": cfg.account.codec_preferences,
+            "ice_addresses": cfg.account.ice_addresses,
+            "allow_incoming_while_busy": True,  # the phone itself refuses as busy
+        }
+        if cfg.account.signaling_url:
+            options["signaling_url"] = cfg.account.signaling_url
+        else:
+            options["edge"] = cfg.account.edge
+        if self.audio.source is not None:
+            options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
+        if cfg.account.mints_tokens:  # a token that expired while cut off is renewed first
+
+            async def fresh_token() -> str:
+                return cfg.account.access_token()
+
+            options["token_source"] = fresh_token
+        self.device = Device(cfg.account.access_token(), **options)
+        self.call_log = self._open_call_log()
+        if self.call_log is not None:  # before the phone's handler: busy refusals count too
+            self.device.on("incoming", self._log_call)
+        self.device.on("tokenWillExpire", self._refresh_token)
+        self.device.on("registered", lambda *_: self._registered())
+        self.device.on("unregistered", lambda *_: self._show_status())
+        self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
+        self.phone = Phone(self.device, self.leds, self.sounds, cfg.phone, cfg.alerts,
+                           off_hook=lambda: bool(self.inputs is not None
+                                                 and self.inputs.off_hook),
+                           display=functools.partial(display, patterns=cfg.leds))
+        self.phone.listeners.append(self._on_phone_change)
+        self.inputs = Inputs(cfg.pins, self.phone.handle, loop=loop,
+                             pin_factory=self.pin_factory)
+        if self.inputs.off_hook:  # lifted before we started: that is dialing
+            self.phone.fire("off_hook")
+        tried = asyncio.Event()
+        self._register_task = asyncio.ensure_future(self._register(tried))
+        await tried.wait()
+
+    async def close(self) -> None:
+        """Hang up, LEDs off, release pins and devices; idempotent."""
+        if self._register_task is not None:
+            self._register_task.cancel()
+            self._register_task = None
+        if self.phone is not None:
+            self.phone.close()
+            self.phone = None
+        if self.inputs is not None:
+            self.inputs.close()
+            self.inputs = None
+        if self.leds is not None:
+            self.leds.close()
+            self.leds = None
+        if self.device is not None:
+            device, self.device = self.device, None
+            try:
+                await asyncio.wait_for(device.destroy(), 10)
+            except Exception as exc:  # a device that will not close must not stop shutdown
+                log.warning("device did not close cleanly: %s", exc)
+        if self.audio is not None:
+            audio, self.audio = self.audio, None
+            await audio.close()  # joins the audio threads off the loop
+        if self.call_log is not None:
+            self.call_log.close()
+            self.call_log = None
+
+    def stop(self) -> None:
+        log.info("stopping")
+        self._stop.set()
+
+    def reload(self) -> None:
+        """SIGHUP: read the config now; apply it when the phone is between calls."""
+        path = self.cfg.path or config_mod.DEFAULT_PATH
+        try:
+            new = self._loader(path)
+        except PiphoneError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            self.notifier.set_status(f"config not reloaded: {exc}")
+            return
+        if new == self.cfg:
+            log.info("reload: %s has not changed", path)
+            return
+        self._pending = new
+        if self.phone is not None and self.phone.state not in BETWEEN_CALLS:
+            log.info("reload: the new config waits for the end of the call")
+            return
+        self._reload_wanted.set()
+
+    async def _until_stop_or_reload(self) -> None:
+        self._reload_wanted.clear()
+        if self._pending is not None and self.phone is not None and (
+                self.phone.state in BETWEEN_CALLS):
+            return
+        waiters = [asyncio.ensure_future(self._stop.wait()),
+                   asyncio.ensure_future(self._reload_wanted.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    # --- pieces ----------------------------------------------------------------------------
+    def _open_call_log(self) -> Any:
+        from ..calllog import CallLog
+
+        path = self.cfg.phone.call_log
+        if path is None:
+            return None
+        if not Path(path).parent.is_dir():
+            log.warning("no call log: %s does not exist ([phone] call_log)", Path(path).parent)
+            return None
+        try:
+            return CallLog(path)
+        except Exception as exc:  # a broken log must not keep the phone from working
+            log.warning("no call log at %s: %s", path, exc)
+            return None
+
+    def _log_call(self, call: Any) -> None:
+        from ..calllog import track
+
+        self._logged.add(call)
+        try:
+            track(self.call_log, call, identity=self.cfg.account.identity)
+        except Exception:
+            log.exception("call log: cannot record a call")
+
+    def _audio_condition(self, lost: bool) -> None:
+        """The headset went away or came back: a warning on the call, as the SDK's quality
+        warnings are (through the Call's own set_condition when it has one)."""
+        phone = self.phone
+        if phone is None or phone.call is None:
+            return
+        set_condition = getattr(phone.call, "set_condition", None)
+        if set_condition is not None:
+            set_condition("audio-device-lost", lost)
+        else:
+            phone.fire("warning" if lost else "warning_cleared", name="audio-device-lost")
+
+    async def _register(self, tried: asyncio.Event) -> None:
+        """Register; while the exchange is away, say so and try again."""
+        while not self._stop.is_set():
+            try:
+                await self.device.register()
+                return
+            except Exception as exc:
+                tried.set()
+                self.register_error = exc
+                self.notifier.set_status(f"not registered ({exc}); retrying")
+                log.warning("registration failed: %s; retrying in %.0f s", exc,
+                            REGISTER_RETRY)
+            finally:
+                tried.set()
+            await asyncio.sleep(REGISTER_RETRY)
+
+    def _registered(self) -> None:
+        self.register_error = None
+        if not self.registered.is_set():
+            self.registered.set()
+            self.notifier.send("READY=1")
+        self._show_status()
+
+    def _refresh_token(self, device: Any) -> None:
+        if self.cfg.account.mints_tokens:
+            device.update_token(self.cfg.account.access_token())
+        else:
+            log.warning("the access token expires soon and this config has no API key to "
+                        "mint another")
+
+    def _on_phone_change(self, phone: Phone) -> None:
+        call = phone.call
+        if call is not None and not getattr(call, "_piphone_sampled", False):
+            with contextlib.suppress(Exception):
+                call.on("sample", self._on_sample)
+                call._piphone_sampled = True
+            if self.audio is not None and not self.audio.present:
+                self._audio_condition(True)  # a call begun while the headset is away
+            if self.call_log is not None and call not in self._logged:
+                self._log_call(call)  # an outgoing call (incoming ones are logged on arrival)
+        if call is None:
+            self._mos = None
+        self._show_status()
+        if self._pending is not None and phone.state in BETWEEN_CALLS:
+            self._reload_wanted.set()  # the call that held the reload is over
+
+    def _on_sample(self, sample: Any, *_: Any) -> None:
+        mos = sample.get("mos") if isinstance(sample, dict) else getattr(sample, "mos", None)
+        if isinstance(mos, int | float):
+            self._mos = float(mos)
+            self._show_status()
+
+    # --- the control socket ----------------------------------------------------------------
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A checked request from appliance/control.py -> its reply fields."""
+        phone = self.phone
+        if phone is None:
+            raise ControlError("the phone is (re)starting; try again")
+        cmd = request["cmd"]
+        if cmd == "status":
+            return self.status()
+        done = {"call": lambda: phone.call_number(request["number"]),
+                "hangup": phone.hangup_call, "answer": phone.answer_call,
+                "mute": phone.mute_call}[cmd]()
+        if not done:
+            raise ControlError(f"{cmd} does nothing while the phone is {phone.state}")
+        return {"state": phone.state}
+
+    def status(self) -> dict[str, Any]:
+        phone, device = self.phone, self.device
+        assert phone is not None and device is not None
+        return {"status": self.status_line(), "identity": self.cfg.account.identity,
+                "registered": str(device.state) == "registered",
+                "mos": self._mos, **phone.status()}
+
+    def _show_status(self) -> None:
+        self.notifier.set_status(self.status_line())
+
+    def status_line(self) -> str:
+        phone, device = self.phone, self.device
+        identity = self.cfg.account.identity
+        if phone is None or device is None:
+            return "starting"
+        peer = phone.peer or "unknown"
+        state = phone.state
+        if state == "ringing":
+            return f"ringing: call from {peer}"
+        if state == "calling":
+            return f"calling {peer}"
+        if state in ("talking", "reconnecting"):
+            line = f"{state} {'to' if state == 'talking' else 'with'} {peer}"
+            if self._mos is not None:
+                line += f", MOS {self._mos:.1f}"
+            if phone.muted:
+                line += ", muted"
+            if phone.warnings:
+                line += f", warnings: {', '.join(sorted(phone.warnings))}"
+            return line
+        registered = str(device.state) == "registered"
+        line = f"registered as {identity}" if registered else f"not registered as {identity}"
+        if state == "dialing":
+            line += ", off hook"
+        if phone.dnd:
+            line += ", do not disturb"
+        return line
+
+
+def main(config_path: Path) -> int:
+    """``piphone run --config PATH``: a bad config raises ConfigError before anything starts."""
+    from .control import socket_path
+
+    cfg = config_mod.load(config_path)
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # it logs every callback
+    return asyncio.run(Service(cfg, control_path=socket_path()).run())

@@ -1,0 +1,97 @@
+"""The phone's sounds (phone.Sounds) on audio/: the ringer on the ring device, call-progress
+tones, beeps and DTMF in the headset, and the call's volume.
+
+Each Playback mixes one sound over what it plays (audio/alsa.py), so a sound replaces the one
+before; the phone never needs two at once on one device.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..audio import tones
+from .config import AlertsConfig
+
+log = logging.getLogger(__name__)
+
+TONES = {"dial": tones.DIAL_TONE, "ringback": tones.RINGBACK,
+         "reconnecting": tones.RECONNECTING, "busy": tones.BUSY}
+VOLUME_STEPS = 10
+
+
+def gain_of(step: int) -> float:
+    """Volume step 0..10 -> linear gain; 7 is unity, each step about 3 dB, 0 is silent."""
+    return 0.0 if step <= 0 else 10 ** ((step - 7) * 3 / 20)
+
+
+def _beep(name: str) -> Any:
+    if name == "warning":
+        return tones.warning_chirp()
+    if name == "mute":
+        return tones.mute_beep()
+    if name == "waiting":  # call waiting: two short 440 Hz pips
+        pip = tones.tone((440,), 0.1, -15.0)
+        return np.concatenate((pip, tones.silence(0.1), pip))
+    raise ValueError(f"unknown beep {name!r}")
+
+
+class AudioSounds:
+    """Sounds on Playback streams (either may be None: no such device, nothing plays)."""
+
+    def __init__(self, headset: Any | None, ringer: Any | None, alerts: AlertsConfig) -> None:
+        self.headset = headset
+        self.ringer = ringer
+        self.alerts = alerts
+        self.sinks: list[Any] = []  # PlaybackSinks of calls: their gain is the volume
+        self.gain = gain_of(alerts.volume)
+
+    def ring(self, on: bool) -> None:
+        if self.ringer is None:
+            return
+        if on:
+            self.ringer.play_tone(self.alerts.ring)
+        else:
+            self.ringer.stop_sound()
+
+    def tone(self, name: str | None) -> None:
+        if self.headset is None:
+            return
+        if name is None:
+            self.headset.stop_sound()
+        else:
+            self.headset.play_tone(TONES[name])
+
+    def beep(self, name: str) -> None:
+        if self.headset is not None:
+            self.headset.play_clip(_beep(name))
+
+    def dtmf(self, digit: str) -> None:
+        if self.headset is not None:
+            self.headset.play_clip(tones.dtmf(digit))
+
+    def volume(self, step: int) -> None:
+        self.gain = gain_of(step)
+        for sink in self.sinks:
+            sink.gain = self.gain
+
+
+class NullSounds:
+    """No sound device ([audio] headset = "none"): the phone works silently."""
+
+    def ring(self, on: bool) -> None:
+        log.debug("ringer %s", "on" if on else "off")
+
+    def tone(self, name: str | None) -> None:
+        log.debug("tone %s", name)
+
+    def beep(self, name: str) -> None:
+        log.debug("beep %s", name)
+
+    def dtmf(self, digit: str) -> None:
+        log.debug("dtmf %s", digit)
+
+    def volume(self, step: int) -> None:
+        log.debug("volume %d", step)

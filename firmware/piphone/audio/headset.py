@@ -1,0 +1,151 @@
+"""The headset as a whole: its microphone, its earpiece and the ring device, and whether it is
+there at all.
+
+A USB headset can be pulled out mid-call. The call must not notice beyond a warning: capture
+keeps sending silence at its 20 ms pace, playback discards, and the streams try to reopen the
+device (alsa.py does that). This module adds what a single stream cannot know: the card list
+(``devices.CardWatcher``, udev or a poll of /proc/asound/cards) says the card is gone before a
+read fails, or that it is back so the streams reopen at once; and one ``present`` flag with two
+events for the appliance:
+
+- ``lost(reason: str)`` when the headset stops working (its card left the list, or a read or
+  write failed), once until it is back;
+- ``back()`` when the card is listed again and capture and playback (those started) reopened.
+
+The ring device (``audio.ring_device``, a separate speaker) defaults to the headset's own
+earpiece, so the ring is mixed into it; a separate one is its own Playback with its own
+reopen tries, and does not make the headset lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from pyee.asyncio import AsyncIOEventEmitter
+
+from . import devices
+from .alsa import Capture, Playback
+from .devices import AudioDeviceError
+from .tracks import CaptureTrack, PlaybackSink
+
+log = logging.getLogger(__name__)
+
+
+class Headset(AsyncIOEventEmitter):
+    """``capture`` and ``playback`` ALSA devices (``ring``: the ring device's, default the
+    playback's); ``card``: the card name to watch in the card list, by default the card a
+    ``...:CARD=<id>`` capture device names (None: nothing to watch, e.g. ``hw:1,0``)."""
+
+    def __init__(self, capture: str, playback: str, ring: str | None = None, *,
+                 card: str | None = None, cards_path: Path | None = None,
+                 poll_interval: float = devices.POLL_INTERVAL,
+                 monitor: object | None | str = "udev",
+                 playback_options: dict | None = None) -> None:
+        super().__init__()
+        options = playback_options or {}  # Playback's period_ms, periods, buffer_periods
+        self.capture = Capture(capture, on_failure=lambda err: self._fail("capture", err),
+                               on_recovered=lambda: self._recovered("capture"))
+        self.playback = Playback(playback, on_failure=lambda err: self._fail("playback", err),
+                                 on_recovered=lambda: self._recovered("playback"), **options)
+        self.ring = self.playback if ring in (None, playback) else Playback(ring, **options)
+        self.card = card = card or devices.card_id(capture)
+        self._down: dict[str, str] = {}  # what is not working -> why
+        self._watcher = (None if card is None else
+                         devices.CardWatcher(card, self._card_changed, path=cards_path,
+                                             interval=poll_interval, monitor=monitor))
+        if self._watcher is not None and not self._watcher.present:
+            self._down["card"] = f"no ALSA card matches {card!r}"
+        self._reported = self.present  # what the last lost/back said
+
+    @classmethod
+    def from_spec(cls, spec: str, ring: str | None = None, **kwargs) -> Headset:
+        """``audio.headset``: a card name such as ``USB`` (watched), an ALSA device, or
+        ``CAPTURE,PLAYBACK``. A card name that matches nothing is an AudioDeviceError that
+        names it and lists the cards present."""
+        capture, _, playback = spec.partition(",")
+        if playback:
+            return cls(capture, playback, ring, **kwargs)
+        if devices.is_explicit(spec):
+            return cls(spec, spec, ring, **kwargs)
+        path = kwargs.get("cards_path")
+        device = devices.select(spec, devices.list_cards(path)).device
+        return cls(device, device, ring, card=spec, **kwargs)
+
+    @property
+    def present(self) -> bool:
+        """The headset works: its card is listed and no started stream has failed."""
+        return not self._down
+
+    @property
+    def uses_udev(self) -> bool:
+        return self._watcher is not None and self._watcher.uses_udev
+
+    def open(self) -> None:
+        """Open capture and playback now (on the loop) and start watching the card: a device
+        that is missing now is an AudioDeviceError naming it."""
+        for stream in self._streams():
+            stream.start()
+        self.watch()
+
+    def watch(self) -> None:
+        """Start watching the card without opening anything (tracks open lazily)."""
+        if self._watcher is not None:
+            self._watcher.start()
+
+    def source(self) -> CaptureTrack:
+        """A track for a call's audio_source: the microphone."""
+        return CaptureTrack(self.capture)
+
+    def sink(self) -> PlaybackSink:
+        """A sink for a call's audio_sink: the earpiece."""
+        return PlaybackSink(self.playback)
+
+    def _streams(self) -> list[Capture | Playback]:
+        streams: list[Capture | Playback] = [self.capture, self.playback]
+        return streams + ([self.ring] if self.ring is not self.playback else [])
+
+    def _card_changed(self, present: bool) -> None:
+        if present:
+            self._down.pop("card", None)
+            for stream in (self.capture, self.playback):
+                stream.resume()  # reopen now, not at the next retry
+                if stream.failed is None:  # back before its thread even noticed it was gone
+                    self._down.pop(stream.direction, None)
+            self._settle()
+            return
+        # Gone from the card list: a started stream counts as failed from now on, even if
+        # its failed read has not reached the loop yet (else `back` could come before it).
+        for stream in (self.capture, self.playback):
+            stream.suspend(AudioDeviceError(f"the ALSA card {self.card!r} is gone"))
+            if stream.started:
+                self._down.setdefault(stream.direction, "the card is gone")
+        self._mark_down("card", f"the ALSA card {self.card!r} is gone")
+
+    def _fail(self, direction: str, err: Exception) -> None:
+        self._mark_down(direction, f"{direction} failed: {err}")
+
+    def _recovered(self, direction: str) -> None:
+        self._down.pop(direction, None)
+        self._settle()
+
+    def _mark_down(self, what: str, reason: str) -> None:
+        self._down.setdefault(what, reason)
+        if self._reported:
+            self._reported = False
+            log.warning("headset lost: %s", reason)
+            self.emit("lost", reason)
+
+    def _settle(self) -> None:
+        if self.present and not self._reported:
+            self._reported = True
+            log.warning("headset back")
+            self.emit("back")
+
+    async def close(self) -> None:
+        """Stop watching and close the devices (their threads are joined off the loop)."""
+        if self._watcher is not None:
+            await self._watcher.close()
+        for stream in self._streams():
+            await asyncio.to_thread(stream.close)

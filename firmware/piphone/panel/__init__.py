@@ -1,0 +1,1 @@
+"""The physical front: hook switch, buttons, keypad and LEDs. Knows nothing of Twilio."""

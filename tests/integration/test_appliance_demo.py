@@ -1,0 +1,34 @@
+"""`piphone run --terminal` on a pseudo-terminal: the caller rings the phone, keys lift the
+handset (answer), mute, and hang up, and the screen shows each state; q quits cleanly."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..ptyscreen import Screen
+
+pytestmark = pytest.mark.net
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_answer_mute_hang_up_with_keys():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "firmware"))
+    argv = [sys.executable, "-m", "piphone", "run", "--terminal", "--call-every", "0.5"]
+    async with Screen.spawn(argv, env=env) as screen:
+        await screen.wait_for(r"state\s+ringing", timeout=30)
+        await screen.wait_for(r"● ring")  # the ring lamp lit (it blinks)
+        screen.type("h")
+        await screen.wait_for(r"talking to client:caller")
+        await screen.wait_for(r"● call")
+        screen.type("m")
+        await screen.wait_for(r"talking to client:caller, muted")
+        await screen.wait_for(r"● mute")
+        screen.type("h")
+        await screen.wait_for(r"state\s+idle")  # (wait_for reads the last frames only)
+        screen.type("q")
+        assert await screen.exited(20) == 0

@@ -1,0 +1,89 @@
+"""appliance/control.py: JSON lines on a unix socket; bad requests get errors, never crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+
+import pytest
+
+from piphone.appliance.control import ControlError, ControlServer, request
+from piphone.errors import PiphoneError
+
+
+@pytest.fixture
+async def server(tmp_path):
+    seen = []
+
+    def handle(req):
+        seen.append(req)
+        if req["cmd"] == "status":
+            return {"state": "idle", "status": "registered as alice"}
+        if req["cmd"] == "mute":
+            raise ControlError("mute does nothing while the phone is idle")
+        if req["cmd"] == "answer":
+            raise RuntimeError("boom")
+        return {"state": "calling"}
+
+    srv = ControlServer(tmp_path / "run" / "control.sock", handle)
+    await srv.start()
+    srv.seen = seen
+    yield srv
+    await srv.close()
+
+
+async def raw(path, data: bytes) -> list[dict]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(data)
+    await writer.drain()
+    writer.write_eof()
+    replies = [json.loads(line) for line in (await reader.read()).splitlines()]
+    writer.close()
+    return replies
+
+
+async def test_requests_and_replies(server):
+    assert stat.S_IMODE(server.path.stat().st_mode) == 0o660
+    reply = await asyncio.to_thread(request, "status", server.path)
+    assert reply == {"ok": True, "state": "idle", "status": "registered as alice"}
+    reply = await asyncio.to_thread(request, "call", server.path, number="+15551234567")
+    assert reply == {"ok": True, "state": "calling"}
+    assert server.seen[-1] == {"cmd": "call", "number": "+15551234567"}
+    reply = await asyncio.to_thread(request, "mute", server.path)
+    assert reply == {"ok": False, "error": "mute does nothing while the phone is idle"}
+    reply = await asyncio.to_thread(request, "answer", server.path)
+    assert reply == {"ok": False, "error": "internal error: boom"}
+
+
+async def test_bad_requests_get_errors_and_the_connection_goes_on(server):
+    replies = await raw(server.path, b'not json\n{"cmd": "reboot"}\n[1]\n'
+                        b'{"cmd": "call"}\n{"cmd": "call", "number": "1; rm -rf"}\n'
+                        b'\xff\xfe\n{"cmd": "status"}\n')
+    errors = [r.get("error", "") for r in replies]
+    assert errors[0].startswith("not JSON")
+    assert errors[1] == "unknown cmd 'reboot' (one of status, call, hangup, answer, mute)"
+    assert errors[2] == 'a request is an object with a "cmd"'
+    assert errors[3].startswith("call needs a number") and errors[4] == errors[3]
+    assert errors[5].startswith("not JSON")
+    assert replies[6]["ok"] is True and len(replies) == 7
+    assert [r["cmd"] for r in server.seen] == ["status"]  # nothing bad reached the phone
+
+
+async def test_too_long_a_line(server):
+    replies = await raw(server.path, b"x" * 10000 + b"\n")
+    assert replies == [{"ok": False, "error": "request too long"}]
+    assert (await asyncio.to_thread(request, "status", server.path))["ok"]
+
+
+async def test_no_service(tmp_path):
+    with pytest.raises(PiphoneError, match="no piphone service is running"):
+        request("status", tmp_path / "nothing.sock")
+
+
+async def test_close_removes_the_socket(tmp_path):
+    srv = ControlServer(tmp_path / "c.sock", lambda req: {})
+    await srv.start()
+    await srv.close()
+    assert not (tmp_path / "c.sock").exists()
+    await srv.close()  # idempotent

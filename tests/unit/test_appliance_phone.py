@@ -1,0 +1,556 @@
+"""appliance/phone.py: every row of the transition table, driven by fake Call/Device emitters,
+fake LEDs and sounds; plus random presses in random states."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import replace
+
+import pytest
+
+from piphone.appliance import phone as phone_mod
+from piphone.appliance.config import AlertsConfig, PhoneConfig
+from piphone.appliance.phone import Phone
+from piphone.audio import tones
+from piphone.panel.inputs import PanelEvent, PanelInput
+from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds
+
+FAST_RING = AlertsConfig(ring=tones.ring_spec(pattern=(0.02, 0.03)))  # a ring every 50 ms
+
+
+class Rig:
+    def __init__(self, settings: PhoneConfig | None = None, alerts: AlertsConfig | None = None):
+        self.device = FakeDevice()
+        self.leds = FakeLeds()
+        self.sounds = FakeSounds()
+        self.hook = False
+        self.phone = Phone(self.device, self.leds, self.sounds, settings or PhoneConfig(),
+                           alerts or AlertsConfig(), off_hook=lambda: self.hook)
+
+    def press(self, event: str, digit: str | None = None) -> None:
+        if event == "OFF_HOOK":
+            self.hook = True
+        elif event == "ON_HOOK":
+            self.hook = False
+        self.phone.handle(PanelInput(PanelEvent[event], digit))
+
+    @property
+    def state(self) -> str:
+        return self.phone.state
+
+    async def until(self, predicate, timeout: float = 5.0) -> None:
+        """Wait (bounded) for a condition that timers or connect() tasks bring about."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            assert loop.time() < deadline, "timed out"
+            await asyncio.sleep(0.005)
+
+    async def settle(self) -> None:
+        """Let deferred triggers and connect() tasks run (a few loop turns, no timing)."""
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def ringing_call(self, frm: str = "+15550001"):
+        call = self.device.ring(frm)
+        await self.settle()
+        return call
+
+    async def talking_call(self):
+        call = await self.ringing_call()
+        self.press("OFF_HOOK")
+        call.far_open()
+        await self.settle()
+        assert self.state == "talking"
+        return call
+
+    async def outgoing(self, number: str = "100"):
+        self.press("OFF_HOOK")
+        for digit in number + "#":
+            self.press("DIGIT", digit)
+        await self.until(lambda: self.device.placed and self.phone.call is not None)
+        return self.device.placed[-1]
+
+
+@pytest.fixture
+async def rig():
+    rig = Rig()
+    yield rig
+    assert rig.phone.failures == 0
+    rig.phone.close()
+
+
+# --- the handset ----------------------------------------------------------------------------
+async def test_off_hook_in_idle_dials_with_dial_tone(rig):
+    assert rig.state == "idle" and rig.leds.now == {}
+    rig.press("OFF_HOOK")
+    assert rig.state == "dialing" and rig.sounds.playing == "dial"
+
+
+async def test_off_hook_while_ringing_answers(rig):
+    call = await rig.ringing_call()
+    assert rig.state == "ringing" and rig.leds.now["ring"] == "blink_fast" and rig.sounds.ringing
+    rig.press("OFF_HOOK")
+    assert call.actions == ["accept"] and rig.state == "talking"
+    assert not rig.sounds.ringing and "ring" not in rig.leds.now
+    call.far_open()  # media up: the accept event changes nothing more
+    await rig.settle()
+    assert rig.state == "talking" and rig.leds.now["call"] == "on"
+
+
+async def test_on_hook_while_dialing_goes_idle(rig):
+    rig.press("OFF_HOOK")
+    rig.press("ON_HOOK")
+    assert rig.state == "idle" and rig.sounds.playing is None
+
+
+@pytest.mark.parametrize("where", ["calling", "talking", "reconnecting"])
+async def test_on_hook_hangs_up_an_active_call(rig, where):
+    if where == "calling":
+        call = await rig.outgoing()
+    else:
+        call = await rig.talking_call()
+        if where == "reconnecting":
+            call.net_reconnecting()
+            await rig.settle()
+    assert rig.state == where
+    rig.press("ON_HOOK")
+    assert call.actions[-1] == "disconnect" and rig.state == "idle"
+    await rig.settle()
+    assert rig.state == "idle" and rig.leds.now == {} and rig.sounds.playing is None
+
+
+async def test_on_hook_while_the_invite_goes_out_cancels_it(rig):
+    rig.press("OFF_HOOK")
+    rig.press("DIGIT", "7")
+    rig.press("DIGIT", "#")
+    await asyncio.sleep(0)  # dial runs; connect() has not returned yet
+    rig.press("ON_HOOK")
+    await rig.until(lambda: rig.device.placed)
+    await rig.settle()
+    assert rig.device.placed[0].actions == ["disconnect"] and rig.state == "idle"
+
+
+# --- buttons -------------------------------------------------------------------------------
+async def test_accept_button_answers(rig):
+    call = await rig.ringing_call()
+    rig.press("ACCEPT")
+    assert call.actions == ["accept"] and rig.state == "talking"
+    rig.press("ACCEPT")  # a second press is not a second accept
+    assert call.actions == ["accept"]
+
+
+async def test_reject_button_rejects(rig):
+    call = await rig.ringing_call()
+    rig.press("REJECT")
+    await rig.settle()
+    assert call.actions == ["reject"] and rig.state == "idle" and not rig.sounds.ringing
+
+
+async def test_ignore_button_stops_ringing_here(rig):
+    call = await rig.ringing_call()
+    rig.press("IGNORE")
+    await rig.settle()
+    assert call.actions == ["ignore"] and rig.state == "idle" and rig.leds.now == {}
+
+
+@pytest.mark.parametrize("hook,after", [(True, "dialing"), (False, "idle")])
+async def test_reject_button_hangs_up_a_call(rig, hook, after):
+    call = await rig.talking_call()
+    rig.hook = hook
+    rig.press("REJECT")
+    await rig.settle()
+    assert call.actions[-1] == "disconnect" and rig.state == after
+
+
+async def test_mute_toggles_with_led_and_reminder():
+    rig = Rig(replace(PhoneConfig(), mute_reminder=0.05))
+    await rig.talking_call()
+    rig.press("MUTE")
+    assert rig.phone.muted and rig.leds.now["mute"] == "on"
+    await rig.until(lambda: rig.sounds.beeps("mute") >= 2)
+    rig.press("MUTE")
+    assert not rig.phone.muted and "mute" not in rig.leds.now
+    beeps = rig.sounds.beeps("mute")
+    await asyncio.sleep(0.2)  # the reminder has stopped: no beep in four periods
+    assert rig.sounds.beeps("mute") == beeps
+    rig.phone.close()
+
+
+async def test_mute_does_nothing_when_idle(rig):
+    rig.press("MUTE")
+    assert rig.state == "idle" and not rig.phone.muted
+
+
+async def test_redial_calls_the_last_number(rig):
+    rig.press("REDIAL")  # no last number yet: nothing
+    assert rig.state == "idle" and not rig.device.placed
+    call = await rig.outgoing("123")
+    call.far_hangup()
+    await rig.settle()
+    rig.press("ON_HOOK")
+    rig.press("REDIAL")
+    await rig.until(lambda: len(rig.device.placed) == 2)
+    assert rig.state == "calling" and rig.device.placed[1].parameters["To"] == "123"
+
+
+@pytest.mark.parametrize("mode", ["reject", "ignore"])
+async def test_dnd_refuses_calls(mode):
+    rig = Rig(replace(PhoneConfig(), dnd=mode))
+    rig.press("DND")
+    call = await rig.ringing_call()
+    assert call.actions == [mode] and rig.state == "idle" and not rig.sounds.ringing
+    rig.press("DND")
+    call = await rig.ringing_call()
+    assert call.actions == [] and rig.state == "ringing"
+    rig.phone.close()
+
+
+async def test_volume_steps_are_bounded(rig):
+    for _ in range(20):
+        rig.press("VOLUME_UP")
+    assert rig.sounds.level == 10
+    for _ in range(20):
+        rig.press("VOLUME_DOWN")
+    assert rig.sounds.level == 0 and rig.state == "idle"
+
+
+# --- keypad -------------------------------------------------------------------------------
+async def test_digits_dial_on_hash(rig):
+    rig.press("OFF_HOOK")
+    for digit in "1*2":
+        rig.press("DIGIT", digit)
+    assert rig.sounds.playing is None  # the dial tone stops at the first digit
+    assert [e for e in rig.sounds.log if e[0] == "dtmf"] == [("dtmf", "1"), ("dtmf", "*"),
+                                                            ("dtmf", "2")]
+    rig.press("DIGIT", "#")
+    await rig.until(lambda: rig.device.placed)
+    assert rig.device.placed[0].parameters["To"] == "1*2" and rig.state == "calling"
+    assert rig.sounds.playing == "ringback" and rig.leds.now["call"] == "on"
+
+
+async def test_digits_dial_after_the_timeout():
+    rig = Rig(replace(PhoneConfig(), dial_timeout=0.1))
+    rig.press("OFF_HOOK")
+    rig.press("DIGIT", "4")
+    rig.press("DIGIT", "2")
+    await rig.until(lambda: rig.device.placed)
+    assert rig.device.placed[0].parameters["To"] == "42"
+    rig.phone.close()
+
+
+async def test_hash_alone_dials_nothing(rig):
+    rig.press("OFF_HOOK")
+    rig.press("DIGIT", "#")
+    await rig.settle()
+    assert rig.state == "dialing" and not rig.device.placed
+
+
+async def test_digits_while_talking_send_dtmf(rig):
+    call = await rig.talking_call()
+    rig.press("DIGIT", "5")
+    assert call.actions[-1] == ("digits", "5") and rig.sounds.log[-1] == ("dtmf", "5")
+
+
+async def test_place_call_from_the_control_socket(rig):
+    assert rig.phone.call_number("+15551234")
+    await rig.until(lambda: rig.phone.call is not None)
+    call = rig.device.placed[0]
+    call.far_open()
+    await rig.settle()
+    assert rig.state == "talking" and rig.phone.status()["peer"] == "+15551234"
+    assert rig.phone.hangup_call() and call.actions == ["disconnect"]
+
+
+async def test_failed_connect_ends_the_attempt(rig):
+    rig.device.fail_next = RuntimeError("no signaling")
+    rig.press("OFF_HOOK")
+    rig.press("DIGIT", "9")
+    rig.press("DIGIT", "#")
+    await rig.until(lambda: rig.state == "dialing" and rig.phone.last_error is not None)
+
+
+# --- calls ---------------------------------------------------------------------------------
+async def test_incoming_while_busy_is_rejected(rig):
+    first = await rig.talking_call()
+    second = await rig.ringing_call("+15550002")
+    assert second.actions == ["reject"] and first.actions == ["accept"]
+    assert rig.state == "talking"
+    rig.press("OFF_HOOK")  # dialing counts as busy too
+    rig.press("ON_HOOK")
+
+
+async def test_incoming_while_dialing_is_rejected(rig):
+    rig.press("OFF_HOOK")
+    call = await rig.ringing_call()
+    assert call.actions == ["reject"] and rig.state == "dialing"
+
+
+async def test_call_waiting_accept_swaps_calls():
+    rig = Rig(replace(PhoneConfig(), call_waiting=True))
+    first = await rig.talking_call()
+    second = await rig.ringing_call("+15550002")
+    assert second.actions == [] and rig.sounds.beeps("waiting") == 1
+    third = await rig.ringing_call("+15550003")  # only one waits
+    assert third.actions == ["reject"]
+    rig.press("ACCEPT")
+    assert first.actions[-1] == "disconnect" and second.actions == ["accept"]
+    second.far_open()
+    await rig.settle()
+    assert rig.state == "talking" and rig.phone.call is second
+    assert rig.phone.status()["peer"] == "+15550002"
+    rig.phone.close()
+
+
+@pytest.mark.parametrize("button,action", [("REJECT", "reject"), ("IGNORE", "ignore")])
+async def test_call_waiting_reject_or_ignore_the_waiting_call(button, action):
+    rig = Rig(replace(PhoneConfig(), call_waiting=True))
+    first = await rig.talking_call()
+    second = await rig.ringing_call("+15550002")
+    rig.press(button)
+    await rig.settle()
+    assert second.actions == [action] and rig.phone.waiting is None
+    assert rig.state == "talking" and first.actions == ["accept"]
+    rig.phone.close()
+
+
+@pytest.mark.parametrize("how", ["far_hangup", "ON_HOOK"])
+async def test_waiting_call_rings_when_the_first_ends(how):
+    rig = Rig(replace(PhoneConfig(), call_waiting=True))
+    first = await rig.talking_call()
+    second = await rig.ringing_call("+15550002")
+    if how == "far_hangup":
+        rig.hook = False
+        first.far_hangup()
+    else:
+        rig.press("ON_HOOK")
+    await rig.settle()
+    assert rig.state == "ringing" and rig.phone.call is second and rig.sounds.ringing
+    rig.press("OFF_HOOK")
+    assert second.actions == ["accept"] and rig.state == "talking"
+    rig.phone.close()
+
+
+async def test_waiting_caller_gives_up(rig):
+    rig.phone.settings = replace(rig.phone.settings, call_waiting=True)
+    await rig.talking_call()
+    second = await rig.ringing_call("+15550002")
+    second.far_cancel()
+    await rig.settle()
+    assert rig.phone.waiting is None and rig.state == "talking"
+
+
+async def test_auto_answer_after_rings():
+    rig = Rig(replace(PhoneConfig(), auto_answer_rings=3), FAST_RING)
+    call = await rig.ringing_call()
+    await rig.until(lambda: rig.state == "talking")
+    assert call.actions == ["accept"] and rig.phone.rings == 3
+    rig.phone.close()
+
+
+async def test_no_auto_answer_when_off():
+    rig = Rig(PhoneConfig(), FAST_RING)
+    call = await rig.ringing_call()
+    await rig.until(lambda: rig.phone.rings >= 4)
+    assert rig.state == "ringing" and call.actions == []
+    rig.phone.close()
+
+
+async def test_outgoing_answered_goes_talking(rig):
+    call = await rig.outgoing()
+    assert rig.state == "calling"
+    call.far_open()
+    await rig.settle()
+    assert rig.state == "talking" and rig.sounds.playing is None
+
+
+async def test_caller_cancels_while_ringing(rig):
+    call = await rig.ringing_call()
+    call.far_cancel()
+    await rig.settle()
+    assert rig.state == "idle" and not rig.sounds.ringing and rig.leds.now == {}
+
+
+@pytest.mark.parametrize("hook,after", [(True, "dialing"), (False, "idle")])
+async def test_far_end_hangs_up(rig, hook, after):
+    call = await rig.talking_call()
+    rig.hook = hook
+    call.far_hangup()
+    await rig.settle()
+    assert rig.state == after and rig.phone.call is None
+
+
+async def test_reconnecting_and_reconnected(rig):
+    call = await rig.talking_call()
+    call.net_reconnecting()
+    await rig.settle()
+    assert rig.state == "reconnecting" and rig.leds.now["call"] == "pulse"
+    assert rig.sounds.playing == "reconnecting"
+    call.net_reconnected()
+    await rig.settle()
+    assert rig.state == "talking" and rig.leds.now["call"] == "on" and rig.sounds.playing is None
+
+
+async def test_a_call_that_reconnects_before_it_shows_as_answered(rig):
+    """A fault while our outgoing call is being answered: the call reports reconnecting
+    before the phone saw it open; the panel must say so, then show the call once it is back."""
+    call = await rig.outgoing()
+    assert rig.state == "calling"
+    call.net_reconnecting()
+    await rig.settle()
+    assert rig.state == "reconnecting" and rig.leds.now["call"] == "pulse"
+    call.net_reconnected()
+    await rig.settle()
+    assert rig.state == "talking" and rig.leds.now["call"] == "on"
+
+
+async def test_warning_chirps_once_and_lights(rig):
+    call = await rig.talking_call()
+    call.emit("warning", "high-rtt", {"value": 500})
+    await rig.settle()
+    assert rig.leds.now["warning"] == "on" and rig.sounds.beeps("warning") == 1
+    call.emit("warning", "high-rtt", {"value": 600})  # the same warning again: no chirp
+    call.emit("warning", "audio-device-lost", {})
+    await rig.settle()
+    assert rig.sounds.beeps("warning") == 2 and rig.leds.now["warning"] == "blink_fast"
+    call.emit("warning-cleared", "audio-device-lost")
+    call.emit("warning-cleared", "high-rtt")
+    await rig.settle()
+    assert "warning" not in rig.leds.now and rig.phone.warnings == set()
+
+
+async def test_error_is_noted(rig):
+    call = await rig.talking_call()
+    call.emit("error", RuntimeError("31005"))
+    await rig.settle()
+    assert str(rig.phone.last_error) == "31005" and rig.state == "talking"
+
+
+async def test_events_of_a_call_no_longer_ours_are_ignored(rig):
+    call = await rig.ringing_call()
+    rig.press("IGNORE")
+    call.far_open()  # whatever the old call does now
+    await rig.settle()
+    assert rig.state == "idle"
+
+
+async def test_every_row_has_a_test():
+    """Each trigger of the table appears in this file's tests (a row without one fails)."""
+    source = open(__file__).read()
+    spoken = {"off_hook": "OFF_HOOK", "on_hook": "ON_HOOK", "press_accept": '"ACCEPT"',
+              "press_reject": '"REJECT"', "press_ignore": '"IGNORE"', "press_mute": '"MUTE"',
+              "press_redial": '"REDIAL"', "press_dnd": '"DND"', "volume_up": "VOLUME_UP",
+              "volume_down": "VOLUME_DOWN", "key": '"DIGIT"', "dial": "dial_timeout",
+              "place_call": "call_number", "incoming": "ringing_call", "ring":
+              "auto_answer_rings", "answered": "far_open", "ended": "far_hangup",
+              "waiting_ended": "far_cancel", "reconnecting": "net_reconnecting",
+              "reconnected": "net_reconnected", "warning": '"warning"',
+              "warning_cleared": '"warning-cleared"', "failed": '"error"'}
+    triggers = {row[0] for row in phone_mod.TRANSITIONS}
+    assert triggers == set(spoken)
+    for trigger, words in spoken.items():
+        assert words in source, trigger
+
+
+# --- random presses ------------------------------------------------------------------------
+async def test_random_presses_in_random_states():
+    """1,000 random presses and call events: no exception, no stuck state, no double action."""
+    rng = random.Random(9)
+    rig = Rig(replace(PhoneConfig(), call_waiting=True, dial_timeout=0.5,
+                      mute_reminder=0.5), FAST_RING)
+    rig.phone.last_number = "100"  # so that redial reaches "calling" too
+    presses = [e.name for e in PanelEvent]
+    calls = []
+    for _ in range(1000):
+        roll = rng.random()
+        if roll < 0.6:
+            name = rng.choice(presses)
+            rig.press(name, rng.choice("0123456789*#") if name == "DIGIT" else None)
+        elif roll < 0.75:
+            calls.append(rig.device.ring(f"+1555{rng.randrange(10000):04d}"))
+        else:
+            live = [c for c in calls + rig.device.placed if c.status() != "closed"]
+            if live:
+                call = rng.choice(live)
+                far = rng.choice(["far_open", "far_hangup", "far_cancel", "net_reconnecting",
+                                  "net_reconnected"])
+                ok = {"far_open": ("connecting", "ringing"), "far_hangup": ("open",),
+                      "far_cancel": ("pending",), "net_reconnecting": ("open",),
+                      "net_reconnected": ("reconnecting",)}[far]
+                if call.status() in ok:
+                    getattr(call, far)()
+        await rig.settle()
+        phone = rig.phone
+        assert phone.state in phone_mod.STATES
+        # the phone's call is live whenever it is in a call state, and only then
+        if phone.state in ("ringing", "talking", "reconnecting"):
+            assert phone.call is not None and phone.call.status() != "closed", phone.state
+        if phone.state in ("idle", "dialing"):
+            assert phone.call is None and not phone.muted and not rig.sounds.ringing
+        assert rig.sounds.ringing == (phone.state == "ringing")
+    assert rig.phone.failures == 0
+    for call in calls + rig.device.placed:
+        for action in ("accept", "reject", "ignore"):
+            assert call.actions.count(action) <= 1, call.actions
+        assert call.actions.count("disconnect") <= 1, call.actions
+    # and it still works: hang up whatever is up, then a fresh call rings and is answered
+    rig.press("ON_HOOK")
+    rig.press("REJECT")
+    await rig.settle()
+    if rig.state in ("idle", "dialing"):
+        rig.press("ON_HOOK")
+        call = await rig.ringing_call()
+        rig.press("OFF_HOOK")
+        assert call.actions == ["accept"] and rig.state == "talking"
+    rig.phone.close()
+
+
+async def test_a_trigger_fired_during_an_event_runs_after_it(rig):
+    """Listeners run inside an event: what they fire (with arguments) is queued, not lost."""
+    await rig.talking_call()
+    fired = []
+
+    def listener(phone):
+        if not fired:
+            fired.append(phone.fire("warning", name="high-jitter"))
+
+    rig.phone.listeners.append(listener)
+    rig.press("VOLUME_UP")
+    assert fired == [True] and rig.phone.warnings == set()  # not yet: queued
+    await rig.settle()
+    assert rig.phone.warnings == {"high-jitter"} and rig.leds.now["warning"] == "on"
+
+
+async def test_lost_headset_warns_on_the_call(rig, tmp_path):
+    from piphone.appliance.service import Service
+    from tests.unit.test_appliance_config import GOOD, write
+
+    service = Service(__import__("piphone.appliance.config", fromlist=["load"]).load(
+        write(tmp_path, GOOD)))
+    service.phone = rig.phone
+    service._audio_condition(True)  # no call: nothing to warn
+    call = await rig.talking_call()
+    service._audio_condition(True)
+    await rig.settle()
+    assert rig.phone.warnings == {"audio-device-lost"}
+    assert rig.leds.now["warning"] == "blink_fast" and rig.sounds.beeps("warning") == 1
+    service._audio_condition(False)
+    await rig.settle()
+    assert rig.phone.warnings == set()
+    conditions = []
+    call.set_condition = lambda name, active: conditions.append((name, active))
+    service._audio_condition(True)
+    assert conditions == [("audio-device-lost", True)]  # the Call's own warning, when it has it
+
+
+async def test_configured_led_patterns_are_shown():
+    import functools
+
+    from piphone.appliance.display import DisplayPatterns, display
+
+    rig = Rig()
+    rig.phone._display = functools.partial(display, patterns=DisplayPatterns(ringing="on"))
+    await rig.ringing_call()
+    assert rig.leds.now["ring"] == "on"
+    rig.phone.close()

@@ -1,0 +1,109 @@
+"""systemd/piphone.service and piphone-exchange.service: `systemd-analyze verify` is silent,
+`security` exposure <= 2, and the units say what the daemons rely on (notify, watchdog,
+restart, user and groups); `piphone exchange` tells a fake systemd it is ready."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "systemd" / "piphone.service"
+UNITS = ("piphone.service", "piphone-exchange.service")
+INSTALLED_PIPHONE = "/opt/piphone/.venv/bin/piphone"
+
+needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                   reason="systemd-analyze is not installed")
+
+
+def settings(unit: Path = UNIT) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in unit.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def unit_here(tmp_path, name: str) -> Path:
+    """The unit with ExecStart pointing at this venv's piphone (verify checks the program
+    exists; on a phone install.sh puts it at /opt/piphone)."""
+    here = Path(sys.executable).with_name("piphone")
+    copy = tmp_path / name
+    copy.write_text((ROOT / "systemd" / name).read_text().replace(INSTALLED_PIPHONE, str(here)))
+    return copy
+
+
+def test_unit_has_what_the_service_relies_on():
+    s = settings()
+    assert s["Type"] == ["notify"] and s["Restart"] == ["on-failure"]
+    assert int(s["WatchdogSec"][0]) > 0
+    assert s["ExecStart"] == [f"{INSTALLED_PIPHONE} run --config /etc/piphone/piphone.toml"]
+    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert s["User"] == ["piphone"] and set(s["SupplementaryGroups"][0].split()) == {
+        "audio", "gpio"}
+    for hardening in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):
+        assert s[hardening] == ["yes"], hardening
+    assert s["ProtectSystem"] == ["strict"] and "RestrictAddressFamilies" in s
+
+
+def test_exchange_unit():
+    s = settings(ROOT / "systemd" / "piphone-exchange.service")
+    assert s["Type"] == ["notify"] and s["Restart"] == ["on-failure"]
+    assert s["ExecStart"] == [f"{INSTALLED_PIPHONE} exchange --config /etc/piphone/exchange.toml"]
+    assert s["PrivateDevices"] == ["yes"] and s["User"] == ["piphone"]
+
+
+@needs_systemd
+@pytest.mark.parametrize("name", UNITS)
+def test_systemd_analyze_verify_is_silent(tmp_path, name):
+    result = subprocess.run(["systemd-analyze", "verify", str(unit_here(tmp_path, name))],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@needs_systemd
+@pytest.mark.parametrize("name", UNITS)
+def test_security_exposure_at_most_2(tmp_path, name):
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true",
+                             str(unit_here(tmp_path, name))],
+                            capture_output=True, text=True, timeout=60)
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    exposure = float(match.group(1))
+    print(f"\nsystemd-analyze security exposure of {name}: {exposure}")
+    assert exposure <= 2.0
+
+
+def test_exchange_notifies_ready_and_watchdog(tmp_path):
+    import socket
+
+    from piphone.exchange import config as exchange_config
+
+    config = exchange_config.write_starter(tmp_path / "exchange.toml")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="100000",
+               PYTHONPATH=str(ROOT / "firmware"))
+    proc = subprocess.Popen([sys.executable, "-m", "piphone", "-q", "exchange", "--config",
+                             str(config), "--port", "0"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        messages = [notify.recv(4096).decode()]
+        assert messages[0].startswith("READY=1\nSTATUS=serving ws://127.0.0.1:")
+        while messages.count("WATCHDOG=1") < 2:
+            messages.append(notify.recv(4096).decode())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        while "STOPPING=1" not in messages:
+            messages.append(notify.recv(4096).decode())
+    finally:
+        proc.kill()
+        notify.close()
