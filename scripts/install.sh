@@ -48,9 +48,10 @@ if [ "$system" -eq 1 ]; then
 fi
 
 # python3-dev, gcc and libasound2-dev build pyalsaaudio; iproute2 and util-linux give the
-# tests their loopback-only network namespace; chromium runs Twilio's own SDK.
+# tests their loopback-only network namespace; chromium runs Twilio's own SDK; graphviz draws
+# the phone's diagram; systemd gives systemd-analyze to check the unit files (nothing starts).
 packages=(python3 python3-venv python3-dev gcc libasound2-dev iproute2 util-linux)
-[ "$with_tests" -eq 1 ] && packages+=(chromium graphviz)
+[ "$with_tests" -eq 1 ] && packages+=(chromium graphviz systemd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
