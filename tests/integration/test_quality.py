@@ -193,3 +193,15 @@ async def test_the_exchange_logs_each_legs_quality(make_phone, netfault, exchang
     (row,) = exchange.records.log.recent()
     assert "alice:high-packet-loss" in row.warnings
     assert row.mos_average is not None and row.mos_minimum < row.mos_average
+
+
+async def test_media_lost_raises_ice_connectivity_lost_until_reconnected(make_phone, netfault):
+    outgoing, _, events = await call_through_relay(make_phone, netfault)
+    reconnect = Events(outgoing, ("reconnecting", "reconnected"))
+    netfault.media.set(blackhole=True)
+    name, _ = await warned(events, "ice-connectivity-lost", timeout=8)
+    (error,) = await reconnect.wait("reconnecting", timeout=5)
+    assert error.code == 53405
+    netfault.media.set(blackhole=False)
+    await reconnect.wait("reconnected", timeout=10)
+    await warned(events, "ice-connectivity-lost", "warning-cleared", timeout=1)

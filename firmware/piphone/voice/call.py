@@ -110,6 +110,10 @@ class Call(Emitter):
             is_muted=self.is_muted, emit=self.emit)
         self.on("status", lambda s: self.quality.start() if s is CallStatus.OPEN
                 else self.quality.stop() if s is CallStatus.CLOSED else None)
+        # aiortc has no ICE "disconnected": media lost (reconnect.py, 53405) stands for it.
+        self.on("reconnecting", lambda error: self.quality.media_state("disconnected")
+                if getattr(error, "code", None) == 53405 else None)
+        self.on("reconnected", lambda: self.quality.media_state("connected"))
         self._reconnection = CallReconnection(self, reconnect_settings or ReconnectSettings())
 
     # --- properties of the SDK -----------------------------------------------------------

@@ -13,7 +13,10 @@ threshold table, windows and rules, the same warning names:
   (3) of them crossing raises the warning, at most ``clear_count`` (0) crossing clears it;
   warnings are off for the first 5 s of a call and a raised warning stays at least 5 s;
 - ``constant-audio-input-level`` is not raised while muted; ``ice-connectivity-lost`` follows
-  the ICE state (raised on ``disconnected``, cleared when connected again).
+  the ICE state (raised on ``disconnected``, cleared when connected again). aiortc has no
+  ``disconnected`` state: the call reports media lost (reconnecting with 53405, when no RTP
+  came for the watchdog's timeout, reconnect.py) as ``disconnected`` and ``reconnected`` as
+  ``connected``, as the SDK raises the warning just before its media reconnection.
 
 The monitor emits on the call: ``sample(Sample)``, ``volume(input, output)``,
 ``warning(name, data)``, ``warning-cleared(name)``; the call also emits ``feedback(score,
