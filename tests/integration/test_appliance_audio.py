@@ -202,7 +202,11 @@ async def test_a_headset_plugged_in_after_start_is_picked_up(alsa_rig, tmp_path,
         await until(lambda: audio.present, 3, what="the headset picked up")
         assert changes == [False]  # the appliance's audio-device-lost cleared
         audio.sounds.tone("dial")
-        await until(lambda: band_level(alsa_rig["c"].recorded()[-RATE // 4:], 350) > 1e5, 3,
-                    what="dial tone in the plugged-in earpiece")
+
+        def dial_tone() -> bool:
+            heard = alsa_rig["c"].recorded()[-RATE // 4:]
+            return len(heard) == RATE // 4 and band_level(heard, 350) > 1e5
+
+        await until(dial_tone, 3, what="dial tone in the plugged-in earpiece")
     finally:
         await audio.close()
