@@ -348,7 +348,8 @@ async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
     timeline.fifo_sampled = statistics.median(card.fifo_fill or [0]) / card.frame_bytes / RATE
     timeline.device_buffer = device_buffer
     timeline.trouble = (f"B's playback: {ear.xruns} xruns, {ear.underruns} underruns, "
-                        f"{ear.skipped} periods left out to catch up, {ear.dropped} dropped")
+                        f"{ear.skipped} periods left out to catch up, {ear.dropped} dropped; "
+                        f"cushion at the end {ear.cushion * ear.period_ms} ms")
     return timeline, cpu, fifo
 
 
@@ -456,7 +457,9 @@ async def main_async(seconds: float, playback_kw: dict, wide: bool) -> None:
             headset.close()
     from piphone.audio import alsa
 
-    shipped = "as shipped: 2 device periods of 10 ms, its own buffer up to 80 ms"
+    shipped = (f"as shipped: {alsa.PLAYBACK_PERIODS} device periods of "
+               f"{alsa.PLAYBACK_PERIOD_MS} ms, its own buffer up to {alsa.BUFFER_MS} ms with an "
+               f"adaptive cushion of {alsa.CUSHION_MS}-{alsa.MAX_CUSHION_MS} ms")
     if alsa.CUSHION_MS:
         playback_kw = {**playback_kw, "cushion_ms": alsa.CUSHION_MS}
     print(f"\nmouth -> ear: headset A -> exchange -> headset B on the ALSA rig, {seconds:.0f} s"
@@ -483,7 +486,8 @@ def main() -> None:
     parser.add_argument("--wide", action="store_true",
                         help="the playback FIFOs carry s32 stereo: a pipe page is 10.7 ms "
                              "instead of 42.7 ms, closer to a real device's granularity")
-    parser.add_argument("--cushion-ms", type=int, help="Playback's standing cushion")
+    parser.add_argument("--cushion-ms", type=int, help="Playback's least cushion")
+    parser.add_argument("--max-cushion-ms", type=int, help="Playback's cushion at most")
     args = parser.parse_args()
     if args.wide and (args.period_ms or 10) > 10:
         parser.error("--wide needs periods of 10 ms or less: a 20 ms period of s32 stereo is "
@@ -495,6 +499,10 @@ def main() -> None:
         from piphone.audio import alsa
 
         alsa.CUSHION_MS = args.cushion_ms  # read by each Playback as it is made
+    if args.max_cushion_ms is not None:
+        from piphone.audio import alsa
+
+        alsa.MAX_CUSHION_MS = args.max_cushion_ms
     if args.period_ms:
         playback_kw["period_ms"] = args.period_ms
     if args.playback_periods:

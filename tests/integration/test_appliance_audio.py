@@ -173,3 +173,40 @@ async def test_pulled_headset_warns_and_recovers(service, make_phone, alsa_rig):
     await until(lambda: not lit(factory, "warning"), what="warning LED off")
     await hears(bob, 700, timeout=10)  # the microphone is back in the call
     factory.pin(HOOK).drive_high()
+
+
+async def test_a_headset_plugged_in_after_start_is_picked_up(alsa_rig, tmp_path, monkeypatch,
+                                                             caplog):
+    """``audio.headset = "USB"`` with no such card at start: the phone runs without sound and
+    says so; the card plugged in, the headset comes in (no restart) and its lost condition
+    clears."""
+    from piphone.appliance.audio import ApplianceAudio
+    from piphone.appliance.config import AlertsConfig, AudioConfig
+    from piphone.audio import devices
+
+    from .test_headset_hotplug import OTHER_CARD, USB_CARD, route_usb_card_to
+
+    cards = tmp_path / "cards"
+    cards.write_text(OTHER_CARD)
+    monkeypatch.setattr(devices, "PROC_CARDS", cards)  # the card list the appliance reads
+    route_usb_card_to(monkeypatch, alsa_rig, "c")
+    alsa_rig["c"].tone(800)
+    caplog.set_level("WARNING")
+    changes: list[bool] = []
+    audio = ApplianceAudio(AudioConfig(headset="USB"), AlertsConfig(), changes.append)
+    try:
+        assert audio.headset is not None and not audio.present
+        assert "the phone runs without sound until one matching 'USB' is plugged in" \
+            in caplog.text
+        cards.write_text(USB_CARD + OTHER_CARD)
+        await until(lambda: audio.present, 3, what="the headset picked up")
+        assert changes == [False]  # the appliance's audio-device-lost cleared
+        audio.sounds.tone("dial")
+
+        def dial_tone() -> bool:
+            heard = alsa_rig["c"].recorded()[-RATE // 4:]
+            return len(heard) == RATE // 4 and band_level(heard, 350) > 1e5
+
+        await until(dial_tone, 3, what="dial tone in the plugged-in earpiece")
+    finally:
+        await audio.close()

@@ -13,6 +13,7 @@ import contextlib
 import numpy as np
 import pytest
 
+from piphone.audio import tones
 from piphone.audio.devices import AudioDeviceError
 from piphone.audio.headset import Headset
 from piphone.voice import Device
@@ -338,3 +339,64 @@ async def test_piphone_call_through_a_pulled_headset(exchange, alsa_rig):
                           "warning-cleared audio-device-lost", "hanging up")]
     assert order == sorted(order), text
     assert "disconnect" not in text.split("hanging up")[0], text  # up until we hung up
+
+
+def route_usb_card_to(monkeypatch, alsa_rig, name: str) -> None:
+    """The rig has no plughw: the USB card's device (what from_spec picks for ``USB``) opens
+    rig headset ``name``'s capture or playback, through the rig's own seam."""
+    from piphone.audio import alsa
+
+    rig_open, h = alsa.open_pcm, alsa_rig[name]
+
+    def open_pcm(kind, device, *args):
+        if device == "plughw:CARD=Device,DEV=0":
+            device = h.cap if kind == alsa.alsaaudio.PCM_CAPTURE else h.play
+        return rig_open(kind, device, *args)
+
+    monkeypatch.setattr(alsa, "open_pcm", open_pcm)
+
+
+async def test_a_headset_absent_at_start_is_used_once_plugged_in(alsa_rig, cards, monkeypatch,
+                                                                 caplog):
+    """``from_spec(wait=True)`` with no matching card: not present, nothing opened, the log
+    says it waits; the card listed: capture and playback open on it, ``back``, audio flows."""
+    route_usb_card_to(monkeypatch, alsa_rig, "b")
+    alsa_rig["b"].tone(900)
+    cards.unplug()
+    with pytest.raises(AudioDeviceError):  # without wait, still the clear error
+        Headset.from_spec("USB", cards_path=cards.path, monitor=None)
+    caplog.set_level("WARNING", logger="piphone.audio")
+    headset = Headset.from_spec("USB", cards_path=cards.path, wait=True, poll_interval=0.05,
+                                monitor=None)
+    events = Events(headset)
+    try:
+        assert not headset.present and headset.card == "USB"
+        assert "waiting for it to be plugged in" in caplog.text and "PCH" in caplog.text
+        for stream in (headset.capture, headset.playback):
+            stream.start(tolerate_missing=True)  # as the appliance does
+        headset.watch()
+        track = headset.source()
+        silent = [await asyncio.wait_for(track.recv(), 1) for _ in range(10)]
+        assert all(rms(f.to_ndarray()) == 0 for f in silent)  # silence, at the 20 ms pace
+        assert alsa_rig["b"].recorded().size == 0  # the earpiece was never opened
+        assert events.seen == []  # absent from the start: nothing was lost
+        plugged = asyncio.get_running_loop().time()
+        cards.replug()
+        assert await events.next(2) == "back"
+        assert headset.present and events.seen[0][1] - plugged < 2
+        assert headset.capture.device == headset.playback.device == "plughw:CARD=Device,DEV=0"
+        assert "headset 'USB' plugged in: 0 Device" in caplog.text
+        # the microphone is in: the tone within the next 60 frames (those queued first are
+        # the silence made before the card came)
+        for _ in range(60):
+            frame = await asyncio.wait_for(track.recv(), 1)
+            if tone_in(frame.to_ndarray().reshape(-1), 900):
+                break
+        else:
+            raise AssertionError("no 900 Hz from the plugged-in microphone")
+        headset.playback.play_tone(tones.DIAL_TONE)  # and the earpiece plays
+        await until(lambda: rms(alsa_rig["b"].recorded()[-RATE // 10:]) > 300, 2,
+                    what="the dial tone in the earpiece")
+        track.stop()
+    finally:
+        await headset.close()

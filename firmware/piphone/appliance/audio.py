@@ -1,8 +1,9 @@
 """The appliance's audio from ``[audio]``: the headset (audio/headset.py: capture, earpiece,
 ring device, unplug and replug), the call's source and sink factories, and the phone's sounds.
 
-A headset that is missing at start does not stop the phone: it runs without sound (ringer and
-call audio), says so in the log, and a restart or reload once it is plugged in brings it in.
+A headset named by card (``USB``, ``auto``) that is missing at start does not stop the phone:
+it runs without sound (ringer and call audio), says so in the log, and the headset is picked
+up when a matching card is plugged in (audio/headset.py waits for it), with no restart.
 A headset pulled mid-call is the call's ``audio-device-lost`` warning until it is back.
 """
 
@@ -68,11 +69,15 @@ class ApplianceAudio:
         if spec == "none":
             return None
         try:
-            return Headset.from_spec("USB" if spec == "auto" else spec, ring=audio.ring_device)
-        except AudioDeviceError as exc:
-            log.warning("no headset (%s): the phone runs without sound until it is restarted "
-                        "with one", exc)
+            headset = Headset.from_spec("USB" if spec == "auto" else spec,
+                                        ring=audio.ring_device, wait=True)
+        except AudioDeviceError as exc:  # not expected with wait=True; never fatal
+            log.warning("no headset (%s): the phone runs without sound", exc)
             return None
+        if not headset.present:
+            log.warning("no headset yet: the phone runs without sound until one matching %r "
+                        "is plugged in", headset.card)
+        return headset
 
     async def close(self) -> None:
         if self.headset is not None:

@@ -1,7 +1,8 @@
 """Capture and playback on named ALSA devices: blocking pyalsaaudio I/O in its own threads.
 
-Mono s16 at 48 kHz in fixed periods: 20 ms for capture (one frame), 10 ms for playback (less
-audio waiting in the device; ``period_ms`` chooses 5, 10 or 20). A device that insists on another
+Mono s16 at 48 kHz in fixed periods: 20 ms for capture (one frame), 3 x 5 ms for playback (less
+audio waiting in the device; ``period_ms`` chooses 5, 10 or 20), whose own buffer keeps an
+adaptive cushion (see CUSHION_MS). A device that insists on another
 rate or on stereo is opened as it wants and converted here (soxr for the rate), so the rest of
 piphone only ever sees 960-sample (20 ms) mono blocks. The only way from a thread into the loop is
 ``loop.call_soon_threadsafe``; the playback buffer is a bounded deque (append and popleft are
@@ -42,16 +43,27 @@ RAMP = 120  # samples (2.5 ms) of fade at the edges of an underrun: no click
 RESAMPLE_QUALITY = "LQ"
 
 
-# Playback keeps at most CUSHION_MS of audio waiting (beyond the period it hands the device
-# next) in the long run: a burst (a jitter buffer releasing several frames, a capture backlog
-# at the far end) would otherwise stay in the buffer for the rest of the call, since audio
-# arrives exactly as fast as it plays. The cushion absorbs frames that arrive a little late.
-CUSHION_MS = 0
-# 10 ms device periods, two of them: 20 ms in the device where 20 ms periods held 40
-# (scripts/bench/mouth_to_ear.py). Capture keeps 20 ms: a frame cannot leave before it is full.
-PLAYBACK_PERIOD_MS = 10
+# Playback's device: three periods of 5 ms, 15 ms of audio in the device. Two of 10 ms held
+# 20 ms, which with the rest of the path missed the ALSA share goal of 20 ms a phone
+# (scripts/bench/mouth_to_ear.py); three periods rather than two leave a period of slack for
+# the thread's wake-ups. Capture keeps 20 ms: a frame cannot leave before it is full.
+PLAYBACK_PERIOD_MS = 5
+PLAYBACK_PERIODS = 3
 BUFFER_MS = 80  # Playback's own buffer at most; beyond it the oldest audio is dropped
-CATCH_UP_MS = 500  # how long the buffer must stay above its target before a period is dropped
+# Playback's own buffer keeps an adaptive cushion beyond the period it hands the device next,
+# as voice/jitter.py's depth does: none while frames arrive in time (each 5 ms of it would be
+# 5 ms more mouth to ear); an underrun (a frame came late) grows it by a period, up to
+# MAX_CUSHION_MS, and CALM_MS without one shrinks it by a period again. The underrun's own
+# silence already delayed the stream by at least that period, so growing costs nothing more;
+# without the cushion, catch-up would drop that period again and the next late frame would
+# underrun again: a click and a glide every few seconds under load.
+CUSHION_MS = 0  # the cushion to start with (and never go below)
+MAX_CUSHION_MS = 20
+CALM_MS = 5_000
+# Catch-up: a burst (a jitter buffer releasing several frames, a capture backlog at the far
+# end) would otherwise stay in the buffer for the rest of the call, since audio arrives
+# exactly as fast as it plays. Whatever stays above the cushion for CATCH_UP_MS is dropped.
+CATCH_UP_MS = 500
 
 
 def open_pcm(kind: int, device: str, rate: int, periods: int,
@@ -305,7 +317,8 @@ class Playback(_Stream):
     kind = alsaaudio.PCM_PLAYBACK
     direction = "playback"
 
-    def __init__(self, device: str, *, periods: int = 2, buffer_periods: int | None = None,
+    def __init__(self, device: str, *, periods: int = PLAYBACK_PERIODS,
+                 buffer_periods: int | None = None,
                  rate: int | None = None,
                  on_failure: Callable[[Exception], None] | None = None,
                  on_recovered: Callable[[], None] | None = None,
@@ -319,7 +332,11 @@ class Playback(_Stream):
         self.underruns = 0  # periods played as silence because nothing had arrived
         self.dropped = 0  # periods dropped because the buffer was full
         self.skipped = 0  # periods dropped to catch up (the buffer stayed above its target)
-        self.target_depth = 1 + CUSHION_MS // period_ms  # periods, counting the next one
+        # the cushion, in periods beyond the next one: between these, moved by underruns
+        self.min_cushion = CUSHION_MS // period_ms
+        self.max_cushion = max(self.min_cushion, MAX_CUSHION_MS // period_ms)
+        self.cushion = self.min_cushion
+        self._calm = 0  # device periods since the last underrun or shrink
         self._lowest = buffer_periods  # the buffer's low mark over the current window
         self._window = 0  # device periods into that window
         self._pending = np.zeros(0, np.int16)
@@ -365,6 +382,23 @@ class Playback(_Stream):
         """Periods waiting in the buffer."""
         return len(self._buffer)
 
+    @property
+    def target_depth(self) -> int:
+        """Periods the buffer means to hold at its low mark: the next one and the cushion."""
+        return 1 + self.cushion
+
+    def _adapt(self, underrun: bool) -> None:
+        """Grow the cushion by a period at an underrun; shrink it by one after CALM_MS of
+        none (catch-up then drops that period, in one glide)."""
+        if underrun:
+            self.cushion = min(self.max_cushion, self.cushion + 1)
+            self._calm = 0
+            return
+        self._calm += 1
+        if self._calm >= CALM_MS // self.period_ms:
+            self._calm = 0
+            self.cushion = max(self.min_cushion, self.cushion - 1)
+
     def _catch_up(self) -> bool:
         """If the buffer never went below target_depth + n for CATCH_UP_MS, those n periods
         are waiting for nothing: drop them, in one go (one glide rather than many)."""
@@ -385,12 +419,14 @@ class Playback(_Stream):
             block = self._buffer.popleft()
         except IndexError:
             block = np.zeros(self.period, np.int16)
+            self._adapt(not self._dry)
             if not self._dry:
                 self.underruns += 1
                 ramp = min(RAMP, self.period)  # fade from where the audio stopped
                 block[:ramp] = (self._last * np.linspace(1, 0, ramp)).astype(np.int16)
                 self._dry = True
         else:
+            self._adapt(False)
             if self._dry:  # fade in after silence
                 ramp = min(RAMP, len(block))
                 block = block.copy()

@@ -15,6 +15,12 @@ events for the appliance:
 The ring device (``audio.ring_device``, a separate speaker) defaults to the headset's own
 earpiece, so the ring is mixed into it; a separate one is its own Playback with its own
 reopen tries, and does not make the headset lost.
+
+A headset configured by card name (``USB``) may be absent when piphone starts:
+``from_spec(..., wait=True)`` then makes a Headset that is not ``present`` and waits for a card
+that matches the name; when one is listed, capture and playback open on it and ``back`` is
+emitted. The name is matched again each time the card comes back, so another headset of the
+same kind plugged in in its place is used too.
 """
 
 from __future__ import annotations
@@ -55,23 +61,38 @@ class Headset(AsyncIOEventEmitter):
         self._watcher = (None if card is None else
                          devices.CardWatcher(card, self._card_changed, path=cards_path,
                                              interval=poll_interval, monitor=monitor))
+        self._name: str | None = None  # a card name to match again when a card comes back
+        self._cards_path = cards_path
         if self._watcher is not None and not self._watcher.present:
-            self._down["card"] = f"no ALSA card matches {card!r}"
+            reason = f"no ALSA card matches {card!r}"
+            self._down["card"] = reason
+            for stream in (self.capture, self.playback):  # no reopen tries until it is listed
+                stream.suspend(AudioDeviceError(reason))
         self._reported = self.present  # what the last lost/back said
 
     @classmethod
-    def from_spec(cls, spec: str, ring: str | None = None, **kwargs) -> Headset:
+    def from_spec(cls, spec: str, ring: str | None = None, *, wait: bool = False,
+                  **kwargs) -> Headset:
         """``audio.headset``: a card name such as ``USB`` (watched), an ALSA device, or
         ``CAPTURE,PLAYBACK``. A card name that matches nothing is an AudioDeviceError that
-        names it and lists the cards present."""
+        names it and lists the cards present, or with ``wait`` a Headset that is not present
+        until such a card is plugged in."""
         capture, _, playback = spec.partition(",")
         if playback:
             return cls(capture, playback, ring, **kwargs)
         if devices.is_explicit(spec):
             return cls(spec, spec, ring, **kwargs)
         path = kwargs.get("cards_path")
-        device = devices.select(spec, devices.list_cards(path)).device
-        return cls(device, device, ring, card=spec, **kwargs)
+        try:
+            device = devices.select(spec, devices.list_cards(path)).device
+        except AudioDeviceError as err:
+            if not wait:
+                raise
+            log.warning("%s: waiting for it to be plugged in", err)
+            device = f"(no card matching {spec!r} yet)"  # never opened: the streams wait
+        headset = cls(device, device, ring, card=spec, **kwargs)
+        headset._name = spec
+        return headset
 
     @property
     def present(self) -> bool:
@@ -108,6 +129,8 @@ class Headset(AsyncIOEventEmitter):
 
     def _card_changed(self, present: bool) -> None:
         if present:
+            if self._name is not None:
+                self._use_card(self._name)
             self._down.pop("card", None)
             for stream in (self.capture, self.playback):
                 stream.resume()  # reopen now, not at the next retry
@@ -122,6 +145,18 @@ class Headset(AsyncIOEventEmitter):
             if stream.started:
                 self._down.setdefault(stream.direction, "the card is gone")
         self._mark_down("card", f"the ALSA card {self.card!r} is gone")
+
+    def _use_card(self, name: str) -> None:
+        """Open the card now listed under ``name`` (perhaps not the one there before)."""
+        try:
+            card = devices.select(name, devices.list_cards(self._cards_path))
+        except AudioDeviceError:  # gone again already: the watcher will say so
+            return
+        if card.device != self.playback.device or card.device != self.capture.device:
+            log.warning("headset %r plugged in: %s, device %s", name, card.describe(),
+                        card.device)
+        # The threads read .device at their next open, which resume() asks for.
+        self.capture.device = self.playback.device = card.device
 
     def _fail(self, direction: str, err: Exception) -> None:
         self._mark_down(direction, f"{direction} failed: {err}")
