@@ -73,7 +73,8 @@ fi
 run install -d -m 0755 "$PREFIX"
 [ -x "$PREFIX/.venv/bin/python" ] || run python3 -m venv "$PREFIX/.venv"
 run "$PREFIX/.venv/bin/python" -m pip install -q --upgrade pip
-run "$PREFIX/.venv/bin/python" -m pip install -q "$(pwd)"
+# [pi]: gpiozero's pin library (lgpio), only on the Pi's ARM machines (an environment marker).
+run "$PREFIX/.venv/bin/python" -m pip install -q "$(pwd)[pi]"
 
 # The user: a system account in audio (ALSA) and gpio (the header's pins).
 getent group gpio >/dev/null || run groupadd --system gpio

@@ -30,7 +30,7 @@ def test_system_dry_run_prints_each_step_and_changes_nothing(tmp_path):
     opt, etc, units = tmp_path / "opt", tmp_path / "etc", tmp_path / "units"
     expected = [
         f"+ python3 -m venv {opt}/.venv",
-        f"+ {opt}/.venv/bin/python -m pip install -q {ROOT}",
+        f"+ {opt}/.venv/bin/python -m pip install -q {ROOT}[pi]",
         f"+ install -d -m 0755 {etc}",
         f"+ install -m 0644 systemd/piphone.toml.example {etc}/piphone.toml",
         f"+ install -m 0600 -o piphone -g piphone systemd/secrets.toml.example "
