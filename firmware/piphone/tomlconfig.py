@@ -7,6 +7,7 @@ on PyPI keeps positions for values and is also strict about the spec).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Callable
@@ -93,3 +94,23 @@ def positive(value: float) -> str | None:
 
 def port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "must be a port number 0-65535"
+
+
+def sid(prefix: str) -> Callable[[str], str | None]:
+    """A check for Twilio-style ids: ``prefix`` and 32 hex digits (AC..., SK...)."""
+    pattern = re.compile(prefix + r"[0-9a-f]{32}")
+
+    def check(value: str) -> str | None:
+        return None if pattern.fullmatch(value) else f"must be {prefix} and 32 hex digits"
+
+    return check
+
+
+def ip_addresses(value: list) -> str | None:
+    """A check that every item of a list is an IPv4 or IPv6 address."""
+    for item in value:
+        try:
+            ipaddress.ip_address(item)
+        except (ValueError, TypeError):
+            return f"{item!r} is not an IP address"
+    return None

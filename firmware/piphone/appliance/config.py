@@ -7,7 +7,6 @@ must not be readable by group or others; their fields are left out of every repr
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import stat
@@ -20,7 +19,7 @@ from ..audio import tones
 from ..errors import ConfigError
 from ..panel.leds import Pattern
 from ..panel.pins import DEFAULT_PINS, InputPin, KeypadMatrix, PinMap, PinMapError
-from ..tomlconfig import TomlFile, positive
+from ..tomlconfig import TomlFile, ip_addresses, positive, sid
 from .display import DisplayPatterns
 
 DEFAULT_PATH = Path("/etc/piphone/piphone.toml")
@@ -175,8 +174,8 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
                    else "must be a ws:// or wss:// URL")
     edge = toml.get(sec, "edge", str, "roaming",
                     lambda v: None if v in EDGES else f"must be one of {', '.join(EDGES)}")
-    account_sid = toml.get(sec, "account_sid", str, None, _sid("AC"))
-    api_key_sid = toml.get(sec, "api_key_sid", str, None, _sid("SK"))
+    account_sid = toml.get(sec, "account_sid", str, None, sid("AC"))
+    api_key_sid = toml.get(sec, "api_key_sid", str, None, sid("SK"))
     token = secret = None
     if secrets is not None:
         token = secrets.get(sec, "token", str, None,
@@ -193,7 +192,7 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
             where = secrets.path if secrets is not None else toml.path.parent / SECRETS_NAME
             raise ConfigError(f"{where}: account.api_key_secret: missing (needed to mint "
                               "tokens for account.api_key_sid)")
-    addresses = toml.get(sec, "ice_addresses", list, None, _addresses)
+    addresses = toml.get(sec, "ice_addresses", list, None, ip_addresses)
     codecs = toml.get(sec, "codec_preferences", list, list(CODECS),
                       lambda v: None if v and all(c in CODECS for c in v)
                       else f"must list some of {', '.join(CODECS)}")
@@ -368,24 +367,6 @@ def _nonempty(value: str) -> str | None:
 def _identity(value: str) -> str | None:
     return None if re.fullmatch(r"[A-Za-z0-9_.@+-]{1,121}", value) else (
         "must be 1-121 letters, digits or _ . @ + -")
-
-
-def _sid(prefix: str):
-    pattern = re.compile(prefix + r"[0-9a-f]{32}")
-
-    def check(value: str) -> str | None:
-        return None if pattern.fullmatch(value) else f"must be {prefix} and 32 hex digits"
-
-    return check
-
-
-def _addresses(value: list) -> str | None:
-    for item in value:
-        try:
-            ipaddress.ip_address(item)
-        except (ValueError, TypeError):
-            return f"{item!r} is not an IP address"
-    return None
 
 
 def _numbers(unit: str):

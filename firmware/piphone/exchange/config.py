@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..tomlconfig import TomlFile, port, positive
+from ..tomlconfig import TomlFile, ip_addresses, port, positive, sid
 
 DEFAULT_PORT = 8089
 DEFAULT_MAX_CALLS = 12
@@ -46,24 +44,6 @@ class ExchangeConfig:
                 "api_key_secret": self.api_key_secret}
 
 
-def _sid(prefix: str):
-    pattern = re.compile(prefix + r"[0-9a-f]{32}")
-
-    def check(value: str) -> str | None:
-        return None if pattern.fullmatch(value) else f"must be {prefix} and 32 hex digits"
-
-    return check
-
-
-def _addresses(value: list) -> str | None:
-    for item in value:
-        try:
-            ipaddress.ip_address(item)
-        except (ValueError, TypeError):
-            return f"{item!r} is not an IP address"
-    return None
-
-
 def _relative(value: str | None, config_path: Path) -> str | None:
     """A path from the config file, relative to the file's folder."""
     if value is None or value == ":memory:":
@@ -83,7 +63,7 @@ def load(path: str | Path) -> ExchangeConfig:
                            "ring_timeout", "max_calls", "heartbeat_interval",
                            "reconnect_grace", "ice_addresses", "codec_preferences",
                            "events_port", "call_log"})
-    addresses = toml.get(ex, "ice_addresses", list, None, _addresses)
+    addresses = toml.get(ex, "ice_addresses", list, None, ip_addresses)
     codecs = toml.get(ex, "codec_preferences", list, list(CODECS),
                       lambda v: None if v and all(c in CODECS for c in v)
                       else f"must list some of {', '.join(CODECS)}")
@@ -106,8 +86,8 @@ def load(path: str | Path) -> ExchangeConfig:
     heartbeat = toml.get(ex, "heartbeat_interval", (int, float), 5.0,
                          lambda v: None if 0 < v <= 10 else "must be in (0, 10] seconds")
     return ExchangeConfig(
-        account_sid=toml.get(ex, "account_sid", str, check=_sid("AC")),
-        api_key_sid=toml.get(ex, "api_key_sid", str, check=_sid("SK")),
+        account_sid=toml.get(ex, "account_sid", str, check=sid("AC")),
+        api_key_sid=toml.get(ex, "api_key_sid", str, check=sid("SK")),
         api_key_secret=toml.get(ex, "api_key_secret", str,
                                 check=lambda v: None if len(v) >= 16
                                 else "must be at least 16 characters"),
