@@ -7,9 +7,6 @@ dial tone (350+440 Hz) in the earpiece."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -19,6 +16,7 @@ from piphone.appliance.service import Service
 from piphone.voice.tracks import dominant_frequency, rms
 
 from ..conftest import until
+from .appliance_rig import led_lines, load_phone_config, press
 from .helpers import hears, level
 from .test_alsa_path import RATE, band_level, recorded_seconds
 
@@ -29,23 +27,10 @@ LEDS = {"ring": 5, "call": 6, "mute": 13, "warning": 19}
 
 
 def write_config(tmp_path, exchange) -> appliance_config.ApplianceConfig:
-    cfg = exchange.config
-    (tmp_path / "piphone.toml").write_text(f"""\
-[account]
-identity = "alice"
-signaling_url = "{exchange.url}"
-account_sid = "{cfg.account_sid}"
-api_key_sid = "{cfg.api_key_sid}"
-ice_addresses = ["127.0.0.1"]
-
-[audio]
-headset = "piphone_a_cap,piphone_a_play"
-ring_device = "piphone_b_play"
-
-[phone]
-mute_reminder = 0
-call_log = ""
-
+    return load_phone_config(
+        tmp_path, exchange,
+        audio='headset = "piphone_a_cap,piphone_a_play"\nring_device = "piphone_b_play"',
+        phone='mute_reminder = 0\ncall_log = ""', rest=f"""
 [alerts]
 ring_pattern = [0.5, 0.5]
 
@@ -53,23 +38,12 @@ ring_pattern = [0.5, 0.5]
 hook = {HOOK}
 mute = {MUTE}
 [pins.leds]
-{chr(10).join(f"{name} = {pin}" for name, pin in LEDS.items())}
+{led_lines(LEDS)}
 """)
-    secrets = tmp_path / "secrets.toml"
-    secrets.write_text(f'[account]\napi_key_secret = "{cfg.api_key_secret}"\n')
-    os.chmod(secrets, 0o600)
-    return appliance_config.load(tmp_path / "piphone.toml")
 
 
 def lit(factory, name: str) -> bool:
     return bool(factory.pin(LEDS[name]).state)
-
-
-async def press(factory, pin: int) -> None:
-    """A finger on a button: down for 100 ms (longer than any debounce), then up."""
-    factory.pin(pin).drive_low()
-    await asyncio.sleep(0.1)
-    factory.pin(pin).drive_high()
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@ alice, and a second real Device (bob) calling it."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from piphone.appliance import config as appliance_config
 from piphone.appliance.service import Service
 from tests.conftest import until
+
+from .appliance_rig import load_phone_config, press
 
 pytestmark = pytest.mark.net
 
@@ -21,23 +20,10 @@ KEYS = {"0": 10, "1": 11, "#": 12}
 
 
 def write_config(tmp_path, exchange, **phone) -> appliance_config.ApplianceConfig:
-    cfg = exchange.config
     phone = {"call_log": '""', **phone}  # no call log unless a test asks for one
-    extra = "".join(f"{k} = {v}\n" for k, v in phone.items()).replace(
+    extra = "\n".join(f"{k} = {v}" for k, v in phone.items()).replace(
         "CALL_LOG", str(tmp_path / "calls.db"))
-    (tmp_path / "piphone.toml").write_text(f"""\
-[account]
-identity = "alice"
-signaling_url = "{exchange.url}"
-account_sid = "{cfg.account_sid}"
-api_key_sid = "{cfg.api_key_sid}"
-ice_addresses = ["127.0.0.1"]
-
-[audio]
-headset = "none"
-
-[phone]
-{extra}
+    return load_phone_config(tmp_path, exchange, phone=extra, rest=f"""
 [alerts]
 ring_pattern = [0.1, 0.1]
 
@@ -60,10 +46,6 @@ call = {CALL_LED}
 mute = 13
 warning = 19
 """)
-    secrets = tmp_path / "secrets.toml"
-    secrets.write_text(f'[account]\napi_key_secret = "{cfg.api_key_secret}"\n')
-    os.chmod(secrets, 0o600)
-    return appliance_config.load(tmp_path / "piphone.toml")
 
 
 class SilentNotifier:
@@ -92,13 +74,6 @@ async def service(tmp_path, exchange, request):
     finally:
         await svc.close()
         factory.reset()
-
-
-async def press(factory, pin: int) -> None:
-    """A finger on a button: down for 100 ms (longer than any debounce), then up."""
-    factory.pin(pin).drive_low()
-    await asyncio.sleep(0.1)
-    factory.pin(pin).drive_high()
 
 
 def lit(factory, pin) -> bool:

@@ -16,34 +16,19 @@ import pytest
 
 from tests.conftest import until
 
+from .appliance_rig import write_phone_config
+
 pytestmark = pytest.mark.net
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_config(path: Path, exchange, identity: str = "alice", phone: str = "") -> Path:
-    cfg = exchange.config
-    (path / "piphone.toml").write_text(f"""\
-[account]
-identity = "{identity}"
-signaling_url = "{exchange.url}"
-account_sid = "{cfg.account_sid}"
-api_key_sid = "{cfg.api_key_sid}"
-ice_addresses = ["127.0.0.1"]
-
-[audio]
-headset = "none"
-
-[phone]
-call_log = ""
-{phone}
+    return write_phone_config(path, exchange, identity=identity,
+                              phone='call_log = ""\n' + phone, rest="""\
 [alerts]
 ring_pattern = [0.1, 0.1]
 """)
-    secrets = path / "secrets.toml"
-    secrets.write_text(f'[account]\napi_key_secret = "{cfg.api_key_secret}"\n')
-    os.chmod(secrets, 0o600)
-    return path / "piphone.toml"
 
 
 class FakeSystemd:

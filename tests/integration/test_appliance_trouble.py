@@ -5,8 +5,6 @@ reconnecting pips play) and the call recovers to talking."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
@@ -14,6 +12,7 @@ from piphone.appliance import config as appliance_config
 from piphone.appliance.service import Service
 
 from ..conftest import until
+from .appliance_rig import led_lines, load_phone_config
 
 pytestmark = pytest.mark.net
 
@@ -22,30 +21,12 @@ LEDS = {"ring": 5, "call": 6, "mute": 13, "warning": 19}
 
 
 def write_config(tmp_path, exchange, url: str) -> appliance_config.ApplianceConfig:
-    cfg = exchange.config
-    (tmp_path / "piphone.toml").write_text(f"""\
-[account]
-identity = "alice"
-signaling_url = "{url}"
-account_sid = "{cfg.account_sid}"
-api_key_sid = "{cfg.api_key_sid}"
-ice_addresses = ["127.0.0.1"]
-
-[audio]
-headset = "none"
-
-[phone]
-call_log = ""
-
+    return load_phone_config(tmp_path, exchange, url=url, rest=f"""
 [pins.inputs]
 hook = {HOOK}
 [pins.leds]
-{chr(10).join(f"{name} = {pin}" for name, pin in LEDS.items())}
+{led_lines(LEDS)}
 """)
-    secrets = tmp_path / "secrets.toml"
-    secrets.write_text(f'[account]\napi_key_secret = "{cfg.api_key_secret}"\n')
-    os.chmod(secrets, 0o600)
-    return appliance_config.load(tmp_path / "piphone.toml")
 
 
 class Sounds:
