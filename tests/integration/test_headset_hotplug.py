@@ -151,6 +151,21 @@ async def test_call_stays_up_through_unplug_and_replug(exchange, alsa_rig, cards
             await asyncio.to_thread(stream.close)
 
 
+async def assert_loud_after_ten_frames(track) -> None:
+    """Ten frames from ``track`` (200 ms: past any fade-in); the tenth carries the tone."""
+    for _ in range(10):
+        frame = await asyncio.wait_for(track.recv(), 1)
+    assert rms(frame.to_ndarray()) > 1000
+
+
+async def silent_frames(track, count: int) -> None:
+    """Read ``track`` until ``count`` frames in a row are pure silence (it keeps its pace)."""
+    silent = 0
+    while silent < count:
+        frame = await asyncio.wait_for(track.recv(), 1)
+        silent = silent + 1 if rms(frame.to_ndarray()) == 0 else 0
+
+
 def _track(capture):
     from piphone.audio.tracks import CaptureTrack
 
@@ -171,21 +186,14 @@ async def test_failed_reads_alone_make_it_lost_and_back(alsa_rig):
     try:
         headset.open()
         track = headset.source()
-        for _ in range(10):
-            frame = await asyncio.wait_for(track.recv(), 1)
-        assert rms(frame.to_ndarray()) > 1000
+        await assert_loud_after_ten_frames(track)
         alsa_rig.unplug("c")
         assert await events.next(2) == "lost"
-        silent = 0
-        while silent < 5:  # the track goes on, in silence
-            frame = await asyncio.wait_for(track.recv(), 1)
-            silent = silent + 1 if rms(frame.to_ndarray()) == 0 else 0
+        await silent_frames(track, 5)  # the track goes on, in silence
         alsa_rig.replug("c")
         assert await events.next(2) == "back"
         assert headset.present
-        for _ in range(10):
-            frame = await asyncio.wait_for(track.recv(), 1)
-        assert rms(frame.to_ndarray()) > 1000
+        await assert_loud_after_ten_frames(track)
         track.stop()
     finally:
         await headset.close()
@@ -204,17 +212,12 @@ async def test_card_gone_from_the_list_silences_before_any_read_fails(alsa_rig, 
             await asyncio.wait_for(track.recv(), 1)
         cards.unplug()
         assert await events.next(2) == "lost"
-        silent = 0
-        while silent < 30:  # 0.6 s: past a reopen interval, still silent
-            frame = await asyncio.wait_for(track.recv(), 1)
-            silent = silent + 1 if rms(frame.to_ndarray()) == 0 else 0
+        await silent_frames(track, 30)  # 0.6 s: past a reopen interval, still silent
         assert headset.capture.failed is not None
         cards.replug()
         assert await events.next(2) == "back"
         await until(lambda: headset.capture.failed is None, 2, what="capture reopened")
-        for _ in range(10):
-            frame = await asyncio.wait_for(track.recv(), 1)
-        assert rms(frame.to_ndarray()) > 1000
+        await assert_loud_after_ten_frames(track)
         track.stop()
     finally:
         await headset.close()
@@ -292,9 +295,8 @@ async def test_a_card_that_flickers_out_and_back_before_a_read_notices(alsa_rig,
         # headset ends up present and working, and lost/back alternate, ending with back.
         await until(lambda: headset.capture.failed is None and headset.present, 2,
                     what="capture working again")
-        for _ in range(10):
-            frame = await asyncio.wait_for(track.recv(), 1)
-        assert rms(frame.to_ndarray()) > 1000 and headset.present
+        await assert_loud_after_ten_frames(track)
+        assert headset.present
         names = [name for name, _ in events.seen]
         assert names[:2] == ["lost", "back"] and names[-1] == "back"
         assert all(a != b for a, b in zip(names, names[1:], strict=False))
