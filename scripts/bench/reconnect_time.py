@@ -115,34 +115,32 @@ async def reference(alice, bob, trials: int) -> list[float]:
     return times
 
 
-async def signaling_runs(proxy, call, trials: int, rng: random.Random) -> list[float]:
+async def outage_runs(call, trials: int, rng: random.Random, cut, restore,
+                      lost_within: float) -> list[float]:
+    """``trials`` outages of 0.5-3 s: ``cut()`` until the call says reconnecting (within
+    ``lost_within`` s), then ``restore()``; each time is restore -> reconnected."""
     events = Waiter(call, ("reconnecting", "reconnected"))
     times = []
     for _ in range(trials):
         lost = events.next("reconnecting")
-        proxy.block()
-        await asyncio.wait_for(lost, 5)
+        cut()
+        await asyncio.wait_for(lost, lost_within)
         await asyncio.sleep(rng.uniform(0.5, 3.0))  # the outage: its length is the point
         back = events.next("reconnected")
-        proxy.restore()
+        restore()
         restored = time.perf_counter()
         times.append(await asyncio.wait_for(back, 30) - restored)
     return times
+
+
+async def signaling_runs(proxy, call, trials: int, rng: random.Random) -> list[float]:
+    return await outage_runs(call, trials, rng, proxy.block, proxy.restore, 5)
 
 
 async def media_runs(proxy, call, trials: int, rng: random.Random) -> list[float]:
-    events = Waiter(call, ("reconnecting", "reconnected"))
-    times = []
-    for _ in range(trials):
-        lost = events.next("reconnecting")
-        proxy.media.set(blackhole=True)
-        await asyncio.wait_for(lost, 10)
-        await asyncio.sleep(rng.uniform(0.5, 3.0))  # attempts fail while the hole lasts
-        back = events.next("reconnected")
-        proxy.media.set(blackhole=False)
-        restored = time.perf_counter()
-        times.append(await asyncio.wait_for(back, 30) - restored)
-    return times
+    # reconnection attempts fail while the hole lasts
+    return await outage_runs(call, trials, rng, lambda: proxy.media.set(blackhole=True),
+                             lambda: proxy.media.set(blackhole=False), 10)
 
 
 def line(name: str, values: list[float], ref: float) -> str:
