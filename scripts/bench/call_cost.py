@@ -457,20 +457,12 @@ def find_keys(table: dict, names: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-async def piphone_client(config: str, url: str) -> None:
-    import asyncio
-    import signal
-
+def echo_sink(echoed):
+    """A sink class like piphone's DrainSink that sets ``echoed`` at each frame: proof the echo
+    comes back. Shared with quality_cost.py."""
     from aiortc.mediastreams import MediaStreamError
 
-    from piphone.voice import Device
-    from piphone.voice.tracks import ToneTrack
-
-    echoed = asyncio.Event()
-
     class EchoSink:
-        """piphone's DrainSink, noting the first frame: proof the echo comes back."""
-
         async def consume(self, track) -> None:
             try:
                 while True:
@@ -479,10 +471,18 @@ async def piphone_client(config: str, url: str) -> None:
             except MediaStreamError:
                 pass
 
-    token = token_from_config(config, "bench")
-    device = Device(token, signaling_url=url, ice_addresses=["127.0.0.1"],
-                    codec_preferences=("opus",), audio_source=lambda: ToneTrack(440),
-                    audio_sink=EchoSink)
+    return EchoSink
+
+
+async def call_echo_until_stopped(device, echoed, on_call=None, on_ready=None,
+                                  on_stop=None) -> None:
+    """Register ``device``, call the exchange's echo line, print READY once it answers and the
+    echo flows, then hold the call until SIGTERM/SIGINT or the far end hangs up; destroys the
+    device. ``on_call(call)`` runs before the waits, ``on_ready()`` just after READY, ``on_stop()``
+    when told to stop, before the hang-up."""
+    import asyncio
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -493,13 +493,33 @@ async def piphone_client(config: str, url: str) -> None:
         accepted = asyncio.Event()
         call.on("accept", lambda *_: accepted.set())
         call.on("disconnect", lambda *_: stop.set())
+        if on_call is not None:
+            on_call(call)
         await asyncio.wait_for(accepted.wait(), 20)
         await asyncio.wait_for(echoed.wait(), 10)
         print(READY, flush=True)
+        if on_ready is not None:
+            on_ready()
         await stop.wait()
+        if on_stop is not None:
+            on_stop()
         call.disconnect()
     finally:
         await asyncio.wait_for(device.destroy(), 10)
+
+
+async def piphone_client(config: str, url: str) -> None:
+    import asyncio
+
+    from piphone.voice import Device
+    from piphone.voice.tracks import ToneTrack
+
+    echoed = asyncio.Event()
+    token = token_from_config(config, "bench")
+    device = Device(token, signaling_url=url, ice_addresses=["127.0.0.1"],
+                    codec_preferences=("opus",), audio_source=lambda: ToneTrack(440),
+                    audio_sink=echo_sink(echoed))
+    await call_echo_until_stopped(device, echoed)
 
 
 # =================================================================================================

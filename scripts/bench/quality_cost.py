@@ -33,34 +33,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
-from call_cost import offer_loopback, token_from_config  # noqa: E402
+from call_cost import (  # noqa: E402
+    READY,
+    call_echo_until_stopped,
+    echo_sink,
+    offer_loopback,
+    token_from_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 GOAL_SHARE = 0.05  # of a call's CPU
-READY = "BENCH READY"
 
 
 async def client(config: str, url: str, quality: bool) -> None:
     import asyncio
-    import signal
-
-    from aiortc.mediastreams import MediaStreamError
 
     from piphone.voice import Device
     from piphone.voice.quality import QualitySettings
     from piphone.voice.tracks import ToneTrack
 
     echoed = asyncio.Event()
-
-    class EchoSink:
-        async def consume(self, track) -> None:
-            try:
-                while True:
-                    await track.recv()
-                    echoed.set()
-            except MediaStreamError:
-                pass
 
     seen = {"sample": 0, "volume": 0}
     inside = [0.0]  # thread CPU seconds spent in the quality code
@@ -91,18 +84,10 @@ async def client(config: str, url: str, quality: bool) -> None:
         timed(quality_module.QualityMonitor, "sample_tick", is_async=True)
     device = Device(token_from_config(config, f"bench-{'on' if quality else 'off'}"),
                     signaling_url=url, ice_addresses=["127.0.0.1"], codec_preferences=("opus",),
-                    audio_source=lambda: ToneTrack(440), audio_sink=EchoSink,
+                    audio_source=lambda: ToneTrack(440), audio_sink=echo_sink(echoed),
                     quality=QualitySettings(enabled=quality, volume_events=quality))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await device.register()
-        call = await device.connect({"To": "echo"})
-        accepted = asyncio.Event()
-        call.on("accept", lambda *_: accepted.set())
-        call.on("disconnect", lambda *_: stop.set())
+
+    def on_call(call) -> None:
         if quality:
             def on_sample(sample) -> None:
                 sample.to_dict()
@@ -113,18 +98,20 @@ async def client(config: str, url: str, quality: bool) -> None:
 
             call.on("sample", on_sample)
             call.on("volume", on_volume)
-        await asyncio.wait_for(accepted.wait(), 20)
-        await asyncio.wait_for(echoed.wait(), 10)
-        print(READY, flush=True)
-        wall, cpu, inside[0] = time.monotonic(), time.process_time(), 0.0
-        await stop.wait()
-        wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+
+    window = {}
+
+    def on_ready() -> None:
+        window["wall"], window["cpu"], inside[0] = time.monotonic(), time.process_time(), 0.0
+
+    def on_stop() -> None:
+        wall = time.monotonic() - window["wall"]
+        cpu = time.process_time() - window["cpu"]
         print(f"events: {seen['sample']} samples, {seen['volume']} volumes; "
               f"inside {inside[0] / wall:.5f} of {cpu / wall:.5f} CPU-s per call-second",
               flush=True)
-        call.disconnect()
-    finally:
-        await asyncio.wait_for(device.destroy(), 10)
+
+    await call_echo_until_stopped(device, echoed, on_call, on_ready, on_stop)
 
 
 def run(opts: argparse.Namespace) -> None:
