@@ -28,6 +28,19 @@ async def browser_hears(phone, frequency: float | None, timeout: float = 8.0) ->
     raise AssertionError(f"browser heard {peak} Hz, expected {frequency}")
 
 
+async def browser_talks_to_bob(piphone, sdk_phone):
+    """The browser calls bob (a piphone playing PIPHONE_TONE), who answers; returns bob, the
+    browser and bob's call once the browser has seen the accept."""
+    bob = await piphone("bob", tone=PIPHONE_TONE)
+    browser = await sdk_phone("browser")
+    await browser.wait_event("registered", source="device")
+    await browser.run("p => window.phone.connect(p)", {"To": "bob"})
+    incoming = await bob.next_call()
+    await incoming.accept()
+    await browser.wait_event("accept")
+    return bob, browser, incoming
+
+
 @pytest.mark.parametrize("hangs_up", ["browser", "piphone"])
 async def test_piphone_calls_the_browser(piphone, sdk_phone, exchange_cfg, hangs_up):
     browser = await sdk_phone("browser")
@@ -193,13 +206,7 @@ async def test_ignore_lets_another_device_answer_and_caller_cancel(piphone, sdk_
 
 
 async def test_mute_both_ways(piphone, sdk_phone):
-    bob = await piphone("bob", tone=PIPHONE_TONE)
-    browser = await sdk_phone("browser")
-    await browser.wait_event("registered", source="device")
-    await browser.run("p => window.phone.connect(p)", {"To": "bob"})
-    incoming = await bob.next_call()
-    await incoming.accept()
-    await browser.wait_event("accept")
+    bob, browser, incoming = await browser_talks_to_bob(piphone, sdk_phone)
     await hears(bob, BROWSER_TONE)
     await browser.run("window.phone.mute(true)")
     await browser.wait_event("mute")
@@ -258,13 +265,7 @@ async def test_busy_both_ways(piphone, sdk_phone):
 
 
 async def test_signaling_reconnect_of_the_browser(piphone, sdk_phone, exchange):
-    bob = await piphone("bob", tone=PIPHONE_TONE)
-    browser = await sdk_phone("browser")
-    await browser.wait_event("registered", source="device")
-    await browser.run("p => window.phone.connect(p)", {"To": "bob"})
-    incoming = await bob.next_call()
-    await incoming.accept()
-    await browser.wait_event("accept")
+    bob, browser, incoming = await browser_talks_to_bob(piphone, sdk_phone)
     # The exchange drops the browser's socket mid-call.
     (session,) = [s for s in exchange.sessions if s.identity == "browser"]
     await session.ws.close(code=1011, reason="test: dropped")

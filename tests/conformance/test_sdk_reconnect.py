@@ -10,17 +10,11 @@ from piphone.voice import CallStatus
 from ..conftest import until
 from ..integration.helpers import hears
 from .conftest import BROWSER_TONE, pytestmark  # noqa: F401
-from .test_sdk_calls import PIPHONE_TONE, browser_hears
+from .test_sdk_calls import PIPHONE_TONE, browser_hears, browser_talks_to_bob
 
 
 async def test_media_restart_of_the_browser(piphone, sdk_phone, exchange):
-    bob = await piphone("bob", tone=PIPHONE_TONE)
-    browser = await sdk_phone("browser")
-    await browser.wait_event("registered", source="device")
-    await browser.run("p => window.phone.connect(p)", {"To": "bob"})
-    incoming = await bob.next_call()
-    await incoming.accept()
-    await browser.wait_event("accept")
+    bob, browser, incoming = await browser_talks_to_bob(piphone, sdk_phone)
     await hears(bob, BROWSER_TONE)
     (call,) = exchange.calls.calls
     old = call.caller.media
