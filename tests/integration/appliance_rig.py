@@ -1,13 +1,19 @@
 """Set-up shared by the appliance's integration tests: the piphone.toml + secrets.toml of a
-test phone registered at the test exchange, and a finger that presses a mock button."""
+test phone registered at the test exchange, the service running on mock pins, and a finger
+that presses a mock button."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
 from piphone.appliance import config as appliance_config
+from piphone.appliance.service import Service
 
 
 def write_phone_config(folder: Path, exchange, *, url: str | None = None,
@@ -56,3 +62,19 @@ async def press(factory, pin: int) -> None:
     factory.pin(pin).drive_low()
     await asyncio.sleep(0.1)
     factory.pin(pin).drive_high()
+
+
+@asynccontextmanager
+async def running_service(config: appliance_config.ApplianceConfig,
+                          **kwargs) -> AsyncIterator[Service]:
+    """The appliance service started on fresh mock pins (PWM-capable, as ``service.factory``);
+    closed and the pins reset on the way out. ``kwargs`` go to Service (e.g. notifier)."""
+    factory = MockFactory(pin_class=MockPWMPin)
+    service = Service(config, pin_factory=factory, **kwargs)
+    service.factory = factory
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.close()
+        factory.reset()

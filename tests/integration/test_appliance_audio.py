@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from piphone.appliance import config as appliance_config
-from piphone.appliance.service import Service
 from piphone.voice.tracks import dominant_frequency, rms
 
 from ..conftest import until
-from .appliance_rig import led_lines, load_phone_config, press
+from .appliance_rig import led_lines, load_phone_config, press, running_service
 from .helpers import hears, level
 from .test_alsa_path import RATE, band_level, recorded_seconds
 
@@ -48,16 +46,9 @@ def lit(factory, name: str) -> bool:
 
 @pytest.fixture
 async def service(tmp_path, exchange, alsa_rig):
-    factory = MockFactory(pin_class=MockPWMPin)
     alsa_rig["a"].tone(700)  # alice's microphone
-    svc = Service(write_config(tmp_path, exchange), pin_factory=factory)
-    svc.factory = factory
-    await svc.start()
-    try:
+    async with running_service(write_config(tmp_path, exchange)) as svc:
         yield svc
-    finally:
-        await svc.close()
-        factory.reset()
 
 
 async def test_ring_answer_talk_mute_hang_up(service, make_phone, alsa_rig):

@@ -10,7 +10,7 @@ from piphone.appliance import config as appliance_config
 from piphone.appliance.service import Service
 from tests.conftest import until
 
-from .appliance_rig import load_phone_config, press
+from .appliance_rig import load_phone_config, press, running_service
 
 pytestmark = pytest.mark.net
 
@@ -63,17 +63,10 @@ class SilentNotifier:
 
 @pytest.fixture
 async def service(tmp_path, exchange, request):
-    factory = MockFactory(pin_class=MockPWMPin)
     phone = getattr(request, "param", None) or {}
-    svc = Service(write_config(tmp_path, exchange, **phone), notifier=SilentNotifier(),
-                  pin_factory=factory)
-    svc.factory = factory
-    await svc.start()
-    try:
+    async with running_service(write_config(tmp_path, exchange, **phone),
+                               notifier=SilentNotifier()) as svc:
         yield svc
-    finally:
-        await svc.close()
-        factory.reset()
 
 
 def lit(factory, pin) -> bool:

@@ -6,13 +6,11 @@ reconnecting pips play) and the call recovers to talking."""
 from __future__ import annotations
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from piphone.appliance import config as appliance_config
-from piphone.appliance.service import Service
 
 from ..conftest import until
-from .appliance_rig import led_lines, load_phone_config
+from .appliance_rig import led_lines, load_phone_config, running_service
 
 pytestmark = pytest.mark.net
 
@@ -58,22 +56,18 @@ def brightness(factory, name: str) -> float:
 @pytest.fixture
 async def talking(tmp_path, exchange, netfault, make_phone):
     """alice (the service, behind the relay) talking with bob."""
-    factory = MockFactory(pin_class=MockPWMPin)
-    service = Service(write_config(tmp_path, exchange, netfault.url), pin_factory=factory)
-    await service.start()
-    sounds = Sounds()
-    service.phone.sounds = sounds
-    bob = await make_phone("bob", tone=660)
-    call = await bob.device.connect({"To": "client:alice"})
-    await until(lambda: service.phone.state == "ringing", what="alice rings")
-    factory.pin(HOOK).drive_low()
-    await until(lambda: str(call.status()) == "open" and service.phone.call is not None
-                and str(service.phone.call.status()) == "open", timeout=10, what="talking")
-    try:
+    async with running_service(write_config(tmp_path, exchange, netfault.url)) as service:
+        factory = service.factory
+        sounds = Sounds()
+        service.phone.sounds = sounds
+        bob = await make_phone("bob", tone=660)
+        call = await bob.device.connect({"To": "client:alice"})
+        await until(lambda: service.phone.state == "ringing", what="alice rings")
+        factory.pin(HOOK).drive_low()
+        await until(lambda: str(call.status()) == "open" and service.phone.call is not None
+                    and str(service.phone.call.status()) == "open", timeout=10,
+                    what="talking")
         yield service, factory, sounds, call
-    finally:
-        await service.close()
-        factory.reset()
 
 
 async def test_packet_loss_lights_the_warning_led_and_chirps(talking, netfault):
