@@ -46,12 +46,13 @@ class LevelMeter:
     times a second per call, on a busy event loop where every call counts.
     """
 
-    __slots__ = ("_latest", "_channels", "on_tick", "tick_every", "_audio", "_due")
+    __slots__ = ("_latest", "_channels", "on_tick", "tick_every", "_audio", "_due", "_wide")
 
     def __init__(self, on_tick: Callable[[], None] | None = None,
                  tick_every: float = 0.05) -> None:
         self._latest: av.AudioFrame | None = None
-        self._channels = 0  # of this stream's frames (its layout does not change)
+        self._channels = 0  # of this stream's frames (its layout does not change); -1: not s16
+        self._wide: np.ndarray | None = None  # float32 copy of the frame read
         self.on_tick = on_tick  # called every ``tick_every`` s of audio (the volume ticks)
         self.tick_every = tick_every
         self._audio = 0.0  # s of audio pushed
@@ -70,12 +71,19 @@ class LevelMeter:
     def read(self) -> float:
         """The RMS (int16 units) of the latest frame; 0.0 if none came since the last read."""
         frame, self._latest = self._latest, None
-        if frame is None or frame.format.name != "s16":  # piphone's paths are s16
+        if frame is None:
             return 0.0
         if not self._channels:
-            self._channels = len(frame.layout.channels)
+            # A stream's format and layout do not change (piphone's paths are s16): checked
+            # once, as PyAV builds a new object for each ``format`` / ``layout`` read.
+            self._channels = len(frame.layout.channels) if frame.format.name == "s16" else -1
         count = frame.samples * self._channels
-        if count == 0:
+        if count <= 0:
             return 0.0
-        wide = np.frombuffer(frame.planes[0], dtype=np.int16, count=count).astype(np.float32)
-        return math.sqrt(float(np.dot(wide, wide)) / count)  # float32: int16 squares overflow
+        # Squares in float32 (int16 squares overflow), in a buffer kept between reads: no
+        # allocation per read. The method ``dot`` skips np.dot's dispatch.
+        wide = self._wide
+        if wide is None or len(wide) != count:
+            wide = self._wide = np.empty(count, np.float32)
+        np.copyto(wide, np.frombuffer(frame.planes[0], dtype=np.int16, count=count))
+        return math.sqrt(float(wide.dot(wide)) / count)
