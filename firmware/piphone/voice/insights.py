@@ -21,8 +21,6 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
 log = logging.getLogger(__name__)
 
 PUBLISHER = "piphone"
@@ -82,6 +80,9 @@ class InsightsPublisher:
             log.warning("no event gateway known: %s/%s not posted", event.get("group"),
                         event.get("name"))
             return False
+        # Imported here: aiohttp is ~9 MB of a phone's memory, and most calls post no feedback.
+        import aiohttp
+
         headers = {"Content-Type": "application/json", "X-Twilio-Token": self._token()}
         try:
             timeout = aiohttp.ClientTimeout(total=self.timeout)
