@@ -112,7 +112,11 @@ class CallLog:
         self._db = sqlite3.connect(self.path)
         self._db.row_factory = sqlite3.Row
         if self.path != ":memory:":
+            # Writes happen on the event loop (a few per call). With WAL and synchronous=NORMAL
+            # a commit is a write to the page cache, not an fsync that could stall the loop on
+            # an SD card; a power cut may lose the last calls but never corrupts the log.
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
