@@ -21,6 +21,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..voice.encoding import VoiceEncoder
+from ..voice.jitter import CLOCK_RATE
 from ..voice.media import MediaSession, MediaSettings
 from ..voice.tracks import SAMPLE_RATE, SAMPLES_PER_FRAME, PacedAudioTrack, audio_frame
 
@@ -31,7 +32,7 @@ OUTBOX_FRAMES = 5  # at most 100 ms queued per leg; older frames are dropped, ne
 # client would otherwise take the quiet for lost media (reconnect.py) while the far party
 # reconnects or has not connected yet. Far longer than any jitter worth waiting out.
 FILL_AFTER = 0.5
-CLOCK_RATES = {"opus": 48_000, "pcmu": 8_000}
+SILENCE_CODECS = ("opus", "pcmu")  # what VoiceEncoder can make a frame of silence in
 _silence_payloads: dict[str, bytes] = {}
 
 
@@ -93,7 +94,7 @@ class LegOutput(PacedAudioTrack):
                     async with asyncio.timeout(wait):
                         await self._packet_arrived.wait()
                 except TimeoutError:
-                    if self.readyState == "live" and self.codec in CLOCK_RATES:
+                    if self.readyState == "live" and self.codec in SILENCE_CODECS:
                         return self._silence_packet()
                 wait = 0.020  # filling: a frame of silence every 20 ms until packets come
             return self._retime(self._packets.popleft())
@@ -106,17 +107,17 @@ class LegOutput(PacedAudioTrack):
         return audio_frame(samples, pts)
 
     def _ticks(self) -> int:
-        return CLOCK_RATES.get(self.codec or "", 48_000) // 50  # one 20 ms frame
+        return CLOCK_RATE.get(self.codec or "", 48_000) // 50  # one 20 ms frame
 
     def _retime(self, packet: av.Packet) -> av.Packet:
-        rate = CLOCK_RATES.get(self.codec or "", 48_000)
+        rate = CLOCK_RATE.get(self.codec or "", 48_000)
         pts = packet.pts if packet.pts is not None else 0
         if self._out_pts is None:
             out = pts
         else:
             delta = pts - self._in_pts if self._in_pts is not None else 0
             if not 0 < delta <= rate:  # another source, or a jump: carry on by one frame
-                delta = self._ticks()
+                delta = rate // 50  # one 20 ms frame
             out = self._out_pts + delta
         self._in_pts, self._out_pts = pts, out
         packet.pts = out
@@ -128,7 +129,7 @@ class LegOutput(PacedAudioTrack):
         packet = av.Packet(silence_payload(self.codec))
         self._out_pts = 0 if self._out_pts is None else self._out_pts + self._ticks()
         packet.pts = self._out_pts
-        packet.time_base = fractions.Fraction(1, CLOCK_RATES[self.codec])
+        packet.time_base = fractions.Fraction(1, CLOCK_RATE[self.codec])
         return packet
 
     def stop(self) -> None:

@@ -76,14 +76,10 @@ def _party(leg: CallLeg) -> str:
 
 
 def _leg_monitor(leg: CallLeg) -> QualityMonitor:
-    session = leg.media.media
-
-    async def counters():
-        return await media_counters(session)
-
     def warned(event: str, *args: object) -> None:
         if event in ("warning", "warning-cleared"):
             log.info("leg %s: %s %s", _party(leg), event, args[0])
 
-    return QualityMonitor(LEG_QUALITY, read_counters=counters, meters=lambda: None,
-                          is_muted=lambda: False, emit=warned)
+    # The leg's current media session: a reinvite replaces it (counters then restart).
+    return QualityMonitor(LEG_QUALITY, read_counters=lambda: media_counters(leg.media.media),
+                          meters=lambda: None, is_muted=lambda: False, emit=warned)

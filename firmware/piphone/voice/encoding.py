@@ -69,7 +69,7 @@ class EncodingTrack(MediaStreamTrack):
     kind = "audio"
 
     def __init__(self, source: MediaStreamTrack, codec: Callable[[], str | None], *,
-                 opus_bitrate: int = 32_000, meter: LevelMeter | None = None) -> None:
+                 opus_bitrate: int = 32_000) -> None:
         super().__init__()
         self.source = source
         self._codec = codec
@@ -77,7 +77,7 @@ class EncodingTrack(MediaStreamTrack):
         self._encoder: VoiceEncoder | None = None
         self._passthrough = False
         self._ready: deque[av.Packet] = deque()
-        self.meter = meter  # levels of what we send, before encoding (quality.py)
+        self.meter: LevelMeter | None = None  # levels of what we send, before encoding (quality.py)
 
     async def recv(self) -> av.Packet | av.AudioFrame:
         while not self._ready:

@@ -15,7 +15,9 @@ and reported as ``False``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import importlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -80,8 +82,9 @@ class InsightsPublisher:
             log.warning("no event gateway known: %s/%s not posted", event.get("group"),
                         event.get("name"))
             return False
-        # Imported here: aiohttp is ~9 MB of a phone's memory, and most calls post no feedback.
-        import aiohttp
+        # Imported here, in a thread (an import of this size would stall the loop's audio):
+        # aiohttp is ~9 MB of a phone's memory, and most calls post no feedback.
+        aiohttp = await asyncio.to_thread(importlib.import_module, "aiohttp")
 
         headers = {"Content-Type": "application/json", "X-Twilio-Token": self._token()}
         try:

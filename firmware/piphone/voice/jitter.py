@@ -46,7 +46,7 @@ from aiortc.jitterbuffer import JitterFrame
 MAX_MISORDER = 100  # a packet this far behind the stream is a restarted sender, not a late one
 OPUS_MAX_DURATION = 120.0  # ms in one Opus packet (RFC 6716 3.2.5)
 _G711_SILENCE = {"pcmu": 0xFF, "pcma": 0xD5}
-_CLOCK_RATE = {"opus": 48_000, "pcmu": 8_000, "pcma": 8_000}
+CLOCK_RATE = {"opus": 48_000, "pcmu": 8_000, "pcma": 8_000}
 
 
 def static_codec(payload_type: int) -> str:
@@ -200,6 +200,11 @@ class AudioJitterBuffer:
     def depth(self) -> int:
         return len(self._held)
 
+    @property
+    def received(self) -> int:
+        """Packets added so far (what the reconnection watchdog polls, without stats())."""
+        return self._counts["received"]
+
     def stats(self) -> JitterStats:
         return JitterStats(target_depth=self.target_depth, depth=self.depth,
                            jitter_ms=self._jitter * 1000 / self._rate, **self._counts)
@@ -249,7 +254,7 @@ class AudioJitterBuffer:
 
     def _measure(self, packet, now: float) -> None:
         """RFC 3550 interarrival jitter, in arrival order."""
-        rate = _CLOCK_RATE.get(self._codec, 48_000)
+        rate = CLOCK_RATE.get(self._codec, 48_000)
         if rate != self._rate:
             self._rate, self._last_transit, self._jitter = rate, None, 0.0
         transit = now * rate - packet.timestamp
@@ -286,7 +291,7 @@ class AudioJitterBuffer:
         concealment of the slots skipped right before it)."""
         concealed: list[int] = []  # sequence numbers of slots to conceal
         real = None
-        frame_time = (self._step_of(self._codec) or 960) / _CLOCK_RATE.get(self._codec, 48_000)
+        frame_time = (self._step_of(self._codec) or 960) / CLOCK_RATE.get(self._codec, 48_000)
         while self._held:
             if self._next in self._held:
                 if len(self._held) <= self.target_depth:

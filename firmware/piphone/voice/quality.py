@@ -44,12 +44,12 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from .jitter import CLOCK_RATE
 from .meter import LevelMeter, level, volume
 from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-CLOCK_RATE = {"opus": 48_000, "pcmu": 8_000, "pcma": 8_000}  # RTP clock of each codec, Hz
 SAMPLE_COUNT_METRICS = 5  # default window (the reference; the SDK code takes its largest, 10)
 SAMPLE_COUNT_RAISE = 3
 SAMPLE_COUNT_CLEAR = 0
@@ -179,11 +179,12 @@ class Sample:
 
     def get(self, stat: str) -> Any:
         """A field by its SDK name (``packetsLostFraction``)."""
-        return getattr(self, re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), stat))
+        return getattr(self, _FIELD_OF[stat])
 
 
 _SAMPLE_KEYS = tuple((f.name, _camel(f.name)) for f in fields(Sample) if f.name != "totals")
 _TOTALS_KEYS = tuple((f.name, _camel(f.name)) for f in fields(Totals))
+_FIELD_OF = {camel: name for name, camel in _SAMPLE_KEYS}
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,6 @@ class QualityMonitor:
         self._silent_for = 0.0  # s of digital silence heard while packets arrive
         self._unheard_for = 0.0  # s of sending with the far end receiving nothing
         self._far_received: int | None = None
-        self._metered = False  # volume ticks (levels) came in the last second
         self._stopped = False
         self._tasks = TaskSet(self)
 
@@ -392,7 +392,6 @@ class QualityMonitor:
         input_ticks, self._input_ticks = self._input_ticks, []
         output_ticks, self._output_ticks = self._output_ticks, []
         loudest, self._output_loudest = self._output_loudest, 0.0
-        self._metered = bool(output_ticks)
         self._levels_window.append(input_ticks)
         sample = Sample(
             audio_input_level=round(sum(input_ticks) / len(input_ticks)) if input_ticks else 0,
@@ -422,7 +421,7 @@ class QualityMonitor:
         self.samples.append(sample)
         if sample.mos is not None:
             self.mos_values.append(sample.mos)
-        self._track_one_way(sample, loudest, now.far_received)
+        self._track_one_way(sample, loudest, now.far_received, heard=bool(output_ticks))
         if self._warnings_on():
             for stat, limits in self.settings.thresholds.items():
                 for limit in limits:
@@ -492,9 +491,11 @@ class QualityMonitor:
             self.clear_warning(name)
 
     # --- one-way audio (extension) ---------------------------------------------------------
-    def _track_one_way(self, sample: Sample, loudest: float, far: int | None) -> None:
+    def _track_one_way(self, sample: Sample, loudest: float, far: int | None,
+                       heard: bool) -> None:
+        """``heard``: levels came in this second; unmetered media (the exchange's legs)
+        cannot tell silence."""
         step = self.settings.sample_interval
-        heard = self._metered  # unmetered media (the exchange's legs) cannot tell silence
         silent = (heard and not self._is_muted() and sample.packets_received > 0
                   and loudest <= self.settings.silence_level)
         self._silent_for = self._silent_for + step if silent else 0.0

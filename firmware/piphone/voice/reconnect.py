@@ -156,7 +156,7 @@ class CallReconnection:
         """The call's media is connected: watch its RTP."""
         if self._watchdog is not None:
             self._watchdog.stop()
-        self._watchdog = RtpWatchdog(lambda: media.jitter_buffer.stats().received,
+        self._watchdog = RtpWatchdog(lambda: media.jitter_buffer.received,
                                      self.settings.rtp_timeout, self._rtp_lost,
                                      self.settings.check_interval)
         self._watchdog.start()
