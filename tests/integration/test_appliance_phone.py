@@ -112,8 +112,7 @@ async def test_reject_button_rejects_at_the_far_side(service, make_phone):
     await until(lambda: service.phone.state == "ringing", what="the phone rings")
     closed = []
     call.on("status", lambda s: closed.append(s) if str(s) == "closed" else None)
-    service.factory.pin(22).drive_low()
-    service.factory.pin(22).drive_high()
+    await press(service.factory, 22)
     await until(lambda: closed, timeout=10, what="bob's call ends")
     assert service.phone.state == "idle" and not lit(service.factory, RING_LED)
 

@@ -9,6 +9,8 @@ import pytest
 from piphone.panel.leds import Leds, Pattern, Timings
 from piphone.panel.pins import DEFAULT_PINS, PinMap, PinMapError
 
+from ..conftest import until
+
 FAST = Timings(fast_on=0.1, fast_off=0.1, slow_on=0.3, slow_off=0.3, fade_in=0.3, fade_out=0.3)
 
 
@@ -37,10 +39,7 @@ async def history(p, changes: int, timeout: float = 10.0):
     """The pin's (seconds held, value) history once it has ``changes`` changes.
 
     gpiozero's mock pins have no change notification; poll its state list."""
-    async def enough():
-        while len(p.states) <= changes:
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(enough(), timeout)
+    await until(lambda: len(p.states) > changes, timeout, what=f"{changes} pin changes")
     # states[i].timestamp is how long states[i-1] lasted.
     return [(p.states[i + 1].timestamp, p.states[i].state) for i in range(len(p.states) - 1)]
 

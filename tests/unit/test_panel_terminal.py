@@ -18,6 +18,7 @@ from piphone.panel.leds import Leds, Pattern
 from piphone.panel.pins import DEFAULT_PINS, KEYPAD_PINS, LED_NAMES, mock_factory
 from piphone.panel.terminal import _LAMP_RGB, KEYS, TerminalPanel
 
+from ..conftest import until
 from ..ptyscreen import Screen
 
 FULL = DEFAULT_PINS.merged(KEYPAD_PINS)
@@ -143,8 +144,7 @@ async def test_run_survives_a_broken_info_and_quits_on_q(rig, caplog):
     with os.fdopen(read_fd) as stdin:
         task = asyncio.ensure_future(panel.run(info, console=console, stdin=stdin, fps=50))
         os.write(write_fd, b"h")
-        while calls < 4:
-            await asyncio.sleep(0.02)  # frames are drawn at fps: let a few go by
+        await until(lambda: calls >= 4, what="four frames drawn")
         os.write(write_fd, b"q")
         await asyncio.wait_for(task, 5)
     os.close(write_fd)

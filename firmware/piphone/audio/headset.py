@@ -99,10 +99,6 @@ class Headset(AsyncIOEventEmitter):
         """The headset works: its card is listed and no started stream has failed."""
         return not self._down
 
-    @property
-    def uses_udev(self) -> bool:
-        return self._watcher is not None and self._watcher.uses_udev
-
     def open(self) -> None:
         """Open capture and playback now (on the loop) and start watching the card: a device
         that is missing now is an AudioDeviceError naming it."""
