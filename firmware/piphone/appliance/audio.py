@@ -41,10 +41,7 @@ class ApplianceAudio:
                 self.sounds = AudioSounds(None, self.ringer, alerts)
             return
         self.headset = headset
-        for stream in {id(s): s for s in (headset.capture, headset.playback,
-                                          headset.ring)}.values():
-            stream.start(tolerate_missing=True)  # a failed device reopens by itself
-        headset.watch()
+        headset.open(tolerate_missing=True)
         headset.on("lost", lambda _reason: on_lost(True))
         headset.on("back", lambda: on_lost(False))
         sounds = AudioSounds(headset.playback, headset.ring, alerts)

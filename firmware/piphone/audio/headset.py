@@ -99,11 +99,12 @@ class Headset(AsyncIOEventEmitter):
         """The headset works: its card is listed and no started stream has failed."""
         return not self._down
 
-    def open(self) -> None:
+    def open(self, *, tolerate_missing: bool = False) -> None:
         """Open capture and playback now (on the loop) and start watching the card: a device
-        that is missing now is an AudioDeviceError naming it."""
+        that is missing now is an AudioDeviceError naming it, unless ``tolerate_missing``
+        (then it reopens by itself once it is there)."""
         for stream in self._streams():
-            stream.start()
+            stream.start(tolerate_missing=tolerate_missing)
         self.watch()
 
     def watch(self) -> None:
