@@ -93,10 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--headset", help="the card to look for, instead of the config's")
     check.set_defaults(func=cmd_check)
 
-    tok = sub.add_parser("token", help="print an access token the exchange accepts")
-    tok.add_argument("--config", type=Path, required=True, help="exchange.toml")
-    tok.add_argument("--identity", required=True)
+    tok = sub.add_parser("token", help="print an access token (the exchange's, or Twilio's with "
+                                       "a phone's piphone.toml)")
+    tok.add_argument("--config", type=Path, required=True,
+                     help="exchange.toml, or a phone's piphone.toml (its Twilio account, API key "
+                          "and TwiML App)")
+    tok.add_argument("--identity", help="required with exchange.toml (default: the phone's)")
     tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    tok.add_argument("--twiml-app-sid", metavar="AP...",
+                     help="the TwiML App that routes the holder's outgoing calls on Twilio (the "
+                          "Voice grant's outgoing_application_sid; default: the piphone.toml's)")
+    tok.add_argument("--no-incoming", action="store_true",
+                     help="a token that receives no calls (the Voice grant's incoming.allow false)")
     tok.set_defaults(func=cmd_token)
 
     call = sub.add_parser("call", help="place a call: on the running phone (no --url), or from "
@@ -265,6 +273,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             cfg = appliance_config.load(args.config)  # ConfigError: file, key, line; exit 2
             print(f"config: {args.config} is valid (identity {cfg.account.identity}, "
                   f"{len(cfg.pins.inputs)} inputs, {len(cfg.pins.leds)} LEDs)")
+            for note in _twilio_notes(cfg.account):
+                print(note)
             if cfg.audio.headset in ("auto", "none"):
                 spec = "USB" if cfg.audio.headset == "auto" else None
                 if spec is None:
@@ -291,12 +301,49 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _twilio_notes(account: Any) -> list[str]:
+    """What a config of the Twilio kind (Twilio's edge, tokens minted here) means for calls."""
+    if account.signaling_url is not None or not account.mints_tokens:
+        return []
+    if account.twiml_app_sid is None:
+        notes = ["outgoing calls: Twilio will refuse them: [account] has no twiml_app_sid, so "
+                 "the phone's tokens name no TwiML App, and Twilio routes a call a phone places "
+                 "only through the TwiML App its token names (`piphone twilio setup` makes one)"]
+    else:
+        notes = [f"outgoing calls: routed by TwiML App {account.twiml_app_sid}"]
+    if not account.incoming_allow:
+        notes.append("incoming calls: refused (incoming_allow = false: the tokens do not let "
+                     "Twilio ring this phone)")
+    return notes
+
+
 def cmd_token(args: argparse.Namespace) -> int:
-    from .exchange import config as exchange_config
+    from .tomlconfig import TomlFile, sid
     from .voice.tokens import mint
 
-    cfg = exchange_config.load(args.config)
-    print(mint(identity=args.identity, ttl=args.ttl, **cfg.token_kwargs()))
+    if args.twiml_app_sid is not None and (problem := sid("AP")(args.twiml_app_sid)):
+        raise PiphoneError(f"--twiml-app-sid {problem}")
+    app_sid, incoming = args.twiml_app_sid, not args.no_incoming
+    if "account" in TomlFile(args.config).data:  # a phone's piphone.toml: a Twilio token
+        from .appliance import config as appliance_config
+
+        account = appliance_config.load(args.config).account
+        if not account.mints_tokens:
+            raise PiphoneError(f"{args.config}: its secrets hold a fixed token, not an API key "
+                               "secret to mint one with")
+        identity = args.identity or account.identity
+        app_sid = app_sid or account.twiml_app_sid
+        incoming = incoming and account.incoming_allow
+        keys = {"account_sid": account.account_sid, "api_key_sid": account.api_key_sid,
+                "api_key_secret": account.api_key_secret}
+    else:
+        from .exchange import config as exchange_config
+
+        if args.identity is None:
+            raise PiphoneError("token --config exchange.toml needs --identity")
+        identity, keys = args.identity, exchange_config.load(args.config).token_kwargs()
+    print(mint(identity=identity, ttl=args.ttl, outgoing_application_sid=app_sid,
+               incoming_allow=incoming, **keys))
     return 0
 
 
