@@ -1,4 +1,4 @@
-"""`piphone` on the command line: run | exchange | token | call | calls.
+"""`piphone` on the command line: run | exchange | token | call | calls | twilio.
 
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call.
@@ -143,6 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="FILE.svg/.png/.pdf (needs graphviz's dot) or FILE.dot; "
                               "default: DOT source on stdout")
     diagram.set_defaults(func=cmd_diagram)
+
+    twilio = sub.add_parser("twilio", help="set up a Twilio account for this phone")
+    twilio_sub = twilio.add_subparsers(dest="twilio_command", required=True)
+    setup = twilio_sub.add_parser(
+        "setup", help="make this phone a Twilio client: a Function that answers its calls, a "
+                      "TwiML App, its number, an API key, and its config (credentials from "
+                      "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN, else asked)")
+    setup.add_argument("--config", type=Path, default=APPLIANCE_CONFIG,
+                       help=f"piphone.toml to write, secrets.toml beside it (default "
+                            f"{APPLIANCE_CONFIG})")
+    setup.add_argument("--identity", help="the phone's client identity (default: the config's, "
+                                          "else this machine's host name)")
+    setup.add_argument("--number", metavar="+E164",
+                       help="which of the account's numbers rings the phone and is its caller "
+                            "ID (default: the account's only one); a verified caller ID gives "
+                            "a phone that only calls out")
+    setup.add_argument("--dry-run", action="store_true",
+                       help="print what it would create or reuse; change nothing")
+    setup.add_argument("--force", action="store_true",
+                       help="replace config files it did not write (other sections are kept)")
+    setup.set_defaults(func=cmd_twilio_setup)
 
     calls = sub.add_parser("calls", help="print the recent calls of a call log")
     calls.add_argument("--db", default=DEFAULT_CALL_LOG,
@@ -344,6 +365,21 @@ def cmd_token(args: argparse.Namespace) -> int:
         identity, keys = args.identity, exchange_config.load(args.config).token_kwargs()
     print(mint(identity=identity, ttl=args.ttl, outgoing_application_sid=app_sid,
                incoming_allow=incoming, **keys))
+    return 0
+
+
+def cmd_twilio_setup(args: argparse.Namespace) -> int:
+    from . import twilio_setup
+
+    logging.getLogger("twilio").setLevel(logging.WARNING)  # the helper logs each request
+    options = twilio_setup.Options(config=args.config, identity=args.identity,
+                                   number=args.number, dry_run=args.dry_run, force=args.force)
+    path = twilio_setup.run(options, twilio_setup.read_credentials())
+    if path is None:
+        return 0
+    print(f"\n$ piphone check --config {path}", flush=True)
+    if cmd_check(argparse.Namespace(config=path, headset=None)) == 1:
+        print("setup is done; the phone needs its headset before `piphone run` (see above)")
     return 0
 
 
