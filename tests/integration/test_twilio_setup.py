@@ -20,6 +20,7 @@ from piphone.twilio_setup import function
 
 from ..hostsns import with_hosts
 from ..ptyscreen import Screen
+from ..tlscert import TestCA
 from ..twilio_rest import API, HOSTS, SERVERLESS, UPLOAD, TwilioRest, shapes
 
 pytestmark = pytest.mark.net
@@ -250,6 +251,19 @@ def test_clear_errors_and_nothing_changed(rest, tmp_path):
     assert not rest.applications and not rest.keys and not (tmp_path / "etc").exists()
     assert [r.shape[2] for r in rest.writes()][-1] == "/v1/Services/ZS*/Builds"
     assert len(rest.requests) > before
+    # TLS is verified: a certificate the trusted CAs did not sign is refused, and said so.
+    before = len(rest.requests)
+    err = fails("--number", NUMBER, REQUESTS_CA_BUNDLE=str(ROOT / "tests" / "nothing.pem"))
+    assert "cannot read account" in err and "CA certificate bundle, invalid path" in err
+    other_ca = TestCA.create(tmp_path / "other-ca")
+    err = fails("--number", NUMBER, REQUESTS_CA_BUNDLE=str(other_ca.cert))
+    assert (f"cannot read account {rest.account_sid}: the TLS connection to api.twilio.com "
+            "was refused: certificate verify failed: unable to get local issuer certificate") in err
+    assert len(rest.requests) == before
+    # Twilio out of reach.
+    rest.close()
+    err = fails("--number", NUMBER)
+    assert f"cannot read account {rest.account_sid}: api.twilio.com did not answer" in err
 
 
 def test_a_verified_caller_id_gives_a_phone_that_only_calls_out(rest, tmp_path):

@@ -154,6 +154,9 @@ def test_files_setup_did_not_write_are_refused_without_force(tmp_path):
         files.inspect(config, force=False)
     secrets.write_text("[account]\n# nothing in it yet\n")  # the starter: nothing to lose
     assert files.inspect(config, force=False).api_key_secret is None
+    secrets.write_text(files.secrets_text("s3cr3t-" * 4))
+    held = files.inspect(config, force=False)
+    assert held.api_key_secret == "s3cr3t-" * 4 and "s3cr3t" not in repr(held)
     config.write_text("[account\n")
     with pytest.raises(SetupError, match=r"piphone.toml: .*\(fix or remove it"):
         files.inspect(config, force=True)
@@ -175,3 +178,9 @@ def test_credentials_from_the_environment_or_asked(monkeypatch):
         read_credentials({"TWILIO_ACCOUNT_SID": token, "TWILIO_AUTH_TOKEN": token},
                          interactive=False)
     assert token not in str(info.value) and "32 characters given" in str(info.value)
+
+    def ctrl_d(prompt: str) -> str:
+        raise EOFError
+
+    with pytest.raises(SetupError, match="no credentials given"):
+        read_credentials({}, ask=ctrl_d, interactive=True)

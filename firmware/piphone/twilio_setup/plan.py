@@ -170,7 +170,8 @@ def make_plan(client: Client, account_sid: str, identity: str, number: str | Non
                          "make or take calls")
     chosen = _number(client, account_sid, number)
     code = function.function_code(identity, chosen.phone_number)
-    return Plan(account_sid=account_sid, account_name=str(account.friendly_name),
+    name = " ".join(str(account.friendly_name or "").split())[:64]  # the user's text, bounded
+    return Plan(account_sid=account_sid, account_name=name,
                 trial=account.type == "Trial", identity=identity, number=chosen, code=code,
                 functions=_functions(client, identity, code), app=_app(client, identity, local),
                 key=_key(client, account_sid, identity, local), local=local)

@@ -10,6 +10,7 @@ import contextlib
 import getpass
 import json
 import os
+import ssl
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -52,18 +53,25 @@ def read_credentials(environ: Mapping[str, str] = os.environ, *,
     if (not account_sid or not token) and not interactive:
         raise SetupError("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (Account Info in "
                          f"{CONSOLE}), or run this on a terminal to be asked for them")
-    if not account_sid:
-        account_sid = ask("Twilio Account SID (AC...): ").strip()
+    try:
+        if not account_sid:
+            account_sid = ask("Twilio Account SID (AC...): ").strip()
+        _check_account_sid(account_sid)
+        if not token:
+            token = ask_secret("Twilio auth token (not shown): ").strip()
+    except EOFError:  # Ctrl-D at a prompt
+        raise SetupError("no credentials given") from None
+    if not token:
+        raise SetupError(f"no auth token given (Account Info in {CONSOLE})")
+    return Credentials(account_sid, token)
+
+
+def _check_account_sid(account_sid: str) -> None:
     # Never echo what was given: a token pasted at the wrong prompt must not be printed.
     if sid("AC")(account_sid):
         raise SetupError(f"that Account SID is not AC followed by 32 hex digits "
                          f"({len(account_sid)} characters given): copy it from Account Info "
                          f"in {CONSOLE}")
-    if not token:
-        token = ask_secret("Twilio auth token (not shown): ").strip()
-    if not token:
-        raise SetupError(f"no auth token given (Account Info in {CONSOLE})")
-    return Credentials(account_sid, token)
 
 
 def connect(username: str, password: str, account_sid: str | None = None) -> Client:
@@ -80,11 +88,13 @@ def talking_to_twilio(doing: str) -> Iterator[None]:
     except TwilioRestException as exc:
         raise SetupError(describe(exc, doing)) from None
     except requests.exceptions.SSLError as exc:
-        raise SetupError(f"cannot {doing}: the TLS connection to {_host(exc)} was refused "
-                         f"({_short(exc)}); is the system clock right?") from None
+        raise SetupError(f"cannot {doing}: the TLS connection to {_host(exc)} was refused: "
+                         f"{_tls_reason(exc)} (a wrong system clock does that too)") from None
     except requests.RequestException as exc:
         raise SetupError(f"cannot {doing}: {_host(exc)} did not answer ({_short(exc)}); is this "
                          "machine online?") from None
+    except OSError as exc:  # e.g. REQUESTS_CA_BUNDLE naming no file (requests raises it bare)
+        raise SetupError(f"cannot {doing}: {_short(exc)}") from None
     except TwilioException as exc:
         response = exc.args[1] if len(exc.args) > 1 else None
         if isinstance(response, Response):  # a list's page refused ("Unable to fetch page")
@@ -140,6 +150,21 @@ def _as_rest_error(response: Response) -> TwilioRestException:
     body = body if isinstance(body, dict) else {}
     return TwilioRestException(response.status_code, "", msg=body.get("message", ""),
                                code=body.get("code"))
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """What the certificate check said, from under requests' and urllib3's wrappers."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {seen.verify_message}"
+        inner = getattr(seen, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in seen.args if isinstance(a, BaseException)), None)
+        seen = inner or seen.__cause__ or seen.__context__
+    return _short(exc)
 
 
 def _host(exc: requests.RequestException) -> str:
