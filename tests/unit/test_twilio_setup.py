@@ -99,6 +99,15 @@ def test_names():
     assert function.function_code("a", "+1555") == function.function_code("a", "+1555")
 
 
+def test_the_default_identity_is_the_host_name(monkeypatch):
+    import socket
+
+    from piphone import twilio_setup
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "Kitchen Pi.local")
+    assert twilio_setup.default_identity() == "Kitchen-Pi"
+
+
 def test_the_starter_is_the_example_install_sh_installs():
     example = tomllib.loads((ROOT / "systemd" / "piphone.toml.example").read_text())
     assert example["account"] == files.STARTER_ACCOUNT

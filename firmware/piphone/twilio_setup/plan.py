@@ -116,9 +116,11 @@ class Plan:
         if fx.deployed:
             steps.append(Step("reuse", "its deployed code (the same as this setup's)"))
         else:
-            steps.append(Step("deploy", "its code: ring " + self.identity + " on calls to "
-                              + self.number.phone_number + ", dial what the phone calls "
-                              "(function version, build, deployment)"))
+            rings = (f"ring {self.identity} on calls to {self.number.phone_number}, "
+                     if self.number.sid else "")
+            steps.append(Step("deploy", f"its code: {rings}dial what the phone calls from "
+                                        f"{self.number.phone_number} (function version, build, "
+                                        "deployment)"))
         target = url or "the function"
         if self.app.sid is None:
             steps.append(Step("create", f"TwiML App {self.name!r}: calls the phone places -> "
