@@ -1,4 +1,4 @@
-"""`piphone` on the command line: run | exchange | token | call | calls.
+"""`piphone` on the command line: run | exchange | token | call | calls | twilio.
 
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call.
@@ -93,10 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--headset", help="the card to look for, instead of the config's")
     check.set_defaults(func=cmd_check)
 
-    tok = sub.add_parser("token", help="print an access token the exchange accepts")
-    tok.add_argument("--config", type=Path, required=True, help="exchange.toml")
-    tok.add_argument("--identity", required=True)
+    tok = sub.add_parser("token", help="print an access token (the exchange's, or Twilio's with "
+                                       "a phone's piphone.toml)")
+    tok.add_argument("--config", type=Path, required=True,
+                     help="exchange.toml, or a phone's piphone.toml (its Twilio account, API key "
+                          "and TwiML App)")
+    tok.add_argument("--identity", help="required with exchange.toml (default: the phone's)")
     tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    tok.add_argument("--twiml-app-sid", metavar="AP...",
+                     help="the TwiML App that routes the holder's outgoing calls on Twilio (the "
+                          "Voice grant's outgoing_application_sid; default: the piphone.toml's)")
+    tok.add_argument("--no-incoming", action="store_true",
+                     help="a token that receives no calls (the Voice grant's incoming.allow false)")
     tok.set_defaults(func=cmd_token)
 
     call = sub.add_parser("call", help="place a call: on the running phone (no --url), or from "
@@ -135,6 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="FILE.svg/.png/.pdf (needs graphviz's dot) or FILE.dot; "
                               "default: DOT source on stdout")
     diagram.set_defaults(func=cmd_diagram)
+
+    twilio = sub.add_parser("twilio", help="set up a Twilio account for this phone")
+    twilio_sub = twilio.add_subparsers(dest="twilio_command", required=True)
+    setup = twilio_sub.add_parser(
+        "setup", help="make this phone a Twilio client: a Function that answers its calls, a "
+                      "TwiML App, its number, an API key, and its config (credentials from "
+                      "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN, else asked)")
+    setup.add_argument("--config", type=Path, default=APPLIANCE_CONFIG,
+                       help=f"piphone.toml to write, secrets.toml beside it (default "
+                            f"{APPLIANCE_CONFIG})")
+    setup.add_argument("--identity", help="the phone's client identity (default: the config's, "
+                                          "else this machine's host name)")
+    setup.add_argument("--number", metavar="+E164",
+                       help="which of the account's numbers rings the phone and is its caller "
+                            "ID (default: the account's only one); a verified caller ID gives "
+                            "a phone that only calls out")
+    setup.add_argument("--dry-run", action="store_true",
+                       help="print what it would create or reuse; change nothing")
+    setup.add_argument("--force", action="store_true",
+                       help="replace config files it did not write (other sections are kept)")
+    setup.set_defaults(func=cmd_twilio_setup)
 
     calls = sub.add_parser("calls", help="print the recent calls of a call log")
     calls.add_argument("--db", default=DEFAULT_CALL_LOG,
@@ -265,6 +294,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             cfg = appliance_config.load(args.config)  # ConfigError: file, key, line; exit 2
             print(f"config: {args.config} is valid (identity {cfg.account.identity}, "
                   f"{len(cfg.pins.inputs)} inputs, {len(cfg.pins.leds)} LEDs)")
+            for note in _twilio_notes(cfg.account):
+                print(note)
             if cfg.audio.headset in ("auto", "none"):
                 spec = "USB" if cfg.audio.headset == "auto" else None
                 if spec is None:
@@ -291,12 +322,64 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _twilio_notes(account: Any) -> list[str]:
+    """What a config of the Twilio kind (Twilio's edge, tokens minted here) means for calls."""
+    if account.signaling_url is not None or not account.mints_tokens:
+        return []
+    if account.twiml_app_sid is None:
+        notes = ["outgoing calls: Twilio will refuse them: [account] has no twiml_app_sid, so "
+                 "the phone's tokens name no TwiML App, and Twilio routes a call a phone places "
+                 "only through the TwiML App its token names (`piphone twilio setup` makes one)"]
+    else:
+        notes = [f"outgoing calls: routed by TwiML App {account.twiml_app_sid}"]
+    if not account.incoming_allow:
+        notes.append("incoming calls: refused (incoming_allow = false: the tokens do not let "
+                     "Twilio ring this phone)")
+    return notes
+
+
 def cmd_token(args: argparse.Namespace) -> int:
-    from .exchange import config as exchange_config
+    from .tomlconfig import TomlFile, sid
     from .voice.tokens import mint
 
-    cfg = exchange_config.load(args.config)
-    print(mint(identity=args.identity, ttl=args.ttl, **cfg.token_kwargs()))
+    if args.twiml_app_sid is not None and (problem := sid("AP")(args.twiml_app_sid)):
+        raise PiphoneError(f"--twiml-app-sid {problem}")
+    app_sid, incoming = args.twiml_app_sid, not args.no_incoming
+    if "account" in TomlFile(args.config).data:  # a phone's piphone.toml: a Twilio token
+        from .appliance import config as appliance_config
+
+        account = appliance_config.load(args.config).account
+        if not account.mints_tokens:
+            raise PiphoneError(f"{args.config}: its secrets hold a fixed token, not an API key "
+                               "secret to mint one with")
+        identity = args.identity or account.identity
+        app_sid = app_sid or account.twiml_app_sid
+        incoming = incoming and account.incoming_allow
+        keys = {"account_sid": account.account_sid, "api_key_sid": account.api_key_sid,
+                "api_key_secret": account.api_key_secret}
+    else:
+        from .exchange import config as exchange_config
+
+        if args.identity is None:
+            raise PiphoneError("token --config exchange.toml needs --identity")
+        identity, keys = args.identity, exchange_config.load(args.config).token_kwargs()
+    print(mint(identity=identity, ttl=args.ttl, outgoing_application_sid=app_sid,
+               incoming_allow=incoming, **keys))
+    return 0
+
+
+def cmd_twilio_setup(args: argparse.Namespace) -> int:
+    from . import twilio_setup
+
+    logging.getLogger("twilio").setLevel(logging.WARNING)  # the helper logs each request
+    options = twilio_setup.Options(config=args.config, identity=args.identity,
+                                   number=args.number, dry_run=args.dry_run, force=args.force)
+    path = twilio_setup.run(options, twilio_setup.read_credentials())
+    if path is None:
+        return 0
+    print(f"\n$ piphone check --config {path}", flush=True)
+    if cmd_check(argparse.Namespace(config=path, headset=None)) == 1:
+        print("setup is done; the phone needs its headset before `piphone run` (see above)")
     return 0
 
 

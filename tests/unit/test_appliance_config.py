@@ -268,3 +268,93 @@ def test_keypad_matrix(tmp_path):
            key="pins.keypad.columns", says="unknown key")
     expect(error_of(tmp_path, good + keypad + 'layout = ["123", "456", "789", "*0A"]\n'),
            line=29, key="pins.keypad.layout", says="unknown key 'A'")
+
+
+AP = "AP" + "2" * 32
+TWILIO_KIND = f"""\
+[account]
+identity = "alice"
+account_sid = "{AC}"
+api_key_sid = "{SK}"
+
+[audio]
+headset = "none"
+"""
+
+
+def test_minted_tokens_carry_the_twiml_app_and_incoming_allow(tmp_path):
+    import jwt
+
+    cfg = config.load(write(tmp_path, TWILIO_KIND.replace(
+        "[audio]", f'twiml_app_sid = "{AP}"\nincoming_allow = false\n\n[audio]')))
+    assert cfg.account.twiml_app_sid == AP and cfg.account.incoming_allow is False
+    voice = jwt.decode(cfg.account.access_token(), options={"verify_signature": False}
+                       )["grants"]["voice"]
+    assert voice == {"outgoing": {"application_sid": AP}}  # the helper leaves out allow: false
+    voice = jwt.decode(config.load(write(tmp_path, TWILIO_KIND)).account.access_token(),
+                       options={"verify_signature": False})["grants"]["voice"]
+    assert voice == {"incoming": {"allow": True}}  # the defaults: rings, no TwiML App
+
+
+def test_twiml_app_sid_and_incoming_allow_are_checked(tmp_path):
+    text = TWILIO_KIND.replace("[audio]", 'twiml_app_sid = "SK{}"\n\n[audio]'.format("2" * 32))
+    expect(error_of(tmp_path, text), line=6, key="account.twiml_app_sid",
+           says="must be AP and 32 hex digits")
+    text = TWILIO_KIND.replace("[audio]", 'incoming_allow = "yes"\n\n[audio]')
+    expect(error_of(tmp_path, text), line=6, key="account.incoming_allow", says="must be bool")
+    token = tokens.mint(account_sid=AC, api_key_sid=SK, api_key_secret=SECRET, identity="alice")
+    text = TWILIO_KIND.replace("[audio]", f'twiml_app_sid = "{AP}"\n\n[audio]')
+    expect(error_of(tmp_path, text, secrets=f'[account]\ntoken = "{token}"\n'), line=6,
+           key="account.twiml_app_sid", says="applies to minted tokens only.*fixed token")
+
+
+def test_piphone_check_says_outgoing_calls_need_a_twiml_app_on_twilio(tmp_path, capsys):
+    from piphone import cli
+
+    assert cli.main(["check", "--config", str(write(tmp_path, TWILIO_KIND))]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"outgoing calls: Twilio will refuse them: \[account\] has no "
+                     r"twiml_app_sid.*TwiML App", out), out
+    path = write(tmp_path, TWILIO_KIND.replace(
+        "[audio]", f'twiml_app_sid = "{AP}"\nincoming_allow = false\n\n[audio]'))
+    assert cli.main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"outgoing calls: routed by TwiML App {AP}" in out and "refuse them" not in out
+    assert "incoming calls: refused (incoming_allow = false" in out
+    # Not the Twilio kind: a local exchange (signaling_url), or a fixed token: nothing to say.
+    assert cli.main(["check", "--config", str(write(tmp_path, GOOD))]) == 0
+    assert "outgoing calls" not in capsys.readouterr().out
+    token = tokens.mint(account_sid=AC, api_key_sid=SK, api_key_secret=SECRET, identity="alice")
+    path = write(tmp_path, '[account]\nidentity = "alice"\n[audio]\nheadset = "none"\n',
+                 secrets=f'[account]\ntoken = "{token}"\n')
+    assert cli.main(["check", "--config", str(path)]) == 0
+    assert "outgoing calls" not in capsys.readouterr().out
+
+
+def test_piphone_token_grants(tmp_path, capsys):
+    import jwt
+
+    from piphone import cli
+    from piphone.exchange import config as exchange_config
+
+    def grant(argv: list[str]) -> tuple[dict, dict]:
+        assert cli.main(argv) == 0
+        claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+        return claims["grants"], claims
+
+    exchange = exchange_config.write_starter(tmp_path / "exchange.toml")
+    grants, _ = grant(["token", "--config", str(exchange), "--identity", "bob",
+                       "--twiml-app-sid", AP, "--no-incoming"])
+    assert grants == {"identity": "bob", "voice": {"outgoing": {"application_sid": AP}}}
+    grants, _ = grant(["token", "--config", str(exchange), "--identity", "bob"])
+    assert grants["voice"] == {"incoming": {"allow": True}}
+    # A phone's piphone.toml: its Twilio account and key, its identity and TwiML App.
+    phone = write(tmp_path, TWILIO_KIND.replace("[audio]", f'twiml_app_sid = "{AP}"\n[audio]'))
+    grants, claims = grant(["token", "--config", str(phone)])
+    assert claims["iss"] == SK and claims["sub"] == AC
+    assert grants == {"identity": "alice", "voice": {"incoming": {"allow": True},
+                                                     "outgoing": {"application_sid": AP}}}
+    assert cli.main(["token", "--config", str(exchange), "--twiml-app-sid", "AP12"]) == 2
+    assert "--twiml-app-sid must be AP and 32 hex digits" in capsys.readouterr().err
+    assert cli.main(["token", "--config", str(exchange)]) == 2
+    assert "needs --identity" in capsys.readouterr().err

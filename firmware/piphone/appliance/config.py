@@ -44,6 +44,10 @@ class AccountConfig:
     token_ttl: int = 3600  # seconds a minted token lives (60-86400)
     ice_addresses: tuple[str, ...] | None = None  # addresses ICE offers; None = all but lo
     codec_preferences: tuple[str, ...] = CODECS
+    # Voice grant of minted tokens: the TwiML App that routes calls the phone places (Twilio's
+    # outgoing_application_sid; without it Twilio refuses them), and whether calls may ring it.
+    twiml_app_sid: str | None = None  # AP...
+    incoming_allow: bool = True
 
     def access_token(self) -> str:
         """The configured token, or a fresh one minted with the API key."""
@@ -54,7 +58,8 @@ class AccountConfig:
         assert self.account_sid and self.api_key_sid and self.api_key_secret
         return mint(account_sid=self.account_sid, api_key_sid=self.api_key_sid,
                     api_key_secret=self.api_key_secret, identity=self.identity,
-                    ttl=self.token_ttl)
+                    ttl=self.token_ttl, outgoing_application_sid=self.twiml_app_sid,
+                    incoming_allow=self.incoming_allow)
 
     @property
     def mints_tokens(self) -> bool:
@@ -167,7 +172,8 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
             raise toml.error(sec, key, f"is a secret: put it in {SECRETS_NAME} (mode 0600), "
                              "not in this world-readable file")
     toml.unknown_keys(sec, {"identity", "signaling_url", "edge", "account_sid", "api_key_sid",
-                            "token_ttl", "ice_addresses", "codec_preferences", "secrets"})
+                            "token_ttl", "ice_addresses", "codec_preferences", "secrets",
+                            "twiml_app_sid", "incoming_allow"})
     identity = toml.get(sec, "identity", str, check=_identity)
     url = toml.get(sec, "signaling_url", str, None,
                    lambda v: None if re.fullmatch(r"wss?://[^\s/]+(/\S*)?", v)
@@ -192,6 +198,13 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
             where = secrets.path if secrets is not None else toml.path.parent / SECRETS_NAME
             raise ConfigError(f"{where}: account.api_key_secret: missing (needed to mint "
                               "tokens for account.api_key_sid)")
+    twiml_app_sid = toml.get(sec, "twiml_app_sid", str, None, sid("AP"))
+    incoming_allow = toml.get(sec, "incoming_allow", bool, True)
+    if token is not None:  # a fixed token carries its own grant: these would do nothing
+        for key in ("twiml_app_sid", "incoming_allow"):
+            if key in toml.section(sec):
+                raise toml.error(sec, key, f"applies to minted tokens only, and {SECRETS_NAME} "
+                                 "has a fixed token (its grant decides)")
     addresses = toml.get(sec, "ice_addresses", list, None, ip_addresses)
     codecs = toml.get(sec, "codec_preferences", list, list(CODECS),
                       lambda v: None if v and all(c in CODECS for c in v)
@@ -203,6 +216,7 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
                            lambda v: None if 60 <= v <= 86400 else "must be 60-86400 seconds"),
         ice_addresses=tuple(addresses) if addresses is not None else None,
         codec_preferences=tuple(codecs),
+        twiml_app_sid=twiml_app_sid, incoming_allow=incoming_allow,
     )
 
 
