@@ -168,7 +168,7 @@ class Exchange:
                                             codec_preferences=config.codec_preferences,
                                             max_remote_candidates=config.max_remote_candidates)
         self.calls = CallTable(self)
-        self.records = CallRecords(CallLog(config.call_log or ":memory:"))  # calllog.py
+        self.records = CallRecords(CallLog(config.call_log or ":memory:", owner="exchange"))
         self.events = EventGateway(self)  # feedback from clients (events.py)
         self.sessions: set[ClientSession] = set()
         self._server: Server | None = None
@@ -225,6 +225,7 @@ class Exchange:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        self.records.log.close()  # and its claim on the file (calllog.py)
 
     async def serve_forever(self) -> None:
         assert self._server is not None
