@@ -286,6 +286,21 @@ async def test_twenty_immediate_hangups_leave_no_udp_socket_open(make_phone, exc
     await until(lambda: not open_peer_connections(), 5, what="peer connections to close")
 
 
+async def test_callers_who_hang_up_at_once_give_the_ringing_phone_no_error(make_phone):
+    """The callee's media is closed under its preparation when the cancel comes: that is no
+    'malformed invite'. (Timing decides which rounds hit the window: 60 rounds do.)"""
+    alice = await make_phone("alice")
+    bob = await make_phone("bob")
+    bob_events = Events(bob.device, ("error",))
+    for round_ in range(60):
+        call = await alice.device.connect({"To": "bob"})
+        await asyncio.sleep(0.001 * (round_ % 20))
+        call.disconnect()
+        await call.wait_closed()
+    await asyncio.sleep(0.5)  # the last cancels reach bob
+    assert bob_events.all("error") == []
+
+
 async def test_twenty_pairs_of_back_to_back_reinvites_leave_no_udp_socket_open(make_phone,
                                                                               exchange):
     alice = await make_phone("alice", tone=440)

@@ -258,9 +258,20 @@ class Call(Emitter):
         """Check the offer; by default also apply it and gather ICE while the call rings."""
         self._media = self._new_media()
         if gather:
-            self._prepared = self._tasks.spawn(self._media.prepare_answer(self._offer_sdp or ""))
+            self._prepared = self._tasks.spawn(self._unless_closed(
+                self._media.prepare_answer(self._offer_sdp or "")))
             return self._prepared
-        return self._tasks.spawn(self._media.check_offer(self._offer_sdp or ""))
+        return self._tasks.spawn(self._unless_closed(
+            self._media.check_offer(self._offer_sdp or "")))
+
+    async def _unless_closed(self, step) -> None:
+        """A media step that may fail only because the call closed under it (cancelled while
+        it rang): then there is nothing to report."""
+        try:
+            await step
+        except MediaError:
+            if self._status is not CallStatus.CLOSED:
+                raise
 
     async def _accept(self, rtc_configuration: dict[str, Any] | None) -> None:
         try:
