@@ -1,4 +1,5 @@
-"""rtc_hooks' datagram filter on aioice's StunProtocol: DTLS and RTP only from the ICE peer."""
+"""rtc_hooks' datagram filter on aioice's StunProtocol: DTLS and RTP only from the ICE peer.
+(Coroutines: aioice's protocol objects need a running loop.)"""
 
 from __future__ import annotations
 
@@ -27,11 +28,11 @@ def connection_with_peer():
     return connection, protocol, received, peer
 
 
-def test_the_hook_is_in_place():
+async def test_the_hook_is_in_place():
     rtc_hooks.check()
 
 
-def test_before_a_pair_is_chosen_only_remote_candidates_get_through():
+async def test_before_a_pair_is_chosen_only_remote_candidates_get_through():
     connection, protocol, received, _ = connection_with_peer()
     protocol.datagram_received(DTLS, ("127.0.0.2", 50000))  # not a candidate
     protocol.datagram_received(RTP, ("127.0.0.1", 50002))
@@ -41,7 +42,7 @@ def test_before_a_pair_is_chosen_only_remote_candidates_get_through():
     assert received == [DTLS, RTP]
 
 
-def test_once_a_pair_is_chosen_only_its_peer_gets_through():
+async def test_once_a_pair_is_chosen_only_its_peer_gets_through():
     connection, protocol, received, peer = connection_with_peer()
     connection._nominated[1] = aioice.ice.CandidatePair(protocol, peer)
     protocol.datagram_received(RTP, ("127.0.0.1", 50001))  # a candidate, not the pair
@@ -49,14 +50,14 @@ def test_once_a_pair_is_chosen_only_its_peer_gets_through():
     assert received == [RTP]
 
 
-def test_an_empty_datagram_never_reaches_dtls_even_from_the_peer():
+async def test_an_empty_datagram_never_reaches_dtls_even_from_the_peer():
     connection, protocol, received, peer = connection_with_peer()
     connection._nominated[1] = aioice.ice.CandidatePair(protocol, peer)
     protocol.datagram_received(b"", ("127.0.0.1", 50000))
     assert received == []
 
 
-def test_stun_still_goes_to_aioice_from_anywhere():
+async def test_stun_still_goes_to_aioice_from_anywhere():
     connection, protocol, received, _ = connection_with_peer()
     requests = []
     connection.request_received = lambda message, addr, proto: requests.append(addr)
