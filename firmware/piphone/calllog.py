@@ -11,18 +11,26 @@ while the call goes on.
 
 Writes are single small transactions on the event loop: milliseconds, at call start and end
 only. A file database uses WAL, so ``piphone calls`` reads while a call is written.
+
+An exchange claims its call log (``owner``): a second exchange given the same file is refused
+at start with the file and the process that holds it, not left to fail on SQLite's locks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from .errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -104,23 +112,51 @@ _COLUMNS = ("site", "direction", "identity", "peer", "call_sid", "started", "ans
             "outcome", "error", "codec", "mos_average", "mos_minimum", "warnings")
 
 
+class CallLogInUse(ConfigError):
+    """Another process holds this call log (each exchange needs its own)."""
+
+
 class CallLog:
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", owner: str | None = None) -> None:
+        """Open (or create) the log at ``path``. ``owner`` (e.g. "exchange") claims the file
+        for this CallLog alone until ``close``: another claim raises CallLogInUse. Readers
+        (``piphone calls``) and a phone's own log do not claim. ConfigError if it cannot
+        be opened."""
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.row_factory = sqlite3.Row
-        if self.path != ":memory:":
-            # Writes happen on the event loop (a few per call). With WAL and synchronous=NORMAL
-            # a commit is a write to the page cache, not an fsync that could stall the loop on
-            # an SD card; a power cut may lose the last calls but never corrupts the log.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._claim: int | None = None
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                if owner is not None:
+                    self._claim = _claim(self.path, owner)
+            self._db = sqlite3.connect(self.path)
+            self._db.row_factory = sqlite3.Row
+            if self.path != ":memory:":
+                # Writes happen on the event loop (a few per call). With WAL and
+                # synchronous=NORMAL a commit is a write to the page cache, not an fsync that
+                # could stall the loop on an SD card; a power cut may lose the last calls but
+                # never corrupts the log.
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            self._release()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(f"call log {self.path}: cannot open it ({reason})") from None
+        except BaseException:
+            self._release()
+            raise
 
     def close(self) -> None:
-        self._db.close()
+        """Close the database and give up the claim (idempotent)."""
+        with contextlib.suppress(AttributeError):
+            self._db.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            os.close(self._claim)  # the flock goes with the descriptor
+            self._claim = None
 
     # --- writing -------------------------------------------------------------------------------
     def start(self, record: CallRecord, *aliases: str) -> int:
@@ -195,6 +231,42 @@ class CallLog:
 
     def get(self, call_id: int) -> CallRecord | None:
         return next((r for r in self.recent(1_000_000) if r.id == call_id), None)
+
+
+def _claim(path: str, owner: str) -> int:
+    """An exclusive flock on ``PATH.lock`` (naming us inside), held by the returned fd; SQLite's
+    own locks are fcntl locks on the database files, which flock does not touch."""
+    lock = f"{path}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(fd)
+        os.close(fd)
+        raise CallLogInUse(f"call log {path} is in use by {holder} (lock {lock}); each "
+                           f"{owner} needs its own call_log") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {owner}\n".encode(), 0)
+    return fd
+
+
+def _holder(fd: int) -> str:
+    """Who holds a claim, from what it wrote in the lock file and its /proc entry."""
+    fields = os.pread(fd, 200, 0).decode("utf-8", "replace").split(None, 1)
+    if not fields or not fields[0].isdigit():
+        return "another process"
+    pid = fields[0]
+    owner = fields[1].strip() if len(fields) > 1 else "process"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read(300).replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        command = ""
+    command = "".join(c if c.isprintable() else "?" for c in command)[:160]
+    return f"{owner} pid {pid}" + (f" ({command})" if command else "")
 
 
 # --- following a voice Call (on the phone) -------------------------------------------------------

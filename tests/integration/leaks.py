@@ -50,3 +50,18 @@ class LeakCheck:
                     what=f"peer connections to close ({open_peer_connections()})")
         await until(lambda: open_sockets() <= self.sockets, 5,
                     what=f"sockets to close ({open_sockets()} open, {self.sockets} before)")
+
+
+def open_udp_sockets() -> int:
+    """UDP sockets this process holds (its fds whose inode /proc/net/udp* lists)."""
+    udp: set[str] = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            udp.update(line.split()[9] for line in list(lines)[1:])
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{name}")
+            if target.startswith("socket:[") and target[8:-1] in udp:
+                count += 1
+    return count

@@ -173,7 +173,8 @@ async def test_exchange_restart_mid_call_ends_the_call_it_lost(leaks, make_phone
     path = exchange_cfg.path
     text = path.read_text().replace('# ice_addresses = ["192.168.1.20"]',
                                     'ice_addresses = ["127.0.0.1"]')
-    path.write_text(text)
+    # its own call log: the in-process exchange (the leak check's) holds the starter's
+    path.write_text(text.replace('call_log = "exchange-calls.db"', 'call_log = "process.db"'))
     port = _free_port()
     url = f"ws://127.0.0.1:{port}/signal"
     process = await _start_exchange_process(path, port)

@@ -109,3 +109,31 @@ def test_piphone_call_prints_quality_warnings_by_name():
     cli._printer(lines.append, "warning")("high-rtt", {"name": "rtt", "samples": ["..."]})
     cli._printer(lines.append, "warning-cleared")("high-rtt")
     assert lines == ["warning high-rtt", "warning-cleared high-rtt"]
+
+
+def test_an_owner_claims_the_file_and_a_second_owner_is_told_who_holds_it(tmp_path):
+    import os
+
+    from piphone.calllog import CallLogInUse
+    from piphone.errors import ConfigError
+
+    path = tmp_path / "calls.db"
+    first = CallLog(path, owner="exchange")
+    with pytest.raises(CallLogInUse) as info:
+        CallLog(path, owner="exchange")
+    message = str(info.value)
+    assert str(path) in message and f"exchange pid {os.getpid()}" in message, message
+    assert isinstance(info.value, ConfigError)  # `piphone exchange` exits 2 on it
+    reader = CallLog(path)  # `piphone calls` reads while the exchange writes
+    reader.close()
+    first.close()
+    first.close()  # idempotent
+    CallLog(path, owner="exchange").close()  # free again
+
+
+def test_a_call_log_that_cannot_be_opened_is_a_config_error_naming_the_file(tmp_path):
+    from piphone.errors import ConfigError
+
+    (tmp_path / "calls.db").mkdir()  # a folder where the file should be
+    with pytest.raises(ConfigError, match=f"call log {tmp_path / 'calls.db'}: cannot open"):
+        CallLog(tmp_path / "calls.db")

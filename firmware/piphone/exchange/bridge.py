@@ -202,8 +202,10 @@ class Leg:
             self._pump = None
 
     async def close(self) -> None:
-        self._stop_pump()
-        await self.media.close()
+        try:
+            self._stop_pump()
+        finally:  # the peer connection is closed whatever happened before
+            await self.media.close()
 
 
 def bridge(a: Leg, b: Leg) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..voice import protocol
-from ..voice.media import MediaError, MediaSettings, codecs_of
+from ..voice.media import MediaError, MediaSettings, NoIceCandidate, codecs_of
 from ..voice.tasks import TaskSet
 from . import lines
 from .bridge import Leg, bridge
@@ -169,6 +169,9 @@ class CallTable:
         assert caller is not None
         try:
             await caller.media.media.prepare_answer(sdp)
+        except NoIceCandidate as exc:  # the exchange's own network, not the caller's SDP
+            self._end(call, caller_error=(53405, f"the exchange has {exc}"))
+            return
         except MediaError as exc:
             self._end(call, caller_error=(31100, f"malformed SDP: {exc}"))
             return
@@ -409,7 +412,9 @@ class CallTable:
             await media.media.prepare_answer(sdp)
             answer = await media.media.answer()
         except MediaError as exc:
-            leg.send("error", **protocol.error_payload(31100, f"malformed SDP: {exc}", leg.sid))
+            if call.phase is not Phase.ENDED and leg.media is media:  # else closed under it
+                leg.send("error", **protocol.error_payload(31100, f"malformed SDP: {exc}",
+                                                           leg.sid))
             return
         if call.phase is Phase.ENDED or leg.media is not media:
             return  # ended, or a newer reinvite replaced this one (its media closes it)

@@ -14,6 +14,7 @@ DEFAULT_PORT = 8089
 DEFAULT_MAX_CALLS = 12
 KNOWN_LINES = ("echo", "tone")
 CODECS = ("opus", "pcmu")
+MAX_REMOTE_CANDIDATES = 24  # = voice.remote_sdp's (not imported: it loads aiortc; a test checks)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class ExchangeConfig:
     heartbeat_interval: float = 5.0  # seconds between "\n" heartbeats (SDK drops after 15 s)
     reconnect_grace: float = 30.0  # seconds a call waits for a leg whose socket vanished
     ice_addresses: tuple[str, ...] | None = None  # addresses ICE offers; None = all but lo
+    # (and 127.0.0.1 too when host is loopback: the clients are on this machine)
+    # ICE candidates taken from a client's SDP (1-100); each is probed, so more are dropped.
+    max_remote_candidates: int = MAX_REMOTE_CANDIDATES
     codec_preferences: tuple[str, ...] = CODECS
     lines: dict[str, str] = field(default_factory=lambda: {"echo": "echo", "tone": "tone"})
     numbers: dict[str, str] = field(default_factory=dict)  # "+15550100" -> identity
@@ -62,7 +66,7 @@ def load(path: str | Path) -> ExchangeConfig:
     toml.unknown_keys(ex, {"account_sid", "api_key_sid", "api_key_secret", "host", "port",
                            "ring_timeout", "max_calls", "heartbeat_interval",
                            "reconnect_grace", "ice_addresses", "codec_preferences",
-                           "events_port", "call_log"})
+                           "events_port", "call_log", "max_remote_candidates"})
     addresses = toml.get(ex, "ice_addresses", list, None, ip_addresses)
     codecs = toml.get(ex, "codec_preferences", list, list(CODECS),
                       lambda v: None if v and all(c in CODECS for c in v)
@@ -99,6 +103,8 @@ def load(path: str | Path) -> ExchangeConfig:
         reconnect_grace=float(toml.get(ex, "reconnect_grace", (int, float), 30.0,
                                        lambda v: None if v >= 0 else "must be >= 0")),
         ice_addresses=tuple(addresses) if addresses is not None else None,
+        max_remote_candidates=toml.get(ex, "max_remote_candidates", int, MAX_REMOTE_CANDIDATES,
+                                       lambda v: None if 1 <= v <= 100 else "must be 1-100"),
         codec_preferences=tuple(codecs),
         lines=lines or {"echo": "echo", "tone": "tone"},
         numbers=numbers,
@@ -121,7 +127,7 @@ ring_timeout = 60           # seconds before an unanswered call ends (31480)
 max_calls = 12              # concurrent calls with media; more are refused (31005)
 heartbeat_interval = 5      # seconds between heartbeats (clients give up after 15 s)
 reconnect_grace = 30        # seconds a call waits for a client whose socket vanished
-# ice_addresses = ["192.168.1.20"]   # addresses offered to ICE (default: all but loopback)
+# ice_addresses = ["192.168.1.20"]   # offered to ICE (default: all but lo; lo if host is)
 codec_preferences = ["opus", "pcmu"]
 # events_port = {events_port}        # feedback from phones (default: port + 1)
 call_log = "exchange-calls.db"  # SQLite call log (`piphone calls --db`), next to this file

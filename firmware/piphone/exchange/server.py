@@ -12,6 +12,7 @@ import asyncio
 import http
 import logging
 import ssl
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from ..calllog import CallLog
 from ..voice import protocol
 from ..voice.errors import TwilioError
-from ..voice.media import MediaSettings
+from ..voice.media import MediaSettings, is_loopback
 from ..voice.tasks import TaskSet
 from . import auth
 from .calls import CallTable
@@ -164,9 +165,10 @@ class Exchange:
         self.registrations: Registrations[ClientSession] = Registrations()
         self.dial_plan = DialPlan(config)
         self.media_settings = MediaSettings(ice_addresses=config.ice_addresses,
-                                            codec_preferences=config.codec_preferences)
+                                            codec_preferences=config.codec_preferences,
+                                            max_remote_candidates=config.max_remote_candidates)
         self.calls = CallTable(self)
-        self.records = CallRecords(CallLog(config.call_log or ":memory:"))  # calllog.py
+        self.records = CallRecords(CallLog(config.call_log or ":memory:", owner="exchange"))
         self.events = EventGateway(self)  # feedback from clients (events.py)
         self.sessions: set[ClientSession] = set()
         self._server: Server | None = None
@@ -175,6 +177,9 @@ class Exchange:
     async def start(self, host: str | None = None, port: int | None = None,
                     ssl_context: ssl.SSLContext | None = None) -> None:
         self._tls = ssl_context is not None
+        # Bound to loopback, our clients are on this machine: offer them 127.0.0.1 (media.py).
+        self.media_settings = replace(self.media_settings,
+                                      ice_loopback=is_loopback(host or self.config.host))
         self._server = await serve(
             self._handle_socket,
             host or self.config.host,
@@ -220,6 +225,7 @@ class Exchange:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        self.records.log.close()  # and its claim on the file (calllog.py)
 
     async def serve_forever(self) -> None:
         assert self._server is not None

@@ -32,7 +32,7 @@ from .media import MediaError, MediaSession, MediaSettings, to_ice_servers
 from .quality import Counters, QualityMonitor, QualitySettings, media_counters
 from .reconnect import BorrowedTrack, CallReconnection, ReconnectSettings
 from .tasks import TaskSet
-from .tracks import AudioSink, MuteGate
+from .tracks import AudioSink, CallStreams, MuteGate
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ class Call(Emitter):
             CallStatus.PENDING if direction is CallDirection.INCOMING else CallStatus.CONNECTING
         )
         self._media: MediaSession | None = None
-        self._remote_track: MediaStreamTrack | None = None
+        self._remote_track: MediaStreamTrack | None = None  # of the current media session
+        self._streams = CallStreams(self._gate)  # get_local_stream, get_remote_stream
         self._tasks = TaskSet(self, expected=(MediaError,))  # media failures end as events
         self._answered = False  # the far end (or we) answered
         self._was_connected = False
@@ -145,11 +146,13 @@ class Call(Emitter):
         return self._gate.muted
 
     def get_local_stream(self) -> MediaStreamTrack:
-        """The track we send (the mute gate over the configured source)."""
-        return self._gate
+        """What we send (silence while muted): a copy that lasts the call (CallStreams)."""
+        return self._streams.local()
 
     def get_remote_stream(self) -> MediaStreamTrack | None:
-        return self._remote_track
+        """What we hear, once the far end's track arrived (else None): a copy that follows
+        the call's current media across reconnections, as the SDK's stream survives them."""
+        return self._streams.remote() if self._remote_track is not None else None
 
     # --- methods of the SDK --------------------------------------------------------------
     def accept(
@@ -255,9 +258,20 @@ class Call(Emitter):
         """Check the offer; by default also apply it and gather ICE while the call rings."""
         self._media = self._new_media()
         if gather:
-            self._prepared = self._tasks.spawn(self._media.prepare_answer(self._offer_sdp or ""))
+            self._prepared = self._tasks.spawn(self._unless_closed(
+                self._media.prepare_answer(self._offer_sdp or "")))
             return self._prepared
-        return self._tasks.spawn(self._media.check_offer(self._offer_sdp or ""))
+        return self._tasks.spawn(self._unless_closed(
+            self._media.check_offer(self._offer_sdp or "")))
+
+    async def _unless_closed(self, step) -> None:
+        """A media step that may fail only because the call closed under it (cancelled while
+        it rang): then there is nothing to report."""
+        try:
+            await step
+        except MediaError:
+            if self._status is not CallStatus.CLOSED:
+                raise
 
     async def _accept(self, rtc_configuration: dict[str, Any] | None) -> None:
         try:
@@ -367,7 +381,8 @@ class Call(Emitter):
                 self._media_state(value)
 
         media = MediaSession(self._media_settings, BorrowedTrack(self._gate), on_state=state,
-                             on_remote_track=self._remote_track_arrived)
+                             on_remote_track=self._remote_track_arrived,
+                             on_audio=self._streams.heard)
         if self.quality.settings.enabled:
             media.meter_levels(self.quality.audio_clock, self.quality.settings.volume_interval)
         return media
@@ -375,7 +390,6 @@ class Call(Emitter):
     def _remote_track_arrived(self, track: MediaStreamTrack) -> None:
         self._remote_track = track
         self._tasks.spawn(self._sink.consume(track))
-
     def _media_state(self, state: str) -> None:
         self.quality.media_state(state)
         if state == "failed" and self._status in (CallStatus.OPEN, CallStatus.RECONNECTING):
@@ -444,6 +458,7 @@ class Call(Emitter):
         self._set_status(CallStatus.CLOSED)
         self._reconnection.stop()
         self._gate.stop()
+        self._streams.end()
         if self._media is not None:
             self._tasks.spawn(self._close_media(self._media))
         else:

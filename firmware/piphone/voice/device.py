@@ -13,6 +13,7 @@ import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiortc import RTCIceServer
 from aiortc.mediastreams import MediaStreamTrack
@@ -23,7 +24,7 @@ from .call import Call, CallDirection, CallStatus
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
-from .media import MediaError, MediaSettings
+from .media import MediaError, MediaSettings, is_loopback
 from .quality import QualitySettings
 from .reconnect import ReconnectSettings
 from .signaling import Signaling
@@ -81,6 +82,7 @@ class Device(Emitter):
         self.media_settings = MediaSettings(
             ice_servers=tuple(ice_servers),
             ice_addresses=tuple(ice_addresses) if ice_addresses is not None else None,
+            ice_loopback=is_loopback(urlsplit(self.signaling_url).hostname),
             codec_preferences=tuple(codec_preferences),
         )
         self._audio_source = audio_source

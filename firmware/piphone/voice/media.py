@@ -6,15 +6,20 @@
 - Codec preference (opus, pcmu) is applied before negotiation, on both sides.
 - An answerer gathers as soon as the offer is known (``prepare_answer``), so that accepting
   a ringing call costs no gathering time.
+- This is the boundary to aiortc: the far end's SDP is checked here first (remote_sdp.py),
+  whatever aiortc raises comes out as MediaError, and a gathering that finds no candidate
+  says so. ``close`` waits for an aiortc operation in progress before closing under it.
 A media restart is a new MediaSession: aiortc has no ICE restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from aiortc import (
     RTCConfiguration,
@@ -26,28 +31,54 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from . import rtc_hooks
+from . import remote_sdp, rtc_hooks
 from .encoding import EncodingTrack
 from .meter import LevelMeter
 from .tasks import first_set
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CODEC_MIME = {"opus": "audio/opus", "pcmu": "audio/PCMU"}
 CONNECT_TIMEOUT = 10.0  # seconds from answer to ICE+DTLS connected
+CLOSE_WAIT = 10.0  # seconds close() waits for an aiortc operation in progress, then cancels it
 
 
 class MediaError(Exception):
-    """The media session could not be set up."""
+    """The media session could not be set up: the one error of this boundary, whatever aiortc
+    raised underneath (``__cause__``)."""
+
+
+class NoIceCandidate(MediaError):
+    """Gathering found no candidate: ICE cannot work (the message says why)."""
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for a host name or address on this machine's loopback (127.0.0.0/8, ::1,
+    localhost): a peer reached there can be offered 127.0.0.1 for media."""
+    if not host:
+        return False
+    host = host.strip("[]")
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
 class MediaSettings:
     ice_servers: tuple[RTCIceServer, ...] = ()  # empty: host candidates only
     ice_addresses: tuple[str, ...] | None = None  # None: every non-loopback address
+    # With ice_addresses None, also offer 127.0.0.1: the peer is reached over loopback (an
+    # exchange bound to it, a client whose signaling URL is), and aioice leaves loopback out.
+    ice_loopback: bool = False
     codec_preferences: tuple[str, ...] = ("opus", "pcmu")
     connect_timeout: float = CONNECT_TIMEOUT
     opus_bitrate: int = 32_000  # bits/s of the mono voice we send (aiortc's own: 96k stereo)
+    # Usable ICE candidates taken from the far end's SDP (>= 1); more are dropped (logged).
+    max_remote_candidates: int = remote_sdp.MAX_REMOTE_CANDIDATES
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.codec_preferences if c not in CODEC_MIME]
@@ -56,6 +87,8 @@ class MediaSettings:
                 f"codec_preferences must name some of {sorted(CODEC_MIME)}, got "
                 f"{list(self.codec_preferences)}"
             )
+        if self.max_remote_candidates < 1:
+            raise ValueError("max_remote_candidates must be at least 1")
 
 
 def codecs_of(sdp: str) -> list[str]:
@@ -82,10 +115,15 @@ class MediaSession:
     source: MediaStreamTrack
     on_state: Callable[[str], None] | None = None  # connectionState changes
     on_remote_track: Callable[[MediaStreamTrack], None] | None = None
+    on_audio: Callable[[Any], None] | None = None  # every decoded frame received (AudioFrame)
     pc: RTCPeerConnection = field(init=False)
     _connected: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _failed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _gathered: asyncio.Task | None = field(init=False, default=None)
+    _steps: set[asyncio.Task] = field(init=False, default_factory=set)  # aiortc calls under way
+    _closing: bool = field(init=False, default=False)
+    _checked: tuple[str, str] | None = field(init=False, default=None)  # remote SDP, as checked
+    _codec: str | None = field(init=False, default=None)
     receive_tap: rtc_hooks.ReceiveTap = field(init=False)  # decodes, or forwards (exchange)
 
     def __post_init__(self) -> None:
@@ -103,6 +141,7 @@ class MediaSession:
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         self.receive_tap = rtc_hooks.decode_on_loop(transceiver.receiver)
+        self.receive_tap.listener = self.on_audio
         rtc_hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
         self.jitter_buffer = rtc_hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
@@ -117,28 +156,31 @@ class MediaSession:
     # --- offerer -------------------------------------------------------------------------
     async def offer(self) -> str:
         """Create and apply an offer (gathers ICE); return its SDP."""
-        with rtc_hooks.ice_addresses(self.settings.ice_addresses):
-            await self.pc.setLocalDescription(await self.pc.createOffer())
+        with self._addresses():
+            await self._step("cannot create the offer", self._apply_local(self.pc.createOffer))
+        self._require_candidates()
         return self.pc.localDescription.sdp
 
     async def apply_answer(self, sdp: str) -> None:
+        sdp = self._checked_remote(sdp, "answer")
         # Send what the answerer put first (aiortc would re-sort by our own order), so that
         # ``codec`` and the packets EncodingTrack makes match what goes on the wire.
         accepted = [c for c in codecs_of(sdp) if c in self.settings.codec_preferences]
         if accepted:
             self._transceiver.setCodecPreferences(self._capabilities(accepted))
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except Exception as exc:  # aiortc raises ValueError and friends on a bad SDP
-            raise MediaError(f"bad answer SDP: {exc}") from exc
+        await self._step("bad answer SDP", self.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=sdp, type="answer")))
+        self._codec = codec_of(sdp)
 
     # --- answerer ------------------------------------------------------------------------
     async def check_offer(self, offer_sdp: str) -> None:
-        """MediaError unless the offer has an audio codec we take.
+        """MediaError unless the offer is one we can answer (remote_sdp.check) with an audio
+        codec we take.
 
         aiortc takes garbage as an empty offer, and our own transceiver is always audio:
         check the offer itself, or the failure only shows in answer().
         """
+        offer_sdp = self._checked_remote(offer_sdp, "offer")
         if not set(codecs_of(offer_sdp)) & set(self.settings.codec_preferences):
             raise MediaError("bad offer SDP: no audio codec in common "
                              f"(we take {', '.join(self.settings.codec_preferences)})")
@@ -146,36 +188,99 @@ class MediaSession:
     async def prepare_answer(self, offer_sdp: str) -> None:
         """Apply the remote offer and gather ICE now, before anyone accepts."""
         await self.check_offer(offer_sdp)
+        offer_sdp = self._checked_remote(offer_sdp, "offer")
         # As answerer we take the offer's order among the codecs we accept (JSEP): the caller
         # chooses, so both ends of a call through the exchange end up with the same codec.
         accepted = [c for c in codecs_of(offer_sdp) if c in self.settings.codec_preferences]
         self._transceiver.setCodecPreferences(self._capabilities(accepted))
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except Exception as exc:
-            raise MediaError(f"bad offer SDP: {exc}") from exc
+        await self._step("bad offer SDP", self.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=offer_sdp, type="offer")))
         gatherer = self._transceiver.receiver.transport.transport.iceGatherer
-        with rtc_hooks.ice_addresses(self.settings.ice_addresses):
+        with self._addresses():
             # RTCIceGatherer.gather() is ORTC's public API; setLocalDescription reuses its result.
-            self._gathered = asyncio.ensure_future(gatherer.gather())
-        await self._gathered
+            self._gathered = self._start(gatherer.gather())
+        await self._finish("cannot gather ICE candidates", self._gathered)
+        self._require_candidates()
 
     async def answer(self) -> str:
         """Create and apply the answer (no gathering left to do); return its SDP."""
         if self._gathered is not None:
-            await self._gathered
-        with rtc_hooks.ice_addresses(self.settings.ice_addresses):
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return self.pc.localDescription.sdp
+            await self._finish("cannot gather ICE candidates", self._gathered)
+        with self._addresses():
+            await self._step("cannot create the answer", self._apply_local(self.pc.createAnswer))
+        sdp = self.pc.localDescription.sdp
+        self._codec = codec_of(sdp)
+        return sdp
+
+    # --- the aiortc boundary ----------------------------------------------------------------
+    def _addresses(self):
+        return rtc_hooks.ice_addresses(self.settings.ice_addresses, self.settings.ice_loopback)
+
+    async def _apply_local(self, create: Callable[[], Awaitable[RTCSessionDescription]]) -> None:
+        await self.pc.setLocalDescription(await create())
+
+    def _checked_remote(self, sdp: str, kind: str) -> str:
+        """The far end's SDP as remote_sdp.check made it (once per SDP), or MediaError."""
+        if self._checked is None or self._checked[0] != sdp:
+            try:
+                checked = remote_sdp.check(sdp, kind, self.settings.max_remote_candidates)
+            except remote_sdp.SdpError as exc:
+                raise MediaError(f"bad {kind} SDP: {exc}") from exc
+            self._checked = (sdp, checked)
+        return self._checked[1]
+
+    def _start(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run one aiortc operation as a task of ours: none starts once the session closes,
+        and close() waits for the ones under way (see close)."""
+        if self._closing:
+            coro.close()
+            raise MediaError("the media session is closed")
+        task = asyncio.ensure_future(coro)  # copies the context: ICE addresses reach gathering
+        self._steps.add(task)
+        task.add_done_callback(self._step_done)
+        return task
+
+    def _step_done(self, task: asyncio.Task) -> None:
+        self._steps.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here: a caller cancelled meanwhile never reads it
+
+    async def _finish(self, what: str, task: asyncio.Task[T]) -> T:
+        try:
+            # shielded: a cancelled caller leaves the operation to end, and close() to wait
+            # for it, instead of stopping aiortc half-way through opening sockets
+            return await asyncio.shield(task)
+        except (MediaError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # aiortc raises ValueError, InvalidStateError and others
+            raise MediaError(f"{what}: {_describe(exc)}") from exc
+
+    async def _step(self, what: str, coro: Coroutine[Any, Any, T]) -> T:
+        return await self._finish(what, self._start(coro))
+
+    def _require_candidates(self) -> None:
+        """MediaError if gathering found nothing to offer: ICE cannot work, say why now."""
+        gatherer = self._transceiver.receiver.transport.transport.iceGatherer
+        if gatherer.getLocalCandidates():
+            return
+        addresses = self.settings.ice_addresses
+        if addresses is not None:
+            why = (f"ice_addresses {', '.join(addresses)} are not addresses of this machine"
+                   if addresses else "ice_addresses is empty")
+        else:
+            why = ("this machine has no network address but loopback, which is offered only "
+                   "to a peer reached over loopback (set ice_addresses to choose)")
+        if self.settings.ice_servers:
+            why += "; no STUN/TURN server answered either"
+        log.warning("no ICE candidate: %s", why)
+        raise NoIceCandidate(f"no ICE candidate to offer: {why}")
 
     # --- both ----------------------------------------------------------------------------
     @property
     def codec(self) -> str | None:
-        local, remote = self.pc.localDescription, self.pc.remoteDescription
-        for description in (local, remote):
-            if description is not None and description.type == "answer":
-                return codec_of(description.sdp)
-        return None
+        """The negotiated codec (opus or pcmu), None before the answer. Never raises: it is
+        read while calls end, and aiortc's descriptions can raise when written out."""
+        return self._codec
 
     @property
     def state(self) -> str:
@@ -192,7 +297,25 @@ class MediaSession:
             )
 
     async def close(self) -> None:
-        await self.pc.close()
+        """Close the peer connection and what it opened (idempotent).
+
+        An aiortc operation under way (applying a description, gathering) is waited for
+        first, at most CLOSE_WAIT seconds, then cancelled: closed under it, aiortc goes on to
+        gather on the closed connection and opens sockets nobody closes."""
+        self._closing = True
+        try:
+            steps = list(self._steps)
+            if steps:
+                _, pending = await asyncio.wait(steps, timeout=CLOSE_WAIT)
+                for task in pending:
+                    log.warning("media: an aiortc operation outlived %.0f s; cancelled",
+                                CLOSE_WAIT)
+                    task.cancel()
+        finally:
+            try:
+                await self.pc.close()
+            except Exception as exc:  # the sockets are closed before aiortc could raise
+                log.warning("media: closing the peer connection: %s", _describe(exc))
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -219,6 +342,12 @@ class MediaSession:
     def _track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self.on_remote_track is not None:
             self.on_remote_track(track)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception in one bounded, printable line (aiortc's messages may quote the SDP)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc)[:200])
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def to_ice_servers(servers: Sequence[RTCIceServer | dict]) -> tuple[RTCIceServer, ...]:

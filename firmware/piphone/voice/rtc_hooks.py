@@ -3,9 +3,19 @@
 aioice gathers host candidates from every interface except loopback
 (``aioice.ice.get_host_addresses``) and has no option to choose them. A phone needs that
 choice: a Pi with eth0 and wlan0 should offer one, and tests on a loopback-only network
-namespace must offer 127.0.0.1 or ICE has no candidate at all. We wrap that module-level
+namespace must offer 127.0.0.1 or ICE has no candidate at all; a peer reached over loopback
+(an exchange bound to 127.0.0.1) is offered loopback as well. We wrap that module-level
 function once; the addresses for a gathering are set in a ContextVar by whoever gathers,
 so peers in one process (the exchange and clients in tests) can differ.
+
+aioice hands every datagram that is not STUN to DTLS, whatever its source: a plaintext DTLS
+alert from any host that knows the port fails a call being set up, and an empty datagram
+ends aiortc's DTLS reader (it reads the first byte). ``StunProtocol.datagram_received`` is
+wrapped so that DTLS and RTP come only from the ICE peer: before a pair is chosen, from the
+remote candidates' addresses and from sources of authenticated checks; once one is, only on
+the pairs ICE validated (the nominated one, and those the peer nominated or that passed a
+check: each side sends on the pair it nominated, and aioice lets the two differ). STUN
+itself still goes to aioice, which authenticates it.
 
 aiortc computes the RFC 6465 audio level of every frame it sends in a pure-Python loop over
 the samples (``aiortc.rtp.compute_audio_level_dbov``): about a tenth of a call's CPU on a Pi.
@@ -29,6 +39,7 @@ import ipaddress
 import logging
 import math
 import queue
+import weakref
 from collections.abc import Iterator, Sequence
 
 import aioice.ice
@@ -37,13 +48,18 @@ import av
 import numpy as np
 from aiortc.codecs import get_decoder
 
-# None means "aioice's own choice" (every non-loopback address).
-_ice_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
-    "piphone_ice_addresses", default=None
-)
+# (addresses, loopback): addresses None means "aioice's own choice" (every non-loopback
+# address), to which loopback adds 127.0.0.1.
+_ice_addresses: contextvars.ContextVar[tuple[tuple[str, ...] | None, bool]] = (
+    contextvars.ContextVar("piphone_ice_addresses", default=(None, False)))
+LOOPBACK = "127.0.0.1"
 
 _original_get_host_addresses = getattr(aioice.ice, "get_host_addresses", None)
 _original_audio_level = getattr(aiortc.rtp, "compute_audio_level_dbov", None)
+_StunProtocol = getattr(aioice.ice, "StunProtocol", None)
+_original_datagram_received = getattr(_StunProtocol, "datagram_received", None)
+# What the datagram filter reads of aioice's Connection and CandidatePair.
+_CONNECTION_FIELDS = ("_nominated", "_check_list", "_remote_candidates", "_early_checks")
 
 
 class HookMissing(RuntimeError):
@@ -59,18 +75,76 @@ def check() -> None:
         raise HookMissing("aioice.ice.get_host_addresses is not wrapped by piphone")
     if _original_audio_level is None or aiortc.rtp.compute_audio_level_dbov is not audio_level:
         raise HookMissing("aiortc.rtp.compute_audio_level_dbov is gone or not replaced")
+    if (_original_datagram_received is None or _StunProtocol.datagram_received is not _from_peer
+            or "data_received" not in _original_datagram_received.__code__.co_names):
+        raise HookMissing("aioice.ice.StunProtocol.datagram_received is gone, not wrapped or "
+                          "no longer hands data to data_received: piphone cannot keep DTLS "
+                          "and RTP to the ICE peer")
+    init_names = aioice.ice.Connection.__init__.__code__.co_names
+    missing = [name for name in _CONNECTION_FIELDS if name not in init_names]
+    pair = getattr(aioice.ice, "CandidatePair", None)
+    if missing or pair is None or not all(
+            hasattr(pair, a) for a in ("remote_addr", "State")):
+        raise HookMissing(f"aioice's Connection/CandidatePair changed ({missing or 'pairs'}): "
+                          "piphone cannot tell the ICE peer's datagrams")
 
 
 def _chosen_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    chosen = _ice_addresses.get()
+    chosen, loopback = _ice_addresses.get()
     if chosen is None:
-        return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+        result = _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+        if loopback and use_ipv4 and LOOPBACK not in result:
+            result.append(LOOPBACK)
+        return result
     result = []
     for address in chosen:
         version = ipaddress.ip_address(address).version
         if (version == 4 and use_ipv4) or (version == 6 and use_ipv6):
             result.append(address)
     return result
+
+
+# --- datagrams only from the ICE peer ------------------------------------------------------
+_dropped: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Connection -> count
+
+
+def dropped_datagrams(connection) -> int:
+    """How many datagrams ``connection`` (an aioice Connection) dropped as not from its peer."""
+    return _dropped.get(connection, 0)
+
+
+def _from_peer(self, data: bytes, addr: tuple) -> None:
+    """StunProtocol.datagram_received, passing DTLS and RTP only from the ICE peer."""
+    # RFC 7983: a first byte of 0-3 is STUN (aioice parses and authenticates it); anything
+    # else is DTLS or RTP, which aioice would hand on after failing to parse it as STUN: we
+    # hand it on ourselves, from the peer only (and save the parse, ~1.5 us a packet).
+    if data and data[0] < 4:
+        _original_datagram_received(self, data, addr)
+    elif data and _sent_by_peer(self.receiver, self, addr):
+        self.receiver.data_received(data, self.local_candidate.component)
+    else:
+        connection = self.receiver
+        count = _dropped.get(connection, 0)
+        _dropped[connection] = count + 1
+        if count == 0:  # once per connection: a flood writes one line
+            log.info("ICE %s: dropping datagrams from %s:%s, not the ICE peer",
+                     getattr(connection, "_id", "?"), addr[0], addr[1])
+
+
+def _sent_by_peer(connection, protocol, addr: tuple) -> bool:
+    source = (addr[0], addr[1])
+    nominated = connection._nominated
+    if nominated:
+        for pair in nominated.values():  # the common case: one component, one pair
+            if pair.protocol is protocol and pair.remote_addr == source:
+                return True
+        succeeded = aioice.ice.CandidatePair.State.SUCCEEDED
+        return any(pair.protocol is protocol and pair.remote_addr == source
+                   and (pair.state is succeeded or pair.remote_nominated)
+                   for pair in connection._check_list)
+    return (any(c._network_host == source[0] and c.port == source[1]
+                for c in connection._remote_candidates)
+            or any(check[1] == source for check in connection._early_checks))
 
 
 def audio_level(frame) -> int:
@@ -98,6 +172,7 @@ class ReceiveTap:
         self._decoders: dict[str, object] = {}
         self.forward = None
         self.meter = None  # a meter.LevelMeter fed every decoded frame (quality.py)
+        self.listener = None  # called with every decoded frame (a Call's remote stream)
 
     def get(self, *args, **kwargs):  # aiortc's idle decoder thread waits here
         return self._to_thread.get(*args, **kwargs)
@@ -122,6 +197,8 @@ class ReceiveTap:
         for frame in frames:
             if self.meter is not None:
                 self.meter.push(frame)
+            if self.listener is not None:
+                self.listener(frame)
             track._queue.put_nowait(frame)
 
 
@@ -138,15 +215,19 @@ if _original_get_host_addresses is not None:
     aioice.ice.get_host_addresses = _chosen_host_addresses
 if _original_audio_level is not None:
     aiortc.rtp.compute_audio_level_dbov = audio_level
+if _original_datagram_received is not None:
+    _StunProtocol.datagram_received = _from_peer
 
 
 @contextlib.contextmanager
-def ice_addresses(addresses: Sequence[str] | None) -> Iterator[None]:
-    """Within this block (and tasks it starts), ICE offers exactly ``addresses``."""
+def ice_addresses(addresses: Sequence[str] | None, loopback: bool = False) -> Iterator[None]:
+    """Within this block (and tasks it starts), ICE offers exactly ``addresses``; None:
+    aioice's choice, plus 127.0.0.1 if ``loopback`` (the peer is on this machine)."""
     if addresses is not None:
         for address in addresses:
             ipaddress.ip_address(address)  # raises ValueError for a bad address
-    token = _ice_addresses.set(tuple(addresses) if addresses is not None else None)
+    token = _ice_addresses.set(
+        (tuple(addresses) if addresses is not None else None, loopback))
     try:
         yield
     finally:

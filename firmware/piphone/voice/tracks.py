@@ -97,11 +97,55 @@ class SilenceTrack(PacedAudioTrack):
         return audio_frame(np.zeros(SAMPLES_PER_FRAME, np.int16), pts)
 
 
+class StreamCopy(MediaStreamTrack):
+    """A copy of audio that goes elsewhere, readable as a track of its own (a Call's local and
+    remote streams): reading it takes nothing from where the audio goes, and it outlives the
+    tracks it copies (``push`` frames from any of them). Timestamps run on across sources.
+    Bounded: a reader that falls behind loses the oldest frames (``dropped``); ``stop`` ends
+    it once what is queued was read."""
+
+    kind = "audio"
+
+    def __init__(self, depth: int = 50) -> None:  # frames: one second of 20 ms frames
+        super().__init__()
+        self._frames: collections.deque[av.AudioFrame] = collections.deque(maxlen=depth)
+        self._arrived = asyncio.Event()
+        self._seconds = fractions.Fraction(0)  # of audio copied so far: the next frame's time
+        self.dropped = 0
+
+    def push(self, frame: av.AudioFrame) -> None:
+        if self.readyState != "live":
+            return
+        copy = av.AudioFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name,
+                                          layout=frame.layout.name)
+        copy.sample_rate = frame.sample_rate
+        copy.time_base = fractions.Fraction(1, frame.sample_rate)
+        copy.pts = round(self._seconds * frame.sample_rate)
+        self._seconds += fractions.Fraction(frame.samples, frame.sample_rate)
+        if len(self._frames) == self._frames.maxlen:
+            self.dropped += 1  # the deque drops the oldest
+        self._frames.append(copy)
+        self._arrived.set()
+
+    async def recv(self) -> av.AudioFrame:
+        while not self._frames:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._frames.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._arrived.set()  # a waiting recv() ends
+
+
 class MuteGate(MediaStreamTrack):
     """Passes the source through, or silence of the same shape while muted.
 
     Muting sends silence rather than nothing, as Twilio's SDK does: the far end keeps
-    receiving packets, so its quality monitors do not mistake mute for a dead path.
+    receiving packets, so its quality monitors do not mistake mute for a dead path. What it
+    passes is also pushed to every StreamCopy in ``copies`` (the call's local stream).
     """
 
     kind = "audio"
@@ -110,23 +154,72 @@ class MuteGate(MediaStreamTrack):
         super().__init__()
         self.source = source
         self.muted = False
+        self.copies: list[StreamCopy] = []
 
     async def recv(self) -> av.AudioFrame:
         frame = await self.source.recv()
-        if not self.muted:
-            return frame
-        silent = av.AudioFrame(format=frame.format.name, layout=frame.layout.name,
-                               samples=frame.samples)
-        for plane in silent.planes:
-            plane.update(bytes(plane.buffer_size))
-        silent.sample_rate = frame.sample_rate
-        silent.pts = frame.pts
-        silent.time_base = frame.time_base
-        return silent
+        if self.muted:
+            frame = _silence_like(frame)
+        for copy in self.copies:
+            copy.push(frame)
+        return frame
 
     def stop(self) -> None:
         super().stop()
         self.source.stop()
+
+
+class CallStreams:
+    """A call's local and remote streams (Call.get_local_stream, get_remote_stream).
+
+    Each is a StreamCopy made on first request, so nothing is copied for a call whose streams
+    nobody asked for. The local one copies what the mute gate passes; the remote one gets
+    ``heard`` frames from every media session of the call (a reconnection is a new peer
+    connection, whose tracks aiortc makes afresh). Both end with the call (``end``)."""
+
+    def __init__(self, gate: MuteGate) -> None:
+        self._gate = gate
+        self._local: StreamCopy | None = None
+        self._remote: StreamCopy | None = None
+        self._ended = False
+
+    def local(self) -> StreamCopy:
+        if self._local is None:
+            self._local = self._new()
+            self._gate.copies.append(self._local)
+        return self._local
+
+    def remote(self) -> StreamCopy:
+        if self._remote is None:
+            self._remote = self._new()
+        return self._remote
+
+    def heard(self, frame: av.AudioFrame) -> None:
+        if self._remote is not None:
+            self._remote.push(frame)
+
+    def end(self) -> None:
+        self._ended = True
+        for stream in (self._local, self._remote):
+            if stream is not None:
+                stream.stop()
+
+    def _new(self) -> StreamCopy:
+        stream = StreamCopy()
+        if self._ended:
+            stream.stop()
+        return stream
+
+
+def _silence_like(frame: av.AudioFrame) -> av.AudioFrame:
+    silent = av.AudioFrame(format=frame.format.name, layout=frame.layout.name,
+                           samples=frame.samples)
+    for plane in silent.planes:
+        plane.update(bytes(plane.buffer_size))
+    silent.sample_rate = frame.sample_rate
+    silent.pts = frame.pts
+    silent.time_base = frame.time_base
+    return silent
 
 
 class AudioSink(Protocol):
