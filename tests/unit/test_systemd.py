@@ -97,7 +97,7 @@ def test_exchange_notifies_ready_and_watchdog(tmp_path):
                              str(config), "--port", "0"], env=env, stdout=subprocess.DEVNULL)
     try:
         messages = [notify.recv(4096).decode()]
-        assert messages[0].startswith("READY=1\nSTATUS=serving ws://127.0.0.1:")
+        assert messages[0].startswith("READY=1\nSTATUS=serving wss://127.0.0.1:")
         while messages.count("WATCHDOG=1") < 2:
             messages.append(notify.recv(4096).decode())
         proc.send_signal(signal.SIGTERM)
