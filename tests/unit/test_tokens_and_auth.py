@@ -149,7 +149,7 @@ def test_mint_refuses_to_make_a_token_for_a_bad_identity(cfg, identity):
         tokens.mint(identity=identity, **cfg.token_kwargs())
 
 
-@pytest.mark.parametrize("ttl", [0, -1, 86401, 100 * 365 * 86400])
+@pytest.mark.parametrize("ttl", [86401, 100 * 365 * 86400, 3600.5])
 def test_mint_refuses_a_lifetime_over_24_hours(cfg, ttl):
     with pytest.raises(InvalidArgumentError, match="ttl must be"):
         tokens.mint(identity="alice", ttl=ttl, **cfg.token_kwargs())

@@ -46,11 +46,13 @@ def mint(
     """An access token with a Voice grant, as Twilio's server-side helpers make them.
 
     Refuses (InvalidArgumentError) an identity Twilio would not take (voice/identity.py) and
-    a lifetime outside 1 s-24 h, so no piphone mints a token the exchange or Twilio refuses."""
+    a lifetime over 24 h, so no piphone mints a token the exchange or Twilio refuses (a ttl of
+    0 or less makes a token that has already expired, as Twilio's helper does)."""
     if not identities.is_identity(identity):
         raise InvalidArgumentError(f"identity must be {identities.RULE}")
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 < ttl <= MAX_TTL:
-        raise InvalidArgumentError(f"ttl must be 1-{MAX_TTL} seconds (24 h, as at Twilio)")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl > MAX_TTL:
+        raise InvalidArgumentError(f"ttl must be at most {MAX_TTL} seconds (24 h, as at "
+                                   "Twilio)")
     token = AccessToken(account_sid, api_key_sid, api_key_secret, identity=identity, ttl=ttl)
     token.add_grant(
         VoiceGrant(
