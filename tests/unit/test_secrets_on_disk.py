@@ -135,3 +135,33 @@ def test_the_secrets_checked_are_the_secrets_read(tmp_path, monkeypatch):
     assert swapped, "the file was never looked at"
     assert "planted" not in loaded
     assert loaded == SECRET
+
+
+def test_a_token_on_the_command_line_warns_and_a_token_file_must_be_private(tmp_path,
+                                                                             monkeypatch,
+                                                                             capsys):
+    """`piphone call --token` is visible in ps to every user: it still works, with a warning;
+    --token-file reads a private file instead, refused like any secret if others can read it."""
+    from piphone import cli
+
+    placed = []
+
+    async def place_call(token, *args, **kwargs):
+        placed.append(token)
+        return 0
+
+    monkeypatch.setattr(cli, "place_call", place_call)
+    call = ["call", "echo", "--url", "ws://127.0.0.1:9/signal", "--headset", "none"]
+    assert cli.main([*call, "--token", "a.b.c"]) == 0
+    assert "--token is visible to every user" in capsys.readouterr().err
+    token = tmp_path / "alice.jwt"
+    token.write_text("x.y.z\n")
+    token.chmod(0o644)
+    assert cli.main([*call, "--token-file", str(token)]) == 2
+    assert "lets others read the secrets" in capsys.readouterr().err
+    token.chmod(0o600)
+    assert cli.main([*call, "--token-file", str(token)]) == 0
+    assert "visible" not in capsys.readouterr().err
+    assert placed == ["a.b.c", "x.y.z"]
+    assert cli.main([*call, "--token-file", str(token), "--token", "a.b.c"]) == 2
+    assert cli.main(call) == 2 and "--token-file" in capsys.readouterr().err
