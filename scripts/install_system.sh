@@ -3,8 +3,8 @@
 # `--uninstall [--purge]`. Arguments: DRY_RUN (1: only print the commands), then `uninstall`
 # and PURGE (1: also /etc/piphone and the user). PIPHONE_PREFIX, PIPHONE_ETC and PIPHONE_UNIT_DIR
 # move /opt/piphone, /etc/piphone and /etc/systemd/system (the tests' dry runs). Idempotent:
-# existing config files are kept as they are, except that secrets.toml is made 0600 and
-# piphone's again.
+# existing config files are kept as they are, except that secrets.toml and the exchange's
+# private files are made 0600 and piphone's again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,6 +95,16 @@ else
     run install -m 0600 -o "$USER_NAME" -g "$USER_NAME" systemd/secrets.toml.example \
         "$ETC/secrets.toml"
 fi
+
+# The local exchange's private files, if it has some (`piphone exchange --init-config`): its
+# config, its phones' keys and its TLS keys, 0600 and piphone's like secrets.toml (the
+# certificates stay readable by all).
+for file in exchange.toml exchange-phones.toml exchange-ca.key exchange-cert.key; do
+    if [ -e "$ETC/$file" ]; then
+        run chown "$USER_NAME:$USER_NAME" "$ETC/$file"
+        run chmod 0600 "$ETC/$file"
+    fi
+done
 
 # The units, enabled for the next boot; started by hand once the config is filled in. The
 # local exchange is enabled only where it has a config (`piphone exchange --init-config`).

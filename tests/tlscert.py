@@ -48,6 +48,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(_key_pem(key))
+    key_path.chmod(0o600)  # a private key: the exchange refuses one others may read
     return cert_path, key_path
 
 

@@ -75,15 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="end the demo call after this many seconds (default: until Ctrl-C)")
     run.set_defaults(func=cmd_run)
 
-    ex = sub.add_parser("exchange", help="serve the local exchange")
-    ex.add_argument("--config", type=Path, help="exchange.toml")
-    ex.add_argument("--init-config", type=Path, metavar="FILE",
-                    help="write a starter config with a fresh API key to FILE and exit")
-    ex.add_argument("--host", help="address to listen on (default: the config's)")
-    ex.add_argument("--port", type=int, help="port to listen on (default: the config's)")
-    ex.add_argument("--tls-cert", type=Path, help="certificate (PEM) to serve wss://")
-    ex.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
-    ex.set_defaults(func=cmd_exchange)
+    from . import cli_exchange
+
+    cli_exchange.add_parser(sub, cmd_exchange)
 
     check = sub.add_parser("check", help="check a config; list the ALSA cards and say which "
                                          "one is the headset")
@@ -99,12 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exchange.toml, or a phone's piphone.toml (its Twilio account, API key "
                           "and TwiML App)")
     tok.add_argument("--identity", help="required with exchange.toml (default: the phone's)")
-    tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600, at most "
+                                                          "86400)")
     tok.add_argument("--twiml-app-sid", metavar="AP...",
                      help="the TwiML App that routes the holder's outgoing calls on Twilio (the "
                           "Voice grant's outgoing_application_sid; default: the piphone.toml's)")
     tok.add_argument("--no-incoming", action="store_true",
                      help="a token that receives no calls (the Voice grant's incoming.allow false)")
+    tok.add_argument("--out", type=Path, metavar="FILE",
+                     help="write the token to FILE (mode 0600) for --token-file, not to stdout")
     tok.set_defaults(func=cmd_token)
 
     call = sub.add_parser("call", help="place a call: on the running phone (no --url), or from "
@@ -112,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("to", help="client:NAME, NAME, a number, or a line such as echo")
     call.add_argument("--url", help="signaling URL, e.g. ws://HOST:8089/signal (without it, "
                                     "the running phone service places the call)")
-    call.add_argument("--token", help="access token for --url (see `piphone token`)")
+    call.add_argument("--token-file", type=Path, metavar="FILE",
+                      help="file (mode 0600) with the access token for --url (see `piphone "
+                           "token --out`)")
+    call.add_argument("--token", help="the access token itself: visible to every user of this "
+                                      "machine (ps); prefer --token-file")
     call.add_argument("--duration", type=float, help="hang up after this many seconds")
     call.add_argument("--tone", type=float, default=440.0,
                       help="test tone in Hz, sent when there is no headset (default 440)")
@@ -126,8 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="address ICE offers, repeatable (default: all but loopback)")
     call.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                       help="custom parameter sent with the call, repeatable")
+    call.add_argument("--ca-file", type=Path, metavar="PEM",
+                      help="trust this CA (and only it) for a wss:// --url: a local exchange "
+                           "with its own CA (default: the system's trust store)")
     call.add_argument("--insecure", action="store_true",
-                      help="accept a self-signed wss:// certificate")
+                      help="accept any wss:// certificate, unchecked (logs a warning)")
     call.add_argument("--call-log", metavar="DB", help="record the call in this call log")
     call.set_defaults(func=cmd_call)
     for name, text in (("status", "the running phone: state, registration, call, quality"),
@@ -231,30 +235,21 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 # --- exchange and token -------------------------------------------------------------------
 def cmd_exchange(args: argparse.Namespace) -> int:
+    from . import cli_exchange
     from .exchange import config as exchange_config
+    from .exchange.tls import refuse_plaintext
 
     if args.init_config is not None:
-        path = exchange_config.write_starter(args.init_config)
-        print(f"wrote {path} (keep it private: it holds the API key secret)")
-        return 0
+        return cli_exchange.init_config(args)
+    if args.action is not None or args.init_tls:
+        return cli_exchange.admin(args)
     if args.config is None:
         raise PiphoneError("exchange needs --config FILE (or --init-config FILE to make one)")
     cfg = exchange_config.load(args.config)
-    tls = _server_tls(args.tls_cert, args.tls_key)
+    tls = cli_exchange.server_tls(cfg, args.tls_cert, args.tls_key)  # the config's by default
+    refuse_plaintext(args.host or cfg.host, tls is not None,
+                     args.allow_plaintext or cfg.allow_plaintext)
     return asyncio.run(_serve_exchange(cfg, args.host, args.port, tls))
-
-
-def _server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
-    if cert is None and key is None:
-        return None
-    if cert is None or key is None:
-        raise PiphoneError("--tls-cert and --tls-key go together")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise PiphoneError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
-    return context
 
 
 async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
@@ -264,6 +259,8 @@ async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
 
     exchange = Exchange(cfg)
     await exchange.start(host=host, port=port, ssl_context=tls)
+    stop = asyncio.ensure_future(_until_signal())
+    await asyncio.sleep(0)  # SIGTERM handled before anyone is told we serve
     print(f"piphone exchange serving {exchange.url}", flush=True)
     notifier = Notifier()  # under systemd (piphone-exchange.service): ready, and alive
     notifier.send(f"READY=1\nSTATUS=serving {exchange.url}")
@@ -271,7 +268,7 @@ async def _serve_exchange(cfg: Any, host: str | None, port: int | None,
     watchdog = (asyncio.ensure_future(feed_watchdog(notifier, interval))
                 if interval is not None else None)
     try:
-        await _until_signal()
+        await stop
     finally:
         notifier.send("STOPPING=1")
         if watchdog is not None:
@@ -363,8 +360,8 @@ def cmd_token(args: argparse.Namespace) -> int:
         if args.identity is None:
             raise PiphoneError("token --config exchange.toml needs --identity")
         identity, keys = args.identity, exchange_config.load(args.config).token_kwargs()
-    print(mint(identity=identity, ttl=args.ttl, outgoing_application_sid=app_sid,
-               incoming_allow=incoming, **keys))
+    _emit_token(mint(identity=identity, ttl=args.ttl, outgoing_application_sid=app_sid,
+                     incoming_allow=incoming, **keys), args.out)
     return 0
 
 
@@ -383,33 +380,63 @@ def cmd_twilio_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emit_token(token: str, out: Path | None) -> None:
+    if out is None:
+        print(token)
+        return
+    from .tomlconfig import write_private
+
+    write_private(out, token + "\n")
+    print(f"wrote {out} (mode 0600): `piphone call ... --token-file {out}`")
+
+
 # --- call -------------------------------------------------------------------------------------
 def cmd_call(args: argparse.Namespace) -> int:
     if args.url is None:  # the phone on this machine places it
         args.command, args.json = "call", False
         return cmd_control(args, number=args.to)
-    if args.token is None:
-        raise PiphoneError("--url needs --token (see `piphone token`)")
+    token = _call_token(args)
     params = {"To": args.to}
     for item in args.param:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise PiphoneError(f"--param takes KEY=VALUE, got {item!r}")
         params[key] = value
+    if args.insecure and args.ca_file is not None:
+        raise PiphoneError("--insecure checks nothing: it does not go with --ca-file")
     ssl_context = None
-    if args.url.startswith("wss://") and args.insecure:
-        ssl_context = ssl.create_default_context()
-        ssl_context.check_hostname = False
-        ssl_context.verify_mode = ssl.CERT_NONE
+    if args.url.startswith("wss://"):
+        from .voice import tls
+
+        ssl_context = tls.client_context(ca_file=args.ca_file, insecure=args.insecure)
     options = {
         "signaling_url": args.url,
         "codec_preferences": tuple(args.codec or ("opus", "pcmu")),
         "ice_addresses": args.ice_address,
         "ssl_context": ssl_context,
     }
-    return asyncio.run(place_call(args.token, params, options, args.tone, args.duration,
+    return asyncio.run(place_call(token, params, options, args.tone, args.duration,
                                  read_digits=True, headset=headset_devices(args.headset),
                                  call_log=args.call_log))
+
+
+def _call_token(args: argparse.Namespace) -> str:
+    """The token from --token-file (a secrets file: 0600, not a link) or, with a warning,
+    from --token (a command line is world-readable in /proc)."""
+    if args.token_file is not None and args.token is not None:
+        raise PiphoneError("--token-file or --token, not both")
+    if args.token_file is not None:
+        from .tomlconfig import read_private
+
+        token = read_private(args.token_file).strip()
+        if not token:
+            raise PiphoneError(f"{args.token_file}: no token in it")
+        return token
+    if args.token is None:
+        raise PiphoneError("--url needs --token-file (see `piphone token --out FILE`)")
+    print("piphone: warning: --token is visible to every user of this machine (ps, /proc); "
+          "use --token-file FILE", file=sys.stderr)
+    return args.token
 
 
 def headset_devices(spec: str) -> tuple[str, str] | None:

@@ -7,8 +7,12 @@ on PyPI keeps positions for values and is also strict about the spec).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import ipaddress
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -16,14 +20,112 @@ from typing import Any
 
 from .errors import ConfigError
 
+MAX_PRIVATE_BYTES = 1 << 20  # a secrets file is a few lines; nothing bigger is read
+SYSTEM_UID_MAX = 999  # Debian's SYS_UID_MAX: accounts below are system accounts (piphone's)
+
+
+def read_private(path: str | Path) -> str:
+    """The text of a file that holds secrets, refused unless only its owner may read it.
+
+    Checked on the open file itself (fstat), so nothing can swap the file between the check
+    and the read: a regular file (opened with O_NOFOLLOW: a symbolic link is refused, name the
+    file itself), owned by this process's user or root, with no permission for group or
+    others. Root also reads a system account's file (the piphone user owns the service's
+    secrets: `sudo piphone check` reads them), never an ordinary login user's. O_NONBLOCK keeps
+    a FIFO planted under the name from blocking the open."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: is a symbolic link; secrets are read only from the "
+                              "file itself (name it instead of the link)") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        user = os.geteuid()
+        system = user == 0 and info.st_uid <= SYSTEM_UID_MAX
+        if info.st_uid not in (user, 0) and not system:
+            raise ConfigError(f"{path}: owned by uid {info.st_uid}, not by this user ({user}) "
+                              f"or root: another user could have written these secrets "
+                              f"(chown it to the user the service runs as)")
+        if info.st_mode & 0o077:
+            raise ConfigError(f"{path}: mode {stat.S_IMODE(info.st_mode):04o} lets others read "
+                              f"the secrets; it must be 0600 (chmod 600 {path})")
+        if info.st_size > MAX_PRIVATE_BYTES:
+            raise ConfigError(f"{path}: {info.st_size} bytes is too big for a secrets file")
+        data = os.read(fd, MAX_PRIVATE_BYTES + 1)
+        while len(data) <= MAX_PRIVATE_BYTES and (more := os.read(fd, MAX_PRIVATE_BYTES)):
+            data += more
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
+def write_private(path: str | Path, text: str, *, like: Path | None = None,
+                  replace: bool = True) -> Path:
+    """Write a secrets file: mode 0600 from its first byte, whole or not at all (a temporary
+    file in the same folder, renamed over the old one, so a reader never sees half of it).
+    ``like``: when run as root, give it that file's owner (the service's user must read it).
+    ``replace=False``: refuse to overwrite."""
+    return _write(Path(path), text, 0o600, like, replace)
+
+
+def write_public(path: str | Path, text: str, *, like: Path | None = None) -> Path:
+    """Write a file others may read (a certificate), the same way as write_private."""
+    return _write(Path(path), text, 0o644, like, True)
+
+
+def _write(path: Path, text: str, mode: int, like: Path | None, replace: bool) -> Path:
+    if not replace and (path.exists() or path.is_symlink()):
+        raise ConfigError(f"{path}: already exists; not overwriting")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), mode)  # whatever the umask
+            if like is not None and os.geteuid() == 0:
+                owner = os.stat(like)
+                os.fchown(f.fileno(), owner.st_uid, owner.st_gid)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)  # fails if the name was taken meanwhile
+            os.unlink(temp)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None
+    return path
+
 
 class TomlFile:
-    def __init__(self, path: str | Path) -> None:
+    """A parsed TOML file. ``text``: its contents already read (read_private); ``secret``:
+    a file of secrets, whose values never appear in an error message."""
+
+    def __init__(self, path: str | Path, text: str | None = None, secret: bool = False) -> None:
         self.path = Path(path)
-        try:
-            self.text = self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{self.path}: cannot read: {exc.strerror}") from None
+        self.secret = secret
+        if text is None:
+            try:
+                text = self.path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{self.path}: cannot read: {exc.strerror}") from None
+        self.text = text
         try:
             self.data = tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as exc:
@@ -63,8 +165,10 @@ class TomlFile:
         return value
 
     def get(self, section: str, key: str, kind: type | tuple[type, ...], default: Any = ...,
-            check: Callable[[Any], str | None] | None = None) -> Any:
-        """``section.key`` of type ``kind``; ``check`` returns a message if the value is wrong."""
+            check: Callable[[Any], str | None] | None = None, secret: bool = False) -> Any:
+        """``section.key`` of type ``kind``; ``check`` returns a message if the value is wrong.
+        A ``secret`` value (or any in a secret file) is never shown in the error (the journal
+        keeps what a service prints)."""
         table = self.section(section)
         if key not in table:
             if default is ...:
@@ -74,8 +178,8 @@ class TomlFile:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
-            raise self.error(section, key, f"must be {names}, not {type(value).__name__} "
-                             f"({value!r})")
+            shown = "" if secret or self.secret else f" ({value!r})"
+            raise self.error(section, key, f"must be {names}, not {type(value).__name__}{shown}")
         if check is not None:
             problem = check(value)
             if problem:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from piphone.cli import _server_tls
 from piphone.exchange.server import Exchange
+from piphone.exchange.tls import server_context
 from piphone.voice.tokens import mint
 
 from ..tlscert import self_signed
@@ -85,7 +85,7 @@ async def exchange(exchange_cfg, tmp_path) -> AsyncIterator[Exchange]:
     """The exchange over wss:// (the SDK only speaks TLS) with a self-signed certificate."""
     cert, key = self_signed(tmp_path)
     exchange = Exchange(exchange_cfg)
-    await exchange.start(host="127.0.0.1", port=0, ssl_context=_server_tls(cert, key))
+    await exchange.start(host="127.0.0.1", port=0, ssl_context=server_context(cert, key))
     exchange.client_tls = ssl.create_default_context(cafile=str(cert))  # for piphone clients
     try:
         yield exchange

@@ -55,8 +55,12 @@ def test_existing_secrets_are_kept_and_made_private(tmp_path):
     assert f"+ chmod 0600 {tmp_path}/etc/secrets.toml" in out
     assert "enable piphone.service\n" in out  # no exchange.toml: the exchange stays off
     (tmp_path / "etc" / "exchange.toml").write_text("")
+    (tmp_path / "etc" / "exchange-phones.toml").write_text("")
     out = dry_run(tmp_path, "--system", "--dry-run").stdout
     assert "enable piphone.service piphone-exchange.service\n" in out
+    for name in ("exchange.toml", "exchange-phones.toml"):  # the exchange reads them as piphone
+        assert f"+ chown piphone:piphone {tmp_path}/etc/{name}" in out
+        assert f"+ chmod 0600 {tmp_path}/etc/{name}" in out
     assert "secrets.toml.example" not in out and "piphone.toml.example" not in out
 
 

@@ -59,6 +59,63 @@ def test_exchange_unit():
     assert s["Type"] == ["notify"] and s["Restart"] == ["on-failure"]
     assert s["ExecStart"] == [f"{INSTALLED_PIPHONE} exchange --config /etc/piphone/exchange.toml"]
     assert s["PrivateDevices"] == ["yes"] and s["User"] == ["piphone"]
+    assert s["StateDirectory"] == ["piphone-exchange"] and s["ProtectSystem"] == ["strict"]
+
+
+def memory_bytes(value: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+@pytest.mark.parametrize(("name", "calls"), [("piphone.service", 2),
+                                             ("piphone-exchange.service", None)])
+def test_both_units_bound_memory_tasks_and_files(name, calls):
+    """Limits that fit a Pi (1 GB: both units together stay well under it) and what each
+    daemon may hold: the exchange one file per session it admits, plus media sockets."""
+    from piphone.exchange.config import DEFAULT_MAX_CALLS, ExchangeConfig
+
+    s = settings(ROOT / "systemd" / name)
+    memory, tasks, files = (memory_bytes(s["MemoryMax"][0]), int(s["TasksMax"][0]),
+                            int(s["LimitNOFILE"][0]))
+    assert 128 << 20 <= memory <= 512 << 20
+    assert 32 <= tasks <= 512
+    if name == "piphone-exchange.service":
+        sessions = getattr(ExchangeConfig, "max_sessions", 200)
+        legs = DEFAULT_MAX_CALLS * 2 * 10  # every call ringing ten devices, each leg's sockets
+        assert files >= sessions + legs * 2 + 64
+    else:
+        assert files >= 256
+
+
+def test_the_exchange_starts_from_its_starter_config_with_etc_read_only(tmp_path):
+    """As under its unit: /etc/piphone read-only (ProtectSystem=strict), $STATE_DIRECTORY set
+    (StateDirectory=): the starter's call log goes in the state directory, and the exchange
+    serves instead of failing on 'unable to open database file' in a restart loop."""
+    import shutil
+
+    from piphone.exchange import config as exchange_config
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a read-only bind mount needs root")
+    etc, state = tmp_path / "etc", tmp_path / "var-lib" / "piphone-exchange"
+    etc.mkdir()
+    state.mkdir(parents=True)
+    config = exchange_config.write_starter(etc / "exchange.toml")
+    env = dict(os.environ, STATE_DIRECTORY=str(state), PYTHONPATH=str(ROOT / "firmware"))
+    script = ('mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && '
+              'exec "$@"')
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             script, str(etc), sys.executable, "-m", "piphone", "-q",
+                             "exchange", "--config", str(config), "--port", "0"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline()
+        assert "serving wss://" in banner, proc.stderr.read() if proc.poll() is not None else ""
+        assert (state / "exchange-calls.db").exists()
+        assert not (etc / "exchange-calls.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 @needs_systemd
@@ -69,9 +126,14 @@ def test_systemd_analyze_verify_is_silent(tmp_path, name):
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
+# `systemd-analyze security --offline=true` scores before the resource limits were added:
+# hardening may only go up.
+EXPOSURE = {"piphone.service": 1.5, "piphone-exchange.service": 1.1}
+
+
 @needs_systemd
 @pytest.mark.parametrize("name", UNITS)
-def test_security_exposure_at_most_2(tmp_path, name):
+def test_security_exposure_stays_at_or_below_its_score(tmp_path, name):
     result = subprocess.run(["systemd-analyze", "security", "--offline=true",
                              str(unit_here(tmp_path, name))],
                             capture_output=True, text=True, timeout=60)
@@ -79,7 +141,7 @@ def test_security_exposure_at_most_2(tmp_path, name):
     assert match, result.stdout + result.stderr
     exposure = float(match.group(1))
     print(f"\nsystemd-analyze security exposure of {name}: {exposure}")
-    assert exposure <= 2.0
+    assert exposure <= EXPOSURE[name]
 
 
 def test_exchange_notifies_ready_and_watchdog(tmp_path):
@@ -97,7 +159,7 @@ def test_exchange_notifies_ready_and_watchdog(tmp_path):
                              str(config), "--port", "0"], env=env, stdout=subprocess.DEVNULL)
     try:
         messages = [notify.recv(4096).decode()]
-        assert messages[0].startswith("READY=1\nSTATUS=serving ws://127.0.0.1:")
+        assert messages[0].startswith("READY=1\nSTATUS=serving wss://127.0.0.1:")
         while messages.count("WATCHDOG=1") < 2:
             messages.append(notify.recv(4096).decode())
         proc.send_signal(signal.SIGTERM)

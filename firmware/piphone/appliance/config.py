@@ -2,14 +2,14 @@
 
 Checked once at load; every error names the file, the key and the line, and the service does
 not start. Secrets (an access token or the API key secret) live only in secrets.toml, which
-must not be readable by group or others; their fields are left out of every repr.
+must be a regular file (not a link) owned by the service's user or root and not readable by
+group or others (tomlconfig.read_private); their values are left out of every repr and every
+error message.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,7 +19,8 @@ from ..audio import tones
 from ..errors import ConfigError
 from ..panel.leds import Pattern
 from ..panel.pins import DEFAULT_PINS, InputPin, KeypadMatrix, PinMap, PinMapError
-from ..tomlconfig import TomlFile, ip_addresses, positive, sid
+from ..tomlconfig import TomlFile, ip_addresses, positive, read_private, sid
+from ..voice import identity as identities
 from .display import DisplayPatterns
 
 DEFAULT_PATH = Path("/etc/piphone/piphone.toml")
@@ -142,26 +143,12 @@ def _load_secrets(toml: TomlFile, given: str | Path | None) -> TomlFile | None:
         path = toml.path.parent / SECRETS_NAME
         if not path.exists():
             return None  # fine when nothing secret is needed; _account says when it is
-    check_secrets_mode(path)
-    secrets = TomlFile(path)
+    secrets = TomlFile(path, text=read_private(path), secret=True)
     for section in secrets.data:
         if section != "account":
             raise secrets.error(section, None, "unknown section (secrets.toml has [account])")
     secrets.unknown_keys("account", set(SECRET_KEYS))
     return secrets
-
-
-def check_secrets_mode(path: Path) -> None:
-    """Refuse a secrets file that group or others may read or write."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"{path}: not a regular file")
-    if mode & 0o077:
-        raise ConfigError(f"{path}: mode {stat.S_IMODE(mode):04o} lets others read the "
-                          f"secrets; it must be 0600 (chmod 600 {path})")
 
 
 def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
@@ -379,8 +366,7 @@ def _nonempty(value: str) -> str | None:
 
 
 def _identity(value: str) -> str | None:
-    return None if re.fullmatch(r"[A-Za-z0-9_.@+-]{1,121}", value) else (
-        "must be 1-121 letters, digits or _ . @ + -")
+    return None if identities.is_identity(value) else f"must be {identities.RULE}"
 
 
 def _numbers(unit: str):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..voice import protocol
 from ..voice.media import MediaError, MediaSettings, NoIceCandidate, codecs_of
 from ..voice.tasks import TaskSet
-from . import lines
+from . import auth, lines
 from .bridge import Leg, bridge
 from .routing import Route
 
@@ -131,6 +131,8 @@ class CallTable:
             log.info("%s: call to %r refused: %s", session, to, message)
             session.send("hangup", callsid=temp_id, error={"code": code, "message": message})
 
+        if session.grant is None or not session.grant.outgoing_allowed:
+            return refuse(*auth.OUTGOING_REFUSED)
         route = self.exchange.dial_plan.resolve(to)
         if route is None:
             return refuse(31404, f"no route to {to!r}: not an identity, line or known number")

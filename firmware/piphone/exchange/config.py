@@ -1,4 +1,9 @@
-"""The exchange's configuration (exchange.toml) as frozen settings, checked at load."""
+"""The exchange's configuration (exchange.toml) as frozen settings, checked at load.
+
+exchange.toml holds the signing secret: it is read like any secrets file (tomlconfig's
+read_private: not a link, owned by this user or root, mode 0600) and the secret stays out of
+every repr and error message.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..tomlconfig import TomlFile, ip_addresses, port, positive, sid
+from ..tomlconfig import TomlFile, ip_addresses, port, positive, read_private, sid, write_private
+from ..voice import identity as identities
 
 DEFAULT_PORT = 8089
 DEFAULT_MAX_CALLS = 12
@@ -21,7 +27,7 @@ MAX_REMOTE_CANDIDATES = 24  # = voice.remote_sdp's (not imported: it loads aiort
 class ExchangeConfig:
     account_sid: str  # AC + 32 hex: the "account" tokens are issued for
     api_key_sid: str  # SK + 32 hex: tokens' issuer
-    api_key_secret: str  # HS256 signing secret (keep the file 0600)
+    api_key_secret: str = field(repr=False)  # HS256 signing secret (the file is 0600)
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     ring_timeout: float = 60.0  # seconds before an unanswered call ends with 31480
@@ -41,6 +47,13 @@ class ExchangeConfig:
     attestation: dict[str, str] = field(default_factory=dict)  # identity -> StirStatus
     events_port: int | None = None  # event gateway (feedback); None: port + 1 (0 if port is 0)
     call_log: str | None = None  # SQLite file of the exchange's call log; None: in memory
+    # wss://: the certificate and key served, and the private CA that issued the certificate
+    # (handed to phones by add-phone; its own key is beside it, <ca stem>.key). None: ws://.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    phone_keys: str | None = None  # the phones' keys (phones.py); None: beside this file
+    allow_plaintext: bool = False  # serve ws:// beyond loopback (tokens in clear on the LAN)
     path: Path | None = None
 
     def token_kwargs(self) -> dict[str, str]:
@@ -55,8 +68,26 @@ def _relative(value: str | None, config_path: Path) -> str | None:
     return str((config_path.parent / value) if not Path(value).is_absolute() else Path(value))
 
 
+def _state_file(value: str | None, config_path: Path) -> str | None:
+    """A file the exchange writes (its call log): a relative path is in the service's state
+    directory under systemd (StateDirectory= sets $STATE_DIRECTORY: /etc is read-only to the
+    service), else beside the config file."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state and value not in (None, ":memory:") and not Path(value).is_absolute():
+        return str(Path(state) / value)
+    return _relative(value, config_path)
+
+
+def phone_keys_path(config: ExchangeConfig) -> Path:
+    """Where the phones' keys are: ``phone_keys``, or <config stem>-phones.toml beside it."""
+    if config.phone_keys is not None:
+        return Path(config.phone_keys)
+    assert config.path is not None
+    return config.path.with_name(f"{config.path.stem}-phones.toml")
+
+
 def load(path: str | Path) -> ExchangeConfig:
-    toml = TomlFile(path)
+    toml = TomlFile(path, text=read_private(path))
     known = {"exchange", "lines", "numbers", "attestation"}
     for section in toml.data:
         if section not in known:
@@ -66,7 +97,8 @@ def load(path: str | Path) -> ExchangeConfig:
     toml.unknown_keys(ex, {"account_sid", "api_key_sid", "api_key_secret", "host", "port",
                            "ring_timeout", "max_calls", "heartbeat_interval",
                            "reconnect_grace", "ice_addresses", "codec_preferences",
-                           "events_port", "call_log", "max_remote_candidates"})
+                           "events_port", "call_log", "max_remote_candidates", "tls_cert",
+                           "tls_key", "tls_ca", "phone_keys", "allow_plaintext"})
     addresses = toml.get(ex, "ice_addresses", list, None, ip_addresses)
     codecs = toml.get(ex, "codec_preferences", list, list(CODECS),
                       lambda v: None if v and all(c in CODECS for c in v)
@@ -79,14 +111,21 @@ def load(path: str | Path) -> ExchangeConfig:
         lines[str(number)] = line
     numbers = {}
     for number, identity in toml.section("numbers").items():
-        if not isinstance(identity, str) or not identity:
-            raise toml.error("numbers", number, "must map to an identity (a string)")
+        if not identities.is_identity(identity):
+            raise toml.error("numbers", number, f"must map to an identity ({identities.RULE})")
         numbers[str(number)] = identity
     attestation = {}
     for identity, status in toml.section("attestation").items():
-        if not isinstance(status, str):
+        if not identities.is_identity(identity):
+            raise toml.error("attestation", identity, f"is not an identity ({identities.RULE})")
+        if not isinstance(status, str) or not identities.is_identity(status):
             raise toml.error("attestation", identity, "must be a StirStatus string")
         attestation[str(identity)] = status
+    tls_cert = toml.get(ex, "tls_cert", str, None)
+    tls_key = toml.get(ex, "tls_key", str, None)
+    if (tls_cert is None) != (tls_key is None):
+        raise toml.error(ex, "tls_cert" if tls_cert is None else "tls_key",
+                         "missing: tls_cert and tls_key go together")
     heartbeat = toml.get(ex, "heartbeat_interval", (int, float), 5.0,
                          lambda v: None if 0 < v <= 10 else "must be in (0, 10] seconds")
     return ExchangeConfig(
@@ -94,7 +133,7 @@ def load(path: str | Path) -> ExchangeConfig:
         api_key_sid=toml.get(ex, "api_key_sid", str, check=sid("SK")),
         api_key_secret=toml.get(ex, "api_key_secret", str,
                                 check=lambda v: None if len(v) >= 16
-                                else "must be at least 16 characters"),
+                                else "must be at least 16 characters", secret=True),
         host=toml.get(ex, "host", str, "127.0.0.1"),
         port=toml.get(ex, "port", int, DEFAULT_PORT, port),
         ring_timeout=float(toml.get(ex, "ring_timeout", (int, float), 60.0, positive)),
@@ -110,7 +149,12 @@ def load(path: str | Path) -> ExchangeConfig:
         numbers=numbers,
         attestation=attestation,
         events_port=toml.get(ex, "events_port", int, None, port),
-        call_log=_relative(toml.get(ex, "call_log", str, None), Path(path)),
+        call_log=_state_file(toml.get(ex, "call_log", str, None), Path(path)),
+        tls_cert=_relative(tls_cert, Path(path)),
+        tls_key=_relative(tls_key, Path(path)),
+        tls_ca=_relative(toml.get(ex, "tls_ca", str, None), Path(path)),
+        phone_keys=_relative(toml.get(ex, "phone_keys", str, None), Path(path)),
+        allow_plaintext=toml.get(ex, "allow_plaintext", bool, False),
         path=Path(path),
     )
 
@@ -121,7 +165,7 @@ STARTER = """\
 account_sid = "{account_sid}"
 api_key_sid = "{api_key_sid}"
 api_key_secret = "{api_key_secret}"
-host = "127.0.0.1"          # 0.0.0.0 to serve the LAN
+host = "127.0.0.1"          # 0.0.0.0 to serve the LAN (over wss://, with the certificate below)
 port = {port}
 ring_timeout = 60           # seconds before an unanswered call ends (31480)
 max_calls = 12              # concurrent calls with media; more are refused (31005)
@@ -130,7 +174,17 @@ reconnect_grace = 30        # seconds a call waits for a client whose socket van
 # ice_addresses = ["192.168.1.20"]   # offered to ICE (default: all but lo; lo if host is)
 codec_preferences = ["opus", "pcmu"]
 # events_port = {events_port}        # feedback from phones (default: port + 1)
-call_log = "exchange-calls.db"  # SQLite call log (`piphone calls --db`), next to this file
+# SQLite call log (`piphone calls --db`): next to this file, or under systemd in the service's
+# state directory (/var/lib/piphone-exchange/exchange-calls.db).
+call_log = "exchange-calls.db"
+# wss://: this certificate and key, issued by a private CA (tls_ca; its key is beside it) for
+# {names}
+tls_cert = "{tls_cert}"
+tls_key = "{tls_key}"
+tls_ca = "{tls_ca}"         # the CA phones trust: `piphone exchange add-phone` hands it out
+# phone_keys = "{phone_keys}"  # the phones' own keys: `piphone exchange add-phone NAME`
+#                           # issues one that signs tokens for NAME only
+# allow_plaintext = false   # true: serve ws:// beyond loopback (tokens cross the LAN in clear)
 
 [lines]                     # numbers the exchange answers itself
 echo = "echo"               # plays your audio back
@@ -145,19 +199,41 @@ tone = "tone"               # plays a 1 kHz tone
 """
 
 
-def write_starter(path: str | Path, port_: int = DEFAULT_PORT) -> Path:
-    """Write a starter config with a fresh key; refuses to overwrite."""
+def write_starter(path: str | Path, port_: int = DEFAULT_PORT, *, names: tuple[str, ...] = (),
+                  addresses: tuple[str, ...] = (), owner: str | None = None) -> Path:
+    """Write a starter config with a fresh key, and a private CA and a certificate for this
+    machine's names and addresses (plus ``names`` and ``addresses``) beside it. Refuses to
+    overwrite any of them. ``owner``: the user the files are given to (when run as root)."""
+    from . import tls
+
     path = Path(path)
-    if path.exists():
-        raise ConfigError(f"{path}: already exists; not overwriting")
+    files = tls.TlsFiles.beside(path)
+    for existing in (path, files.ca, files.ca_key, files.cert, files.key):
+        if existing.exists() or existing.is_symlink():
+            raise ConfigError(f"{existing}: already exists; not overwriting")
+    host_names, host_addresses = tls.local_names(names, addresses)
     text = STARTER.format(
         account_sid="AC" + secrets.token_hex(16),
         api_key_sid="SK" + secrets.token_hex(16),
         api_key_secret=secrets.token_urlsafe(32),
         port=port_,
         events_port=port_ + 1,
+        names=", ".join([*host_names, *host_addresses]),
+        tls_cert=files.cert.name, tls_key=files.key.name, tls_ca=files.ca.name,
+        phone_keys=f"{path.stem}-phones.toml",
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    write_private(path, text, replace=False)
+    if owner is not None:
+        _give(path, owner)
+    tls.init(files, host_names, host_addresses, like=path)
     return path
+
+
+def _give(path: Path, owner: str) -> None:
+    import shutil
+
+    try:
+        shutil.chown(path, owner, owner)
+    except (LookupError, OSError) as exc:
+        path.unlink()
+        raise ConfigError(f"{path}: cannot give it to {owner!r}: {exc}") from None

@@ -21,7 +21,6 @@ from aiohttp import web
 from ..voice.call import FEEDBACK_ISSUES
 from ..voice.errors import TwilioError
 from ..voice.insights import ENDPOINT
-from . import auth
 
 if TYPE_CHECKING:
     from .server import Exchange
@@ -67,7 +66,7 @@ class EventGateway:
 
     async def _post(self, request: web.Request) -> web.Response:
         try:
-            grant = auth.verify(request.headers.get("X-Twilio-Token"), self.exchange.config)
+            grant = self.exchange.auth.verify(request.headers.get("X-Twilio-Token"))
         except TwilioError as exc:
             return _error(401, exc.code, exc.message)
         try:

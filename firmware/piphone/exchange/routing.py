@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from ..voice.identity import is_identity
 from .config import ExchangeConfig
 
 S = TypeVar("S")
@@ -41,10 +42,10 @@ class DialPlan:
             return Route("client", self.numbers[to])
         if to.startswith("client:"):
             identity = to[len("client:"):]
-            return Route("client", identity) if identity else None
+            return Route("client", identity) if is_identity(identity) else None
         if to.replace("+", "").isdigit():
             return None  # a number that is not in the dial plan
-        return Route("client", to)
+        return Route("client", to) if is_identity(to) else None
 
 
 class Registrations(Generic[S]):

@@ -118,7 +118,7 @@ class ClientSession:
 
     def _listen(self, token: str) -> None:
         try:
-            grant = auth.verify(token, self.exchange.config)
+            grant = self.exchange.auth.verify(token)
         except TwilioError as exc:
             log.warning("%s: token refused: %s", self, exc.message)
             self.send_error(exc.code, exc.message)
@@ -142,7 +142,10 @@ class ClientSession:
             await self.ws.close(code=4003, reason="no valid access token")
 
     def _register(self, audio: bool) -> None:
-        assert self.identity is not None
+        assert self.grant is not None and self.identity is not None
+        if audio and not self.grant.incoming_allowed:
+            self.send_error(*auth.INCOMING_REFUSED)
+            return
         if audio:
             self.exchange.registrations.add(self.identity, self)
             if not self.registered:
@@ -155,6 +158,14 @@ class ClientSession:
             log.info("%s: %s unregistered", self, self.identity)
             self.send("offline")
 
+    def end(self, code: int, message: str, close_code: int = 4003) -> None:
+        """Send an error frame, then close the socket."""
+        async def end() -> None:
+            await self._send_text(protocol.encode("error", **protocol.error_payload(code, message)))
+            await self.ws.close(code=close_code, reason=message[:120])
+
+        self._out.spawn(end())
+
     def __repr__(self) -> str:
         return f"<session {self.identity or '-'}@{self.peer}>"
 
@@ -162,6 +173,9 @@ class ClientSession:
 class Exchange:
     def __init__(self, config: ExchangeConfig) -> None:
         self.config = config
+        self.auth = auth.Authenticator(config)  # its own key and the phones' (phones.py)
+        if self.auth.phone_keys is not None:
+            self.auth.phone_keys.on("revoked", self._keys_revoked)
         self.registrations: Registrations[ClientSession] = Registrations()
         self.dial_plan = DialPlan(config)
         self.media_settings = MediaSettings(ice_addresses=config.ice_addresses,
@@ -190,6 +204,7 @@ class Exchange:
             max_size=4 * protocol.MAX_FRAME_BYTES,  # larger: closed; 64 KiB-256 KiB: dropped
         )
         log.info("exchange serving %s", self.url)
+        self.auth.start()
         port = self.port if port is None else port
         events_port = (self.config.events_port if self.config.events_port is not None
                        else 0 if port == 0 else self.port + 1)
@@ -218,7 +233,15 @@ class Exchange:
         log.info("%s: closed", session)
         self.calls.session_closed(session)
 
+    def _keys_revoked(self, sids: set[str]) -> None:
+        """A removed phone's sessions end now, not when their tokens expire."""
+        for session in list(self.sessions):
+            if session.grant is not None and session.grant.key_sid in sids:
+                log.info("%s: its phone key was removed; closing", session)
+                session.end(31204, "access token revoked: this phone's key was removed")
+
     async def close(self) -> None:
+        self.auth.close()
         await self.calls.close()
         await self.events.close()
         if self._server is not None:

@@ -23,6 +23,7 @@ from . import protocol, tokens
 from .call import Call, CallDirection, CallStatus
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
+from .identity import is_party
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
 from .media import MediaError, MediaSettings, is_loopback
 from .quality import QualitySettings
@@ -33,6 +34,8 @@ from .token_refresh import TokenRefresher, TokenSource
 from .tracks import AudioSink, DrainSink, SilenceTrack
 
 log = logging.getLogger(__name__)
+
+PARTIES = ("From", "To", "Caller", "Called")  # invite parameters that name a party
 
 EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
          "tokyo", "umatilla")
@@ -235,6 +238,15 @@ class Device(Emitter):
         parameters = payload.get("parameters") or {}
         parameters = {str(k): str(v) for k, v in parameters.items() if v is not None}
         parameters.setdefault("CallSid", payload["callsid"])
+        # The parties are shown (status, LEDs' peer) and logged: refuse any that could carry
+        # a control character or a line break into a log or sd_notify (voice/identity.py).
+        bad = [k for k in PARTIES if k in parameters and not is_party(parameters[k])]
+        if bad:
+            log.warning("invite %r refused: its %s is not a client identity, number or SIP "
+                        "address", payload["callsid"][:64], "/".join(bad))
+            self._stream.send("reject", {"callsid": payload["callsid"]})
+            self.emit("error", TwilioError(31100, f"malformed invite: bad {'/'.join(bad)}"), None)
+            return
         call = Call(
             direction=CallDirection.INCOMING,
             send=self._stream.send,

@@ -43,6 +43,12 @@ CODES: dict[int, ErrorInfo] = {
         "UnknownError", "Unknown Error", "Unknown Error",
         "An unknown error has occurred. See error details for more information.",
     ),
+    31002: ErrorInfo(
+        "ConnectionDeclinedError", "Connection declined", "Connection declined",
+        "Connection declined.",
+        ("The access token does not allow outgoing calls (no voice grant).",),
+        ("Mint the token with a voice grant (an outgoing application SID at Twilio).",),
+    ),
     31005: ErrorInfo(
         "ConnectionError", "Connection error", "Connection error",
         "A connection error occurred during the call.",
@@ -82,6 +88,14 @@ CODES: dict[int, ErrorInfo] = {
         "The access token provided has expired or has an invalid expiration date.",
         ("The token's exp is in the past.",),
         ("Refresh the token and call update_token().",),
+    ),
+    31207: ErrorInfo(
+        "JWTTokenExpirationTooLongError", "JWT token expiration too long",
+        "JWT token expiration too long",
+        "The access token lives longer than 24 hours from its issue (iat/nbf) to exp "
+        "(Twilio's REST and IAM APIs call this 20157).",
+        ("The token was minted with a ttl over 86400 seconds.",),
+        ("Mint tokens with a ttl of at most 86400 seconds and refresh them.",),
     ),
     31208: ErrorInfo(
         "UserMediaError", "User denied access to user media", "Media access denied",
@@ -161,5 +175,6 @@ class TwilioError(PiphoneError):
         return {"code": self.code, "message": self.message}
 
 
-# Wire codes of a refused token -> the error the SDK's Device reports for them.
-TOKEN_REFUSALS = {31201: 20151, 31204: 20101, 31205: 20104}
+# Wire codes of a refused token -> the error the SDK's Device reports for them (31207 as the
+# SDK reports it with enableImprovedSignalingErrorPrecision).
+TOKEN_REFUSALS = {31201: 20151, 31204: 20101, 31205: 20104, 31207: 31207}

@@ -13,7 +13,11 @@ import jwt
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 
+from ..errors import InvalidArgumentError
+from . import identity as identities
 from .errors import TwilioError
+
+MAX_TTL = 86400  # seconds: Twilio refuses a token that lives longer (20157 / wire 31207)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,16 @@ def mint(
     outgoing_application_sid: str | None = None,
     incoming_allow: bool = True,
 ) -> str:
-    """An access token with a Voice grant, as Twilio's server-side helpers make them."""
+    """An access token with a Voice grant, as Twilio's server-side helpers make them.
+
+    Refuses (InvalidArgumentError) an identity Twilio would not take (voice/identity.py) and
+    a lifetime over 24 h, so no piphone mints a token the exchange or Twilio refuses (a ttl of
+    0 or less makes a token that has already expired, as Twilio's helper does)."""
+    if not identities.is_identity(identity):
+        raise InvalidArgumentError(f"identity must be {identities.RULE}")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl > MAX_TTL:
+        raise InvalidArgumentError(f"ttl must be at most {MAX_TTL} seconds (24 h, as at "
+                                   "Twilio)")
     token = AccessToken(account_sid, api_key_sid, api_key_secret, identity=identity, ttl=ttl)
     token.add_grant(
         VoiceGrant(
