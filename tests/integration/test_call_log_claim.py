@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
 
@@ -31,7 +32,9 @@ async def test_a_second_exchange_on_the_same_call_log_exits_2_naming_the_file(tm
         """It printed its URL and answers there (so it also handles SIGTERM by now)."""
         banner = (await asyncio.wait_for(process.stdout.readline(), 15)).decode()
         assert "serving" in banner, banner
-        async with connect(banner.split()[-1], open_timeout=5):
+        # the starter serves wss:// with its own CA (tls_ca), as a phone given that CA sees it
+        trust = ssl.create_default_context(cafile=exchange_config.load(config).tls_ca)
+        async with connect(banner.split()[-1], open_timeout=5, ssl=trust):
             pass
 
     first = await start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
 
@@ -39,8 +40,11 @@ async def test_the_readme_exchange_on_127_0_0_1_carries_a_call_with_no_ice_addre
     try:
         banner = (await asyncio.wait_for(server.stdout.readline(), 15)).decode()
         url = banner.split()[-1]
-        token = mint(identity="alice", ttl=600, **exchange_config.load(config).token_kwargs())
+        cfg = exchange_config.load(config)
+        token = mint(identity="alice", ttl=600, **cfg.token_kwargs())
+        # wss:// with the starter's own CA, as a phone given that CA (ca_file) trusts it
         device = Device(token, signaling_url=url, audio_source=lambda: ToneTrack(520),
+                        ssl_context=ssl.create_default_context(cafile=cfg.tls_ca),
                         audio_sink=lambda: recorder)
         await device.register()
         call = await device.connect({"To": "echo"})

@@ -300,11 +300,11 @@ def test_the_starter_install_sh_put_in_etc_is_filled_in_without_force(rest, tmp_
     shutil.copy(ROOT / "systemd" / "secrets.toml.example", config.parent / "secrets.toml")
     secrets = config.parent / "secrets.toml"
     os.chmod(secrets, 0o600)
-    os.chown(secrets, 65534, 65534)  # the service's user owns it (install.sh: piphone)
+    os.chown(secrets, 998, 998)  # the service's system user owns it (install.sh: piphone)
     done = setup(rest, tmp_path, "--identity", "kitchen")
     assert done.returncode == 0, done.stdout + done.stderr
     st = secrets.stat()
-    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o600)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (998, 998, 0o600)
     cfg = appliance_config.load(config)
     assert cfg.account.identity == "kitchen" and cfg.account.signaling_url is None
     assert cfg.leds.ringing == "blink_fast" and cfg.alerts.ring.pattern == (2.0, 4.0)
