@@ -23,6 +23,8 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from . import tls
+
 log = logging.getLogger(__name__)
 
 PUBLISHER = "piphone"
@@ -88,10 +90,11 @@ class InsightsPublisher:
 
         headers = {"Content-Type": "application/json", "X-Twilio-Token": self._token()}
         try:
+            # aiohttp's ssl=None would be its own default; ours is tls.py's (or False: http).
+            context = tls.connect_options(url, self._ssl).get("ssl", False)
             timeout = aiohttp.ClientTimeout(total=self.timeout)
             async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-                    url, json=event, headers=headers,
-                    ssl=self._ssl if self._ssl is not None else True) as response:
+                    url, json=event, headers=headers, ssl=context) as response:
                 if 200 <= response.status < 300:
                     log.info("posted %s/%s to %s", event["group"], event["name"], url)
                     return True
