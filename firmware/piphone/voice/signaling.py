@@ -7,7 +7,8 @@ Frames are validated at the edge: a malformed one is logged and dropped.
 
 Events (pyee): ``open`` (socket up, listen sent), ``frame`` (protocol.Frame), ``close``
 (socket lost; it will reconnect unless closed for good), ``error`` (TwilioError: 53000 when a
-connection attempt failed, 31005 when an open stream broke on an unexpected error).
+connection attempt failed on a certificate, the clock or a surprise; 31005 when an open stream
+broke on a surprise; a network that is away is logged, not reported).
 
 Given several URLs (the SDK's ``edge`` list), it falls back in order as the SDK's WSTransport
 does: an attempt that fails or times out moves on to the next URL (wrapping around); a stream
@@ -172,7 +173,7 @@ class Signaling(Emitter):
         except Exception as exc:  # the stream is in an unknown state: start afresh
             self._failed(TwilioError(31005, f"signaling stream to {self.url} broke while "
                                      f"sending: {_cause(exc)}", original_error=exc),
-                         unexpected=True)
+                         report=True, unexpected=True)
             try:
                 await ws.close(code=1011, reason="send failed")
             except Exception:
@@ -203,12 +204,19 @@ class Signaling(Emitter):
         Every failure is reported here: nothing but cancellation leaves this method."""
         clock = tls.clock_problem() if tls.is_secure(url) else None
         if clock is not None:  # every certificate would look invalid: not the edge's fault
-            self._failed(TwilioError(53000, clock))
+            self._failed(TwilioError(53000, clock), report=True)
             return None
         opened_at = None
-        try:
-            if self.before_connect is not None:
+        if self.before_connect is not None:
+            try:
                 await self.before_connect()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the Device's hook, not the server: same URL next time
+                self._failed(TwilioError(53000, f"preparing to connect failed: {_cause(exc)}",
+                                         original_error=exc), report=True, unexpected=True)
+                return None
+        try:
             ws = await connect(
                 url,
                 open_timeout=self.connect_timeout,
@@ -219,13 +227,12 @@ class Signaling(Emitter):
             )
         except asyncio.CancelledError:
             raise
-        except TimeoutError:  # as the SDK: a timeout moves on, and is no error event
-            self._failed(None, f"no answer from {url} within {self.connect_timeout:.0f} s")
-            self._next_url()
-            return None
-        except Exception as exc:
-            self._failed(TwilioError(53000, _connect_failure(exc, url), original_error=exc),
-                         unexpected=not isinstance(exc, _EXPECTED))
+        except Exception as exc:  # as the SDK: a failed attempt moves on to the next URL
+            unexpected = not isinstance(exc, _EXPECTED)
+            self._failed(TwilioError(53000, _connect_failure(exc, url, self.connect_timeout),
+                                     original_error=exc),
+                         report=unexpected or isinstance(exc, ssl.SSLError),
+                         unexpected=unexpected)
             self._next_url()
             return None
         try:
@@ -248,9 +255,10 @@ class Signaling(Emitter):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the same URL first, as the SDK does after an open stream
+            unexpected = not isinstance(exc, _EXPECTED)
             self._failed(TwilioError(31005, f"signaling stream to {url} broke: "
                                      f"{_cause(exc)}", original_error=exc),
-                         unexpected=not isinstance(exc, _EXPECTED))
+                         report=unexpected, unexpected=unexpected)
         finally:
             self._ws = None
             self._opened.clear()
@@ -261,18 +269,20 @@ class Signaling(Emitter):
             self._index = (self._index + 1) % len(self.urls)
             log.info("signaling falls back to %s", self.url)
 
-    def _failed(self, error: TwilioError | None, text: str | None = None, *,
-                unexpected: bool = False) -> None:
+    def _failed(self, error: TwilioError, *, report: bool, unexpected: bool = False) -> None:
         """Log a failure once until the stream is open again (each reason once, also when
-        fallback alternates between URLs) and report it: an ``error`` event when ``error`` is
-        given (a timeout has none, as in the SDK)."""
+        fallback alternates between URLs); ``report``: also an ``error`` event.
+
+        Reported is what a maker must act on: a refused certificate, an unset clock, a
+        surprise. A network or server that is away shows as unregistered/reconnecting (and
+        in the log), as it always did."""
         self._failures += 1
-        text = text or (error.message if error is not None else "failed")
-        self.last_failure = error or TwilioError(53000, text)
+        self.last_failure = error
+        text = error.message
         if text in self._logged:
             log.debug("signaling: %s (again)", text)
         elif unexpected:  # a bug or a surprise: its traceback, once
-            cause = error.original_error if error is not None else None
+            cause = error.original_error
             log.error("signaling: %s", text,
                       exc_info=cause if isinstance(cause, BaseException) else None)
         else:
@@ -280,7 +290,7 @@ class Signaling(Emitter):
         if len(self._logged) >= 32:  # reasons with changing details must not grow it forever
             self._logged.clear()
         self._logged.add(text)
-        if error is not None:
+        if report:
             self.emit("error", error)
 
     async def _read(self, ws: ClientConnection) -> None:
@@ -338,7 +348,7 @@ def default_browserinfo() -> dict[str, Any]:
 
 # Failures of the network or the server, reported in words without a traceback; anything else
 # is a surprise, logged once with its traceback (and retried all the same).
-_EXPECTED = (OSError, websockets.WebSocketException)
+_EXPECTED = (OSError, TimeoutError, websockets.WebSocketException)
 
 
 def _cause(exc: BaseException) -> str:
@@ -346,11 +356,13 @@ def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _connect_failure(exc: BaseException, url: str) -> str:
+def _connect_failure(exc: BaseException, url: str, timeout: float) -> str:
     """Why a connection attempt to ``url`` failed, in words."""
     reason = tls.explain(exc, url)
     if reason is not None:
         return reason
+    if isinstance(exc, TimeoutError):
+        return f"no answer from {url} within {timeout:.0f} s"
     if isinstance(exc, websockets.InvalidStatus):
         return f"{url} refused the WebSocket: HTTP {exc.response.status_code}"
     if isinstance(exc, OSError):
