@@ -39,8 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not args.verbose:  # their per-connection chatter drowns the call's events
-        for noisy in ("aioice", "websockets"):
+    if not args.verbose:  # their per-connection (per-request) chatter drowns the call's events
+        for noisy in ("aioice", "websockets", "twilio.http_client"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)

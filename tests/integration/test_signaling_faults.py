@@ -1,6 +1,7 @@
 """The signaling loop never dies (issue 13): a surprise while connecting, reading or writing is
 logged once with its traceback, reported as a TwilioError (53000 connecting, 31005 an open
-stream, as the SDK names them) and retried with the backoff; the device registers again."""
+stream, as the SDK names them) and retried with the backoff; the device registers again.
+And with several URLs (an edge list) it falls back in the SDK's order."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from piphone.voice import protocol, signaling
 
+from ..conftest import until
 from .helpers import DEVICE_EVENTS, Events
 
 pytestmark = pytest.mark.net
@@ -88,3 +90,46 @@ async def test_a_surprise_while_writing_reconnects_and_registers_again(make_phon
     await events.wait("registered", timeout=10)
     assert stream._ws is not ws  # a fresh socket
     assert len(tracebacks(caplog)) == 1
+
+
+async def test_fallback_moves_on_after_a_failed_attempt_and_retries_an_open_url_first(
+        monkeypatch):
+    """The SDK's WSTransport: a failed attempt moves to the next URL (wrapping around); a
+    stream that was open and broke is tried on the same URL first."""
+    from websockets.asyncio.server import serve
+
+    opened: list = []
+
+    async def hold(ws) -> None:
+        opened.append(ws)
+        await ws.wait_closed()
+
+    server = await serve(hold, "127.0.0.1", 0)
+    live = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/signal"
+    dead = "ws://127.0.0.1:9/signal"  # discard: nothing listens there
+    tried: list[str] = []
+    real = signaling.connect
+
+    def recording(url, **kwargs):
+        tried.append(url)
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(signaling, "connect", recording)
+    stream = signaling.Signaling([dead, live], "token",
+                                 backoff=signaling.Backoff(first=0.05, cap=0.1))
+    events = Events(stream, ("open", "close", "error"))
+    try:
+        stream.start()
+        await events.wait("open")
+        assert tried == [dead, live] and stream.url == live
+        await opened[0].close()  # the open stream breaks: the same URL first
+        await events.wait("open", 2)
+        assert tried == [dead, live, live]
+        server.close()  # now live fails too: on to the next URL, wrapping around to dead
+        await server.wait_closed()
+        await events.wait("close", 2)
+        await until(lambda: len(tried) >= 5, timeout=5, what="two more attempts")
+        assert tried[3:5] == [live, dead]
+        assert events.all("error") == []  # a network that is away: only logged
+    finally:
+        await stream.close()

@@ -26,9 +26,11 @@ from piphone import cli
 from piphone.exchange.server import Exchange
 from piphone.voice.tokens import mint
 
+from ..conftest import until
 from ..hostsns import TWILIO_EDGE, with_hosts
 from ..tlscert import TestCA
 from .helpers import Events
+from .test_appliance_service import FakeSystemd, environment, stop
 
 pytestmark = pytest.mark.net
 
@@ -59,16 +61,19 @@ async def edge(cfg, cert: Path, key: Path, port: int = EDGE_PORT) -> AsyncIterat
         await exchange.close()
 
 
-def trusting(folder: Path, ca_file: Path | None, **extra: str) -> dict[str, str]:
-    """The environment of a child that trusts ``ca_file`` and nothing else (or nothing)."""
+def trusting(folder: Path, ca_file: Path | None, base: dict[str, str] | None = None,
+             **extra: str) -> dict[str, str]:
+    """The environment ``base`` (default ours) of a child that trusts ``ca_file`` and nothing
+    else (or nothing)."""
     empty = folder / "no-certs"
     empty.mkdir(exist_ok=True)
     bundle = ca_file or (folder / "empty.pem")
     if ca_file is None:
         bundle.write_text("")
-    env = dict(os.environ, SSL_CERT_FILE=str(bundle), SSL_CERT_DIR=str(empty),
-               REQUESTS_CA_BUNDLE=str(bundle), PYTHONUNBUFFERED="1",
+    env = dict(os.environ if base is None else base, SSL_CERT_FILE=str(bundle),
+               SSL_CERT_DIR=str(empty), REQUESTS_CA_BUNDLE=str(bundle), PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join([str(ROOT / "firmware"), str(ROOT)]), **extra)
+    env.pop("CURL_CA_BUNDLE", None)  # requests reads it too (this machine sets it)
     return env
 
 
@@ -161,6 +166,73 @@ async def test_device_with_no_url_registers_calls_and_reconnects_over_verified_t
         assert await client.close() == 0
         assert client.events("error") == [], client.lines
         assert any("certificate" in line for line in client.log) is False
+
+
+# --- (b) the appliance configured the Twilio way ------------------------------------------------
+def twilio_way(folder: Path, cfg) -> Path:
+    """piphone.toml as the README's Twilio section has it: account SID and API key (its
+    secret in secrets.toml), no signaling_url. (Loopback ICE and no headset: the test rig.)"""
+    path = folder / "piphone.toml"
+    path.write_text(f"""\
+[account]
+identity = "alice"
+account_sid = "{cfg.account_sid}"
+api_key_sid = "{cfg.api_key_sid}"
+ice_addresses = ["127.0.0.1"]
+
+[audio]
+headset = "none"
+
+[phone]
+call_log = ""
+auto_answer_rings = 1
+
+[alerts]
+ring_pattern = [0.1, 0.1]
+""")
+    secrets = folder / "secrets.toml"
+    secrets.write_text(f'[account]\napi_key_secret = "{cfg.api_key_secret}"\n')
+    secrets.chmod(0o600)
+    return path
+
+
+async def test_the_appliance_configured_the_twilio_way_registers_and_answers(tmp_path, ca,
+                                                                             edge_cfg):
+    from piphone.voice import Device, tls
+
+    cert, key = ca.issue(tmp_path / "edge", [TWILIO_EDGE, "127.0.0.1"])
+    systemd = FakeSystemd(tmp_path / "notify")
+    config = twilio_way(tmp_path, edge_cfg)
+    env = trusting(tmp_path, ca.cert, environment(systemd, WATCHDOG_USEC="0"))
+    argv = with_hosts(tmp_path, [TWILIO_EDGE],
+                      [sys.executable, "-m", "piphone", "run", "--config", str(config)])
+    async with edge(edge_cfg, cert, key) as exchange:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        # bob calls from this process, to the same edge by its address
+        bob = Device(token_for(edge_cfg, "bob"), signaling_url=f"wss://127.0.0.1:{EDGE_PORT}"
+                     "/signal", ssl_context=tls.client_context(ca_file=ca.cert),
+                     ice_addresses=("127.0.0.1",))
+        try:
+            await until(lambda: systemd.got("READY=1") or proc.returncode is not None,
+                        timeout=30, what="READY=1")
+            assert proc.returncode is None
+            assert "registered as alice" in systemd.statuses()
+            (session,) = [s for s in exchange.sessions if s.identity == "alice"]
+            assert session.registered
+            call = await bob.connect({"To": "client:alice"})
+            accepted = asyncio.Event()
+            call.once("accept", lambda _call: accepted.set())
+            await asyncio.wait_for(accepted.wait(), 15)  # the phone answered (auto-answer)
+            await until(lambda: any(s.startswith("talking to") for s in systemd.statuses()),
+                        timeout=10, what="STATUS talking")
+        finally:
+            await bob.destroy()
+            code, err = await stop(proc)
+            systemd.close()
+    assert code == 0, err
+    assert "certificate" not in err and "Traceback" not in err, err
 
 
 # --- (c) refusals name the certificate's problem -------------------------------------------------
