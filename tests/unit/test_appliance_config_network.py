@@ -3,6 +3,8 @@ ca_file, ice_servers (a TURN credential only in secrets.toml), network_traversal
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
@@ -106,3 +108,23 @@ def test_network_traversal_needs_the_api_key(tmp_path):
     message = error_of(tmp_path, '[account]\nidentity = "alice"\nnetwork_traversal = true\n',
                        secrets=f'[account]\ntoken = "{token}"\n')
     expect(message, line=3, key="account.network_traversal", says="needs the API key")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("line, secret", [
+    ('edge = ["ashburn", "umatilla", "roaming"]', False),
+    ('ice_servers = [{urls = "stun:stun.example.org:3478"}]', False),
+    ('ice_servers = [{urls = "turn:turn.example.org:3478?transport=udp", username = "...", '
+     'credential = "..."}]', True),
+])
+def test_the_documented_lines_load_as_written(tmp_path, line, secret):
+    """What the README and the example files show is what loads."""
+    where = ROOT / "systemd" / ("secrets.toml.example" if secret else "piphone.toml.example")
+    assert line in (ROOT / "README.md").read_text() + where.read_text()
+    if secret:
+        cfg = load(tmp_path, "", line + "\n")
+    else:
+        cfg = load(tmp_path, line + "\n")
+    assert cfg.account.edge[0] == "ashburn" or cfg.account.ice_servers
