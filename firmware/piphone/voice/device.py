@@ -128,7 +128,7 @@ class Device(Emitter):
                                  heartbeat_timeout=heartbeat_timeout)
         # Feedback over https trusts what signaling trusts (the same context).
         self._publisher = InsightsPublisher(lambda: self.event_gateway, lambda: self._token,
-                                            ssl_context=self._stream.ssl_context)
+                                            ssl_context=lambda: self._stream.ssl_context)
         self._backoff_cap = self._stream.backoff.cap
         self._token_refresher = TokenRefresher(self, token_source,
                                                margin=token_refresh_ms / 1000)

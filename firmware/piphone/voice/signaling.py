@@ -84,9 +84,9 @@ class Signaling(Emitter):
             raise ValueError("Signaling needs at least one URL")
         self._index = 0  # of the URL in use (or tried next)
         self.token = token
-        # Built once: wss:// without a context gets the verified default (tls.py).
-        self._ssl = ssl_context if ssl_context is not None or not any(
-            tls.is_secure(u) for u in self.urls) else tls.client_context()
+        # wss:// without a context gets the verified default (tls.py), built once, before the
+        # first secure attempt, in a thread: loading the trust store takes 50-250 ms.
+        self._ssl = ssl_context
         self.heartbeat_timeout = heartbeat_timeout
         self.connect_timeout = connect_timeout
         # As the SDK: with fallback URLs the first retry waits a random 1-5 s, so that phones
@@ -113,7 +113,7 @@ class Signaling(Emitter):
 
     @property
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context of wss:// (None when every URL is ws://)."""
+        """The TLS context of wss:// (None before the first secure attempt, or for ws://)."""
         return self._ssl
 
     # --- life cycle ----------------------------------------------------------------------
@@ -207,6 +207,8 @@ class Signaling(Emitter):
             self._failed(TwilioError(53000, clock), report=True)
             return None
         opened_at = None
+        if self._ssl is None and tls.is_secure(url):
+            self._ssl = await asyncio.to_thread(tls.client_context)
         if self.before_connect is not None:
             try:
                 await self.before_connect()
