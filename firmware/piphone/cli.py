@@ -318,6 +318,8 @@ def cmd_call(args: argparse.Namespace) -> int:
         params[key] = value
     if args.insecure and args.ca_file is not None:
         raise PiphoneError("--insecure checks nothing: it does not go with --ca-file")
+    if (args.insecure or args.ca_file is not None) and not args.url.startswith("wss://"):
+        raise PiphoneError("--ca-file and --insecure are for a wss:// --url")
     ssl_context = None
     if args.url.startswith("wss://"):
         from .voice import tls

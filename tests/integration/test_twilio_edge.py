@@ -28,7 +28,7 @@ from piphone.voice.tokens import mint
 
 from ..conftest import until
 from ..hostsns import TWILIO_EDGE, with_hosts
-from ..tlscert import TestCA
+from ..tlscert import TestCA, self_signed
 from .helpers import Events
 from .test_appliance_service import FakeSystemd, environment, stop
 
@@ -343,3 +343,28 @@ async def test_call_command_trusts_its_ca_file_and_nothing_else(tmp_path, ca, ed
         assert "insecure" not in out.lower()
         code, out = await run("--ca-file", str(tmp_path / "missing.pem"))
         assert code == 2 and "missing.pem: no such file" in out, out
+        code, out = await run("--ca-file", str(ca.cert), "--insecure")
+        assert code == 2 and "does not go with --ca-file" in out, out
+
+
+async def test_register_names_the_refusal_when_it_gives_up(tmp_path, edge_cfg, caplog):
+    """register() on an edge whose certificate is refused ends with 53000 and the reason,
+    not only 'no signaling connection'; the log says it once, however often it retried."""
+    from piphone.voice import Device, TwilioError
+
+    cert, key = self_signed(tmp_path)
+    async with edge(edge_cfg, cert, key, port=0) as exchange:
+        url = exchange.url
+        device = Device(token_for(edge_cfg), signaling_url=url, ice_addresses=("127.0.0.1",))
+        try:
+            with pytest.raises(TwilioError) as info:
+                await device.register(timeout=2)
+        finally:
+            await device.destroy()
+    assert info.value.code == 53000
+    assert info.value.message.startswith(f"no signaling connection to {url} within 2 s: "
+                                         "certificate of 127.0.0.1 refused: unknown CA")
+    attempts = [r for r in caplog.records if r.getMessage().startswith("signaling reconnects")]
+    refusals = [r for r in caplog.records if "refused: unknown CA" in r.getMessage()]
+    assert len(attempts) >= 2 and len(refusals) == 1, [r.getMessage() for r in refusals]
+    assert type(info.value.original_error).__name__ == "SSLCertVerificationError"

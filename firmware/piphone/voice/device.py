@@ -443,7 +443,9 @@ class Device(Emitter):
             log.error("error handling a signaling event",
                       exc_info=error if isinstance(error, BaseException) else None)
             return
-        if error.code in (53000, 31005):  # the connection failed or broke (logged there)
+        # The connection failed or broke: logged once there; an application that does not
+        # listen gets no "unhandled error" line at every retry.
+        if error.code in (53000, 31005) and self.listeners("error"):
             self.emit("error", error, None)
         else:
             log.debug("signaling: %s", error)
