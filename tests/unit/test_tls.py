@@ -10,7 +10,7 @@ import pytest
 
 import piphone
 from piphone.appliance import config as appliance_config
-from piphone.voice import device, tls
+from piphone.voice import edges, tls
 
 from ..tlscert import TestCA
 
@@ -122,13 +122,26 @@ def test_insecure_checks_nothing_and_says_so(caplog):
 
 
 def test_edges_take_a_name_or_a_list_and_the_config_knows_the_same_names():
-    assert device.edge_list("dublin") == ("dublin",)
-    assert device.edge_list(["ashburn", "roaming"]) == ("ashburn", "roaming")
+    assert edges.edge_list("dublin") == ("dublin",)
+    assert edges.edge_list(["ashburn", "roaming"]) == ("ashburn", "roaming")
     with pytest.raises(ValueError, match="unknown edge 'atlantis'"):
-        device.edge_list(["roaming", "atlantis"])
+        edges.edge_list(["roaming", "atlantis"])
     with pytest.raises(ValueError, match="at least one"):
-        device.edge_list([])
-    assert set(device.REGION_EDGES.values()) <= set(device.EDGES)
-    assert appliance_config.EDGES == device.EDGES
-    assert [device.twilio_signaling_url(e) for e in device.edge_list(["sydney", "tokyo-ix"])] == [
+        edges.edge_list([])
+    assert set(edges.REGION_EDGES.values()) <= set(edges.EDGES)
+    assert appliance_config.EDGES == edges.EDGES
+    assert [edges.twilio_signaling_url(e) for e in edges.edge_list(["sydney", "tokyo-ix"])] == [
         "wss://voice-js.sydney.twilio.com/signal", "wss://voice-js.tokyo-ix.twilio.com/signal"]
+
+
+@pytest.mark.parametrize("payload, edge", [
+    ({"region": "us1", "edge": "ashburn", "home": "us1"}, "ashburn"),
+    ({"region": "ie1"}, "dublin"),
+    ({"region": "US1-IX"}, "ashburn-ix"),
+    ({"region": "local", "edge": "local"}, "local"),  # piphone's exchange
+    ({"region": "xx9"}, "xx9"),
+    ({}, None),
+    ({"region": 5}, None),
+])
+def test_the_edge_a_connected_frame_names(payload, edge):
+    assert edges.connected_edge(payload) == edge

@@ -28,7 +28,7 @@ DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"  # systemd's StateDirectory=pipho
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
 DND_MODES = ("reject", "ignore")
 CODECS = ("opus", "pcmu")
-# = voice/device.py's EDGES (the SDK's edge names; tests/unit/test_tls.py checks they match)
+# = voice/edges.py's EDGES (the SDK's edge names; tests/unit/test_tls.py checks they match)
 EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
          "tokyo", "umatilla", "ashburn-ix", "san-jose-ix", "london-ix", "frankfurt-ix",
          "singapore-ix", "sydney-ix", "tokyo-ix")

@@ -24,6 +24,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..errors import InvalidStateError
 from . import protocol, tokens
 from .call import Call, CallDirection, CallStatus
+from .edges import EDGES, connected_edge, edge_list, twilio_signaling_url  # noqa: F401
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
@@ -36,33 +37,6 @@ from .token_refresh import TokenRefresher, TokenSource
 from .tracks import AudioSink, DrainSink, SilenceTrack
 
 log = logging.getLogger(__name__)
-
-# The SDK's Edge names (regions.ts), and the edge of each region a `connected` frame may name.
-# (appliance/config.py keeps a copy, to check a config without importing aiortc.)
-EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
-         "tokyo", "umatilla", "ashburn-ix", "san-jose-ix", "london-ix", "frankfurt-ix",
-         "singapore-ix", "sydney-ix", "tokyo-ix")
-REGION_EDGES = {"au1": "sydney", "br1": "sao-paulo", "ie1": "dublin", "de1": "frankfurt",
-                "jp1": "tokyo", "sg1": "singapore", "us1": "ashburn", "us2": "umatilla",
-                "gll": "roaming", "us1-ix": "ashburn-ix", "us2-ix": "san-jose-ix",
-                "ie1-ix": "london-ix", "de1-ix": "frankfurt-ix", "sg1-ix": "singapore-ix",
-                "au1-ix": "sydney-ix", "jp1-ix": "tokyo-ix"}
-
-
-def twilio_signaling_url(edge: str = "roaming") -> str:
-    return f"wss://voice-js.{edge}.twilio.com/signal"
-
-
-def edge_list(edge: str | Sequence[str]) -> tuple[str, ...]:
-    """``edge`` as the SDK takes it (a name or a list of names, in order of preference)."""
-    edges = (edge,) if isinstance(edge, str) else tuple(edge)
-    if not edges:
-        raise ValueError("edge must name at least one edge")
-    for name in edges:
-        if name not in EDGES:
-            raise ValueError(f"unknown edge {name!r}; one of {', '.join(EDGES)}")
-    return edges
-
 
 class DeviceState(enum.StrEnum):
     UNREGISTERED = "unregistered"
@@ -349,9 +323,7 @@ class Device(Emitter):
             self.identity = token.get("identity", self.identity)
             self.region = payload.get("region", self.region)
             self._home = payload.get("home", self._home)
-            region = self.region.lower() if isinstance(self.region, str) else None
-            edge = payload.get("edge") or REGION_EDGES.get(region or "") or self.region
-            self._edge = edge if isinstance(edge, str) else None
+            self._edge = connected_edge(payload)
             if isinstance(payload.get("eventgw"), str):
                 self._announced_gateway = payload["eventgw"]
             self._arm_token_expiry(token.get("ttl"))

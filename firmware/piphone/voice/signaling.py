@@ -13,8 +13,9 @@ broke on a surprise; a network that is away is logged, not reported).
 Given several URLs (the SDK's ``edge`` list), it falls back in order as the SDK's WSTransport
 does: an attempt that fails or times out moves on to the next URL (wrapping around); a stream
 that was open and broke is retried on the same URL first. Nothing escapes the loop: any
-failure is logged once (again only when the reason changes), reported, and retried with the
-backoff. wss:// waits for a set clock (tls.clock_problem) before it tries.
+failure is logged (each reason once until the stream is open again), reported when a maker
+must act on it, and retried with the backoff. wss:// waits for a set clock
+(tls.clock_problem) before it tries.
 """
 
 from __future__ import annotations
@@ -207,17 +208,17 @@ class Signaling(Emitter):
             self._failed(TwilioError(53000, clock), report=True)
             return None
         opened_at = None
-        if self._ssl is None and tls.is_secure(url):
-            self._ssl = await asyncio.to_thread(tls.client_context)
-        if self.before_connect is not None:
-            try:
+        try:
+            if self._ssl is None and tls.is_secure(url):
+                self._ssl = await asyncio.to_thread(tls.client_context)
+            if self.before_connect is not None:
                 await self.before_connect()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the Device's hook, not the server: same URL next time
-                self._failed(TwilioError(53000, f"preparing to connect failed: {_cause(exc)}",
-                                         original_error=exc), report=True, unexpected=True)
-                return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # ours (or the Device's hook), not the server's: same URL
+            self._failed(TwilioError(53000, f"preparing to connect failed: {_cause(exc)}",
+                                     original_error=exc), report=True, unexpected=True)
+            return None
         try:
             ws = await connect(
                 url,
