@@ -368,3 +368,21 @@ async def test_register_names_the_refusal_when_it_gives_up(tmp_path, edge_cfg, c
     refusals = [r for r in caplog.records if "refused: unknown CA" in r.getMessage()]
     assert len(attempts) >= 2 and len(refusals) == 1, [r.getMessage() for r in refusals]
     assert type(info.value.original_error).__name__ == "SSLCertVerificationError"
+
+
+async def test_the_appliance_trusts_its_ca_file_for_a_wss_exchange(tmp_path, ca, edge_cfg):
+    """[account] ca_file: a local exchange over wss:// with its own CA; this machine's trust
+    store does not know that CA, so only ca_file can make it register."""
+    from piphone.appliance import config as appliance_config
+
+    from .appliance_rig import running_service
+
+    cert, key = ca.issue(tmp_path / "edge", ["127.0.0.1"])
+    async with edge(edge_cfg, cert, key, port=0) as exchange:
+        path = twilio_way(tmp_path, edge_cfg)
+        text = path.read_text().replace(
+            "[account]\n", f'[account]\nsignaling_url = "{exchange.url}"\nca_file = "ca/ca.pem"\n')
+        path.write_text(text)
+        async with running_service(appliance_config.load(path)) as service:
+            await asyncio.wait_for(service.registered.wait(), 10)
+            assert service.device.signaling_url == exchange.url
