@@ -39,8 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not args.verbose:  # their per-connection chatter drowns the call's events
-        for noisy in ("aioice", "websockets"):
+    if not args.verbose:  # their per-connection (per-request) chatter drowns the call's events
+        for noisy in ("aioice", "websockets", "twilio.http_client"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
@@ -404,6 +404,8 @@ def cmd_call(args: argparse.Namespace) -> int:
         params[key] = value
     if args.insecure and args.ca_file is not None:
         raise PiphoneError("--insecure checks nothing: it does not go with --ca-file")
+    if (args.insecure or args.ca_file is not None) and not args.url.startswith("wss://"):
+        raise PiphoneError("--ca-file and --insecure are for a wss:// --url")
     ssl_context = None
     if args.url.startswith("wss://"):
         from .voice import tls

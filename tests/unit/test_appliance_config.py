@@ -93,7 +93,7 @@ def test_defaults_and_fixed_token(tmp_path):
                             secrets=f'[account]\ntoken = "{token}"\n'))
     assert cfg.pins == DEFAULT_PINS
     assert cfg.phone == config.PhoneConfig() and cfg.alerts == config.AlertsConfig()
-    assert cfg.account.signaling_url is None and cfg.account.edge == "roaming"
+    assert cfg.account.signaling_url is None and cfg.account.edge == ("roaming",)
     assert cfg.account.access_token() == token and token not in repr(cfg)
 
 

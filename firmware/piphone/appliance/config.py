@@ -10,6 +10,7 @@ error message.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,16 +29,31 @@ DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"  # systemd's StateDirectory=pipho
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
 DND_MODES = ("reject", "ignore")
 CODECS = ("opus", "pcmu")
+# = voice/edges.py's EDGES (the SDK's edge names; tests/unit/test_tls.py checks they match)
 EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
-         "tokyo", "umatilla")
+         "tokyo", "umatilla", "ashburn-ix", "san-jose-ix", "london-ix", "frankfurt-ix",
+         "singapore-ix", "sydney-ix", "tokyo-ix")
 SECRET_KEYS = ("token", "api_key_secret")
+# [account] keys of TLS and the network path (issue 13); ice_servers may also be in secrets.toml
+NETWORK_KEYS = ("ca_file", "ice_servers", "network_traversal")
+# What aiortc parses (rtcicetransport's STUN_REGEX/TURN_REGEX): anything else fails each call.
+ICE_URL = re.compile(r"stun:[^?:\s]+(:[0-9]+)?|turns?:[^?:\s]+(:[0-9]+)?(\?transport=(udp|tcp))?")
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """A STUN or TURN server, as WebRTC's RTCIceServer (TURN needs username and credential)."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = field(default=None, repr=False)  # from secrets.toml
 
 
 @dataclass(frozen=True)
 class AccountConfig:
     identity: str  # the client identity to register as
     signaling_url: str | None  # ws(s)://... of a local exchange; None = Twilio's edge
-    edge: str = "roaming"  # Twilio edge when signaling_url is None
+    edge: tuple[str, ...] = ("roaming",)  # Twilio edges, tried in order (no signaling_url)
     token: str | None = field(default=None, repr=False)  # a fixed access token (secrets)
     account_sid: str | None = None  # AC...: with api_key_sid + secret, tokens are minted
     api_key_sid: str | None = None  # SK...
@@ -49,6 +65,9 @@ class AccountConfig:
     # outgoing_application_sid; without it Twilio refuses them), and whether calls may ring it.
     twiml_app_sid: str | None = None  # AP...
     incoming_allow: bool = True
+    ca_file: str | None = None  # PEM: the one CA trusted for a wss:// signaling_url
+    ice_servers: tuple[IceServer, ...] = ()  # STUN/TURN servers of every call (default none)
+    network_traversal: bool = False  # add Twilio NTS TURN credentials (needs the API key)
 
     def access_token(self) -> str:
         """The configured token, or a fresh one minted with the API key."""
@@ -147,7 +166,7 @@ def _load_secrets(toml: TomlFile, given: str | Path | None) -> TomlFile | None:
     for section in secrets.data:
         if section != "account":
             raise secrets.error(section, None, "unknown section (secrets.toml has [account])")
-    secrets.unknown_keys("account", set(SECRET_KEYS))
+    secrets.unknown_keys("account", set(SECRET_KEYS) | {"ice_servers"})
     return secrets
 
 
@@ -160,13 +179,13 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
                              "not in this world-readable file")
     toml.unknown_keys(sec, {"identity", "signaling_url", "edge", "account_sid", "api_key_sid",
                             "token_ttl", "ice_addresses", "codec_preferences", "secrets",
-                            "twiml_app_sid", "incoming_allow"})
+                            "twiml_app_sid", "incoming_allow"}
+                      | set(NETWORK_KEYS))
     identity = toml.get(sec, "identity", str, check=_identity)
     url = toml.get(sec, "signaling_url", str, None,
                    lambda v: None if re.fullmatch(r"wss?://[^\s/]+(/\S*)?", v)
                    else "must be a ws:// or wss:// URL")
-    edge = toml.get(sec, "edge", str, "roaming",
-                    lambda v: None if v in EDGES else f"must be one of {', '.join(EDGES)}")
+    edge = toml.get(sec, "edge", (str, list), "roaming", _edges)
     account_sid = toml.get(sec, "account_sid", str, None, sid("AC"))
     api_key_sid = toml.get(sec, "api_key_sid", str, None, sid("SK"))
     token = secret = None
@@ -196,15 +215,92 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
     codecs = toml.get(sec, "codec_preferences", list, list(CODECS),
                       lambda v: None if v and all(c in CODECS for c in v)
                       else f"must list some of {', '.join(CODECS)}")
+    ca_file = _ca_file(toml, url)
+    ice_servers = _ice_servers(toml, secrets=False)
+    if secrets is not None:
+        ice_servers += _ice_servers(secrets, secrets=True)
+    traversal = toml.get(sec, "network_traversal", bool, False)
+    if traversal and token is not None:
+        raise toml.error(sec, "network_traversal", "needs the API key (account_sid, "
+                         f"api_key_sid and {SECRETS_NAME}'s api_key_secret), not a fixed token")
     return AccountConfig(
-        identity=identity, signaling_url=url, edge=edge, token=token,
+        identity=identity, signaling_url=url, edge=(edge,) if isinstance(edge, str) else
+        tuple(edge), token=token,
         account_sid=account_sid, api_key_sid=api_key_sid, api_key_secret=secret,
         token_ttl=toml.get(sec, "token_ttl", int, 3600,
                            lambda v: None if 60 <= v <= 86400 else "must be 60-86400 seconds"),
         ice_addresses=tuple(addresses) if addresses is not None else None,
         codec_preferences=tuple(codecs),
         twiml_app_sid=twiml_app_sid, incoming_allow=incoming_allow,
+        ca_file=ca_file, ice_servers=ice_servers, network_traversal=traversal,
     )
+
+
+def _edges(value: str | list) -> str | None:
+    names = [value] if isinstance(value, str) else value
+    if not names:
+        return "must name at least one edge"
+    for name in names:
+        if name not in EDGES:
+            return f"{name!r} is not an edge (one of {', '.join(EDGES)})"
+    if len(set(names)) != len(names):
+        return "names an edge twice"
+    return None
+
+
+def _ca_file(toml: TomlFile, url: str | None) -> str | None:
+    """[account] ca_file: a PEM CA (relative to this file) for a wss:// signaling_url."""
+    value = toml.get("account", "ca_file", str, None, _nonempty)
+    if value is None:
+        return None
+    if url is None or not url.startswith("wss://"):
+        raise toml.error("account", "ca_file", "is for a wss:// signaling_url (a local exchange "
+                         "with its own CA); Twilio's edge is checked against the system's "
+                         "trust store")
+    path = Path(value) if Path(value).is_absolute() else toml.path.parent / value
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        raise toml.error("account", "ca_file", f"{path}: no such file") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise toml.error("account", "ca_file", f"{path}: not a PEM certificate "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
+    return str(path)
+
+
+def _ice_servers(toml: TomlFile, *, secrets: bool) -> tuple[IceServer, ...]:
+    """[account] ice_servers = [{urls = "stun:...", username = "...", credential = "..."}]: a
+    TURN server's credential only in secrets.toml (0600)."""
+    servers = toml.get("account", "ice_servers", list, [])
+    found = []
+    for number, entry in enumerate(servers, 1):
+        def bad(message: str, n: int = number) -> ConfigError:
+            return toml.error("account", "ice_servers", f"server {n}: {message}")
+
+        if not isinstance(entry, dict):
+            raise bad("must be a table like {urls = \"stun:host:3478\"}")
+        extra = set(entry) - {"urls", "username", "credential"}
+        if extra:
+            raise bad(f"unknown key {sorted(extra)[0]!r} (known: urls, username, credential)")
+        urls = entry.get("urls")
+        urls = [urls] if isinstance(urls, str) else urls
+        if not urls or not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise bad("urls must be a stun:/turn: URL or a list of them")
+        for url in urls:
+            if not ICE_URL.fullmatch(url):
+                raise bad(f"{url!r} is not a stun:, turn: or turns: URL")
+        for key in ("username", "credential"):
+            if key in entry and not isinstance(entry[key], str):
+                raise bad(f"{key} must be a string")
+        if "credential" in entry and not secrets:
+            raise bad(f"a credential is a secret: put this server in {SECRETS_NAME} "
+                      "(mode 0600), not in this world-readable file")
+        turn = any(u.startswith("turn") for u in urls)
+        if turn and not ("username" in entry and "credential" in entry):
+            raise bad("a TURN server needs username and credential"
+                      + ("" if secrets else f" (in {SECRETS_NAME})"))
+        found.append(IceServer(tuple(urls), entry.get("username"), entry.get("credential")))
+    return tuple(found)
 
 
 def _audio(toml: TomlFile) -> AudioConfig:

@@ -61,6 +61,7 @@ class Service:
         self._pending: ApplianceConfig | None = None
         self._tasks: list[asyncio.Task] = []
         self._register_task: asyncio.Task | None = None
+        self.traversal: Any = None  # voice.ice.NetworkTraversal, with [account] network_traversal
         self._mos: float | None = None
         self.register_error: Exception | None = None
 
@@ -107,22 +108,28 @@ class Service:
         (it keeps trying in the background if the exchange is not there yet)."""
         from ..panel.inputs import Inputs
         from ..panel.leds import Leds
-        from ..voice import Device
+        from ..voice import Device, ice, tls
 
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         self.registered = asyncio.Event()
         self.audio = ApplianceAudio(cfg.audio, cfg.alerts, self._audio_condition)
         self.sounds = self.audio.sounds
+        account = cfg.account
+        ice_servers = [ice.ice_server(s.urls, s.username, s.credential)
+                       for s in account.ice_servers]
         options: dict[str, Any] = {
-            "codec_preferences": cfg.account.codec_preferences,
-            "ice_addresses": cfg.account.ice_addresses,
+            "codec_preferences": account.codec_preferences,
+            "ice_addresses": account.ice_addresses,
+            "ice_servers": ice_servers,
             "allow_incoming_while_busy": True,  # the phone itself refuses as busy
         }
-        if cfg.account.signaling_url:
-            options["signaling_url"] = cfg.account.signaling_url
+        if account.signaling_url:
+            options["signaling_url"] = account.signaling_url
+            if account.ca_file:  # a local exchange with its own CA (wss://, config checks)
+                options["ssl_context"] = tls.client_context(ca_file=account.ca_file)
         else:
-            options["edge"] = cfg.account.edge
+            options["edge"] = account.edge  # verified against the system's trust store
         if self.audio.source is not None:
             options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
         if cfg.account.mints_tokens:  # a token that expired while cut off is renewed first
@@ -132,6 +139,12 @@ class Service:
 
             options["token_source"] = fresh_token
         self.device = Device(cfg.account.access_token(), **options)
+        if account.network_traversal:
+            assert account.account_sid and account.api_key_sid and account.api_key_secret
+            self.traversal = ice.NetworkTraversal(
+                self.device, ice_servers, account_sid=account.account_sid,
+                api_key_sid=account.api_key_sid, api_key_secret=account.api_key_secret)
+            self.traversal.start()
         self.call_log = self._open_call_log()
         if self.call_log is not None:  # before the phone's handler: busy refusals count too
             self.device.on("incoming", self._log_call)
@@ -157,6 +170,9 @@ class Service:
         if self._register_task is not None:
             self._register_task.cancel()
             self._register_task = None
+        if self.traversal is not None:
+            self.traversal.close()
+            self.traversal = None
         if self.phone is not None:
             self.phone.close()
             self.phone = None

@@ -3,6 +3,9 @@
 Events (pyee, the SDK's names): ``registering``, ``registered``, ``unregistered``,
 ``incoming(call)``, ``error(TwilioError, call | None)``, ``tokenWillExpire(device)``,
 ``destroyed``.
+
+With no ``signaling_url`` it is the SDK's default: Twilio's edge (``edge``, a name or a list
+tried in order) over wss:// verified against the system's trust store (voice/tls.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import enum
 import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +25,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..errors import InvalidStateError
 from . import protocol, tokens
 from .call import Call, CallDirection, CallStatus
+from .edges import EDGES, connected_edge, edge_list, twilio_signaling_url  # noqa: F401
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .identity import is_party
@@ -37,13 +42,6 @@ log = logging.getLogger(__name__)
 
 PARTIES = ("From", "To", "Caller", "Called")  # invite parameters that name a party
 
-EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
-         "tokyo", "umatilla")
-
-
-def twilio_signaling_url(edge: str = "roaming") -> str:
-    return f"wss://voice-js.{edge}.twilio.com/signal"
-
 
 class DeviceState(enum.StrEnum):
     UNREGISTERED = "unregistered"
@@ -58,7 +56,7 @@ class Device(Emitter):
         token: str,
         *,
         signaling_url: str | None = None,
-        edge: str = "roaming",
+        edge: str | Sequence[str] = "roaming",
         codec_preferences: Sequence[str] = ("opus", "pcmu"),
         ice_servers: Sequence[RTCIceServer] = (),
         ice_addresses: Sequence[str] | None = None,
@@ -76,16 +74,15 @@ class Device(Emitter):
         event_gateway: str | None = None,
     ) -> None:
         super().__init__()
-        if edge not in EDGES:
-            raise ValueError(f"unknown edge {edge!r}; one of {', '.join(EDGES)}")
+        self.edges = edge_list(edge)  # the edges to try, in order (without signaling_url)
         self._token = token
         tokens.read(token)  # a token that is not even a JWT is refused here (20101)
-        self.signaling_url = signaling_url or twilio_signaling_url(edge)
-        self.edge = edge
+        urls = ((signaling_url,) if signaling_url
+                else tuple(twilio_signaling_url(e) for e in self.edges))
         self.media_settings = MediaSettings(
             ice_servers=tuple(ice_servers),
             ice_addresses=tuple(ice_addresses) if ice_addresses is not None else None,
-            ice_loopback=is_loopback(urlsplit(self.signaling_url).hostname),
+            ice_loopback=is_loopback(urlsplit(urls[0]).hostname),
             codec_preferences=tuple(codec_preferences),
         )
         self._audio_source = audio_source
@@ -101,15 +98,17 @@ class Device(Emitter):
         self._event_gateway = event_gateway
         self._announced_gateway: str | None = None
         self._home: str | None = None
+        self._edge: str | None = None
         self._twilio = signaling_url is None
-        self._publisher = InsightsPublisher(lambda: self.event_gateway, lambda: self._token,
-                                            ssl_context=ssl_context)
         self._state = DeviceState.UNREGISTERED
         self._calls: list[Call] = []
         self.identity: str | None = None
         self.region: str | None = None
-        self._stream = Signaling(self.signaling_url, token, ssl_context=ssl_context,
+        self._stream = Signaling(urls, token, ssl_context=ssl_context,
                                  heartbeat_timeout=heartbeat_timeout)
+        # Feedback over https trusts what signaling trusts (the same context).
+        self._publisher = InsightsPublisher(lambda: self.event_gateway, lambda: self._token,
+                                            ssl_context=lambda: self._stream.ssl_context)
         self._backoff_cap = self._stream.backoff.cap
         self._token_refresher = TokenRefresher(self, token_source,
                                                margin=token_refresh_ms / 1000)
@@ -139,6 +138,27 @@ class Device(Emitter):
     @property
     def token(self) -> str:
         return self._token
+
+    @property
+    def signaling_url(self) -> str:
+        """The signaling URL in use (or tried next: with several edges, it falls back)."""
+        return self._stream.url
+
+    @property
+    def edge(self) -> str | None:
+        """The edge the device is connected to, as the server names it (the SDK's
+        ``Device.edge``: for ``roaming`` the edge it landed on); None before connecting."""
+        return self._edge
+
+    @property
+    def home(self) -> str | None:
+        """The home region the server names in ``connected`` (the SDK's ``Device.home``)."""
+        return self._home
+
+    def set_ice_servers(self, servers: Sequence[RTCIceServer]) -> None:
+        """STUN/TURN servers of the calls from now on (e.g. fresh Network Traversal Service
+        credentials); calls already up keep theirs."""
+        self.media_settings = replace(self.media_settings, ice_servers=tuple(servers))
 
     @property
     def event_gateway(self) -> str | None:
@@ -298,8 +318,11 @@ class Device(Emitter):
             return
         if self._refusal is not None:
             raise self._refusal
+        failure = self._stream.last_failure
+        reason = f": {failure.message}" if failure is not None else ""
         raise TwilioError(53000, f"no signaling connection to {self.signaling_url} "
-                          f"within {timeout:.0f} s")
+                          f"within {timeout:.0f} s{reason}",
+                          original_error=failure.original_error if failure else None)
 
     def _on_frame(self, frame: protocol.Frame) -> None:
         try:
@@ -315,6 +338,7 @@ class Device(Emitter):
             self.identity = token.get("identity", self.identity)
             self.region = payload.get("region", self.region)
             self._home = payload.get("home", self._home)
+            self._edge = connected_edge(payload)
             if isinstance(payload.get("eventgw"), str):
                 self._announced_gateway = payload["eventgw"]
             self._arm_token_expiry(token.get("ttl"))
@@ -401,8 +425,17 @@ class Device(Emitter):
             self._should_reregister = True
             self._set_state(DeviceState.UNREGISTERED)
 
-    def _on_stream_error(self, error: TwilioError) -> None:
-        log.debug("signaling: %s", error)
+    def _on_stream_error(self, error: object) -> None:
+        if not isinstance(error, TwilioError):  # a handler of the stream's events raised
+            log.error("error handling a signaling event",
+                      exc_info=error if isinstance(error, BaseException) else None)
+            return
+        # The connection failed or broke: logged once there; an application that does not
+        # listen gets no "unhandled error" line at every retry.
+        if error.code in (53000, 31005) and self.listeners("error"):
+            self.emit("error", error, None)
+        else:
+            log.debug("signaling: %s", error)
 
     # --- life cycle ------------------------------------------------------------------------------
     async def destroy(self) -> None:

@@ -23,6 +23,8 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from . import tls
+
 log = logging.getLogger(__name__)
 
 PUBLISHER = "piphone"
@@ -68,12 +70,12 @@ class InsightsPublisher:
     """Posts events to an event gateway with the Device's current token."""
 
     def __init__(self, url: Callable[[], str | None], token: Callable[[], str], *,
-                 timeout: float = POST_TIMEOUT, ssl_context: ssl.SSLContext | None = None
-                 ) -> None:
+                 timeout: float = POST_TIMEOUT,
+                 ssl_context: Callable[[], ssl.SSLContext | None] = lambda: None) -> None:
         self._url = url
         self._token = token
         self.timeout = timeout
-        self._ssl = ssl_context
+        self._ssl = ssl_context  # the context in use (the Device's signaling one), or None
 
     async def post(self, event: dict[str, Any]) -> bool:
         """True if the gateway took the event (2xx); False, logged, on anything else."""
@@ -88,10 +90,14 @@ class InsightsPublisher:
 
         headers = {"Content-Type": "application/json", "X-Twilio-Token": self._token()}
         try:
+            # aiohttp's ssl=True would be its own default; ours is tls.py's (False: http).
+            context = self._ssl()
+            if context is None and tls.is_secure(url):
+                context = await asyncio.to_thread(tls.client_context)
+            context = context if tls.is_secure(url) else False
             timeout = aiohttp.ClientTimeout(total=self.timeout)
             async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-                    url, json=event, headers=headers,
-                    ssl=self._ssl if self._ssl is not None else True) as response:
+                    url, json=event, headers=headers, ssl=context) as response:
                 if 200 <= response.status < 300:
                     log.info("posted %s/%s to %s", event["group"], event["name"], url)
                     return True
