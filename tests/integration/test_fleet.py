@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -35,8 +36,6 @@ PLAYBOOK = ROOT / "ansible" / "playbook.yml"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 SECRET = "s3cret-\"quoted\"-0123456789"
 RING_DEVICE = 'plughw:CARD="Téléphone\\1"'  # a quote, a backslash and non-ASCII survive
-RECAP = re.compile(r"^phone1\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
-                   re.MULTILINE)
 
 
 @dataclass
@@ -105,13 +104,17 @@ class Fleet:
         inventory = self.folder / "inventory.yml"
         inventory.write_text(yaml.safe_dump(self.inventory(host_config or {}, secret),
                                             allow_unicode=True))
+        return self.run(ANSIBLE_PLAYBOOK, "-i", inventory, PLAYBOOK)
+
+    def run(self, program: Path, *args: str | Path, host: str = "phone1") -> Played:
         start = time.monotonic()
-        result = subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOK)],
-                                cwd=self.folder, env=self.env(), capture_output=True, text=True,
-                                timeout=240, stdin=subprocess.DEVNULL)
+        result = subprocess.run([str(program), *map(str, args)], cwd=self.folder,
+                                env=self.env(), capture_output=True, text=True, timeout=240,
+                                stdin=subprocess.DEVNULL)
         seconds = time.monotonic() - start
         output = result.stdout + result.stderr
-        recap = RECAP.search(output)
+        recap = re.search(rf"^{re.escape(host)}\s*:\s*ok=(\d+)\s+changed=(\d+)\s+"
+                          r"unreachable=(\d+)\s+failed=(\d+)", output, re.MULTILINE)
         assert recap, output
         return Played(result.returncode, output, int(recap[2]), int(recap[4]), seconds)
 
@@ -125,6 +128,7 @@ class Fleet:
         env.update(HOME=str(home), ANSIBLE_CONFIG=str(config), ANSIBLE_HOME=str(home / "ansible"),
                    ANSIBLE_LOCAL_TEMP=str(home / "ansible-local"),
                    ANSIBLE_REMOTE_TEMP=str(home / "ansible-remote"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_PIPELINING="1",  # one process per task instead of copy-then-run
                    ANSIBLE_RETRY_FILES_ENABLED="0", LC_ALL="C.UTF-8",
                    PIP_CONFIG_FILE=os.devnull, PIP_CACHE_DIR=str(home / "pip-cache"),
                    PIP_DISABLE_PIP_VERSION_CHECK="1")
@@ -246,3 +250,53 @@ def test_restart_runs_once_when_the_config_changes(fleet):
     assert cfg.phone.call_waiting and cfg.phone.dial_timeout == 3.0  # merged over the group's
     assert cfg.audio.ring_device is None  # null leaves the group's key out
     assert fleet.play().rc == 0 and fleet.restarts == before + 2  # and back
+
+
+def test_the_example_inventory_with_its_secret_in_a_vault(fleet):
+    """ansible/inventory.example.yml used as the README says: copied to inventory.yml beside
+    the playbook, the API key secret in group_vars/phones/vault.yml encrypted by ansible-vault.
+    Run here with the vault password from a file (not a prompt), `--tags config` (piphone is
+    the one the first run installed) and extra vars that put each phone's config in a folder of
+    its own on this machine."""
+    fleet, _ = fleet
+    site = fleet.folder / "site"
+    shutil.copytree(ROOT / "ansible", site,
+                    ignore=shutil.ignore_patterns("inventory.yml", "group_vars", "host_vars"))
+    shutil.copy(site / "inventory.example.yml", site / "inventory.yml")
+    vault = site / "group_vars" / "phones" / "vault.yml"
+    vault.parent.mkdir(parents=True)
+    vault.write_text(yaml.safe_dump({"vault_piphone_api_key_secret": SECRET}))
+    password = site / "vault-password"
+    password.write_text("correct horse battery staple\n")
+    encrypted = subprocess.run([str(ANSIBLE_PLAYBOOK.parent / "ansible-vault"), "encrypt",
+                                "--vault-password-file", str(password), str(vault)],
+                               env=fleet.env(), capture_output=True, text=True, timeout=60)
+    assert encrypted.returncode == 0, encrypted.stderr
+    assert SECRET not in vault.read_text()
+    here = site / "here.yml"
+    here.write_text(yaml.safe_dump({
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "ansible_become": False, "piphone_prefix": str(fleet.prefix),
+        "piphone_etc_dir": f"{site}/etc/{{{{ inventory_hostname }}}}",
+        "piphone_user": _user(), "piphone_group": _group(),
+        "piphone_restart_command": ["sh", "-c", 'echo "$1" >> "$0"',
+                                    str(site / "restarts.log"), "{{ inventory_hostname }}"],
+    }))
+    played = fleet.run(ANSIBLE_PLAYBOOK, "-i", site / "inventory.yml", site / "playbook.yml",
+                       "--vault-password-file", password, "--tags", "config", "-e", f"@{here}",
+                       host="desk2.local")
+    assert played.rc == 0, played.output
+    assert SECRET not in played.output
+    loaded = {host: appliance_config.load(site / "etc" / host / "piphone.toml")
+              for host in ("desk1.local", "desk2.local", "lobby.local")}
+    assert {h: c.account.identity for h, c in loaded.items()} == {
+        "desk1.local": "alice", "desk2.local": "bob", "lobby.local": "lobby"}
+    assert all(c.account.api_key_secret == SECRET and c.account.signaling_url is None
+               for c in loaded.values())  # Twilio's edge, tokens minted with the vaulted key
+    assert loaded["desk1.local"].audio.headset == "USB"
+    assert loaded["desk2.local"].audio.headset == "Jabra"
+    assert loaded["desk2.local"].pins.leds["warning"] == 21
+    assert loaded["lobby.local"].phone.auto_answer_rings == 2
+    assert loaded["lobby.local"].phone.dial_timeout == 4.0
+    restarted = (site / "restarts.log").read_text().split()
+    assert sorted(restarted) == ["desk1.local", "desk2.local", "lobby.local"]
