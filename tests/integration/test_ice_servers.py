@@ -20,7 +20,7 @@ from aiohttp import web
 from aioice import stun
 from aioice.turn import make_integrity_key
 
-from piphone import cli
+from piphone.exchange.tls import server_context
 
 from ..conftest import until
 from ..hostsns import with_hosts
@@ -110,7 +110,7 @@ class TwilioApi:
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 443,
-                          ssl_context=cli._server_tls(cert, key)).start()
+                          ssl_context=server_context(cert, key)).start()
 
     async def close(self) -> None:
         if self.runner is not None:

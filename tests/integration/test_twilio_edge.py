@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from piphone import cli
 from piphone.exchange.server import Exchange
+from piphone.exchange.tls import server_context
 from piphone.voice.tokens import mint
 
 from ..conftest import until
@@ -54,7 +54,7 @@ def edge_cfg(exchange_cfg):
 async def edge(cfg, cert: Path, key: Path, port: int = EDGE_PORT) -> AsyncIterator[Exchange]:
     """The exchange as Twilio's edge: wss:// on 127.0.0.1:``port`` with ``cert``."""
     exchange = Exchange(cfg)
-    await exchange.start(host="127.0.0.1", port=port, ssl_context=cli._server_tls(cert, key))
+    await exchange.start(host="127.0.0.1", port=port, ssl_context=server_context(cert, key))
     try:
         yield exchange
     finally:
