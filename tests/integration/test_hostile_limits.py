@@ -96,6 +96,25 @@ async def test_a_callee_whose_media_never_connects_ends_the_call_with_53405(
     await leaks.shut_down_and_check([alice], None, exchange)
 
 
+@pytest.mark.parametrize("exchange_cfg", [{"reconnect_grace": 1.5, **limits(media_timeout=0.5)}],
+                         indirect=True)
+async def test_a_media_restart_that_never_connects_ends_the_call_after_the_grace(
+        leaks, hostile, exchange):
+    mallory = await hostile()
+    call_sid, media = await mallory.answered_call(temp_id())
+    _, sdp = await mallory.offer()  # a restart she never connects
+    await mallory.send("reinvite", callsid=call_sid, sdp=sdp)
+    await mallory.expect("answer", call_sid, count=2)
+    restarted = asyncio.get_running_loop().time()
+    hangup = await mallory.expect("hangup", call_sid, timeout=4)
+    waited = asyncio.get_running_loop().time() - restarted
+    assert hangup["error"]["code"] == 53405
+    assert 1.3 <= waited < 3.0, waited  # the grace, not media_timeout: the SDK retries slowly
+    assert not exchange.calls.calls
+    await mallory.close()
+    await leaks.shut_down_and_check([], None, exchange)
+
+
 @pytest.mark.parametrize("exchange_cfg", [limits(media_timeout=0.5)], indirect=True)
 async def test_a_call_whose_media_connects_outlives_the_media_timeout(leaks, make_phone,
                                                                       exchange):

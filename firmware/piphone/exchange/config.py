@@ -25,7 +25,8 @@ class Limits:
     # is busy (31486). Four is a phone's call plus a few calls to the echo test.
     max_calls_per_identity: int = 4
     # Seconds a leg's media has to connect (ICE+DTLS) once it is answered; then the call ends
-    # with 53405. On loopback it takes about 50 ms and on a LAN well under a second.
+    # with 53405. On loopback it takes about 50 ms and on a LAN well under a second. A media
+    # restart (reinvite) has reconnect_grace if that is longer, as a client restarts for 30 s.
     media_timeout: float = 10.0
     max_call_length: float = 4 * 3600.0  # seconds from answer; then a hangup saying so; 0: none
     # Media restarts (reinvites) one leg may ask for in any minute; a phone whose network went

@@ -128,15 +128,20 @@ class CallBook:
                          f"({self.limits.max_call_length:.0f} s)")
         self.end(call, caller_error=reason, callee_error=reason, completed=True)
 
-    def await_media(self, leg: CallLeg) -> None:
+    def await_media(self, leg: CallLeg, restart: bool = False) -> None:
         """The leg's current media has ``media_timeout`` seconds to connect (ICE and DTLS);
-        else the call ends with 53405, the error the SDK reports for failed media."""
+        else the call ends with 53405, the error the SDK reports for failed media. A media
+        restart has as long as a lost socket (``reconnect_grace``), if that is longer: a
+        client whose network is gone restarts its media for up to 30 s (the SDK waits for
+        each attempt's ICE to fail first), and each reinvite starts the bound afresh."""
         if leg.media_timer is not None:
             leg.media_timer.cancel()
-        leg.media_timer = self._later(self.limits.media_timeout, self._media_check, leg,
-                                      leg.media)
+        timeout = self.limits.media_timeout
+        if restart:
+            timeout = max(timeout, self.config.reconnect_grace)
+        leg.media_timer = self._later(timeout, self._media_check, leg, leg.media, timeout)
 
-    def _media_check(self, leg: CallLeg, media: object) -> None:
+    def _media_check(self, leg: CallLeg, media: object, timeout: float) -> None:
         leg.media_timer = None
         call = leg.call
         if call.phase is Phase.ENDED or leg.media is not media:
@@ -148,7 +153,6 @@ class CallBook:
             connected = False
         if connected:
             return
-        timeout = self.limits.media_timeout
         log.info("call %s: media of %s did not connect within %.0f s", call.sid, leg.id, timeout)
         mine = (53405, f"media connection failed: not connected within {timeout:.0f} s")
         theirs = (53405, "media connection failed: the other party's media did not connect")

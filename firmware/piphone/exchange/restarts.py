@@ -70,7 +70,7 @@ class Restarts:
         leg.media = lines.answer_leg(call.route.target, settings) if line else Leg(settings)
         leg.restarting = True
         self.book.tasks.spawn(old.close())  # lost already: the client has closed its side
-        self.book.await_media(leg)  # the new media too has its bound, answered or not
+        self.book.await_media(leg, restart=True)  # the new media has its bound too
         call.work.spawn(self._restart_media(call, leg, leg.media, payload["sdp"]))
 
     async def _restart_media(self, call: ExchangeCall, leg: CallLeg, media: Leg,
@@ -118,6 +118,7 @@ class Restarts:
         if leg.grace_timer is not None:
             leg.grace_timer.cancel()
             leg.grace_timer = None
+        leg.temp_id = None  # meant something on the old connection only
         self.book.legs.attach(leg, session)
         try:
             local = leg.media.media.pc.localDescription
