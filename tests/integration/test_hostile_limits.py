@@ -270,22 +270,35 @@ async def test_an_offer_the_exchange_cannot_answer_ends_the_call_at_once(
 
 
 @pytest.mark.parametrize("exchange_cfg", [{"ring_timeout": 0.6}], indirect=True)
-async def test_a_line_call_not_answered_within_the_ring_timeout_ends(
-        leaks, hostile, exchange, monkeypatch):
-    async def stuck(self, *args):  # gathering that never ends (an ICE server that is gone)
-        await asyncio.Event().wait()
+@pytest.mark.parametrize(("to", "code"), [("echo", 31480), ("bob", 31005)])
+async def test_a_call_the_exchange_cannot_answer_in_time_ends_at_the_ring_timeout(
+        leaks, make_phone, hostile, exchange, monkeypatch, to, code):
+    """A service line, or a callee that answered: the exchange's own answer to the caller
+    never comes (its gathering hangs, as with an ICE server that is gone)."""
+    original = MediaSession.answer
+
+    async def stuck(self, *args):
+        if isinstance(self.source, LegOutput):  # the exchange's, not bob's
+            await asyncio.Event().wait()
+        return await original(self, *args)
 
     monkeypatch.setattr(MediaSession, "answer", stuck)
+    bob = await make_phone("bob")
     mallory = await hostile()
-    callsid = temp_id()
     placed = asyncio.get_running_loop().time()
-    await mallory.invite(callsid, "echo")
-    reply = await mallory.reply(timeout=3)
-    assert reply["type"] == "hangup" and reply["payload"]["error"]["code"] == 31480
+    await mallory.invite(temp_id(), to)
+    if to == "bob":
+        incoming = await bob.next_call()
+        inc = Events(incoming)
+        await incoming.accept()
+    hangup = await mallory.expect("hangup", timeout=3)
+    assert hangup["error"]["code"] == code
     assert asyncio.get_running_loop().time() - placed >= 0.5
+    if to == "bob":
+        await inc.wait("disconnect")
     assert not exchange.calls.calls
     await mallory.close()
-    await leaks.shut_down_and_check([], None, exchange)
+    await leaks.shut_down_and_check([bob], None, exchange)
 
 
 # --- 10. Devices dropped while they ring -----------------------------------------------------

@@ -112,8 +112,12 @@ class CallBook:
         call.timer = self._later(self.config.ring_timeout, self._ring_timeout, call)
 
     def _ring_timeout(self, call: ExchangeCall) -> None:
+        # Only while the caller has no answer: ``answered`` cancels this timer.
         if call.phase in (Phase.SETUP, Phase.RINGING):
             self.end(call, caller_error=(31480, "no answer"))
+        else:  # a callee answered, but the exchange could not answer the caller in time
+            error = (31005, "the call could not be connected in time")
+            self.end(call, caller_error=error, callee_error=error)
 
     def answered(self, call: ExchangeCall) -> None:
         """The call is answered: the ring timeout gives way to the maximum call length."""
