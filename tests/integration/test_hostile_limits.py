@@ -392,6 +392,24 @@ async def test_a_device_dropped_while_another_is_prepared_leaves_the_call_ringin
     await leaks.shut_down_and_check([alice, bob], None, exchange)
 
 
+async def test_hanging_up_while_the_devices_are_offered_the_call_leaves_no_leg(
+        leaks, make_phone, hostile, exchange, monkeypatch):
+    bob = await make_phone("bob")
+    mallory = await hostile()
+    gate = Gate(monkeypatch, 1)  # the exchange's offer to bob is under way
+    callsid = temp_id()
+    await mallory.invite(callsid, "bob")
+    await asyncio.wait_for(gate.held.wait(), 3)
+    await mallory.send("hangup", callsid=callsid)
+    await until(lambda: not exchange.calls.calls, 2, "the call to end")
+    theirs = {m.pc for m in mallory.media}
+    await until(lambda: not [pc for pc in open_peer_connections() if pc not in theirs], 3,
+                f"no peer connection left at the exchange ({open_peer_connections()})")
+    assert bob.incoming.empty()
+    await mallory.close()
+    await leaks.shut_down_and_check([bob], None, exchange)
+
+
 def exchange_side_gone(exchange, client: Hostile) -> bool:
     port = client.ws.local_address[1]
     return not [s for s in exchange.sessions if s.ws.remote_address[1] == port]

@@ -154,18 +154,22 @@ class Placer:
         assert call.caller is not None
         child_sid = new_call_sid()
         leg = CallLeg(call, session, child_sid, Leg(settings))
+        filed = False
         try:
             sdp = await leg.media.media.offer()
+            # Not if the call ended, or the device went, while the offer was made.
+            if call.phase is not Phase.ENDED and \
+                    session in self.exchange.registrations.of(call.route.target):
+                call.forks.append(leg)
+                self.book.add(leg)
+                filed = True
         except Exception as exc:  # one device's failure leaves the others ringing
             log.error("call %s: could not offer to %s: %s", call.sid, session, brief(exc))
-            self.book.tasks.spawn(leg.media.close())
+        finally:  # also when the call ended and its set-up was cancelled
+            if not filed:
+                self.book.tasks.spawn(leg.media.close())
+        if not filed:
             return
-        if call.phase is Phase.ENDED or \
-                session not in self.exchange.registrations.of(call.route.target):
-            self.book.tasks.spawn(leg.media.close())  # ended, or the device went meanwhile
-            return
-        call.forks.append(leg)
-        self.book.add(leg)
         self.exchange.records.forked(call, child_sid)
         caller_identity = call.caller.identity
         parameters = {
