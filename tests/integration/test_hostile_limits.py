@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from piphone.exchange.bridge import LegOutput
+from piphone.exchange.calls import MAX_DIGIT_RELAYS
 from piphone.exchange.config import Limits
 from piphone.voice import CallStatus
 from piphone.voice.media import MediaSession
@@ -181,6 +182,31 @@ async def test_one_identity_cannot_hold_every_call_slot(leaks, make_phone, hosti
         await client.close()
     await until(lambda: not exchange.calls.calls, 3, "every call to end")
     await leaks.shut_down_and_check([alice, carol], None, exchange)
+
+
+async def test_a_flood_of_paused_digits_holds_a_bounded_number_of_relays(
+        leaks, make_phone, hostile, exchange):
+    alice = await make_phone("alice")
+    mallory = await hostile()
+    media = await mallory.invite(temp_id(), "alice")
+    incoming = await alice.next_call()
+    inc = Events(incoming)
+    await incoming.accept()
+    answer = await mallory.expect("answer")
+    await media.apply_answer(answer["sdp"])
+    for _ in range(200):  # each would sleep 500 ms per "w": 1,000 s of relays a frame
+        await mallory.send("dtmf", callsid=answer["callsid"], dtmf="1" + "w" * 2000)
+    await until(lambda: len(mallory.got("error")) >= 200 - MAX_DIGIT_RELAYS, 3,
+                "the digits beyond the bound refused")
+    (call,) = exchange.calls.calls
+    assert len(call.digits) <= MAX_DIGIT_RELAYS
+    assert {e["error"]["code"] for e in mallory.got("error")} == {31005}
+    await inc.wait("dtmf", count=MAX_DIGIT_RELAYS)
+    await mallory.send("hangup", callsid=answer["callsid"])
+    await inc.wait("disconnect")
+    assert not call.digits  # the relays end with the call
+    await mallory.close()
+    await leaks.shut_down_and_check([alice], None, exchange)
 
 
 # --- 5. Reinvites ----------------------------------------------------------------------------

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Digit relays of one call waiting out their "w" pauses (500 ms each); a person pressing keys
+# has one or two, a client sending "w" by the thousand would otherwise hold a task per frame.
+MAX_DIGIT_RELAYS = 16
+
 
 class CallTable:
     def __init__(self, exchange: Exchange) -> None:
@@ -108,6 +112,11 @@ class CallTable:
         if other is None:
             log.info("call %s: digits %s to line %s", call.sid, brief(digits, 40),
                      call.route.target)
+            return
+        if len(call.digits) >= MAX_DIGIT_RELAYS:
+            leg.send("error", **protocol.error_payload(
+                31005, f"more than {MAX_DIGIT_RELAYS} digit strings with pauses pending",
+                leg.sid))
             return
         call.digits.spawn(self._relay_digits(other, digits))
 
