@@ -191,8 +191,8 @@ async def test_an_invite_with_a_lone_surrogate_in_its_callsid_holds_nothing(
     await leaks.shut_down_and_check([alice], None, exchange)
 
 
-@pytest.mark.parametrize(("failing", "code"), [("call log", 31000), ("caller media", 31000),
-                                              ("callee media", 31480)])
+@pytest.mark.parametrize(("failing", "code"), [("routing", 31000), ("call log", 31000),
+                                              ("caller media", 31000), ("callee media", 31480)])
 async def test_a_failure_while_placing_a_call_releases_everything_it_took(
         leaks, make_phone, hostile, exchange, monkeypatch, failing, code):
     bob = await make_phone("bob")
@@ -205,7 +205,9 @@ async def test_a_failure_while_placing_a_call_releases_everything_it_took(
     async def fail_async(*args, **kwargs):
         raise RuntimeError("aiortc failed")
 
-    if failing == "call log":
+    if failing == "routing":
+        monkeypatch.setattr(exchange.dial_plan, "resolve", fail)
+    elif failing == "call log":
         monkeypatch.setattr(exchange.records.log, "start", fail)
     else:
         name = "prepare_answer" if failing == "caller media" else "offer"

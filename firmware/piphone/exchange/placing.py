@@ -21,6 +21,7 @@ from . import lines
 from .bridge import Leg, bridge
 from .legs import CallLeg, ExchangeCall, Phase, brief, new_call_sid
 from .lifetime import CallBook
+from .routing import Route
 
 if TYPE_CHECKING:
     from .server import ClientSession, Exchange
@@ -47,9 +48,30 @@ class Placer:
                 31100, "callsid is already in use by this connection; a new call needs a new "
                 "temporary id", temp_id))
             return
-        twilio = payload.get("twilio") or {}
-        params = protocol.decode_params(twilio.get("params") if isinstance(twilio, dict) else "")
-        to = params.get("To")
+        call: ExchangeCall | None = None
+        try:
+            twilio = payload.get("twilio") or {}
+            params = protocol.decode_params(twilio.get("params") if isinstance(twilio, dict)
+                                            else "")
+            admitted = self._admit(session, temp_id, params.get("To"))
+            if admitted is None:
+                return
+            route, forks = admitted
+            call = ExchangeCall(sid=new_call_sid(), route=route)
+            self._file(call, session, temp_id, payload["sdp"], params, forks)
+        except Exception:  # routing, media, the call log: the call takes nothing with it
+            log.exception("%s: a call could not be placed", session)
+            error = (31000, "the exchange could not place the call")
+            if call is not None and call.caller is not None:
+                self.book.end(call, caller_error=error)
+            else:
+                session.send("hangup", callsid=temp_id,
+                             error={"code": error[0], "message": error[1]})
+
+    def _admit(self, session: ClientSession, temp_id: str,
+               to: str | None) -> tuple[Route, list[ClientSession]] | None:
+        """The call's route and the devices to ring, or None after a refusal (a hangup with
+        the SDK's code)."""
 
         def refuse(code: int, message: str) -> None:
             log.info("%s: call to %s refused: %s", session, brief(to), message)
@@ -74,35 +96,28 @@ class Placer:
             forks = [s for s in registered if not self.book.in_a_call(s)]
             if not forks or self.book.calls_of(route.target) >= limit:
                 return refuse(31486, f"{route.target} is busy")
-        call = ExchangeCall(sid=new_call_sid(), route=route)
-        media: Leg | None = None
-        try:
-            # Answer in the caller's order of preference, as Twilio's edge does (the SDK puts
-            # PCMU first): the caller's codec is the first it offered that we take.
-            settings = self.exchange.media_settings
-            offered = [c for c in codecs_of(payload["sdp"]) if c in settings.codec_preferences]
-            if offered:
-                settings = replace(settings, codec_preferences=tuple(offered))
-            media = (lines.answer_leg(route.target, settings) if route.kind == "line"
-                     else Leg(settings))
-            call.caller = CallLeg(call, session, call.sid, media, temp_id=temp_id)
-            self.book.add(call.caller)
-            self.book.ring_for(call)
-            self.exchange.records.started(call, session.identity, temp_id)
-            call.work.spawn(self._set_up(call, payload["sdp"], params, forks))
-        except Exception:
-            log.exception("%s: call %s could not be placed", session, call.sid)
-            if call.caller is None and media is not None:
-                self.book.tasks.spawn(media.close())
-            self._fail(call, temp_id, session)
+        return route, forks
 
-    def _fail(self, call: ExchangeCall, temp_id: str, session: ClientSession) -> None:
-        error = (31000, "the exchange could not place the call")
-        if call.caller is not None:
-            self.book.end(call, caller_error=error)
-        else:
-            session.send("hangup", callsid=temp_id,
-                         error={"code": error[0], "message": error[1]})
+    def _file(self, call: ExchangeCall, session: ClientSession, temp_id: str, sdp: str,
+              params: dict[str, str], forks: list[ClientSession]) -> None:
+        """The caller's leg, the ring timer, the record, then the set-up in a task."""
+        # Answer in the caller's order of preference, as Twilio's edge does (the SDK puts
+        # PCMU first): the caller's codec is the first it offered that we take.
+        settings = self.exchange.media_settings
+        offered = [c for c in codecs_of(sdp) if c in settings.codec_preferences]
+        if offered:
+            settings = replace(settings, codec_preferences=tuple(offered))
+        media = (lines.answer_leg(call.route.target, settings) if call.route.kind == "line"
+                 else Leg(settings))
+        try:
+            call.caller = CallLeg(call, session, call.sid, media, temp_id=temp_id)
+        finally:
+            if call.caller is None:  # from here on, ending the call closes it
+                self.book.tasks.spawn(media.close())
+        self.book.add(call.caller)
+        self.book.ring_for(call)
+        self.exchange.records.started(call, session.identity, temp_id)
+        call.work.spawn(self._set_up(call, sdp, params, forks))
 
     async def _set_up(self, call: ExchangeCall, sdp: str, params: dict[str, str],
                       forks: list[ClientSession]) -> None:
