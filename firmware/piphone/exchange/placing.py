@@ -126,7 +126,7 @@ class Placer:
         try:
             await self._prepare(call, sdp, params, forks)
         except MediaError as exc:
-            self.book.end(call, caller_error=(31100, f"malformed SDP: {exc}"))
+            self.book.end(call, caller_error=(31100, f"malformed SDP: {brief(exc, 200)}"))
         except Exception:
             log.exception("call %s: set-up failed", call.sid)
             self.book.end(call, caller_error=(31000, "the exchange could not place the call"))
