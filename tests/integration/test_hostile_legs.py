@@ -76,10 +76,11 @@ async def test_inviting_again_with_a_callsid_the_socket_has_in_use_is_refused(
     mallory = await hostile()
     first = temp_id()
     call_sid, media = await mallory.answered_call(first)
-    for reused in (first, call_sid):
+    for n, reused in enumerate((first, call_sid), 1):
         await mallory.invite(reused, "echo")
-        refusal = await mallory.expect("error", reused)
-        assert refusal["error"]["code"] == 31100 and "in use" in refusal["error"]["message"]
+        refusal = await mallory.expect("error", count=n)
+        assert refusal["error"]["code"] == 31100, refusal
+    assert "in use" in mallory.got("error")[0]["error"]["message"]
     assert len(exchange.calls.calls) == 1 and not mallory.got("hangup")
     assert media.state == "connected"
     # The first call is untouched: her hangup by its temporary id still ends it.
@@ -234,17 +235,22 @@ async def test_a_failure_while_placing_a_call_releases_everything_it_took(
 
 async def test_hanging_up_a_call_with_a_malformed_connection_address_closes_its_legs(
         leaks, hostile, exchange):
+    """Reading the codec of such a call made aiortc raise while the call ended, before its
+    legs were dropped (where the media path refuses such an SDP at once, that is fine too)."""
     mallory = await hostile()
     media, sdp = await mallory.offer()
-    callsid = temp_id()
     bad = sdp.replace("c=IN IP4 127.0.0.1\r\n", "c=IN IP4 127.0.0.1:0\r\n")
     assert bad != sdp
-    await mallory.invite(callsid, "echo", sdp=bad)
-    answer = await mallory.expect("answer")
-    await mallory.send("hangup", callsid=answer["callsid"])
+    await mallory.invite(temp_id(), "echo", sdp=bad)
+    reply = await mallory.reply()
+    if reply["type"] == "answer":
+        await mallory.send("hangup", callsid=reply["payload"]["callsid"])
+        await until(lambda: not exchange.calls.calls, 2, "the call to end")
+        await asyncio.sleep(0.2)
+        assert not mallory.got("error") and not mallory.got("hangup"), mallory.frames
+    else:
+        assert reply["type"] == "hangup" and reply["payload"]["error"]["code"] == 31100, reply
     await until(lambda: not exchange.calls.calls, 2, "the call to end")
-    await asyncio.sleep(0.2)
-    assert not mallory.got("error") and not mallory.got("hangup"), mallory.frames
     await mallory.close()
     await until(lambda: not open_peer_connections(), 3,
                 f"no peer connection left ({open_peer_connections()})")

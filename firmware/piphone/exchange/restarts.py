@@ -79,7 +79,7 @@ class Restarts:
             await media.media.prepare_answer(sdp)
             answer = await media.media.answer()
         except Exception as exc:  # MediaError, or aiortc's own on an offer it cannot take
-            if call.phase is not Phase.ENDED:
+            if call.phase is not Phase.ENDED and leg.media is media:  # else closed under it
                 if not isinstance(exc, MediaError):
                     log.info("call %s: reinvite of %s failed: %s", call.sid, leg.id, brief(exc))
                 leg.send("error", **protocol.error_payload(
