@@ -136,7 +136,7 @@ async def test_resuming_a_live_leg_with_its_token_from_another_socket_is_refused
     for sid, token in ((outgoing.sid, outgoing._reconnect_token),
                        (incoming.sid, incoming._reconnect_token)):
         refusal = await _resume(intruder, sid, token)
-        assert refusal["error"]["code"] == 31005
+        assert refusal["error"]["code"] == 31209  # ReconnectAttemptError
     await hears(alice, 660)
     await hears(bob, 440)
     assert not intruder.got("answer")
@@ -159,7 +159,7 @@ async def test_resuming_a_cut_off_leg_from_another_identity_is_refused(
     await out.wait("reconnecting")
     mallory = await hostile()
     refusal = await _resume(mallory, outgoing.sid, outgoing._reconnect_token)
-    assert refusal["error"]["code"] == 31005
+    assert refusal["error"]["code"] == 31209  # ReconnectAttemptError
     # Alice herself resumes it.
     netfault.restore()
     await out.wait("reconnected", timeout=5)

@@ -257,7 +257,7 @@ async def test_reinvites_beyond_the_rate_are_refused_and_the_call_goes_on(leaks,
     _, sdp = await mallory.offer()
     await mallory.send("reinvite", callsid=call_sid, sdp=sdp)
     refusal = await mallory.expect("error", call_sid)
-    assert refusal["error"]["code"] == 31005 and "per minute" in refusal["error"]["message"]
+    assert refusal["error"]["code"] == 31206 and "per minute" in refusal["error"]["message"]
     await asyncio.sleep(0.3)
     assert fresh.state == "connected" and len(exchange.calls.calls) == 1
     await mallory.send("hangup", callsid=call_sid)

@@ -29,8 +29,8 @@ class Limits:
     # restart (reinvite) has reconnect_grace if that is longer, as a client restarts for 30 s.
     media_timeout: float = 10.0
     max_call_length: float = 4 * 3600.0  # seconds from answer; then a hangup saying so; 0: none
-    # Media restarts (reinvites) one leg may ask for in any minute; a phone whose network went
-    # away for 30 s makes about 30. One is set up at a time; more wait for none (31005).
+    # Media restarts (reinvites) one leg may ask for in any minute (more: 31206); a phone whose
+    # network went away for 30 s makes about 30. One is answered at a time (31005 meanwhile).
     reinvites_per_minute: int = 60
 
 
@@ -178,7 +178,7 @@ tone = "tone"               # plays a 1 kHz tone
 max_calls_per_identity = 4  # concurrent calls of one identity (caller: 31005, callee: busy)
 media_timeout = 10          # seconds an answered leg's media has to connect (then 53405)
 max_call_length = 14400     # seconds from answer, then the call is hung up (0: no limit)
-reinvites_per_minute = 60   # media restarts one leg may ask for (more: 31005)
+reinvites_per_minute = 60   # media restarts one leg may ask for (more: 31206)
 """
 
 

@@ -1,11 +1,12 @@
 """What keeps an answered leg going at the exchange: media restarts and signaling resumes.
 
 - ``reinvite``: a client restarts its media (a new peer connection for this leg only: aiortc
-  has no ICE restart). One is answered at a time per leg, and at most ``reinvites_per_minute``
-  of them; more are refused with 31005 and the leg stays as it is.
+  has no ICE restart). One is answered at a time per leg (31005 while one is), and at most
+  ``reinvites_per_minute`` of them (31206, the SDK's RateExceededError); the leg stays as it is.
 - A reconnect ``invite``: a client whose socket closed mid-call resumes its leg with the
   reconnect token from its ``answer``. Only the leg's own identity may, and only while the leg
-  is cut off (in its grace); else it is refused (31005) and the live leg is untouched.
+  is cut off (in its grace); else it is refused (31209, the SDK's ReconnectAttemptError; 31005
+  for a call that has ended) and the live leg is untouched.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Restarts:
         if len(leg.reinvites) >= limit:
             log.info("call %s: reinvite of %s refused: over %d per minute", call.sid, leg.id,
                      limit)
-            return refuse(31005, f"more than {limit} media restarts per minute")
+            return refuse(31206, f"more than {limit} media restarts per minute")
         offered = [c for c in codecs_of(payload["sdp"]) if c in self.config.codec_preferences]
         if not offered:  # garbage, or nothing we take: keep the leg as it is
             return refuse(31100, "malformed SDP: reinvite offers no audio codec in common")
@@ -101,20 +102,20 @@ class Restarts:
 
     # --- signaling resumes ---------------------------------------------------------------------
     def resume(self, session: ClientSession, payload: dict[str, Any]) -> None:
-        leg = self.book.legs.by_token(payload["reconnect"])
-        problem = None
-        if leg is None or leg.call.phase is not Phase.ANSWERED:
-            problem = "no such call"
-        elif leg.identity != session.identity:
-            problem = f"the call is not {session.identity}'s"
-        elif leg.session is not None:
-            problem = "the call's own connection is still open"
-        if problem is not None or leg is None:
-            log.info("%s: resume of %s refused: %s", session, brief(payload["callsid"]), problem)
-            # One answer for every refusal: a token holder learns nothing about the call.
+        def refuse(code: int, message: str) -> None:
             session.send("hangup", callsid=payload["callsid"],
-                         error={"code": 31005, "message": "there is no call to resume"})
-            return
+                         error={"code": code, "message": message})
+
+        leg = self.book.legs.by_token(payload["reconnect"])
+        if leg is None or leg.call.phase is not Phase.ANSWERED:
+            return refuse(31005, "there is no call to resume")
+        if leg.identity != session.identity or leg.session is not None:
+            # Another identity's leg, or one whose own socket is still there: the SDK's
+            # ReconnectAttemptError, the same for both (the log says which).
+            log.info("%s: resume of %s refused: %s", session, leg.id,
+                     "another identity's" if leg.identity != session.identity
+                     else "its own socket is still open")
+            return refuse(31209, "reconnect attempt is not authorized")
         if leg.grace_timer is not None:
             leg.grace_timer.cancel()
             leg.grace_timer = None
