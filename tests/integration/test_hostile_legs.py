@@ -107,6 +107,7 @@ async def test_twenty_rounds_of_callsid_reuse_leave_no_leg_behind(leaks, make_ph
         await mallory.close()
         await until(lambda: not exchange.calls.calls, grace + 2,
                     f"round {round_}: every call to end ({exchange.calls.calls})")
+        assert not len(exchange.calls.legs)
     alice = await make_phone("alice", tone=440)
     bob = await make_phone("bob", tone=660)
     outgoing, incoming, out, inc = await place_and_answer(alice, bob)

@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..voice import protocol
-from .legs import CallLeg, ExchangeCall, Phase, brief
+from .legs import CallLeg, ExchangeCall, LegIndex, Phase, brief
 from .lifetime import CallBook
 from .placing import Placer
 from .restarts import Restarts
@@ -41,6 +41,11 @@ class CallTable:
     def calls(self) -> set[ExchangeCall]:
         """The calls going on."""
         return self.book.calls
+
+    @property
+    def legs(self) -> LegIndex:
+        """Every leg the calls hold (``len``: how many)."""
+        return self.book.legs
 
     # --- frames ------------------------------------------------------------------------------
     def handle(self, session: ClientSession, frame: protocol.Frame) -> None:
