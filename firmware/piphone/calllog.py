@@ -171,8 +171,10 @@ class CallLog:
         return record.id
 
     def alias(self, call_id: int, *sids: str) -> None:
+        """File the call under more ids. An id already filed keeps its call: at the exchange
+        a client chooses its temporary id, and may choose someone else's CallSid."""
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO call_ids (sid, call_id) VALUES (?, ?)",
+            self._db.executemany("INSERT OR IGNORE INTO call_ids (sid, call_id) VALUES (?, ?)",
                                  [(sid, call_id) for sid in sids if sid])
 
     def update(self, call_id: int, **changes: Any) -> None:

@@ -134,14 +134,14 @@ def run_level(config: Path, calls: int, seconds: float, transcode: bool) -> tupl
 EXCHANGE_MAIN = """
 import asyncio, sys, logging
 from dataclasses import replace
-from piphone.exchange import config as c, calls
+from piphone.exchange import config as c, placing
 from piphone.exchange.server import Exchange
 logging.basicConfig(level=logging.ERROR)
 cfg = replace(c.load(sys.argv[1]), ice_addresses=("127.0.0.1",), max_calls=1000)
 if sys.argv[3] == "1":
     def transcoding(a, b):
         a.connect_to(b.outbox); b.connect_to(a.outbox); return "transcoded"
-    calls.bridge = transcoding
+    placing.bridge = transcoding
 async def main():
     ex = Exchange(cfg)
     await ex.start(host="127.0.0.1", port=int(sys.argv[2]))

@@ -119,8 +119,8 @@ async def measure(setup, seconds: float) -> tuple[list[float], list[float]]:
 
 def piphone_path(transcode: bool):
     async def setup(sent, sink):
-        from piphone.exchange import calls as exchange_calls
         from piphone.exchange import config as exchange_config
+        from piphone.exchange import placing as exchange_placing
         from piphone.exchange.server import Exchange
         from piphone.voice import Device
         from piphone.voice.tokens import mint
@@ -128,13 +128,14 @@ def piphone_path(transcode: bool):
         tmp = tempfile.mkdtemp()
         cfg = exchange_config.load(exchange_config.write_starter(Path(tmp) / "x.toml"))
         exchange = Exchange(replace(cfg, port=0, ice_addresses=LOOPBACK))
+        bridge = exchange_placing.bridge
         if transcode:  # the decoding bridge, whatever the codecs
             def transcoding(a, b):
                 a.connect_to(b.outbox)
                 b.connect_to(a.outbox)
                 return "transcoded"
 
-            exchange_calls.bridge = transcoding
+            exchange_placing.bridge = transcoding  # where calls are bridged
         await exchange.start(host="127.0.0.1", port=0)
 
         def device(identity, **kw):
@@ -157,10 +158,7 @@ def piphone_path(transcode: bool):
             await a.destroy()
             await b.destroy()
             await exchange.close()
-            if transcode:
-                import importlib
-
-                importlib.reload(exchange_calls)
+            exchange_placing.bridge = bridge
 
         return receiver, teardown
 

@@ -54,6 +54,18 @@ def test_a_call_from_start_to_end_with_feedback_by_any_of_its_ids(tmp_path):
         "PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_filing_a_call_under_another_calls_id_does_not_repoint_that_id():
+    log = CallLog()
+    victim = log.start(record(call_sid="CAvictim"), "TJSvictim")
+    log.alias(victim, "CAchild")
+    # The attacker files its call under the victim's CallSid, child CallSid and temporary id.
+    attacker = log.start(record(identity="mallory", call_sid="CAmallory"),
+                         "CAvictim", "CAchild", "TJSvictim")
+    log.update(attacker, call_sid="CAvictim")
+    assert log.find("CAvictim") == log.find("CAchild") == log.find("TJSvictim") == victim
+    assert log.find("CAmallory") == attacker
+
+
 def test_recent_is_newest_first_and_limited():
     log = CallLog()
     for i in range(5):

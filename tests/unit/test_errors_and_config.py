@@ -92,3 +92,36 @@ def test_backoff_doubles_with_jitter_and_caps():
         assert base * 0.6 <= delay <= base * 1.4
     backoff.reset()
     assert backoff.next() <= 0.14
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("media_timeout = 10 ", "media_timeout = 0 ", r"limits.media_timeout: must be greater"),
+        ("max_call_length = 14400 ", "max_call_length = -1 ",
+         r"limits.max_call_length: must be >= 0"),
+        ("max_calls_per_identity = 4 ", 'max_calls_per_identity = "4" ',
+         r"limits.max_calls_per_identity: must be int, not str"),
+        ("reinvites_per_minute = 60 ", "reinvites_per_minute = 60\nreinvites = 1 ",
+         r"limits.reinvites: unknown key"),
+    ],
+)
+def test_limits_errors_name_file_key_and_line(tmp_path, old, new, expected):
+    path = exchange_config.write_starter(tmp_path / "exchange.toml")
+    text = path.read_text()
+    assert old in text
+    line = text[:text.index(old)].count("\n") + 1 + new.count("\n")
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=rf"line {line}: {expected}") as info:
+        exchange_config.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_the_starter_config_documents_every_limit_with_its_default(tmp_path):
+    text = exchange_config.write_starter(tmp_path / "exchange.toml").read_text()
+    limits = exchange_config.load(tmp_path / "exchange.toml").limits
+    assert limits == exchange_config.Limits()
+    section = text[text.index("[limits]"):]
+    for name, value in vars(limits).items():
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        assert f"\n{name} = {shown} " in section, name

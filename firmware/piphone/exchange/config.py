@@ -24,6 +24,24 @@ MAX_REMOTE_CANDIDATES = 24  # = voice.remote_sdp's (not imported: it loads aiort
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one client may make the exchange hold (``[limits]`` in exchange.toml)."""
+
+    # Calls (calls.py and its helpers). An identity's concurrent calls, as caller or callee,
+    # besides the exchange-wide max_calls: over it a caller is refused with 31005, a callee
+    # is busy (31486). Four is a phone's call plus a few calls to the echo test.
+    max_calls_per_identity: int = 4
+    # Seconds a leg's media has to connect (ICE+DTLS) once it is answered; then the call ends
+    # with 53405. On loopback it takes about 50 ms and on a LAN well under a second. A media
+    # restart (reinvite) has reconnect_grace if that is longer, as a client restarts for 30 s.
+    media_timeout: float = 10.0
+    max_call_length: float = 4 * 3600.0  # seconds from answer; then a hangup saying so; 0: none
+    # Media restarts (reinvites) one leg may ask for in any minute (more: 31206); a phone whose
+    # network went away for 30 s makes about 30. One is answered at a time (31005 meanwhile).
+    reinvites_per_minute: int = 60
+
+
+@dataclass(frozen=True)
 class ExchangeConfig:
     account_sid: str  # AC + 32 hex: the "account" tokens are issued for
     api_key_sid: str  # SK + 32 hex: tokens' issuer
@@ -54,6 +72,7 @@ class ExchangeConfig:
     tls_ca: str | None = None
     phone_keys: str | None = None  # the phones' keys (phones.py); None: beside this file
     allow_plaintext: bool = False  # serve ws:// beyond loopback (tokens in clear on the LAN)
+    limits: Limits = field(default_factory=Limits)
     path: Path | None = None
 
     def token_kwargs(self) -> dict[str, str]:
@@ -88,7 +107,7 @@ def phone_keys_path(config: ExchangeConfig) -> Path:
 
 def load(path: str | Path) -> ExchangeConfig:
     toml = TomlFile(path, text=read_private(path))
-    known = {"exchange", "lines", "numbers", "attestation"}
+    known = {"exchange", "lines", "numbers", "attestation", "limits"}
     for section in toml.data:
         if section not in known:
             raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
@@ -155,7 +174,25 @@ def load(path: str | Path) -> ExchangeConfig:
         tls_ca=_relative(toml.get(ex, "tls_ca", str, None), Path(path)),
         phone_keys=_relative(toml.get(ex, "phone_keys", str, None), Path(path)),
         allow_plaintext=toml.get(ex, "allow_plaintext", bool, False),
+        limits=_limits(toml),
         path=Path(path),
+    )
+
+
+def _limits(toml: TomlFile) -> Limits:
+    section, defaults = "limits", Limits()
+    toml.unknown_keys(section, {"max_calls_per_identity", "media_timeout", "max_call_length",
+                                "reinvites_per_minute"})
+    return Limits(
+        max_calls_per_identity=toml.get(section, "max_calls_per_identity", int,
+                                        defaults.max_calls_per_identity, positive),
+        media_timeout=float(toml.get(section, "media_timeout", (int, float),
+                                     defaults.media_timeout, positive)),
+        max_call_length=float(toml.get(section, "max_call_length", (int, float),
+                                       defaults.max_call_length,
+                                       lambda v: None if v >= 0 else "must be >= 0 (0: none)")),
+        reinvites_per_minute=toml.get(section, "reinvites_per_minute", int,
+                                      defaults.reinvites_per_minute, positive),
     )
 
 
@@ -196,6 +233,12 @@ tone = "tone"               # plays a 1 kHz tone
 
 [attestation]               # identity -> StirStatus the callee sees (caller_info)
 # alice = "TN-Validation-Passed-A"
+
+[limits]                    # what one client may make the exchange hold
+max_calls_per_identity = 4  # concurrent calls of one identity (caller: 31005, callee: busy)
+media_timeout = 10          # seconds an answered leg's media has to connect (then 53405)
+max_call_length = 14400     # seconds from answer, then the call is hung up (0: no limit)
+reinvites_per_minute = 60   # media restarts one leg may ask for (more: 31206)
 """
 
 

@@ -17,7 +17,7 @@ from ..calllog import CallLog, CallRecord, outcome_of
 from ..voice.quality import QualityMonitor, QualitySettings, media_counters
 
 if TYPE_CHECKING:
-    from .calls import CallLeg, ExchangeCall
+    from .legs import CallLeg, ExchangeCall
 
 log = logging.getLogger(__name__)
 LEG_QUALITY = QualitySettings(volume_events=False)
@@ -62,7 +62,11 @@ class CallRecords:
         if call_id is None:
             return
         mos = [v for _, m in monitors for v in m.mos_values]
-        caller = call.caller.media.codec if call.caller is not None else None
+        try:
+            caller = call.caller.media.codec if call.caller is not None else None
+        except Exception:  # aiortc could not give the negotiated codec back: file the rest
+            log.exception("call %s: codec unreadable", call.sid)
+            caller = None
         self.log.update(call_id, ended=time.time(), codec=caller or None, error=error,
                         outcome=outcome_of(answered=answered, error_code=error_code,
                                            cancelled=caller_hung_up),
@@ -72,7 +76,7 @@ class CallRecords:
 
 
 def _party(leg: CallLeg) -> str:
-    return (leg.session.identity if leg.session is not None else None) or leg.sid
+    return leg.identity or leg.id
 
 
 def _leg_monitor(leg: CallLeg) -> QualityMonitor:

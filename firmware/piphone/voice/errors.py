@@ -101,6 +101,12 @@ CODES: dict[int, ErrorInfo] = {
         "UserMediaError", "User denied access to user media", "Media access denied",
         "The audio device could not be opened.",
     ),
+    31209: ErrorInfo(
+        "ReconnectAttemptError", "Reconnect attempt is not authorized.",
+        "Reconnect attempt is not authorized.",
+        "The server refused to resume the call with this reconnect token.",
+        ("The call is another identity's, or its own connection is still open.",),
+    ),
     31402: ErrorInfo(
         "AcquisitionFailedError", "Could not acquire user media", "Media acquisition failed",
         "The audio source could not be started.",

@@ -1,0 +1,131 @@
+"""What keeps an answered leg going at the exchange: media restarts and signaling resumes.
+
+- ``reinvite``: a client restarts its media (a new peer connection for this leg only: aiortc
+  has no ICE restart). One is answered at a time per leg (31005 while one is), and at most
+  ``reinvites_per_minute`` of them (31206, the SDK's RateExceededError); the leg stays as it is.
+- A reconnect ``invite``: a client whose socket closed mid-call resumes its leg with the
+  reconnect token from its ``answer``. Only the leg's own identity may, and only while the leg
+  is cut off (in its grace); else it is refused (31209, the SDK's ReconnectAttemptError; 31005
+  for a call that has ended) and the live leg is untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..voice import protocol
+from ..voice.media import MediaError, codecs_of
+from . import lines
+from .bridge import Leg, bridge
+from .legs import CallLeg, ExchangeCall, Phase, brief
+from .lifetime import CallBook
+
+if TYPE_CHECKING:
+    from .server import ClientSession, Exchange
+
+log = logging.getLogger(__name__)
+
+RATE_WINDOW = 60.0  # seconds over which reinvites_per_minute counts
+
+
+class Restarts:
+    def __init__(self, book: CallBook, exchange: Exchange) -> None:
+        self.book = book
+        self.config = exchange.config
+
+    # --- media restarts ------------------------------------------------------------------------
+    def reinvite(self, leg: CallLeg, payload: dict[str, Any]) -> None:
+        """The far leg is untouched; it hears silence until the bridge is back."""
+        call = leg.call
+
+        def refuse(code: int, message: str) -> None:
+            leg.send("error", **protocol.error_payload(code, message, leg.sid))
+
+        if call.phase is not Phase.ANSWERED or leg not in (call.caller, call.callee):
+            return refuse(31005, f"reinvite of a call that is {call.phase.value}")
+        if leg.restarting:
+            return refuse(31005, "a media restart of this call is under way; one at a time")
+        now, limit = time.monotonic(), self.book.limits.reinvites_per_minute
+        while leg.reinvites and now - leg.reinvites[0] >= RATE_WINDOW:
+            leg.reinvites.popleft()
+        if len(leg.reinvites) >= limit:
+            log.info("call %s: reinvite of %s refused: over %d per minute", call.sid, leg.id,
+                     limit)
+            return refuse(31206, f"more than {limit} media restarts per minute")
+        offered = [c for c in codecs_of(payload["sdp"]) if c in self.config.codec_preferences]
+        if not offered:  # garbage, or nothing we take: keep the leg as it is
+            return refuse(31100, "malformed SDP: reinvite offers no audio codec in common")
+        leg.reinvites.append(now)
+        try:
+            current = leg.media.codec
+        except Exception:  # aiortc state that cannot be read: take what the client offers
+            current = None
+        # Keep the leg's codec when the client still offers it: the bridge keeps forwarding.
+        prefs = (current,) if current in offered else tuple(offered)
+        settings = replace(leg.media.media.settings, codec_preferences=prefs)
+        line = call.route.kind == "line" and leg is call.caller
+        old = leg.media
+        leg.media = lines.answer_leg(call.route.target, settings) if line else Leg(settings)
+        leg.restarting = True
+        self.book.tasks.spawn(old.close())  # lost already: the client has closed its side
+        self.book.await_media(leg, restart=True)  # the new media has its bound too
+        call.work.spawn(self._restart_media(call, leg, leg.media, payload["sdp"]))
+
+    async def _restart_media(self, call: ExchangeCall, leg: CallLeg, media: Leg,
+                             sdp: str) -> None:
+        try:
+            await media.media.prepare_answer(sdp)
+            answer = await media.media.answer()
+        except Exception as exc:  # MediaError, or aiortc's own on an offer it cannot take
+            if call.phase is not Phase.ENDED and leg.media is media:  # else closed under it
+                if not isinstance(exc, MediaError):
+                    log.info("call %s: reinvite of %s failed: %s", call.sid, leg.id, brief(exc))
+                leg.send("error", **protocol.error_payload(
+                    31100, f"malformed SDP: {brief(exc, 200)}", leg.sid))
+            return
+        finally:
+            leg.restarting = False
+        if call.phase is Phase.ENDED or leg.media is not media:
+            return
+        leg.send("answer", callsid=leg.sid, sdp=answer)
+        other = call.other(leg)
+        if other is not None:
+            try:
+                mode = bridge(media, other.media)
+            except Exception:  # aiortc state that cannot be read: the leg stays silent
+                log.exception("call %s: could not bridge %s again", call.sid, leg.id)
+                return
+            log.info("call %s: %s restarted its media; audio %s", call.sid, leg.id, mode)
+
+    # --- signaling resumes ---------------------------------------------------------------------
+    def resume(self, session: ClientSession, payload: dict[str, Any]) -> None:
+        def refuse(code: int, message: str) -> None:
+            session.send("hangup", callsid=payload["callsid"],
+                         error={"code": code, "message": message})
+
+        leg = self.book.legs.by_token(payload["reconnect"])
+        if leg is None or leg.call.phase is not Phase.ANSWERED:
+            return refuse(31005, "there is no call to resume")
+        if leg.identity != session.identity or leg.session is not None:
+            # Another identity's leg, or one whose own socket is still there: the SDK's
+            # ReconnectAttemptError, the same for both (the log says which).
+            log.info("%s: resume of %s refused: %s", session, leg.id,
+                     "another identity's" if leg.identity != session.identity
+                     else "its own socket is still open")
+            return refuse(31209, "reconnect attempt is not authorized")
+        if leg.grace_timer is not None:
+            leg.grace_timer.cancel()
+            leg.grace_timer = None
+        leg.temp_id = None  # meant something on the old connection only
+        self.book.legs.attach(leg, session)
+        try:
+            local = leg.media.media.pc.localDescription
+            sdp = local.sdp if local else ""
+        except Exception:  # aiortc could not give its SDP back: the media is as it was
+            log.exception("call %s: local description of %s unreadable", leg.call.sid, leg.id)
+            sdp = ""
+        log.info("call %s: %s resumed", leg.call.sid, leg.id)
+        session.send("answer", callsid=leg.sid, sdp=sdp, reconnect=leg.reconnect_token)
