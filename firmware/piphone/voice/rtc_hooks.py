@@ -60,6 +60,7 @@ _StunProtocol = getattr(aioice.ice, "StunProtocol", None)
 _original_datagram_received = getattr(_StunProtocol, "datagram_received", None)
 # What the datagram filter reads of aioice's Connection and CandidatePair.
 _CONNECTION_FIELDS = ("_nominated", "_check_list", "_remote_candidates", "_early_checks")
+_original_connect = getattr(aioice.ice.Connection, "connect", None)
 
 
 class HookMissing(RuntimeError):
@@ -81,6 +82,11 @@ def check() -> None:
                           "no longer hands data to data_received: piphone cannot keep DTLS "
                           "and RTP to the ICE peer")
     init_names = aioice.ice.Connection.__init__.__code__.co_names
+    if (_original_connect is None or aioice.ice.Connection.connect is not _connect_unless_closed
+            or not {"_closing", "_query_consent_task"} <= set(init_names)):
+        raise HookMissing("aioice.ice.Connection.connect is gone, not wrapped or its close "
+                          "flags changed: a connection closed while it connects would check "
+                          "consent for ever")
     missing = [name for name in _CONNECTION_FIELDS if name not in init_names]
     pair = getattr(aioice.ice, "CandidatePair", None)
     if missing or pair is None or not all(
@@ -145,6 +151,22 @@ def _sent_by_peer(connection, protocol, addr: tuple) -> bool:
     return (any(c._network_host == source[0] and c.port == source[1]
                 for c in connection._remote_candidates)
             or any(check[1] == source for check in connection._early_checks))
+
+
+# --- a connection closed while it connects stays closed ----------------------------------------
+async def _connect_unless_closed(self) -> None:
+    """Connection.connect, failing if the connection was closed meanwhile.
+
+    aioice's connect() paces its checks with 20 ms sleeps: when close() comes after the check
+    list completed but before connect() wakes up, connect() goes on to start consent checks on
+    the closed connection, which then run for ever (a task nobody owns; the far end of a call
+    that ended at that moment). Closed is closed: fail, as a close earlier on does."""
+    await _original_connect(self)
+    if self._closing:
+        task, self._query_consent_task = self._query_consent_task, None
+        if task is not None:
+            task.cancel()
+        raise ConnectionError("ICE connection closed while connecting")
 
 
 def audio_level(frame) -> int:
@@ -217,6 +239,8 @@ if _original_audio_level is not None:
     aiortc.rtp.compute_audio_level_dbov = audio_level
 if _original_datagram_received is not None:
     _StunProtocol.datagram_received = _from_peer
+if _original_connect is not None:
+    aioice.ice.Connection.connect = _connect_unless_closed
 
 
 @contextlib.contextmanager
