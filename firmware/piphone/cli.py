@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, logsafe
 from .errors import PiphoneError
 
 log = logging.getLogger("piphone")
@@ -36,8 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[logsafe.handler(sys.stderr)],  # one escaped, bounded line per record
     )
     if not args.verbose:  # their per-connection chatter drowns the call's events
         for noisy in ("aioice", "websockets"):
@@ -118,8 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="address ICE offers, repeatable (default: all but loopback)")
     call.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                       help="custom parameter sent with the call, repeatable")
+    call.add_argument("--ca-file", type=Path, metavar="PEM",
+                      help="trust this CA (and only it) for a wss:// --url: a local exchange "
+                           "with its own CA (default: the system's trust store)")
     call.add_argument("--insecure", action="store_true",
-                      help="accept a self-signed wss:// certificate")
+                      help="accept any wss:// certificate, unchecked (logs a warning)")
     call.add_argument("--call-log", metavar="DB", help="record the call in this call log")
     call.set_defaults(func=cmd_call)
     for name, text in (("status", "the running phone: state, registration, call, quality"),
@@ -313,11 +315,13 @@ def cmd_call(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise PiphoneError(f"--param takes KEY=VALUE, got {item!r}")
         params[key] = value
+    if args.insecure and args.ca_file is not None:
+        raise PiphoneError("--insecure checks nothing: it does not go with --ca-file")
     ssl_context = None
-    if args.url.startswith("wss://") and args.insecure:
-        ssl_context = ssl.create_default_context()
-        ssl_context.check_hostname = False
-        ssl_context.verify_mode = ssl.CERT_NONE
+    if args.url.startswith("wss://"):
+        from .voice import tls
+
+        ssl_context = tls.client_context(ca_file=args.ca_file, insecure=args.insecure)
     options = {
         "signaling_url": args.url,
         "codec_preferences": tuple(args.codec or ("opus", "pcmu")),

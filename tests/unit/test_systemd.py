@@ -107,3 +107,24 @@ def test_exchange_notifies_ready_and_watchdog(tmp_path):
     finally:
         proc.kill()
         notify.close()
+
+
+def test_a_caller_named_with_a_newline_cannot_add_an_sd_notify_line(tmp_path, monkeypatch):
+    import socket
+
+    from piphone.systemd import Notifier
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    try:
+        notifier = Notifier()
+        notifier.set_status("ringing: call from client:eve\nWATCHDOG=trigger\r\x1b[2J" + "x" * 500)
+        message = notify.recv(4096).decode()
+    finally:
+        notify.close()
+    assert "\n" not in message and "\r" not in message and "\x1b" not in message
+    assert message.startswith("STATUS=ringing: call from client:eve\\nWATCHDOG=trigger\\r")
+    assert len(message) < 300
+    assert notifier.status == message.removeprefix("STATUS=")
