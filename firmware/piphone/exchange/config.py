@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from ..tomlconfig import TomlFile, ip_addresses, port, positive, sid
@@ -37,6 +38,17 @@ class ExchangeConfig:
     attestation: dict[str, str] = field(default_factory=dict)  # identity -> StirStatus
     events_port: int | None = None  # event gateway (feedback); None: port + 1 (0 if port is 0)
     call_log: str | None = None  # SQLite file of the exchange's call log; None: in memory
+    # [limits]: what clients can make the exchange hold. A refusal is error 31206
+    # (RateExceededError), logged once a minute per address or identity, not per attempt.
+    max_sessions: int = 200  # signaling sockets open at once, from everyone
+    max_sockets_per_address: int = 32  # sockets open at once from one IP address
+    max_unauthenticated_per_address: int = 8  # of those, sockets without a valid token yet
+    max_registrations_per_identity: int = 10  # devices registered as one identity (a call
+    #                                           rings each: a fork is a peer connection)
+    send_queue: int = 128  # frames waiting to go to one client; full: it is disconnected
+    max_bad_frames: int = 20  # malformed or refused frames one session may send a minute
+    heartbeat_timeout: float = 15.0  # seconds a session may stay silent (no heartbeat echo)
+    feedback_per_minute: int = 20  # feedback posts one identity may make a minute
     path: Path | None = None
 
     def token_kwargs(self) -> dict[str, str]:
@@ -53,7 +65,7 @@ def _relative(value: str | None, config_path: Path) -> str | None:
 
 def load(path: str | Path) -> ExchangeConfig:
     toml = TomlFile(path)
-    known = {"exchange", "lines", "numbers", "attestation"}
+    known = {"exchange", "lines", "numbers", "attestation", "limits"}
     for section in toml.data:
         if section not in known:
             raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
@@ -85,6 +97,7 @@ def load(path: str | Path) -> ExchangeConfig:
         attestation[str(identity)] = status
     heartbeat = toml.get(ex, "heartbeat_interval", (int, float), 5.0,
                          lambda v: None if 0 < v <= 10 else "must be in (0, 10] seconds")
+    limits = _limits(toml, float(heartbeat))
     return ExchangeConfig(
         account_sid=toml.get(ex, "account_sid", str, check=sid("AC")),
         api_key_sid=toml.get(ex, "api_key_sid", str, check=sid("SK")),
@@ -105,8 +118,26 @@ def load(path: str | Path) -> ExchangeConfig:
         attestation=attestation,
         events_port=toml.get(ex, "events_port", int, None, port),
         call_log=_relative(toml.get(ex, "call_log", str, None), Path(path)),
+        **limits,
         path=Path(path),
     )
+
+
+def _limits(toml: TomlFile, heartbeat_interval: float) -> dict[str, Any]:
+    """The [limits] table, each key checked, defaults from ExchangeConfig."""
+    section = "limits"
+    defaults = {f.name: f.default for f in fields(ExchangeConfig)}
+    counts = ("max_sessions", "max_sockets_per_address", "max_unauthenticated_per_address",
+              "max_registrations_per_identity", "send_queue", "max_bad_frames",
+              "feedback_per_minute")
+    toml.unknown_keys(section, {*counts, "heartbeat_timeout"})
+    limits: dict[str, Any] = {key: toml.get(section, key, int, defaults[key], positive)
+                              for key in counts}
+    limits["heartbeat_timeout"] = float(toml.get(
+        section, "heartbeat_timeout", (int, float), defaults["heartbeat_timeout"],
+        lambda v: None if v > heartbeat_interval
+        else f"must be longer than exchange.heartbeat_interval ({heartbeat_interval:g} s)"))
+    return limits
 
 
 STARTER = """\
@@ -136,6 +167,16 @@ tone = "tone"               # plays a 1 kHz tone
 
 [attestation]               # identity -> StirStatus the callee sees (caller_info)
 # alice = "TN-Validation-Passed-A"
+
+[limits]                    # what clients can make the exchange hold; refusals are 31206
+max_sessions = 200          # signaling sockets open at once, from everyone
+max_sockets_per_address = 32          # sockets open at once from one IP address
+max_unauthenticated_per_address = 8   # of those, sockets that have not sent a valid token
+max_registrations_per_identity = 10   # devices registered as one identity (a call rings all)
+send_queue = 128            # frames waiting for one client; a client that stops reading is cut
+max_bad_frames = 20         # malformed or refused frames a session may send a minute
+heartbeat_timeout = 15      # seconds without a heartbeat echo before a session is dropped
+feedback_per_minute = 20    # call feedback posts one identity may make a minute
 """
 
 

@@ -83,6 +83,13 @@ CODES: dict[int, ErrorInfo] = {
         ("The token's exp is in the past.",),
         ("Refresh the token and call update_token().",),
     ),
+    31206: ErrorInfo(
+        "RateExceededError", "Rate exceeded authorized limit",
+        "Rate exceeded authorized limit", "The request performed exceeds the authorized limit.",
+        ("Too many sockets, registrations or malformed frames from one client, address or "
+         "identity.",),
+        ("Close unused Devices; the exchange's limits are in exchange.toml [limits].",),
+    ),
     31208: ErrorInfo(
         "UserMediaError", "User denied access to user media", "Media access denied",
         "The audio device could not be opened.",

@@ -63,7 +63,8 @@ _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 # TJS + a UUID until it rings; either fits in 64 printable ASCII characters, and nothing else
 # (no spaces, no controls, no surrogates) may reach a log, a map key or the call log.
 CALLSID = Text(64, _PRINTABLE, "1-64 printable ASCII characters (a CallSid)")
-TOKEN = Text(16 * 1024, _PRINTABLE, "a JWT (printable ASCII)")
+# Empty is allowed: "no access token" is the token check's to say (31204), not a syntax error.
+TOKEN = Text(16 * 1024, re.compile(r"[\x21-\x7e]*"), "a JWT (printable ASCII)")
 _ID = Text(256, _PRINTABLE, "1-256 printable ASCII characters")
 _SHORT = Text(1024)
 
@@ -137,13 +138,7 @@ def decode(text: str | bytes, frames: dict[str, _Spec]) -> Frame | None:
         raise ProtocolError(f"frame of {len(text)} bytes is over the {MAX_FRAME_BYTES} limit")
     if text.strip() == "":
         return None  # heartbeat
-    _check_depth(text)
-    try:
-        message = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"frame is not JSON: {text_of(exc)}") from None
-    if _SURROGATE.search(text) is not None:
-        _check_unicode(message)
+    message = parse_json(text, "frame")
     if not isinstance(message, dict):
         raise ProtocolError("frame is not a JSON object")
     type_ = message.get("type")
@@ -159,6 +154,19 @@ def decode(text: str | bytes, frames: dict[str, _Spec]) -> Frame | None:
     return Frame(type_, payload)
 
 
+def parse_json(text: str, what: str = "body") -> Any:
+    """JSON from a peer: nesting at most MAX_DEPTH, every string valid Unicode; anything else
+    is a ProtocolError naming ``what`` (never a RecursionError or a UnicodeEncodeError)."""
+    _check_depth(text, what)
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"{what} is not JSON: {text_of(exc)}") from None
+    if _SURROGATE.search(text) is not None:
+        _check_unicode(value, what)
+    return value
+
+
 # A lone surrogate comes raw (a str handed to decode) or as a \ud800-\udfff escape; paired
 # escapes are one valid character once parsed, hence the closer look when either is seen.
 _SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
@@ -166,7 +174,7 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
-def _check_depth(text: str) -> None:
+def _check_depth(text: str, what: str) -> None:
     """Refuse nesting deeper than MAX_DEPTH before parsing: the json module recurses per level
     (RecursionError at about 1,000), and what parses deep breaks whoever encodes it again."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
@@ -177,16 +185,16 @@ def _check_depth(text: str) -> None:
         if depth > deepest:
             deepest = depth
             if deepest > MAX_DEPTH:
-                raise ProtocolError(f"frame nests deeper than {MAX_DEPTH} levels")
+                raise ProtocolError(f"{what} nests deeper than {MAX_DEPTH} levels")
 
 
-def _check_unicode(message: Any) -> None:
+def _check_unicode(message: Any, what: str) -> None:
     """Every string must be Unicode scalar values: a lone surrogate cannot be encoded (PyJWT,
     SQLite and the WebSocket to the far end would each raise on it later)."""
     try:
         json.dumps(message, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise ProtocolError("frame holds a string that is not valid Unicode "
+        raise ProtocolError(f"{what} holds a string that is not valid Unicode "
                             "(a lone surrogate)") from None
 
 
