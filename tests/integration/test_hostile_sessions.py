@@ -6,7 +6,12 @@ log unescaped. Each test is named after what the attacker tries."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,7 +20,9 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from piphone.errors import InvalidStateError
+from piphone.exchange import config as exchange_config
 from piphone.voice import CallStatus, Device, DeviceState, protocol
+from piphone.voice.tokens import mint
 
 from ..conftest import LOOPBACK, until
 from .helpers import DEVICE_EVENTS, Events, place_and_answer
@@ -414,3 +421,40 @@ async def test_four_concurrent_connects_on_one_device_get_invalid_state(make_pho
     await Events(ringing).wait("accept")
     with pytest.raises(InvalidStateError):
         await alice.device.connect({"To": "bob"})
+
+
+# --- what reaches the journal --------------------------------------------------------------------
+
+LOG_LINE = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
+
+
+async def test_a_client_cannot_forge_or_flood_the_exchanges_log(tmp_path):
+    """`piphone exchange` as systemd runs it: every stderr line (one journal entry each) is
+    one record of ours, however the client's text is made."""
+    config = exchange_config.write_starter(tmp_path / "exchange.toml")
+    config.write_text(config.read_text().replace("port = 8089", "port = 0"))
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "piphone", "exchange", "--config", str(config),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ,
+                                                                 PYTHONUNBUFFERED="1"))
+    try:
+        banner = (await asyncio.wait_for(server.stdout.readline(), 15)).decode()
+        token = mint(identity="mallory", **exchange_config.load(config).token_kwargs())
+        async with connect(banner.split()[-1], max_size=None) as ws:
+            client = Raw(ws)
+            await client.send("listen", token=token)
+            await client.expect("connected")
+            forged = "\nCRITICAL piphone: forged\nWATCHDOG=trigger\r\x1b[2K"
+            await ws.send(json.dumps({"type": "x" + forged + "y" * 60_000}))
+            await client.send("hangup", callsid="CA1" + forged)
+            await client.send("listen", token="eyJ" + forged)
+            await client.send("register", media={"audio": True})
+            while (await client.frame())["type"] != "ready":
+                pass  # the exchange handled every frame before this one
+    finally:
+        server.terminate()
+        _, err = await asyncio.wait_for(server.communicate(), 10)
+    lines = err.decode().splitlines()
+    assert any("malformed frame" in line for line in lines)
+    for line in lines:
+        assert LOG_LINE.match(line) and len(line) < 1000, line[:300]
