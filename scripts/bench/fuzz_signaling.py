@@ -199,6 +199,7 @@ class Report:
     bad_closes: list[tuple[int | None, str]] = field(default_factory=list)  # (code, last)
     unanswered_probes: int = 0
     out_of_time: bool = False
+    errors_logged: list[str] = field(default_factory=list)  # ERROR records, first line each
 
     def findings(self) -> list[str]:
         found = [f"out of time after {self.frames} frames"] if self.out_of_time else []
@@ -208,7 +209,21 @@ class Report:
                   for frame, message in self.internal_errors[:10]]
         if self.unanswered_probes:
             found.append(f"{self.unanswered_probes} live sessions did not answer the probe")
+        found += [f"logged: {line}" for line in dict.fromkeys(self.errors_logged)]
         return found
+
+
+class ErrorLog(logging.Handler):
+    """Keeps the first line of every ERROR the exchange logs (a task that died, a bug)."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(logging.ERROR)
+        self.report = report
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        cause = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+        self.report.errors_logged.append(f"{record.name}: {record.getMessage()}{cause}"[:300])
 
 
 class Fuzzer:
@@ -238,6 +253,17 @@ class Fuzzer:
         for batch in work:
             queue.put_nowait(batch)
         started = time.perf_counter()
+        errors = ErrorLog(self.report)
+        logging.getLogger("piphone").addHandler(errors)
+        try:
+            await self._run(queue, lanes, deadline, started)
+        finally:
+            logging.getLogger("piphone").removeHandler(errors)
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    async def _run(self, queue: asyncio.Queue[Batch], lanes: int, deadline: float | None,
+                   started: float) -> None:
 
         async def lane() -> None:
             while not queue.empty():
@@ -253,8 +279,6 @@ class Fuzzer:
                         (None, f"session hung over {self.SESSION_TIMEOUT:g} s"))
 
         await asyncio.gather(*(lane() for _ in range(lanes)))
-        self.report.seconds = time.perf_counter() - started
-        return self.report
 
     def render(self, template: Any, mine: list[str], own: list[str]) -> str | bytes:
         if isinstance(template, str | bytes):
@@ -428,13 +452,13 @@ async def main_async(args: argparse.Namespace) -> int:
     generating = time.perf_counter()
     work = batches(args.frames, args.seed)
     generated = time.perf_counter() - generating
-    sockets = socket_kinds()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = exchange_config.load(exchange_config.write_starter(Path(tmp) / "exchange.toml"))
         cfg = replace(cfg, port=0, ice_addresses=LOOPBACK, reconnect_grace=0.5,
                       max_bad_frames=1_000_000)
         exchange = Exchange(cfg)
         await exchange.start(host="127.0.0.1", port=0)
+        sockets = socket_kinds()
         try:
             fuzzer = Fuzzer(exchange, await offer_sdp())
             report = await fuzzer.run(work, lanes=args.lanes)

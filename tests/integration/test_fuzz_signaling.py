@@ -99,6 +99,10 @@ async def test_no_frame_hits_an_internal_error(fuzzed):
     assert fuzzed.report.internal_errors == [], fuzzed.report.findings()
 
 
+async def test_the_exchange_logs_no_error(fuzzed):
+    assert fuzzed.report.errors_logged == [], fuzzed.report.findings()
+
+
 async def test_no_session_registration_or_signaling_socket_is_left(fuzzed):
     assert fuzzed.left["sessions"] == 0 and fuzzed.left["registrations"] == 0
     assert fuzzed.sockets_after["tcp"] <= fuzzed.sockets_before["tcp"]
