@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -439,8 +440,12 @@ async def test_a_client_cannot_forge_or_flood_the_exchanges_log(tmp_path):
                                                                  PYTHONUNBUFFERED="1"))
     try:
         banner = (await asyncio.wait_for(server.stdout.readline(), 15)).decode()
+        url = banner.split()[-1]
         token = mint(identity="mallory", **exchange_config.load(config).token_kwargs())
-        async with connect(banner.split()[-1], max_size=None) as ws:
+        # A starter that serves wss:// has its own CA beside it.
+        tls = (ssl.create_default_context(cafile=str(config.with_name("exchange-ca.pem")))
+               if url.startswith("wss://") else None)
+        async with connect(url, max_size=None, ssl=tls) as ws:
             client = Raw(ws)
             await client.send("listen", token=token)
             await client.expect("connected")
