@@ -155,10 +155,8 @@ class ClientSession:
         self.exchange.log_once(f"bad:{self.address}", "%s: %s", self, message)
         self.send_error(code, message)
         if not self._bad_frames.add():
-            self.send_error(31206, f"over {self.config.max_bad_frames} refused frames a "
-                                   "minute: disconnecting")
-            self.drop(f"sent over {self.config.max_bad_frames} refused frames a minute",
-                      code=1008)
+            self.end(31206, f"over {self.config.max_bad_frames} refused frames a minute",
+                     close_code=1008)
 
     def _handle(self, frame: protocol.Frame) -> None:
         payload = frame.payload
@@ -270,6 +268,11 @@ class ClientSession:
                       level=logging.INFO, reason="no valid access token")
 
     # --- ending --------------------------------------------------------------------------
+    def end(self, code: int, message: str, close_code: int = 4003) -> None:
+        """Send an error frame, then close the socket (the frame goes first)."""
+        self.send_error(code, message)
+        self.drop(message, code=close_code)
+
     def drop(self, why: str, *, code: int, abort: bool = False, level: int = logging.WARNING,
              reason: str = "") -> None:
         """Disconnect the client now: one log line; it is unregistered and its calls learn
