@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
@@ -29,11 +29,16 @@ LOOPBACK = ("127.0.0.1",)
 @pytest.fixture
 def exchange_cfg(tmp_path, request) -> exchange_config.ExchangeConfig:
     """The exchange's settings; change them for one test with indirect parametrization:
-    ``@pytest.mark.parametrize("exchange_cfg", [{"max_calls": 1}], indirect=True)``."""
+    ``@pytest.mark.parametrize("exchange_cfg", [{"max_calls": 1}], indirect=True)``; a key of
+    ``[limits]`` (``{"send_queue": 16}``) changes ``cfg.limits``."""
     path = exchange_config.write_starter(tmp_path / "exchange.toml")
     cfg = replace(exchange_config.load(path), port=0, ice_addresses=LOOPBACK,
                   reconnect_grace=0.5)
-    return replace(cfg, **(getattr(request, "param", None) or {}))
+    changes = dict(getattr(request, "param", None) or {})
+    limit_names = {f.name for f in fields(exchange_config.Limits)}
+    limits = {key: changes.pop(key) for key in list(changes) if key in limit_names}
+    cfg = replace(cfg, **changes)
+    return replace(cfg, limits=replace(cfg.limits, **limits)) if limits else cfg
 
 
 @pytest.fixture

@@ -219,20 +219,21 @@ class CallLog:
         """The latest calls, newest first."""
         rows = self._db.execute("SELECT * FROM calls ORDER BY started DESC, id DESC LIMIT ?",
                                 (limit,)).fetchall()
-        records = []
-        for row in rows:
-            data = dict(row)
-            data["warnings"] = json.loads(data["warnings"] or "[]")
-            record = CallRecord(**data)
-            record.feedback = [
-                {"party": f["party"], "score": f["score"], "issue": f["issue"], "at": f["at"]}
-                for f in self._db.execute(
-                    "SELECT * FROM feedback WHERE call_id = ? ORDER BY at", (record.id,))]
-            records.append(record)
-        return records
+        return [self._record(row) for row in rows]
 
     def get(self, call_id: int) -> CallRecord | None:
-        return next((r for r in self.recent(1_000_000) if r.id == call_id), None)
+        row = self._db.execute("SELECT * FROM calls WHERE id = ?", (call_id,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def _record(self, row: sqlite3.Row) -> CallRecord:
+        data = dict(row)
+        data["warnings"] = json.loads(data["warnings"] or "[]")
+        record = CallRecord(**data)
+        record.feedback = [
+            {"party": f["party"], "score": f["score"], "issue": f["issue"], "at": f["at"]}
+            for f in self._db.execute(
+                "SELECT * FROM feedback WHERE call_id = ? ORDER BY at", (record.id,))]
+        return record
 
 
 def _claim(path: str, owner: str) -> int:

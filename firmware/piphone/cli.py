@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, logsafe
 from .errors import PiphoneError
 
 log = logging.getLogger("piphone")
@@ -36,8 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[logsafe.handler(sys.stderr)],  # one escaped, bounded line per record
     )
     if not args.verbose:  # their per-connection (per-request) chatter drowns the call's events
         for noisy in ("aioice", "websockets", "twilio.http_client"):

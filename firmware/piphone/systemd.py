@@ -2,6 +2,9 @@
 
 ``Notifier.send`` is a no-op without NOTIFY_SOCKET, so a daemon run by hand behaves the same.
 The watchdog is fed from the event loop itself, so a stuck loop is what systemd notices.
+The notify protocol is one ``KEY=value`` per line: a status line quotes callers (their
+identity), so it is escaped to one line of printable text before it is sent; ``send`` is for
+our own fixed messages.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from typing import Any
 
 import sdnotify
 
+from .logsafe import text
+
 log = logging.getLogger(__name__)
+
+STATUS_LIMIT = 200  # characters of a status line (systemctl status shows one line)
 
 
 class Notifier:
@@ -27,6 +34,9 @@ class Notifier:
         self._systemd.notify(message)
 
     def set_status(self, line: str) -> None:
+        """STATUS=line, with newlines and control characters escaped (a caller named
+        ``eve\nWATCHDOG=trigger`` must not add a line of its own), bounded."""
+        line = text(line, STATUS_LIMIT)
         if line != self.status:
             self.status = line
             self.send(f"STATUS={line}")

@@ -76,7 +76,7 @@ def memory_bytes(value: str) -> int:
 def test_both_units_bound_memory_tasks_and_files(name, calls):
     """Limits that fit a Pi (1 GB: both units together stay well under it) and what each
     daemon may hold: the exchange one file per session it admits, plus media sockets."""
-    from piphone.exchange.config import DEFAULT_MAX_CALLS, ExchangeConfig
+    from piphone.exchange.config import DEFAULT_MAX_CALLS, Limits
 
     s = settings(ROOT / "systemd" / name)
     memory, tasks, files = (memory_bytes(s["MemoryMax"][0]), int(s["TasksMax"][0]),
@@ -84,7 +84,7 @@ def test_both_units_bound_memory_tasks_and_files(name, calls):
     assert 128 << 20 <= memory <= 512 << 20
     assert 32 <= tasks <= 512
     if name == "piphone-exchange.service":
-        sessions = getattr(ExchangeConfig, "max_sessions", 200)
+        sessions = Limits.max_sessions
         legs = DEFAULT_MAX_CALLS * 2 * 10  # every call ringing ten devices, each leg's sockets
         assert files >= sessions + legs * 2 + 64
     else:
@@ -173,3 +173,24 @@ def test_exchange_notifies_ready_and_watchdog(tmp_path):
     finally:
         proc.kill()
         notify.close()
+
+
+def test_a_caller_named_with_a_newline_cannot_add_an_sd_notify_line(tmp_path, monkeypatch):
+    import socket
+
+    from piphone.systemd import Notifier
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    try:
+        notifier = Notifier()
+        notifier.set_status("ringing: call from client:eve\nWATCHDOG=trigger\r\x1b[2J" + "x" * 500)
+        message = notify.recv(4096).decode()
+    finally:
+        notify.close()
+    assert "\n" not in message and "\r" not in message and "\x1b" not in message
+    assert message.startswith("STATUS=ringing: call from client:eve\\nWATCHDOG=trigger\\r")
+    assert len(message) < 300
+    assert notifier.status == message.removeprefix("STATUS=")

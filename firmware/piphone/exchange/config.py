@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from ..tomlconfig import TomlFile, ip_addresses, port, positive, read_private, sid, write_private
@@ -39,6 +40,17 @@ class Limits:
     # Media restarts (reinvites) one leg may ask for in any minute (more: 31206); a phone whose
     # network went away for 30 s makes about 30. One is answered at a time (31005 meanwhile).
     reinvites_per_minute: int = 60
+    # Sessions (server.py). A refusal is error 31206 (RateExceededError), logged once a minute
+    # per address or identity, not per attempt.
+    max_sessions: int = 200  # signaling sockets open at once, from everyone
+    max_sockets_per_address: int = 32  # sockets open at once from one IP address
+    max_unauthenticated_per_address: int = 8  # of those, sockets without a valid token yet
+    max_registrations_per_identity: int = 10  # devices registered as one identity (a call
+    #                                           rings each: a fork is a peer connection)
+    send_queue: int = 128  # frames waiting to go to one client; full: it is disconnected
+    max_bad_frames: int = 20  # malformed or refused frames one session may send a minute
+    heartbeat_timeout: float = 15.0  # seconds a session may stay silent (no heartbeat echo)
+    feedback_per_minute: int = 20  # feedback posts one identity may make a minute
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,7 @@ def load(path: str | Path) -> ExchangeConfig:
                          "missing: tls_cert and tls_key go together")
     heartbeat = toml.get(ex, "heartbeat_interval", (int, float), 5.0,
                          lambda v: None if 0 < v <= 10 else "must be in (0, 10] seconds")
+    limits = _limits(toml, float(heartbeat))
     return ExchangeConfig(
         account_sid=toml.get(ex, "account_sid", str, check=sid("AC")),
         api_key_sid=toml.get(ex, "api_key_sid", str, check=sid("SK")),
@@ -174,26 +187,32 @@ def load(path: str | Path) -> ExchangeConfig:
         tls_ca=_relative(toml.get(ex, "tls_ca", str, None), Path(path)),
         phone_keys=_relative(toml.get(ex, "phone_keys", str, None), Path(path)),
         allow_plaintext=toml.get(ex, "allow_plaintext", bool, False),
-        limits=_limits(toml),
+        limits=limits,
         path=Path(path),
     )
 
 
-def _limits(toml: TomlFile) -> Limits:
+def _limits(toml: TomlFile, heartbeat_interval: float) -> Limits:
+    """The [limits] table, each key checked; defaults from Limits."""
     section, defaults = "limits", Limits()
-    toml.unknown_keys(section, {"max_calls_per_identity", "media_timeout", "max_call_length",
-                                "reinvites_per_minute"})
-    return Limits(
-        max_calls_per_identity=toml.get(section, "max_calls_per_identity", int,
-                                        defaults.max_calls_per_identity, positive),
-        media_timeout=float(toml.get(section, "media_timeout", (int, float),
-                                     defaults.media_timeout, positive)),
-        max_call_length=float(toml.get(section, "max_call_length", (int, float),
-                                       defaults.max_call_length,
-                                       lambda v: None if v >= 0 else "must be >= 0 (0: none)")),
-        reinvites_per_minute=toml.get(section, "reinvites_per_minute", int,
-                                      defaults.reinvites_per_minute, positive),
-    )
+    counts = ("max_calls_per_identity", "reinvites_per_minute", "max_sessions",
+              "max_sockets_per_address", "max_unauthenticated_per_address",
+              "max_registrations_per_identity", "send_queue", "max_bad_frames",
+              "feedback_per_minute")
+    toml.unknown_keys(section, {*counts, "media_timeout", "max_call_length",
+                                "heartbeat_timeout"})
+    values: dict[str, Any] = {key: toml.get(section, key, int, getattr(defaults, key), positive)
+                              for key in counts}
+    values["media_timeout"] = float(toml.get(section, "media_timeout", (int, float),
+                                             defaults.media_timeout, positive))
+    values["max_call_length"] = float(toml.get(
+        section, "max_call_length", (int, float), defaults.max_call_length,
+        lambda v: None if v >= 0 else "must be >= 0 (0: none)"))
+    values["heartbeat_timeout"] = float(toml.get(
+        section, "heartbeat_timeout", (int, float), defaults.heartbeat_timeout,
+        lambda v: None if v > heartbeat_interval
+        else f"must be longer than exchange.heartbeat_interval ({heartbeat_interval:g} s)"))
+    return Limits(**values)
 
 
 STARTER = """\
@@ -239,6 +258,14 @@ max_calls_per_identity = 4  # concurrent calls of one identity (caller: 31005, c
 media_timeout = 10          # seconds an answered leg's media has to connect (then 53405)
 max_call_length = 14400     # seconds from answer, then the call is hung up (0: no limit)
 reinvites_per_minute = 60   # media restarts one leg may ask for (more: 31206)
+max_sessions = 200          # signaling sockets open at once, from everyone (more: 31206)
+max_sockets_per_address = 32          # sockets open at once from one IP address
+max_unauthenticated_per_address = 8   # of those, sockets that have not sent a valid token
+max_registrations_per_identity = 10   # devices registered as one identity (a call rings all)
+send_queue = 128            # frames waiting for one client; a client that stops reading is cut
+max_bad_frames = 20         # malformed or refused frames a session may send a minute
+heartbeat_timeout = 15      # seconds without a heartbeat echo before a session is dropped
+feedback_per_minute = 20    # call feedback posts one identity may make a minute
 """
 
 

@@ -8,26 +8,38 @@ WebSocket server (websockets) answers GET only, hence a small aiohttp server on 
 own (``events_port``, named to clients in the ``connected`` frame). Feedback is filed in the
 exchange's call log under any CallSid the caller or callee knows the call by; other events
 are accepted and dropped.
+
+Any token holder can post, so: only a party of a call (its caller, or the identity it rang)
+may file feedback on it, once; feedback posts are limited per identity a minute
+(``feedback_per_minute``, 429); a body is at most MAX_BODY bytes (413) of JSON nested at most
+protocol.MAX_DEPTH deep (400). A call that is not the poster's is "no call" (404), as one that
+does not exist: the gateway tells no one which CallSids exist.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..calllog import CallRecord
+from ..logsafe import quoted, text
+from ..voice import protocol
 from ..voice.call import FEEDBACK_ISSUES
 from ..voice.errors import TwilioError
 from ..voice.insights import ENDPOINT
+from .limits import Window
 
 if TYPE_CHECKING:
     from .server import Exchange
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 64 * 1024  # bytes: an event is a few hundred
+MAX_BODY = 16 * 1024  # bytes: an event is a few hundred
+MAX_POSTERS = 1024  # identities whose feedback rate is remembered (least recent forgotten)
 
 
 class EventGateway:
@@ -38,6 +50,7 @@ class EventGateway:
         self._site: web.TCPSite | None = None
         self.port: int | None = None
         self.tls = False
+        self._posters: collections.OrderedDict[str, Window] = collections.OrderedDict()
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
         app = web.Application(client_max_size=MAX_BODY)
@@ -66,38 +79,75 @@ class EventGateway:
 
     async def _post(self, request: web.Request) -> web.Response:
         try:
+            return await self._event(request)
+        except web.HTTPException:
+            raise  # aiohttp's own answers (413: body too large)
+        except Exception:  # a bug must answer this post, not leave a traceback in its stead
+            log.exception("event gateway: error handling a post")
+            return _error(500, 31000, "internal error")
+
+    async def _event(self, request: web.Request) -> web.Response:
+        try:
             grant = self.exchange.auth.verify(request.headers.get("X-Twilio-Token"))
         except TwilioError as exc:
-            return _error(401, exc.code, exc.message)
+            return _error(401, exc.code, text(exc.message))
         try:
-            event = await request.json()
-        except ValueError:
-            return _error(400, 31100, "the body is not JSON")
+            event = protocol.parse_json(await request.text(), "the body")
+        except (protocol.ProtocolError, UnicodeDecodeError) as exc:
+            return _error(400, 31100, text(exc))
         if not isinstance(event, dict) or not isinstance(event.get("group"), str) or \
                 not isinstance(event.get("name"), str):
             return _error(400, 31100, "an event needs a group and a name")
         self.events += 1
         if event["group"] != "feedback":
             return web.json_response({"accepted": True})
+        if not self._within_rate(grant.identity):
+            return _error(429, 31206, f"over {self.exchange.config.limits.feedback_per_minute} "
+                                      "feedback posts a minute")
         payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
         score, issue = (None, None)
         if event["name"] == "received":
             score, issue = payload.get("quality_score"), payload.get("issue_name")
             if isinstance(score, bool) or score not in (1, 2, 3, 4, 5):
-                return _error(400, 31100, f"quality_score must be 1-5, got {score!r}")
+                return _error(400, 31100, f"quality_score must be 1-5, got {quoted(score)}")
             if issue is not None and issue not in FEEDBACK_ISSUES:
                 return _error(400, 31100, f"issue_name must be one of "
-                                          f"{', '.join(FEEDBACK_ISSUES)}, got {issue!r}")
+                                          f"{', '.join(FEEDBACK_ISSUES)}, got {quoted(issue)}")
         elif event["name"] != "received-none":
-            return _error(400, 31100, f"unknown feedback event {event['name']!r}")
+            return _error(400, 31100, f"unknown feedback event {quoted(event['name'], 64)}")
         sids = [s for s in (payload.get("call_sid"), payload.get("temp_call_sid"))
                 if isinstance(s, str) and s]
-        call_id = self.exchange.records.log.add_feedback(sids, score, issue,
-                                                         party=grant.identity)
-        if call_id is None:
-            return _error(404, 31000, f"no call {' / '.join(sids) or '(none named)'}")
-        log.info("feedback from %s on %s: %s %s", grant.identity, sids[0], score, issue or "")
+        if any(protocol.CALLSID.chars.fullmatch(s) is None or len(s) > protocol.CALLSID.limit
+               for s in sids):
+            return _error(400, 31100, f"call_sid must be {protocol.CALLSID.what}")
+        call_log = self.exchange.records.log
+        call_id = call_log.find(*sids)
+        record = call_log.get(call_id) if call_id is not None else None
+        if record is None or grant.identity not in _parties(record):
+            return _error(404, 31000, f"no call {' / '.join(sids) or '(none named)'} of yours")
+        if any(f["party"] == grant.identity for f in record.feedback):
+            return _error(409, 31000, "you gave feedback on this call already")
+        call_log.add_feedback(sids, score, issue, party=grant.identity)
+        log.info("feedback from %s on %s: %s %s", text(grant.identity), sids[0], score,
+                 issue or "")
         return web.json_response({"accepted": True, "call": call_id})
+
+    def _within_rate(self, identity: str) -> bool:
+        window = self._posters.pop(identity, None) or \
+            Window(self.exchange.config.limits.feedback_per_minute)
+        self._posters[identity] = window  # the most recent last
+        while len(self._posters) > MAX_POSTERS:
+            self._posters.popitem(last=False)
+        return window.add()
+
+
+def _parties(record: CallRecord) -> set[str]:
+    """Who may give feedback on a call: its caller, and the identity it rang (a line or a
+    number that leads nowhere has no callee)."""
+    parties = {record.identity} if record.identity else set()
+    if record.peer and record.peer.startswith("client:"):
+        parties.add(record.peer[len("client:"):])
+    return parties
 
 
 def _error(status: int, code: int, message: str) -> web.Response:

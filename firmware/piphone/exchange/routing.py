@@ -67,3 +67,6 @@ class Registrations(Generic[S]):
 
     def of(self, identity: str) -> list[S]:
         return list(self._by_identity.get(identity, ()))
+
+    def count(self, identity: str) -> int:
+        return len(self._by_identity.get(identity, ()))

@@ -125,6 +125,7 @@ class Device(Emitter):
         self._state_changed = asyncio.Event()  # set, and replaced, at every state change
         self._tasks = TaskSet(self)
         self._last_error: TwilioError | None = None
+        self._placing = False  # a connect() is under way
 
     # --- properties ------------------------------------------------------------------------
     @property
@@ -217,9 +218,22 @@ class Device(Emitter):
     # --- calls ---------------------------------------------------------------------------------
     async def connect(self, params: Mapping[str, Any] | None = None, *,
                       timeout: float = 10.0) -> Call:
-        """Place a call (``params['To']`` names the callee); returns it once the invite is out."""
+        """Place a call (``params['To']`` names the callee); returns it once the invite is out.
+        As the SDK's, refused (InvalidStateError) while a call is active or being placed: the
+        protocol cannot tell two outgoing calls apart until they ring."""
         self._assert_alive()
+        if self._placing or any(c.status() is not CallStatus.CLOSED and (
+                c.direction is CallDirection.OUTGOING or c.status() is not CallStatus.PENDING)
+                for c in self._calls):
+            raise InvalidStateError("A Call is already active")
         params = {str(k): "" if v is None else str(v) for k, v in (params or {}).items()}
+        self._placing = True
+        try:
+            return await self._place(params, timeout)
+        finally:
+            self._placing = False
+
+    async def _place(self, params: dict[str, str], timeout: float) -> Call:
         await self._ensure_stream(timeout)
         call = Call(
             direction=CallDirection.OUTGOING,

@@ -89,6 +89,13 @@ CODES: dict[int, ErrorInfo] = {
         ("The token's exp is in the past.",),
         ("Refresh the token and call update_token().",),
     ),
+    31206: ErrorInfo(
+        "RateExceededError", "Rate exceeded authorized limit",
+        "Rate exceeded authorized limit", "The request performed exceeds the authorized limit.",
+        ("Too many sockets, registrations or malformed frames from one client, address or "
+         "identity.",),
+        ("Close unused Devices; the exchange's limits are in exchange.toml [limits].",),
+    ),
     31207: ErrorInfo(
         "JWTTokenExpirationTooLongError", "JWT token expiration too long",
         "JWT token expiration too long",
