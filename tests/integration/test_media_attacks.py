@@ -313,15 +313,19 @@ async def test_twenty_pairs_of_back_to_back_reinvites_leave_no_udp_socket_open(m
         sessions = [MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
                     for _ in range(2)]
         offers = [await s.offer() for s in sessions]
-        for sdp in offers:  # the second closes the first's media while it is being set up
+        # The second closes the first's media while it is being set up, or, when the first is
+        # still under way, is refused (31005: one media restart at a time).
+        for sdp in offers:
             alice.device._stream.send("reinvite", {"callsid": call.sid, "sdp": sdp})
         for session in sessions:
             await session.close()
-    await asyncio.sleep(0.5)
+    (leg,) = (leg for c in exchange.calls.calls for leg in (c.caller,) if leg is not None)
+    await until(lambda: not leg.restarting, 5, what="the last media restart to settle")
     call.disconnect()
     await call.wait_closed()
     await until(lambda: not exchange.calls.calls, 5, what="the call to end")
     await until(lambda: open_udp_sockets() <= base, 5,
                 what=f"UDP sockets to close ({open_udp_sockets()} open, {base} before)")
     await until(lambda: not open_peer_connections(), 5, what="peer connections to close")
-    assert devents.all("error") == [], devents.all("error")
+    codes = {error.code for error, *_ in devents.all("error")}
+    assert codes <= {31005}, devents.all("error")

@@ -314,6 +314,13 @@ class MediaSession:
         finally:
             try:
                 await self.pc.close()
+                # aiortc's close() stops senders and receivers before it stops their
+                # transports, and yields in between: a connect that completes in that window
+                # starts RTP/RTCP loops on the closed connection that nothing would stop. Stop
+                # them again now (stopping is idempotent).
+                for transceiver in self.pc.getTransceivers():
+                    await transceiver.sender.stop()
+                    await transceiver.receiver.stop()
             except Exception as exc:  # the sockets are closed before aiortc could raise
                 log.warning("media: closing the peer connection: %s", _describe(exc))
 
