@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,6 +23,7 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
+from .. import dtmf
 from ..errors import InvalidArgumentError
 from . import protocol
 from .errors import TwilioError
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 FEEDBACK_ISSUES = (
     "dropped-call", "audio-latency", "one-way-audio", "choppy-audio", "noisy-call", "echo",
 )
-DIGITS = re.compile(r"[0-9*#w]*")
-DIGIT_PAUSE = 0.5  # seconds per 'w'
 VERIFIED_STIR = "TN-Validation-Passed-A"
 
 
@@ -208,7 +206,7 @@ class Call(Emitter):
 
     def send_digits(self, digits: str) -> asyncio.Task:
         """Send DTMF as ``dtmf`` frames; each ``w`` waits 500 ms. Returns the sending task."""
-        if not isinstance(digits, str) or not DIGITS.fullmatch(digits):
+        if not isinstance(digits, str) or not dtmf.DIGITS.fullmatch(digits):
             raise InvalidArgumentError(
                 f"send_digits takes only the characters 0-9 * # w, got {digits!r}"
             )
@@ -432,12 +430,12 @@ class Call(Emitter):
         self.emit("cancel")
 
     async def _send_digit_groups(self, digits: str) -> None:
+        def send(group: str) -> None:
+            if self._status is CallStatus.OPEN:
+                self._send("dtmf", {"callsid": self.sid, "dtmf": group})
+
         async with self._digits_lock:
-            for index, group in enumerate(digits.split("w")):
-                if index:
-                    await asyncio.sleep(DIGIT_PAUSE)
-                if group and self._status is CallStatus.OPEN:
-                    self._send("dtmf", {"callsid": self.sid, "dtmf": group})
+            await dtmf.send_with_pauses(digits, send)
 
     def _fail(self, code: int, message: str, original: object | None = None, *,
               hang_up: bool = True) -> None:

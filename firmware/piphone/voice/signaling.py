@@ -32,6 +32,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from ..backoff import Backoff
 from . import protocol, tls
 from .errors import TwilioError
 from .events import Emitter
@@ -45,24 +46,6 @@ class SignalingState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     CLOSED = "closed"
-
-
-class Backoff:
-    """Exponential backoff with jitter, as Twilio's SDK does it (factor 2, jitter 0.4)."""
-
-    def __init__(self, first: float = 0.1, cap: float = 20.0, factor: float = 2.0,
-                 jitter: float = 0.4, rng: random.Random | None = None) -> None:
-        self.first, self.cap, self.factor, self.jitter = first, cap, factor, jitter
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        base = min(self.cap, self.first * self.factor ** self.attempt)
-        self.attempt += 1
-        return base * (1 + self.jitter * (2 * self._rng.random() - 1))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class Signaling(Emitter):
@@ -90,8 +73,9 @@ class Signaling(Emitter):
         self._ssl = ssl_context
         self.heartbeat_timeout = heartbeat_timeout
         self.connect_timeout = connect_timeout
-        # As the SDK: with fallback URLs the first retry waits a random 1-5 s, so that phones
-        # cut off by an edge's outage do not all arrive at the next edge at once.
+        # As the SDK (factor 2, jitter 0.4, Backoff's defaults): with fallback URLs the first
+        # retry waits a random 1-5 s, so that phones cut off by an edge's outage do not all
+        # arrive at the next edge at once.
         self.backoff = backoff or Backoff(
             first=random.uniform(1.0, 5.0) if len(self.urls) > 1 else 0.1)
         self.last_failure: TwilioError | None = None  # of the last attempt; None once open
