@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
 from piphone import dtmf
 from piphone.backoff import Backoff
+
+from ..virtual_clock import virtual_clock
 
 
 def test_steady_is_the_same_pause_every_time():
@@ -37,14 +40,10 @@ def test_nonsense_is_refused():
             Backoff(**bad)
 
 
-async def test_digits_wait_half_a_second_per_w(monkeypatch):
-    slept: list[float] = []
-    sent: list[str] = []
-
-    async def sleep(seconds):
-        slept.append(seconds)
-
-    monkeypatch.setattr(dtmf.asyncio, "sleep", sleep)
-    await dtmf.send_with_pauses("12ww3w", sent.append)
-    assert sent == ["12", "3"] and slept == [0.5, 0.5, 0.5]
+@virtual_clock
+async def test_digits_wait_half_a_second_per_w():
+    loop = asyncio.get_running_loop()
+    sent: list[tuple[str, float]] = []
+    await dtmf.send_with_pauses("12ww3w", lambda group: sent.append((group, loop.time())))
+    assert sent == [("12", 0.0), ("3", 1.0)] and loop.time() == 1.5
     assert dtmf.DIGITS.fullmatch("0123456789*#w") and not dtmf.DIGITS.fullmatch("12a")
