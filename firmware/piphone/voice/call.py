@@ -114,7 +114,8 @@ class Call(Emitter):
         self._reconnection = CallReconnection(
             reconnect_settings or ReconnectSettings(),
             CallHooks(fire=self._fire, send=self._send, new_media=self._new_media,
-                      sid=lambda: self.sid, resume_invite=self._resume_invite))
+                      sid=lambda: self.sid, local_sdp=lambda: self._local_sdp,
+                      token=lambda: self._reconnect_token))
 
     # --- properties of the SDK -----------------------------------------------------------
     @property
@@ -434,10 +435,6 @@ class Call(Emitter):
         callsid = payload.get("callsid")
         if isinstance(callsid, str) and callsid:
             self.parameters["CallSid"] = callsid
-
-    def _resume_invite(self) -> dict[str, Any]:
-        return {"callsid": self.sid, "sdp": self._local_sdp, "reconnect": self._reconnect_token,
-                "preflight": False, "twilio": {}}
 
     # --- internals ---------------------------------------------------------------------------
     def _new_media(self) -> MediaSession:

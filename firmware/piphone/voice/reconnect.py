@@ -134,7 +134,8 @@ class CallHooks:
     send: SendFrame  # the Device's signaling stream
     new_media: Callable[[], MediaSession]  # a session carrying the call's audio
     sid: Callable[[], str | None]  # the id frames name the call by
-    resume_invite: Callable[[], dict[str, Any]]  # the invite that resumes it (sdp, token)
+    local_sdp: Callable[[], str]  # of the call's current session: what a resume offers
+    token: Callable[[], str | None]  # the newest reconnect token
 
 
 class CallReconnection:
@@ -250,8 +251,10 @@ class CallReconnection:
     def signaling_connected(self) -> None:
         """The stream is back (``connected``): resume the call with its reconnect token."""
         if self.resuming:
-            self._resume_sent = self._hooks.send("invite", self._hooks.resume_invite(),
-                                                 retry=False)
+            hooks = self._hooks
+            self._resume_sent = hooks.send("invite", {
+                "callsid": hooks.sid(), "sdp": hooks.local_sdp(), "reconnect": hooks.token(),
+                "preflight": False, "twilio": {}}, retry=False)
 
     def on_answer(self, payload: dict[str, Any]) -> bool:
         """An ``answer`` frame: True when it belongs to a reconnection (consumed here)."""
