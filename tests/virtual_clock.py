@@ -46,7 +46,8 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
-        self._selector = _Jump(self._selector, self)  # type: ignore[has-type]
+        real: selectors.BaseSelector = self._selector  # type: ignore[has-type]  # asyncio's
+        self._selector: Any = _Jump(real, self)
 
     def time(self) -> float:
         return self.now
