@@ -163,6 +163,9 @@ class SignalingProxy:
         self.url = ""
         self.blocked = False
         self.connections = 0  # accepted client connections so far
+        # (direction "up" to the exchange or "down" to the client, type, payload) of every
+        # frame passed, in order
+        self.frames: list[tuple[str, str, dict]] = []
         self._server = None
         self._pairs: set[tuple[ServerConnection, object]] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -212,6 +215,7 @@ class SignalingProxy:
             async for message in source:
                 if isinstance(message, str):
                     message = await self._rewrite(message, client_side)
+                    self._note("up" if client_side else "down", message)
                 await sink.send(message)
 
     async def _rewrite(self, text: str, client_side: bool) -> str:
@@ -226,6 +230,11 @@ class SignalingProxy:
             return text  # not ours to judge: the far end validates frames
         payload["sdp"] = await self.media.rewrite_sdp(payload["sdp"], client_side)
         return json.dumps(frame)
+
+    def _note(self, direction: str, text: str) -> None:
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+            frame = json.loads(text)
+            self.frames.append((direction, frame["type"], dict(frame["payload"])))
 
     async def cut(self) -> None:
         """Drop every current connection, as a network failure would (no close frames)."""

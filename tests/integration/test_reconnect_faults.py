@@ -40,9 +40,15 @@ async def test_signaling_and_media_lost_together(leaks, make_phone, netfault, ex
     await out.wait("reconnecting", 1)
     await out.wait("reconnecting", 2, timeout=5)  # media lost too, 3 s later
     assert [e.code for (e,) in out.all("reconnecting")] == [53001, 53405]
+    seen = len(netfault.frames)
     netfault.restore()
-    await until(lambda: outgoing._reconnection.signaling == "open", 5,
-                what="the call resumed at the exchange")
+
+    def resumed_then_reinvited() -> bool:  # media attempts wait for the resume (the wire)
+        kinds = [(way, kind) for way, kind, _ in netfault.frames[seen:]]
+        return ("down", "answer") in kinds and ("up", "reinvite") in kinds[
+            kinds.index(("down", "answer")):]
+
+    await until(resumed_then_reinvited, 5, what="the call resumed at the exchange")
     assert outgoing.status() is CallStatus.RECONNECTING  # media is still away
     netfault.media.set(blackhole=False)
     await out.wait("reconnected", timeout=5)

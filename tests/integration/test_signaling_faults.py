@@ -115,7 +115,7 @@ async def test_fallback_moves_on_after_a_failed_attempt_and_retries_an_open_url_
         return real(url, **kwargs)
 
     monkeypatch.setattr(signaling, "connect", recording)
-    stream = signaling.Signaling([dead, live], "token",
+    stream = signaling.Signaling([dead, live], lambda: "token",
                                  backoff=signaling.Backoff(first=0.05, cap=0.1))
     events = Events(stream, ("open", "close", "error"))
     try:

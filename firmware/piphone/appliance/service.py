@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..backoff import Backoff
 from ..errors import PiphoneError
 from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from . import config as config_mod
@@ -269,6 +270,7 @@ class Service:
 
     async def _register(self, tried: asyncio.Event) -> None:
         """Register; while the exchange is away, say so and try again."""
+        retry = Backoff.steady(REGISTER_RETRY)
         while not self._stop.is_set():
             try:
                 await self.device.register()
@@ -281,7 +283,7 @@ class Service:
                             REGISTER_RETRY)
             finally:
                 tried.set()
-            await asyncio.sleep(REGISTER_RETRY)
+            await asyncio.sleep(retry.next())
 
     def _registered(self) -> None:
         self.register_error = None

@@ -28,6 +28,7 @@ import alsaaudio
 import numpy as np
 import soxr
 
+from ..backoff import Backoff
 from . import tones
 from .devices import AudioDeviceError
 
@@ -193,6 +194,7 @@ class _Stream:
         self._wake.set()
 
     def _run(self) -> None:
+        retry = Backoff.steady(REOPEN_INTERVAL)
         next_try = 0.0
         deadline = time.monotonic()
         while not self._stop.is_set():
@@ -215,12 +217,13 @@ class _Stream:
                 if deadline < now:  # the thread was held up: resume the pace from now
                     deadline = now + self.period_seconds
             if self._suspended is None and now >= next_try:
-                next_try = now + REOPEN_INTERVAL
+                next_try = now + retry.next()
                 try:
                     self._pcm = self._open()
                 except alsaaudio.ALSAAudioError:
                     pass
                 else:
+                    retry.reset()
                     log.warning("%s on %s is back", self.direction, self.device)
                     self.failed = None
                     self._call(self.on_recovered)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backoff import Backoff
 from ..errors import PiphoneError
 
 log = logging.getLogger(__name__)
@@ -178,9 +179,10 @@ class CardWatcher:
 
     async def _run(self) -> None:
         assert self._nudge is not None
+        poll = Backoff.steady(self._interval)
         while True:
             try:
-                await asyncio.wait_for(self._nudge.wait(), self._interval)
+                await asyncio.wait_for(self._nudge.wait(), poll.next())
             except TimeoutError:
                 pass
             self._nudge.clear()

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dtmf import PAUSE
+
 SAMPLE_RATE = 48000
 FRAME_MS = 20
 DEFAULT_LEVEL_DBFS = -12.0
@@ -36,7 +38,7 @@ DTMF_KEYS = ("123A", "456B", "789C", "*0#D")
 # What the Twilio SDK plays locally per digit: a 100 ms tone every 200 ms; 'w' pauses 500 ms.
 DTMF_DURATION_S = 0.1
 DTMF_GAP_S = 0.1
-DTMF_PAUSE_S = 0.5
+DTMF_PAUSE_S = PAUSE  # piphone/dtmf.py
 
 
 @dataclass(frozen=True)

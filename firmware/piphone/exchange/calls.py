@@ -10,10 +10,10 @@ seconds, so its client can resume with the reconnect token.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .. import dtmf
 from ..voice import protocol
 from .legs import CallLeg, ExchangeCall, LegIndex, Phase, brief
 from .lifetime import CallBook
@@ -127,11 +127,8 @@ class CallTable:
 
     async def _relay_digits(self, leg: CallLeg, digits: str) -> None:
         # A browser sends "12w3" in one frame: honour each w as a 500 ms pause.
-        for index, group in enumerate(digits.split("w")):
-            if index:
-                await asyncio.sleep(0.5)
-            if group:
-                leg.send("dtmf", callsid=leg.sid, dtmf=group)
+        await dtmf.send_with_pauses(digits, lambda group: leg.send("dtmf", callsid=leg.sid,
+                                                                   dtmf=group))
 
     def _message(self, leg: CallLeg, payload: dict[str, Any]) -> None:
         event = payload.get("voiceeventsid")

@@ -3,12 +3,13 @@
 Events (pyee, the SDK's names): ``accept(call)``, ``cancel()``, ``disconnect(call)``,
 ``error(TwilioError)``, ``mute(is_muted, call)``, ``reject()``, ``ringing(has_early_media)``,
 ``reconnecting(TwilioError)``, ``reconnected()``; piphone adds ``dtmf(digits)`` for digits the
-far end sent and ``status(status)`` for every change. Every status change goes through
-``_set_status``, which logs it.
+far end sent and ``status(status)`` for every change.
 
-Ordering follows the SDK: ``accept`` fires once, when the call is open (media up) in both
-directions; ``disconnect`` only for a call that was accepted or placed; ``cancel`` for an
-incoming call cancelled or ignored, and for an outgoing call hung up locally before answer.
+What moves a call, what it sends then and what it emits in which order (the SDK's) is one
+table, ``TRANSITIONS`` in voice/call_states.py, which ``_fire`` follows: the one place the
+status changes. Reconnection's policy (timers, the RTP watchdog, backoff) is voice/reconnect.py;
+media is reached only through ``ports.MediaSession`` (from ``media_factory``:
+voice/call_media.py by default).
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import re
 import uuid
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
+from .. import dtmf
 from ..errors import InvalidArgumentError
-from . import protocol
+from . import call_media, call_states, protocol
+from .call_states import CallEvent, Facts, Trigger
+from .call_states import CallStatus as CallStatus  # re-exported: the SDK's statuses
 from .errors import TwilioError
 from .events import Emitter
-from .media import MediaError, MediaSession, MediaSettings, to_ice_servers
+from .media import MediaError, MediaSettings
+from .ports import MediaFactory, MediaSession, SendFrame
 from .quality import Counters, QualityMonitor, QualitySettings, media_counters
-from .reconnect import BorrowedTrack, CallReconnection, ReconnectSettings
+from .reconnect import CallHooks, CallReconnection, ReconnectSettings
 from .tasks import TaskSet
 from .tracks import AudioSink, CallStreams, MuteGate
 
@@ -39,18 +42,7 @@ log = logging.getLogger(__name__)
 FEEDBACK_ISSUES = (
     "dropped-call", "audio-latency", "one-way-audio", "choppy-audio", "noisy-call", "echo",
 )
-DIGITS = re.compile(r"[0-9*#w]*")
-DIGIT_PAUSE = 0.5  # seconds per 'w'
 VERIFIED_STIR = "TN-Validation-Passed-A"
-
-
-class CallStatus(enum.StrEnum):
-    PENDING = "pending"
-    CONNECTING = "connecting"
-    RINGING = "ringing"
-    OPEN = "open"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
 
 
 class CallDirection(enum.StrEnum):
@@ -63,7 +55,7 @@ class Call(Emitter):
         self,
         *,
         direction: CallDirection,
-        send: Callable[[str, dict[str, Any]], bool],
+        send: SendFrame,
         media_settings: MediaSettings,
         source: MediaStreamTrack,
         sink: AudioSink,
@@ -73,12 +65,15 @@ class Call(Emitter):
         reconnect_token: str | None = None,
         quality: QualitySettings | None = None,
         reconnect_settings: ReconnectSettings | None = None,
-        publish_feedback: Callable[[Call, int | None, str | None], asyncio.Task] | None = None,
+        publish_feedback: Callable[[Call, int | None, str | None], asyncio.Task[bool]]
+        | None = None,
+        media_factory: MediaFactory = call_media.new_session,
     ) -> None:
         super().__init__()
         self.direction = direction
         self._send = send
         self._media_settings = media_settings
+        self._media_factory = media_factory
         self._gate = MuteGate(source)
         self._sink = sink
         self.parameters: dict[str, str] = dict(parameters or {})
@@ -92,30 +87,35 @@ class Call(Emitter):
         self._status = (
             CallStatus.PENDING if direction is CallDirection.INCOMING else CallStatus.CONNECTING
         )
+        # What the table's conditions look at besides the status (call_states.Facts).
+        self._answered = False  # the far end (or we) answered
+        self._media_lost = False
+        self._signaling_lost = False
         self._media: MediaSession | None = None
+        self._local_sdp = ""  # of the current media session: what a resume invite carries
         self._remote_track: MediaStreamTrack | None = None  # of the current media session
         self._streams = CallStreams(self._gate)  # get_local_stream, get_remote_stream
         self._tasks = TaskSet(self, expected=(MediaError,))  # media failures end as events
-        self._answered = False  # the far end (or we) answered
-        self._was_connected = False
         self._closed = asyncio.Event()
-        self._prepared: asyncio.Task | None = None
+        self._prepared: asyncio.Task[None] | None = None
         self._digits_lock = asyncio.Lock()
         self._publish_feedback = publish_feedback  # Device: Insights event (insights.py)
         self.feedback: dict[str, Any] | None = None
         # sample / volume / warning (quality.py): runs while the call is open or reconnecting.
         self.quality = QualityMonitor(
             quality or QualitySettings(), read_counters=self._quality_counters,
-            meters=lambda: (self._media.input_meter, self._media.output_meter)
-            if self._media and self._media.input_meter and self._media.output_meter else None,
-            is_muted=self.is_muted, emit=self.emit)
+            meters=self._meters, is_muted=self.is_muted, emit=self.emit)
         self.on("status", lambda s: self.quality.start() if s is CallStatus.OPEN
                 else self.quality.stop() if s is CallStatus.CLOSED else None)
         # aiortc has no ICE "disconnected": media lost (reconnect.py, 53405) stands for it.
         self.on("reconnecting", lambda error: self.quality.media_state("disconnected")
                 if getattr(error, "code", None) == 53405 else None)
         self.on("reconnected", lambda: self.quality.media_state("connected"))
-        self._reconnection = CallReconnection(self, reconnect_settings or ReconnectSettings())
+        self._reconnection = CallReconnection(
+            reconnect_settings or ReconnectSettings(),
+            CallHooks(fire=self._fire, send=self._send, new_media=self._new_media,
+                      sid=lambda: self.sid, local_sdp=lambda: self._local_sdp,
+                      token=lambda: self._reconnect_token))
 
     # --- properties of the SDK -----------------------------------------------------------
     @property
@@ -159,45 +159,27 @@ class Call(Emitter):
         self,
         rtc_configuration: dict[str, Any] | None = None,
         rtc_constraints: dict[str, Any] | None = None,
-    ) -> asyncio.Task | None:
+    ) -> asyncio.Task[None] | None:
         """Answer a pending incoming call. Returns the task that sets media up (awaitable).
 
         ``rtc_configuration`` may carry ``ice_servers``/``iceServers`` (new ICE gathering);
         ``rtc_constraints={"audio": False}`` answers without sending the source's audio.
         """
-        if self._status is not CallStatus.PENDING:
-            log.debug("accept() ignored: status is %s", self._status)
+        if not self._fire(CallEvent.ACCEPT):
             return None
-        self._set_status(CallStatus.CONNECTING)
         if rtc_constraints and rtc_constraints.get("audio") is False:
             self._gate.muted = True
         return self._tasks.spawn(self._accept(rtc_configuration))
 
     def reject(self) -> None:
-        if self._status is not CallStatus.PENDING:
-            log.debug("reject() ignored: status is %s", self._status)
-            return
-        self._send("reject", {"callsid": self.sid})
-        self._close()
-        self.emit("reject")
+        self._fire(CallEvent.REJECT)
 
     def ignore(self) -> None:
         """Stop ringing here without telling the caller (other devices may still answer)."""
-        if self._status is not CallStatus.PENDING:
-            log.debug("ignore() ignored: status is %s", self._status)
-            return
-        self._close()
-        self.emit("cancel")
+        self._fire(CallEvent.IGNORE)
 
     def disconnect(self) -> None:
-        if self._status not in (CallStatus.CONNECTING, CallStatus.RINGING, CallStatus.OPEN,
-                                CallStatus.RECONNECTING):
-            log.debug("disconnect() ignored: status is %s", self._status)
-            return
-        self._send("hangup", {"callsid": self.sid})
-        cancelled = self.direction is CallDirection.OUTGOING and not self._answered
-        self._close()
-        self.emit("cancel") if cancelled else self.emit("disconnect", self)
+        self._fire(CallEvent.HANGUP)
 
     def mute(self, should_mute: bool = True) -> None:
         should_mute = bool(should_mute)
@@ -206,9 +188,9 @@ class Call(Emitter):
         self._gate.muted = should_mute
         self.emit("mute", should_mute, self)
 
-    def send_digits(self, digits: str) -> asyncio.Task:
+    def send_digits(self, digits: str) -> asyncio.Task[None]:
         """Send DTMF as ``dtmf`` frames; each ``w`` waits 500 ms. Returns the sending task."""
-        if not isinstance(digits, str) or not DIGITS.fullmatch(digits):
+        if not isinstance(digits, str) or not dtmf.DIGITS.fullmatch(digits):
             raise InvalidArgumentError(
                 f"send_digits takes only the characters 0-9 * # w, got {digits!r}"
             )
@@ -217,7 +199,7 @@ class Call(Emitter):
         return self._tasks.spawn(self._send_digit_groups(digits))
 
     def post_feedback(self, score: int | None = None,
-                      issue: str | None = None) -> asyncio.Task | None:
+                      issue: str | None = None) -> asyncio.Task[bool] | None:
         """Post call feedback (score 1-5, issue one of FEEDBACK_ISSUES; none = declined) as
         Twilio's SDK does: an Insights event to the event gateway (insights.py). Returns the
         posting task (its result: delivered or not); it never affects the call."""
@@ -241,21 +223,32 @@ class Call(Emitter):
     async def _quality_counters(self) -> Counters | None:
         return await media_counters(self._media) if self._media is not None else None
 
+    def _meters(self) -> Any:
+        meters = (self._media.input_meter, self._media.output_meter) if self._media else ()
+        return meters if meters and None not in meters else None
+
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
-    # --- set-up ---------------------------------------------------------------------------
-    async def _start_outgoing(self, params: str) -> None:
-        """Offer (gathers ICE) and send the invite."""
+    # --- what the Device tells its call -----------------------------------------------------
+    async def start_outgoing(self, params: str) -> None:
+        """Offer (gathers ICE) and send the invite; TwilioError 31000 (and the call failed)
+        if the media cannot start."""
         self._media = self._new_media()
-        sdp = await self._media.offer()
+        try:
+            sdp = await self._media.offer()
+        except MediaError as exc:
+            self._fail(31000, f"could not start the call's media: {exc}", exc)
+            raise TwilioError(31000, str(exc)) from exc
         if self._status is CallStatus.CLOSED:
             return
+        self._local_sdp = sdp
         self._send("invite", {"callsid": self.outbound_connection_id, "sdp": sdp,
                               "twilio": {"params": params} if params else {}})
 
-    def _prepare_incoming(self, gather: bool = True) -> asyncio.Task:
-        """Check the offer; by default also apply it and gather ICE while the call rings."""
+    def prepare_incoming(self, gather: bool = True) -> asyncio.Task[None]:
+        """Check the offer; by default also apply it and gather ICE while the call rings.
+        The task fails with MediaError if the offer is unusable."""
         self._media = self._new_media()
         if gather:
             self._prepared = self._tasks.spawn(self._unless_closed(
@@ -264,7 +257,137 @@ class Call(Emitter):
         return self._tasks.spawn(self._unless_closed(
             self._media.check_offer(self._offer_sdp or "")))
 
-    async def _unless_closed(self, step) -> None:
+    def matches(self, callsid: str | None) -> bool:
+        return callsid is not None and callsid in (self.call_sid, self.outbound_connection_id)
+
+    def handle_frame(self, frame: protocol.Frame) -> None:
+        """A frame the Device routed to this call."""
+        kind, payload = frame.type, frame.payload
+        if kind == "ringing":
+            self._set_callsid(payload)
+            self._fire(CallEvent.RINGING, early_media=bool(payload.get("sdp")))
+        elif kind == "answer":
+            if self._reconnection.on_answer(payload):
+                return
+            if self.direction is CallDirection.OUTGOING and self._status is not CallStatus.CLOSED:
+                if isinstance(payload.get("reconnect"), str):
+                    self._reconnect_token = payload["reconnect"]
+                self._set_callsid(payload)
+                if self._fire(CallEvent.ANSWER):  # not answered already
+                    self._tasks.spawn(self._connect_answered(payload["sdp"]))
+        elif kind == "cancel":
+            self._fire(CallEvent.CANCEL)
+        elif kind == "hangup":
+            error = payload.get("error")
+            self._fire(CallEvent.REMOTE_HANGUP,
+                       error=_error_from(payload) if isinstance(error, dict) else None)
+        elif kind == "dtmf":
+            self.emit("dtmf", payload["dtmf"])
+        elif kind == "error":
+            self.emit("error", _error_from(payload))
+
+    def signaling_lost(self) -> None:
+        """The Device's socket dropped: resume later if the call can, else it ends."""
+        row = call_states.find(self._status, CallEvent.SIGNALING_LOST, self._facts())
+        resumes = row is not None and row.to is CallStatus.RECONNECTING
+        self._fire(CallEvent.SIGNALING_LOST, error=TwilioError(53001, None if resumes else
+                   "the signaling connection was lost before the call was answered"))
+
+    def signaling_connected(self) -> None:
+        """The Device's socket is back (``connected``): a call waiting resumes now."""
+        self._reconnection.signaling_connected()
+
+    def token_refused(self, error: TwilioError) -> None:
+        """The server refused the Device's token: a call waiting to resume cannot."""
+        self._fire(CallEvent.TOKEN_REFUSED, error=TwilioError(
+            error.code, f"cannot resume the call: {error.message}", original_error=error))
+
+    # --- the state table ---------------------------------------------------------------------
+    def _facts(self) -> Facts:
+        return Facts(outgoing=self.direction is CallDirection.OUTGOING,
+                     answered=self._answered, has_token=self._reconnect_token is not None,
+                     media_lost=self._media_lost, signaling_lost=self._signaling_lost)
+
+    def _fire(self, event: CallEvent, *, error: TwilioError | None = None,
+              media: MediaSession | None = None, sdp: str | None = None,
+              token: str | None = None, early_media: bool = False) -> bool:
+        """Move the call by its table (call_states.TRANSITIONS): the one place its status
+        changes. True if a row took the event."""
+        before = self._status
+        row = call_states.find(before, event, self._facts())
+        if row is None:
+            log.debug("call %s: %s ignored while %s", self.sid, event, before)
+            return False
+        trigger = Trigger(error=error, media=media, sdp=sdp, token=token,
+                          early_media=early_media)
+        if "error" in row.emits and error is not None:
+            self.emit("error", error)
+            if self._status is not before:  # a listener ended the call meanwhile
+                return True
+        if row.do is not None:
+            getattr(self, f"_{row.do}")(trigger)
+        after = before if row.to is None else row.to
+        if after is not before:
+            log.info("call %s: %s -> %s (%s)", self.sid, before.value, after.value, event)
+            self._status = after
+            if after is CallStatus.CLOSED:
+                self._tear_down()
+            self.emit("status", after)
+        for name in row.emits:
+            if name != "error":
+                self.emit(name, *call_states.SDK_EVENTS[name](self, trigger))
+        return True
+
+    # --- the table's steps (column "do") ------------------------------------------------------
+    def _send_reject(self, trigger: Trigger) -> None:
+        self._send("reject", {"callsid": self.sid})
+
+    def _send_hangup(self, trigger: Trigger) -> None:
+        message = {"message": trigger.error.message} if trigger.error is not None else {}
+        self._send("hangup", {"callsid": self.sid, **message})
+
+    def _note_answer(self, trigger: Trigger) -> None:
+        self._answered = True
+
+    def _watch_media(self, trigger: Trigger) -> None:
+        assert self._media is not None
+        self._reconnection.watch(self._media)  # from here on, lost media reconnects
+
+    def _lose_media(self, trigger: Trigger) -> None:
+        log.warning("call %s: %s; reconnecting", self.sid,
+                    trigger.error.message if trigger.error else "media lost")
+        self._media_lost = True
+        if self._media is not None:  # kept as _media until a new one connects
+            self._tasks.spawn(self._media.close())  # the exchange closes its side anyway
+        self._reconnection.start_media()
+
+    def _use_media(self, trigger: Trigger) -> None:
+        assert trigger.media is not None
+        self._media, self._media_lost = trigger.media, False
+        self._local_sdp = trigger.sdp or self._local_sdp
+        self._reconnection.watch(trigger.media)
+
+    def _lose_signaling(self, trigger: Trigger) -> None:
+        self._signaling_lost = True
+        self._reconnection.start_signaling()
+
+    def _resume(self, trigger: Trigger) -> None:
+        self._signaling_lost = False
+        if trigger.token is not None:
+            self._reconnect_token = trigger.token  # the next resume uses the newest
+
+    def _tear_down(self) -> None:
+        """Entering closed: no more reconnection, audio or media (idempotent)."""
+        self._reconnection.stop()
+        self._gate.stop()
+        self._streams.end()
+        if self._media is not None:
+            self._tasks.spawn(self._close_media(self._media))
+        else:
+            self._closed.set()
+
+    # --- set-up ---------------------------------------------------------------------------
+    async def _unless_closed(self, step: Awaitable[None]) -> None:
         """A media step that may fail only because the call closed under it (cancelled while
         it rang): then there is nothing to report."""
         try:
@@ -276,11 +399,11 @@ class Call(Emitter):
     async def _accept(self, rtc_configuration: dict[str, Any] | None) -> None:
         try:
             assert self._media is not None
-            servers = _ice_servers_of(rtc_configuration)
-            if servers is not None:  # other ICE servers: gather afresh with them
+            settings = call_media.with_rtc_configuration(self._media_settings,
+                                                         rtc_configuration)
+            if settings is not None:  # other ICE servers: gather afresh with them
                 await self._media.close()
-                self._media_settings = replace(
-                    self._media_settings, ice_servers=to_ice_servers(servers))
+                self._media_settings = settings
                 self._media = self._new_media()
                 self._prepared = None
             if self._prepared is None:
@@ -288,84 +411,25 @@ class Call(Emitter):
             else:
                 await self._prepared
             sdp = await self._media.answer()
-            if self._status is not CallStatus.CONNECTING:
+            if not self._fire(CallEvent.ANSWER):
                 return  # cancelled while we were answering
+            self._local_sdp = sdp
             self._send("answer", {"callsid": self.sid, "sdp": sdp})
-            self._answered = True
             await self._media.wait_connected()
         except (MediaError, ValueError) as exc:
             self._fail(53405, f"media could not be set up: {exc}", exc)
             return
-        self._maybe_open()
+        self._fire(CallEvent.MEDIA_CONNECTED)
 
-    async def _on_answer(self, frame: protocol.Frame) -> None:
-        payload = frame.payload
-        if isinstance(payload.get("reconnect"), str):
-            self._reconnect_token = payload["reconnect"]
-        if self._answered:
-            return
-        self._set_callsid(payload)
-        self._answered = True
+    async def _connect_answered(self, sdp: str) -> None:
         assert self._media is not None
         try:
-            await self._media.apply_answer(payload["sdp"])
+            await self._media.apply_answer(sdp)
             await self._media.wait_connected()
         except MediaError as exc:
             self._fail(53405, str(exc), exc)
             return
-        self._maybe_open()
-
-    def _maybe_open(self) -> None:
-        if self._status in (CallStatus.CLOSED, CallStatus.OPEN):
-            return
-        if self._status is not CallStatus.RECONNECTING:  # else reconnect.py reopens it
-            self._set_status(CallStatus.OPEN)
-        if not self._was_connected:
-            self._was_connected = True
-            assert self._media is not None
-            self._reconnection.media_up(self._media)  # from here on, lost media reconnects
-            self.emit("accept", self)
-
-    # --- frames from the server ------------------------------------------------------------
-    def matches(self, callsid: str | None) -> bool:
-        return callsid is not None and callsid in (self.call_sid, self.outbound_connection_id)
-
-    def handle_frame(self, frame: protocol.Frame) -> None:
-        """A frame the Device routed to this call."""
-        kind = frame.type
-        if kind == "ringing":
-            self._set_callsid(frame.payload)
-            if self._status in (CallStatus.CONNECTING, CallStatus.RINGING):
-                self._set_status(CallStatus.RINGING)
-                self.emit("ringing", bool(frame.payload.get("sdp")))
-        elif kind == "answer":
-            if self._reconnection.on_answer(frame.payload):
-                return
-            if self.direction is CallDirection.OUTGOING and self._status is not CallStatus.CLOSED:
-                self._tasks.spawn(self._on_answer(frame))
-        elif kind == "cancel":
-            if self._status is CallStatus.PENDING:
-                self._close()
-                self.emit("cancel")
-        elif kind == "hangup":
-            self._on_hangup(frame.payload)
-        elif kind == "dtmf":
-            self.emit("dtmf", frame.payload["dtmf"])
-        elif kind == "error":
-            self.emit("error", _error_from(frame.payload))
-
-    def _on_hangup(self, payload: dict[str, Any]) -> None:
-        if self._status is CallStatus.CLOSED:
-            return
-        error = payload.get("error")
-        if isinstance(error, dict):
-            self.emit("error", _error_from(payload))
-        if self._status is CallStatus.PENDING:  # the caller gave up
-            self._close()
-            self.emit("cancel")
-            return
-        self._close()
-        self.emit("disconnect", self)
+        self._fire(CallEvent.MEDIA_CONNECTED)
 
     def _set_callsid(self, payload: dict[str, Any]) -> None:
         callsid = payload.get("callsid")
@@ -380,9 +444,9 @@ class Call(Emitter):
             if media is self._media:
                 self._media_state(value)
 
-        media = MediaSession(self._media_settings, BorrowedTrack(self._gate), on_state=state,
-                             on_remote_track=self._remote_track_arrived,
-                             on_audio=self._streams.heard)
+        media = self._media_factory(self._media_settings, self._gate, on_state=state,
+                                    on_remote_track=self._remote_track_arrived,
+                                    on_audio=self._streams.heard)
         if self.quality.settings.enabled:
             media.meter_levels(self.quality.audio_clock, self.quality.settings.volume_interval)
         return media
@@ -390,79 +454,26 @@ class Call(Emitter):
     def _remote_track_arrived(self, track: MediaStreamTrack) -> None:
         self._remote_track = track
         self._tasks.spawn(self._sink.consume(track))
+
     def _media_state(self, state: str) -> None:
         self.quality.media_state(state)
-        if state == "failed" and self._status in (CallStatus.OPEN, CallStatus.RECONNECTING):
-            self._reconnection.media_lost("ICE failed")
-
-    # --- what reconnect.CallReconnection uses -------------------------------------------------
-    def _status_closed(self) -> bool:
-        return self._status is CallStatus.CLOSED
-
-    def _resumable(self) -> bool:
-        """Answered (by either side): the exchange keeps such a call for its grace."""
-        return self._answered and self._status in (CallStatus.CONNECTING, CallStatus.OPEN,
-                                                   CallStatus.RECONNECTING)
-
-    def _set_reconnecting(self) -> None:
-        self._set_status(CallStatus.RECONNECTING)
-
-    def _set_open(self) -> None:
-        self._set_status(CallStatus.OPEN)
-
-    def _local_sdp(self) -> str:
-        description = self._media.pc.localDescription if self._media is not None else None
-        return description.sdp if description is not None else ""
-
-    def _drop_media(self) -> None:
-        """Close the lost media session (kept as ``_media`` until a new one connects)."""
-        if self._media is not None:
-            self._tasks.spawn(self._media.close())
-
-    def _use_media(self, media: MediaSession) -> None:
-        self._media = media
-
-    def _lost_unanswered(self, error: TwilioError) -> None:
-        """Signaling lost before the answer: the exchange dropped the call (no token yet)."""
-        if self.direction is CallDirection.OUTGOING:
-            self._fail(error.code, error.message)
-            return
-        self.emit("error", error)
-        self._close()
-        self.emit("cancel")
+        if state == "failed":  # aiortc's ICE failed: lost, if the call was up (the table)
+            self._fire(CallEvent.MEDIA_LOST,
+                       error=TwilioError(53405, "Media connection failed: ICE failed"))
 
     async def _send_digit_groups(self, digits: str) -> None:
-        async with self._digits_lock:
-            for index, group in enumerate(digits.split("w")):
-                if index:
-                    await asyncio.sleep(DIGIT_PAUSE)
-                if group and self._status is CallStatus.OPEN:
-                    self._send("dtmf", {"callsid": self.sid, "dtmf": group})
+        def send(group: str) -> None:
+            if self._status is CallStatus.OPEN:
+                self._send("dtmf", {"callsid": self.sid, "dtmf": group})
 
-    def _fail(self, code: int, message: str, original: object | None = None, *,
-              hang_up: bool = True) -> None:
+        async with self._digits_lock:
+            await dtmf.send_with_pauses(digits, send)
+
+    def _fail(self, code: int, message: str, original: object | None = None) -> None:
         if self._status is CallStatus.CLOSED:
             return
         log.warning("call %s failed: %s", self.sid, message)
-        self.emit("error", TwilioError(code, message, original_error=original))
-        if hang_up:
-            self._send("hangup", {"callsid": self.sid, "message": message})
-        was_up = self._answered or self.direction is CallDirection.OUTGOING
-        self._close()
-        if was_up:
-            self.emit("disconnect", self)
-
-    def _close(self) -> None:
-        if self._status is CallStatus.CLOSED:
-            return
-        self._set_status(CallStatus.CLOSED)
-        self._reconnection.stop()
-        self._gate.stop()
-        self._streams.end()
-        if self._media is not None:
-            self._tasks.spawn(self._close_media(self._media))
-        else:
-            self._closed.set()
+        self._fire(CallEvent.ERROR, error=TwilioError(code, message, original_error=original))
 
     async def _close_media(self, media: MediaSession) -> None:
         try:
@@ -471,26 +482,13 @@ class Call(Emitter):
             self._tasks.cancel()
             self._closed.set()
 
-    def _set_status(self, status: CallStatus) -> None:
-        if status is self._status:
-            return
-        log.info("call %s: %s -> %s", self.sid, self._status.value, status.value)
-        self._status = status
-        self.emit("status", status)
-
     def __repr__(self) -> str:
         return f"<Call {self.sid} {self.direction.value} {self._status.value}>"
 
 
 def _error_from(payload: dict[str, Any]) -> TwilioError:
     error = payload.get("error") or {}
-    code = error.get("code") if isinstance(error.get("code"), int) else 31005
-    message = error.get("message") if isinstance(error.get("message"), str) else None
-    return TwilioError(code, message, original_error=error)
+    code, message = error.get("code"), error.get("message")
+    return TwilioError(code if isinstance(code, int) else 31005,
+                       message if isinstance(message, str) else None, original_error=error)
 
-
-def _ice_servers_of(rtc_configuration: dict[str, Any] | None) -> list | None:
-    if not rtc_configuration:
-        return None
-    servers = rtc_configuration.get("ice_servers", rtc_configuration.get("iceServers"))
-    return None if servers is None else list(servers)

@@ -24,7 +24,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from ..errors import InvalidStateError
 from . import protocol, tokens
-from .call import Call, CallDirection, CallStatus
+from .call import Call, CallDirection
+from .call_states import CallStatus
 from .edges import EDGES, connected_edge, edge_list, twilio_signaling_url  # noqa: F401
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
@@ -104,14 +105,16 @@ class Device(Emitter):
         self._calls: list[Call] = []
         self.identity: str | None = None
         self.region: str | None = None
-        self._stream = Signaling(urls, token, ssl_context=ssl_context,
+        self._stream = Signaling(urls, lambda: self._token, ssl_context=ssl_context,
                                  heartbeat_timeout=heartbeat_timeout)
         # Feedback over https trusts what signaling trusts (the same context).
         self._publisher = InsightsPublisher(lambda: self.event_gateway, lambda: self._token,
                                             ssl_context=lambda: self._stream.ssl_context)
         self._backoff_cap = self._stream.backoff.cap
-        self._token_refresher = TokenRefresher(self, token_source,
-                                               margin=token_refresh_ms / 1000)
+        self._token_refresher = TokenRefresher(
+            token=lambda: self._token, update=self.update_token, ask=self._ask_for_token,
+            report=self._report_token_error, source=token_source,
+            margin=token_refresh_ms / 1000)
         self._stream.before_connect = self._token_refresher.before_connect
         self._stream.on("frame", self._on_frame)
         self._stream.on("close", self._on_stream_close)
@@ -121,7 +124,6 @@ class Device(Emitter):
         self._refusal: TwilioError | None = None
         self._should_reregister = False
         self._register_timer: asyncio.TimerHandle | None = None
-        self._expiry_timer: asyncio.TimerHandle | None = None
         self._state_changed = asyncio.Event()  # set, and replaced, at every state change
         self._tasks = TaskSet(self)
         self._last_error: TwilioError | None = None
@@ -167,7 +169,8 @@ class Device(Emitter):
             return self._event_gateway or self._announced_gateway
         return twilio_event_gateway(self._home) if self._twilio else None
 
-    def _post_feedback(self, call: Call, score: int | None, issue: str | None) -> asyncio.Task:
+    def _post_feedback(self, call: Call, score: int | None,
+                       issue: str | None) -> asyncio.Task[bool]:
         event = feedback_event(call, score, issue, region=self.region)
         return self._tasks.spawn(self._publisher.post(event))
 
@@ -194,7 +197,7 @@ class Device(Emitter):
         self._send_presence(True)
         await self._wait_state({DeviceState.REGISTERED, DeviceState.UNREGISTERED,
                                 DeviceState.DESTROYED}, timeout)
-        if self._state is not DeviceState.REGISTERED:
+        if self.state is not DeviceState.REGISTERED:  # (the property: set while we waited)
             raise self._last_error or TwilioError(31005, "registration was refused")
 
     async def unregister(self, timeout: float = 10.0) -> None:
@@ -235,26 +238,17 @@ class Device(Emitter):
 
     async def _place(self, params: dict[str, str], timeout: float) -> Call:
         await self._ensure_stream(timeout)
-        call = Call(
-            direction=CallDirection.OUTGOING,
-            send=self._stream.send,
-            media_settings=self.media_settings,
-            source=self._audio_source(),
-            sink=self._audio_sink(),
-            custom_parameters=params,
-            quality=self.quality,
-            reconnect_settings=self.reconnect_settings,
-            publish_feedback=self._post_feedback,
-        )
-        self._track_call(call)
-        try:
-            await call._start_outgoing(protocol.encode_params(params))
-        except MediaError as exc:
-            call._fail(31000, f"could not start the call's media: {exc}", exc)
-            raise TwilioError(31000, str(exc)) from exc
+        call = self._new_call(CallDirection.OUTGOING, custom_parameters=params)
+        await call.start_outgoing(protocol.encode_params(params))
         return call
 
-    def _track_call(self, call: Call) -> None:
+    def _new_call(self, direction: CallDirection, **details: Any) -> Call:
+        """A call of this device's (kept in ``calls`` until it closes)."""
+        call = Call(direction=direction, send=self._stream.send,
+                    media_settings=self.media_settings, source=self._audio_source(),
+                    sink=self._audio_sink(), quality=self.quality,
+                    reconnect_settings=self.reconnect_settings,
+                    publish_feedback=self._post_feedback, **details)
         self._calls.append(call)
 
         def forget(*_: Any) -> None:
@@ -264,6 +258,7 @@ class Device(Emitter):
         for event in ("disconnect", "cancel", "reject"):
             call.on(event, forget)
         call.on("status", lambda s: forget() if s is CallStatus.CLOSED else None)
+        return call
 
     async def _on_invite(self, payload: dict[str, Any]) -> None:
         if self.is_busy and not self.allow_incoming_while_busy:
@@ -281,23 +276,12 @@ class Device(Emitter):
             self._stream.send("reject", {"callsid": payload["callsid"]})
             self.emit("error", TwilioError(31100, f"malformed invite: bad {'/'.join(bad)}"), None)
             return
-        call = Call(
-            direction=CallDirection.INCOMING,
-            send=self._stream.send,
-            media_settings=self.media_settings,
-            source=self._audio_source(),
-            sink=self._audio_sink(),
-            parameters=parameters,
+        call = self._new_call(
+            CallDirection.INCOMING, parameters=parameters,
             custom_parameters=protocol.decode_params(parameters.get("Params")),
-            offer_sdp=payload["sdp"],
-            reconnect_token=payload.get("reconnect"),
-            quality=self.quality,
-            reconnect_settings=self.reconnect_settings,
-            publish_feedback=self._post_feedback,
-        )
-        self._track_call(call)
+            offer_sdp=payload["sdp"], reconnect_token=payload.get("reconnect"))
         try:
-            await call._prepare_incoming(gather=self.gather_while_ringing)
+            await call.prepare_incoming(gather=self.gather_while_ringing)
         except MediaError as exc:
             log.warning("invite %s has an unusable offer: %s", call.sid, exc)
             call.reject()
@@ -308,19 +292,22 @@ class Device(Emitter):
 
     # --- tokens ----------------------------------------------------------------------------------
     def update_token(self, token: str) -> None:
+        """Use a new token (the one place it is kept: the stream, feedback and the refresher
+        read it from here)."""
         tokens.read(token)
         self._token = token
         self._refusal = None  # the old token's refusal says nothing of the new one
         self._refused.clear()
-        self._stream.set_token(token)
-        self._token_refresher.updated.set()
+        self._stream.token_changed()
+        self._token_refresher.token_changed()
 
-    def _arm_token_expiry(self, ttl: Any) -> None:
-        self._cancel_timer("_expiry_timer")
-        if isinstance(ttl, int | float) and not isinstance(ttl, bool):
-            delay = max(0.0, ttl - self.token_refresh_ms / 1000)
-            self._expiry_timer = asyncio.get_running_loop().call_later(
-                delay, self.emit, "tokenWillExpire", self)
+    def _report_token_error(self, error: TwilioError) -> None:
+        self.emit("error", error, None)
+
+    def _ask_for_token(self) -> bool:
+        """``tokenWillExpire``; False if nobody listens (token_refresh.py)."""
+        self.emit("tokenWillExpire", self)
+        return bool(self.listeners("tokenWillExpire"))
 
     # --- stream events ---------------------------------------------------------------------------
     async def _ensure_stream(self, timeout: float) -> None:
@@ -355,8 +342,7 @@ class Device(Emitter):
             self._edge = connected_edge(payload)
             if isinstance(payload.get("eventgw"), str):
                 self._announced_gateway = payload["eventgw"]
-            self._arm_token_expiry(token.get("ttl"))
-            self._token_refresher.armed = True
+            self._token_refresher.connected(token.get("ttl"))
             self._refusal = None
             self._refused.clear()
             self._connected.set()
@@ -366,7 +352,7 @@ class Device(Emitter):
                 self._send_presence(True)
             self._stream.backoff.cap = self._backoff_cap
             for call in list(self._calls):  # resume calls cut off with the socket
-                call._reconnection.signaling_connected()
+                call.signaling_connected()
         elif kind == "ready":
             self._set_state(DeviceState.REGISTERED)
         elif kind == "offline":
@@ -379,11 +365,11 @@ class Device(Emitter):
         elif kind == "close":
             self._connected.clear()
         else:
-            call = self._find_call(payload.get("callsid"), kind)
-            if call is None:
+            found = self._find_call(payload.get("callsid"), kind)
+            if found is None:
                 log.debug("%s for unknown call %s ignored", kind, payload.get("callsid"))
             else:
-                call.handle_frame(frame)
+                found.handle_frame(frame)
 
     def _find_call(self, callsid: str | None, kind: str) -> Call | None:
         for call in self._calls:
@@ -425,13 +411,13 @@ class Device(Emitter):
             call.handle_frame(protocol.Frame("error", payload))
         if refused:  # calls waiting to resume cannot: a clear end, not a wait for the grace
             for waiting in list(self._calls):
-                waiting._reconnection.token_refused(twilio_error)
+                waiting.token_refused(twilio_error)
 
     def _on_stream_close(self) -> None:
         self._connected.clear()
         for call in list(self._calls):
-            call._reconnection.signaling_lost()
-        if any(call._reconnection.active for call in self._calls):
+            call.signaling_lost()
+        if any(call.status() is CallStatus.RECONNECTING for call in self._calls):
             # A call waits for this stream: retry often (the exchange's grace is short).
             self._stream.backoff.cap = self.reconnect_settings.signaling_retry_cap
         self._cancel_timer("_register_timer")
@@ -466,7 +452,7 @@ class Device(Emitter):
         if closing:
             await asyncio.wait_for(asyncio.gather(*closing), 5)
         self._cancel_timer("_register_timer")
-        self._cancel_timer("_expiry_timer")
+        self._token_refresher.cancel()
         self._tasks.cancel()
         await self._stream.close()
         self._set_state(DeviceState.DESTROYED)  # emits "destroyed" (once: no second emit here)

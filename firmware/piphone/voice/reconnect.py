@@ -14,6 +14,12 @@
 - ``reconnected`` fires once both signaling and media are open again, as in the SDK
   (lib/twilio/call.ts: _onTransportClose, _onMediaFailure, _onSignalingReconnected,
   _onMediaReconnected): each loss emits its own ``reconnecting``, recovery one ``reconnected``.
+
+This module is the policy (timers, the watchdog, attempts, backoff); the call's state (what is
+lost, whether it is open) is the call's table (call_states.py). A reconnection knows its call
+only through ``CallHooks``: it fires events into that table (``media-lost``, ``media-back``,
+``media-gave-up``, ``signaling-back``, ``signaling-gave-up``) and the call's steps call it back
+(``start_media``, ``start_signaling``, ``watch``, ``stop``).
 """
 
 from __future__ import annotations
@@ -21,19 +27,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from aiortc.mediastreams import MediaStreamTrack
-
+from ..backoff import Backoff
+from .call_states import CallEvent
 from .errors import TwilioError
-from .media import MediaError, MediaSession
+from .media import MediaError
+from .ports import MediaSession, SendFrame
 from .tasks import TaskSet
-
-if TYPE_CHECKING:
-    from .call import Call
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +68,17 @@ class ReconnectSettings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"ReconnectSettings.{name} must be > 0 seconds")
 
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.backoff_cap, self.backoff_first * self.backoff_factor ** attempt)
-        return base * (1 + self.backoff_jitter * (2 * rng.random() - 1))
+    def media_backoff(self, rng: random.Random | None = None) -> Backoff:
+        """The pauses between media attempts (piphone/backoff.py)."""
+        return Backoff(first=self.backoff_first, cap=self.backoff_cap,
+                       factor=self.backoff_factor, jitter=self.backoff_jitter, rng=rng)
 
 
 class RtpWatchdog:
     """Calls ``on_lost`` once when the packet count stood still for ``timeout`` seconds.
 
-    It looks every ``interval`` seconds (a timer on the loop, no task): counting every packet
-    through a callback would cost more than the look."""
+    It looks every ``interval`` seconds (a timer on the loop, no task; the loop's clock): counting
+    every packet through a callback would cost more than the look."""
 
     def __init__(self, count: Callable[[], int], timeout: float, on_lost: Callable[[], None],
                  interval: float = 0.1) -> None:
@@ -88,8 +92,9 @@ class RtpWatchdog:
 
     def start(self) -> None:
         self.stop()
-        self._last, self._since = self._count(), time.monotonic()
-        self._timer = asyncio.get_running_loop().call_later(self.interval, self._look)
+        loop = asyncio.get_running_loop()
+        self._last, self._since = self._count(), loop.time()
+        self._timer = loop.call_later(self.interval, self._look)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -101,7 +106,8 @@ class RtpWatchdog:
         return self._timer is not None
 
     def _look(self) -> None:
-        now, count = time.monotonic(), self._count()
+        loop = asyncio.get_running_loop()
+        now, count = loop.time(), self._count()
         if count != self._last:
             self._last, self._since = count, now
         elif now - self._since >= self.timeout:
@@ -109,101 +115,108 @@ class RtpWatchdog:
             log.warning("no RTP for %.1f s: media lost", now - self._since)
             self._on_lost()
             return
-        self._timer = asyncio.get_running_loop().call_later(self.interval, self._look)
+        self._timer = loop.call_later(self.interval, self._look)
 
 
-class BorrowedTrack(MediaStreamTrack):
-    """The call's source as one media session sees it: aiortc stops a sender's track when
-    the peer connection closes, and a call outlives its first peer connection."""
+class Fire(Protocol):
+    """The call's state table (Call._fire): an event, True if a row took it."""
 
-    kind = "audio"
+    def __call__(self, event: CallEvent, *, error: TwilioError | None = None,
+                 media: MediaSession | None = None, sdp: str | None = None,
+                 token: str | None = None) -> bool: ...
 
-    def __init__(self, source: MediaStreamTrack) -> None:
-        super().__init__()
-        self.source = source
 
-    async def recv(self):
-        return await self.source.recv()
+@dataclass(frozen=True)
+class CallHooks:
+    """What a reconnection needs of its call, as callbacks (call.py makes them)."""
+
+    fire: Fire
+    send: SendFrame  # the Device's signaling stream
+    new_media: Callable[[], MediaSession]  # a session carrying the call's audio
+    sid: Callable[[], str | None]  # the id frames name the call by
+    local_sdp: Callable[[], str]  # of the call's current session: what a resume offers
+    token: Callable[[], str | None]  # the newest reconnect token
 
 
 class CallReconnection:
-    """The reconnection state of one Call: signaling and media status, the watchdog and the
-    media attempts. The Call calls in on its events; this changes its status and emits."""
+    """The reconnection policy of one call: the RTP watchdog, media attempts, the wait for
+    the signaling to resume, and the give-ups."""
 
-    OPEN, RECONNECTING = "open", "reconnecting"
-
-    def __init__(self, call: Call, settings: ReconnectSettings) -> None:
-        self.call = call
+    def __init__(self, settings: ReconnectSettings, hooks: CallHooks) -> None:
         self.settings = settings
-        self.signaling = self.OPEN
-        self.media = self.OPEN
+        self._hooks = hooks
         self._watchdog: RtpWatchdog | None = None
-        self._signaling_back = asyncio.Event()
+        self._signaling_back = asyncio.Event()  # attempts wait for an open stream
         self._signaling_back.set()
-        self._reconnect_invite_sent = False
+        self._signaling_timer: asyncio.TimerHandle | None = None  # set: waiting to resume
+        self._resume_sent = False  # the resume invite went out on the current socket
         self._reinvite_answer: asyncio.Future[str] | None = None
-        self._signaling_timer: asyncio.TimerHandle | None = None
         self._tasks = TaskSet(self)
         self._rng = random.Random()
+        self._stopped = False
         self.media_attempts = 0  # attempts of the current media reconnection (for tests)
 
     @property
-    def active(self) -> bool:
-        return self.RECONNECTING in (self.signaling, self.media)
+    def resuming(self) -> bool:
+        """Waiting for the signaling to come back and the call to resume."""
+        return self._signaling_timer is not None
 
     # --- media ----------------------------------------------------------------------------
-    def media_up(self, media: MediaSession) -> None:
+    def watch(self, media: MediaSession) -> None:
         """The call's media is connected: watch its RTP."""
         if self._watchdog is not None:
             self._watchdog.stop()
-        self._watchdog = RtpWatchdog(lambda: media.jitter_buffer.received,
+        if self._stopped:
+            return
+        self._watchdog = RtpWatchdog(lambda: media.packets_received,
                                      self.settings.rtp_timeout, self._rtp_lost,
                                      self.settings.check_interval)
         self._watchdog.start()
 
     def _rtp_lost(self) -> None:
-        self.media_lost(f"no media received for {self.settings.rtp_timeout:.1f} s")
+        reason = f"no media received for {self.settings.rtp_timeout:.1f} s"
+        self._hooks.fire(CallEvent.MEDIA_LOST,
+                         error=TwilioError(53405, f"Media connection failed: {reason}"))
 
-    def media_lost(self, reason: str) -> None:
-        call = self.call
-        if call._status_closed() or self.media == self.RECONNECTING:
-            return
-        log.warning("call %s: media lost (%s); reconnecting", call.sid, reason)
+    def start_media(self) -> None:
+        """The call lost its media (and closed the lost session): offer new ones."""
         if self._watchdog is not None:
             self._watchdog.stop()
-        self.media = self.RECONNECTING
-        self._enter_reconnecting(TwilioError(53405, f"Media connection failed: {reason}"))
-        call._drop_media()  # the exchange closes its side on the reinvite anyway
-        self._tasks.spawn(self._reconnect_media())
+        if not self._stopped:
+            self._tasks.spawn(self._reconnect_media())
 
     async def _reconnect_media(self) -> None:
-        call, settings = self.call, self.settings
+        settings = self.settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.give_up
+        backoff = settings.media_backoff(self._rng)
         self.media_attempts = 0
-        while loop.time() < deadline and not call._status_closed():
-            media = await self._attempt(min(settings.attempt_timeout, deadline - loop.time()))
-            if media is not None:
-                self._media_reconnected(media)
+        while loop.time() < deadline:
+            attempt = await self._attempt(min(settings.attempt_timeout, deadline - loop.time()))
+            if attempt is not None:
+                media, sdp = attempt
+                log.info("call %s: media back after %d attempt(s)", self._hooks.sid(),
+                         self.media_attempts)
+                if not self._hooks.fire(CallEvent.MEDIA_BACK, media=media, sdp=sdp):
+                    await media.close()  # the call ended meanwhile
                 return
-            pause = settings.backoff(self.media_attempts - 1, self._rng)
-            await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
-        if not call._status_closed():
-            call._fail(53405, f"media connection not restored within {settings.give_up:.0f} s")
+            await asyncio.sleep(max(0.0, min(backoff.next(), deadline - loop.time())))
+        self._hooks.fire(CallEvent.MEDIA_GAVE_UP, error=TwilioError(
+            53405, f"media connection not restored within {settings.give_up:.0f} s"))
 
-    async def _attempt(self, timeout: float) -> MediaSession | None:
-        """One reinvite with a new peer connection; the session once connected, else None."""
-        call = self.call
+    async def _attempt(self, timeout: float) -> tuple[MediaSession, str] | None:
+        """One reinvite with a new session: the session (and its offer) once connected."""
         loop = asyncio.get_running_loop()
         await self._signaling_back.wait()  # a reinvite only means something on an open stream
         self.media_attempts += 1
-        media = call._new_media()
+        media = self._hooks.new_media()
         started = loop.time()
         connected = False
         try:
             sdp = await media.offer()
             self._reinvite_answer = loop.create_future()
-            if not call._send("reinvite", {"callsid": call.sid, "sdp": sdp}, retry=False):
+            if not self._hooks.send("reinvite", {"callsid": self._hooks.sid(), "sdp": sdp},
+                                    retry=False):
                 raise MediaError("signaling is down")
             async with asyncio.timeout(timeout):  # not wait_for: it may swallow a cancel
                 answer = await self._reinvite_answer
@@ -211,94 +224,58 @@ class CallReconnection:
             try:
                 await media.wait_connected(max(0.05, timeout - (loop.time() - started)))
             except MediaError:
-                if media.pc.iceConnectionState != "completed":
+                if not media.ice_completed:
                     raise
                 await media.wait_connected(self.settings.dtls_grace)  # ICE is through
             connected = True
-            return media
+            return media, sdp
         except (MediaError, TimeoutError) as exc:
-            log.info("call %s: media attempt %d failed: %s", call.sid, self.media_attempts, exc)
+            log.info("call %s: media attempt %d failed: %s", self._hooks.sid(),
+                     self.media_attempts, exc)
             return None
         finally:
             self._reinvite_answer = None
             if not connected:  # failed, or cancelled because the call closed
                 await media.close()
 
-    def _media_reconnected(self, media: MediaSession) -> None:
-        call = self.call
-        if call._status_closed():
-            self._tasks.spawn(media.close())
-            return
-        call._use_media(media)
-        self.media = self.OPEN
-        log.info("call %s: media back after %d attempt(s)", call.sid, self.media_attempts)
-        self.media_up(media)
-        self._maybe_reconnected()
-
     # --- signaling --------------------------------------------------------------------------
-    def signaling_lost(self) -> None:
-        call = self.call
-        if call._status_closed():
-            return
-        if call._reconnect_token is None or not call._resumable():
-            call._lost_unanswered(TwilioError(
-                53001, "the signaling connection was lost before the call was answered"))
-            return
-        self.signaling = self.RECONNECTING
+    def start_signaling(self) -> None:
+        """The call lost its signaling and waits to resume: until the stream is back (no
+        reinvite meanwhile), for at most ``signaling_give_up`` seconds."""
         self._signaling_back.clear()
-        self._reconnect_invite_sent = False
-        self._enter_reconnecting(TwilioError(53001))
-        if self._signaling_timer is None:
+        self._resume_sent = False
+        if self._signaling_timer is None and not self._stopped:
             self._signaling_timer = asyncio.get_running_loop().call_later(
                 self.settings.signaling_give_up, self._signaling_gave_up)
 
     def signaling_connected(self) -> None:
         """The stream is back (``connected``): resume the call with its reconnect token."""
-        call = self.call
-        if self.signaling != self.RECONNECTING or call._status_closed():
-            return
-        self._reconnect_invite_sent = call._send("invite", {
-            "callsid": call.sid, "sdp": call._local_sdp(), "reconnect": call._reconnect_token,
-            "preflight": False, "twilio": {}}, retry=False)
+        if self.resuming:
+            hooks = self._hooks
+            self._resume_sent = hooks.send("invite", {
+                "callsid": hooks.sid(), "sdp": hooks.local_sdp(), "reconnect": hooks.token(),
+                "preflight": False, "twilio": {}}, retry=False)
 
     def on_answer(self, payload: dict[str, Any]) -> bool:
         """An ``answer`` frame: True when it belongs to a reconnection (consumed here)."""
-        if self.signaling == self.RECONNECTING and self._reconnect_invite_sent:
-            if isinstance(payload.get("reconnect"), str):
-                self.call._reconnect_token = payload["reconnect"]
-            self.signaling = self.OPEN
+        if self.resuming and self._resume_sent:
             self._cancel_signaling_timer()
             self._signaling_back.set()
-            log.info("call %s: signaling resumed", self.call.sid)
-            self._maybe_reconnected()
+            log.info("call %s: signaling resumed", self._hooks.sid())
+            token = payload.get("reconnect")
+            self._hooks.fire(CallEvent.SIGNALING_BACK,
+                             token=token if isinstance(token, str) else None)
             return True
         if self._reinvite_answer is not None and not self._reinvite_answer.done():
             self._reinvite_answer.set_result(payload["sdp"])
             return True
         return False
 
-    def token_refused(self, error: TwilioError) -> None:
-        """The server refused our token on the new stream: this call cannot resume."""
-        if self.signaling == self.RECONNECTING:
-            # No hangup: the stream is not authenticated; the exchange's grace ends its side.
-            self.call._fail(error.code, f"cannot resume the call: {error.message}", error,
-                            hang_up=False)
-
     def _signaling_gave_up(self) -> None:
         self._signaling_timer = None
-        if self.signaling == self.RECONNECTING:
-            self.call._fail(53001, "the signaling connection did not come back within "
-                            f"{self.settings.signaling_give_up:.0f} s")
-
-    # --- both ---------------------------------------------------------------------------------
-    def _enter_reconnecting(self, error: TwilioError) -> None:
-        self.call._set_reconnecting()
-        self.call.emit("reconnecting", error)
-
-    def _maybe_reconnected(self) -> None:
-        if not self.active and not self.call._status_closed():
-            self.call._set_open()
-            self.call.emit("reconnected")
+        self._hooks.fire(CallEvent.SIGNALING_GAVE_UP, error=TwilioError(
+            53001, "the signaling connection did not come back within "
+            f"{self.settings.signaling_give_up:.0f} s"))
 
     def _cancel_signaling_timer(self) -> None:
         if self._signaling_timer is not None:
@@ -307,6 +284,7 @@ class CallReconnection:
 
     def stop(self) -> None:
         """The call closed: no more watching or attempts (idempotent)."""
+        self._stopped = True
         if self._watchdog is not None:
             self._watchdog.stop()
         self._cancel_signaling_timer()

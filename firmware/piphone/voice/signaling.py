@@ -32,6 +32,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from ..backoff import Backoff
 from . import protocol, tls
 from .errors import TwilioError
 from .events import Emitter
@@ -47,31 +48,13 @@ class SignalingState(enum.Enum):
     CLOSED = "closed"
 
 
-class Backoff:
-    """Exponential backoff with jitter, as Twilio's SDK does it (factor 2, jitter 0.4)."""
-
-    def __init__(self, first: float = 0.1, cap: float = 20.0, factor: float = 2.0,
-                 jitter: float = 0.4, rng: random.Random | None = None) -> None:
-        self.first, self.cap, self.factor, self.jitter = first, cap, factor, jitter
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        base = min(self.cap, self.first * self.factor ** self.attempt)
-        self.attempt += 1
-        return base * (1 + self.jitter * (2 * self._rng.random() - 1))
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 class Signaling(Emitter):
     STABLE_AFTER = 10.0  # seconds open before backoff resets
 
     def __init__(
         self,
         url: str | Sequence[str],
-        token: str,
+        token: Callable[[], str],
         *,
         ssl_context: ssl.SSLContext | None = None,
         heartbeat_timeout: float = protocol.HEARTBEAT_TIMEOUT,
@@ -84,14 +67,15 @@ class Signaling(Emitter):
         if not self.urls:
             raise ValueError("Signaling needs at least one URL")
         self._index = 0  # of the URL in use (or tried next)
-        self.token = token
+        self._token = token  # read at every listen: the Device holds the token
         # wss:// without a context gets the verified default (tls.py), built once, before the
         # first secure attempt, in a thread: loading the trust store takes 50-250 ms.
         self._ssl = ssl_context
         self.heartbeat_timeout = heartbeat_timeout
         self.connect_timeout = connect_timeout
-        # As the SDK: with fallback URLs the first retry waits a random 1-5 s, so that phones
-        # cut off by an edge's outage do not all arrive at the next edge at once.
+        # As the SDK (factor 2, jitter 0.4, Backoff's defaults): with fallback URLs the first
+        # retry waits a random 1-5 s, so that phones cut off by an edge's outage do not all
+        # arrive at the next edge at once.
         self.backoff = backoff or Backoff(
             first=random.uniform(1.0, 5.0) if len(self.urls) > 1 else 0.1)
         self.last_failure: TwilioError | None = None  # of the last attempt; None once open
@@ -100,9 +84,8 @@ class Signaling(Emitter):
         self.browserinfo = browserinfo or default_browserinfo()
         self.state = SignalingState.DISCONNECTED
         self._ws: ClientConnection | None = None
-        self._queue: list[tuple[str, dict]] = []
-        self._task: asyncio.Task | None = None
-        self._opened = asyncio.Event()
+        self._queue: list[tuple[str, dict[str, Any]]] = []
+        self._task: asyncio.Task[None] | None = None
         self._sending = TaskSet(self)  # frames on their way out
         # Awaited before every connect attempt (the Device renews an expired token there).
         self.before_connect: Callable[[], Awaitable[None]] | None = None
@@ -113,6 +96,11 @@ class Signaling(Emitter):
         return self.urls[self._index]
 
     @property
+    def closed(self) -> bool:
+        """Closed for good (``close()``, or the server's ``close`` frame)."""
+        return self.state is SignalingState.CLOSED
+
+    @property
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context of wss:// (None before the first secure attempt, or for ws://)."""
         return self._ssl
@@ -121,9 +109,6 @@ class Signaling(Emitter):
     def start(self) -> None:
         if self._task is None and self.state is not SignalingState.CLOSED:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="signaling")
-
-    async def wait_open(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._opened.wait(), timeout)
 
     async def close(self) -> None:
         """Close for good (idempotent)."""
@@ -157,9 +142,9 @@ class Signaling(Emitter):
         self.emit("error", TwilioError(31009))
         return False
 
-    def set_token(self, token: str) -> None:
-        """Use a new token: sent at once as ``listen`` when connected, else on the next open."""
-        self.token = token
+    def token_changed(self) -> None:
+        """The token changed: sent at once as ``listen`` when connected, else on the next
+        open."""
         if self.state is SignalingState.CONNECTED:
             self._listen()
 
@@ -181,7 +166,7 @@ class Signaling(Emitter):
                 log.debug("closing the broken stream failed too", exc_info=True)
 
     def _listen(self) -> None:
-        payload = {"browserinfo": self.browserinfo, "reconnectTimeout": 0, "token": self.token}
+        payload = {"browserinfo": self.browserinfo, "reconnectTimeout": 0, "token": self._token()}
         self._sending.spawn(self._send_text(protocol.encode("listen", **payload)))
 
     # --- the connection loop -------------------------------------------------------------
@@ -189,7 +174,7 @@ class Signaling(Emitter):
         while self.state is not SignalingState.CLOSED:
             self._set_state(SignalingState.CONNECTING)
             opened_at = await self._attempt(self.url)
-            if self.state is SignalingState.CLOSED:
+            if self.closed:  # close() while we tried
                 break
             self._set_state(SignalingState.DISCONNECTED)
             if opened_at is not None:
@@ -252,7 +237,6 @@ class Signaling(Emitter):
                 queued, self._queue = self._queue, []
                 for type_, payload in queued:
                     self.send(type_, payload)
-                self._opened.set()
                 self.emit("open")
                 await self._read(ws)
         except asyncio.CancelledError:
@@ -264,7 +248,6 @@ class Signaling(Emitter):
                          report=unexpected, unexpected=unexpected)
         finally:
             self._ws = None
-            self._opened.clear()
         return opened_at
 
     def _next_url(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from twilio.jwt.access_token import AccessToken
@@ -70,7 +71,8 @@ def read(token: str) -> TokenInfo:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise TwilioError(20101, f"access token is not a JWT: {exc}", original_error=exc) from None
-    grants = claims.get("grants") if isinstance(claims.get("grants"), dict) else {}
+    raw = claims.get("grants")
+    grants: dict[str, Any] = raw if isinstance(raw, dict) else {}
     identity = grants.get("identity")
     exp = claims.get("exp")
     return TokenInfo(
