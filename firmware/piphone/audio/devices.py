@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 from ..errors import PiphoneError
 
@@ -101,7 +102,15 @@ def resolve(spec: str, path: Path | None = None) -> str:
     return select(spec, list_cards(path)).device
 
 
-def udev_monitor() -> object | None:
+class UdevMonitor(Protocol):
+    """What CardWatcher uses of a started ``pyudev.Monitor``."""
+
+    def fileno(self) -> int: ...
+
+    def poll(self, timeout: float | None = None) -> object | None: ...
+
+
+def udev_monitor() -> UdevMonitor | None:
     """A started pyudev monitor of the ``sound`` subsystem, or None where udev cannot tell us
     anything (no pyudev, no libudev, or no udevd to send events: then only the poll works)."""
     if not UDEV_CONTROL.exists():
@@ -127,11 +136,11 @@ class CardWatcher:
 
     def __init__(self, spec: str, on_change: Callable[[bool], None], *,
                  path: Path | None = None, interval: float = POLL_INTERVAL,
-                 monitor: object | None | str = "udev") -> None:
+                 monitor: UdevMonitor | None | Literal["udev"] = "udev") -> None:
         self.spec, self._on_change, self._path, self._interval = spec, on_change, path, interval
         self.present = self._look()
         self._task: asyncio.Task | None = None
-        self._monitor = udev_monitor() if monitor == "udev" else monitor
+        self._monitor = udev_monitor() if isinstance(monitor, str) else monitor
         self._nudge: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 

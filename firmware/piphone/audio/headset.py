@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pyee.asyncio import AsyncIOEventEmitter
 
@@ -47,7 +48,7 @@ class Headset(AsyncIOEventEmitter):
     def __init__(self, capture: str, playback: str, ring: str | None = None, *,
                  card: str | None = None, cards_path: Path | None = None,
                  poll_interval: float = devices.POLL_INTERVAL,
-                 monitor: object | None | str = "udev",
+                 monitor: devices.UdevMonitor | None | Literal["udev"] = "udev",
                  playback_options: dict | None = None) -> None:
         super().__init__()
         options = playback_options or {}  # Playback's period_ms, periods, buffer_periods
