@@ -25,12 +25,16 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .voice import Call
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -273,9 +277,11 @@ def _holder(fd: int) -> str:
 
 
 # --- following a voice Call (on the phone) -------------------------------------------------------
-def track(log: CallLog, call: Any, identity: str | None = None) -> int:
+def track(log: CallLog, call: Call, identity: str | None = None) -> int:
     """Log ``call`` (a voice.Call) from now to its end, and any feedback given for it."""
-    incoming = call.direction.value == "INCOMING"
+    from .voice import CallDirection, CallStatus  # the voice client only where it is used
+
+    incoming = call.direction is CallDirection.INCOMING
     record = CallRecord(
         site="device", direction=call.direction.value, started=time.time(), identity=identity,
         peer=call.parameters.get("From") if incoming else call.custom_parameters.get("To"),
@@ -305,15 +311,15 @@ def track(log: CallLog, call: Any, identity: str | None = None) -> int:
         record.answered = time.time()
         log.update(call_id, answered=record.answered, call_sid=call.call_sid)
 
-    def ended_as(outcome: str | None):
+    def ended_as(outcome: str | None) -> Callable[..., None]:
         def handler(*_: Any) -> None:
             if outcome is not None and state["outcome"] is None:
                 state["outcome"] = outcome
             finish()
         return handler
 
-    def status(value: Any) -> None:
-        if str(value) == "closed":  # the outcome event (reject, cancel...) follows at once
+    def status(value: CallStatus) -> None:
+        if value is CallStatus.CLOSED:  # the outcome event (reject, cancel...) follows at once
             asyncio.get_running_loop().call_soon(finish)
 
     call.on("error", error)

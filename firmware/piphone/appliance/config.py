@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -236,7 +236,7 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
     )
 
 
-def _edges(value: str | list) -> str | None:
+def _edges(value: str | list[str]) -> str | None:
     names = [value] if isinstance(value, str) else value
     if not names:
         return "must name at least one edge"
@@ -433,7 +433,7 @@ def _keypad(toml: TomlFile, pins: Mapping[str, Any]) -> KeypadMatrix:
     if extra:
         raise toml.error("pins.keypad", sorted(extra)[0], "unknown key (known: rows, cols, "
                          "layout)")
-    lists = {}
+    lists: dict[str, list[Any]] = {}
     for key in ("rows", "cols", "layout"):
         if key not in table:
             if key == "layout":
@@ -441,10 +441,15 @@ def _keypad(toml: TomlFile, pins: Mapping[str, Any]) -> KeypadMatrix:
             raise toml.error("pins.keypad", None, f"missing key {key!r}")
         if not isinstance(table[key], list) or not table[key]:
             raise toml.error("pins.keypad", key, "must be a list")
-        lists[key] = [(_pin_value(toml, "pins.keypad", key, v) if key != "layout" else v)
-                      for v in table[key]]
+        lists[key] = table[key]
+    if not all(isinstance(line, str) for line in lists.get("layout", [])):
+        raise toml.error("pins.keypad", "layout", "must list strings of keys, e.g. \"123\"")
+    rows = tuple(_pin_value(toml, "pins.keypad", "rows", v) for v in lists["rows"])
+    cols = tuple(_pin_value(toml, "pins.keypad", "cols", v) for v in lists["cols"])
     try:
-        return KeypadMatrix(**lists)
+        if "layout" in lists:
+            return KeypadMatrix(rows, cols, tuple(lists["layout"]))
+        return KeypadMatrix(rows, cols)
     except PinMapError as exc:
         raise toml.error("pins.keypad", exc.key.split(".")[-1],
                          str(exc).removeprefix(f"{exc.key}: ")) from None
@@ -465,8 +470,8 @@ def _identity(value: str) -> str | None:
     return None if identities.is_identity(value) else f"must be {identities.RULE}"
 
 
-def _numbers(unit: str):
-    def check(value: list) -> str | None:
+def _numbers(unit: str) -> Callable[[list[Any]], str | None]:
+    def check(value: list[Any]) -> str | None:
         if not value or not all(isinstance(v, int | float) and not isinstance(v, bool)
                                 for v in value):
             return f"must be a list of numbers ({unit})"
