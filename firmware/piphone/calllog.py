@@ -2,8 +2,9 @@
 
 Used on the phone (``track(log, call)`` follows a voice Call) and at the exchange
 (exchange/records.py), so it lives at the top of the package: the exchange may not import
-appliance/. ``piphone calls`` prints it. A row is written when the call starts and updated as
-it is answered and ends, so feedback given during or after the call always finds it.
+appliance/. ``piphone calls`` prints it (the phone's is at ``paths.CALL_LOG``). A row is
+written when the call starts and updated as it is answered and ends, so feedback given during
+or after the call always finds it.
 
 Outcomes: ``completed`` (answered, then hung up), ``cancelled`` (given up before answer, or
 ignored here), ``rejected``, ``no-answer``, ``busy``, ``failed`` (an error ended it); ``None``
@@ -67,8 +68,6 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 """
 
-DEFAULT_PATH = "/var/lib/piphone/calls.db"  # the phone's call log
-OUTCOMES = ("completed", "cancelled", "rejected", "no-answer", "busy", "failed")
 _ERROR_OUTCOMES = {31603: "rejected", 31486: "busy", 31480: "no-answer"}
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from ..audio.alsa import Playback
-from ..audio.devices import AudioDeviceError
+from ..audio.devices import AudioDeviceError, HeadsetSpec
 from ..audio.headset import Headset
 from ..audio.tracks import CaptureTrack, PlaybackSink
 from .config import AlertsConfig, AudioConfig
@@ -64,12 +64,11 @@ class ApplianceAudio:
 
     @staticmethod
     def _headset(audio: AudioConfig) -> Headset | None:
-        spec = audio.headset
-        if spec == "none":
+        spec = HeadsetSpec.parse(audio.headset)
+        if spec.none:
             return None
         try:
-            headset = Headset.from_spec("USB" if spec == "auto" else spec,
-                                        ring=audio.ring_device, wait=True)
+            headset = Headset.from_spec(spec, ring=audio.ring_device, wait=True)
         except AudioDeviceError as exc:  # not expected with wait=True; never fatal
             log.warning("no headset (%s): the phone runs without sound", exc)
             return None

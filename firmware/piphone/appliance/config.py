@@ -16,23 +16,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .. import paths
 from ..audio import tones
 from ..errors import ConfigError
 from ..panel.leds import Pattern
 from ..panel.pins import DEFAULT_PINS, InputPin, KeypadMatrix, PinMap, PinMapError
 from ..tomlconfig import TomlFile, ip_addresses, positive, read_private, sid
 from ..voice import identity as identities
+from ..voice.edges import EDGES
+from ..voice.media import CODEC_MIME
 from .display import DisplayPatterns
 
-DEFAULT_PATH = Path("/etc/piphone/piphone.toml")
-DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"  # systemd's StateDirectory=piphone
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
 DND_MODES = ("reject", "ignore")
-CODECS = ("opus", "pcmu")
-# = voice/edges.py's EDGES (the SDK's edge names; tests/unit/test_tls.py checks they match)
-EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
-         "tokyo", "umatilla", "ashburn-ix", "san-jose-ix", "london-ix", "frankfurt-ix",
-         "singapore-ix", "sydney-ix", "tokyo-ix")
+CODECS = tuple(CODEC_MIME)  # the codecs the voice client speaks: opus, pcmu
 SECRET_KEYS = ("token", "api_key_secret")
 # [account] keys of TLS and the network path (issue 13); ice_servers may also be in secrets.toml
 NETWORK_KEYS = ("ca_file", "ice_servers", "network_traversal")
@@ -100,7 +97,7 @@ class PhoneConfig:
     dnd: str = "reject"  # what do-not-disturb does with a call: reject | ignore
     dnd_at_start: bool = False  # start with do-not-disturb on
     mute_reminder: float = 15.0  # seconds between beeps while muted; 0 = off
-    call_log: str | None = DEFAULT_CALL_LOG  # SQLite call log (`piphone calls`); None = off
+    call_log: str | None = paths.CALL_LOG  # SQLite call log (`piphone calls`); None = off
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ class ApplianceConfig:
 
 
 # --- loading ----------------------------------------------------------------------------------
-def load(path: str | Path = DEFAULT_PATH, secrets_path: str | Path | None = None
+def load(path: str | Path = paths.CONFIG, secrets_path: str | Path | None = None
          ) -> ApplianceConfig:
     """Read and check piphone.toml (and its secrets.toml); raise ConfigError on any problem."""
     toml = TomlFile(path)
@@ -314,7 +311,7 @@ def _phone(toml: TomlFile) -> PhoneConfig:
     sec = "phone"
     toml.unknown_keys(sec, {"dial_timeout", "auto_answer_rings", "call_waiting", "dnd",
                             "dnd_at_start", "mute_reminder", "call_log"})
-    call_log = toml.get(sec, "call_log", str, DEFAULT_CALL_LOG)
+    call_log = toml.get(sec, "call_log", str, paths.CALL_LOG)
     return PhoneConfig(
         dial_timeout=float(toml.get(sec, "dial_timeout", (int, float), 4.0,
                                     lambda v: None if 0.5 <= v <= 30

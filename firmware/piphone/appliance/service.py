@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import paths
 from ..errors import PiphoneError
 from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from ..voice import Call, Device, DeviceState, ice, tls
@@ -79,7 +80,6 @@ class Service:
         self._register_task: asyncio.Task[None] | None = None
         self.traversal: ice.NetworkTraversal | None = None  # with [account] network_traversal
         self._mos: float | None = None
-        self.register_error: Exception | None = None
 
     # --- life cycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -215,7 +215,7 @@ class Service:
 
     def reload(self) -> None:
         """SIGHUP: read the config now; apply it when the phone is between calls."""
-        path = self.cfg.path or config_mod.DEFAULT_PATH
+        path = self.cfg.path or paths.CONFIG
         try:
             new = self._loader(path)
         except PiphoneError as exc:
@@ -292,7 +292,6 @@ class Service:
                 return
             except Exception as exc:
                 tried.set()
-                self.register_error = exc
                 self.notifier.set_status(f"not registered ({exc}); retrying")
                 log.warning("registration failed: %s; retrying in %.0f s", exc,
                             REGISTER_RETRY)
@@ -301,7 +300,6 @@ class Service:
             await asyncio.sleep(REGISTER_RETRY)
 
     def _registered(self) -> None:
-        self.register_error = None
         if not self.registered.is_set():
             self.registered.set()
             self.notifier.send("READY=1")
