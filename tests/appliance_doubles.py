@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from piphone.voice.call import CallDirection, CallStatus
+from piphone.voice import CallDirection, CallStatus
 from piphone.voice.events import Emitter
 
 if TYPE_CHECKING:

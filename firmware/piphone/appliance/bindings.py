@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Generic
 
-from ..voice.call import CallStatus
+from ..voice import CallStatus
 from .ports import CallT, Handler
 
 Fire = Callable[..., bool]  # Phone.fire(trigger, **kwargs)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from transitions import EventData, Machine, State
 
 from ..panel.inputs import PanelInput
-from ..voice.call import CallStatus
+from ..voice import CallStatus
 from . import bindings
 from .bindings import CallBinding
 from .config import AlertsConfig, PhoneConfig

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from ..panel.leds import Pattern
-from ..voice.call import CallDirection, CallStatus
+from ..voice import CallDirection, CallStatus
 
 Handler = Callable[..., Any]
 
