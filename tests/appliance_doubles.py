@@ -1,22 +1,32 @@
 """Test doubles for the phone's unit tests: a Call and a Device that emit the SDK's events
-(driven by the test as the far end would), LEDs and sounds that record what they were told."""
+(driven by the test as the far end would), LEDs and sounds that record what they were told.
+
+FakeCall and FakeDevice implement the Protocols the phone is typed against
+(appliance/ports.py) as the voice Call and Device do: mypy checks this file (pyproject.toml)
+and the assignments at its end.
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from piphone.voice import CallDirection, CallStatus
 from piphone.voice.events import Emitter
 
+if TYPE_CHECKING:
+    from piphone.appliance.ports import LedsLike, PhoneCall, PhoneDevice, Sounds
+
 _sids = itertools.count(1)
+UP = (CallStatus.CONNECTING, CallStatus.RINGING, CallStatus.OPEN, CallStatus.RECONNECTING)
 
 
 class FakeCall(Emitter):
     """The parts of Call the phone uses; ``actions`` lists what the phone did to it."""
 
-    def __init__(self, direction: str = "INCOMING", frm: str = "+15550001",
-                 to: str | None = None) -> None:
+    def __init__(self, direction: CallDirection = CallDirection.INCOMING,
+                 frm: str = "+15550001", to: str | None = None) -> None:
         super().__init__()
         self.direction = direction
         self.parameters = {"From": frm, "CallSid": f"CA{next(_sids):032x}"}
@@ -24,43 +34,46 @@ class FakeCall(Emitter):
             self.parameters["To"] = to
         self.codec = "opus"
         self.actions: list[Any] = []
+        self.conditions: set[str] = set()  # raised with set_condition
         self._muted = False
-        self._status = "pending" if direction == "INCOMING" else "connecting"
+        self._status = (CallStatus.PENDING if direction is CallDirection.INCOMING
+                        else CallStatus.CONNECTING)
 
     @property
     def call_sid(self) -> str:
         return self.parameters["CallSid"]
 
-    def status(self) -> str:
+    def status(self) -> CallStatus:
         return self._status
 
-    def _set(self, status: str) -> None:
+    def _set(self, status: CallStatus) -> None:
         self._status = status
         self.emit("status", status)
 
     # what the phone calls
     def accept(self) -> None:
         self.actions.append("accept")
-        if self._status == "pending":
-            self._set("connecting")
+        if self._status is CallStatus.PENDING:
+            self._set(CallStatus.CONNECTING)
 
     def reject(self) -> None:
         self.actions.append("reject")
-        if self._status == "pending":
-            self._set("closed")
+        if self._status is CallStatus.PENDING:
+            self._set(CallStatus.CLOSED)
             self.emit("reject")
 
     def ignore(self) -> None:
         self.actions.append("ignore")
-        if self._status == "pending":
-            self._set("closed")
+        if self._status is CallStatus.PENDING:
+            self._set(CallStatus.CLOSED)
             self.emit("cancel")
 
     def disconnect(self) -> None:
         self.actions.append("disconnect")
-        if self._status in ("connecting", "ringing", "open", "reconnecting"):
-            answered = self._status != "connecting" or self.direction == "INCOMING"
-            self._set("closed")
+        if self._status in UP:
+            answered = (self._status is not CallStatus.CONNECTING
+                        or self.direction is CallDirection.INCOMING)
+            self._set(CallStatus.CLOSED)
             self.emit("disconnect", self) if answered else self.emit("cancel")
 
     def mute(self, should_mute: bool = True) -> None:
@@ -75,25 +88,35 @@ class FakeCall(Emitter):
     def send_digits(self, digits: str) -> None:
         self.actions.append(("digits", digits))
 
+    def set_condition(self, name: str, active: bool) -> None:
+        """As the Call's quality monitor does: a raised condition is a warning until cleared."""
+        self.actions.append(("condition", name, active))
+        if active and name not in self.conditions:
+            self.conditions.add(name)
+            self.emit("warning", name, {"name": name})
+        elif not active and name in self.conditions:
+            self.conditions.discard(name)
+            self.emit("warning-cleared", name)
+
     # what the far end (or the network) does
     def far_open(self) -> None:
-        self._set("open")
+        self._set(CallStatus.OPEN)
         self.emit("accept", self)
 
     def far_hangup(self) -> None:
-        self._set("closed")
+        self._set(CallStatus.CLOSED)
         self.emit("disconnect", self)
 
     def far_cancel(self) -> None:
-        self._set("closed")
+        self._set(CallStatus.CLOSED)
         self.emit("cancel")
 
     def net_reconnecting(self) -> None:
-        self._set("reconnecting")
+        self._set(CallStatus.RECONNECTING)
         self.emit("reconnecting", RuntimeError("media lost"))
 
     def net_reconnected(self) -> None:
-        self._set("open")
+        self._set(CallStatus.OPEN)
         self.emit("reconnected")
 
 
@@ -107,12 +130,12 @@ class FakeDevice(Emitter):
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
-        call = FakeCall("OUTGOING", frm="alice", to=params["To"])
+        call = FakeCall(CallDirection.OUTGOING, frm="alice", to=params["To"])
         self.placed.append(call)
         return call
 
     def ring(self, frm: str = "+15550001") -> FakeCall:
-        call = FakeCall("INCOMING", frm=frm)
+        call = FakeCall(CallDirection.INCOMING, frm=frm)
         self.emit("incoming", call)
         return call
 
@@ -131,7 +154,7 @@ class FakeLeds:
 
 class FakeSounds:
     def __init__(self) -> None:
-        self.log: list[tuple] = []
+        self.log: list[tuple[str, object]] = []
         self.ringing = False
         self.playing: str | None = None
         self.level: int | None = None
@@ -156,3 +179,10 @@ class FakeSounds:
 
     def beeps(self, name: str) -> int:
         return self.log.count(("beep", name))
+
+
+if TYPE_CHECKING:  # the doubles fit the phone's Protocols (checked by mypy, not at run time)
+    _call: PhoneCall = FakeCall()
+    _device: PhoneDevice[FakeCall] = FakeDevice()
+    _leds: LedsLike = FakeLeds()
+    _sounds: Sounds = FakeSounds()

@@ -2,8 +2,9 @@
 
 Used on the phone (``track(log, call)`` follows a voice Call) and at the exchange
 (exchange/records.py), so it lives at the top of the package: the exchange may not import
-appliance/. ``piphone calls`` prints it. A row is written when the call starts and updated as
-it is answered and ends, so feedback given during or after the call always finds it.
+appliance/. ``piphone calls`` prints it (the phone's is at ``paths.CALL_LOG``). A row is
+written when the call starts and updated as it is answered and ends, so feedback given during
+or after the call always finds it.
 
 Outcomes: ``completed`` (answered, then hung up), ``cancelled`` (given up before answer, or
 ignored here), ``rejected``, ``no-answer``, ``busy``, ``failed`` (an error ended it); ``None``
@@ -25,12 +26,16 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .voice import Call
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -63,8 +68,6 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 """
 
-DEFAULT_PATH = "/var/lib/piphone/calls.db"  # the phone's call log
-OUTCOMES = ("completed", "cancelled", "rejected", "no-answer", "busy", "failed")
 _ERROR_OUTCOMES = {31603: "rejected", 31486: "busy", 31480: "no-answer"}
 
 
@@ -273,9 +276,11 @@ def _holder(fd: int) -> str:
 
 
 # --- following a voice Call (on the phone) -------------------------------------------------------
-def track(log: CallLog, call: Any, identity: str | None = None) -> int:
+def track(log: CallLog, call: Call, identity: str | None = None) -> int:
     """Log ``call`` (a voice.Call) from now to its end, and any feedback given for it."""
-    incoming = call.direction.value == "INCOMING"
+    from .voice import CallDirection, CallStatus  # the voice client only where it is used
+
+    incoming = call.direction is CallDirection.INCOMING
     record = CallRecord(
         site="device", direction=call.direction.value, started=time.time(), identity=identity,
         peer=call.parameters.get("From") if incoming else call.custom_parameters.get("To"),
@@ -305,15 +310,15 @@ def track(log: CallLog, call: Any, identity: str | None = None) -> int:
         record.answered = time.time()
         log.update(call_id, answered=record.answered, call_sid=call.call_sid)
 
-    def ended_as(outcome: str | None):
+    def ended_as(outcome: str | None) -> Callable[..., None]:
         def handler(*_: Any) -> None:
             if outcome is not None and state["outcome"] is None:
                 state["outcome"] = outcome
             finish()
         return handler
 
-    def status(value: Any) -> None:
-        if str(value) == "closed":  # the outcome event (reject, cancel...) follows at once
+    def status(value: CallStatus) -> None:
+        if value is CallStatus.CLOSED:  # the outcome event (reject, cancel...) follows at once
             asyncio.get_running_loop().call_soon(finish)
 
     call.on("error", error)

@@ -13,6 +13,7 @@ import logging
 import re
 import traceback
 from types import TracebackType
+from typing import TextIO
 
 LIMIT = 200  # characters of one client-supplied value in a log line or an error message
 MESSAGE_LIMIT = 4096  # characters of one whole log message (the backstop)
@@ -100,8 +101,8 @@ def _traceback_lines(te: traceback.TracebackException) -> list[str]:
     return lines
 
 
-def handler(stream: object = None) -> logging.Handler:
+def handler(stream: TextIO | None = None) -> logging.Handler:
     """A stderr (or ``stream``) handler with a SafeFormatter: what the daemons log with."""
-    out = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    out: logging.Handler = logging.StreamHandler(stream)
     out.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
     return out

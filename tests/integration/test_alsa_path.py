@@ -284,20 +284,21 @@ async def test_playback_overrun_drops_the_oldest_audio(alsa_rig):
 
 async def test_piphone_call_uses_the_headset(exchange, alsa_rig):
     """`piphone call` with a headset: its microphone goes out, the echo lands in its earpiece."""
-    from piphone import cli
+    from piphone.audio.devices import HeadsetSpec
+    from piphone.cli.call import place_call
     from piphone.voice.tokens import mint
 
     alsa_rig["a"].tone(700)
     lines: list[str] = []
     token = mint(identity="desk", **exchange.config.token_kwargs())
     options = {"signaling_url": exchange.url, "ice_addresses": ("127.0.0.1",)}
-    headset = cli.headset_devices(f"{alsa_rig['a'].cap},{alsa_rig['a'].play}")
-    assert await cli.place_call(token, {"To": "echo"}, options, 440.0, 2.0, read_digits=False,
+    headset = HeadsetSpec.parse(f"{alsa_rig['a'].cap},{alsa_rig['a'].play}").devices()
+    assert await place_call(token, {"To": "echo"}, options, 440.0, 2.0, read_digits=False,
                                 out=lines.append, headset=headset) == 0, lines
     assert any("headset: capture piphone_a_cap" in line for line in lines)
     heard = alsa_rig["a"].recorded()
     assert frequency(heard[-24_000:]) == pytest.approx(700, abs=10)
-    assert cli.headset_devices("none") is None
+    assert HeadsetSpec.parse("none").devices() is None
 
 
 def band_level(samples: np.ndarray, frequency: float, rate: int = RATE) -> float:

@@ -188,10 +188,11 @@ async def test_service_close_leaves_nothing_behind(tmp_path, exchange, make_phon
     factory.pin(HOOK).drive_low()
     await until(lambda: str(call.status()) == "open", timeout=10, what="answered")
     await press(factory, 24)  # muted: the mute reminder's timer runs
-    await until(lambda: phone.muted and "mute" in phone._timers, what="muted")
+    await until(lambda: phone.muted and "mute" in phone.timers, what="muted")
     await service.close()
     await service.close()  # idempotent
-    assert phone._timers == {} and not any(factory.pin(p).state for p in (RING_LED, CALL_LED))
+    assert phone.timers.running == frozenset()
+    assert not any(factory.pin(p).state for p in (RING_LED, CALL_LED))
     await leaks.shut_down_and_check([bob], None, exchange)
 
 

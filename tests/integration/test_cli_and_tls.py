@@ -53,7 +53,9 @@ def test_a_broken_config_refuses_to_serve_and_names_the_line(tmp_path, capsys):
 
 async def test_demo_calls_the_echo_line_and_hears_itself():
     lines: list[str] = []
-    assert await cli.run_demo(2.5, out=lines.append) == 0
+    from piphone.cli.run import run_demo
+
+    assert await run_demo(2.5, out=lines.append) == 0
     text = "\n".join(lines)
     events = [line.split()[1] for line in lines[1:]]
     assert events[:3] == ["calling", "ringing", "accept"], text

@@ -256,9 +256,9 @@ def test_a_card_name_that_matches_nothing_is_a_clear_error(cards):
 
 
 async def test_piphone_call_maps_lost_and_back_to_the_calls_warning(alsa_rig, cards):
-    """Where Call has set_condition (the quality work), `piphone call` raises and clears
-    audio-device-lost with the headset."""
-    from piphone import cli
+    """`piphone call` raises and clears the call's audio-device-lost (Call.set_condition)
+    with the headset."""
+    from piphone.cli.call import headset_warnings
 
     class Call:
         def __init__(self) -> None:
@@ -271,7 +271,7 @@ async def test_piphone_call_maps_lost_and_back_to_the_calls_warning(alsa_rig, ca
     call = Call()
     try:
         headset.open()
-        cli._headset_warnings(headset, call)
+        headset_warnings(headset, call)
         cards.unplug()
         assert await asyncio.wait_for(call.conditions.get(), 2) == ("audio-device-lost", True)
         cards.replug()
@@ -309,7 +309,7 @@ async def test_piphone_call_through_a_pulled_headset(exchange, alsa_rig):
     """`piphone call echo` on the rig: the headset fails mid-call and comes back; the call
     prints the headset's lost/back and the call's audio-device-lost warning and its clearing,
     stays up, and the echo is heard again."""
-    from piphone import cli
+    from piphone.cli.call import place_call
 
     alsa_rig["a"].tone(700)
     lines: list[str] = []
@@ -328,7 +328,7 @@ async def test_piphone_call_through_a_pulled_headset(exchange, alsa_rig):
     token = mint(identity="desk", **exchange.config.token_kwargs())
     options = {"signaling_url": exchange.url, "ice_addresses": LOOPBACK}
     headset = (alsa_rig["a"].cap, alsa_rig["a"].play)
-    placing = asyncio.ensure_future(cli.place_call(token, {"To": "echo"}, options, 440.0, 8.0,
+    placing = asyncio.ensure_future(place_call(token, {"To": "echo"}, options, 440.0, 8.0,
                                                    read_digits=False, out=out,
                                                    headset=headset))
     await asyncio.wait_for(heard_again.wait(), 8)

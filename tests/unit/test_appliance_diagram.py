@@ -8,7 +8,7 @@ import pytest
 
 from piphone import cli
 from piphone.appliance import diagram
-from piphone.appliance.phone import STATES, TRANSITIONS
+from piphone.appliance.table import STATES, TRANSITIONS
 
 
 def test_dot_source_has_every_state_and_trigger(capsys):

@@ -8,7 +8,8 @@ import sqlite3
 import pytest
 
 from piphone import cli
-from piphone.calllog import DEFAULT_PATH, CallLog, CallRecord, format_table, outcome_of
+from piphone.calllog import CallLog, CallRecord, format_table, outcome_of
+from piphone.paths import CALL_LOG
 
 
 def record(**fields) -> CallRecord:
@@ -110,16 +111,18 @@ def test_piphone_calls_table_and_json(tmp_path, capsys):
 
 
 def test_piphone_calls_reads_the_phones_log_by_default():
-    from piphone.appliance.config import DEFAULT_CALL_LOG as APPLIANCE_CALL_LOG
+    from piphone.appliance.config import PhoneConfig
 
-    assert cli.DEFAULT_CALL_LOG == DEFAULT_PATH == APPLIANCE_CALL_LOG
+    assert cli.build_parser().parse_args(["calls"]).db == CALL_LOG == PhoneConfig().call_log
 
 
 def test_piphone_call_prints_quality_warnings_by_name():
+    from piphone.cli.call import CALL_EVENTS, printer
+
     lines: list[str] = []
-    assert {"warning", "warning-cleared"} <= set(cli.CALL_EVENTS)
-    cli._printer(lines.append, "warning")("high-rtt", {"name": "rtt", "samples": ["..."]})
-    cli._printer(lines.append, "warning-cleared")("high-rtt")
+    assert {"warning", "warning-cleared"} <= set(CALL_EVENTS)
+    printer(lines.append, "warning")("high-rtt", {"name": "rtt", "samples": ["..."]})
+    printer(lines.append, "warning-cleared")("high-rtt")
     assert lines == ["warning high-rtt", "warning-cleared high-rtt"]
 
 

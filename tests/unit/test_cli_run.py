@@ -7,8 +7,9 @@ import io
 
 import pytest
 
-from piphone import cli
+from piphone import cli, paths
 from piphone.appliance import demo, service
+from piphone.cli import run as cli_run
 
 
 class Terminal(io.StringIO):
@@ -38,9 +39,9 @@ def ran(monkeypatch, tmp_path):
         return 0
 
     monkeypatch.setattr(demo, "run", fake_demo)
-    monkeypatch.setattr(cli, "run_demo", fake_echo)
+    monkeypatch.setattr(cli_run, "run_demo", fake_echo)
     monkeypatch.setattr(service, "main", fake_service)
-    monkeypatch.setattr(cli, "APPLIANCE_CONFIG", tmp_path / "absent.toml")
+    monkeypatch.setattr(paths, "CONFIG", tmp_path / "absent.toml")
 
     def run(*argv: str, tty: bool) -> str:
         monkeypatch.setattr("sys.stdin", Terminal(tty))
@@ -66,6 +67,6 @@ def test_a_config_is_the_appliance(ran, tmp_path, monkeypatch):
     assert ran("--config", str(config), tty=True) == f"service {config}"
     installed = tmp_path / "installed.toml"
     installed.write_text("")
-    monkeypatch.setattr(cli, "APPLIANCE_CONFIG", installed)
+    monkeypatch.setattr(paths, "CONFIG", installed)
     assert ran(tty=False) == f"service {installed}"
     assert ran("--terminal", tty=True) == "terminal"  # the demo never touches the phone's config

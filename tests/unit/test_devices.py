@@ -29,19 +29,42 @@ def test_cards_are_read_from_the_kernel_list(proc):
 
 
 def test_headset_is_selected_by_name_or_given_explicitly(proc):
-    assert devices.resolve("USB", proc) == "plughw:CARD=Device,DEV=0"
-    assert devices.resolve("c-media", proc) == "plughw:CARD=Device,DEV=0"
-    assert devices.resolve("hw:1,0", proc) == "hw:1,0"
-    assert devices.resolve("piphone_a_play", proc) == "piphone_a_play"
+    def devices_of(spec: str) -> tuple[str, str] | None:
+        return devices.HeadsetSpec.parse(spec).devices(proc)
+
+    usb = ("plughw:CARD=Device,DEV=0",) * 2
+    assert devices_of("USB") == devices_of("c-media") == devices_of("auto") == usb
+    assert devices_of("hw:1,0") == ("hw:1,0", "hw:1,0")
+    assert devices_of("piphone_a_play") == ("piphone_a_play", "piphone_a_play")
+    assert devices_of("none") is None
+
+
+def test_one_parser_for_every_headset_spec():
+    """[audio] headset, `piphone call --headset`, `piphone check` and the demos all read a
+    headset through HeadsetSpec.parse: a comma splits capture from playback only where a
+    device name follows it (so hw:1,0 and plughw:CARD=x,DEV=0 are one device each)."""
+    parse = devices.HeadsetSpec.parse
+    assert parse("none").none and not parse("USB").none
+    assert parse("auto") == devices.HeadsetSpec(card="USB", auto=True)
+    assert parse("Jabra") == devices.HeadsetSpec(card="Jabra")
+    assert parse("hw:1,0") == devices.HeadsetSpec(capture="hw:1,0", playback="hw:1,0")
+    assert parse("plughw:CARD=Device,DEV=0").capture == "plughw:CARD=Device,DEV=0"
+    assert parse("piphone_a_cap,piphone_a_play") == devices.HeadsetSpec(
+        capture="piphone_a_cap", playback="piphone_a_play")
+    assert parse("hw:1,0,hw:2,0") == devices.HeadsetSpec(capture="hw:1,0", playback="hw:2,0")
+    assert parse("plughw:CARD=a,DEV=0,plughw:CARD=b,DEV=0") == devices.HeadsetSpec(
+        capture="plughw:CARD=a,DEV=0", playback="plughw:CARD=b,DEV=0")
 
 
 def test_no_match_names_the_setting_and_lists_the_cards(proc):
     with pytest.raises(devices.AudioDeviceError) as info:
-        devices.resolve("Jabra", proc)
+        devices.HeadsetSpec.parse("Jabra").devices(proc)
     message = str(info.value)
     assert "'Jabra' (audio.headset)" in message and "1 Device (USB-Audio" in message
     with pytest.raises(LookupError, match="no sound cards at all"):
-        devices.resolve("USB", proc.parent / "missing")
+        devices.HeadsetSpec.parse("USB").devices(proc.parent / "missing")
+    # "auto" is a USB headset if there is one: none is no headset, not an error
+    assert devices.HeadsetSpec.parse("auto").devices(proc.parent / "missing") is None
 
 
 async def test_watcher_notices_unplug_and_replug(proc):
@@ -154,3 +177,13 @@ def test_a_device_named_by_card_id_watches_exactly_that_card(proc):
     assert devices.select("CARD=Device", cards).index == 1
     with pytest.raises(devices.AudioDeviceError, match="'CARD=Dev'"):
         devices.select("CARD=Dev", cards)  # an id is matched whole, not as a part of a name
+
+
+def test_a_headset_named_by_its_alsa_device_opens_that_device():
+    """`headset = "hw:1,0"`: one device for both directions (it was split at its comma into
+    capture "hw:1" and playback "0")."""
+    from piphone.audio.headset import Headset
+
+    headset = Headset.from_spec("hw:1,0")  # nothing is opened until open()
+    assert (headset.capture.device, headset.playback.device, headset.card) == (
+        "hw:1,0", "hw:1,0", None)

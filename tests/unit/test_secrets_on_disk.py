@@ -143,6 +143,7 @@ def test_a_token_on_the_command_line_warns_and_a_token_file_must_be_private(tmp_
     """`piphone call --token` is visible in ps to every user: it still works, with a warning;
     --token-file reads a private file instead, refused like any secret if others can read it."""
     from piphone import cli
+    from piphone.cli import call as call_cli
 
     placed = []
 
@@ -150,7 +151,7 @@ def test_a_token_on_the_command_line_warns_and_a_token_file_must_be_private(tmp_
         placed.append(token)
         return 0
 
-    monkeypatch.setattr(cli, "place_call", place_call)
+    monkeypatch.setattr(call_cli, "place_call", place_call)
     call = ["call", "echo", "--url", "ws://127.0.0.1:9/signal", "--headset", "none"]
     assert cli.main([*call, "--token", "a.b.c"]) == 0
     assert "--token is visible to every user" in capsys.readouterr().err

@@ -9,14 +9,16 @@ A headset pulled mid-call is the call's ``audio-device-lost`` warning until it i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from ..audio.alsa import Playback
-from ..audio.devices import AudioDeviceError
+from ..audio.devices import AudioDeviceError, HeadsetSpec
 from ..audio.headset import Headset
+from ..audio.tracks import CaptureTrack, PlaybackSink
 from .config import AlertsConfig, AudioConfig
+from .ports import Sounds
 from .sounds import AudioSounds, NullSounds
 
 log = logging.getLogger(__name__)
@@ -29,9 +31,9 @@ class ApplianceAudio:
                  on_lost: Callable[[bool], None]) -> None:
         self.headset: Headset | None = None
         self.ringer: Playback | None = None  # a ring device without a headset
-        self.sounds: Any = NullSounds()
-        self.source: Callable[[], Any] | None = None
-        self.sink: Callable[[], Any] | None = None
+        self.sounds: Sounds = NullSounds()
+        self.source: Callable[[], CaptureTrack] | None = None
+        self.sink: Callable[[], PlaybackSink] | None = None
         self._on_lost = on_lost
         headset = self._headset(audio)
         if headset is None:
@@ -47,7 +49,7 @@ class ApplianceAudio:
         sounds = AudioSounds(headset.playback, headset.ring, alerts)
         self.sounds = sounds
 
-        def sink() -> Any:
+        def sink() -> PlaybackSink:
             made = headset.sink()
             made.gain = sounds.gain
             sounds.sinks[:] = [*sounds.sinks[-3:], made]  # the volume keys reach recent calls
@@ -62,12 +64,11 @@ class ApplianceAudio:
 
     @staticmethod
     def _headset(audio: AudioConfig) -> Headset | None:
-        spec = audio.headset
-        if spec == "none":
+        spec = HeadsetSpec.parse(audio.headset)
+        if spec.none:
             return None
         try:
-            headset = Headset.from_spec("USB" if spec == "auto" else spec,
-                                        ring=audio.ring_device, wait=True)
+            headset = Headset.from_spec(spec, ring=audio.ring_device, wait=True)
         except AudioDeviceError as exc:  # not expected with wait=True; never fatal
             log.warning("no headset (%s): the phone runs without sound", exc)
             return None
@@ -81,7 +82,5 @@ class ApplianceAudio:
             await self.headset.close()
             self.headset = None
         if self.ringer is not None:
-            import asyncio
-
             await asyncio.to_thread(self.ringer.close)
             self.ringer = None

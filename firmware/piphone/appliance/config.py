@@ -11,28 +11,25 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .. import paths
 from ..audio import tones
 from ..errors import ConfigError
 from ..panel.leds import Pattern
 from ..panel.pins import DEFAULT_PINS, InputPin, KeypadMatrix, PinMap, PinMapError
 from ..tomlconfig import TomlFile, ip_addresses, positive, read_private, sid
 from ..voice import identity as identities
+from ..voice.edges import EDGES
+from ..voice.media import CODEC_MIME
 from .display import DisplayPatterns
 
-DEFAULT_PATH = Path("/etc/piphone/piphone.toml")
-DEFAULT_CALL_LOG = "/var/lib/piphone/calls.db"  # systemd's StateDirectory=piphone
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
 DND_MODES = ("reject", "ignore")
-CODECS = ("opus", "pcmu")
-# = voice/edges.py's EDGES (the SDK's edge names; tests/unit/test_tls.py checks they match)
-EDGES = ("roaming", "ashburn", "dublin", "frankfurt", "sao-paulo", "singapore", "sydney",
-         "tokyo", "umatilla", "ashburn-ix", "san-jose-ix", "london-ix", "frankfurt-ix",
-         "singapore-ix", "sydney-ix", "tokyo-ix")
+CODECS = tuple(CODEC_MIME)  # the codecs the voice client speaks: opus, pcmu
 SECRET_KEYS = ("token", "api_key_secret")
 # [account] keys of TLS and the network path (issue 13); ice_servers may also be in secrets.toml
 NETWORK_KEYS = ("ca_file", "ice_servers", "network_traversal")
@@ -100,7 +97,7 @@ class PhoneConfig:
     dnd: str = "reject"  # what do-not-disturb does with a call: reject | ignore
     dnd_at_start: bool = False  # start with do-not-disturb on
     mute_reminder: float = 15.0  # seconds between beeps while muted; 0 = off
-    call_log: str | None = DEFAULT_CALL_LOG  # SQLite call log (`piphone calls`); None = off
+    call_log: str | None = paths.CALL_LOG  # SQLite call log (`piphone calls`); None = off
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ class ApplianceConfig:
 
 
 # --- loading ----------------------------------------------------------------------------------
-def load(path: str | Path = DEFAULT_PATH, secrets_path: str | Path | None = None
+def load(path: str | Path = paths.CONFIG, secrets_path: str | Path | None = None
          ) -> ApplianceConfig:
     """Read and check piphone.toml (and its secrets.toml); raise ConfigError on any problem."""
     toml = TomlFile(path)
@@ -236,7 +233,7 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
     )
 
 
-def _edges(value: str | list) -> str | None:
+def _edges(value: str | list[str]) -> str | None:
     names = [value] if isinstance(value, str) else value
     if not names:
         return "must name at least one edge"
@@ -314,7 +311,7 @@ def _phone(toml: TomlFile) -> PhoneConfig:
     sec = "phone"
     toml.unknown_keys(sec, {"dial_timeout", "auto_answer_rings", "call_waiting", "dnd",
                             "dnd_at_start", "mute_reminder", "call_log"})
-    call_log = toml.get(sec, "call_log", str, DEFAULT_CALL_LOG)
+    call_log = toml.get(sec, "call_log", str, paths.CALL_LOG)
     return PhoneConfig(
         dial_timeout=float(toml.get(sec, "dial_timeout", (int, float), 4.0,
                                     lambda v: None if 0.5 <= v <= 30
@@ -433,7 +430,7 @@ def _keypad(toml: TomlFile, pins: Mapping[str, Any]) -> KeypadMatrix:
     if extra:
         raise toml.error("pins.keypad", sorted(extra)[0], "unknown key (known: rows, cols, "
                          "layout)")
-    lists = {}
+    lists: dict[str, list[Any]] = {}
     for key in ("rows", "cols", "layout"):
         if key not in table:
             if key == "layout":
@@ -441,10 +438,15 @@ def _keypad(toml: TomlFile, pins: Mapping[str, Any]) -> KeypadMatrix:
             raise toml.error("pins.keypad", None, f"missing key {key!r}")
         if not isinstance(table[key], list) or not table[key]:
             raise toml.error("pins.keypad", key, "must be a list")
-        lists[key] = [(_pin_value(toml, "pins.keypad", key, v) if key != "layout" else v)
-                      for v in table[key]]
+        lists[key] = table[key]
+    if not all(isinstance(line, str) for line in lists.get("layout", [])):
+        raise toml.error("pins.keypad", "layout", "must list strings of keys, e.g. \"123\"")
+    rows = tuple(_pin_value(toml, "pins.keypad", "rows", v) for v in lists["rows"])
+    cols = tuple(_pin_value(toml, "pins.keypad", "cols", v) for v in lists["cols"])
     try:
-        return KeypadMatrix(**lists)
+        if "layout" in lists:
+            return KeypadMatrix(rows, cols, tuple(lists["layout"]))
+        return KeypadMatrix(rows, cols)
     except PinMapError as exc:
         raise toml.error("pins.keypad", exc.key.split(".")[-1],
                          str(exc).removeprefix(f"{exc.key}: ")) from None
@@ -465,8 +467,8 @@ def _identity(value: str) -> str | None:
     return None if identities.is_identity(value) else f"must be {identities.RULE}"
 
 
-def _numbers(unit: str):
-    def check(value: list) -> str | None:
+def _numbers(unit: str) -> Callable[[list[Any]], str | None]:
+    def check(value: list[Any]) -> str | None:
         if not value or not all(isinstance(v, int | float) and not isinstance(v, bool)
                                 for v in value):
             return f"must be a list of numbers ({unit})"

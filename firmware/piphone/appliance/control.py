@@ -45,7 +45,7 @@ class ControlServer:
         self.path = path
         self._handle = handle
         self._server: asyncio.AbstractServer | None = None
-        self._clients: set[asyncio.Task] = set()
+        self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,4 +148,7 @@ def request(cmd: str, path: Path | None = None, timeout: float = 5.0, **fields: 
             if not chunk:
                 raise PiphoneError("the service closed the control connection")
             data += chunk
-    return json.loads(data)
+    reply = json.loads(data)
+    if not isinstance(reply, dict):
+        raise PiphoneError(f"the service replied with {type(reply).__name__}, not an object")
+    return reply

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..voice import Call, CallStatus, Device
 from .config import AccountConfig, ApplianceConfig, AudioConfig, PhoneConfig
 from .service import Service
 
@@ -31,13 +32,13 @@ GIVE_UP = 20.0  # seconds the caller lets an unanswered call ring
 class Caller:
     """A second Device that calls the phone while it is idle and answers the phone's calls."""
 
-    def __init__(self, device: Any, service: Service, every: float) -> None:
+    def __init__(self, device: Device, service: Service, every: float) -> None:
         self.device, self.service, self.every = device, service, every
-        self.call: Any | None = None
+        self.call: Call | None = None
         device.on("incoming", self._answer)
         self._task = asyncio.ensure_future(self._loop())
 
-    def _answer(self, call: Any) -> None:
+    def _answer(self, call: Call) -> None:
         self.call = call
         call.accept()
 
@@ -45,18 +46,18 @@ class Caller:
         while True:
             await asyncio.sleep(self.every)
             phone = self.service.phone
-            busy = self.call is not None and str(self.call.status()) != "closed"
+            busy = self.call is not None and self.call.status() is not CallStatus.CLOSED
             if phone is None or phone.state != "idle" or busy or phone.dnd:
                 continue
             try:
-                self.call = await self.device.connect({"To": f"client:{PHONE}"})
+                self.call = call = await self.device.connect({"To": f"client:{PHONE}"})
             except Exception as exc:  # the demo goes on; the next try may work
                 log.warning("the demo caller could not call: %s", exc)
                 continue
             started = time.monotonic()
-            while str(self.call.status()) in ("connecting", "ringing"):
+            while call.status() in (CallStatus.CONNECTING, CallStatus.RINGING):
                 if time.monotonic() - started > GIVE_UP:
-                    self.call.disconnect()
+                    call.disconnect()
                     break
                 await asyncio.sleep(0.2)
 
@@ -78,7 +79,7 @@ def info(service: Service, since: dict[str, float]) -> dict[str, str]:
         since.setdefault("talking", time.monotonic())
         seconds = int(time.monotonic() - since["talking"])
         lines["call"] = f"{phone.peer}  {seconds // 60}:{seconds % 60:02d}"
-        lines["codec"] = getattr(call, "codec", "") or "-"
+        lines["codec"] = (call.codec if call is not None else "") or "-"
     else:
         since.pop("talking", None)
         if phone.peer:
@@ -101,7 +102,6 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
     from ..exchange.server import Exchange
     from ..panel.pins import DEFAULT_PINS, KEYPAD_PINS, mock_factory
     from ..panel.terminal import TerminalPanel
-    from ..voice import Device
     from ..voice.tokens import mint
     from ..voice.tracks import ToneTrack
 
@@ -120,9 +120,10 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
         exchange = Exchange(ex_cfg)
         await exchange.start()
         pins = DEFAULT_PINS.merged(KEYPAD_PINS)
+        keys: dict[str, Any] = ex_cfg.token_kwargs()  # account_sid, api_key_sid and secret
         cfg = ApplianceConfig(
             account=AccountConfig(identity=PHONE, signaling_url=exchange.url,
-                                  ice_addresses=LOOPBACK, **ex_cfg.token_kwargs()),
+                                  ice_addresses=LOOPBACK, **keys),
             audio=AudioConfig(headset=headset), pins=pins,
             phone=PhoneConfig(call_log=None))  # a demo leaves the phone's call log alone
         factory = mock_factory()
@@ -130,7 +131,7 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
         caller: Caller | None = None
         try:
             await service.start()
-            device = Device(mint(identity=CALLER, ttl=3600, **ex_cfg.token_kwargs()),
+            device = Device(mint(identity=CALLER, ttl=3600, **keys),
                             signaling_url=exchange.url, ice_addresses=LOOPBACK,
                             audio_source=lambda: ToneTrack(440.0))
             await device.register()

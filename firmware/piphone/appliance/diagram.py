@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PiphoneError
-from .phone import STATES, machine_rows
+from .table import STATES, machine_rows
 
 TEXT_SUFFIXES = (".dot", ".gv")
 
@@ -13,8 +14,11 @@ TEXT_SUFFIXES = (".dot", ".gv")
 class _Model:
     """The diagram needs the table's shape only, not a working phone."""
 
+    if TYPE_CHECKING:
+        def get_graph(self) -> Any: ...  # added by GraphMachine
 
-def graph():
+
+def graph() -> Any:
     """A graphviz Digraph of the table (conditions on the edges)."""
     try:
         import graphviz  # noqa: F401  (transitions only says so when it draws)
@@ -40,10 +44,11 @@ def draw(path: Path | None) -> str | None:
     """The DOT source if ``path`` is None or ends .dot/.gv (written there); else render an
     image whose format is the suffix (svg, png, pdf) with graphviz's ``dot``."""
     dot = graph()
+    source: str = dot.source
     if path is None:
-        return dot.source
+        return source
     if path.suffix in TEXT_SUFFIXES:
-        path.write_text(dot.source)
+        path.write_text(source)
         return None
     import graphviz
 

@@ -15,7 +15,6 @@ from ..panel.leds import Pattern
 
 STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting")
 DEVICE_LOST = "audio-device-lost"  # the warning that blinks rather than glows
-ALERTS = ("warning", "reconnecting")
 
 
 @dataclass(frozen=True)

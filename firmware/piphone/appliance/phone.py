@@ -1,7 +1,8 @@
-"""The phone's policy: one transitions state machine over panel inputs and call events.
+"""The phone: one transitions state machine over panel inputs and call events.
 
-What each input and call event does in each state is the table ``TRANSITIONS`` below, readable
-at once (``piphone diagram`` draws it). Actions go through the real Call/Device API; after every
+What each input and call event does in each state is the table ``TRANSITIONS`` (table.py),
+readable at once (``piphone diagram`` draws it); this is its model, whose methods are the
+conditions and actions the rows name. Actions go through the Call/Device API; after every
 event the phone computes ``display(state, muted, warnings)`` and shows it on the LEDs and in
 sound (ringer, dial tone, ringback, chirps). Mute is a flag, not a state.
 
@@ -15,130 +16,52 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic
 
 from transitions import EventData, Machine, State
 
+from ..panel.inputs import PanelInput
+from ..voice import CallStatus
+from . import bindings
+from .bindings import CallBinding
 from .config import AlertsConfig, PhoneConfig
+from .display import Display
+from .display import display as default_display
+from .ports import CallT, LedsLike, PhoneDevice, Sounds
+from .table import PANEL_TRIGGERS, STATES, machine_rows
+from .timers import Timers
 
 log = logging.getLogger(__name__)
 
-STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting")
-ACTIVE = ["calling", "talking", "reconnecting"]  # a call of ours is up or on its way
-NOT_IDLE = ["dialing", "ringing", "calling", "talking", "reconnecting"]
-
-# trigger,          source,           dest,          conditions,              action
-# (dest None: the state stays; "unless:" negates a condition; rows are tried in order)
-TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[str] | None]] = [
-    # the handset
-    ("off_hook",      "idle",           "dialing",     [],                      "start_dialing"),
-    ("off_hook",      "ringing",        "talking",     [],                      "answer"),
-    ("on_hook",       "dialing",        "idle",        [],                      None),
-    ("on_hook",       ACTIVE,           "ringing",     ["has_waiting"],
-     ["hang_up", "ring_waiting"]),
-    ("on_hook",       ACTIVE,           "idle",        [],                      "hang_up"),
-    # buttons
-    ("press_accept",  "ringing",        "talking",     [],                      "answer"),
-    ("press_accept",  "talking",        None,          ["has_waiting"],         "swap_to_waiting"),
-    ("press_reject",  "ringing",        "idle",        [],                      "reject"),
-    ("press_reject",  "talking",        None,          ["has_waiting"],         "reject_waiting"),
-    ("press_reject",  ACTIVE,           "dialing",     ["hook_lifted"],            "hang_up"),
-    ("press_reject",  ACTIVE,           "idle",        [],                      "hang_up"),
-    ("press_ignore",  "ringing",        "idle",        [],                      "ignore"),
-    ("press_ignore",  "talking",        None,          ["has_waiting"],         "ignore_waiting"),
-    ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
-    ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
-    ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
-    ("volume_up",     "*",              None,          [],                      "louder"),
-    ("volume_down",   "*",              None,          [],                      "softer"),
-    ("key",           "dialing",        None,          [],                      "collect_digit"),
-    ("key",           "talking",        None,          [],                      "send_digit"),
-    ("dial",          "dialing",        "calling",     ["has_digits"],          "dial_digits"),
-    ("place_call",    ["idle", "dialing"], "calling",  [],                      "dial_number"),
-    # calls
-    ("incoming",      "idle",           None,          ["dnd"],                 "refuse_dnd"),
-    ("incoming",      "idle",           "ringing",     [],                      "take_incoming"),
-    ("incoming",      "talking",        None,          ["call_waiting", "unless:has_waiting"],
-     "hold_waiting"),
-    ("incoming",      NOT_IDLE,         None,          [],                      "refuse_busy"),
-    ("ring",          "ringing",        "talking",     ["auto_answer_due"],     "answer"),
-    ("ring",          "ringing",        None,          [],                      None),
-    ("answered",      "calling",        "talking",     [],                      None),
-    ("answered",      "talking",        None,          [],                      None),
-    ("ended",         "ringing",        "idle",        [],                      "forget_call"),
-    ("ended",         ACTIVE,           "ringing",     ["has_waiting"],         "ring_waiting"),
-    ("ended",         ACTIVE,           "dialing",     ["hook_lifted"],         "forget_call"),
-    ("ended",         ACTIVE,           "idle",        [],                      "forget_call"),
-    ("waiting_ended", "*",              None,          [],                      "forget_waiting"),
-    ("reconnecting",  ["calling", "talking"], "reconnecting", [],               None),
-    ("reconnected",   "reconnecting",   "talking",     [],                      None),
-    ("warning",       ACTIVE,           None,          [],                      "add_warning"),
-    ("warning_cleared", ACTIVE,         None,          [],                      "clear_warning"),
-    ("failed",        "*",              None,          [],                      "note_error"),
-]
-
-# Panel events by member name (the agreed PanelEvent names) -> trigger.
-PANEL_TRIGGERS = {
-    "OFF_HOOK": "off_hook", "ON_HOOK": "on_hook", "ACCEPT": "press_accept",
-    "REJECT": "press_reject", "IGNORE": "press_ignore", "MUTE": "press_mute",
-    "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
-    "DND": "press_dnd", "DIGIT": "key",
-}
 VOLUME_STEPS = 10
+DisplayFunction = Callable[[str, bool, frozenset[str]], Display]
 
 
-def machine_rows() -> list[dict[str, Any]]:
-    """TRANSITIONS as transitions' dicts (shared by the phone and the diagram)."""
-    rows = []
-    for trigger, source, dest, conditions, action in TRANSITIONS:
-        row: dict[str, Any] = {"trigger": trigger, "source": source, "dest": dest,
-                               "conditions": [c for c in conditions if not c.startswith("unless:")],
-                               "unless": [c[7:] for c in conditions if c.startswith("unless:")]}
-        if action:
-            row["before"] = action
-        rows.append(row)
-    return rows
-
-
-class Sounds(Protocol):
-    """What the phone plays; appliance/sounds.py backs it with audio/, tests with a fake."""
-
-    def ring(self, on: bool) -> None: ...  # the ringer on the ring device
-
-    def tone(self, name: str | None) -> None: ...  # dial | ringback | reconnecting | None
-
-    def beep(self, name: str) -> None: ...  # warning | mute | waiting (one-shot)
-
-    def dtmf(self, digit: str) -> None: ...  # a key's local tone
-
-    def volume(self, step: int) -> None: ...  # call audio 0..VOLUME_STEPS
-
-
-class LedsLike(Protocol):
-    def show(self, patterns: Mapping[str, Any]) -> None: ...
-
-
-class Phone:
+class Phone(Generic[CallT]):
     """The state machine's model. ``handle(PanelInput)`` for the panel; call events bind
     themselves; ``call_number(number)``, ``hangup_call()``, ``answer_call()`` and
     ``mute_call()`` for the control socket; ``status()`` says where it is."""
 
-    def __init__(self, device: Any, leds: LedsLike, sounds: Sounds, settings: PhoneConfig,
-                 alerts: AlertsConfig | None = None, *,
+    state: str  # one of STATES, kept by the Machine
+    if TYPE_CHECKING:  # added by the Machine
+        def trigger(self, trigger_name: str, **kwargs: Any) -> bool: ...
+
+        def may_trigger(self, trigger_name: str, **kwargs: Any) -> bool: ...
+
+    def __init__(self, device: PhoneDevice[CallT], leds: LedsLike, sounds: Sounds,
+                 settings: PhoneConfig, alerts: AlertsConfig | None = None, *,
                  off_hook: Callable[[], bool] = lambda: False,
-                 display: Callable[[str, bool, frozenset[str]], Any] | None = None) -> None:
-        if display is None:
-            from .display import display
-        self._display = display
+                 display: DisplayFunction | None = None) -> None:
+        self._display = display or default_display
         self.device = device
         self.leds = leds
         self.sounds = sounds
         self.settings = settings
         self.alerts = alerts or AlertsConfig()
         self._off_hook = off_hook
-        self.call: Any | None = None  # the call the state is about
-        self.waiting: Any | None = None  # a second call, with call waiting
+        self._current: CallBinding[CallT] | None = None  # the call the state is about
+        self._held: CallBinding[CallT] | None = None  # a second call, with call waiting
         self.peer: str | None = None
         self.digits = ""
         self.last_number: str | None = None
@@ -147,17 +70,16 @@ class Phone:
         self.warnings: set[str] = set()
         self.volume_step = self.alerts.volume
         self.rings = 0
-        self.last_error: Any | None = None
+        self.last_error: object | None = None
         self.failures = 0  # exceptions caught in event handling (0 in a healthy phone)
-        self.listeners: list[Callable[[Phone], None]] = []  # told after every event
+        self.listeners: list[Callable[[Phone[CallT]], None]] = []  # told after every event
         self._tone: str | None = None
         self._ringing_sound = False
         self._shown_warnings: frozenset[str] = frozenset()
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._connecting: asyncio.Task | None = None
-        self._handlers: tuple[Any, dict[str, Callable[..., None]]] | None = None  # on self.call
-        self._in_event = False
         self._loop = asyncio.get_running_loop()
+        self.timers = Timers(self._loop)  # dial, ring, mute
+        self._connecting: asyncio.Task[None] | None = None
+        self._in_event = False
         self.state = "idle"
         self.machine = Machine(
             model=self, states=[self._state(name) for name in STATES],
@@ -168,18 +90,30 @@ class Phone:
         self.after_event(None)
 
     def _state(self, name: str) -> State:
-        enter = [f"enter_{name}"] if hasattr(self, f"enter_{name}") else []
-        leave = [f"leave_{name}"] if hasattr(self, f"leave_{name}") else []
+        enter: list[str | Callable[..., bool | None]] = (
+            [f"enter_{name}"] if hasattr(self, f"enter_{name}") else [])
+        leave: list[str | Callable[..., bool | None]] = (
+            [f"leave_{name}"] if hasattr(self, f"leave_{name}") else [])
         return State(name, on_enter=enter, on_exit=leave)
 
+    @property
+    def call(self) -> CallT | None:
+        """The call the state is about."""
+        return self._current.call if self._current is not None else None
+
+    @property
+    def waiting(self) -> CallT | None:
+        """A second call, with call waiting."""
+        return self._held.call if self._held is not None else None
+
     # --- ways in ---------------------------------------------------------------------------
-    def handle(self, item: Any) -> None:
+    def handle(self, item: PanelInput) -> None:
         """A PanelInput from the panel."""
-        trigger = PANEL_TRIGGERS.get(getattr(item.event, "name", ""))
+        trigger = PANEL_TRIGGERS.get(item.event.name)
         if trigger is None:
             log.warning("unknown panel input %r ignored", item)
             return
-        self.fire(trigger, digit=getattr(item, "digit", None))
+        self.fire(trigger, digit=item.digit)
 
     def call_number(self, number: str) -> bool:
         """Dial NUMBER (control socket); False if the phone is busy."""
@@ -221,7 +155,7 @@ class Phone:
         return bool(self._off_hook())
 
     def has_waiting(self, _event: EventData) -> bool:
-        return self.waiting is not None
+        return self._held is not None
 
     def has_last_number(self, _event: EventData) -> bool:
         return bool(self.last_number)
@@ -246,17 +180,18 @@ class Phone:
             return
         self.sounds.dtmf(digit)
         if digit == "#":  # '#' ends the number (a lone '#' dials nothing)
-            self._cancel("dial")
+            self.timers.cancel("dial")
             self._loop.call_soon(self.fire, "dial")
             return
         self.digits += digit
-        self._start_timer("dial", self.settings.dial_timeout, "dial")
+        self.timers.start("dial", self.settings.dial_timeout, functools.partial(self.fire, "dial"))
 
     def send_digit(self, event: EventData) -> None:
         digit = event.kwargs.get("digit")
-        if not digit or self.call is None or str(self.call.status()) != "open":
+        call = self.call
+        if not digit or call is None or call.status() is not CallStatus.OPEN:
             return
-        self.call.send_digits(digit)
+        call.send_digits(digit)
         self.sounds.dtmf(digit)
 
     def dial_digits(self, _event: EventData) -> None:
@@ -270,7 +205,7 @@ class Phone:
         self._place(self.last_number)
 
     def _place(self, number: str) -> None:
-        self._cancel("dial")
+        self.timers.cancel("dial")
         self.digits = ""
         self.last_number = self.peer = number
         self._connecting = asyncio.ensure_future(self._connect(number))
@@ -293,29 +228,27 @@ class Phone:
             return
         self._connecting = None
         self._attach(call)
-        if str(call.status()) == "closed":  # ended before we listened
+        if call.status() is CallStatus.CLOSED:  # ended before we listened
             self.fire("ended")
 
     # --- actions: calls --------------------------------------------------------------------
     def take_incoming(self, event: EventData) -> None:
-        call = event.kwargs["call"]
+        call: CallT = event.kwargs["call"]
         self.peer = call.parameters.get("From") or call.parameters.get("Caller")
         self._attach(call)
 
     def refuse_dnd(self, event: EventData) -> None:
-        call = event.kwargs["call"]
+        call: CallT = event.kwargs["call"]
         log.info("do not disturb: %s %s", self.settings.dnd, call.parameters.get("From"))
         call.reject() if self.settings.dnd == "reject" else call.ignore()
 
     def refuse_busy(self, event: EventData) -> None:
-        call = event.kwargs["call"]
+        call: CallT = event.kwargs["call"]
         log.info("busy: rejecting %s", call.parameters.get("From"))
         call.reject()
 
     def hold_waiting(self, event: EventData) -> None:
-        call = event.kwargs["call"]
-        self.waiting = call
-        call.on("status", lambda status, c=call: self._waiting_status(c, status))
+        self._held = bindings.hold(event.kwargs["call"], self.fire)
         self.sounds.beep("waiting")
 
     def answer(self, _event: EventData | None = None) -> None:
@@ -334,49 +267,44 @@ class Phone:
         # An invite on its way is not cancelled (that could strand a half-made Call in the
         # Device); _connect() hangs it up as soon as connect() returns.
         self._connecting = None
-        if self.call is not None:
+        if self._current is not None:
             self._release().disconnect()
         self._reset_call()
 
     def swap_to_waiting(self, _event: EventData) -> None:
-        if self.call is not None:
+        if self._current is not None:
             self._release().disconnect()
         self._reset_call()
-        call, self.waiting = self.waiting, None
+        call = self._take_waiting()
         self.peer = call.parameters.get("From")
         self._attach(call)
         call.accept()
 
     def ring_waiting(self, _event: EventData) -> None:
         """The call ended with another waiting: that one rings now."""
-        if self.call is not None:
-            self._release()
         self._reset_call()
-        call, self.waiting = self.waiting, None
+        call = self._take_waiting()
         self.peer = call.parameters.get("From")
         self._attach(call)
 
     def reject_waiting(self, _event: EventData) -> None:
-        call, self.waiting = self.waiting, None
-        call.reject()
+        self._take_waiting().reject()
 
     def ignore_waiting(self, _event: EventData) -> None:
-        call, self.waiting = self.waiting, None
-        call.ignore()
+        self._take_waiting().ignore()
 
     def forget_call(self, _event: EventData) -> None:
-        if self.call is not None:
-            self._release()
         self._reset_call()
 
     def forget_waiting(self, event: EventData) -> None:
-        if self.waiting is event.kwargs.get("call"):
-            self.waiting = None
+        if self._held is not None and self._held.call is event.kwargs.get("call"):
+            self._take_waiting()
 
     def toggle_mute(self, _event: EventData) -> None:
-        if self.call is not None:
-            self.call.mute(not self.call.is_muted())
-            self.muted = self.call.is_muted()
+        call = self.call
+        if call is not None:
+            call.mute(not call.is_muted())
+            self.muted = call.is_muted()
 
     def toggle_dnd(self, _event: EventData) -> None:
         self.dnd = not self.dnd
@@ -403,13 +331,18 @@ class Phone:
     # --- states ----------------------------------------------------------------------------
     def enter_ringing(self, _event: EventData) -> None:
         self.rings = 0
-        self._start_timer("ring", self.alerts.ring_period, "ring", repeat=True)
+
+        def ring() -> None:
+            self.rings += 1
+            self.fire("ring")
+
+        self.timers.start("ring", self.alerts.ring_period, ring, repeat=True)
 
     def leave_ringing(self, _event: EventData) -> None:
-        self._cancel("ring")
+        self.timers.cancel("ring")
 
     def leave_dialing(self, _event: EventData) -> None:
-        self._cancel("dial")
+        self.timers.cancel("dial")
         self.digits = ""
 
     # --- after every event -------------------------------------------------------------------
@@ -435,11 +368,11 @@ class Phone:
         self._shown_warnings = warnings
         reminding = self.muted and self.state in ("talking", "reconnecting")
         if reminding and self.settings.mute_reminder > 0:
-            if "mute" not in self._timers:
-                self._start_timer("mute", self.settings.mute_reminder, None, repeat=True,
-                                  action=lambda: self.sounds.beep("mute"))
+            if "mute" not in self.timers:
+                self.timers.start("mute", self.settings.mute_reminder,
+                                  lambda: self.sounds.beep("mute"), repeat=True)
         else:
-            self._cancel("mute")
+            self.timers.cancel("mute")
         for listener in list(self.listeners):
             try:
                 listener(self)
@@ -447,118 +380,64 @@ class Phone:
                 log.exception("phone listener failed")
 
     # --- call plumbing ---------------------------------------------------------------------
-    def _on_incoming(self, call: Any) -> None:
+    def _on_incoming(self, call: CallT) -> None:
         self.fire("incoming", call=call)
 
-    def _attach(self, call: Any) -> None:
+    def _attach(self, call: CallT) -> None:
         """Make ``call`` the phone's call: its events drive the machine from now on."""
-        self.call = call
+        if self._current is not None:
+            self._release()
+        self._current = bindings.follow(call, self.fire, self._on_mute)
         self.muted = call.is_muted()
 
-        def mine(handler: Callable[..., None]) -> Callable[..., None]:
-            def guarded(*args: Any) -> None:
-                if self.call is call:
-                    handler(*args)
-            return guarded
-
-        handlers = {
-            "accept": mine(lambda *_: self.fire("answered")),
-            "cancel": mine(lambda *_: self.fire("ended")),
-            "disconnect": mine(lambda *_: self.fire("ended")),
-            "reject": mine(lambda *_: self.fire("ended")),
-            "status": mine(lambda status: self.fire("ended") if str(status) == "closed"
-                           else None),
-            "reconnecting": mine(lambda *_: self.fire("reconnecting")),
-            "reconnected": mine(lambda *_: self.fire("reconnected")),
-            "warning": mine(lambda name, *_: self.fire("warning", name=name)),
-            "warning-cleared": mine(lambda name, *_: self.fire("warning_cleared", name=name)),
-            "error": mine(lambda error, *_: self.fire("failed", error=error)),
-            "mute": mine(self._on_mute),
-        }
-        for name, handler in handlers.items():
-            call.on(name, handler)
-        self._handlers = (call, handlers)
-
-    def _on_mute(self, muted: bool, *_: Any) -> None:
-        if self.muted != bool(muted):
-            self.muted = bool(muted)
+    def _on_mute(self, muted: bool) -> None:
+        if self.muted != muted:
+            self.muted = muted
             self.after_event(None)
 
-    def _release(self) -> Any:
+    def _release(self) -> CallT:
         """Detach the current call (so our own hang-up does not come back as an event)."""
-        call = self.call
-        attached = self._handlers
-        if attached is not None and attached[0] is call:
-            for name, handler in attached[1].items():
-                call.remove_listener(name, handler)
-            self._handlers = None
-        self.call = None
-        return call
+        assert self._current is not None
+        current, self._current = self._current, None
+        return current.release()
+
+    def _take_waiting(self) -> CallT:
+        """The waiting call, no longer waiting (no longer followed as such)."""
+        assert self._held is not None
+        held, self._held = self._held, None
+        return held.release()
 
     def _reset_call(self) -> None:
-        self.call = None
+        """No call any more (one still followed is let go)."""
+        if self._current is not None:
+            self._release()
         self.muted = False
         self.warnings.clear()
-        if self.waiting is None:
+        if self._held is None:
             self.peer = None
-
-    def _waiting_status(self, call: Any, status: Any) -> None:
-        if str(status) == "closed" and self.waiting is call:
-            self.fire("waiting_ended", call=call)
-
-    # --- timers ----------------------------------------------------------------------------
-    def _start_timer(self, name: str, delay: float, trigger: str | None, *,
-                     repeat: bool = False, action: Callable[[], None] | None = None) -> None:
-        self._cancel(name)
-
-        def fire() -> None:
-            if repeat:
-                self._timers[name] = self._loop.call_later(delay, fire)
-            else:
-                self._timers.pop(name, None)
-            if action is not None:
-                action()
-            if name == "ring":
-                self.rings += 1
-            if trigger is not None:
-                self.fire(trigger)
-
-        self._timers[name] = self._loop.call_later(delay, fire)
-
-    def _cancel(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
-        if timer is not None:
-            timer.cancel()
 
     # --- status and shutdown ---------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        call = self.call
+        call, waiting = self.call, self.waiting
         return {
             "state": self.state, "muted": self.muted, "dnd": self.dnd,
             "peer": self.peer, "warnings": sorted(self.warnings),
-            "call_sid": getattr(call, "call_sid", None) if call is not None else None,
-            "codec": getattr(call, "codec", "") if call is not None else "",
-            "waiting": (self.waiting.parameters.get("From") if self.waiting is not None
-                        else None),
+            "call_sid": call.call_sid if call is not None else None,
+            "codec": call.codec if call is not None else "",
+            "waiting": waiting.parameters.get("From") if waiting is not None else None,
             "volume": self.volume_step, "last_number": self.last_number,
         }
-
-    @property
-    def in_call(self) -> bool:
-        return self.state in ("ringing", *ACTIVE)
 
     def close(self) -> None:
         """Hang up whatever is up, stop timers, sounds and LEDs."""
         self.device.remove_listener("incoming", self._on_incoming)
-        if self.call is not None or self._connecting is not None:
-            if self.state == "ringing" and self.call is not None:
+        if self._current is not None or self._connecting is not None:
+            if self.state == "ringing" and self._current is not None:
                 self._release().ignore()
             self.hang_up()
-        if self.waiting is not None:
-            self.waiting.ignore()
-            self.waiting = None
-        for name in list(self._timers):
-            self._cancel(name)
+        if self._held is not None:
+            self._take_waiting().ignore()
+        self.timers.cancel_all()
         self.sounds.ring(False)
         self.sounds.tone(None)
         self.leds.show({})

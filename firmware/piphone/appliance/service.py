@@ -11,29 +11,46 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import paths
 from ..backoff import Backoff
 from ..errors import PiphoneError
 from ..systemd import Notifier, feed_watchdog, watchdog_interval
+from ..voice import Call, Device, DeviceState, ice, tls
+from ..voice.quality import Sample
 from . import config as config_mod
 from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
 from .display import display
 from .phone import Phone
+from .ports import Sounds
+
+if TYPE_CHECKING:
+    from ..calllog import CallLog
+    from ..panel.inputs import Inputs
+    from ..panel.leds import Leds
 
 log = logging.getLogger(__name__)
 
 REGISTER_RETRY = 5.0  # seconds between registration attempts while the exchange is away
 BETWEEN_CALLS = ("idle", "dialing")
+
+
+@dataclass
+class Followed:
+    """What the service did about one call (kept here, never set on the Call)."""
+
+    logged: bool = False  # in the call log
+    sampled: bool = False  # its quality samples feed the status line
 
 
 class Service:
@@ -48,23 +65,22 @@ class Service:
         self.notifier = notifier or Notifier()
         self.pin_factory = pin_factory
         self._loader = loader
-        self.device: Any = None
-        self.phone: Phone | None = None
-        self.inputs: Any = None
-        self.leds: Any = None
-        self.sounds: Any = None
+        self.device: Device | None = None
+        self.phone: Phone[Call] | None = None
+        self.inputs: Inputs | None = None
+        self.leds: Leds | None = None
+        self.sounds: Sounds | None = None
         self.registered = asyncio.Event()
         self.audio: ApplianceAudio | None = None
-        self.call_log: Any = None  # calllog.CallLog, when [phone] call_log is on
-        self._logged: weakref.WeakSet = weakref.WeakSet()  # calls already in the call log
+        self.call_log: CallLog | None = None  # when [phone] call_log is on
+        self._followed: weakref.WeakKeyDictionary[Call, Followed] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
         self._pending: ApplianceConfig | None = None
-        self._tasks: list[asyncio.Task] = []
-        self._register_task: asyncio.Task | None = None
-        self.traversal: Any = None  # voice.ice.NetworkTraversal, with [account] network_traversal
+        self._tasks: list[asyncio.Task[None]] = []
+        self._register_task: asyncio.Task[None] | None = None
+        self.traversal: ice.NetworkTraversal | None = None  # with [account] network_traversal
         self._mos: float | None = None
-        self.register_error: Exception | None = None
 
     # --- life cycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -109,7 +125,6 @@ class Service:
         (it keeps trying in the background if the exchange is not there yet)."""
         from ..panel.inputs import Inputs
         from ..panel.leds import Leds
-        from ..voice import Device, ice, tls
 
         cfg = self.cfg
         loop = asyncio.get_running_loop()
@@ -139,31 +154,30 @@ class Service:
                 return cfg.account.access_token()
 
             options["token_source"] = fresh_token
-        self.device = Device(cfg.account.access_token(), **options)
+        self.device = device = Device(cfg.account.access_token(), **options)
         if account.network_traversal:
             assert account.account_sid and account.api_key_sid and account.api_key_secret
             self.traversal = ice.NetworkTraversal(
-                self.device, ice_servers, account_sid=account.account_sid,
+                device, ice_servers, account_sid=account.account_sid,
                 api_key_sid=account.api_key_sid, api_key_secret=account.api_key_secret)
             self.traversal.start()
         self.call_log = self._open_call_log()
         if self.call_log is not None:  # before the phone's handler: busy refusals count too
-            self.device.on("incoming", self._log_call)
-        self.device.on("tokenWillExpire", self._refresh_token)
-        self.device.on("registered", lambda *_: self._registered())
-        self.device.on("unregistered", lambda *_: self._show_status())
+            device.on("incoming", self._log_call)
+        device.on("tokenWillExpire", self._refresh_token)
+        device.on("registered", lambda *_: self._registered())
+        device.on("unregistered", lambda *_: self._show_status())
         self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
-        self.phone = Phone(self.device, self.leds, self.sounds, cfg.phone, cfg.alerts,
-                           off_hook=lambda: bool(self.inputs is not None
-                                                 and self.inputs.off_hook),
-                           display=functools.partial(display, patterns=cfg.leds))
-        self.phone.listeners.append(self._on_phone_change)
-        self.inputs = Inputs(cfg.pins, self.phone.handle, loop=loop,
-                             pin_factory=self.pin_factory)
+        self.phone = phone = Phone(device, self.leds, self.sounds, cfg.phone, cfg.alerts,
+                                   off_hook=lambda: bool(self.inputs is not None
+                                                         and self.inputs.off_hook),
+                                   display=functools.partial(display, patterns=cfg.leds))
+        phone.listeners.append(self._on_phone_change)
+        self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
-            self.phone.fire("off_hook")
+            phone.fire("off_hook")
         tried = asyncio.Event()
-        self._register_task = asyncio.ensure_future(self._register(tried))
+        self._register_task = asyncio.ensure_future(self._register(device, tried))
         await tried.wait()
 
     async def close(self) -> None:
@@ -202,7 +216,7 @@ class Service:
 
     def reload(self) -> None:
         """SIGHUP: read the config now; apply it when the phone is between calls."""
-        path = self.cfg.path or config_mod.DEFAULT_PATH
+        path = self.cfg.path or paths.CONFIG
         try:
             new = self._loader(path)
         except PiphoneError as exc:
@@ -232,7 +246,7 @@ class Service:
                 waiter.cancel()
 
     # --- pieces ----------------------------------------------------------------------------
-    def _open_call_log(self) -> Any:
+    def _open_call_log(self) -> CallLog | None:
         from ..calllog import CallLog
 
         path = self.cfg.phone.call_log
@@ -247,10 +261,18 @@ class Service:
             log.warning("no call log at %s: %s", path, exc)
             return None
 
-    def _log_call(self, call: Any) -> None:
+    def _followed_call(self, call: Call) -> Followed:
+        followed = self._followed.get(call)
+        if followed is None:
+            followed = self._followed[call] = Followed()
+        return followed
+
+    def _log_call(self, call: Call) -> None:
         from ..calllog import track
 
-        self._logged.add(call)
+        self._followed_call(call).logged = True
+        if self.call_log is None:
+            return
         try:
             track(self.call_log, call, identity=self.cfg.account.identity)
         except Exception:
@@ -258,26 +280,20 @@ class Service:
 
     def _audio_condition(self, lost: bool) -> None:
         """The headset went away or came back: a warning on the call, as the SDK's quality
-        warnings are (through the Call's own set_condition when it has one)."""
-        phone = self.phone
-        if phone is None or phone.call is None:
-            return
-        set_condition = getattr(phone.call, "set_condition", None)
-        if set_condition is not None:
-            set_condition("audio-device-lost", lost)
-        else:
-            phone.fire("warning" if lost else "warning_cleared", name="audio-device-lost")
+        warnings are (the Call's set_condition raises or clears it)."""
+        call = self.phone.call if self.phone is not None else None
+        if call is not None:
+            call.set_condition("audio-device-lost", lost)
 
-    async def _register(self, tried: asyncio.Event) -> None:
+    async def _register(self, device: Device, tried: asyncio.Event) -> None:
         """Register; while the exchange is away, say so and try again."""
         retry = Backoff.steady(REGISTER_RETRY)
         while not self._stop.is_set():
             try:
-                await self.device.register()
+                await device.register()
                 return
             except Exception as exc:
                 tried.set()
-                self.register_error = exc
                 self.notifier.set_status(f"not registered ({exc}); retrying")
                 log.warning("registration failed: %s; retrying in %.0f s", exc,
                             REGISTER_RETRY)
@@ -286,28 +302,27 @@ class Service:
             await asyncio.sleep(retry.next())
 
     def _registered(self) -> None:
-        self.register_error = None
         if not self.registered.is_set():
             self.registered.set()
             self.notifier.send("READY=1")
         self._show_status()
 
-    def _refresh_token(self, device: Any) -> None:
+    def _refresh_token(self, device: Device) -> None:
         if self.cfg.account.mints_tokens:
             device.update_token(self.cfg.account.access_token())
         else:
             log.warning("the access token expires soon and this config has no API key to "
                         "mint another")
 
-    def _on_phone_change(self, phone: Phone) -> None:
+    def _on_phone_change(self, phone: Phone[Call]) -> None:
         call = phone.call
-        if call is not None and not getattr(call, "_piphone_sampled", False):
-            with contextlib.suppress(Exception):
-                call.on("sample", self._on_sample)
-                call._piphone_sampled = True
+        followed = self._followed_call(call) if call is not None else None
+        if call is not None and followed is not None and not followed.sampled:
+            followed.sampled = True
+            call.on("sample", self._on_sample)
             if self.audio is not None and not self.audio.present:
                 self._audio_condition(True)  # a call begun while the headset is away
-            if self.call_log is not None and call not in self._logged:
+            if self.call_log is not None and not followed.logged:
                 self._log_call(call)  # an outgoing call (incoming ones are logged on arrival)
         if call is None:
             self._mos = None
@@ -315,10 +330,9 @@ class Service:
         if self._pending is not None and phone.state in BETWEEN_CALLS:
             self._reload_wanted.set()  # the call that held the reload is over
 
-    def _on_sample(self, sample: Any, *_: Any) -> None:
-        mos = sample.get("mos") if isinstance(sample, dict) else getattr(sample, "mos", None)
-        if isinstance(mos, int | float):
-            self._mos = float(mos)
+    def _on_sample(self, sample: Sample) -> None:
+        if sample.mos is not None:
+            self._mos = sample.mos
             self._show_status()
 
     # --- the control socket ----------------------------------------------------------------
@@ -341,8 +355,12 @@ class Service:
         phone, device = self.phone, self.device
         assert phone is not None and device is not None
         return {"status": self.status_line(), "identity": self.cfg.account.identity,
-                "registered": str(device.state) == "registered",
+                "registered": self._is_registered(device),
                 "mos": self._mos, **phone.status()}
+
+    @staticmethod
+    def _is_registered(device: Device) -> bool:
+        return device.state is DeviceState.REGISTERED
 
     def _show_status(self) -> None:
         self.notifier.set_status(self.status_line())
@@ -367,7 +385,7 @@ class Service:
             if phone.warnings:
                 line += f", warnings: {', '.join(sorted(phone.warnings))}"
             return line
-        registered = str(device.state) == "registered"
+        registered = self._is_registered(device)
         line = f"registered as {identity}" if registered else f"not registered as {identity}"
         if state == "dialing":
             line += ", off hook"

@@ -8,18 +8,18 @@ before; the phone never needs two at once on one device.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
 from ..audio import tones
+from ..audio.alsa import Playback
 from .config import AlertsConfig
 
 log = logging.getLogger(__name__)
 
 TONES = {"dial": tones.DIAL_TONE, "ringback": tones.RINGBACK,
          "reconnecting": tones.RECONNECTING, "busy": tones.BUSY}
-VOLUME_STEPS = 10
 
 
 def gain_of(step: int) -> float:
@@ -27,7 +27,13 @@ def gain_of(step: int) -> float:
     return 0.0 if step <= 0 else 10 ** ((step - 7) * 3 / 20)
 
 
-def _beep(name: str) -> Any:
+class Gained(Protocol):
+    """A call's earpiece sink (audio/tracks.py's PlaybackSink): the volume is its gain."""
+
+    gain: float
+
+
+def _beep(name: str) -> np.ndarray:
     if name == "warning":
         return tones.warning_chirp()
     if name == "mute":
@@ -41,11 +47,12 @@ def _beep(name: str) -> Any:
 class AudioSounds:
     """Sounds on Playback streams (either may be None: no such device, nothing plays)."""
 
-    def __init__(self, headset: Any | None, ringer: Any | None, alerts: AlertsConfig) -> None:
+    def __init__(self, headset: Playback | None, ringer: Playback | None,
+                 alerts: AlertsConfig) -> None:
         self.headset = headset
         self.ringer = ringer
         self.alerts = alerts
-        self.sinks: list[Any] = []  # PlaybackSinks of calls: their gain is the volume
+        self.sinks: list[Gained] = []  # the sinks of recent calls: their gain is the volume
         self.gain = gain_of(alerts.volume)
 
     def ring(self, on: bool) -> None:

@@ -157,7 +157,7 @@ class _Stream:
     def _setup_conversion(self) -> None:
         pass
 
-    def _call(self, callback: Callable, *args) -> None:
+    def _call(self, callback: Callable[..., object] | None, *args: object) -> None:
         """Run ``callback`` on the loop (the one crossing from this thread into the loop)."""
         if self._loop is None or callback is None:
             return

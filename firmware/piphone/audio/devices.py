@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 from ..backoff import Backoff
 from ..errors import PiphoneError
@@ -95,14 +96,65 @@ def select(spec: str, cards: list[Card]) -> Card:
     raise AudioDeviceError(f"no ALSA card matches {spec!r} (audio.headset); present: {present}")
 
 
-def resolve(spec: str, path: Path | None = None) -> str:
-    """The device name to open for a configured ``audio.headset``."""
-    if is_explicit(spec):
-        return spec
-    return select(spec, list_cards(path)).device
+AUTO_CARD = "USB"  # what headset "auto" looks for: a USB headset
+# The start of an ALSA PCM name: an identifier, then its arguments after ':' or nothing.
+_PCM_START = re.compile(r"[A-Za-z_][\w-]*(:|$)")
 
 
-def udev_monitor() -> object | None:
+@dataclass(frozen=True)
+class HeadsetSpec:
+    """``[audio] headset`` and ``--headset``, parsed once for every user: ``none``; ``auto``
+    (the USB card, if there is one); a card name to look for in the card list (and to watch
+    for); an ALSA device (``hw:1,0``, ``plughw:CARD=Device,DEV=0``, ``default``) for both
+    directions; or ``CAPTURE,PLAYBACK`` devices (the comma before a device name splits)."""
+
+    capture: str | None = None  # ALSA devices, used as given
+    playback: str | None = None
+    card: str | None = None  # or a card name to find: its plughw device carries both
+    auto: bool = False  # "auto": no such card is no headset, not an error
+
+    @classmethod
+    def parse(cls, spec: str) -> HeadsetSpec:
+        if spec == "none":
+            return cls()
+        if spec == "auto":
+            return cls(card=AUTO_CARD, auto=True)
+        for at in (i for i, c in enumerate(spec) if c == ","):
+            if _PCM_START.match(spec, at + 1):  # not "hw:1,0" nor "...,DEV=0"
+                return cls(capture=spec[:at], playback=spec[at + 1:])
+        if is_explicit(spec):
+            return cls(capture=spec, playback=spec)
+        return cls(card=spec)
+
+    @property
+    def none(self) -> bool:
+        """No headset at all (``none``)."""
+        return self.card is None and self.capture is None
+
+    def devices(self, path: Path | None = None) -> tuple[str, str] | None:
+        """(capture, playback) to open now: None for ``none``, and for ``auto`` with no USB
+        card; a card name that matches no card is an AudioDeviceError naming the cards."""
+        if self.card is None:
+            return None if self.capture is None or self.playback is None else (
+                self.capture, self.playback)
+        try:
+            device = select(self.card, list_cards(path)).device
+        except AudioDeviceError:
+            if self.auto:
+                return None
+            raise
+        return device, device
+
+
+class UdevMonitor(Protocol):
+    """What CardWatcher uses of a started ``pyudev.Monitor``."""
+
+    def fileno(self) -> int: ...
+
+    def poll(self, timeout: float | None = None) -> object | None: ...
+
+
+def udev_monitor() -> UdevMonitor | None:
     """A started pyudev monitor of the ``sound`` subsystem, or None where udev cannot tell us
     anything (no pyudev, no libudev, or no udevd to send events: then only the poll works)."""
     if not UDEV_CONTROL.exists():
@@ -128,11 +180,11 @@ class CardWatcher:
 
     def __init__(self, spec: str, on_change: Callable[[bool], None], *,
                  path: Path | None = None, interval: float = POLL_INTERVAL,
-                 monitor: object | None | str = "udev") -> None:
+                 monitor: UdevMonitor | None | Literal["udev"] = "udev") -> None:
         self.spec, self._on_change, self._path, self._interval = spec, on_change, path, interval
         self.present = self._look()
         self._task: asyncio.Task | None = None
-        self._monitor = udev_monitor() if monitor == "udev" else monitor
+        self._monitor = udev_monitor() if isinstance(monitor, str) else monitor
         self._nudge: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -28,12 +28,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any, Literal
 
 from pyee.asyncio import AsyncIOEventEmitter
 
 from . import devices
 from .alsa import Capture, Playback
-from .devices import AudioDeviceError
+from .devices import AudioDeviceError, HeadsetSpec
 from .tracks import CaptureTrack, PlaybackSink
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Headset(AsyncIOEventEmitter):
     def __init__(self, capture: str, playback: str, ring: str | None = None, *,
                  card: str | None = None, cards_path: Path | None = None,
                  poll_interval: float = devices.POLL_INTERVAL,
-                 monitor: object | None | str = "udev",
+                 monitor: devices.UdevMonitor | None | Literal["udev"] = "udev",
                  playback_options: dict | None = None) -> None:
         super().__init__()
         options = playback_options or {}  # Playback's period_ms, periods, buffer_periods
@@ -71,27 +72,27 @@ class Headset(AsyncIOEventEmitter):
         self._reported = self.present  # what the last lost/back said
 
     @classmethod
-    def from_spec(cls, spec: str, ring: str | None = None, *, wait: bool = False,
-                  **kwargs) -> Headset:
-        """``audio.headset``: a card name such as ``USB`` (watched), an ALSA device, or
-        ``CAPTURE,PLAYBACK``. A card name that matches nothing is an AudioDeviceError that
-        names it and lists the cards present, or with ``wait`` a Headset that is not present
-        until such a card is plugged in."""
-        capture, _, playback = spec.partition(",")
-        if playback:
-            return cls(capture, playback, ring, **kwargs)
-        if devices.is_explicit(spec):
-            return cls(spec, spec, ring, **kwargs)
-        path = kwargs.get("cards_path")
+    def from_spec(cls, spec: str | HeadsetSpec, ring: str | None = None, *,
+                  wait: bool = False, **kwargs: Any) -> Headset:
+        """``audio.headset`` (devices.HeadsetSpec): a card name such as ``USB`` or ``auto``
+        (watched), an ALSA device, or ``CAPTURE,PLAYBACK``. A card name that matches nothing
+        is an AudioDeviceError that names it and lists the cards present, or with ``wait`` a
+        Headset that is not present until such a card is plugged in."""
+        parsed = HeadsetSpec.parse(spec) if isinstance(spec, str) else spec
+        if parsed.card is None:
+            if parsed.capture is None or parsed.playback is None:
+                raise ValueError("headset 'none' has no devices to open")
+            return cls(parsed.capture, parsed.playback, ring, **kwargs)
+        card = parsed.card
         try:
-            device = devices.select(spec, devices.list_cards(path)).device
+            device = devices.select(card, devices.list_cards(kwargs.get("cards_path"))).device
         except AudioDeviceError as err:
             if not wait:
                 raise
             log.warning("%s: waiting for it to be plugged in", err)
-            device = f"(no card matching {spec!r} yet)"  # never opened: the streams wait
-        headset = cls(device, device, ring, card=spec, **kwargs)
-        headset._name = spec
+            device = f"(no card matching {card!r} yet)"  # never opened: the streams wait
+        headset = cls(device, device, ring, card=card, **kwargs)
+        headset._name = card
         return headset
 
     @property

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,11 +249,18 @@ def tone(
     fade_ms: float = DEFAULT_FADE_MS,
 ) -> np.ndarray:
     """A single burst of summed sines, faded in and out."""
+    return _burst(freqs, seconds, level_dbfs, rate, fade_ms,
+                  lambda n: _oscillate(freqs, np.zeros(len(freqs)), n, rate))
+
+
+def _burst(freqs: Sequence[float], seconds: float, level_dbfs: float, rate: int,
+           fade_ms: float, wave: Callable[[int], np.ndarray]) -> np.ndarray:
+    """``wave(n)`` (n samples within -1..1 of the given frequencies) as int16 at
+    ``level_dbfs``, faded in and out: what tone() and chirp() share."""
     _check_rate(rate)
     _check_freqs(freqs, rate)
     n = _seconds_to_samples(seconds, rate)
-    wave = _oscillate(freqs, np.zeros(len(freqs)), n, rate)
-    return _to_int16(peak_amplitude(level_dbfs) * _burst_envelope(n, fade_ms, rate) * wave)
+    return _to_int16(peak_amplitude(level_dbfs) * _burst_envelope(n, fade_ms, rate) * wave(n))
 
 
 def _burst_envelope(n: int, fade_ms: float, rate: int) -> np.ndarray:
@@ -329,14 +336,13 @@ def chirp(
     fade_ms: float = DEFAULT_FADE_MS,
 ) -> np.ndarray:
     """A linear frequency sweep, faded in and out."""
-    _check_rate(rate)
-    _check_freqs((f_start, f_end), rate)
-    n = _seconds_to_samples(seconds, rate)
-    freqs = np.linspace(f_start, f_end, n)
-    # Phase is the running sum of the instantaneous frequency, so it never jumps.
-    phase = 2.0 * np.pi * (np.cumsum(freqs) - freqs) / rate
-    env = _burst_envelope(n, fade_ms, rate)
-    return _to_int16(peak_amplitude(level_dbfs) * env * np.cos(phase))
+
+    def sweep(n: int) -> np.ndarray:
+        freqs = np.linspace(f_start, f_end, n)
+        # Phase is the running sum of the instantaneous frequency, so it never jumps.
+        return np.cos(2.0 * np.pi * (np.cumsum(freqs) - freqs) / rate)
+
+    return _burst((f_start, f_end), seconds, level_dbfs, rate, fade_ms, sweep)
 
 
 def warning_chirp(level_dbfs: float = -15.0, rate: int = SAMPLE_RATE) -> np.ndarray:

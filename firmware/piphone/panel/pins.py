@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType
+from typing import Any
 
 from piphone.errors import ConfigError
 
@@ -127,7 +128,8 @@ class PinMap:
 
     def __post_init__(self) -> None:
         used: dict[str, str] = {}  # "GPIO17" -> "inputs.hook"
-        entries = [("inputs", self.inputs, INPUT_NAMES), ("leds", self.leds, LED_NAMES)]
+        entries: list[tuple[str, Mapping[Any, InputPin | str | int], tuple[str, ...] | None]] = [
+            ("inputs", self.inputs, INPUT_NAMES), ("leds", self.leds, LED_NAMES)]
         if self.keypad is not None:
             if not isinstance(self.keypad, KeypadMatrix):
                 raise PinMapError("keypad", f"expected a KeypadMatrix, not {self.keypad!r}")
@@ -206,7 +208,7 @@ KEYPAD_MATRIX_PINS = PinMap(
 )
 
 
-def mock_factory():
+def mock_factory() -> Any:
     """A gpiozero mock pin factory whose pins can do PWM (so LEDs can pulse): the panel with no
     GPIO (tests, the terminal panel). Drive an input with ``factory.pin(17).drive_low()``."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin

@@ -166,10 +166,10 @@ class TerminalPanel:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold cyan", justify="right")
         table.add_column()
-        for key, value in (info or {}).items():
-            table.add_row(key, value)
-        for key, value in (levels or {}).items():
-            table.add_row(key, _bar(value))
+        for key, line in (info or {}).items():
+            table.add_row(key, line)
+        for key, level in (levels or {}).items():
+            table.add_row(key, _bar(level))
         return Panel(Group(lamps, Text(), table, Text(), Text(HELP, style="dim")),
                      title="piphone", border_style="blue")
 

@@ -8,6 +8,7 @@ after a change to ``DEFAULT_PINS``.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from pathlib import Path
@@ -128,12 +129,16 @@ def marked(text: str, name: str) -> str:
     return match.group(1)
 
 
+def _replaced(body: str, match: re.Match[str]) -> str:
+    return match.group(1) + body + match.group(2)
+
+
 def update(text: str) -> str:
     """``text`` with every generated block replaced by its current version."""
     for name, body in blocks().items():
         marked(text, name)  # raises if the markers are missing
         text = re.sub(rf"(<!-- {name}:begin -->\n).*?(\n<!-- {name}:end -->)",
-                      lambda m, body=body: m.group(1) + body + m.group(2), text, flags=re.S)
+                      functools.partial(_replaced, body), text, flags=re.S)
     return text
 
 

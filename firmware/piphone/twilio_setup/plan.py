@@ -264,7 +264,8 @@ def _key(client: Client, account_sid: str, identity: str, local: LocalFiles) -> 
     with talking_to_twilio("read the account's API keys"):
         named = [k.sid for k in client.api.v2010.account.keys.list() if k.friendly_name == name]
     reuse = None
-    if (local.api_key_sid in named and local.api_key_secret and local.account_sid == account_sid
+    if (local.api_key_sid is not None and local.api_key_sid in named and local.api_key_secret
+            and local.account_sid == account_sid
             and _secret_works(account_sid, local.api_key_sid, local.api_key_secret)):
         reuse = local.api_key_sid
     return Key(reuse, tuple(k for k in named if k != reuse),

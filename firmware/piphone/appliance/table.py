@@ -1,0 +1,87 @@
+"""The phone's policy as one table: what each panel input and call event does in each state.
+
+``TRANSITIONS`` is read at once by a person, drawn by ``piphone diagram`` (diagram.py) and run
+by the Phone (phone.py), whose methods are the conditions and actions the rows name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .display import STATES
+
+__all__ = ["ACTIVE", "NOT_IDLE", "PANEL_TRIGGERS", "STATES", "TRANSITIONS", "machine_rows"]
+
+ACTIVE = ["calling", "talking", "reconnecting"]  # a call of ours is up or on its way
+NOT_IDLE = ["dialing", "ringing", "calling", "talking", "reconnecting"]
+
+# trigger,          source,           dest,          conditions,              action
+# (dest None: the state stays; "unless:" negates a condition; rows are tried in order)
+TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[str] | None]] = [
+    # the handset
+    ("off_hook",      "idle",           "dialing",     [],                      "start_dialing"),
+    ("off_hook",      "ringing",        "talking",     [],                      "answer"),
+    ("on_hook",       "dialing",        "idle",        [],                      None),
+    ("on_hook",       ACTIVE,           "ringing",     ["has_waiting"],
+     ["hang_up", "ring_waiting"]),
+    ("on_hook",       ACTIVE,           "idle",        [],                      "hang_up"),
+    # buttons
+    ("press_accept",  "ringing",        "talking",     [],                      "answer"),
+    ("press_accept",  "talking",        None,          ["has_waiting"],         "swap_to_waiting"),
+    ("press_reject",  "ringing",        "idle",        [],                      "reject"),
+    ("press_reject",  "talking",        None,          ["has_waiting"],         "reject_waiting"),
+    ("press_reject",  ACTIVE,           "dialing",     ["hook_lifted"],            "hang_up"),
+    ("press_reject",  ACTIVE,           "idle",        [],                      "hang_up"),
+    ("press_ignore",  "ringing",        "idle",        [],                      "ignore"),
+    ("press_ignore",  "talking",        None,          ["has_waiting"],         "ignore_waiting"),
+    ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
+    ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
+    ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
+    ("volume_up",     "*",              None,          [],                      "louder"),
+    ("volume_down",   "*",              None,          [],                      "softer"),
+    ("key",           "dialing",        None,          [],                      "collect_digit"),
+    ("key",           "talking",        None,          [],                      "send_digit"),
+    ("dial",          "dialing",        "calling",     ["has_digits"],          "dial_digits"),
+    ("place_call",    ["idle", "dialing"], "calling",  [],                      "dial_number"),
+    # calls
+    ("incoming",      "idle",           None,          ["dnd"],                 "refuse_dnd"),
+    ("incoming",      "idle",           "ringing",     [],                      "take_incoming"),
+    ("incoming",      "talking",        None,          ["call_waiting", "unless:has_waiting"],
+     "hold_waiting"),
+    ("incoming",      NOT_IDLE,         None,          [],                      "refuse_busy"),
+    ("ring",          "ringing",        "talking",     ["auto_answer_due"],     "answer"),
+    ("ring",          "ringing",        None,          [],                      None),
+    ("answered",      "calling",        "talking",     [],                      None),
+    ("answered",      "talking",        None,          [],                      None),
+    ("ended",         "ringing",        "idle",        [],                      "forget_call"),
+    ("ended",         ACTIVE,           "ringing",     ["has_waiting"],         "ring_waiting"),
+    ("ended",         ACTIVE,           "dialing",     ["hook_lifted"],         "forget_call"),
+    ("ended",         ACTIVE,           "idle",        [],                      "forget_call"),
+    ("waiting_ended", "*",              None,          [],                      "forget_waiting"),
+    ("reconnecting",  ["calling", "talking"], "reconnecting", [],               None),
+    ("reconnected",   "reconnecting",   "talking",     [],                      None),
+    ("warning",       ACTIVE,           None,          [],                      "add_warning"),
+    ("warning_cleared", ACTIVE,         None,          [],                      "clear_warning"),
+    ("failed",        "*",              None,          [],                      "note_error"),
+]
+
+# Panel events by member name (the agreed PanelEvent names) -> trigger.
+PANEL_TRIGGERS = {
+    "OFF_HOOK": "off_hook", "ON_HOOK": "on_hook", "ACCEPT": "press_accept",
+    "REJECT": "press_reject", "IGNORE": "press_ignore", "MUTE": "press_mute",
+    "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
+    "DND": "press_dnd", "DIGIT": "key",
+}
+
+
+def machine_rows() -> list[dict[str, Any]]:
+    """TRANSITIONS as transitions' dicts (shared by the phone and the diagram)."""
+    rows: list[dict[str, Any]] = []
+    for trigger, source, dest, conditions, action in TRANSITIONS:
+        row: dict[str, Any] = {"trigger": trigger, "source": source, "dest": dest,
+                               "conditions": [c for c in conditions if not c.startswith("unless:")],
+                               "unless": [c[7:] for c in conditions if c.startswith("unless:")]}
+        if action:
+            row["before"] = action
+        rows.append(row)
+    return rows
