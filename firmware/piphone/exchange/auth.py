@@ -65,12 +65,13 @@ def verify(token: object, config: ExchangeConfig, keys: PhoneKeys | None = None)
     if len(token) > MAX_TOKEN_CHARS:
         raise TwilioError(31204, "invalid access token: too long")
     try:
-        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        claimed = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except (jwt.PyJWTError, ValueError, UnicodeError):
         # UnicodeError: PyJWT encodes the text first, and a lone surrogate cannot be.
         raise TwilioError(31204, "invalid access token: not a JWT") from None
+    issuer = claimed if isinstance(claimed, str) else ""  # "": no key of ours
     only_for = None  # a phone's key signs for its own identity only
-    if isinstance(issuer, str) and issuer == config.api_key_sid:
+    if issuer and issuer == config.api_key_sid:
         secret = config.api_key_secret
     elif keys is not None and (key := keys.get(issuer)) is not None:
         secret, only_for = key.secret, key.identity
