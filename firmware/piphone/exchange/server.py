@@ -3,7 +3,8 @@
 Each WebSocket is a ``ClientSession`` (one Device). It must send ``listen`` with a valid token
 first; then it may ``register`` and place or answer calls. Every frame is validated at the
 edge: a malformed one gets an ``error`` frame (31100) and is dropped; the session goes on.
-Call logic lives in calls.py; this module only moves frames.
+Call logic lives in calls.py, which knows a session only as a ``Party`` (legs.py); this module
+moves frames, and ``Exchange`` wires the parts together.
 
 A client is untrusted, so what it can make the exchange hold is bounded ([limits] in
 exchange.toml, refusals 31206): sockets in all, per address and per address before a valid
@@ -27,7 +28,6 @@ from urllib.parse import urlsplit
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from ..calllog import CallLog
 from ..logsafe import text
 from ..voice import protocol
 from ..voice.errors import TwilioError
@@ -38,6 +38,7 @@ from .calls import CallTable
 from .config import ExchangeConfig
 from .events import EventGateway
 from .limits import OncePerMinute, Window
+from .media import MediaBridge
 from .records import CallRecords
 from .routing import DialPlan, Registrations
 
@@ -315,12 +316,15 @@ class Exchange:
             self.auth.phone_keys.on("revoked", self._keys_revoked)
         self.registrations: Registrations[ClientSession] = Registrations()
         self.dial_plan = DialPlan(config)
-        self.media_settings = MediaSettings(ice_addresses=config.ice_addresses,
-                                            codec_preferences=config.codec_preferences,
-                                            max_remote_candidates=config.max_remote_candidates)
-        self.calls = CallTable(self)
-        self.records = CallRecords(CallLog(config.call_log or ":memory:", owner="exchange"))
-        self.events = EventGateway(self)  # feedback from clients (events.py)
+        self.media = MediaBridge(MediaSettings(
+            ice_addresses=config.ice_addresses, codec_preferences=config.codec_preferences,
+            max_remote_candidates=config.max_remote_candidates))
+        self.records = CallRecords.open(config.call_log)
+        self.calls = CallTable(config, dial_plan=self.dial_plan,
+                               registered=self.registrations.of, media=self.media,
+                               records=self.records)
+        self.events = EventGateway(self.auth.verify, self.records.log,  # feedback (events.py)
+                                   config.limits.feedback_per_minute)
         self.sessions: set[ClientSession] = set()
         # Refusals a client can repeat at will: one log line a minute per address/identity.
         self.log_once = OncePerMinute(log)
@@ -331,7 +335,7 @@ class Exchange:
                     ssl_context: ssl.SSLContext | None = None) -> None:
         self._tls = ssl_context is not None
         # Bound to loopback, our clients are on this machine: offer them 127.0.0.1 (media.py).
-        self.media_settings = replace(self.media_settings,
+        self.media.settings = replace(self.media.settings,
                                       ice_loopback=is_loopback(host or self.config.host))
         self._server = await serve(
             self._handle_socket,
@@ -410,7 +414,7 @@ class Exchange:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        self.records.log.close()  # and its claim on the file (calllog.py)
+        self.records.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
