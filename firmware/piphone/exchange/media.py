@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from ..voice.media import MediaError, MediaSettings, NoIceCandidate, codecs_of
+from ..voice.media import MediaError, MediaSettings, NoIceCandidate, codecs_of, is_loopback
 from ..voice.quality import Counters, media_counters
 from . import lines
 from .bridge import Leg, bridge
+from .config import ExchangeConfig
 from .routing import Route
 
 __all__ = ["LegMedia", "MediaBridge", "MediaError", "NoIceCandidate"]
@@ -78,7 +79,19 @@ class MediaBridge:
     """Makes each leg's media with the exchange's settings, and bridges two legs."""
 
     def __init__(self, settings: MediaSettings) -> None:
-        self.settings = settings  # Exchange.start adds 127.0.0.1 when it serves loopback
+        self.settings = settings
+
+    @classmethod
+    def of(cls, config: ExchangeConfig) -> MediaBridge:
+        """The media of the exchange that ``config`` describes (exchange.toml)."""
+        return cls(MediaSettings(ice_addresses=config.ice_addresses,
+                                 codec_preferences=config.codec_preferences,
+                                 max_remote_candidates=config.max_remote_candidates))
+
+    def serve_on(self, host: str) -> None:
+        """The exchange serves on ``host``: bound to loopback, its clients are on this
+        machine, so offer them 127.0.0.1 too (aioice leaves it out)."""
+        self.settings = replace(self.settings, ice_loopback=is_loopback(host))
 
     def taken(self, sdp: str) -> tuple[str, ...]:
         """The codecs an offer lists that the exchange takes, in the offer's order."""
