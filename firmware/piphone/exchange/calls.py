@@ -21,9 +21,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..logsafe import quoted
 from ..voice import protocol
 from .config import ExchangeConfig
-from .legs import CallLeg, ExchangeCall, LegIndex, Party, Phase, brief
+from .legs import CallLeg, ExchangeCall, LegIndex, Party, Phase
 from .lifetime import CallBook
 from .media import MediaBridge
 from .placing import Placer
@@ -77,7 +78,7 @@ class CallTable:
                 return
         if leg is None:
             # A hangup or cancel for an unknown call is ignored, as at Twilio.
-            log.info("%s: %s for unknown call %s ignored", session, frame.type, brief(callsid))
+            log.info("%s: %s for unknown call %s ignored", session, frame.type, quoted(callsid))
             return
         handler = {
             "answer": self.placer.answer,
@@ -122,11 +123,11 @@ class CallTable:
             return
         if any(c not in "0123456789*#w" for c in digits):
             leg.send("error", **protocol.error_payload(
-                31100, f"dtmf may only hold 0-9 * # w, got {brief(digits, 40)}", leg.sid))
+                31100, f"dtmf may only hold 0-9 * # w, got {quoted(digits, 40)}", leg.sid))
             return
         other = call.other(leg)
         if other is None:
-            log.info("call %s: digits %s to line %s", call.sid, brief(digits, 40),
+            log.info("call %s: digits %s to line %s", call.sid, quoted(digits, 40),
                      call.route.target)
             return
         if len(call.digits) >= MAX_DIGIT_RELAYS:

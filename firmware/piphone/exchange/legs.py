@@ -47,13 +47,6 @@ def new_call_sid() -> str:
     return "CA" + secrets.token_hex(16)
 
 
-def brief(text: object, limit: int = 80) -> str:
-    """A client's text (or an error about it) as a log line or error message may carry it:
-    escaped (repr: no control characters) and bounded."""
-    text = str(text)
-    return repr(text[:limit]) + ("..." if len(text) > limit else "")
-
-
 class Phase(enum.Enum):
     SETUP = "setup"
     RINGING = "ringing"

@@ -15,10 +15,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..logsafe import quoted
 from ..voice import protocol
 from . import auth
 from .config import ExchangeConfig
-from .legs import CallLeg, ExchangeCall, Party, Phase, brief, new_call_sid
+from .legs import CallLeg, ExchangeCall, Party, Phase, new_call_sid
 from .lifetime import CallBook
 from .media import MediaBridge, MediaError, NoIceCandidate
 from .records import CallRecords
@@ -54,7 +55,7 @@ class Placer:
         temp_id = payload["callsid"]
         if self.book.legs.in_use(session, temp_id):
             # Never the hangup other refusals get: it would end the call already under this id.
-            log.info("%s: invite under %s refused: in use", session, brief(temp_id))
+            log.info("%s: invite under %s refused: in use", session, quoted(temp_id))
             session.send("error", **protocol.error_payload(
                 31100, "callsid is already in use by this connection; a new call needs a new "
                 "temporary id", temp_id))
@@ -68,7 +69,7 @@ class Placer:
             try:
                 route, forks = self._admit(session, to)
             except Refused as refusal:
-                log.info("%s: call to %s refused: %s", session, brief(to), refusal.message)
+                log.info("%s: call to %s refused: %s", session, quoted(to), refusal.message)
                 session.send("hangup", callsid=temp_id,
                              error={"code": refusal.code, "message": refusal.message})
                 return
@@ -90,7 +91,7 @@ class Placer:
             raise Refused(*auth.OUTGOING_REFUSED)
         route = self.dial_plan.resolve(to)
         if route is None:
-            raise Refused(31404, f"no route to {brief(to, 40)}: not an identity, line or "
+            raise Refused(31404, f"no route to {quoted(to, 40)}: not an identity, line or "
                                  "known number")
         limit = self.book.limits.max_calls_per_identity
         if len(self.book.calls) >= self.config.max_calls:
@@ -132,7 +133,7 @@ class Placer:
         except NoIceCandidate as exc:  # the exchange's own network, not the caller's SDP
             self.book.end(call, caller_error=(53405, f"the exchange has {exc}"))
         except MediaError as exc:
-            self.book.end(call, caller_error=(31100, f"malformed SDP: {brief(exc, 200)}"))
+            self.book.end(call, caller_error=(31100, f"malformed SDP: {quoted(exc, 200)}"))
         except Exception:
             log.exception("call %s: set-up failed", call.sid)
             self.book.end(call, caller_error=(31000, "the exchange could not place the call"))
@@ -180,7 +181,7 @@ class Placer:
                 self.book.add(leg)
                 filed = True
         except Exception as exc:  # one device's failure leaves the others ringing
-            log.error("call %s: could not offer to %s: %s", call.sid, session, brief(exc))
+            log.error("call %s: could not offer to %s: %s", call.sid, session, quoted(exc))
         finally:  # also when the call ended and its set-up was cancelled
             if not filed:
                 self.book.tasks.spawn(leg.media.close())
@@ -222,7 +223,7 @@ class Placer:
             await leg.media.apply_answer(sdp)
         except Exception as exc:  # MediaError, or aiortc's own on an answer it cannot take
             leg.send("error", **protocol.error_payload(
-                31100, f"malformed SDP: {brief(exc, 200)}", leg.sid))
+                31100, f"malformed SDP: {quoted(exc, 200)}", leg.sid))
             self.book.end(call, caller_error=(53405, "the callee's media could not be set up"))
             return
         self.book.await_media(leg)
@@ -244,9 +245,9 @@ class Placer:
         try:
             sdp = await caller.media.answer()
         except Exception as exc:  # an offer aiortc takes but cannot answer: end it now
-            log.info("call %s: cannot answer the caller's offer: %s", call.sid, brief(exc))
+            log.info("call %s: cannot answer the caller's offer: %s", call.sid, quoted(exc))
             self.book.end(call, caller_error=(31100, "the exchange cannot answer this offer: "
-                                                     f"{brief(exc, 200)}"))
+                                                     f"{quoted(exc, 200)}"))
             return False
         if call.phase is Phase.ENDED:
             return False

@@ -15,8 +15,9 @@ import logging
 import time
 from typing import Any
 
+from ..logsafe import quoted
 from ..voice import protocol
-from .legs import CallLeg, ExchangeCall, Party, Phase, brief
+from .legs import CallLeg, ExchangeCall, Party, Phase
 from .lifetime import CallBook
 from .media import LegMedia, MediaBridge, MediaError
 
@@ -69,9 +70,9 @@ class Restarts:
         except Exception as exc:  # MediaError, or aiortc's own on an offer it cannot take
             if call.phase is not Phase.ENDED and leg.media is media:  # else closed under it
                 if not isinstance(exc, MediaError):
-                    log.info("call %s: reinvite of %s failed: %s", call.sid, leg.id, brief(exc))
+                    log.info("call %s: reinvite of %s failed: %s", call.sid, leg.id, quoted(exc))
                 leg.send("error", **protocol.error_payload(
-                    31100, f"malformed SDP: {brief(exc, 200)}", leg.sid))
+                    31100, f"malformed SDP: {quoted(exc, 200)}", leg.sid))
             return
         finally:
             leg.restarting = False
