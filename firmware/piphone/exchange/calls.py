@@ -7,7 +7,7 @@ the part that does that job: placing and answering (placing.py), media restarts 
 calls and ends them. A leg whose socket vanished mid-call is kept for ``reconnect_grace``
 seconds, so its client can resume with the reconnect token.
 
-``CallTable`` is the call layer's one door: the session layer (server.py) hands it each call
+``CallTable`` is the call layer's one door: the session layer (session.py) hands it each call
 frame of a session (``handle``) and tells it of a closed session (``session_closed``); the
 call layer knows a session only as a ``Party`` (legs.py). What it needs besides is passed in:
 the dial plan and the registered devices (routing.py), media (media.py) and the call log

@@ -41,8 +41,8 @@ class Limits:
     # Media restarts (reinvites) one leg may ask for in any minute (more: 31206); a phone whose
     # network went away for 30 s makes about 30. One is answered at a time (31005 meanwhile).
     reinvites_per_minute: int = 60
-    # Sessions (server.py). A refusal is error 31206 (RateExceededError), logged once a minute
-    # per address or identity, not per attempt.
+    # Sockets and sessions (server.py, session.py). A refusal is error 31206
+    # (RateExceededError), logged once a minute per address or identity, not per attempt.
     max_sessions: int = 200  # signaling sockets open at once, from everyone
     max_sockets_per_address: int = 32  # sockets open at once from one IP address
     max_unauthenticated_per_address: int = 8  # of those, sockets without a valid token yet
