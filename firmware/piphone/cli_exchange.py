@@ -75,7 +75,7 @@ def init_config(args: argparse.Namespace) -> int:
 
 
 def admin(args: argparse.Namespace) -> int:
-    """--init-tls, and the actions on the phones' keys."""
+    """--init-tls, and the actions on the phones' keys (in the file phone_keys_path names)."""
     from .exchange import config as exchange_config
 
     if args.config is None:
@@ -83,8 +83,9 @@ def admin(args: argparse.Namespace) -> int:
     cfg = exchange_config.load(args.config)
     if args.init_tls:
         return _init_tls(cfg, args)
+    keys = exchange_config.phone_keys_path(cfg)
     return {"add-phone": _add_phone, "remove-phone": _remove_phone,
-            "list-phones": _list_phones}[args.action](cfg, args)
+            "list-phones": _list_phones}[args.action](cfg, keys, args)
 
 
 def _init_tls(cfg: Any, args: argparse.Namespace) -> int:
@@ -115,12 +116,11 @@ def _init_tls(cfg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_phone(cfg: Any, args: argparse.Namespace) -> int:
+def _add_phone(cfg: Any, keys: Path, args: argparse.Namespace) -> int:
     from .exchange import phones
-    from .exchange.config import phone_keys_path
     from .tomlconfig import write_private, write_public
 
-    key = phones.add(phone_keys_path(cfg), args.name, like=cfg.path)
+    key = phones.add(keys, args.name, like=cfg.path)
     tls = cfg.tls_cert is not None or cfg.tls_ca is not None
     url = args.url or (f"{'wss' if tls else 'ws'}://{socket.gethostname().split('.')[0]}.local"
                        f":{cfg.port}/signal")
@@ -159,24 +159,22 @@ def phone_account(cfg: Any, key: Any, url: str, ca_name: str | None) -> str:
             f"{key.identity} only\n")
 
 
-def _remove_phone(cfg: Any, args: argparse.Namespace) -> int:
+def _remove_phone(cfg: Any, keys: Path, args: argparse.Namespace) -> int:
     from .exchange import phones
-    from .exchange.config import phone_keys_path
 
-    key = phones.remove(phone_keys_path(cfg), args.name, like=cfg.path)
+    key = phones.remove(keys, args.name, like=cfg.path)
     print(f"removed {key.identity}'s key {key.sid}: the running exchange refuses it and closes "
           f"its sessions within {phones.WATCH_INTERVAL:g} s")
     return 0
 
 
-def _list_phones(cfg: Any, args: argparse.Namespace) -> int:
+def _list_phones(cfg: Any, keys: Path, args: argparse.Namespace) -> int:
     from .exchange import phones
-    from .exchange.config import phone_keys_path
 
-    keys = phones.read(phone_keys_path(cfg))
-    for key in sorted(keys.values(), key=lambda k: k.identity):
+    issued = phones.read(keys)
+    for key in sorted(issued.values(), key=lambda k: k.identity):
         print(f"{key.identity}\t{key.sid}\t{key.created}")
-    if not keys:
+    if not issued:
         print("no phone has a key (`piphone exchange add-phone NAME`)")
     return 0
 

@@ -134,7 +134,7 @@ def run_level(config: Path, calls: int, seconds: float, transcode: bool) -> tupl
 EXCHANGE_MAIN = """
 import asyncio, sys, logging
 from dataclasses import replace
-from piphone.exchange import config as c, placing
+from piphone.exchange import config as c, media
 from piphone.exchange.server import Exchange
 logging.basicConfig(level=logging.ERROR)
 # Every phone of the bench connects from 127.0.0.1: lift the per-address and total caps too.
@@ -145,7 +145,7 @@ cfg = replace(cfg, limits=replace(cfg.limits, max_sessions=10_000, max_sockets_p
 if sys.argv[3] == "1":
     def transcoding(a, b):
         a.connect_to(b.outbox); b.connect_to(a.outbox); return "transcoded"
-    placing.bridge = transcoding
+    media.bridge = transcoding  # where MediaBridge.join bridges two legs
 async def main():
     ex = Exchange(cfg)
     await ex.start(host="127.0.0.1", port=int(sys.argv[2]))

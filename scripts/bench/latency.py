@@ -120,7 +120,7 @@ async def measure(setup, seconds: float) -> tuple[list[float], list[float]]:
 def piphone_path(transcode: bool):
     async def setup(sent, sink):
         from piphone.exchange import config as exchange_config
-        from piphone.exchange import placing as exchange_placing
+        from piphone.exchange import media as exchange_media
         from piphone.exchange.server import Exchange
         from piphone.voice import Device
         from piphone.voice.tokens import mint
@@ -128,14 +128,14 @@ def piphone_path(transcode: bool):
         tmp = tempfile.mkdtemp()
         cfg = exchange_config.load(exchange_config.write_starter(Path(tmp) / "x.toml"))
         exchange = Exchange(replace(cfg, port=0, ice_addresses=LOOPBACK))
-        bridge = exchange_placing.bridge
+        bridge = exchange_media.bridge
         if transcode:  # the decoding bridge, whatever the codecs
             def transcoding(a, b):
                 a.connect_to(b.outbox)
                 b.connect_to(a.outbox)
                 return "transcoded"
 
-            exchange_placing.bridge = transcoding  # where calls are bridged
+            exchange_media.bridge = transcoding  # where MediaBridge.join bridges two legs
         await exchange.start(host="127.0.0.1", port=0)
 
         def device(identity, **kw):
@@ -158,7 +158,7 @@ def piphone_path(transcode: bool):
             await a.destroy()
             await b.destroy()
             await exchange.close()
-            exchange_placing.bridge = bridge
+            exchange_media.bridge = bridge
 
         return receiver, teardown
 

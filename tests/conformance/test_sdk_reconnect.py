@@ -22,8 +22,8 @@ async def test_media_restart_of_the_browser(piphone, sdk_phone, exchange):
     await browser.run("window.phone.call._mediaHandler.iceRestart()")
     await until(lambda: call.caller.media is not old, 5, what="the reinvite at the exchange")
     new = call.caller.media
-    await until(lambda: new.media.state == "connected", 10,
-                what=f"the browser on the new leg (state {new.media.state})")
+    await until(lambda: new.connected, 10,
+                what=f"the browser on the new leg (state {new.leg.media.state})")
     await hears(bob, BROWSER_TONE, timeout=8)  # through the new leg: the old one is closed
     await browser_hears(browser, PIPHONE_TONE)
     assert incoming.status() is CallStatus.OPEN

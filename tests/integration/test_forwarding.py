@@ -35,7 +35,7 @@ async def test_same_codec_is_forwarded_bit_exact_with_fresh_sequence_numbers(
     bob = await make_phone("bob", tone=880)
     outgoing, incoming, _, _ = await place_and_answer(alice, bob)
     (call,) = exchange.calls.calls
-    caller_leg, callee_leg = call.caller.media, call.callee.media
+    caller_leg, callee_leg = call.caller.media.leg, call.callee.media.leg  # bridge.Legs
     assert caller_leg.outbox.forwarding and callee_leg.outbox.forwarding
     assert outgoing.codec == incoming.codec == "opus"
     await hears(bob, 440)
@@ -59,6 +59,6 @@ async def test_different_codecs_are_transcoded_and_carry_the_tone(make_phone, ex
     outgoing, incoming, _, _ = await place_and_answer(alice, bob)
     (call,) = exchange.calls.calls
     assert outgoing.codec == "opus" and incoming.codec == "pcmu"
-    assert not call.caller.media.outbox.forwarding and not call.callee.media.outbox.forwarding
+    assert not any(leg.media.leg.outbox.forwarding for leg in (call.caller, call.callee))
     await hears(bob, 440)
     await hears(alice, 880)

@@ -122,7 +122,7 @@ async def test_rtp_and_empty_datagrams_from_another_address_are_dropped_before_d
     inc = Events(incoming, RECONNECT_EVENTS)
     await hears(alice, 660)
     (call,) = exchange.calls.calls
-    legs = [call.caller.media.media, call.callee.media.media]
+    legs = [call.caller.media.leg.media, call.callee.media.leg.media]
     async with mallory_at(wire) as mallory:
         before = [await transport_packets_received(leg) for leg in legs]
         injected = 500
@@ -199,7 +199,7 @@ async def test_an_offer_of_400_candidates_gets_at_most_a_few_dozen_probed(raw, e
             assert CANDIDATE.search(answer["sdp"])
             await asyncio.sleep(2.0)  # aioice starts a check every 20 ms: ~100 in 2 s
         (call,) = exchange.calls.calls
-        transceiver = call.caller.media.media.pc.getTransceivers()[0]
+        transceiver = call.caller.media.leg.media.pc.getTransceivers()[0]
         held = transceiver.receiver.transport.transport.getRemoteCandidates()
         assert len(held) <= MAX_REMOTE_CANDIDATES
         assert len(counter.destinations) <= MAX_REMOTE_CANDIDATES, len(counter.destinations)

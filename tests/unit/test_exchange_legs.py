@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piphone.exchange.legs import CallLeg, ExchangeCall, LegIndex, Phase, brief, new_call_sid
+from piphone.exchange.legs import CallLeg, ExchangeCall, LegIndex, Phase, new_call_sid
 from piphone.exchange.routing import Route
 
 
@@ -60,8 +60,3 @@ def test_the_caller_is_told_its_temporary_id_until_the_call_rings():
     leg = leg_of(Session("alice"), "TJSa")
     assert leg.sid == "TJSa" and leg.call.phase is Phase.SETUP
     assert leg_of(Session("bob")).sid.startswith("CA")
-
-
-def test_a_clients_text_in_a_log_line_is_escaped_and_bounded():
-    assert brief("eve\nWATCHDOG=trigger") == "'eve\\nWATCHDOG=trigger'"
-    assert brief("x" * 500, 10) == "'xxxxxxxxxx'..."

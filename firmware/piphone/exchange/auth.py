@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import jwt
 
@@ -32,10 +31,8 @@ from ..voice import identity as identities
 from ..voice.errors import TwilioError
 from ..voice.tasks import TaskSet
 from ..voice.tokens import MAX_TTL
-from .config import ExchangeConfig
-
-if TYPE_CHECKING:
-    from .phones import PhoneKeys
+from .config import ExchangeConfig, phone_keys_path
+from .phones import PhoneKeys
 
 LEEWAY = 5  # seconds of clock skew tolerated on nbf/iat/exp
 MAX_TOKEN_CHARS = 8192  # a Voice token is under 1 KB; nothing longer is parsed
@@ -65,12 +62,13 @@ def verify(token: object, config: ExchangeConfig, keys: PhoneKeys | None = None)
     if len(token) > MAX_TOKEN_CHARS:
         raise TwilioError(31204, "invalid access token: too long")
     try:
-        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        claimed = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except (jwt.PyJWTError, ValueError, UnicodeError):
         # UnicodeError: PyJWT encodes the text first, and a lone surrogate cannot be.
         raise TwilioError(31204, "invalid access token: not a JWT") from None
+    issuer = claimed if isinstance(claimed, str) else ""  # "": no key of ours
     only_for = None  # a phone's key signs for its own identity only
-    if isinstance(issuer, str) and issuer == config.api_key_sid:
+    if issuer and issuer == config.api_key_sid:
         secret = config.api_key_secret
     elif keys is not None and (key := keys.get(issuer)) is not None:
         secret, only_for = key.secret, key.identity
@@ -127,9 +125,6 @@ class Authenticator:
     keys taken away."""
 
     def __init__(self, config: ExchangeConfig) -> None:
-        from .config import phone_keys_path
-        from .phones import PhoneKeys
-
         self.config = config
         self.phone_keys = (PhoneKeys(phone_keys_path(config))
                            if config.phone_keys is not None or config.path is not None else None)

@@ -6,22 +6,31 @@ the part that does that job: placing and answering (placing.py), media restarts 
 (restarts.py), and hanging up, digits and messages here. ``CallBook`` (lifetime.py) holds the
 calls and ends them. A leg whose socket vanished mid-call is kept for ``reconnect_grace``
 seconds, so its client can resume with the reconnect token.
+
+``CallTable`` is the call layer's one door: the session layer (session.py) hands it each call
+frame of a session (``handle``) and tells it of a closed session (``session_closed``); the
+call layer knows a session only as a ``Party`` (legs.py). What it needs besides is passed in:
+the dial plan and the registered devices (routing.py), media (media.py) and the call log
+(records.py).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import dtmf
+from ..logsafe import quoted
 from ..voice import protocol
-from .legs import CallLeg, ExchangeCall, LegIndex, Phase, brief
+from .config import ExchangeConfig
+from .legs import CallLeg, ExchangeCall, LegIndex, Party, Phase
 from .lifetime import CallBook
+from .media import MediaBridge
 from .placing import Placer
+from .records import CallRecords
 from .restarts import Restarts
-
-if TYPE_CHECKING:
-    from .server import ClientSession, Exchange
+from .routing import DialPlan
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +40,12 @@ MAX_DIGIT_RELAYS = 16
 
 
 class CallTable:
-    def __init__(self, exchange: Exchange) -> None:
-        self.exchange = exchange
-        self.book = CallBook(exchange)
-        self.placer = Placer(self.book, exchange)
-        self.restarts = Restarts(self.book, exchange)
+    def __init__(self, config: ExchangeConfig, *, dial_plan: DialPlan,
+                 registered: Callable[[str], Sequence[Party]], media: MediaBridge,
+                 records: CallRecords) -> None:
+        self.book = CallBook(config, records)
+        self.placer = Placer(self.book, config, dial_plan, registered, media, records)
+        self.restarts = Restarts(self.book, media)
 
     @property
     def calls(self) -> set[ExchangeCall]:
@@ -48,7 +58,9 @@ class CallTable:
         return self.book.legs
 
     # --- frames ------------------------------------------------------------------------------
-    def handle(self, session: ClientSession, frame: protocol.Frame) -> None:
+    def handle(self, session: Party, frame: protocol.Frame) -> None:
+        """A call frame (invite, answer, reject, hangup, dtmf, reinvite, message) from an
+        authenticated session."""
         payload = frame.payload
         if frame.type == "invite":
             if payload.get("reconnect"):
@@ -66,7 +78,7 @@ class CallTable:
                 return
         if leg is None:
             # A hangup or cancel for an unknown call is ignored, as at Twilio.
-            log.info("%s: %s for unknown call %s ignored", session, frame.type, brief(callsid))
+            log.info("%s: %s for unknown call %s ignored", session, frame.type, quoted(callsid))
             return
         handler = {
             "answer": self.placer.answer,
@@ -111,11 +123,11 @@ class CallTable:
             return
         if any(c not in "0123456789*#w" for c in digits):
             leg.send("error", **protocol.error_payload(
-                31100, f"dtmf may only hold 0-9 * # w, got {brief(digits, 40)}", leg.sid))
+                31100, f"dtmf may only hold 0-9 * # w, got {quoted(digits, 40)}", leg.sid))
             return
         other = call.other(leg)
         if other is None:
-            log.info("call %s: digits %s to line %s", call.sid, brief(digits, 40),
+            log.info("call %s: digits %s to line %s", call.sid, quoted(digits, 40),
                      call.route.target)
             return
         if len(call.digits) >= MAX_DIGIT_RELAYS:
@@ -139,7 +151,7 @@ class CallTable:
             leg.send("ack", callsid=leg.sid, acktype="message", voiceeventsid=event)
 
     # --- lost sessions -------------------------------------------------------------------------
-    def session_closed(self, session: ClientSession) -> None:
+    def session_closed(self, session: Party) -> None:
         """The session's socket closed (by its client, the network, or the exchange for its
         liveness): its answered legs wait for a resume, its ringing devices stop ringing, any
         other call of it ends. Idempotent."""

@@ -16,12 +16,13 @@ from typing import Any
 from ..errors import ConfigError
 from ..tomlconfig import TomlFile, ip_addresses, port, positive, read_private, sid, write_private
 from ..voice import identity as identities
+from ..voice.media import CODEC_MIME
+from ..voice.remote_sdp import MAX_REMOTE_CANDIDATES
 
 DEFAULT_PORT = 8089
 DEFAULT_MAX_CALLS = 12
 KNOWN_LINES = ("echo", "tone")
-CODECS = ("opus", "pcmu")
-MAX_REMOTE_CANDIDATES = 24  # = voice.remote_sdp's (not imported: it loads aiortc; a test checks)
+CODECS = tuple(CODEC_MIME)  # the codecs the media negotiates, in piphone's order of preference
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,8 @@ class Limits:
     # Media restarts (reinvites) one leg may ask for in any minute (more: 31206); a phone whose
     # network went away for 30 s makes about 30. One is answered at a time (31005 meanwhile).
     reinvites_per_minute: int = 60
-    # Sessions (server.py). A refusal is error 31206 (RateExceededError), logged once a minute
-    # per address or identity, not per attempt.
+    # Sockets and sessions (server.py, session.py). A refusal is error 31206
+    # (RateExceededError), logged once a minute per address or identity, not per attempt.
     max_sessions: int = 200  # signaling sockets open at once, from everyone
     max_sockets_per_address: int = 32  # sockets open at once from one IP address
     max_unauthenticated_per_address: int = 8  # of those, sockets without a valid token yet
@@ -70,7 +71,7 @@ class ExchangeConfig:
     ice_addresses: tuple[str, ...] | None = None  # addresses ICE offers; None = all but lo
     # (and 127.0.0.1 too when host is loopback: the clients are on this machine)
     # ICE candidates taken from a client's SDP (1-100); each is probed, so more are dropped.
-    max_remote_candidates: int = MAX_REMOTE_CANDIDATES
+    max_remote_candidates: int = MAX_REMOTE_CANDIDATES  # the media's default (remote_sdp.py)
     codec_preferences: tuple[str, ...] = CODECS
     lines: dict[str, str] = field(default_factory=lambda: {"echo": "echo", "tone": "tone"})
     numbers: dict[str, str] = field(default_factory=dict)  # "+15550100" -> identity
@@ -92,21 +93,19 @@ class ExchangeConfig:
                 "api_key_secret": self.api_key_secret}
 
 
-def _relative(value: str | None, config_path: Path) -> str | None:
-    """A path from the config file, relative to the file's folder."""
+def _relative(value: str | None, folder: Path) -> str | None:
+    """A path from the config file: a relative one is in ``folder``."""
     if value is None or value == ":memory:":
         return value
-    return str((config_path.parent / value) if not Path(value).is_absolute() else Path(value))
+    return str(folder / value)  # an absolute value stays as it is
 
 
-def _state_file(value: str | None, config_path: Path) -> str | None:
-    """A file the exchange writes (its call log): a relative path is in the service's state
-    directory under systemd (StateDirectory= sets $STATE_DIRECTORY: /etc is read-only to the
-    service), else beside the config file."""
+def _state_folder(config_path: Path) -> Path:
+    """Where the files the exchange writes (its call log) are: the service's state directory
+    under systemd (StateDirectory= sets $STATE_DIRECTORY: /etc is read-only to the service),
+    else the config file's folder."""
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state and value not in (None, ":memory:") and not Path(value).is_absolute():
-        return str(Path(state) / value)
-    return _relative(value, config_path)
+    return Path(state) if state else config_path.parent
 
 
 def phone_keys_path(config: ExchangeConfig) -> Path:
@@ -160,6 +159,7 @@ def load(path: str | Path) -> ExchangeConfig:
     heartbeat = toml.get(ex, "heartbeat_interval", (int, float), 5.0,
                          lambda v: None if 0 < v <= 10 else "must be in (0, 10] seconds")
     limits = _limits(toml, float(heartbeat))
+    folder = Path(path).parent
     return ExchangeConfig(
         account_sid=toml.get(ex, "account_sid", str, check=sid("AC")),
         api_key_sid=toml.get(ex, "api_key_sid", str, check=sid("SK")),
@@ -181,11 +181,11 @@ def load(path: str | Path) -> ExchangeConfig:
         numbers=numbers,
         attestation=attestation,
         events_port=toml.get(ex, "events_port", int, None, port),
-        call_log=_state_file(toml.get(ex, "call_log", str, None), Path(path)),
-        tls_cert=_relative(tls_cert, Path(path)),
-        tls_key=_relative(tls_key, Path(path)),
-        tls_ca=_relative(toml.get(ex, "tls_ca", str, None), Path(path)),
-        phone_keys=_relative(toml.get(ex, "phone_keys", str, None), Path(path)),
+        call_log=_relative(toml.get(ex, "call_log", str, None), _state_folder(Path(path))),
+        tls_cert=_relative(tls_cert, folder),
+        tls_key=_relative(tls_key, folder),
+        tls_ca=_relative(toml.get(ex, "tls_ca", str, None), folder),
+        phone_keys=_relative(toml.get(ex, "phone_keys", str, None), folder),
         allow_plaintext=toml.get(ex, "allow_plaintext", bool, False),
         limits=limits,
         path=Path(path),

@@ -21,20 +21,19 @@ from __future__ import annotations
 import collections
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
-from ..calllog import CallRecord
+from ..calllog import CallLog, CallRecord
 from ..logsafe import quoted, text
 from ..voice import protocol
 from ..voice.call import FEEDBACK_ISSUES
 from ..voice.errors import TwilioError
 from ..voice.insights import ENDPOINT
+from .auth import Grant
 from .limits import Window
-
-if TYPE_CHECKING:
-    from .server import Exchange
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +42,14 @@ MAX_POSTERS = 1024  # identities whose feedback rate is remembered (least recent
 
 
 class EventGateway:
-    def __init__(self, exchange: Exchange) -> None:
-        self.exchange = exchange
+    """``verify``: an access token's grant, or TwilioError; ``call_log``: where feedback is
+    filed (the exchange's, records.py); ``feedback_per_minute``: the limit per identity."""
+
+    def __init__(self, verify: Callable[[object], Grant], call_log: CallLog,
+                 feedback_per_minute: int) -> None:
+        self._verify = verify
+        self._call_log = call_log
+        self._feedback_per_minute = feedback_per_minute
         self.events = 0  # events accepted (all groups)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -59,9 +64,7 @@ class EventGateway:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await self._site.start()
-        server = self._site._server  # aiohttp names no public accessor for the bound port
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]  # the bound port (port 0: the system's)
         self.tls = ssl_context is not None
         log.info("event gateway on port %d", self.port)
 
@@ -88,7 +91,7 @@ class EventGateway:
 
     async def _event(self, request: web.Request) -> web.Response:
         try:
-            grant = self.exchange.auth.verify(request.headers.get("X-Twilio-Token"))
+            grant = self._verify(request.headers.get("X-Twilio-Token"))
         except TwilioError as exc:
             return _error(401, exc.code, text(exc.message))
         try:
@@ -102,9 +105,11 @@ class EventGateway:
         if event["group"] != "feedback":
             return web.json_response({"accepted": True})
         if not self._within_rate(grant.identity):
-            return _error(429, 31206, f"over {self.exchange.config.limits.feedback_per_minute} "
-                                      "feedback posts a minute")
-        payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
+            return _error(429, 31206, f"over {self._feedback_per_minute} feedback posts a "
+                                      "minute")
+        payload = event.get("payload")
+        if not isinstance(payload, dict):
+            payload = {}
         score, issue = (None, None)
         if event["name"] == "received":
             score, issue = payload.get("quality_score"), payload.get("issue_name")
@@ -117,10 +122,9 @@ class EventGateway:
             return _error(400, 31100, f"unknown feedback event {quoted(event['name'], 64)}")
         sids = [s for s in (payload.get("call_sid"), payload.get("temp_call_sid"))
                 if isinstance(s, str) and s]
-        if any(protocol.CALLSID.chars.fullmatch(s) is None or len(s) > protocol.CALLSID.limit
-               for s in sids):
+        if not all(_is_callsid(s) for s in sids):
             return _error(400, 31100, f"call_sid must be {protocol.CALLSID.what}")
-        call_log = self.exchange.records.log
+        call_log = self._call_log
         call_id = call_log.find(*sids)
         record = call_log.get(call_id) if call_id is not None else None
         if record is None or grant.identity not in _parties(record):
@@ -134,11 +138,18 @@ class EventGateway:
 
     def _within_rate(self, identity: str) -> bool:
         window = self._posters.pop(identity, None) or \
-            Window(self.exchange.config.limits.feedback_per_minute)
+            Window(self._feedback_per_minute)
         self._posters[identity] = window  # the most recent last
         while len(self._posters) > MAX_POSTERS:
             self._posters.popitem(last=False)
         return window.add()
+
+
+def _is_callsid(text: str) -> bool:
+    """What the signaling protocol takes as a CallSid (protocol.CALLSID)."""
+    spec = protocol.CALLSID
+    return len(text) <= spec.limit and (spec.chars is None or
+                                        spec.chars.fullmatch(text) is not None)
 
 
 def _parties(record: CallRecord) -> set[str]:

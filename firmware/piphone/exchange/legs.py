@@ -6,6 +6,9 @@ by these ids, which are the exchange's own, never by an id a client chose: a cal
 id (``TJS...``) names its leg only within the session that sent the invite. A client that files
 a call under someone else's id thus files a call of its own and touches nothing else, and a
 session finds only its own legs (a leg cut off from its socket: by its identity, to hang up).
+
+The call layer knows a client's session only as a ``Party`` (defined here): it sends the party
+frames, and reads who it is and what its token allows.
 """
 
 from __future__ import annotations
@@ -15,25 +18,33 @@ import collections
 import enum
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ..voice.quality import Counters
 from ..voice.tasks import TaskSet
-from .bridge import Leg
+from .auth import Grant
+from .media import LegMedia
 from .routing import Route
 
-if TYPE_CHECKING:
-    from .server import ClientSession
+
+class Party(Protocol):
+    """A client's signaling session as the call layer sees it (session.py's ClientSession).
+    Its ``str()`` names it in logs: escaped and bounded."""
+
+    @property
+    def identity(self) -> str | None:
+        """Who it is (its token's identity); None before a valid token."""
+
+    @property
+    def grant(self) -> Grant | None:
+        """What its token allows."""
+
+    def send(self, type_: str, **payload: Any) -> None:
+        """Queue a frame to the client (a closed socket drops it)."""
 
 
 def new_call_sid() -> str:
     return "CA" + secrets.token_hex(16)
-
-
-def brief(text: object, limit: int = 80) -> str:
-    """A client's text (or an error about it) as a log line or error message may carry it:
-    escaped (repr: no control characters) and bounded."""
-    text = str(text)
-    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 class Phase(enum.Enum):
@@ -48,9 +59,9 @@ class CallLeg:
     """One party's side of a call: its signaling session and its media at the exchange."""
 
     call: ExchangeCall
-    session: ClientSession | None
+    session: Party | None
     id: str  # the exchange's id of the leg: the call's CallSid (caller) or a child CallSid
-    media: Leg
+    media: LegMedia  # a reinvite replaces it
     temp_id: str | None = None  # the caller's temporary id: meaningful to its session only
     sid: str = ""  # the id frames to the party carry: a caller's temporary id until it rings
     reconnect_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -68,6 +79,10 @@ class CallLeg:
     def send(self, type_: str, **payload: Any) -> None:
         if self.session is not None:
             self.session.send(type_, **payload)
+
+    async def media_counters(self) -> Counters:
+        """The counters of the leg's current media (a reinvite replaces it: they restart)."""
+        return await self.media.counters()
 
 
 @dataclass(eq=False)
@@ -103,7 +118,7 @@ class LegIndex:
     def __init__(self) -> None:
         self._by_id: dict[str, CallLeg] = {}
         self._by_token: dict[str, CallLeg] = {}
-        self._by_session: dict[ClientSession, dict[str, CallLeg]] = {}
+        self._by_session: dict[Party, dict[str, CallLeg]] = {}
 
     def add(self, leg: CallLeg) -> None:
         self._by_id[leg.id] = leg
@@ -118,7 +133,7 @@ class LegIndex:
             del self._by_token[leg.reconnect_token]
         self.detach(leg)
 
-    def attach(self, leg: CallLeg, session: ClientSession) -> None:
+    def attach(self, leg: CallLeg, session: Party) -> None:
         """``session`` now speaks for ``leg`` (placed or resumed it)."""
         leg.session = session
         names = self._by_session.setdefault(session, {})
@@ -128,19 +143,19 @@ class LegIndex:
 
     def detach(self, leg: CallLeg) -> None:
         """The leg's session no longer speaks for it (its socket closed, or the leg ended)."""
-        names = self._by_session.get(leg.session) if leg.session is not None else None
-        if names is not None:
+        session, leg.session = leg.session, None
+        names = self._by_session.get(session) if session is not None else None
+        if session is not None and names is not None:
             for name in [n for n, held in names.items() if held is leg]:
                 del names[name]
             if not names:
-                del self._by_session[leg.session]
-        leg.session = None
+                del self._by_session[session]
 
-    def find(self, session: ClientSession, callsid: str) -> CallLeg | None:
+    def find(self, session: Party, callsid: str) -> CallLeg | None:
         """The leg ``session`` means by ``callsid``: only ever one of its own."""
         return self._by_session.get(session, {}).get(callsid)
 
-    def in_use(self, session: ClientSession, callsid: str) -> bool:
+    def in_use(self, session: Party, callsid: str) -> bool:
         return callsid in self._by_session.get(session, {})
 
     def cut_off(self, identity: str | None, callsid: str) -> CallLeg | None:
@@ -154,7 +169,7 @@ class LegIndex:
     def by_token(self, token: str) -> CallLeg | None:
         return self._by_token.get(token)
 
-    def of(self, session: ClientSession) -> list[CallLeg]:
+    def of(self, session: Party) -> list[CallLeg]:
         return list(dict.fromkeys(self._by_session.get(session, {}).values()))
 
     def __len__(self) -> int:

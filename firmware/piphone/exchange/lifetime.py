@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from ..voice.tasks import TaskSet
-from .legs import CallLeg, ExchangeCall, LegIndex, Phase
-
-if TYPE_CHECKING:
-    from .server import Exchange
+from .config import ExchangeConfig
+from .legs import CallLeg, ExchangeCall, LegIndex, Party, Phase
+from .records import CallRecords
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,10 @@ Error = tuple[int, str]  # (Twilio error code, message) a party is told in its h
 
 
 class CallBook:
-    def __init__(self, exchange: Exchange) -> None:
-        self.exchange = exchange
-        self.config = exchange.config
-        self.limits = exchange.config.limits
+    def __init__(self, config: ExchangeConfig, records: CallRecords) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.records = records
         self.calls: set[ExchangeCall] = set()
         self.legs = LegIndex()
         self.tasks = TaskSet(self)  # peer connections being closed
@@ -44,7 +44,7 @@ class CallBook:
         """Calls going on that ``identity`` places or talks in."""
         return sum(1 for call in self.calls if call.is_party(identity))
 
-    def in_a_call(self, session: Any) -> bool:
+    def in_a_call(self, session: Party) -> bool:
         """Whether ``session`` places or talks in a call (it may still ring for others)."""
         return any(leg is leg.call.caller or leg is leg.call.callee
                    for leg in self.legs.of(session))
@@ -65,7 +65,8 @@ class CallBook:
         call.digits.cancel()
         call.work.cancel()  # set-up still under way (a task ending its own call goes on)
         # Who is told what, before the legs lose their sessions.
-        told = [(fork, "cancel", None) for fork in call.forks if fork is not by]
+        told: list[tuple[CallLeg, str, Error | None]] = [
+            (fork, "cancel", None) for fork in call.forks if fork is not by]
         if call.callee is not None and call.callee is not by:
             told.append((call.callee, "hangup", callee_error))
         if call.caller is not None and call.caller is not by:
@@ -90,8 +91,9 @@ class CallBook:
                  f"by {by.id}" if by is not None else "ringing" if not answered else "exchange",
                  f": {error[0]} {error[1]}" if error else "")
         try:
-            self.exchange.records.ended(
-                call, answered=answered, error_code=None if completed or error is None
+            self.records.ended(
+                call.sid, codec=call.caller.media.codec if call.caller is not None else None,
+                answered=answered, error_code=None if completed or error is None
                 else error[0], error=f"{error[0]} {error[1]}" if error else None,
                 caller_hung_up=by is not None and by is call.caller)
         except Exception:  # the call log is a record, not the call: the call has ended
@@ -151,7 +153,7 @@ class CallBook:
         if call.phase is Phase.ENDED or leg.media is not media:
             return  # ended, or a reinvite replaced this media (it has a timer of its own)
         try:
-            connected = leg.media.media.state == "connected"
+            connected = leg.media.connected
         except Exception:  # aiortc state that cannot be read is media that did not connect
             log.exception("call %s: media state of %s unreadable", call.sid, leg.id)
             connected = False
@@ -179,7 +181,7 @@ class CallBook:
             self.end(leg.call, by=leg)
 
     @staticmethod
-    def _later(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+    def _later(delay: float, callback: Callable[..., None], *args: Any) -> asyncio.TimerHandle:
         return asyncio.get_running_loop().call_later(delay, callback, *args)
 
     async def close(self) -> None:

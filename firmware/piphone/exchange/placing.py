@@ -12,38 +12,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from ..logsafe import quoted
 from ..voice import protocol
-from ..voice.media import MediaError, MediaSettings, NoIceCandidate, codecs_of
-from . import auth, lines
-from .bridge import Leg, bridge
-from .legs import CallLeg, ExchangeCall, Phase, brief, new_call_sid
+from . import auth
+from .config import ExchangeConfig
+from .legs import CallLeg, ExchangeCall, Party, Phase, new_call_sid
 from .lifetime import CallBook
-from .routing import Route
-
-if TYPE_CHECKING:
-    from .server import ClientSession, Exchange
+from .media import MediaBridge, MediaError, NoIceCandidate
+from .records import CallRecords
+from .routing import DialPlan, Route
 
 log = logging.getLogger(__name__)
 
 
+class Refused(Exception):
+    """A call that may not be placed: the caller gets a hangup with the SDK's code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+        self.code, self.message = code, message
+
+
 class Placer:
-    def __init__(self, book: CallBook, exchange: Exchange) -> None:
+    def __init__(self, book: CallBook, config: ExchangeConfig, dial_plan: DialPlan,
+                 registered: Callable[[str], Sequence[Party]], media: MediaBridge,
+                 records: CallRecords) -> None:
         self.book = book
-        self.exchange = exchange
-        self.config = exchange.config
+        self.config = config
+        self.dial_plan = dial_plan
+        self.registered = registered  # identity -> its registered devices, in order
+        self.media = media
+        self.records = records
 
     # --- the invite ----------------------------------------------------------------------------
-    def place(self, session: ClientSession, payload: dict[str, Any]) -> None:
+    def place(self, session: Party, payload: dict[str, Any]) -> None:
         # Checked and filed at once, not in a task: a hangup that follows the invite closely
         # (the caller gave up at once) must find the call, and two invites must not both pass
         # the capacity check.
         temp_id = payload["callsid"]
         if self.book.legs.in_use(session, temp_id):
             # Never the hangup other refusals get: it would end the call already under this id.
-            log.info("%s: invite under %s refused: in use", session, brief(temp_id))
+            log.info("%s: invite under %s refused: in use", session, quoted(temp_id))
             session.send("error", **protocol.error_payload(
                 31100, "callsid is already in use by this connection; a new call needs a new "
                 "temporary id", temp_id))
@@ -53,10 +65,14 @@ class Placer:
             twilio = payload.get("twilio") or {}
             params = protocol.decode_params(twilio.get("params") if isinstance(twilio, dict)
                                             else "")
-            admitted = self._admit(session, temp_id, params.get("To"))
-            if admitted is None:
+            to = params.get("To")
+            try:
+                route, forks = self._admit(session, to)
+            except Refused as refusal:
+                log.info("%s: call to %s refused: %s", session, quoted(to), refusal.message)
+                session.send("hangup", callsid=temp_id,
+                             error={"code": refusal.code, "message": refusal.message})
                 return
-            route, forks = admitted
             call = ExchangeCall(sid=new_call_sid(), route=route)
             self._file(call, session, temp_id, payload["sdp"], params, forks)
         except Exception:  # routing, media, the call log: the call takes nothing with it
@@ -68,49 +84,35 @@ class Placer:
                 session.send("hangup", callsid=temp_id,
                              error={"code": error[0], "message": error[1]})
 
-    def _admit(self, session: ClientSession, temp_id: str,
-               to: str | None) -> tuple[Route, list[ClientSession]] | None:
-        """The call's route and the devices to ring, or None after a refusal (a hangup with
-        the SDK's code)."""
-
-        def refuse(code: int, message: str) -> None:
-            log.info("%s: call to %s refused: %s", session, brief(to), message)
-            session.send("hangup", callsid=temp_id, error={"code": code, "message": message})
-
+    def _admit(self, session: Party, to: str | None) -> tuple[Route, list[Party]]:
+        """The call's route and the devices to ring; Refused (the SDK's code) if it may not
+        be placed."""
         if session.grant is None or not session.grant.outgoing_allowed:
-            return refuse(*auth.OUTGOING_REFUSED)
-        route = self.exchange.dial_plan.resolve(to)
+            raise Refused(*auth.OUTGOING_REFUSED)
+        route = self.dial_plan.resolve(to)
         if route is None:
-            return refuse(31404, f"no route to {brief(to, 40)}: not an identity, line or "
+            raise Refused(31404, f"no route to {quoted(to, 40)}: not an identity, line or "
                                  "known number")
         limit = self.book.limits.max_calls_per_identity
         if len(self.book.calls) >= self.config.max_calls:
-            return refuse(31005, f"the exchange is at capacity ({self.config.max_calls} calls)")
+            raise Refused(31005, f"the exchange is at capacity ({self.config.max_calls} calls)")
         if self.book.calls_of(session.identity) >= limit:
-            return refuse(31005, f"{session.identity} is in {limit} calls, as many as the "
+            raise Refused(31005, f"{session.identity} is in {limit} calls, as many as the "
                                  "exchange allows one identity")
-        forks: list[ClientSession] = []
+        forks: list[Party] = []
         if route.kind == "client":
-            registered = [s for s in self.exchange.registrations.of(route.target)
-                          if s is not session]
+            registered = [s for s in self.registered(route.target) if s is not session]
             if not registered:
-                return refuse(31480, f"{route.target} is not registered")
+                raise Refused(31480, f"{route.target} is not registered")
             forks = [s for s in registered if not self.book.in_a_call(s)]
             if not forks or self.book.calls_of(route.target) >= limit:
-                return refuse(31486, f"{route.target} is busy")
+                raise Refused(31486, f"{route.target} is busy")
         return route, forks
 
-    def _file(self, call: ExchangeCall, session: ClientSession, temp_id: str, sdp: str,
-              params: dict[str, str], forks: list[ClientSession]) -> None:
+    def _file(self, call: ExchangeCall, session: Party, temp_id: str, sdp: str,
+              params: dict[str, str], forks: list[Party]) -> None:
         """The caller's leg, the ring timer, the record, then the set-up in a task."""
-        # Answer in the caller's order of preference, as Twilio's edge does (the SDK puts
-        # PCMU first): the caller's codec is the first it offered that we take.
-        settings = self.exchange.media_settings
-        offered = [c for c in codecs_of(sdp) if c in settings.codec_preferences]
-        if offered:
-            settings = replace(settings, codec_preferences=tuple(offered))
-        media = (lines.answer_leg(call.route.target, settings) if call.route.kind == "line"
-                 else Leg(settings))
+        media = self.media.for_caller(call.route, sdp)
         try:
             call.caller = CallLeg(call, session, call.sid, media, temp_id=temp_id)
         finally:
@@ -118,11 +120,12 @@ class Placer:
                 self.book.tasks.spawn(media.close())
         self.book.add(call.caller)
         self.book.ring_for(call)
-        self.exchange.records.started(call, session.identity, temp_id)
+        self.records.started(call.sid, caller=session.identity, to=call.route.to,
+                             temp_id=temp_id)
         call.work.spawn(self._set_up(call, sdp, params, forks))
 
     async def _set_up(self, call: ExchangeCall, sdp: str, params: dict[str, str],
-                      forks: list[ClientSession]) -> None:
+                      forks: list[Party]) -> None:
         """Media for the caller's leg, then ring the forks (or answer for a line). Whatever
         fails ends the call: nothing is left half set up."""
         try:
@@ -130,16 +133,16 @@ class Placer:
         except NoIceCandidate as exc:  # the exchange's own network, not the caller's SDP
             self.book.end(call, caller_error=(53405, f"the exchange has {exc}"))
         except MediaError as exc:
-            self.book.end(call, caller_error=(31100, f"malformed SDP: {brief(exc, 200)}"))
+            self.book.end(call, caller_error=(31100, f"malformed SDP: {quoted(exc, 200)}"))
         except Exception:
             log.exception("call %s: set-up failed", call.sid)
             self.book.end(call, caller_error=(31000, "the exchange could not place the call"))
 
     async def _prepare(self, call: ExchangeCall, sdp: str, params: dict[str, str],
-                       forks: list[ClientSession]) -> None:
+                       forks: list[Party]) -> None:
         caller, route = call.caller, call.route
         assert caller is not None
-        await caller.media.media.prepare_answer(sdp)
+        await caller.media.prepare_answer(sdp)
         if call.phase is Phase.ENDED:
             return
         if route.kind == "line":
@@ -148,11 +151,7 @@ class Placer:
             await self.answer_caller(call)
             return
         custom = {k: v for k, v in params.items() if k != "To"}
-        # Offer the callee the caller's codecs in the caller's order: a callee that takes the
-        # caller's codec answers with it (piphone keeps the offer's order, as JSEP says), so
-        # both ends agree and nothing is transcoded; one that does not still gets through.
-        settings = caller.media.media.settings
-        await asyncio.gather(*(self._fork(call, s, custom, settings) for s in forks))
+        await asyncio.gather(*(self._fork(call, s, custom) for s in forks))
         if call.phase is Phase.ENDED:
             return
         if not call.forks:
@@ -167,29 +166,28 @@ class Placer:
         call.caller.sid = call.sid
         call.caller.send("ringing", callsid=call.sid)
 
-    async def _fork(self, call: ExchangeCall, session: ClientSession,
-                    custom: dict[str, str], settings: MediaSettings) -> None:
+    async def _fork(self, call: ExchangeCall, session: Party,
+                    custom: dict[str, str]) -> None:
         """Offer the call to one device; a device that cannot be offered it is left out."""
         assert call.caller is not None
         child_sid = new_call_sid()
-        leg = CallLeg(call, session, child_sid, Leg(settings))
+        leg = CallLeg(call, session, child_sid, self.media.for_fork(call.caller.media))
         filed = False
         try:
-            sdp = await leg.media.media.offer()
+            sdp = await leg.media.offer()
             # Not if the call ended, or the device went, while the offer was made.
-            if call.phase is not Phase.ENDED and \
-                    session in self.exchange.registrations.of(call.route.target):
+            if call.phase is not Phase.ENDED and session in self.registered(call.route.target):
                 call.forks.append(leg)
                 self.book.add(leg)
                 filed = True
         except Exception as exc:  # one device's failure leaves the others ringing
-            log.error("call %s: could not offer to %s: %s", call.sid, session, brief(exc))
+            log.error("call %s: could not offer to %s: %s", call.sid, session, quoted(exc))
         finally:  # also when the call ended and its set-up was cancelled
             if not filed:
                 self.book.tasks.spawn(leg.media.close())
         if not filed:
             return
-        self.exchange.records.forked(call, child_sid)
+        self.records.forked(call.sid, child_sid)
         caller_identity = call.caller.identity
         parameters = {
             "From": f"client:{caller_identity}",
@@ -222,17 +220,17 @@ class Placer:
 
     async def _connect_answer(self, call: ExchangeCall, leg: CallLeg, sdp: str) -> None:
         try:
-            await leg.media.media.apply_answer(sdp)
+            await leg.media.apply_answer(sdp)
         except Exception as exc:  # MediaError, or aiortc's own on an answer it cannot take
             leg.send("error", **protocol.error_payload(
-                31100, f"malformed SDP: {brief(exc, 200)}", leg.sid))
+                31100, f"malformed SDP: {quoted(exc, 200)}", leg.sid))
             self.book.end(call, caller_error=(53405, "the callee's media could not be set up"))
             return
         self.book.await_media(leg)
         if not await self.answer_caller(call) or call.caller is None:
             return
         try:
-            mode = bridge(call.caller.media, leg.media)
+            mode = self.media.join(call.caller.media, leg.media)
             log.info("call %s: audio %s (%s / %s)", call.sid, mode, call.caller.media.codec,
                      leg.media.codec)
         except Exception:  # aiortc state that cannot be read: no audio is better than a leak
@@ -245,11 +243,11 @@ class Placer:
         caller = call.caller
         assert caller is not None
         try:
-            sdp = await caller.media.media.answer()
+            sdp = await caller.media.answer()
         except Exception as exc:  # an offer aiortc takes but cannot answer: end it now
-            log.info("call %s: cannot answer the caller's offer: %s", call.sid, brief(exc))
+            log.info("call %s: cannot answer the caller's offer: %s", call.sid, quoted(exc))
             self.book.end(call, caller_error=(31100, "the exchange cannot answer this offer: "
-                                                     f"{brief(exc, 200)}"))
+                                                     f"{quoted(exc, 200)}"))
             return False
         if call.phase is Phase.ENDED:
             return False
@@ -257,7 +255,8 @@ class Placer:
         self.book.answered(call)
         self.book.await_media(caller)
         try:
-            self.exchange.records.answered(call)
+            self.records.answered(call.sid, [(leg.identity or leg.id, leg.media_counters)
+                                             for leg in (caller, call.callee) if leg is not None])
         except Exception:  # a record that could not be written does not stop the call
             log.exception("call %s: could not file the answer", call.sid)
         caller.send("answer", callsid=call.sid, sdp=sdp, reconnect=caller.reconnect_token)

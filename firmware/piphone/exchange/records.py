@@ -2,25 +2,27 @@
 quality of each leg as the exchange receives it, and the feedback clients post to the
 exchange's event gateway (events.py).
 
-Each answered leg gets a voice.quality monitor on its media session (one aiortc getStats a
-second; no level meters, no volume events): its MOS values and warnings go into the row, the
-warnings named after the party (``alice:high-packet-loss``).
+The call layer tells it what happened in plain values (CallSids, identities, a codec, the
+outcome): it knows nothing of calls, legs or sessions. Each answered leg gets a voice.quality
+monitor that reads the leg's counters once a second through the callable it is given (no level
+meters, no volume events): its MOS values and warnings go into the row, the warnings named
+after the party (``alice:high-packet-loss``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..calllog import CallLog, CallRecord, outcome_of
-from ..voice.quality import QualityMonitor, QualitySettings, media_counters
-
-if TYPE_CHECKING:
-    from .legs import CallLeg, ExchangeCall
+from ..voice.quality import Counters, QualityMonitor, QualitySettings
 
 log = logging.getLogger(__name__)
 LEG_QUALITY = QualitySettings(volume_events=False)
+
+# The counters of a leg's current media (a reinvite replaces it: counters then restart).
+ReadCounters = Callable[[], Awaitable[Counters | None]]
 
 
 class CallRecords:
@@ -29,61 +31,60 @@ class CallRecords:
         self._ids: dict[str, int] = {}  # exchange CallSid -> row id, while the call goes on
         self._monitors: dict[str, list[tuple[str, QualityMonitor]]] = {}
 
-    def started(self, call: ExchangeCall, caller: str | None, temp_id: str) -> None:
+    @classmethod
+    def open(cls, path: str | None) -> CallRecords:
+        """The exchange's call log at ``path`` (exchange.toml's call_log), claimed for this
+        exchange (calllog.py); None: in memory."""
+        return cls(CallLog(path or ":memory:", owner="exchange"))
+
+    def started(self, call_sid: str, *, caller: str | None, to: str, temp_id: str) -> None:
         record = CallRecord(site="exchange", direction="OUTGOING", started=time.time(),
-                            identity=caller, peer=call.route.to, call_sid=call.sid)
-        self._ids[call.sid] = self.log.start(record, temp_id)
+                            identity=caller, peer=to, call_sid=call_sid)
+        self._ids[call_sid] = self.log.start(record, temp_id)
 
-    def forked(self, call: ExchangeCall, child_sid: str) -> None:
-        if call.sid in self._ids:
-            self.log.alias(self._ids[call.sid], child_sid)
+    def forked(self, call_sid: str, child_sid: str) -> None:
+        if call_sid in self._ids:
+            self.log.alias(self._ids[call_sid], child_sid)
 
-    def answered(self, call: ExchangeCall) -> None:
-        if call.sid not in self._ids:
+    def answered(self, call_sid: str, parties: Sequence[tuple[str, ReadCounters]]) -> None:
+        """The call is answered; ``parties``: (name, its leg's counters) of each party."""
+        if call_sid not in self._ids:
             return
-        self.log.update(self._ids[call.sid], answered=time.time())
-        monitors = self._monitors.setdefault(call.sid, [])
-        for leg in (call.caller, call.callee):
-            if leg is not None:
-                monitor = _leg_monitor(leg)
-                monitor.start()
-                monitors.append((_party(leg), monitor))
+        self.log.update(self._ids[call_sid], answered=time.time())
+        monitors = self._monitors.setdefault(call_sid, [])
+        for party, read_counters in parties:
+            monitor = _leg_monitor(party, read_counters)
+            monitor.start()
+            monitors.append((party, monitor))
 
     def quality_of(self, call_sid: str) -> list[tuple[str, QualityMonitor]]:
         """(party, monitor) of each leg of a call going on."""
         return list(self._monitors.get(call_sid, ()))
 
-    def ended(self, call: ExchangeCall, *, answered: bool, error_code: int | None,
-              error: str | None, caller_hung_up: bool) -> None:
-        monitors = self._monitors.pop(call.sid, [])
+    def ended(self, call_sid: str, *, codec: str | None, answered: bool,
+              error_code: int | None, error: str | None, caller_hung_up: bool) -> None:
+        monitors = self._monitors.pop(call_sid, [])
         for _, monitor in monitors:
             monitor.stop()
-        call_id = self._ids.pop(call.sid, None)
+        call_id = self._ids.pop(call_sid, None)
         if call_id is None:
             return
         mos = [v for _, m in monitors for v in m.mos_values]
-        try:
-            caller = call.caller.media.codec if call.caller is not None else None
-        except Exception:  # aiortc could not give the negotiated codec back: file the rest
-            log.exception("call %s: codec unreadable", call.sid)
-            caller = None
-        self.log.update(call_id, ended=time.time(), codec=caller or None, error=error,
+        self.log.update(call_id, ended=time.time(), codec=codec or None, error=error,
                         outcome=outcome_of(answered=answered, error_code=error_code,
                                            cancelled=caller_hung_up),
                         mos_average=sum(mos) / len(mos) if mos else None,
                         mos_minimum=min(mos) if mos else None,
                         warnings=[f"{party}:{name}" for party, m in monitors for name in m.raised])
 
+    def close(self) -> None:
+        self.log.close()  # and its claim on the file (calllog.py)
 
-def _party(leg: CallLeg) -> str:
-    return leg.identity or leg.id
 
-
-def _leg_monitor(leg: CallLeg) -> QualityMonitor:
+def _leg_monitor(party: str, read_counters: ReadCounters) -> QualityMonitor:
     def warned(event: str, *args: object) -> None:
         if event in ("warning", "warning-cleared"):
-            log.info("leg %s: %s %s", _party(leg), event, args[0])
+            log.info("leg %s: %s %s", party, event, args[0])
 
-    # The leg's current media session: a reinvite replaces it (counters then restart).
-    return QualityMonitor(LEG_QUALITY, read_counters=lambda: media_counters(leg.media.media),
+    return QualityMonitor(LEG_QUALITY, read_counters=read_counters,
                           meters=lambda: None, is_muted=lambda: False, emit=warned)

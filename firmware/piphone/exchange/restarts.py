@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..logsafe import quoted
 from ..voice import protocol
-from ..voice.media import MediaError, codecs_of
-from . import lines
-from .bridge import Leg, bridge
-from .legs import CallLeg, ExchangeCall, Phase, brief
+from .legs import CallLeg, ExchangeCall, Party, Phase
 from .lifetime import CallBook
-
-if TYPE_CHECKING:
-    from .server import ClientSession, Exchange
+from .media import LegMedia, MediaBridge, MediaError
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +27,9 @@ RATE_WINDOW = 60.0  # seconds over which reinvites_per_minute counts
 
 
 class Restarts:
-    def __init__(self, book: CallBook, exchange: Exchange) -> None:
+    def __init__(self, book: CallBook, media: MediaBridge) -> None:
         self.book = book
-        self.config = exchange.config
+        self.media = media
 
     # --- media restarts ------------------------------------------------------------------------
     def reinvite(self, leg: CallLeg, payload: dict[str, Any]) -> None:
@@ -55,36 +50,29 @@ class Restarts:
             log.info("call %s: reinvite of %s refused: over %d per minute", call.sid, leg.id,
                      limit)
             return refuse(31206, f"more than {limit} media restarts per minute")
-        offered = [c for c in codecs_of(payload["sdp"]) if c in self.config.codec_preferences]
+        offered = self.media.taken(payload["sdp"])
         if not offered:  # garbage, or nothing we take: keep the leg as it is
             return refuse(31100, "malformed SDP: reinvite offers no audio codec in common")
         leg.reinvites.append(now)
-        try:
-            current = leg.media.codec
-        except Exception:  # aiortc state that cannot be read: take what the client offers
-            current = None
-        # Keep the leg's codec when the client still offers it: the bridge keeps forwarding.
-        prefs = (current,) if current in offered else tuple(offered)
-        settings = replace(leg.media.media.settings, codec_preferences=prefs)
-        line = call.route.kind == "line" and leg is call.caller
+        line = call.route.target if call.route.kind == "line" and leg is call.caller else None
         old = leg.media
-        leg.media = lines.answer_leg(call.route.target, settings) if line else Leg(settings)
+        leg.media = self.media.for_restart(old, offered, line)
         leg.restarting = True
         self.book.tasks.spawn(old.close())  # lost already: the client has closed its side
         self.book.await_media(leg, restart=True)  # the new media has its bound too
         call.work.spawn(self._restart_media(call, leg, leg.media, payload["sdp"]))
 
-    async def _restart_media(self, call: ExchangeCall, leg: CallLeg, media: Leg,
+    async def _restart_media(self, call: ExchangeCall, leg: CallLeg, media: LegMedia,
                              sdp: str) -> None:
         try:
-            await media.media.prepare_answer(sdp)
-            answer = await media.media.answer()
+            await media.prepare_answer(sdp)
+            answer = await media.answer()
         except Exception as exc:  # MediaError, or aiortc's own on an offer it cannot take
             if call.phase is not Phase.ENDED and leg.media is media:  # else closed under it
                 if not isinstance(exc, MediaError):
-                    log.info("call %s: reinvite of %s failed: %s", call.sid, leg.id, brief(exc))
+                    log.info("call %s: reinvite of %s failed: %s", call.sid, leg.id, quoted(exc))
                 leg.send("error", **protocol.error_payload(
-                    31100, f"malformed SDP: {brief(exc, 200)}", leg.sid))
+                    31100, f"malformed SDP: {quoted(exc, 200)}", leg.sid))
             return
         finally:
             leg.restarting = False
@@ -94,14 +82,14 @@ class Restarts:
         other = call.other(leg)
         if other is not None:
             try:
-                mode = bridge(media, other.media)
+                mode = self.media.join(media, other.media)
             except Exception:  # aiortc state that cannot be read: the leg stays silent
                 log.exception("call %s: could not bridge %s again", call.sid, leg.id)
                 return
             log.info("call %s: %s restarted its media; audio %s", call.sid, leg.id, mode)
 
     # --- signaling resumes ---------------------------------------------------------------------
-    def resume(self, session: ClientSession, payload: dict[str, Any]) -> None:
+    def resume(self, session: Party, payload: dict[str, Any]) -> None:
         def refuse(code: int, message: str) -> None:
             session.send("hangup", callsid=payload["callsid"],
                          error={"code": code, "message": message})
@@ -122,8 +110,7 @@ class Restarts:
         leg.temp_id = None  # meant something on the old connection only
         self.book.legs.attach(leg, session)
         try:
-            local = leg.media.media.pc.localDescription
-            sdp = local.sdp if local else ""
+            sdp = leg.media.local_sdp()
         except Exception:  # aiortc could not give its SDP back: the media is as it was
             log.exception("call %s: local description of %s unreadable", leg.call.sid, leg.id)
             sdp = ""

@@ -106,19 +106,30 @@ def _cert_pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey,
+             days: int) -> x509.CertificateBuilder:
+    """A certificate for ``key``, valid from an hour ago (clocks differ) for ``days``."""
+    now = _now()
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=days)))
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """Signatures (ECDHE handshakes), and for the CA signing certificates and CRLs."""
+    return x509.KeyUsage(digital_signature=True, key_cert_sign=ca, crl_sign=ca,
+                         content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, encipher_only=False,
+                         decipher_only=False)
+
+
 def _create_ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = _now()
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+    cert = (_builder(subject, subject, key, CA_DAYS)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
             .sign(key, hashes.SHA256()))
@@ -130,19 +141,11 @@ def _issue(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, names: list
     key = ec.generate_private_key(ec.SECP256R1())
     alt: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     alt += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
-    now = _now()
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (_builder(subject, ca.subject, key, CERT_DAYS)
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=False, crl_sign=False,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
@@ -187,7 +190,10 @@ def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
     return context
 
 
-def is_loopback(host: str) -> bool:
+def _loopback_only(host: str) -> bool:
+    """Whether ``host`` is this machine's loopback and nothing else: ``localhost`` or a
+    loopback address. Stricter than voice.media.is_loopback on purpose, as it decides whether
+    tokens may go in clear: a name under .localhost could resolve elsewhere."""
     if host == "localhost":
         return True
     try:
@@ -198,7 +204,7 @@ def is_loopback(host: str) -> bool:
 
 def refuse_plaintext(host: str, tls: bool, allowed: bool) -> None:
     """Tokens must not cross the LAN in clear: ws:// only on loopback unless allowed."""
-    if tls or allowed or is_loopback(host):
+    if tls or allowed or _loopback_only(host):
         return
     raise PiphoneError(
         f"refusing to serve ws:// on {host}: access tokens would cross the network in clear. "
