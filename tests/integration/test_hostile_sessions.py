@@ -379,11 +379,13 @@ async def test_a_call_going_on_is_not_cut_when_the_token_expires(make_phone, exc
     alice = Device(token_for(exchange, "alice", ttl=2), signaling_url=exchange.url,
                    ice_addresses=LOOPBACK)
     try:
+        expiry = Events(alice, ("error",))
         call = await alice.connect({"To": "bob"})
+        events = Events(call)  # before the far end accepts: our side may open first
         incoming = await bob.next_call()
         await asyncio.wait_for(incoming.accept(), 5)
-        await Events(call).wait("accept")
-        await asyncio.sleep(2.5)
+        await events.wait("accept")
+        await expiry.wait("error", timeout=5)  # the token expired: 31205, heard as 20104
         assert call.status() is CallStatus.OPEN and incoming.status() is CallStatus.OPEN
         call.disconnect()  # hanging up is still allowed
         await until(lambda: incoming.status() is CallStatus.CLOSED, 3, "bob's call ended")
@@ -404,8 +406,8 @@ async def test_four_concurrent_connects_on_one_device_get_invalid_state(make_pho
     assert len(calls) == 1 and len(refused) == 3
     assert all(isinstance(r, InvalidStateError) and str(r) == "A Call is already active"
                for r in refused)
-    (call,) = calls
-    await Events(call).wait("accept")  # the one call is not left 'connecting'
+    (call,) = calls  # the one call is not left 'connecting' (it may be open already)
+    await until(lambda: call.status() is CallStatus.OPEN, 10, "the one call to open")
     with pytest.raises(InvalidStateError, match="A Call is already active"):
         await alice.device.connect({"To": "bob"})
     call.disconnect()
@@ -413,13 +415,14 @@ async def test_four_concurrent_connects_on_one_device_get_invalid_state(make_pho
     # A call ringing in (not accepted) does not block a call out; an accepted one does.
     carol = await make_phone("carol")
     ringing = await carol.device.connect({"To": "alice"})
+    ringing_events = Events(ringing)
     incoming = await alice.next_call()
     out = await alice.device.connect({"To": "bob"})
     await bob.next_call()
     out.disconnect()
     await out.wait_closed()
     await asyncio.wait_for(incoming.accept(), 5)
-    await Events(ringing).wait("accept")
+    await ringing_events.wait("accept")
     with pytest.raises(InvalidStateError):
         await alice.device.connect({"To": "bob"})
 
