@@ -17,8 +17,8 @@ import pytest
 from piphone.exchange import config as exchange_config
 from piphone.exchange.server import ClientSession, Exchange
 from piphone.voice import Device, protocol
+from piphone.voice.rtc.tracks import Recorder, ToneTrack
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack
 
 from .alsa_rig import alsa_rig  # noqa: F401
 from .netfault import SignalingProxy

@@ -470,7 +470,7 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
     out and what comes back is reported once a second."""
     from .voice import Device
     from .voice.errors import TwilioError
-    from .voice.tracks import Recorder, ToneTrack, dominant_frequency
+    from .voice.rtc.tracks import Recorder, ToneTrack, dominant_frequency
 
     say = out or (lambda line: print(line, flush=True))
     start = time.monotonic()

@@ -515,7 +515,7 @@ async def piphone_client(config: str, url: str) -> None:
     import asyncio
 
     from piphone.voice import Device
-    from piphone.voice.tracks import ToneTrack
+    from piphone.voice.rtc.tracks import ToneTrack
 
     echoed = asyncio.Event()
     token = token_from_config(config, "bench")

@@ -93,8 +93,8 @@ async def make_exchange(tmp: Path):
 
 def make_device(exchange, identity: str, **options):
     from piphone.voice import Device
+    from piphone.voice.rtc.tracks import ToneTrack
     from piphone.voice.tokens import mint
-    from piphone.voice.tracks import ToneTrack
 
     token = mint(identity=identity, ttl=600, **exchange.config.token_kwargs())
     return Device(token, signaling_url=exchange.url, ice_addresses=LOOPBACK,
@@ -193,8 +193,8 @@ async def call_setup(tmp: Path, trials: int) -> dict[str, list[float]]:
 async def bare_pair() -> float:
     from aiortc import RTCConfiguration, RTCPeerConnection
 
-    from piphone.voice import rtc_hooks
-    from piphone.voice.tracks import ToneTrack
+    from piphone.voice.rtc import hooks as rtc_hooks
+    from piphone.voice.rtc.tracks import ToneTrack
 
     config = RTCConfiguration(iceServers=[])
     a, b = RTCPeerConnection(config), RTCPeerConnection(config)

@@ -385,8 +385,8 @@ class Fuzzer:
 
 async def offer_sdp() -> str:
     """A real offer, as a Device makes it, whose peer connection is closed at once."""
-    from piphone.voice.media import MediaSession, MediaSettings
-    from piphone.voice.tracks import SilenceTrack
+    from piphone.voice.rtc.session import MediaSession, MediaSettings
+    from piphone.voice.rtc.tracks import SilenceTrack
 
     media = MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
     try:

@@ -51,7 +51,7 @@ async def client(config: str, url: str, quality: bool) -> None:
 
     from piphone.voice import Device
     from piphone.voice.quality import QualitySettings
-    from piphone.voice.tracks import ToneTrack
+    from piphone.voice.rtc.tracks import ToneTrack
 
     echoed = asyncio.Event()
 

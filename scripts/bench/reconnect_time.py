@@ -66,8 +66,8 @@ async def setup(tmp: Path, rtp_timeout: float):
     from piphone.exchange.server import Exchange
     from piphone.voice import Device
     from piphone.voice.reconnect import ReconnectSettings
+    from piphone.voice.rtc.tracks import ToneTrack
     from piphone.voice.tokens import mint
-    from piphone.voice.tracks import ToneTrack
 
     cfg = exchange_config.load(exchange_config.write_starter(tmp / "exchange.toml"))
     exchange = Exchange(replace(cfg, port=0, ice_addresses=LOOPBACK, reconnect_grace=60.0))

@@ -23,7 +23,7 @@ import os
 import sys
 
 from piphone.voice import Device, TwilioError
-from piphone.voice.tracks import Recorder, ToneTrack, dominant_frequency
+from piphone.voice.rtc.tracks import Recorder, ToneTrack, dominant_frequency
 
 TONE = 620.0
 

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from piphone.voice import CallStatus
-from piphone.voice.tracks import dominant_frequency, rms
+from piphone.voice.rtc.tracks import dominant_frequency, rms
 
 from ..conftest import until
 

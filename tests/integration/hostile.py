@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from websockets.asyncio.client import connect
 
 from piphone.voice import protocol
-from piphone.voice.media import MediaSession, MediaSettings
+from piphone.voice.rtc.session import MediaSession, MediaSettings
+from piphone.voice.rtc.tracks import ToneTrack
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import ToneTrack
 
 from ..conftest import LOOPBACK
 

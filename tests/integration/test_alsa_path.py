@@ -15,8 +15,8 @@ from piphone.audio import alsa
 from piphone.audio.alsa import Capture, Playback
 from piphone.audio.tracks import CaptureTrack, PlaybackSink
 from piphone.voice import Device
+from piphone.voice.rtc.tracks import dominant_frequency, rms
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import dominant_frequency, rms
 
 from ..conftest import LOOPBACK, Phone, until
 from .helpers import place_and_answer

@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from piphone.voice import CallStatus
-from piphone.voice.tracks import dominant_frequency
+from piphone.voice.rtc.tracks import dominant_frequency
 
 from ..conftest import record_events, until
 

@@ -11,7 +11,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from piphone.voice import CallStatus
 from piphone.voice.reconnect import ReconnectSettings
-from piphone.voice.tracks import Recorder, dominant_frequency
+from piphone.voice.rtc.tracks import Recorder, dominant_frequency
 
 from .helpers import Events, hears, place_and_answer
 from .test_reconnect_signaling import RECONNECT_EVENTS

@@ -23,8 +23,8 @@ from piphone.exchange import auth, tls
 from piphone.exchange import config as exchange_config
 from piphone.exchange.server import Exchange
 from piphone.voice import Device
+from piphone.voice.rtc.tracks import Recorder, ToneTrack, dominant_frequency
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack, dominant_frequency
 
 from ..conftest import LOOPBACK
 from ..tlscert import self_signed

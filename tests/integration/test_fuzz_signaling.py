@@ -24,8 +24,8 @@ import pytest_asyncio
 from piphone.exchange import config as exchange_config
 from piphone.exchange.server import Exchange
 from piphone.voice import Device
+from piphone.voice.rtc.tracks import Recorder, ToneTrack
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack
 
 from ..conftest import LOOPBACK, Phone, until
 from .helpers import hears, place_and_answer

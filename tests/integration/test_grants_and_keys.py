@@ -15,8 +15,8 @@ from piphone.exchange.config import phone_keys_path
 from piphone.exchange.server import ClientSession
 from piphone.voice import Device, DeviceState
 from piphone.voice.errors import TwilioError
+from piphone.voice.rtc.tracks import ToneTrack
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import ToneTrack
 
 from ..conftest import LOOPBACK, until
 from .helpers import DEVICE_EVENTS, Events

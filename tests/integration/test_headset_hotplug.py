@@ -18,8 +18,8 @@ from piphone.audio.devices import AudioDeviceError
 from piphone.audio.headset import Headset
 from piphone.voice import Device
 from piphone.voice.call import CallStatus
+from piphone.voice.rtc.tracks import dominant_frequency, rms
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import dominant_frequency, rms
 
 from ..conftest import LOOPBACK, Phone, until
 from .helpers import place_and_answer

@@ -15,7 +15,7 @@ from piphone.exchange.bridge import LegOutput
 from piphone.exchange.calls import MAX_DIGIT_RELAYS
 from piphone.exchange.config import Limits
 from piphone.voice import CallStatus
-from piphone.voice.media import MediaSession
+from piphone.voice.rtc.session import MediaSession
 
 from ..conftest import until
 from .helpers import Events, hears, place_and_answer

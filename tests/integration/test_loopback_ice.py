@@ -15,8 +15,8 @@ import pytest
 
 from piphone.exchange import config as exchange_config
 from piphone.voice import Device, TwilioError
+from piphone.voice.rtc.tracks import Recorder, ToneTrack, dominant_frequency
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack, dominant_frequency
 
 from .helpers import Events
 

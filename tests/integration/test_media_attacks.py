@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from piphone.voice import CallStatus
-from piphone.voice.media import MediaSession, MediaSettings
-from piphone.voice.tracks import SilenceTrack
+from piphone.voice.rtc.session import MediaSession, MediaSettings
+from piphone.voice.rtc.tracks import SilenceTrack
 
 from ..conftest import LOOPBACK, until
 from .helpers import Events, hears, place_and_answer

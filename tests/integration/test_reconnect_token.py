@@ -11,8 +11,8 @@ import pytest
 
 from piphone.exchange import auth
 from piphone.voice import CallStatus, Device, tokens
+from piphone.voice.rtc.tracks import Recorder, ToneTrack
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack
 
 from ..conftest import LOOPBACK, until
 from .helpers import DEVICE_EVENTS, Events, hears, place_and_answer

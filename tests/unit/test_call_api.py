@@ -3,11 +3,11 @@
 import pytest
 
 from piphone.errors import InvalidArgumentError
-from piphone.voice import rtc_hooks
 from piphone.voice.call import Call, CallDirection, CallStatus
 from piphone.voice.errors import TwilioError
-from piphone.voice.media import MediaSettings, codec_of
-from piphone.voice.tracks import DrainSink, SilenceTrack
+from piphone.voice.rtc import hooks as rtc_hooks
+from piphone.voice.rtc.session import MediaSettings, codec_of
+from piphone.voice.rtc.tracks import DrainSink, SilenceTrack
 
 
 def incoming(sent, **parameters):
@@ -94,7 +94,7 @@ def test_rtc_hook_is_in_place_and_chooses_addresses():
 def test_audio_level_hook_matches_aiortc():
     import numpy as np
 
-    from piphone.voice.tracks import audio_frame
+    from piphone.voice.rtc.tracks import audio_frame
 
     rng = np.random.default_rng(7)
     for scale in (0, 1, 30, 1000, 32767):

@@ -1,4 +1,4 @@
-"""A Call's local and remote streams (voice/tracks.py StreamCopy, CallStreams): copies that
+"""A Call's local and remote streams (voice/rtc/tracks.py StreamCopy, CallStreams): copies that
 take nothing from where the audio goes, keep time across sources, and stay bounded."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from piphone.voice.tracks import (
+from piphone.voice.rtc.tracks import (
     SAMPLES_PER_FRAME,
     CallStreams,
     MuteGate,

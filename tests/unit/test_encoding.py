@@ -4,8 +4,8 @@ import av
 import numpy as np
 import pytest
 
-from piphone.voice.encoding import EncodingTrack, VoiceEncoder
-from piphone.voice.tracks import ToneTrack, dominant_frequency, frame_to_mono
+from piphone.voice.rtc.encoding import EncodingTrack, VoiceEncoder
+from piphone.voice.rtc.tracks import ToneTrack, dominant_frequency, frame_to_mono
 
 
 class Frames(ToneTrack):

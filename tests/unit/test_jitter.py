@@ -1,4 +1,4 @@
-"""piphone's audio jitter buffer (voice/jitter.py) on synthetic RTP with a fake clock.
+"""piphone's audio jitter buffer (voice/rtc/jitter.py) on synthetic RTP with a fake clock.
 
 Each packet carries its own sequence number in its Opus frame, so a test can read back which
 packets came out, in what order, and which slots were concealed (empty Opus frames). "Lag" is
@@ -17,10 +17,10 @@ from aiortc.codecs.opus import OpusDecoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from piphone.voice import rtc_hooks
-from piphone.voice.encoding import VoiceEncoder
-from piphone.voice.jitter import AudioJitterBuffer, opus_frames, opus_packet
-from piphone.voice.tracks import audio_frame
+from piphone.voice.rtc import hooks as rtc_hooks
+from piphone.voice.rtc.encoding import VoiceEncoder
+from piphone.voice.rtc.jitter import AudioJitterBuffer, opus_frames, opus_packet
+from piphone.voice.rtc.tracks import audio_frame
 
 TOC = 0x78  # Opus config 15 (hybrid fullband 20 ms), code 0
 FRAME = 0.020

@@ -1,4 +1,4 @@
-"""voice/media.py as the boundary to aiortc: one error type, a codec that never raises, and a
+"""voice/rtc/session.py as the boundary to aiortc: one error type, a codec that never raises, and a
 close that waits for (or cancels) an aiortc operation under way and always closes the peer
 connection."""
 
@@ -9,11 +9,11 @@ import asyncio
 import pytest
 from aiortc import RTCSessionDescription
 
-from piphone.voice import media as media_module
 from piphone.voice.device import Device
-from piphone.voice.media import MediaError, MediaSession, MediaSettings, is_loopback
+from piphone.voice.rtc import session as media_module
+from piphone.voice.rtc.session import MediaError, MediaSession, MediaSettings, is_loopback
+from piphone.voice.rtc.tracks import SilenceTrack
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import SilenceTrack
 
 LOOPBACK = ("127.0.0.1",)
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from piphone.errors import InvalidArgumentError
-from piphone.voice.meter import LevelMeter, level, volume
 from piphone.voice.quality import (
     Counters,
     QualityMonitor,
@@ -20,7 +19,8 @@ from piphone.voice.quality import (
     Threshold,
     mos,
 )
-from piphone.voice.tracks import audio_frame
+from piphone.voice.rtc.meter import LevelMeter, level, volume
+from piphone.voice.rtc.tracks import audio_frame
 
 SDK_SAMPLE_KEYS = {"audioInputLevel", "audioOutputLevel", "bytesReceived", "bytesSent",
                    "codecName", "jitter", "mos", "packetsLost", "packetsLostFraction",

@@ -11,9 +11,9 @@ import pytest
 from piphone.voice import protocol
 from piphone.voice.call import Call, CallDirection, CallStatus
 from piphone.voice.errors import TwilioError
-from piphone.voice.media import MediaSettings
 from piphone.voice.reconnect import ReconnectSettings, RtpWatchdog
-from piphone.voice.tracks import DrainSink, SilenceTrack
+from piphone.voice.rtc.session import MediaSettings
+from piphone.voice.rtc.tracks import DrainSink, SilenceTrack
 
 
 def test_settings_are_checked_and_backoff_grows_to_its_cap():

@@ -1,5 +1,5 @@
 """aioice's connect() racing close(): a connection closed while it connects must not start
-consent checks that run for ever (voice/rtc_hooks.py)."""
+consent checks that run for ever (voice/rtc/hooks.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import aioice.ice
 import pytest
 
-from piphone.voice import rtc_hooks
+from piphone.voice.rtc import hooks as rtc_hooks
 
 
 def test_the_hook_is_installed():

@@ -102,8 +102,8 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
     from ..panel.pins import DEFAULT_PINS, KEYPAD_PINS, mock_factory
     from ..panel.terminal import TerminalPanel
     from ..voice import Device
+    from ..voice.rtc.tracks import ToneTrack
     from ..voice.tokens import mint
-    from ..voice.tracks import ToneTrack
 
     console = console or Console()
     root = logging.getLogger()

@@ -20,10 +20,10 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ..voice.encoding import VoiceEncoder
-from ..voice.jitter import CLOCK_RATE
-from ..voice.media import MediaSession, MediaSettings
-from ..voice.tracks import SAMPLE_RATE, SAMPLES_PER_FRAME, PacedAudioTrack, audio_frame
+from ..voice.rtc.encoding import VoiceEncoder
+from ..voice.rtc.jitter import CLOCK_RATE
+from ..voice.rtc.session import MediaSession, MediaSettings
+from ..voice.rtc.tracks import SAMPLE_RATE, SAMPLES_PER_FRAME, PacedAudioTrack, audio_frame
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ DEFAULT_PORT = 8089
 DEFAULT_MAX_CALLS = 12
 KNOWN_LINES = ("echo", "tone")
 CODECS = ("opus", "pcmu")
-MAX_REMOTE_CANDIDATES = 24  # = voice.remote_sdp's (not imported: it loads aiortc; a test checks)
+MAX_REMOTE_CANDIDATES = 24  # = voice/rtc/remote_sdp's (not imported: it loads aiortc; tested)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..voice.media import MediaSettings
-from ..voice.tracks import ToneTrack
+from ..voice.rtc.session import MediaSettings
+from ..voice.rtc.tracks import ToneTrack
 from .bridge import Leg
 
 TONE_HZ = 1000.0

@@ -28,11 +28,11 @@ from ..errors import InvalidArgumentError
 from . import protocol
 from .errors import TwilioError
 from .events import Emitter
-from .media import MediaError, MediaSession, MediaSettings, to_ice_servers
 from .quality import Counters, QualityMonitor, QualitySettings, media_counters
 from .reconnect import BorrowedTrack, CallReconnection, ReconnectSettings
+from .rtc.session import MediaError, MediaSession, MediaSettings, to_ice_servers
+from .rtc.tracks import AudioSink, CallStreams, MuteGate
 from .tasks import TaskSet
-from .tracks import AudioSink, CallStreams, MuteGate
 
 log = logging.getLogger(__name__)
 

@@ -30,13 +30,13 @@ from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .identity import is_party
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
-from .media import MediaError, MediaSettings, is_loopback
 from .quality import QualitySettings
 from .reconnect import ReconnectSettings
+from .rtc.session import MediaError, MediaSettings, is_loopback
+from .rtc.tracks import AudioSink, DrainSink, SilenceTrack
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
 from .token_refresh import TokenRefresher, TokenSource
-from .tracks import AudioSink, DrainSink, SilenceTrack
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from .jitter import CLOCK_RATE
-from .meter import LevelMeter, level, volume
+from .rtc.jitter import CLOCK_RATE
+from .rtc.meter import LevelMeter, level, volume
 from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class Sample:
     rtt: float | None  # ms
     timestamp: float  # ms since the epoch
     totals: Totals
-    # piphone's receive buffer (voice/jitter.py), beyond the SDK
+    # piphone's receive buffer (voice/rtc/jitter.py), beyond the SDK
     jitter_buffer_depth: int | None = None  # frames waiting now
     jitter_buffer_target: int | None = None  # frames it means to keep
     frames_concealed: int = 0  # this second
@@ -224,7 +224,7 @@ def mos(rtt: float | None, jitter: float | None, loss_percent: float | None) -> 
 
 
 async def media_counters(session) -> Counters:
-    """Counters of a voice.media.MediaSession from aiortc's public ``getStats``, plus what
+    """Counters of a voice.rtc.MediaSession from aiortc's public ``getStats``, plus what
     aiortc does not report: payload bytes received and the buffer's figures (jitter.py), and
     the far end's highest received sequence number (RTCP receiver reports, media.py)."""
     # The sender's and receiver's getStats (what pc.getStats gathers), awaited in turn: no

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiortc.mediastreams import MediaStreamTrack
 
 from .errors import TwilioError
-from .media import MediaError, MediaSession
+from .rtc.session import MediaError, MediaSession
 from .tasks import TaskSet
 
 if TYPE_CHECKING:

@@ -265,7 +265,7 @@ _handle_rtp_reads = aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet.__co
 
 def use_jitter_buffer(receiver, buffer=None):
     """Make an audio ``receiver`` (before media flows) use ``buffer`` (by default piphone's
-    ``AudioJitterBuffer``, voice/jitter.py) in place of aiortc's fixed four-frame one, which
+    ``AudioJitterBuffer``, voice/rtc/jitter.py) in place of aiortc's fixed four-frame one, which
     ``_handle_rtp_packet`` keeps in the private ``RTCRtpReceiver.__jitter_buffer`` and feeds
     with ``add(packet)``. Returns the buffer (its ``stats()`` are the call's)."""
     from .jitter import AudioJitterBuffer

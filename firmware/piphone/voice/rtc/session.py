@@ -2,7 +2,7 @@
 
 - ICE servers come only from configuration: aiortc would otherwise contact a public STUN
   server, and piphone contacts nothing it was not told to.
-- ICE host addresses can be chosen (rtc_hooks): loopback in tests, one interface on a Pi.
+- ICE host addresses can be chosen (hooks.py): loopback in tests, one interface on a Pi.
 - Codec preference (opus, pcmu) is applied before negotiation, on both sides.
 - An answerer gathers as soon as the offer is known (``prepare_answer``), so that accepting
   a ringing call costs no gathering time.
@@ -31,10 +31,10 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from . import remote_sdp, rtc_hooks
+from ..tasks import first_set
+from . import hooks, remote_sdp
 from .encoding import EncodingTrack
 from .meter import LevelMeter
-from .tasks import first_set
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,7 +124,7 @@ class MediaSession:
     _closing: bool = field(init=False, default=False)
     _checked: tuple[str, str] | None = field(init=False, default=None)  # remote SDP, as checked
     _codec: str | None = field(init=False, default=None)
-    receive_tap: rtc_hooks.ReceiveTap = field(init=False)  # decodes, or forwards (exchange)
+    receive_tap: hooks.ReceiveTap = field(init=False)  # decodes, or forwards (exchange)
 
     def __post_init__(self) -> None:
         config = RTCConfiguration(iceServers=list(self.settings.ice_servers))
@@ -140,10 +140,10 @@ class MediaSession:
         self._sending = EncodingTrack(self.source, lambda: self.codec,
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
-        self.receive_tap = rtc_hooks.decode_on_loop(transceiver.receiver)
+        self.receive_tap = hooks.decode_on_loop(transceiver.receiver)
         self.receive_tap.listener = self.on_audio
-        rtc_hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
-        self.jitter_buffer = rtc_hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
+        hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
+        self.jitter_buffer = hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
         self._transceiver = transceiver
 
@@ -214,7 +214,7 @@ class MediaSession:
 
     # --- the aiortc boundary ----------------------------------------------------------------
     def _addresses(self):
-        return rtc_hooks.ice_addresses(self.settings.ice_addresses, self.settings.ice_loopback)
+        return hooks.ice_addresses(self.settings.ice_addresses, self.settings.ice_loopback)
 
     async def _apply_local(self, create: Callable[[], Awaitable[RTCSessionDescription]]) -> None:
         await self.pc.setLocalDescription(await create())
