@@ -100,3 +100,44 @@ async def test_a_device_offers_loopback_only_to_a_loopback_signaling_url():
     assert not remote.media_settings.ice_loopback and not twilio.media_settings.ice_loopback
     for device in (local, remote, twilio):
         await device.destroy()
+
+
+async def test_the_port_reads_out_sdp_ice_packets_and_counters_without_aiortc_objects():
+    offerer, answerer = session(), session()
+    try:
+        assert offerer.local_sdp == "" and not offerer.ice_completed
+        assert offerer.packets_received == 0
+        offer = await offerer.offer()
+        assert offerer.local_sdp == offer
+        await answerer.prepare_answer(offer)
+        answer = await answerer.answer()
+        assert answerer.local_sdp == answer
+        await offerer.apply_answer(answer)
+        await asyncio.gather(offerer.wait_connected(5), answerer.wait_connected(5))
+        assert offerer.state == answerer.state == "connected"
+        assert offerer.ice_completed and answerer.ice_completed
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while answerer.packets_received < 5 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        counters = await answerer.counters()
+        assert answerer.packets_received >= 5 and counters.packets_received >= 5
+        assert counters.codec_name == "opus" and counters.bytes_received > 0
+        assert counters.jitter is not None and counters.buffer_depth is not None
+        sent = await offerer.counters()
+        assert sent.packets_sent >= 5 and sent.bytes_sent > 0
+    finally:
+        await offerer.close()
+        await answerer.close()
+
+
+async def test_local_sdp_never_raises(monkeypatch):
+    offerer = session()
+    await offerer.offer()
+
+    def unwritable(self):
+        raise ValueError("cannot write the description out")
+
+    monkeypatch.setattr(type(offerer.pc), "localDescription", property(unwritable))
+    assert offerer.local_sdp == ""
+    await offerer.close()

@@ -121,11 +121,6 @@ class Restarts:
             leg.grace_timer = None
         leg.temp_id = None  # meant something on the old connection only
         self.book.legs.attach(leg, session)
-        try:
-            local = leg.media.media.pc.localDescription
-            sdp = local.sdp if local else ""
-        except Exception:  # aiortc could not give its SDP back: the media is as it was
-            log.exception("call %s: local description of %s unreadable", leg.call.sid, leg.id)
-            sdp = ""
+        sdp = leg.media.media.local_sdp  # "" if unreadable (logged): the media is as it was
         log.info("call %s: %s resumed", leg.call.sid, leg.id)
         session.send("answer", callsid=leg.sid, sdp=sdp, reconnect=leg.reconnect_token)

@@ -28,8 +28,9 @@ from ..errors import InvalidArgumentError
 from . import protocol
 from .errors import TwilioError
 from .events import Emitter
-from .quality import Counters, QualityMonitor, QualitySettings, media_counters
+from .quality import QualityMonitor, QualitySettings
 from .reconnect import BorrowedTrack, CallReconnection, ReconnectSettings
+from .rtc.ports import Counters, MediaPort
 from .rtc.session import MediaError, MediaSession, MediaSettings, to_ice_servers
 from .rtc.tracks import AudioSink, CallStreams, MuteGate
 from .tasks import TaskSet
@@ -92,7 +93,7 @@ class Call(Emitter):
         self._status = (
             CallStatus.PENDING if direction is CallDirection.INCOMING else CallStatus.CONNECTING
         )
-        self._media: MediaSession | None = None
+        self._media: MediaPort | None = None
         self._remote_track: MediaStreamTrack | None = None  # of the current media session
         self._streams = CallStreams(self._gate)  # get_local_stream, get_remote_stream
         self._tasks = TaskSet(self, expected=(MediaError,))  # media failures end as events
@@ -239,7 +240,7 @@ class Call(Emitter):
         self.quality.set_condition(name, active, data)
 
     async def _quality_counters(self) -> Counters | None:
-        return await media_counters(self._media) if self._media is not None else None
+        return await self._media.counters() if self._media is not None else None
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -411,15 +412,14 @@ class Call(Emitter):
         self._set_status(CallStatus.OPEN)
 
     def _local_sdp(self) -> str:
-        description = self._media.pc.localDescription if self._media is not None else None
-        return description.sdp if description is not None else ""
+        return self._media.local_sdp if self._media is not None else ""
 
     def _drop_media(self) -> None:
         """Close the lost media session (kept as ``_media`` until a new one connects)."""
         if self._media is not None:
             self._tasks.spawn(self._media.close())
 
-    def _use_media(self, media: MediaSession) -> None:
+    def _use_media(self, media: MediaPort) -> None:
         self._media = media
 
     def _lost_unanswered(self, error: TwilioError) -> None:
@@ -464,7 +464,7 @@ class Call(Emitter):
         else:
             self._closed.set()
 
-    async def _close_media(self, media: MediaSession) -> None:
+    async def _close_media(self, media: MediaPort) -> None:
         try:
             await media.close()
         finally:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from aiortc.mediastreams import MediaStreamTrack
 
 from .errors import TwilioError
-from .rtc.session import MediaError, MediaSession
+from .rtc.ports import MediaPort
+from .rtc.session import MediaError
 from .tasks import TaskSet
 
 if TYPE_CHECKING:
@@ -152,11 +153,11 @@ class CallReconnection:
         return self.RECONNECTING in (self.signaling, self.media)
 
     # --- media ----------------------------------------------------------------------------
-    def media_up(self, media: MediaSession) -> None:
+    def media_up(self, media: MediaPort) -> None:
         """The call's media is connected: watch its RTP."""
         if self._watchdog is not None:
             self._watchdog.stop()
-        self._watchdog = RtpWatchdog(lambda: media.jitter_buffer.received,
+        self._watchdog = RtpWatchdog(lambda: media.packets_received,
                                      self.settings.rtp_timeout, self._rtp_lost,
                                      self.settings.check_interval)
         self._watchdog.start()
@@ -191,7 +192,7 @@ class CallReconnection:
         if not call._status_closed():
             call._fail(53405, f"media connection not restored within {settings.give_up:.0f} s")
 
-    async def _attempt(self, timeout: float) -> MediaSession | None:
+    async def _attempt(self, timeout: float) -> MediaPort | None:
         """One reinvite with a new peer connection; the session once connected, else None."""
         call = self.call
         loop = asyncio.get_running_loop()
@@ -211,7 +212,7 @@ class CallReconnection:
             try:
                 await media.wait_connected(max(0.05, timeout - (loop.time() - started)))
             except MediaError:
-                if media.pc.iceConnectionState != "completed":
+                if not media.ice_completed:
                     raise
                 await media.wait_connected(self.settings.dtls_grace)  # ICE is through
             connected = True
@@ -224,7 +225,7 @@ class CallReconnection:
             if not connected:  # failed, or cancelled because the call closed
                 await media.close()
 
-    def _media_reconnected(self, media: MediaSession) -> None:
+    def _media_reconnected(self, media: MediaPort) -> None:
         call = self.call
         if call._status_closed():
             self._tasks.spawn(media.close())

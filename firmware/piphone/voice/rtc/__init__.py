@@ -5,6 +5,7 @@ the hooks into aiortc/aioice internals, the far end's SDP check, the receive jit
 voice encoder and the audio tracks.
 """
 
+from .ports import Counters, MediaPort
 from .session import (
     MediaError,
     MediaSession,
@@ -17,6 +18,8 @@ from .session import (
 )
 
 __all__ = [
+    "Counters",
+    "MediaPort",
     "MediaError",
     "MediaSession",
     "MediaSettings",

@@ -30,11 +30,18 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
+from aiortc.stats import (
+    RTCInboundRtpStreamStats,
+    RTCOutboundRtpStreamStats,
+    RTCRemoteInboundRtpStreamStats,
+)
 
 from ..tasks import first_set
 from . import hooks, remote_sdp
 from .encoding import EncodingTrack
+from .jitter import CLOCK_RATE
 from .meter import LevelMeter
+from .ports import Counters
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -285,6 +292,61 @@ class MediaSession:
     @property
     def state(self) -> str:
         return self.pc.connectionState
+
+    @property
+    def local_sdp(self) -> str:
+        """Our SDP as applied, "" before there is one. Never raises: aiortc writes its
+        description out afresh at each read, and a far end's odd SDP can make that fail."""
+        try:
+            description = self.pc.localDescription
+        except Exception as exc:
+            log.warning("media: our local description is unreadable: %s", _describe(exc))
+            return ""
+        return description.sdp if description is not None else ""
+
+    @property
+    def ice_completed(self) -> bool:
+        return self.pc.iceConnectionState == "completed"
+
+    @property
+    def packets_received(self) -> int:
+        return self.jitter_buffer.received
+
+    async def counters(self) -> Counters:
+        """Figures from aiortc's public ``getStats``, plus what aiortc does not report: payload
+        bytes received and the buffer's figures (jitter.py), and the far end's highest
+        received sequence number (RTCP receiver reports)."""
+        # The sender's and receiver's getStats (what pc.getStats gathers), awaited in turn:
+        # no tasks for asyncio.gather to make every second.
+        inbound = outbound = remote = None
+        for part in (*self.pc.getSenders(), *self.pc.getReceivers()):
+            for stats in (await part.getStats()).values():
+                if getattr(stats, "kind", "audio") != "audio":
+                    continue
+                if isinstance(stats, RTCInboundRtpStreamStats):
+                    inbound = stats
+                elif isinstance(stats, RTCOutboundRtpStreamStats):
+                    outbound = stats
+                elif isinstance(stats, RTCRemoteInboundRtpStreamStats):
+                    remote = stats
+        codec = self.codec or ""
+        buffer = self.jitter_buffer.stats()
+        rtt = remote.roundTripTime if remote is not None else None
+        return Counters(
+            bytes_sent=outbound.bytesSent if outbound else 0,
+            packets_sent=outbound.packetsSent if outbound else 0,
+            packets_received=inbound.packetsReceived if inbound else 0,
+            packets_lost=max(0, inbound.packetsLost) if inbound else 0,  # <0 with duplicates
+            jitter=inbound.jitter * 1000 / CLOCK_RATE.get(codec, 48_000) if inbound else None,
+            rtt=rtt * 1000 if rtt is not None else None,
+            bytes_received=buffer.bytes_received,
+            codec_name=codec,
+            far_received=self.far_received,
+            buffer_depth=buffer.depth,
+            buffer_target=buffer.target_depth,
+            concealed=buffer.concealed,
+            late=buffer.late,
+        )
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for ICE+DTLS connected; MediaError if it fails or times out."""
