@@ -468,9 +468,10 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
 
     With a headset, its microphone and earpiece carry the call; without one, a test tone goes
     out and what comes back is reported once a second."""
+    from .pcm import dominant_frequency
     from .voice import Device
     from .voice.errors import TwilioError
-    from .voice.rtc.tracks import Recorder, ToneTrack, dominant_frequency
+    from .voice.rtc.tracks import Recorder, ToneTrack
 
     say = out or (lambda line: print(line, flush=True))
     start = time.monotonic()

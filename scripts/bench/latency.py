@@ -36,7 +36,9 @@ CLICK_EVERY = 0.5  # seconds between clicks
 def click_track(sent: list[float]):
     """Silence with a full-scale 2 ms click every CLICK_EVERY s; notes when each is handed
     to the sender."""
-    from piphone.voice.rtc.tracks import SAMPLES_PER_FRAME, PacedAudioTrack, audio_frame
+    from piphone.pcm import SAMPLES_PER_FRAME
+    from piphone.voice.rtc.frames import audio_frame
+    from piphone.voice.rtc.tracks import PacedAudioTrack
 
     every = int(CLICK_EVERY / 0.020)
 
@@ -62,7 +64,7 @@ class ClickSink:
     async def consume(self, track) -> None:
         from aiortc.mediastreams import MediaStreamError
 
-        from piphone.voice.rtc.tracks import frame_to_mono
+        from piphone.voice.rtc.frames import frame_to_mono
 
         try:
             while True:

@@ -22,8 +22,9 @@ import logging
 import os
 import sys
 
+from piphone.pcm import dominant_frequency
 from piphone.voice import Device, TwilioError
-from piphone.voice.rtc.tracks import Recorder, ToneTrack, dominant_frequency
+from piphone.voice.rtc.tracks import Recorder, ToneTrack
 
 TONE = 620.0
 

@@ -14,8 +14,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from piphone.audio import alsa
 from piphone.audio.alsa import Capture, Playback
 from piphone.audio.tracks import CaptureTrack, PlaybackSink
+from piphone.pcm import dominant_frequency, rms
 from piphone.voice import Device
-from piphone.voice.rtc.tracks import dominant_frequency, rms
 from piphone.voice.tokens import mint
 
 from ..conftest import LOOPBACK, Phone, until

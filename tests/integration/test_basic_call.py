@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
+from piphone.pcm import dominant_frequency
 from piphone.voice import CallStatus
-from piphone.voice.rtc.tracks import dominant_frequency
 
 from ..conftest import record_events, until
 

@@ -9,9 +9,10 @@ import asyncio
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
+from piphone.pcm import dominant_frequency
 from piphone.voice import CallStatus
 from piphone.voice.reconnect import ReconnectSettings
-from piphone.voice.rtc.tracks import Recorder, dominant_frequency
+from piphone.voice.rtc.tracks import Recorder
 
 from .helpers import Events, hears, place_and_answer
 from .test_reconnect_signaling import RECONNECT_EVENTS

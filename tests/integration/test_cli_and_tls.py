@@ -22,8 +22,9 @@ from piphone.errors import ConfigError
 from piphone.exchange import auth, tls
 from piphone.exchange import config as exchange_config
 from piphone.exchange.server import Exchange
+from piphone.pcm import dominant_frequency
 from piphone.voice import Device
-from piphone.voice.rtc.tracks import Recorder, ToneTrack, dominant_frequency
+from piphone.voice.rtc.tracks import Recorder, ToneTrack
 from piphone.voice.tokens import mint
 
 from ..conftest import LOOPBACK

@@ -16,9 +16,9 @@ import pytest
 from piphone.audio import tones
 from piphone.audio.devices import AudioDeviceError
 from piphone.audio.headset import Headset
+from piphone.pcm import dominant_frequency, rms
 from piphone.voice import Device
 from piphone.voice.call import CallStatus
-from piphone.voice.rtc.tracks import dominant_frequency, rms
 from piphone.voice.tokens import mint
 
 from ..conftest import LOOPBACK, Phone, until

@@ -14,8 +14,9 @@ import sys
 import pytest
 
 from piphone.exchange import config as exchange_config
+from piphone.pcm import dominant_frequency
 from piphone.voice import Device, TwilioError
-from piphone.voice.rtc.tracks import Recorder, ToneTrack, dominant_frequency
+from piphone.voice.rtc.tracks import Recorder, ToneTrack
 from piphone.voice.tokens import mint
 
 from .helpers import Events

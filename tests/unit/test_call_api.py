@@ -94,7 +94,7 @@ def test_rtc_hook_is_in_place_and_chooses_addresses():
 def test_audio_level_hook_matches_aiortc():
     import numpy as np
 
-    from piphone.voice.rtc.tracks import audio_frame
+    from piphone.voice.rtc.frames import audio_frame
 
     rng = np.random.default_rng(7)
     for scale in (0, 1, 30, 1000, 32767):

@@ -9,13 +9,9 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from piphone.voice.rtc.tracks import (
-    SAMPLES_PER_FRAME,
-    CallStreams,
-    MuteGate,
-    StreamCopy,
-    audio_frame,
-)
+from piphone.pcm import SAMPLES_PER_FRAME
+from piphone.voice.rtc.frames import audio_frame
+from piphone.voice.rtc.tracks import CallStreams, MuteGate, StreamCopy
 
 
 class Counting(MediaStreamTrack):

@@ -4,8 +4,10 @@ import av
 import numpy as np
 import pytest
 
+from piphone.pcm import dominant_frequency
 from piphone.voice.rtc.encoding import EncodingTrack, VoiceEncoder
-from piphone.voice.rtc.tracks import ToneTrack, dominant_frequency, frame_to_mono
+from piphone.voice.rtc.frames import frame_to_mono
+from piphone.voice.rtc.tracks import ToneTrack
 
 
 class Frames(ToneTrack):

@@ -19,8 +19,8 @@ from aiortc.rtp import RtpPacket
 
 from piphone.voice.rtc import hooks as rtc_hooks
 from piphone.voice.rtc.encoding import VoiceEncoder
+from piphone.voice.rtc.frames import audio_frame
 from piphone.voice.rtc.jitter import AudioJitterBuffer, opus_frames, opus_packet
-from piphone.voice.rtc.tracks import audio_frame
 
 TOC = 0x78  # Opus config 15 (hybrid fullband 20 ms), code 0
 FRAME = 0.020

@@ -15,6 +15,7 @@ import numpy as np
 import soxr
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from ..pcm import apply_gain, mix_down
 from .alsa import PERIOD, RATE, RESAMPLE_QUALITY, Capture, Playback
 
 log = logging.getLogger(__name__)
@@ -22,12 +23,6 @@ log = logging.getLogger(__name__)
 TIME_BASE = fractions.Fraction(1, RATE)
 QUEUE_PERIODS = 5  # capture blocks a slow reader may fall behind before the oldest go
 STALL = 0.5  # seconds without a block from capture before a silent frame is sent anyway
-
-
-def apply_gain(samples: np.ndarray, gain: float) -> np.ndarray:
-    if gain == 1.0:
-        return samples
-    return np.clip(samples * gain, -32768, 32767).astype(np.int16)
 
 
 def mono_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
@@ -41,13 +36,7 @@ def mono_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
 
 def to_mono(frame: av.AudioFrame) -> np.ndarray:
     """int16 mono samples of an s16 frame, packed or planar, any channel count."""
-    data = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    if channels == 1:
-        return data.reshape(-1).astype(np.int16, copy=False)
-    if frame.format.is_planar:
-        return data.mean(axis=0).astype(np.int16)
-    return data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return mix_down(frame.to_ndarray(), len(frame.layout.channels), frame.format.is_planar)
 
 
 class CaptureTrack(MediaStreamTrack):

@@ -20,10 +20,12 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from ..pcm import SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..voice.rtc.encoding import VoiceEncoder
+from ..voice.rtc.frames import audio_frame
 from ..voice.rtc.jitter import CLOCK_RATE
 from ..voice.rtc.session import MediaSession, MediaSettings
-from ..voice.rtc.tracks import SAMPLE_RATE, SAMPLES_PER_FRAME, PacedAudioTrack, audio_frame
+from ..voice.rtc.tracks import PacedAudioTrack
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from .rtc.meter import LevelMeter, level, volume
+from ..pcm import LevelReading, level, volume
 from .rtc.ports import Counters, MediaPort
 from .samples import Sample, Totals, mos, next_sample
 from .tasks import TaskSet
@@ -79,12 +79,12 @@ class QualityMonitor:
     """Samples one call and raises its warnings; ``start`` at open, ``stop`` at close.
 
     The call provides: ``read_counters`` (None while there is no media), ``meters`` (the
-    current session's (sent, heard) LevelMeters, or None), ``is_muted`` and ``emit``.
+    current session's (sent, heard) level meters, or None), ``is_muted`` and ``emit``.
     """
 
     def __init__(self, settings: QualitySettings, *,
                  read_counters: Callable[[], Awaitable[Counters | None]],
-                 meters: Callable[[], tuple[LevelMeter, LevelMeter] | None],
+                 meters: Callable[[], tuple[LevelReading, LevelReading] | None],
                  is_muted: Callable[[], bool],
                  emit: Callable[..., Any],
                  clock: Callable[[], float] = time.monotonic,

@@ -18,7 +18,7 @@ import av
 from aiortc.mediastreams import MediaStreamTrack
 from av.audio.resampler import AudioResampler
 
-from .meter import LevelMeter
+from ...pcm import LevelMeter
 
 PTIME = 0.020  # seconds per packet
 
@@ -77,7 +77,8 @@ class EncodingTrack(MediaStreamTrack):
         self._encoder: VoiceEncoder | None = None
         self._passthrough = False
         self._ready: deque[av.Packet] = deque()
-        self.meter: LevelMeter | None = None  # levels of what we send, before encoding (quality.py)
+        # levels of what we send, before encoding (quality.py)
+        self.meter: LevelMeter[av.AudioFrame] | None = None
 
     async def recv(self) -> av.Packet | av.AudioFrame:
         while not self._ready:

@@ -193,7 +193,7 @@ class ReceiveTap:
         self._to_thread: queue.Queue = queue.Queue()  # only the end-of-stream marker
         self._decoders: dict[str, object] = {}
         self.forward = None
-        self.meter = None  # a meter.LevelMeter fed every decoded frame (quality.py)
+        self.meter = None  # a pcm.LevelMeter fed every decoded frame (quality.py)
         self.listener = None  # called with every decoded frame (a Call's remote stream)
 
     def get(self, *args, **kwargs):  # aiortc's idle decoder thread waits here

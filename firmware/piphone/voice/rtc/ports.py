@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .meter import LevelMeter
+from ...pcm import LevelReading
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,11 @@ class MediaPort(Protocol):
         """RTP packets received so far: what the RTP watchdog polls (cheap, no statistics)."""
 
     @property
-    def input_meter(self) -> LevelMeter | None:
+    def input_meter(self) -> LevelReading | None:
         """Levels of what we send, before encoding (None unless ``meter_levels`` was called)."""
 
     @property
-    def output_meter(self) -> LevelMeter | None:
+    def output_meter(self) -> LevelReading | None:
         """Levels of what we hear, after decoding (None unless ``meter_levels`` was called)."""
 
     async def offer(self) -> str: ...

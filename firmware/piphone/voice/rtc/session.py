@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import av
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -36,11 +37,12 @@ from aiortc.stats import (
     RTCRemoteInboundRtpStreamStats,
 )
 
+from ...pcm import LevelMeter
 from ..tasks import first_set
 from . import hooks, remote_sdp
 from .encoding import EncodingTrack
+from .frames import AvFrames
 from .jitter import CLOCK_RATE
-from .meter import LevelMeter
 from .ports import Counters
 
 log = logging.getLogger(__name__)
@@ -141,8 +143,8 @@ class MediaSession:
         # We encode on the loop ourselves (encoding.py); aiortc sends the packets as they are.
         # Levels of what we send and hear (``meter_levels``), and what the far end says it
         # received: for the call's quality monitor (quality.py).
-        self.input_meter: LevelMeter | None = None
-        self.output_meter: LevelMeter | None = None
+        self.input_meter: LevelMeter[av.AudioFrame] | None = None
+        self.output_meter: LevelMeter[av.AudioFrame] | None = None
         self.far_received: int | None = None
         self._sending = EncodingTrack(self.source, lambda: self.codec,
                                       opus_bitrate=self.settings.opus_bitrate)
@@ -400,8 +402,8 @@ class MediaSession:
                      tick_every: float = 0.05) -> None:
         """Meter the PCM we send (before encoding) and hear (after decoding); ``on_tick`` is
         called every ``tick_every`` seconds of audio sent."""
-        self.input_meter = LevelMeter(on_tick, tick_every)
-        self.output_meter = LevelMeter()
+        self.input_meter = LevelMeter(on_tick, tick_every, reader=AvFrames())
+        self.output_meter = LevelMeter(reader=AvFrames())
         self._sending.meter = self.input_meter
         self.receive_tap.meter = self.output_meter
 

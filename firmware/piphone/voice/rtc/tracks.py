@@ -19,31 +19,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-SAMPLE_RATE = 48_000
-PTIME = 0.020  # seconds per frame
-SAMPLES_PER_FRAME = int(SAMPLE_RATE * PTIME)
-
-
-def audio_frame(samples: np.ndarray, pts: int, sample_rate: int = SAMPLE_RATE) -> av.AudioFrame:
-    """A mono s16 frame from int16 samples."""
-    frame = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
-    )
-    frame.sample_rate = sample_rate
-    frame.pts = pts
-    frame.time_base = fractions.Fraction(1, sample_rate)
-    return frame
-
-
-def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
-    """int16 mono samples of any s16 frame (stereo is averaged)."""
-    data = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    if frame.format.is_planar:
-        mono = data.mean(axis=0) if channels > 1 else data[0]
-    else:
-        mono = data.reshape(-1, channels).mean(axis=1) if channels > 1 else data.reshape(-1)
-    return mono.astype(np.int16)
+from ...pcm import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .frames import audio_frame, frame_to_mono
 
 
 class PacedAudioTrack(MediaStreamTrack):
@@ -284,22 +261,3 @@ class Recorder:
         while self.frames < target:
             self._frame_event.clear()
             await self._frame_event.wait()
-
-
-def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float | None:
-    """The strongest frequency in the samples, or None for (near) silence."""
-    if len(samples) < sample_rate // 50:
-        return None
-    x = samples.astype(np.float64)
-    if np.sqrt(np.mean(x * x)) < 30:  # about -60 dBFS: silence
-        return None
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    peak = int(np.argmax(spectrum[1:])) + 1
-    return peak * sample_rate / len(x)
-
-
-def rms(samples: np.ndarray) -> float:
-    if len(samples) == 0:
-        return 0.0
-    x = samples.astype(np.float64)
-    return float(np.sqrt(np.mean(x * x)))
