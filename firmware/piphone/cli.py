@@ -468,10 +468,9 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
 
     With a headset, its microphone and earpiece carry the call; without one, a test tone goes
     out and what comes back is reported once a second."""
-    from .pcm import dominant_frequency
+    from .pcm import Recorder, Tone, dominant_frequency
     from .voice import Device
     from .voice.errors import TwilioError
-    from .voice.rtc.tracks import Recorder, ToneTrack
 
     say = out or (lambda line: print(line, flush=True))
     start = time.monotonic()
@@ -482,7 +481,7 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
     recorder = Recorder(seconds=2)
     streams: list[Any] = []
     if headset is None:
-        source, sink = (lambda: ToneTrack(tone)), (lambda: recorder)
+        source, sink = (lambda: Tone(tone)), (lambda: recorder)
     else:
         from .audio.headset import Headset
 

@@ -1,15 +1,21 @@
 """PCM: audio as numpy int16 arrays, the shape voice/ and audio/ hand each other.
 
-The bottom layer under voice/ and audio/, which may not import each other (DESIGN.md): what
-both measure and make frames of 20 ms of mono int16 samples at 48 kHz with: the one level
-meter (a call's ``volume`` events and quality samples), gain, and mixing down to mono.
-voice/rtc/frames.py turns such samples into PyAV frames and back. Nothing here knows aiortc
-or PyAV.
+The bottom layer under voice/ and audio/, which may not import each other (DESIGN.md): a frame
+is 20 ms of mono int16 samples at 48 kHz. A call's source (``PcmSource``) gives one frame per
+``read``, at its own pace; a call's sink (``PcmSink``) is given the far end's audio as it is
+heard, mono, at the rate of the far end's codec. Here too is what both sides measure and make
+such frames with: the one level meter (a call's ``volume`` events and quality samples), gain
+and mixing down to mono, and the sources and sinks that need no hardware (a tone, silence, a
+recorder). audio/pcm_io.py has the headset's; voice/rtc/ turns sources and sinks into aiortc
+tracks and back (rtc/tracks.py, rtc/frames.py). Nothing here knows aiortc or PyAV.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import math
+import time
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar, cast, overload
 
@@ -21,6 +27,31 @@ PTIME = 0.020  # seconds per frame
 SAMPLES_PER_FRAME = int(SAMPLE_RATE * PTIME)
 
 Samples: TypeAlias = npt.NDArray[np.int16]
+
+
+class EndOfStream(Exception):
+    """The source was stopped: there is no more audio."""
+
+
+class PcmSource(Protocol):
+    """A call's audio source: ``read`` waits for the next 20 ms frame (``SAMPLES_PER_FRAME``
+    mono int16 samples at ``SAMPLE_RATE``) and returns it; the source sets the pace (a sound
+    card's clock, or a timer). After ``stop`` it raises EndOfStream."""
+
+    async def read(self) -> Samples: ...
+
+    def stop(self) -> None: ...
+
+
+class PcmSink(Protocol):
+    """A call's audio sink: ``start`` when the far end's audio is about to come (a new media
+    session; it may come again after a reconnection), then ``write`` with each frame heard:
+    mono int16 at ``sample_rate`` (48 kHz for Opus, 8 kHz for PCMU), an array of its own that
+    the sink may keep."""
+
+    def start(self) -> None: ...
+
+    def write(self, samples: Samples, sample_rate: int) -> None: ...
 
 
 # --- samples ---------------------------------------------------------------------------------
@@ -185,3 +216,116 @@ class LevelMeter(Generic[F]):
             wide = self._wide = np.empty(count, np.float32)
         np.copyto(wide, samples)
         return math.sqrt(float(wide.dot(wide)) / count)
+
+
+# --- sources and sinks that need no hardware ------------------------------------------------
+class Pacer:
+    """A real-time clock of 20 ms frames: ``tick`` waits until the next frame is due and
+    returns its number (the first, 0, at once: the clock starts at the first tick)."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self.frames = 0  # number of the last frame ticked
+
+    async def tick(self) -> int:
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self.frames += 1
+            wait = self._start + self.frames * PTIME - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return self.frames
+
+
+class PacedSource:
+    """Base of sources that make 20 ms frames on a real-time clock (lazy start at first read)."""
+
+    def __init__(self) -> None:
+        self._pacer = Pacer()
+        self.stopped = False
+
+    async def _next_frame(self) -> int:
+        """Wait until the next frame is due; its number (0 for the first, given at once)."""
+        if self.stopped:
+            raise EndOfStream
+        number = await self._pacer.tick()
+        if self.stopped:
+            raise EndOfStream
+        return number
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class Tone(PacedSource):
+    """A continuous sine tone: piphone's test signal (frequency in Hz, level in dBFS)."""
+
+    def __init__(self, frequency: float = 440.0, level_dbfs: float = -12.0) -> None:
+        super().__init__()
+        self.frequency = frequency
+        amplitude = 32767 * 10 ** (level_dbfs / 20)
+        # One second holds a whole number of cycles of a whole-Hz tone: compute it once and
+        # play it in a loop (a sine per frame costs more than the rest of the source).
+        seconds = 1 if float(frequency).is_integer() else 10
+        n = np.arange(SAMPLE_RATE * seconds)
+        self._table: Samples = (amplitude * np.sin(2 * math.pi * frequency / SAMPLE_RATE * n)
+                                ).astype(np.int16)
+
+    async def read(self) -> Samples:
+        start = (await self._next_frame()) * SAMPLES_PER_FRAME % len(self._table)
+        return self._table[start:start + SAMPLES_PER_FRAME]
+
+
+class Silence(PacedSource):
+    """Digital silence, paced: the source of a call placed with no microphone."""
+
+    _zeros: Samples = np.zeros(SAMPLES_PER_FRAME, np.int16)
+
+    async def read(self) -> Samples:
+        await self._next_frame()
+        return self._zeros
+
+
+class Recorder:
+    """A sink that keeps the last ``seconds`` of what it is given, mono int16 (tests,
+    `piphone call`)."""
+
+    def __init__(self, seconds: float = 10.0) -> None:
+        self.seconds = seconds
+        self.sample_rate: int | None = None
+        self._chunks: collections.deque[Samples] = collections.deque()
+        self._kept = 0
+        self.frames = 0
+        self._frame_event = asyncio.Event()
+
+    def start(self) -> None:
+        pass  # nothing to open
+
+    def write(self, samples: Samples, sample_rate: int) -> None:
+        if self.sample_rate != sample_rate:
+            self.clear()
+            self.sample_rate = sample_rate
+        self._chunks.append(samples)
+        self._kept += len(samples)
+        limit = int(self.seconds * sample_rate)
+        while self._kept - len(self._chunks[0]) >= limit:
+            self._kept -= len(self._chunks.popleft())
+        self.frames += 1
+        self._frame_event.set()
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self._kept = 0
+
+    def last(self, seconds: float) -> Samples:
+        if not self._chunks or self.sample_rate is None:
+            return np.zeros(0, np.int16)
+        data = np.concatenate(list(self._chunks))
+        return data[-int(seconds * self.sample_rate):]
+
+    async def wait_for_frames(self, count: int) -> None:
+        target = self.frames + count
+        while self.frames < target:
+            self._frame_event.clear()
+            await self._frame_event.wait()

@@ -3,16 +3,17 @@
 import pytest
 
 from piphone.errors import InvalidArgumentError
+from piphone.pcm import Silence
 from piphone.voice.call import Call, CallDirection, CallStatus
 from piphone.voice.errors import TwilioError
 from piphone.voice.rtc import hooks as rtc_hooks
 from piphone.voice.rtc.session import MediaSettings, codec_of
-from piphone.voice.rtc.tracks import DrainSink, SilenceTrack
+from piphone.voice.rtc.tracks import DrainSink
 
 
 def incoming(sent, **parameters):
     return Call(direction=CallDirection.INCOMING, send=lambda t, p: sent.append((t, p)) or True,
-                media_settings=MediaSettings(), source=SilenceTrack(), sink=DrainSink(),
+                media_settings=MediaSettings(), source=Silence(), sink=DrainSink(),
                 parameters={"CallSid": "CA1", **parameters})
 
 

@@ -9,17 +9,17 @@ import asyncio
 import pytest
 from aiortc import RTCSessionDescription
 
+from piphone.pcm import Silence
 from piphone.voice.device import Device
 from piphone.voice.rtc import session as media_module
 from piphone.voice.rtc.session import MediaError, MediaSession, MediaSettings, is_loopback
-from piphone.voice.rtc.tracks import SilenceTrack
 from piphone.voice.tokens import mint
 
 LOOPBACK = ("127.0.0.1",)
 
 
 def session() -> MediaSession:
-    return MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
+    return MediaSession(MediaSettings(ice_addresses=LOOPBACK), Silence())
 
 
 async def test_whatever_aiortc_raises_comes_out_as_media_error(monkeypatch):

@@ -8,12 +8,13 @@ import random
 
 import pytest
 
+from piphone.pcm import Silence
 from piphone.voice import protocol
 from piphone.voice.call import Call, CallDirection, CallStatus
 from piphone.voice.errors import TwilioError
 from piphone.voice.reconnect import ReconnectSettings, RtpWatchdog
 from piphone.voice.rtc.session import MediaSettings
-from piphone.voice.rtc.tracks import DrainSink, SilenceTrack
+from piphone.voice.rtc.tracks import DrainSink
 
 
 def test_settings_are_checked_and_backoff_grows_to_its_cap():
@@ -60,7 +61,7 @@ def make_call(direction=CallDirection.INCOMING, token="tok1", **settings):
         return True
 
     call = Call(direction=direction, send=send, media_settings=MediaSettings(),
-                source=SilenceTrack(), sink=DrainSink(), parameters={"CallSid": "CA1"},
+                source=Silence(), sink=DrainSink(), parameters={"CallSid": "CA1"},
                 reconnect_token=token, reconnect_settings=ReconnectSettings(**settings))
     events: list[tuple] = []
     for name in ("reconnecting", "reconnected", "error", "disconnect", "cancel", "status"):

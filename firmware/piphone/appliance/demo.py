@@ -101,8 +101,8 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
     from ..exchange.server import Exchange
     from ..panel.pins import DEFAULT_PINS, KEYPAD_PINS, mock_factory
     from ..panel.terminal import TerminalPanel
+    from ..pcm import Tone
     from ..voice import Device
-    from ..voice.rtc.tracks import ToneTrack
     from ..voice.tokens import mint
 
     console = console or Console()
@@ -132,7 +132,7 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
             await service.start()
             device = Device(mint(identity=CALLER, ttl=3600, **ex_cfg.token_kwargs()),
                             signaling_url=exchange.url, ice_addresses=LOOPBACK,
-                            audio_source=lambda: ToneTrack(440.0))
+                            audio_source=lambda: Tone(440.0))
             await device.register()
             caller = Caller(device, service, call_every)
             panel = TerminalPanel(pins, factory, loop=loop)

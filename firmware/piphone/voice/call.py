@@ -22,17 +22,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from aiortc.mediastreams import MediaStreamTrack
-
 from ..errors import InvalidArgumentError
 from . import protocol
 from .errors import TwilioError
 from .events import Emitter
 from .quality import QualityMonitor, QualitySettings
-from .reconnect import BorrowedTrack, CallReconnection, ReconnectSettings
-from .rtc.ports import Counters, MediaPort
-from .rtc.session import MediaError, MediaSession, MediaSettings, to_ice_servers
-from .rtc.tracks import AudioSink, CallStreams, MuteGate
+from .reconnect import CallReconnection, ReconnectSettings
+from .rtc.call_audio import CallAudio
+from .rtc.ports import CallAudioPort, Counters, MediaPort
+from .rtc.session import MediaError, MediaSettings, to_ice_servers
+from .rtc.tracks import AudioSink, AudioSource, AudioStream
 from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class Call(Emitter):
         direction: CallDirection,
         send: Callable[[str, dict[str, Any]], bool],
         media_settings: MediaSettings,
-        source: MediaStreamTrack,
+        source: AudioSource,
         sink: AudioSink,
         parameters: dict[str, str] | None = None,
         custom_parameters: dict[str, str] | None = None,
@@ -80,8 +79,8 @@ class Call(Emitter):
         self.direction = direction
         self._send = send
         self._media_settings = media_settings
-        self._gate = MuteGate(source)
-        self._sink = sink
+        # What it sends and hears, across its media sessions (the port: rtc.CallAudioPort).
+        self._audio: CallAudioPort = CallAudio(source, sink)
         self.parameters: dict[str, str] = dict(parameters or {})
         self.custom_parameters: dict[str, str] = dict(custom_parameters or {})
         self._offer_sdp = offer_sdp
@@ -94,8 +93,6 @@ class Call(Emitter):
             CallStatus.PENDING if direction is CallDirection.INCOMING else CallStatus.CONNECTING
         )
         self._media: MediaPort | None = None
-        self._remote_track: MediaStreamTrack | None = None  # of the current media session
-        self._streams = CallStreams(self._gate)  # get_local_stream, get_remote_stream
         self._tasks = TaskSet(self, expected=(MediaError,))  # media failures end as events
         self._answered = False  # the far end (or we) answered
         self._was_connected = False
@@ -144,16 +141,16 @@ class Call(Emitter):
         return self._status
 
     def is_muted(self) -> bool:
-        return self._gate.muted
+        return self._audio.muted
 
-    def get_local_stream(self) -> MediaStreamTrack:
-        """What we send (silence while muted): a copy that lasts the call (CallStreams)."""
-        return self._streams.local()
+    def get_local_stream(self) -> AudioStream:
+        """What we send (silence while muted): a copy that lasts the call."""
+        return self._audio.local_stream()
 
-    def get_remote_stream(self) -> MediaStreamTrack | None:
-        """What we hear, once the far end's track arrived (else None): a copy that follows
+    def get_remote_stream(self) -> AudioStream | None:
+        """What we hear, once the far end's audio arrived (else None): a copy that follows
         the call's current media across reconnections, as the SDK's stream survives them."""
-        return self._streams.remote() if self._remote_track is not None else None
+        return self._audio.remote_stream()
 
     # --- methods of the SDK --------------------------------------------------------------
     def accept(
@@ -171,7 +168,7 @@ class Call(Emitter):
             return None
         self._set_status(CallStatus.CONNECTING)
         if rtc_constraints and rtc_constraints.get("audio") is False:
-            self._gate.muted = True
+            self._audio.muted = True
         return self._tasks.spawn(self._accept(rtc_configuration))
 
     def reject(self) -> None:
@@ -202,9 +199,9 @@ class Call(Emitter):
 
     def mute(self, should_mute: bool = True) -> None:
         should_mute = bool(should_mute)
-        if self._gate.muted == should_mute:
+        if self._audio.muted == should_mute:
             return
-        self._gate.muted = should_mute
+        self._audio.muted = should_mute
         self.emit("mute", should_mute, self)
 
     def send_digits(self, digits: str) -> asyncio.Task:
@@ -374,23 +371,18 @@ class Call(Emitter):
             self.parameters["CallSid"] = callsid
 
     # --- internals ---------------------------------------------------------------------------
-    def _new_media(self) -> MediaSession:
-        media: MediaSession | None = None
+    def _new_media(self) -> MediaPort:
+        media: MediaPort | None = None
 
         def state(value: str) -> None:  # only the current session's changes count
             if media is self._media:
                 self._media_state(value)
 
-        media = MediaSession(self._media_settings, BorrowedTrack(self._gate), on_state=state,
-                             on_remote_track=self._remote_track_arrived,
-                             on_audio=self._streams.heard)
+        media = self._audio.session(self._media_settings, on_state=state)
         if self.quality.settings.enabled:
             media.meter_levels(self.quality.audio_clock, self.quality.settings.volume_interval)
         return media
 
-    def _remote_track_arrived(self, track: MediaStreamTrack) -> None:
-        self._remote_track = track
-        self._tasks.spawn(self._sink.consume(track))
     def _media_state(self, state: str) -> None:
         self.quality.media_state(state)
         if state == "failed" and self._status in (CallStatus.OPEN, CallStatus.RECONNECTING):
@@ -457,8 +449,7 @@ class Call(Emitter):
             return
         self._set_status(CallStatus.CLOSED)
         self._reconnection.stop()
-        self._gate.stop()
-        self._streams.end()
+        self._audio.end()
         if self._media is not None:
             self._tasks.spawn(self._close_media(self._media))
         else:

@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiortc import RTCIceServer
-from aiortc.mediastreams import MediaStreamTrack
 
 from ..errors import InvalidStateError
+from ..pcm import Silence
 from . import protocol, tokens
 from .call import Call, CallDirection, CallStatus
 from .edges import EDGES, connected_edge, edge_list, twilio_signaling_url  # noqa: F401
@@ -33,7 +33,7 @@ from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
 from .quality import QualitySettings
 from .reconnect import ReconnectSettings
 from .rtc.session import MediaError, MediaSettings, is_loopback
-from .rtc.tracks import AudioSink, DrainSink, SilenceTrack
+from .rtc.tracks import AudioSink, AudioSource, DrainSink
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
 from .token_refresh import TokenRefresher, TokenSource
@@ -60,7 +60,7 @@ class Device(Emitter):
         codec_preferences: Sequence[str] = ("opus", "pcmu"),
         ice_servers: Sequence[RTCIceServer] = (),
         ice_addresses: Sequence[str] | None = None,
-        audio_source: Callable[[], MediaStreamTrack] = SilenceTrack,
+        audio_source: Callable[[], AudioSource] = Silence,
         audio_sink: Callable[[], AudioSink] = DrainSink,
         token_refresh_ms: int = 10_000,
         allow_incoming_while_busy: bool = False,

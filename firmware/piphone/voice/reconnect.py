@@ -26,8 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiortc.mediastreams import MediaStreamTrack
-
 from .errors import TwilioError
 from .rtc.ports import MediaPort
 from .rtc.session import MediaError
@@ -111,20 +109,6 @@ class RtpWatchdog:
             self._on_lost()
             return
         self._timer = asyncio.get_running_loop().call_later(self.interval, self._look)
-
-
-class BorrowedTrack(MediaStreamTrack):
-    """The call's source as one media session sees it: aiortc stops a sender's track when
-    the peer connection closes, and a call outlives its first peer connection."""
-
-    kind = "audio"
-
-    def __init__(self, source: MediaStreamTrack) -> None:
-        super().__init__()
-        self.source = source
-
-    async def recv(self):
-        return await self.source.recv()
 
 
 class CallReconnection:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ...pcm import LevelReading
+
+if TYPE_CHECKING:
+    from .session import MediaSettings
+    from .tracks import AudioStream
 
 
 @dataclass(frozen=True)
@@ -93,3 +97,23 @@ class MediaPort(Protocol):
 
     async def close(self) -> None:
         """Close the session and all it opened (idempotent)."""
+
+
+class CallAudioPort(Protocol):
+    """A call's audio across its media sessions (rtc.CallAudio): the one mute, the sessions
+    that send its source and play to its sink, and the copies that last the call."""
+
+    muted: bool  # what every session sends is silence while set
+
+    def session(self, settings: MediaSettings, *,
+                on_state: Callable[[str], None] | None = None) -> MediaPort:
+        """A new media session of the call (the first, or a reconnection's)."""
+
+    def local_stream(self) -> AudioStream:
+        """What the call sends (Call.get_local_stream)."""
+
+    def remote_stream(self) -> AudioStream | None:
+        """What the call hears once it came (Call.get_remote_stream), else None."""
+
+    def end(self) -> None:
+        """The call closed: stop the source and end the copies (idempotent)."""

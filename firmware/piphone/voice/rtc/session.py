@@ -38,12 +38,13 @@ from aiortc.stats import (
 )
 
 from ...pcm import LevelMeter
-from ..tasks import first_set
+from ..tasks import TaskSet, first_set
 from . import hooks, remote_sdp
 from .encoding import EncodingTrack
 from .frames import AvFrames
 from .jitter import CLOCK_RATE
 from .ports import Counters
+from .tracks import AudioSink, AudioSource, as_track, play
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -116,15 +117,16 @@ def codec_of(sdp: str) -> str | None:
     return next(iter(codecs_of(sdp)), None)
 
 
-@dataclass
+@dataclass(repr=False)
 class MediaSession:
     """A peer connection carrying one audio track each way."""
 
     settings: MediaSettings
-    source: MediaStreamTrack
+    source: AudioSource  # a PCM source or an aiortc track (tracks.as_track)
+    sink: AudioSink | None = None  # plays the far end's audio (the session owns the task)
     on_state: Callable[[str], None] | None = None  # connectionState changes
     on_remote_track: Callable[[MediaStreamTrack], None] | None = None
-    on_audio: Callable[[Any], None] | None = None  # every decoded frame received (AudioFrame)
+    on_audio: Callable[[av.AudioFrame], None] | None = None  # every decoded frame received
     pc: RTCPeerConnection = field(init=False)
     _connected: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _failed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
@@ -146,7 +148,8 @@ class MediaSession:
         self.input_meter: LevelMeter[av.AudioFrame] | None = None
         self.output_meter: LevelMeter[av.AudioFrame] | None = None
         self.far_received: int | None = None
-        self._sending = EncodingTrack(self.source, lambda: self.codec,
+        self._playing = TaskSet(self)  # what plays the far end's audio to ``sink``
+        self._sending = EncodingTrack(as_track(self.source), lambda: self.codec,
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         self.receive_tap = hooks.decode_on_loop(transceiver.receiver)
@@ -387,6 +390,8 @@ class MediaSession:
                     await transceiver.receiver.stop()
             except Exception as exc:  # the sockets are closed before aiortc could raise
                 log.warning("media: closing the peer connection: %s", _describe(exc))
+            # A receiver that never started never ends its track: the sink is not waited for.
+            self._playing.cancel()
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -407,11 +412,18 @@ class MediaSession:
         self._sending.meter = self.input_meter
         self.receive_tap.meter = self.output_meter
 
+    def __repr__(self) -> str:  # not the dataclass's: the settings hold TURN credentials
+        return f"<MediaSession {self.codec or '-'} {self.pc.connectionState}>"
+
     def _receiver_report(self, report) -> None:
         self.far_received = report.highest_sequence
 
     def _track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio" and self.on_remote_track is not None:
+        if track.kind != "audio":
+            return
+        if self.sink is not None:
+            self._playing.spawn(play(track, self.sink))
+        if self.on_remote_track is not None:
             self.on_remote_track(track)
 
 

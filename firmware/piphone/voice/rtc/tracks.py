@@ -1,9 +1,10 @@
-"""Pluggable audio for calls: paced sources, the mute gate, and sinks for the far end's audio.
+"""A call's audio as aiortc tracks: the adapters between PCM sources and sinks (pcm.py) and
+aiortc, the mute gate, and the copies behind Call.get_local_stream / get_remote_stream.
 
-A call's source is any aiortc ``MediaStreamTrack`` of kind audio; its sink is any object with
-``async consume(track)``. This module has the ones that need no hardware: a tone generator (the
-test tone of ``piphone call`` and of the tests), silence, a recorder and a drain. ALSA-backed
-ones live in audio/ and plug in the same way.
+A call's source is a PCM source (``pcm.PcmSource``: the headset's microphone, a tone,
+silence) or, as the Python API has always taken, an aiortc audio ``MediaStreamTrack``; its
+sink is a PCM sink (``pcm.PcmSink``: the earpiece, a recorder) or an object with
+``async consume(track)``. ``as_track`` and ``play`` make either kind work.
 """
 
 from __future__ import annotations
@@ -11,67 +12,102 @@ from __future__ import annotations
 import asyncio
 import collections
 import fractions
-import math
-import time
-from typing import Protocol
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import av
-import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ...pcm import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ...pcm import SAMPLES_PER_FRAME, EndOfStream, Pacer, PcmSink, PcmSource
 from .frames import audio_frame, frame_to_mono
 
 
+@runtime_checkable
+class TrackSink(Protocol):
+    """A sink of the Python API's first shape: reads the far end's track until it ends."""
+
+    async def consume(self, track: MediaStreamTrack) -> None: ...
+
+
+AudioSource: TypeAlias = PcmSource | MediaStreamTrack
+AudioSink: TypeAlias = PcmSink | TrackSink
+AudioStream: TypeAlias = MediaStreamTrack  # Call.get_local_stream / get_remote_stream
+
+
 class PacedAudioTrack(MediaStreamTrack):
-    """Base of sources that make 20 ms frames on a real-time clock (lazy start at first recv)."""
+    """Base of tracks that make 20 ms frames on a real-time clock (lazy start at first recv)."""
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
-        self._start: float | None = None
-        self._pts = 0
+        self._pacer = Pacer()
 
     async def _next_pts(self) -> int:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += SAMPLES_PER_FRAME
-            wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        return self._pts
+        return await self._pacer.tick() * SAMPLES_PER_FRAME
 
 
-class ToneTrack(PacedAudioTrack):
-    """A continuous sine tone: piphone's test signal (frequency in Hz, level in dBFS)."""
+class PcmTrack(MediaStreamTrack):
+    """A PCM source as an aiortc audio track: its frames, timed in 1/48000 s from 0; it ends
+    when the source does, and stopping it stops the source."""
 
-    def __init__(self, frequency: float = 440.0, level_dbfs: float = -12.0) -> None:
+    kind = "audio"
+
+    def __init__(self, source: PcmSource) -> None:
         super().__init__()
-        self.frequency = frequency
-        amplitude = 32767 * 10 ** (level_dbfs / 20)
-        # One second holds a whole number of cycles of a whole-Hz tone: compute it once and
-        # play it in a loop (a sine per frame costs more than the rest of the source).
-        seconds = 1 if float(frequency).is_integer() else 10
-        n = np.arange(SAMPLE_RATE * seconds)
-        self._table = (amplitude * np.sin(2 * math.pi * frequency / SAMPLE_RATE * n)).astype(
-            np.int16)
+        self.source = source
+        self._pts = 0
 
     async def recv(self) -> av.AudioFrame:
-        pts = await self._next_pts()
-        start = pts % len(self._table)
-        return audio_frame(self._table[start:start + SAMPLES_PER_FRAME], pts)
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            samples = await self.source.read()
+        except EndOfStream:
+            raise MediaStreamError from None
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = audio_frame(samples, self._pts)
+        self._pts += len(samples)
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
 
 
-class SilenceTrack(PacedAudioTrack):
-    """Digital silence, paced: the source of a call placed with no microphone."""
+def as_track(source: AudioSource) -> MediaStreamTrack:
+    """The source as an aiortc track: itself if it is one, else a PcmTrack reading it."""
+    return source if isinstance(source, MediaStreamTrack) else PcmTrack(source)
 
-    async def recv(self) -> av.AudioFrame:
-        pts = await self._next_pts()
-        return audio_frame(np.zeros(SAMPLES_PER_FRAME, np.int16), pts)
+
+async def play(track: MediaStreamTrack, sink: AudioSink) -> None:
+    """Hand the far end's audio in ``track`` to ``sink`` until the track ends."""
+    if isinstance(sink, TrackSink):
+        await sink.consume(track)
+        return
+    sink.start()
+    try:
+        while True:
+            frame = await track.recv()
+            sink.write(frame_to_mono(frame), frame.sample_rate)
+    except MediaStreamError:
+        pass
+
+
+class BorrowedTrack(MediaStreamTrack):
+    """The call's source as one media session sees it: aiortc stops a sender's track when
+    the peer connection closes, and a call outlives its first peer connection."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.source = source
+
+    async def recv(self) -> av.AudioFrame | av.Packet:
+        return await self.source.recv()
 
 
 class StreamCopy(MediaStreamTrack):
@@ -199,11 +235,6 @@ def _silence_like(frame: av.AudioFrame) -> av.AudioFrame:
     return silent
 
 
-class AudioSink(Protocol):
-    async def consume(self, track: MediaStreamTrack) -> None:
-        """Read the track until it ends."""
-
-
 class DrainSink:
     """Reads and discards: aiortc queues decoded frames without bound until someone reads."""
 
@@ -213,51 +244,3 @@ class DrainSink:
                 await track.recv()
         except MediaStreamError:
             pass
-
-
-class Recorder:
-    """Keeps the last ``seconds`` of received audio as mono int16 (tests, `piphone call`)."""
-
-    def __init__(self, seconds: float = 10.0) -> None:
-        self.seconds = seconds
-        self.sample_rate: int | None = None
-        self._chunks: collections.deque[np.ndarray] = collections.deque()
-        self._kept = 0
-        self.frames = 0
-        self._frame_event = asyncio.Event()
-
-    async def consume(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                self.add(await track.recv())
-        except MediaStreamError:
-            pass
-
-    def add(self, frame: av.AudioFrame) -> None:
-        if self.sample_rate != frame.sample_rate:
-            self.clear()
-            self.sample_rate = frame.sample_rate
-        chunk = frame_to_mono(frame)
-        self._chunks.append(chunk)
-        self._kept += len(chunk)
-        limit = int(self.seconds * frame.sample_rate)
-        while self._kept - len(self._chunks[0]) >= limit:
-            self._kept -= len(self._chunks.popleft())
-        self.frames += 1
-        self._frame_event.set()
-
-    def clear(self) -> None:
-        self._chunks.clear()
-        self._kept = 0
-
-    def last(self, seconds: float) -> np.ndarray:
-        if not self._chunks or self.sample_rate is None:
-            return np.zeros(0, np.int16)
-        data = np.concatenate(list(self._chunks))
-        return data[-int(seconds * self.sample_rate):]
-
-    async def wait_for_frames(self, count: int) -> None:
-        target = self.frames + count
-        while self.frames < target:
-            self._frame_event.clear()
-            await self._frame_event.wait()
