@@ -205,6 +205,12 @@ class AudioJitterBuffer:
         """Packets added so far (what the reconnection watchdog polls, without stats())."""
         return self._counts["received"]
 
+    def reorder_only(self) -> None:
+        """Keep no cushion against timing jitter, only hold frames back while packets arrive
+        out of order (an exchange forwarding them: the far end's buffer absorbs the jitter)."""
+        self.min_depth = self.target_depth = 0
+        self.jitter_factor = 0.0
+
     def stats(self) -> JitterStats:
         return JitterStats(target_depth=self.target_depth, depth=self.depth,
                            jitter_ms=self._jitter * 1000 / self._rate, **self._counts)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from ...pcm import LevelReading
 
 if TYPE_CHECKING:
+    from .forwarding import Outbox
     from .session import MediaSettings
     from .tracks import AudioStream
 
@@ -117,3 +118,18 @@ class CallAudioPort(Protocol):
 
     def end(self) -> None:
         """The call closed: stop the source and end the copies (idempotent)."""
+
+
+class LegMediaPort(MediaPort, Protocol):
+    """A media session at the exchange (exchange/bridge.py's Leg): one that can be bridged to
+    another session's ``Outbox`` (what that session sends)."""
+
+    @property
+    def settings(self) -> MediaSettings:
+        """What the session was made with (a media restart makes the next one alike)."""
+
+    def forward_to(self, outbox: Outbox) -> None:
+        """Hand each encoded frame received to ``outbox`` undecoded (same codec both sides)."""
+
+    def decode_to(self, outbox: Outbox | None) -> None:
+        """Decode what is received into ``outbox``, 48 kHz mono (None: drain and discard)."""

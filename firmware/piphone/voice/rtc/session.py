@@ -39,8 +39,9 @@ from aiortc.stats import (
 
 from ...pcm import LevelMeter
 from ..tasks import TaskSet, first_set
-from . import hooks, remote_sdp
+from . import forwarding, hooks, remote_sdp
 from .encoding import EncodingTrack
+from .forwarding import Outbox
 from .frames import AvFrames
 from .jitter import CLOCK_RATE
 from .ports import Counters
@@ -148,7 +149,10 @@ class MediaSession:
         self.input_meter: LevelMeter[av.AudioFrame] | None = None
         self.output_meter: LevelMeter[av.AudioFrame] | None = None
         self.far_received: int | None = None
-        self._playing = TaskSet(self)  # what plays the far end's audio to ``sink``
+        self._playing = TaskSet(self)  # what plays or decodes the far end's audio
+        self._pump: asyncio.Task[None] | None = None  # decode_to's
+        self._remote: MediaStreamTrack | None = None  # the far end's audio, once it came
+        self._remote_arrived = asyncio.Event()
         self._sending = EncodingTrack(as_track(self.source), lambda: self.codec,
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
@@ -370,6 +374,7 @@ class MediaSession:
         first, at most CLOSE_WAIT seconds, then cancelled: closed under it, aiortc goes on to
         gather on the closed connection and opens sockets nobody closes."""
         self._closing = True
+        self._stop_pump()
         try:
             steps = list(self._steps)
             if steps:
@@ -412,6 +417,32 @@ class MediaSession:
         self._sending.meter = self.input_meter
         self.receive_tap.meter = self.output_meter
 
+    # --- bridging (the exchange's legs) -------------------------------------------------
+    def forward_to(self, outbox: Outbox) -> None:
+        """Hand each encoded frame this session receives to ``outbox`` (what another session
+        sends) undecoded. No cushion of our own: the far end's buffer absorbs the jitter;
+        ours only holds frames back while the network reorders them."""
+        self._stop_pump()
+        outbox.forward_from(self.codec)
+        self.jitter_buffer.reorder_only()
+        self.receive_tap.forward = outbox.forward
+
+    def decode_to(self, outbox: Outbox | None) -> None:
+        """Decode what this session receives into ``outbox`` (None: drain and discard)."""
+        self._stop_pump()
+        self.receive_tap.forward = None
+        self._pump = self._playing.spawn(self._decode_into(outbox))
+
+    async def _decode_into(self, outbox: Outbox | None) -> None:
+        await self._remote_arrived.wait()
+        assert self._remote is not None
+        await forwarding.decode_into(self._remote, outbox)
+
+    def _stop_pump(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            self._pump = None
+
     def __repr__(self) -> str:  # not the dataclass's: the settings hold TURN credentials
         return f"<MediaSession {self.codec or '-'} {self.pc.connectionState}>"
 
@@ -421,6 +452,8 @@ class MediaSession:
     def _track(self, track: MediaStreamTrack) -> None:
         if track.kind != "audio":
             return
+        self._remote = track
+        self._remote_arrived.set()
         if self.sink is not None:
             self._playing.spawn(play(track, self.sink))
         if self.on_remote_track is not None:
