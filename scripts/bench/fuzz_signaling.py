@@ -386,7 +386,7 @@ class Fuzzer:
 async def offer_sdp() -> str:
     """A real offer, as a Device makes it, whose peer connection is closed at once."""
     from piphone.pcm import Silence
-    from piphone.voice.rtc.session import MediaSession, MediaSettings
+    from piphone.voice.rtc import MediaSession, MediaSettings
 
     media = MediaSession(MediaSettings(ice_addresses=LOOPBACK), Silence())
     try:

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from piphone.pcm import Tone
 from piphone.voice import protocol
-from piphone.voice.rtc.session import MediaSession, MediaSettings
+from piphone.voice.rtc import MediaSession, MediaSettings
 from piphone.voice.tokens import mint
 
 from ..conftest import LOOPBACK

@@ -14,8 +14,7 @@ import pytest
 from piphone.exchange.calls import MAX_DIGIT_RELAYS
 from piphone.exchange.config import Limits
 from piphone.voice import CallStatus
-from piphone.voice.rtc import Outbox
-from piphone.voice.rtc.session import MediaSession
+from piphone.voice.rtc import MediaSession, Outbox
 
 from ..conftest import until
 from .helpers import Events, hears, place_and_answer

@@ -16,7 +16,7 @@ import pytest
 
 from piphone.pcm import Silence
 from piphone.voice import CallStatus
-from piphone.voice.rtc.session import MediaSession, MediaSettings
+from piphone.voice.rtc import MediaSession, MediaSettings
 
 from ..conftest import LOOPBACK, until
 from .helpers import Events, hears, place_and_answer

@@ -6,8 +6,8 @@ from piphone.errors import InvalidArgumentError
 from piphone.pcm import Silence
 from piphone.voice.call import Call, CallDirection, CallStatus
 from piphone.voice.errors import TwilioError
+from piphone.voice.rtc import MediaSettings, codec_of
 from piphone.voice.rtc import hooks as rtc_hooks
-from piphone.voice.rtc.session import MediaSettings, codec_of
 from piphone.voice.rtc.tracks import DrainSink
 
 

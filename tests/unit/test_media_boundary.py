@@ -11,8 +11,8 @@ from aiortc import RTCSessionDescription
 
 from piphone.pcm import Silence
 from piphone.voice.device import Device
+from piphone.voice.rtc import MediaError, MediaSession, MediaSettings, is_loopback
 from piphone.voice.rtc import session as media_module
-from piphone.voice.rtc.session import MediaError, MediaSession, MediaSettings, is_loopback
 from piphone.voice.tokens import mint
 
 LOOPBACK = ("127.0.0.1",)
@@ -141,3 +141,23 @@ async def test_local_sdp_never_raises(monkeypatch):
     monkeypatch.setattr(type(offerer.pc), "localDescription", property(unwritable))
     assert offerer.local_sdp == ""
     await offerer.close()
+
+
+async def test_ice_servers_are_piphones_values_taken_from_any_shape_and_never_shown():
+    from aiortc import RTCIceServer
+
+    from piphone.voice.rtc import IceServer, to_ice_servers
+
+    servers = to_ice_servers([RTCIceServer("turn:t.example:3478", "u", "s3cret"),
+                              {"urls": ["stun:s.example:3478"]},
+                              IceServer("stun:x.example")])
+    assert servers == (IceServer("turn:t.example:3478", "u", "s3cret"),
+                       IceServer(("stun:s.example:3478",)), IceServer("stun:x.example"))
+    settings = MediaSettings(ice_servers=servers, ice_addresses=LOOPBACK)
+    media = MediaSession(settings, Silence())
+    assert "s3cret" not in repr(settings) and "s3cret" not in repr(media)
+    given = media.pc._RTCPeerConnection__configuration.iceServers  # what aiortc got
+    assert [(s.urls, s.username, s.credential) for s in given] == [
+        ("turn:t.example:3478", "u", "s3cret"), (["stun:s.example:3478"], None, None),
+        ("stun:x.example", None, None)]
+    await media.close()

@@ -13,7 +13,7 @@ from piphone.voice import protocol
 from piphone.voice.call import Call, CallDirection, CallStatus
 from piphone.voice.errors import TwilioError
 from piphone.voice.reconnect import ReconnectSettings, RtpWatchdog
-from piphone.voice.rtc.session import MediaSettings
+from piphone.voice.rtc import MediaSettings
 from piphone.voice.rtc.tracks import DrainSink
 
 

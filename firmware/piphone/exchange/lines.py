@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..pcm import Tone
-from ..voice.rtc.session import MediaSettings
+from ..voice.rtc import MediaSettings
 from .bridge import Leg
 
 TONE_HZ = 1000.0

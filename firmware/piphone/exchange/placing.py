@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..voice import protocol
-from ..voice.rtc.session import MediaError, MediaSettings, NoIceCandidate, codecs_of
+from ..voice.rtc import MediaError, MediaSettings, NoIceCandidate, codecs_of
 from . import auth, lines
 from .bridge import Leg, bridge
 from .legs import CallLeg, ExchangeCall, Phase, brief, new_call_sid

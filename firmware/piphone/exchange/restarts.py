@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..voice import protocol
-from ..voice.rtc.session import MediaError, codecs_of
+from ..voice.rtc import MediaError, codecs_of
 from . import lines
 from .bridge import Leg, bridge
 from .legs import CallLeg, ExchangeCall, Phase, brief

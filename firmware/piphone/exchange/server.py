@@ -31,7 +31,7 @@ from ..calllog import CallLog
 from ..logsafe import text
 from ..voice import protocol
 from ..voice.errors import TwilioError
-from ..voice.rtc.session import MediaSettings, is_loopback
+from ..voice.rtc import MediaSettings, is_loopback
 from ..voice.tasks import TaskSet
 from . import auth
 from .calls import CallTable

@@ -28,9 +28,9 @@ from .errors import TwilioError
 from .events import Emitter
 from .quality import QualityMonitor, QualitySettings
 from .reconnect import CallReconnection, ReconnectSettings
+from .rtc import MediaError, MediaSettings, to_ice_servers
 from .rtc.call_audio import CallAudio
 from .rtc.ports import CallAudioPort, Counters, MediaPort
-from .rtc.session import MediaError, MediaSettings, to_ice_servers
 from .rtc.tracks import AudioSink, AudioSource, AudioStream
 from .tasks import TaskSet
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import TwilioError
+from .rtc import MediaError
 from .rtc.ports import MediaPort
-from .rtc.session import MediaError
 from .tasks import TaskSet
 
 if TYPE_CHECKING:

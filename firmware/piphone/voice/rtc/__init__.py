@@ -13,21 +13,15 @@ the exchange) and CallAudioPort (a call's audio), with their value types.
 from .call_audio import CallAudio
 from .forwarding import Outbox
 from .ports import CallAudioPort, Counters, LegMediaPort, MediaPort
-from .session import (
-    MediaError,
-    MediaSession,
-    MediaSettings,
-    NoIceCandidate,
-    codec_of,
-    codecs_of,
-    is_loopback,
-    to_ice_servers,
-)
+from .session import MediaError, MediaSession, NoIceCandidate, codec_of, codecs_of
+from .settings import IceServer, IceServerLike, MediaSettings, is_loopback, to_ice_servers
 
 __all__ = [
     "CallAudio",
     "CallAudioPort",
     "Counters",
+    "IceServer",
+    "IceServerLike",
     "LegMediaPort",
     "MediaPort",
     "MediaError",

@@ -16,7 +16,7 @@ from ...pcm import LevelReading
 
 if TYPE_CHECKING:
     from .forwarding import Outbox
-    from .session import MediaSettings
+    from .settings import MediaSettings
     from .tracks import AudioStream
 
 

@@ -15,7 +15,6 @@ A media restart is a new MediaSession: aiortc has no ICE restart.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -45,13 +44,12 @@ from .forwarding import Outbox
 from .frames import AvFrames
 from .jitter import CLOCK_RATE
 from .ports import Counters
+from .settings import CODEC_MIME, IceServer, MediaSettings
 from .tracks import AudioSink, AudioSource, as_track, play
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CODEC_MIME = {"opus": "audio/opus", "pcmu": "audio/PCMU"}
-CONNECT_TIMEOUT = 10.0  # seconds from answer to ICE+DTLS connected
 CLOSE_WAIT = 10.0  # seconds close() waits for an aiortc operation in progress, then cancels it
 
 
@@ -62,44 +60,6 @@ class MediaError(Exception):
 
 class NoIceCandidate(MediaError):
     """Gathering found no candidate: ICE cannot work (the message says why)."""
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for a host name or address on this machine's loopback (127.0.0.0/8, ::1,
-    localhost): a peer reached there can be offered 127.0.0.1 for media."""
-    if not host:
-        return False
-    host = host.strip("[]")
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class MediaSettings:
-    ice_servers: tuple[RTCIceServer, ...] = ()  # empty: host candidates only
-    ice_addresses: tuple[str, ...] | None = None  # None: every non-loopback address
-    # With ice_addresses None, also offer 127.0.0.1: the peer is reached over loopback (an
-    # exchange bound to it, a client whose signaling URL is), and aioice leaves loopback out.
-    ice_loopback: bool = False
-    codec_preferences: tuple[str, ...] = ("opus", "pcmu")
-    connect_timeout: float = CONNECT_TIMEOUT
-    opus_bitrate: int = 32_000  # bits/s of the mono voice we send (aiortc's own: 96k stereo)
-    # Usable ICE candidates taken from the far end's SDP (>= 1); more are dropped (logged).
-    max_remote_candidates: int = remote_sdp.MAX_REMOTE_CANDIDATES
-
-    def __post_init__(self) -> None:
-        unknown = [c for c in self.codec_preferences if c not in CODEC_MIME]
-        if unknown or not self.codec_preferences:
-            raise ValueError(
-                f"codec_preferences must name some of {sorted(CODEC_MIME)}, got "
-                f"{list(self.codec_preferences)}"
-            )
-        if self.max_remote_candidates < 1:
-            raise ValueError("max_remote_candidates must be at least 1")
 
 
 def codecs_of(sdp: str) -> list[str]:
@@ -139,7 +99,8 @@ class MediaSession:
     receive_tap: hooks.ReceiveTap = field(init=False)  # decodes, or forwards (exchange)
 
     def __post_init__(self) -> None:
-        config = RTCConfiguration(iceServers=list(self.settings.ice_servers))
+        config = RTCConfiguration(iceServers=[_rtc_ice_server(s)
+                                              for s in self.settings.ice_servers])
         self.pc = RTCPeerConnection(configuration=config)
         self.pc.on("connectionstatechange", self._state_changed)
         self.pc.on("track", self._track)
@@ -466,11 +427,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def to_ice_servers(servers: Sequence[RTCIceServer | dict]) -> tuple[RTCIceServer, ...]:
-    """RTCIceServer objects, from themselves or config dicts ``{urls, username?, credential?}``."""
-    return tuple(
-        s if isinstance(s, RTCIceServer)
-        else RTCIceServer(urls=s["urls"], username=s.get("username"),
-                          credential=s.get("credential"))
-        for s in servers
-    )
+def _rtc_ice_server(server: IceServer) -> RTCIceServer:
+    urls = server.urls if isinstance(server.urls, str) else list(server.urls)
+    return RTCIceServer(urls=urls, username=server.username, credential=server.credential)
