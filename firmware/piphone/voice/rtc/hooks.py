@@ -27,6 +27,11 @@ than the decoding itself. ``decode_on_loop`` swaps the receiver's private decode
 (``RTCRtpReceiver.__decoder_queue``, read by that thread) for one that decodes at once on
 the loop and feeds the track; the thread stays, idle, to end the track when aiortc stops it.
 
+aiortc's RTCPeerConnection.close() stops senders and receivers before their transports and
+yields in between, so a connect completing meanwhile starts RTP/RTCP loops on the closed
+connection; ``stop_after_close`` stops them again (MediaSession.close calls it). aioice's
+Connection.connect has the like race with close() (``_connect_unless_closed``).
+
 Pinned versions: see pyproject.toml. ``check()`` fails loudly, naming the hook, if an
 upgrade removed what we rely on; tests/unit/test_call_api.py and test_jitter.py run the checks.
 """
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import ipaddress
 import logging
 import math
@@ -43,6 +49,8 @@ import weakref
 from collections.abc import Iterator, Sequence
 
 import aioice.ice
+import aiortc
+import aiortc.rtcrtpreceiver
 import aiortc.rtp
 import av
 import numpy as np
@@ -87,12 +95,64 @@ def check() -> None:
         raise HookMissing("aioice.ice.Connection.connect is gone, not wrapped or its close "
                           "flags changed: a connection closed while it connects would check "
                           "consent for ever")
+    _check_stop_after_close()
+    _check_receiver_hooks()
     missing = [name for name in _CONNECTION_FIELDS if name not in init_names]
     pair = getattr(aioice.ice, "CandidatePair", None)
     if missing or pair is None or not all(
             hasattr(pair, a) for a in ("remote_addr", "State")):
         raise HookMissing(f"aioice's Connection/CandidatePair changed ({missing or 'pairs'}): "
                           "piphone cannot tell the ICE peer's datagrams")
+
+
+# What the stop after close (stop_after_close) needs of aiortc: each stop() still cancels the
+# RTP/RTCP tasks its start made, once it started (so stopping twice is harmless).
+_STOPS = {
+    "RTCRtpSender": ("_RTCRtpSender__started", "_RTCRtpSender__rtp_task",
+                     "_RTCRtpSender__rtcp_task"),
+    "RTCRtpReceiver": ("_RTCRtpReceiver__started", "_RTCRtpReceiver__rtcp_task",
+                       "_RTCRtpReceiver__stop_decoder"),
+}
+
+
+def _check_stop_after_close() -> None:
+    for name, needed in _STOPS.items():
+        stop = getattr(getattr(aiortc, name, None), "stop", None)
+        code = getattr(stop, "__code__", None)
+        if (not inspect.iscoroutinefunction(stop) or code is None
+                or not set(needed) <= set(code.co_names)):
+            raise HookMissing(
+                f"aiortc.{name}.stop is gone or no longer stops what its start began: "
+                "MediaSession.close stops senders and receivers again after the peer "
+                "connection closed (stop_after_close), or a connect that completes while it "
+                "closes leaves RTP/RTCP loops running on the closed connection")
+    if not callable(getattr(aiortc.RTCPeerConnection, "getTransceivers", None)):
+        raise HookMissing("aiortc.RTCPeerConnection.getTransceivers is gone: "
+                          "stop_after_close cannot find the senders and receivers")
+
+
+def _check_receiver_hooks() -> None:
+    """The hooks applied per session (they raise HookMissing there too): checked up front."""
+    if _JITTER_BUFFER not in _handle_rtp_reads:
+        raise HookMissing(f"RTCRtpReceiver._handle_rtp_packet no longer reads "
+                          f"{_JITTER_BUFFER}: cannot replace its jitter buffer")
+    if _DECODER_QUEUE not in aiortc.RTCRtpReceiver.__init__.__code__.co_names:
+        raise HookMissing(f"RTCRtpReceiver has no {_DECODER_QUEUE}: cannot decode on the loop")
+    if not inspect.iscoroutinefunction(getattr(aiortc.RTCRtpSender, "_handle_rtcp_packet",
+                                               None)):
+        raise HookMissing("RTCRtpSender has no _handle_rtcp_packet: cannot watch RTCP reports")
+
+
+async def stop_after_close(pc: aiortc.RTCPeerConnection) -> None:
+    """Stop a closed peer connection's senders and receivers again.
+
+    aiortc's close() stops senders and receivers before it stops their transports, and
+    yields in between: a connect that completes in that window starts RTP/RTCP loops on the
+    closed connection that nothing would stop. Stopping again stops them (a stop that finds
+    nothing started does nothing)."""
+    for transceiver in pc.getTransceivers():
+        await transceiver.sender.stop()
+        await transceiver.receiver.stop()
 
 
 def _chosen_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:

@@ -347,13 +347,7 @@ class MediaSession:
         finally:
             try:
                 await self.pc.close()
-                # aiortc's close() stops senders and receivers before it stops their
-                # transports, and yields in between: a connect that completes in that window
-                # starts RTP/RTCP loops on the closed connection that nothing would stop. Stop
-                # them again now (stopping is idempotent).
-                for transceiver in self.pc.getTransceivers():
-                    await transceiver.sender.stop()
-                    await transceiver.receiver.stop()
+                await hooks.stop_after_close(self.pc)  # a connect may have raced the close
             except Exception as exc:  # the sockets are closed before aiortc could raise
                 log.warning("media: closing the peer connection: %s", _describe(exc))
             # A receiver that never started never ends its track: the sink is not waited for.
