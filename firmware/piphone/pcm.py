@@ -59,17 +59,18 @@ def apply_gain(samples: Samples, gain: float) -> Samples:
     """The samples times ``gain`` (linear), saturated at the int16 limits."""
     if gain == 1.0:
         return samples
-    return np.clip(samples * gain, -32768, 32767).astype(np.int16)
+    scaled: npt.NDArray[np.float64] = np.clip(samples * gain, -32768, 32767)
+    return scaled.astype(np.int16)
 
 
 def mix_down(data: npt.NDArray[Any], channels: int, planar: bool = False) -> Samples:
     """int16 mono of ``channels`` channels, interleaved in one row (packed) or one row per
     channel (``planar``), as a decoder hands them over: the channels are averaged."""
     if channels == 1:
-        return data.reshape(-1).astype(np.int16, copy=False)
-    if planar:
-        return data.mean(axis=0).astype(np.int16)
-    return data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+        return np.asarray(data.reshape(-1), dtype=np.int16)  # no copy when it is int16
+    mean: npt.NDArray[np.float64] = (data.mean(axis=0) if planar
+                                     else data.reshape(-1, channels).mean(axis=1))
+    return mean.astype(np.int16)
 
 
 def rms(samples: Samples) -> float:

@@ -89,5 +89,6 @@ class PlaybackSink:
             self._resampler = soxr.ResampleStream(rate, RATE, 1, dtype="int16",
                                                    quality=RESAMPLE_QUALITY)
         assert self._resampler is not None
-        return self._resampler.resample_chunk(samples)
+        resampled: Samples = self._resampler.resample_chunk(samples)
+        return resampled
 

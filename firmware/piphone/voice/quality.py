@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import operator
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,9 @@ __all__ = ["SDK_THRESHOLDS", "Counters", "QualityMonitor", "QualitySettings", "S
 
 log = logging.getLogger(__name__)
 
+# A max threshold is crossed above it, a min one below it.
+_CROSSINGS: tuple[tuple[str, Callable[[Any, Any], bool]], ...] = (
+    ("max", operator.gt), ("min", operator.lt))
 CONDITIONS = ("audio-device-lost",)  # set_condition names (piphone extension)
 ONE_WAY_AUDIO = "one-way-audio"
 ICE_LOST = "ice-connectivity-lost"
@@ -99,7 +103,7 @@ class QualityMonitor:
         windows = [t.sample_count or SAMPLE_COUNT_METRICS
                    for ts in settings.thresholds.values() for t in ts]
         self.samples: deque[Sample] = deque(maxlen=max([SAMPLE_COUNT_METRICS, *windows]))
-        self._levels_window = deque(
+        self._levels_window: deque[list[int]] = deque(
             maxlen=max([t.sample_count or 0 for t in settings.thresholds.get(
                 "audioInputLevel", ())] + [1]))  # per sample: its 50 ms input levels
         self._input_ticks: list[int] = []
@@ -222,7 +226,7 @@ class QualityMonitor:
             return  # not enough known to raise or clear
         raise_count = limit.raise_count or SAMPLE_COUNT_RAISE
         clear_count = limit.clear_count or SAMPLE_COUNT_CLEAR
-        for kind, crossing in (("max", lambda v, t: v > t), ("min", lambda v, t: v < t)):
+        for kind, crossing in _CROSSINGS:
             threshold = getattr(limit, kind)
             if threshold is None:
                 continue

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from .session import MediaSession, MediaSettings
+from .session import MediaSession
+from .settings import MediaSettings
 from .tracks import AudioSink, AudioSource, BorrowedTrack, CallStreams, MuteGate, as_track
 
 

@@ -14,12 +14,14 @@ import asyncio
 import collections
 import fractions
 import logging
+from typing import Any
 
 import av
 import numpy as np
-from aiortc.codecs import RTCRtpCodecParameters
+from aiortc import RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.packet import Packet
 
 from ...pcm import SAMPLE_RATE, SAMPLES_PER_FRAME, Samples
 from .encoding import VoiceEncoder
@@ -43,7 +45,7 @@ def silence_payload(codec: str) -> bytes:
     if codec not in _silence_payloads:
         encoder = VoiceEncoder(codec)
         zeros = np.zeros(encoder.frame_size, np.int16)
-        packets: list[av.Packet] = []
+        packets: list[Packet[Any]] = []
         pts = 0
         while not packets:  # libopus may hold the first frame back
             packets = encoder.encode(audio_frame(zeros, pts, encoder.context.sample_rate))
@@ -60,7 +62,7 @@ class Outbox(PacedAudioTrack):
     def __init__(self, depth: int = OUTBOX_FRAMES) -> None:
         super().__init__()
         self._samples: collections.deque[Samples] = collections.deque(maxlen=depth)
-        self._packets: collections.deque[av.Packet] = collections.deque(maxlen=depth)
+        self._packets: collections.deque[Packet[Any]] = collections.deque(maxlen=depth)
         self._packet_arrived = asyncio.Event()
         self.forwarding = False  # set by MediaSession.forward_to
         self.codec: str | None = None  # of the forwarded packets (for silence fill)
@@ -89,14 +91,14 @@ class Outbox(PacedAudioTrack):
         packet.time_base = fractions.Fraction(1, codec.clockRate)
         self.push_packet(packet)
 
-    def push_packet(self, packet: av.Packet) -> None:
+    def push_packet(self, packet: Packet[Any]) -> None:
         """An encoded frame of this leg's codec, sent as soon as the sender asks."""
         if len(self._packets) == self._packets.maxlen:
             self.dropped += 1
         self._packets.append(packet)
         self._packet_arrived.set()
 
-    async def recv(self) -> av.AudioFrame | av.Packet:
+    async def recv(self) -> av.AudioFrame | Packet[Any]:
         if self.forwarding:
             wait = FILL_AFTER
             while not self._packets:
@@ -124,7 +126,7 @@ class Outbox(PacedAudioTrack):
     def _ticks(self) -> int:
         return CLOCK_RATE.get(self.codec or "", 48_000) // 50  # one 20 ms frame
 
-    def _retime(self, packet: av.Packet) -> av.Packet:
+    def _retime(self, packet: Packet[Any]) -> Packet[Any]:
         rate = CLOCK_RATE.get(self.codec or "", 48_000)
         pts = packet.pts if packet.pts is not None else 0
         if self._out_pts is None:
@@ -138,7 +140,7 @@ class Outbox(PacedAudioTrack):
         packet.pts = out
         return packet
 
-    def _silence_packet(self) -> av.Packet:
+    def _silence_packet(self) -> Packet[Any]:
         assert self.codec is not None
         self.silent += 1
         packet = av.Packet(silence_payload(self.codec))
@@ -160,10 +162,10 @@ async def decode_into(track: MediaStreamTrack, target: Outbox | None) -> None:
     try:
         while True:
             frame = await track.recv()
-            if target is None:
+            if target is None or not isinstance(frame, av.AudioFrame):
                 continue
             frame.pts = None  # the resampler re-times; arrival gaps must not raise
             for out in resampler.resample(frame):
-                target.push(out.to_ndarray().reshape(-1).copy())
+                target.push(np.array(out.to_ndarray().reshape(-1), dtype=np.int16))
     except MediaStreamError:
         pass

@@ -43,7 +43,7 @@ class AvFrames:
         count = frame.samples * self._channels
         if count <= 0:
             return _NONE
-        return np.frombuffer(frame.planes[0], dtype=np.int16, count=count)
+        return np.frombuffer(memoryview(frame.planes[0]), dtype=np.int16, count=count)
 
     def seconds(self, frame: av.AudioFrame) -> float:
         return frame.samples / frame.sample_rate

@@ -15,6 +15,7 @@ A media restart is a new MediaSession: aiortc has no ICE restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +26,13 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtcpReceiverInfo
 from aiortc.sdp import SessionDescription
 from aiortc.stats import (
     RTCInboundRtpStreamStats,
@@ -91,8 +95,9 @@ class MediaSession:
     pc: RTCPeerConnection = field(init=False)
     _connected: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _failed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
-    _gathered: asyncio.Task | None = field(init=False, default=None)
-    _steps: set[asyncio.Task] = field(init=False, default_factory=set)  # aiortc calls under way
+    _gathered: asyncio.Task[None] | None = field(init=False, default=None)
+    # aiortc calls under way
+    _steps: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _closing: bool = field(init=False, default=False)
     _checked: tuple[str, str] | None = field(init=False, default=None)  # remote SDP, as checked
     _codec: str | None = field(init=False, default=None)
@@ -125,7 +130,7 @@ class MediaSession:
         self._transceiver = transceiver
 
     @staticmethod
-    def _capabilities(names: Sequence[str]) -> list:
+    def _capabilities(names: Sequence[str]) -> list[RTCRtpCodecCapability]:
         capabilities = RTCRtpSender.getCapabilities("audio").codecs
         return [c for name in names for c in capabilities
                 if c.mimeType.lower() == CODEC_MIME[name].lower()]
@@ -190,7 +195,7 @@ class MediaSession:
         return sdp
 
     # --- the aiortc boundary ----------------------------------------------------------------
-    def _addresses(self):
+    def _addresses(self) -> contextlib.AbstractContextManager[None]:
         return hooks.ice_addresses(self.settings.ice_addresses, self.settings.ice_loopback)
 
     async def _apply_local(self, create: Callable[[], Awaitable[RTCSessionDescription]]) -> None:
@@ -217,7 +222,7 @@ class MediaSession:
         task.add_done_callback(self._step_done)
         return task
 
-    def _step_done(self, task: asyncio.Task) -> None:
+    def _step_done(self, task: asyncio.Task[Any]) -> None:
         self._steps.discard(task)
         if not task.cancelled():
             task.exception()  # retrieved here: a caller cancelled meanwhile never reads it
@@ -289,7 +294,9 @@ class MediaSession:
         # The sender's and receiver's getStats (what pc.getStats gathers), awaited in turn:
         # no tasks for asyncio.gather to make every second.
         inbound = outbound = remote = None
-        for part in (*self.pc.getSenders(), *self.pc.getReceivers()):
+        parts: list[RTCRtpSender | RTCRtpReceiver] = [*self.pc.getSenders(),
+                                                     *self.pc.getReceivers()]
+        for part in parts:
             for stats in (await part.getStats()).values():
                 if getattr(stats, "kind", "audio") != "audio":
                     continue
@@ -401,7 +408,7 @@ class MediaSession:
     def __repr__(self) -> str:  # not the dataclass's: the settings hold TURN credentials
         return f"<MediaSession {self.codec or '-'} {self.pc.connectionState}>"
 
-    def _receiver_report(self, report) -> None:
+    def _receiver_report(self, report: RtcpReceiverInfo) -> None:
         self.far_received = report.highest_sequence
 
     def _track(self, track: MediaStreamTrack) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import fractions
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.frame import Frame
+from av.packet import Packet
 
 from ...pcm import SAMPLES_PER_FRAME, EndOfStream, Pacer, PcmSink, PcmSource
 from .frames import audio_frame, frame_to_mono
@@ -91,7 +93,8 @@ async def play(track: MediaStreamTrack, sink: AudioSink) -> None:
     try:
         while True:
             frame = await track.recv()
-            sink.write(frame_to_mono(frame), frame.sample_rate)
+            if isinstance(frame, av.AudioFrame):  # what a far end's audio track gives
+                sink.write(frame_to_mono(frame), frame.sample_rate)
     except MediaStreamError:
         pass
 
@@ -106,7 +109,7 @@ class BorrowedTrack(MediaStreamTrack):
         super().__init__()
         self.source = source
 
-    async def recv(self) -> av.AudioFrame | av.Packet:
+    async def recv(self) -> Frame | Packet[Any]:
         return await self.source.recv()
 
 
@@ -169,8 +172,10 @@ class MuteGate(MediaStreamTrack):
         self.muted = False
         self.copies: list[StreamCopy] = []
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> Frame | Packet[Any]:
         frame = await self.source.recv()
+        if not isinstance(frame, av.AudioFrame):
+            return frame  # encoded already (a bench's packets): neither muted nor copied
         if self.muted:
             frame = _silence_like(frame)
         for copy in self.copies:
