@@ -330,7 +330,7 @@ class Exchange:
     async def start(self, host: str | None = None, port: int | None = None,
                     ssl_context: ssl.SSLContext | None = None) -> None:
         self._tls = ssl_context is not None
-        # Bound to loopback, our clients are on this machine: offer them 127.0.0.1 (media.py).
+        # Bound to loopback, our clients are on this machine: offer them 127.0.0.1 (rtc/).
         self.media_settings = replace(self.media_settings,
                                       ice_loopback=is_loopback(host or self.config.host))
         self._server = await serve(
