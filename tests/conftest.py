@@ -16,9 +16,9 @@ import pytest
 
 from piphone.exchange import config as exchange_config
 from piphone.exchange.server import ClientSession, Exchange
+from piphone.pcm import Recorder, Tone
 from piphone.voice import Device, protocol
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack
 
 from .alsa_rig import alsa_rig  # noqa: F401
 from .netfault import SignalingProxy
@@ -96,8 +96,9 @@ async def make_phone(exchange) -> AsyncIterator[Callable[..., Phone]]:
 
         options.setdefault("ice_addresses", LOOPBACK)
         options.setdefault("signaling_url", exchange.url)  # or a netfault proxy's URL
-        device = Device(token,
-                        audio_source=lambda: ToneTrack(tone), audio_sink=sink, **options)
+        options.setdefault("audio_source", lambda: Tone(tone))
+        options.setdefault("audio_sink", sink)
+        device = Device(token, **options)
         phone = Phone(device, tone, recorders)
         phones.append(phone)
         if register:

@@ -514,13 +514,13 @@ async def call_echo_until_stopped(device, echoed, on_call=None, on_ready=None,
 async def piphone_client(config: str, url: str) -> None:
     import asyncio
 
+    from piphone.pcm import Tone
     from piphone.voice import Device
-    from piphone.voice.tracks import ToneTrack
 
     echoed = asyncio.Event()
     token = token_from_config(config, "bench")
     device = Device(token, signaling_url=url, ice_addresses=["127.0.0.1"],
-                    codec_preferences=("opus",), audio_source=lambda: ToneTrack(440),
+                    codec_preferences=("opus",), audio_source=lambda: Tone(440),
                     audio_sink=echo_sink(echoed))
     await call_echo_until_stopped(device, echoed)
 

@@ -92,13 +92,13 @@ async def make_exchange(tmp: Path):
 
 
 def make_device(exchange, identity: str, **options):
+    from piphone.pcm import Tone
     from piphone.voice import Device
     from piphone.voice.tokens import mint
-    from piphone.voice.tracks import ToneTrack
 
     token = mint(identity=identity, ttl=600, **exchange.config.token_kwargs())
     return Device(token, signaling_url=exchange.url, ice_addresses=LOOPBACK,
-                  audio_source=lambda: ToneTrack(440), **options)
+                  audio_source=lambda: Tone(440), **options)
 
 
 async def one_accept(exchange, caller, callee, answered: dict) -> float:
@@ -193,14 +193,15 @@ async def call_setup(tmp: Path, trials: int) -> dict[str, list[float]]:
 async def bare_pair() -> float:
     from aiortc import RTCConfiguration, RTCPeerConnection
 
-    from piphone.voice import rtc_hooks
-    from piphone.voice.tracks import ToneTrack
+    from piphone.pcm import Tone
+    from piphone.voice.rtc import hooks as rtc_hooks
+    from piphone.voice.rtc.tracks import PcmTrack
 
     config = RTCConfiguration(iceServers=[])
     a, b = RTCPeerConnection(config), RTCPeerConnection(config)
     connected = [asyncio.get_running_loop().create_future() for _ in range(2)]
     for pc, fut in ((a, connected[0]), (b, connected[1])):
-        pc.addTrack(ToneTrack(440))
+        pc.addTrack(PcmTrack(Tone(440)))
         pc.on("connectionstatechange", lambda pc=pc, fut=fut: (
             pc.connectionState == "connected" and not fut.done() and fut.set_result(
                 time.perf_counter())))

@@ -38,8 +38,9 @@ def opus_packets():
     import av
     import numpy as np
 
-    from piphone.voice.encoding import VoiceEncoder
-    from piphone.voice.tracks import PacedAudioTrack, audio_frame
+    from piphone.voice.rtc.encoding import VoiceEncoder
+    from piphone.voice.rtc.frames import audio_frame
+    from piphone.voice.rtc.tracks import PacedAudioTrack
 
     encoder = VoiceEncoder("opus")
     tone = (3000 * np.sin(np.arange(960) * 2 * np.pi * 500 / 48000)).astype(np.int16)

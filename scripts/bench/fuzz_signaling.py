@@ -385,10 +385,10 @@ class Fuzzer:
 
 async def offer_sdp() -> str:
     """A real offer, as a Device makes it, whose peer connection is closed at once."""
-    from piphone.voice.media import MediaSession, MediaSettings
-    from piphone.voice.tracks import SilenceTrack
+    from piphone.pcm import Silence
+    from piphone.voice.rtc import MediaSession, MediaSettings
 
-    media = MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
+    media = MediaSession(MediaSettings(ice_addresses=LOOPBACK), Silence())
     try:
         return await media.offer()
     finally:

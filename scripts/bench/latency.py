@@ -36,7 +36,9 @@ CLICK_EVERY = 0.5  # seconds between clicks
 def click_track(sent: list[float]):
     """Silence with a full-scale 2 ms click every CLICK_EVERY s; notes when each is handed
     to the sender."""
-    from piphone.voice.tracks import SAMPLES_PER_FRAME, PacedAudioTrack, audio_frame
+    from piphone.pcm import SAMPLES_PER_FRAME
+    from piphone.voice.rtc.frames import audio_frame
+    from piphone.voice.rtc.tracks import PacedAudioTrack
 
     every = int(CLICK_EVERY / 0.020)
 
@@ -62,7 +64,7 @@ class ClickSink:
     async def consume(self, track) -> None:
         from aiortc.mediastreams import MediaStreamError
 
-        from piphone.voice.tracks import frame_to_mono
+        from piphone.voice.rtc.frames import frame_to_mono
 
         try:
             while True:
@@ -168,7 +170,7 @@ def piphone_path(transcode: bool):
 async def aiortc_pair(sent, sink):
     from aiortc import RTCConfiguration, RTCPeerConnection
 
-    from piphone.voice import rtc_hooks
+    from piphone.voice.rtc import hooks as rtc_hooks
 
     config = RTCConfiguration(iceServers=[])
     a, b = RTCPeerConnection(config), RTCPeerConnection(config)

@@ -10,7 +10,7 @@ period is delivered when its last sample is in: 20 ms later), and "heard" when t
 the sample out of B's playback FIFO.
 
 In between, the click is timed at each hand-over:
-  A  capture: spoken -> the 20 ms frame holding it leaves CaptureTrack (includes the frame's
+  A  capture: spoken -> the 20 ms frame holding it leaves CaptureSource (includes the frame's
      own 20 ms: a frame cannot go before its last sample is in)
   A  encode:  -> the encoded frame is handed to aiortc's RTP sender (RTP out)
   net: RTP out -> the packet reaches B's receiver (SRTP, exchange forwarding, loopback)
@@ -157,27 +157,29 @@ class Card(threading.Thread):
 
 
 def timed_source(capture, timeline: Timeline):
-    """A's CaptureTrack, noting when the frame with the click leaves it."""
-    from piphone.audio.tracks import CaptureTrack
+    """A's CaptureSource, noting when the frame with the click leaves it."""
+    from piphone.audio.pcm_io import CaptureSource
 
-    class Timed(CaptureTrack):
+    class Timed(CaptureSource):
         quiet = True
 
-        async def recv(self):
-            frame = await super().recv()
-            loud = onset(frame.to_ndarray().reshape(-1)) is not None
+        async def read(self):
+            samples = await super().read()
+            loud = onset(samples) is not None
             if loud and self.quiet:
                 timeline.frame_ready.append(time.perf_counter())
             self.quiet = not loud
-            return frame
+            return samples
 
     return Timed(capture)
 
 
 def timed_sink(playback, timeline: Timeline, arrivals: dict[int, float]):
     """B's PlaybackSink, noting when the frame with the click is handed to Playback and when
-    the packet it was decoded from arrived."""
-    from piphone.audio.tracks import PlaybackSink, to_mono
+    the packet it was decoded from arrived (the frame's pts tells: a track sink sees it)."""
+    from piphone.audio.pcm_io import PlaybackSink
+    from piphone.voice.rtc.frames import frame_to_mono
+    from piphone.voice.rtc.tracks import play
 
     class Tap:
         def __init__(self, track) -> None:
@@ -185,7 +187,7 @@ def timed_sink(playback, timeline: Timeline, arrivals: dict[int, float]):
 
         async def recv(self):
             frame = await self.track.recv()
-            at = onset(to_mono(frame))
+            at = onset(frame_to_mono(frame))
             if at is not None and self.quiet:
                 now = time.perf_counter()
                 timeline.to_playback.append(now)
@@ -195,11 +197,14 @@ def timed_sink(playback, timeline: Timeline, arrivals: dict[int, float]):
             self.quiet = at is None
             return frame
 
-    class Sink(PlaybackSink):
-        async def consume(self, track) -> None:
-            await super().consume(Tap(track))
+    class Sink:
+        def __init__(self) -> None:
+            self.sink = PlaybackSink(playback)
 
-    return Sink(playback)
+        async def consume(self, track) -> None:
+            await play(Tap(track), self.sink)
+
+    return Sink()
 
 
 def timed_playback(device: str, timeline: Timeline, **kwargs):
@@ -259,7 +264,7 @@ async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
     """One call A -> B through the exchange: the timeline of every click, the ALSA threads'
     CPU seconds per phone per call-second, and the seconds of audio in the rig's FIFO."""
     from piphone.audio.alsa import Capture, Playback
-    from piphone.audio.tracks import CaptureTrack, PlaybackSink
+    from piphone.audio.pcm_io import CaptureSource, PlaybackSink
     from piphone.exchange import config as exchange_config
     from piphone.exchange.server import Exchange
     from piphone.voice import Device
@@ -284,7 +289,7 @@ async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
 
     a = device("a", audio_source=lambda: timed_source(streams[0], timeline),
                audio_sink=lambda: PlaybackSink(streams[1]))
-    b = device("b", audio_source=lambda: CaptureTrack(streams[2]),
+    b = device("b", audio_source=lambda: CaptureSource(streams[2]),
                audio_sink=lambda: timed_sink(streams[3], timeline, arrivals))
     try:
         await b.register()
@@ -356,7 +361,7 @@ async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
 @dataclass
 class Click:
     total: float  # spoken -> heard (the click's own first sample)
-    capture: float  # spoken -> frame out of CaptureTrack
+    capture: float  # spoken -> frame out of CaptureSource
     encode: float  # -> handed to aiortc's RTP sender
     net: float  # -> its packet at B's receiver
     jitter: float  # -> decoded frame handed to Playback

@@ -49,9 +49,9 @@ GOAL_SHARE = 0.05  # of a call's CPU
 async def client(config: str, url: str, quality: bool) -> None:
     import asyncio
 
+    from piphone.pcm import Tone
     from piphone.voice import Device
     from piphone.voice.quality import QualitySettings
-    from piphone.voice.tracks import ToneTrack
 
     echoed = asyncio.Event()
 
@@ -84,7 +84,7 @@ async def client(config: str, url: str, quality: bool) -> None:
         timed(quality_module.QualityMonitor, "sample_tick", is_async=True)
     device = Device(token_from_config(config, f"bench-{'on' if quality else 'off'}"),
                     signaling_url=url, ice_addresses=["127.0.0.1"], codec_preferences=("opus",),
-                    audio_source=lambda: ToneTrack(440), audio_sink=echo_sink(echoed),
+                    audio_source=lambda: Tone(440), audio_sink=echo_sink(echoed),
                     quality=QualitySettings(enabled=quality, volume_events=quality))
 
     def on_call(call) -> None:

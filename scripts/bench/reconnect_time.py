@@ -64,10 +64,10 @@ async def setup(tmp: Path, rtp_timeout: float):
 
     from piphone.exchange import config as exchange_config
     from piphone.exchange.server import Exchange
+    from piphone.pcm import Tone
     from piphone.voice import Device
     from piphone.voice.reconnect import ReconnectSettings
     from piphone.voice.tokens import mint
-    from piphone.voice.tracks import ToneTrack
 
     cfg = exchange_config.load(exchange_config.write_starter(tmp / "exchange.toml"))
     exchange = Exchange(replace(cfg, port=0, ice_addresses=LOOPBACK, reconnect_grace=60.0))
@@ -78,7 +78,7 @@ async def setup(tmp: Path, rtp_timeout: float):
     def device(identity: str, url: str) -> Device:
         token = mint(identity=identity, ttl=3600, **exchange.config.token_kwargs())
         return Device(token, signaling_url=url, ice_addresses=LOOPBACK, reconnect=settings,
-                      audio_source=lambda: ToneTrack(440))
+                      audio_source=lambda: Tone(440))
 
     alice, bob = device("alice", proxy.url), device("bob", exchange.url)
     carol = device("carol", exchange.url)  # like alice, without the fault rig in the path

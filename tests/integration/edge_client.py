@@ -22,8 +22,8 @@ import logging
 import os
 import sys
 
+from piphone.pcm import Recorder, Tone, dominant_frequency
 from piphone.voice import Device, TwilioError
-from piphone.voice.tracks import Recorder, ToneTrack, dominant_frequency
 
 TONE = 620.0
 
@@ -94,7 +94,7 @@ async def main(mode: str, edges: list[str]) -> None:
     recorder = Recorder(seconds=2)
     options = {"edge": edges} if edges else {}
     device = Device(os.environ["PIPHONE_TOKEN"], ice_addresses=("127.0.0.1",),
-                    audio_source=lambda: ToneTrack(TONE), audio_sink=lambda: recorder,
+                    audio_source=lambda: Tone(TONE), audio_sink=lambda: recorder,
                     **options)
     errors_of(device)
     try:

@@ -6,8 +6,8 @@ import asyncio
 
 import numpy as np
 
+from piphone.pcm import dominant_frequency, rms
 from piphone.voice import CallStatus
-from piphone.voice.tracks import dominant_frequency, rms
 
 from ..conftest import until
 

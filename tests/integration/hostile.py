@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import connect
 
+from piphone.pcm import Tone
 from piphone.voice import protocol
-from piphone.voice.media import MediaSession, MediaSettings
+from piphone.voice.rtc import MediaSession, MediaSettings
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import ToneTrack
 
 from ..conftest import LOOPBACK
 
@@ -86,13 +86,13 @@ class Hostile:
 
     async def offer(self) -> tuple[MediaSession, str]:
         """A client media session and its offer (real ICE candidates on 127.0.0.1)."""
-        media = MediaSession(CLIENT_MEDIA, ToneTrack(440))
+        media = MediaSession(CLIENT_MEDIA, Tone(440))
         self.media.append(media)
         return media, await media.offer()
 
     async def answer(self, invite: dict) -> MediaSession:
         """Answer an incoming invite with a real answer; its media session."""
-        media = MediaSession(CLIENT_MEDIA, ToneTrack(660))
+        media = MediaSession(CLIENT_MEDIA, Tone(660))
         self.media.append(media)
         await media.prepare_answer(invite["sdp"])
         await self.send("answer", callsid=invite["callsid"], sdp=await media.answer())

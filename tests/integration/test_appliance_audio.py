@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from piphone.appliance import config as appliance_config
-from piphone.voice.tracks import dominant_frequency, rms
+from piphone.pcm import dominant_frequency, rms
 
 from ..conftest import until
 from .appliance_rig import led_lines, load_phone_config, press, running_service

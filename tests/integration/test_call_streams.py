@@ -9,9 +9,10 @@ import asyncio
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
+from piphone.pcm import Recorder, dominant_frequency
 from piphone.voice import CallStatus
 from piphone.voice.reconnect import ReconnectSettings
-from piphone.voice.tracks import Recorder, dominant_frequency
+from piphone.voice.rtc.tracks import play
 
 from .helpers import Events, hears, place_and_answer
 from .test_reconnect_signaling import RECONNECT_EVENTS
@@ -42,8 +43,8 @@ async def test_streams_taken_before_a_network_cut_carry_audio_after_reconnected(
     await hears(alice, 660)
     remote, local = outgoing.get_remote_stream(), outgoing.get_local_stream()
     heard, sent = Recorder(seconds=2), Recorder(seconds=2)
-    readers = [asyncio.ensure_future(heard.consume(remote)),
-               asyncio.ensure_future(sent.consume(local))]
+    readers = [asyncio.ensure_future(play(remote, heard)),
+               asyncio.ensure_future(play(local, sent))]
     try:
         assert await tone_of(heard) == pytest.approx(660, abs=15)
         assert await tone_of(sent) == pytest.approx(440, abs=15)

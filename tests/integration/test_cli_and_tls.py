@@ -22,9 +22,9 @@ from piphone.errors import ConfigError
 from piphone.exchange import auth, tls
 from piphone.exchange import config as exchange_config
 from piphone.exchange.server import Exchange
+from piphone.pcm import Recorder, Tone, dominant_frequency
 from piphone.voice import Device
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack, dominant_frequency
 
 from ..conftest import LOOPBACK
 from ..tlscert import self_signed
@@ -249,7 +249,7 @@ async def test_wss_exchange_carries_a_call(tmp_path, exchange_cfg):
     recorder = Recorder()
     token = mint(identity="secure", **exchange_cfg.token_kwargs())
     device = Device(token, signaling_url=exchange.url, ice_addresses=LOOPBACK,
-                    ssl_context=client_tls, audio_source=lambda: ToneTrack(700),
+                    ssl_context=client_tls, audio_source=lambda: Tone(700),
                     audio_sink=lambda: recorder)
     try:
         assert exchange.url.startswith("wss://127.0.0.1:")

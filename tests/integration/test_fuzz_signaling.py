@@ -23,9 +23,9 @@ import pytest_asyncio
 
 from piphone.exchange import config as exchange_config
 from piphone.exchange.server import Exchange
+from piphone.pcm import Recorder, Tone
 from piphone.voice import Device
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack
 
 from ..conftest import LOOPBACK, Phone, until
 from .helpers import hears, place_and_answer
@@ -135,7 +135,7 @@ async def test_the_exchange_still_serves_a_real_call(fuzzed):
 
             device = Device(mint(identity=identity, ttl=600, **exchange.config.token_kwargs()),
                             signaling_url=exchange.url, ice_addresses=LOOPBACK,
-                            audio_source=lambda tone=tone: ToneTrack(tone), audio_sink=sink)
+                            audio_source=lambda tone=tone: Tone(tone), audio_sink=sink)
             phones.append(Phone(device, tone, recorders))
             await device.register()
         alice, bob = phones

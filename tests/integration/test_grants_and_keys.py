@@ -13,10 +13,10 @@ from piphone import cli
 from piphone.exchange import phones
 from piphone.exchange.config import phone_keys_path
 from piphone.exchange.server import ClientSession
+from piphone.pcm import Tone
 from piphone.voice import Device, DeviceState
 from piphone.voice.errors import TwilioError
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import ToneTrack
 
 from ..conftest import LOOPBACK, until
 from .helpers import DEVICE_EVENTS, Events
@@ -31,7 +31,7 @@ async def device_with(exchange):
 
     def make(token: str) -> Device:
         device = Device(token, signaling_url=exchange.url, ice_addresses=LOOPBACK,
-                        audio_source=lambda: ToneTrack(440))
+                        audio_source=lambda: Tone(440))
         devices.append(device)
         return device
 

@@ -16,10 +16,10 @@ import pytest
 from piphone.audio import tones
 from piphone.audio.devices import AudioDeviceError
 from piphone.audio.headset import Headset
+from piphone.pcm import dominant_frequency, rms
 from piphone.voice import Device
 from piphone.voice.call import CallStatus
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import dominant_frequency, rms
 
 from ..conftest import LOOPBACK, Phone, until
 from .helpers import place_and_answer
@@ -97,7 +97,7 @@ async def test_call_stays_up_through_unplug_and_replug(exchange, alsa_rig, cards
         alice.open()
         assert alice.present
         for identity, source, sink in (("alice", alice.source, alice.sink),
-                                       ("bob", lambda: _track(bob_streams[0]),
+                                       ("bob", lambda: _source(bob_streams[0]),
                                         lambda: _sink(bob_streams[1]))):
             token = mint(identity=identity, ttl=600, **exchange.config.token_kwargs())
             device = Device(token, signaling_url=exchange.url, ice_addresses=LOOPBACK,
@@ -151,29 +151,29 @@ async def test_call_stays_up_through_unplug_and_replug(exchange, alsa_rig, cards
             await asyncio.to_thread(stream.close)
 
 
-async def assert_loud_after_ten_frames(track) -> None:
-    """Ten frames from ``track`` (200 ms: past any fade-in); the tenth carries the tone."""
+async def assert_loud_after_ten_frames(source) -> None:
+    """Ten frames from ``source`` (200 ms: past any fade-in); the tenth carries the tone."""
     for _ in range(10):
-        frame = await asyncio.wait_for(track.recv(), 1)
-    assert rms(frame.to_ndarray()) > 1000
+        frame = await asyncio.wait_for(source.read(), 1)
+    assert rms(frame) > 1000
 
 
-async def silent_frames(track, count: int) -> None:
-    """Read ``track`` until ``count`` frames in a row are pure silence (it keeps its pace)."""
+async def silent_frames(source, count: int) -> None:
+    """Read ``source`` until ``count`` frames in a row are pure silence (it keeps its pace)."""
     silent = 0
     while silent < count:
-        frame = await asyncio.wait_for(track.recv(), 1)
-        silent = silent + 1 if rms(frame.to_ndarray()) == 0 else 0
+        frame = await asyncio.wait_for(source.read(), 1)
+        silent = silent + 1 if rms(frame) == 0 else 0
 
 
-def _track(capture):
-    from piphone.audio.tracks import CaptureTrack
+def _source(capture):
+    from piphone.audio.pcm_io import CaptureSource
 
-    return CaptureTrack(capture)
+    return CaptureSource(capture)
 
 
 def _sink(playback):
-    from piphone.audio.tracks import PlaybackSink
+    from piphone.audio.pcm_io import PlaybackSink
 
     return PlaybackSink(playback)
 
@@ -185,16 +185,16 @@ async def test_failed_reads_alone_make_it_lost_and_back(alsa_rig):
     events = Events(headset)
     try:
         headset.open()
-        track = headset.source()
-        await assert_loud_after_ten_frames(track)
+        source = headset.source()
+        await assert_loud_after_ten_frames(source)
         alsa_rig.unplug("c")
         assert await events.next(2) == "lost"
-        await silent_frames(track, 5)  # the track goes on, in silence
+        await silent_frames(source, 5)  # the source goes on, in silence
         alsa_rig.replug("c")
         assert await events.next(2) == "back"
         assert headset.present
-        await assert_loud_after_ten_frames(track)
-        track.stop()
+        await assert_loud_after_ten_frames(source)
+        source.stop()
     finally:
         await headset.close()
 
@@ -207,18 +207,18 @@ async def test_card_gone_from_the_list_silences_before_any_read_fails(alsa_rig, 
     events = Events(headset)
     try:
         headset.open()
-        track = headset.source()
+        source = headset.source()
         for _ in range(10):
-            await asyncio.wait_for(track.recv(), 1)
+            await asyncio.wait_for(source.read(), 1)
         cards.unplug()
         assert await events.next(2) == "lost"
-        await silent_frames(track, 30)  # 0.6 s: past a reopen interval, still silent
+        await silent_frames(source, 30)  # 0.6 s: past a reopen interval, still silent
         assert headset.capture.failed is not None
         cards.replug()
         assert await events.next(2) == "back"
         await until(lambda: headset.capture.failed is None, 2, what="capture reopened")
-        await assert_loud_after_ten_frames(track)
-        track.stop()
+        await assert_loud_after_ten_frames(source)
+        source.stop()
     finally:
         await headset.close()
 
@@ -287,20 +287,20 @@ async def test_a_card_that_flickers_out_and_back_before_a_read_notices(alsa_rig,
     events = Events(headset)
     try:
         headset.open()
-        track = headset.source()
-        await asyncio.wait_for(track.recv(), 1)
+        source = headset.source()
+        await asyncio.wait_for(source.read(), 1)
         headset._card_changed(False)  # what the watcher calls, back to back, on the loop
         headset._card_changed(True)
         # Whether or not the capture thread saw the suspension before the resume, the
         # headset ends up present and working, and lost/back alternate, ending with back.
         await until(lambda: headset.capture.failed is None and headset.present, 2,
                     what="capture working again")
-        await assert_loud_after_ten_frames(track)
+        await assert_loud_after_ten_frames(source)
         assert headset.present
         names = [name for name, _ in events.seen]
         assert names[:2] == ["lost", "back"] and names[-1] == "back"
         assert all(a != b for a, b in zip(names, names[1:], strict=False))
-        track.stop()
+        source.stop()
     finally:
         await headset.close()
 
@@ -377,9 +377,9 @@ async def test_a_headset_absent_at_start_is_used_once_plugged_in(alsa_rig, cards
         for stream in (headset.capture, headset.playback):
             stream.start(tolerate_missing=True)  # as the appliance does
         headset.watch()
-        track = headset.source()
-        silent = [await asyncio.wait_for(track.recv(), 1) for _ in range(10)]
-        assert all(rms(f.to_ndarray()) == 0 for f in silent)  # silence, at the 20 ms pace
+        source = headset.source()
+        silent = [await asyncio.wait_for(source.read(), 1) for _ in range(10)]
+        assert all(rms(f) == 0 for f in silent)  # silence, at the 20 ms pace
         assert alsa_rig["b"].recorded().size == 0  # the earpiece was never opened
         assert events.seen == []  # absent from the start: nothing was lost
         plugged = asyncio.get_running_loop().time()
@@ -391,14 +391,14 @@ async def test_a_headset_absent_at_start_is_used_once_plugged_in(alsa_rig, cards
         # the microphone is in: the tone within the next 60 frames (those queued first are
         # the silence made before the card came)
         for _ in range(60):
-            frame = await asyncio.wait_for(track.recv(), 1)
-            if tone_in(frame.to_ndarray().reshape(-1), 900):
+            frame = await asyncio.wait_for(source.read(), 1)
+            if tone_in(frame, 900):
                 break
         else:
             raise AssertionError("no 900 Hz from the plugged-in microphone")
         headset.playback.play_tone(tones.DIAL_TONE)  # and the earpiece plays
         await until(lambda: rms(alsa_rig["b"].recorded()[-RATE // 10:]) > 300, 2,
                     what="the dial tone in the earpiece")
-        track.stop()
+        source.stop()
     finally:
         await headset.close()

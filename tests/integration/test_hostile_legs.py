@@ -13,7 +13,7 @@ import pytest
 
 from piphone.exchange import bridge
 from piphone.voice import CallStatus
-from piphone.voice.media import MediaSession
+from piphone.voice.rtc import MediaSession
 
 from ..conftest import until
 from .helpers import Events, hears, place_and_answer

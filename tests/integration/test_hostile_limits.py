@@ -11,11 +11,10 @@ import uuid
 
 import pytest
 
-from piphone.exchange.bridge import LegOutput
 from piphone.exchange.calls import MAX_DIGIT_RELAYS
 from piphone.exchange.config import Limits
 from piphone.voice import CallStatus
-from piphone.voice.media import MediaSession
+from piphone.voice.rtc import MediaSession, Outbox
 
 from ..conftest import until
 from .helpers import Events, hears, place_and_answer
@@ -279,7 +278,7 @@ async def test_an_offer_the_exchange_cannot_answer_ends_the_call_at_once(
     original = MediaSession.answer
 
     async def cannot(self, *args):
-        if isinstance(self.source, LegOutput):  # the exchange's answer, not bob's
+        if isinstance(self.source, Outbox):  # the exchange's answer, not bob's
             raise ValueError("None is not in list")
         return await original(self, *args)
 
@@ -310,7 +309,7 @@ async def test_a_call_the_exchange_cannot_answer_in_time_ends_at_the_ring_timeou
     original = MediaSession.answer
 
     async def stuck(self, *args):
-        if isinstance(self.source, LegOutput):  # the exchange's, not bob's
+        if isinstance(self.source, Outbox):  # the exchange's, not bob's
             await asyncio.Event().wait()
         return await original(self, *args)
 
@@ -368,7 +367,7 @@ class Gate:
         original, calls = MediaSession.offer, []
 
         async def offer(session):
-            if isinstance(session.source, LegOutput):  # an offer of the exchange's
+            if isinstance(session.source, Outbox):  # an offer of the exchange's
                 calls.append(session)
             if len(calls) == n and calls[-1] is session:
                 self.held.set()

@@ -1,5 +1,5 @@
 """A real call through the exchange with faults on the callee's receive path: piphone's jitter
-buffer (voice/jitter.py) puts reordered packets back, drops duplicates, conceals a lost one,
+buffer (voice/rtc/jitter.py) puts reordered packets back, drops duplicates, conceals a lost one,
 and its depth returns to its floor; the tone still arrives.
 
 Faults are injected where the callee's receiver takes RTP from its DTLS transport (aiortc's
@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-from piphone.voice.jitter import AudioJitterBuffer
+from piphone.voice.rtc.jitter import AudioJitterBuffer
 
 from ..conftest import until
 from .helpers import hears, place_and_answer

@@ -14,9 +14,9 @@ import sys
 import pytest
 
 from piphone.exchange import config as exchange_config
+from piphone.pcm import Recorder, Tone, dominant_frequency
 from piphone.voice import Device, TwilioError
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack, dominant_frequency
 
 from .helpers import Events
 
@@ -43,7 +43,7 @@ async def test_the_readme_exchange_on_127_0_0_1_carries_a_call_with_no_ice_addre
         cfg = exchange_config.load(config)
         token = mint(identity="alice", ttl=600, **cfg.token_kwargs())
         # wss:// with the starter's own CA, as a phone given that CA (ca_file) trusts it
-        device = Device(token, signaling_url=url, audio_source=lambda: ToneTrack(520),
+        device = Device(token, signaling_url=url, audio_source=lambda: Tone(520),
                         ssl_context=ssl.create_default_context(cafile=cfg.tls_ca),
                         audio_sink=lambda: recorder)
         await device.register()

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from piphone.pcm import Silence
 from piphone.voice import CallStatus
-from piphone.voice.media import MediaSession, MediaSettings
-from piphone.voice.tracks import SilenceTrack
+from piphone.voice.rtc import MediaSession, MediaSettings
 
 from ..conftest import LOOPBACK, until
 from .helpers import Events, hears, place_and_answer
@@ -188,7 +188,7 @@ async def test_an_offer_of_400_candidates_gets_at_most_a_few_dozen_probed(raw, e
                                                                            caplog):
     client = await raw("mallory")
     counter = ProbeCounter()
-    offerer = MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
+    offerer = MediaSession(MediaSettings(ice_addresses=LOOPBACK), Silence())
     try:
         sdp = with_candidates(await offerer.offer(), fake_candidates(400, counter.port))
         with caplog.at_level(logging.INFO, logger="piphone"):
@@ -215,8 +215,8 @@ async def test_an_offer_of_400_candidates_gets_at_most_a_few_dozen_probed(raw, e
 
 async def test_a_phone_offered_400_candidates_holds_at_most_a_few_dozen():
     """The phone's side: an invite's offer goes through the same edge (Call uses MediaSession)."""
-    offerer = MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
-    phone = MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
+    offerer = MediaSession(MediaSettings(ice_addresses=LOOPBACK), Silence())
+    phone = MediaSession(MediaSettings(ice_addresses=LOOPBACK), Silence())
     try:
         sdp = with_candidates(await offerer.offer(), fake_candidates(400, 9))
         await phone.prepare_answer(sdp)
@@ -230,7 +230,7 @@ async def test_a_phone_offered_400_candidates_holds_at_most_a_few_dozen():
 # --- offers aiortc chokes on -------------------------------------------------------------------
 
 async def offer_sdp() -> tuple[MediaSession, str]:
-    session = MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
+    session = MediaSession(MediaSettings(ice_addresses=LOOPBACK), Silence())
     return session, await session.offer()
 
 
@@ -310,7 +310,7 @@ async def test_twenty_pairs_of_back_to_back_reinvites_leave_no_udp_socket_open(m
     out = Events(call, RECONNECT_EVENTS)
     await out.wait("accept")
     for _ in range(20):
-        sessions = [MediaSession(MediaSettings(ice_addresses=LOOPBACK), SilenceTrack())
+        sessions = [MediaSession(MediaSettings(ice_addresses=LOOPBACK), Silence())
                     for _ in range(2)]
         offers = [await s.offer() for s in sessions]
         # The second closes the first's media while it is being set up, or, when the first is

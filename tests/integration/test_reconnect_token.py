@@ -10,9 +10,9 @@ import time
 import pytest
 
 from piphone.exchange import auth
+from piphone.pcm import Recorder, Tone
 from piphone.voice import CallStatus, Device, tokens
 from piphone.voice.tokens import mint
-from piphone.voice.tracks import Recorder, ToneTrack
 
 from ..conftest import LOOPBACK, until
 from .helpers import DEVICE_EVENTS, Events, hears, place_and_answer
@@ -47,7 +47,7 @@ class ShortLivedPhone:
 
     def device(self, **options) -> Device:
         return Device(self.token(), signaling_url=self.netfault.url, ice_addresses=LOOPBACK,
-                      audio_source=lambda: ToneTrack(440),
+                      audio_source=lambda: Tone(440),
                       audio_sink=lambda: Recorder(seconds=5), **options)
 
 

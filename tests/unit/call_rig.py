@@ -1,26 +1,28 @@
 """Fake ports for a voice Call: the signaling send (with an exchange that answers reinvites
-and resumes) and media sessions on a network the test turns on and off. No sockets, no
-aiortc peer connection: the tests run on the virtual clock (tests/virtual_clock.py)."""
+and resumes) and the call's audio, whose media sessions run on a network the test turns on and
+off. No sockets, no aiortc peer connection: the tests run on the virtual clock
+(tests/virtual_clock.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from piphone.pcm import Silence
 from piphone.voice import protocol
 from piphone.voice.call import Call, CallDirection
 from piphone.voice.errors import TwilioError
-from piphone.voice.media import MediaError, MediaSettings
 from piphone.voice.quality import QualitySettings
 from piphone.voice.reconnect import ReconnectSettings
-from piphone.voice.tracks import DrainSink, SilenceTrack
+from piphone.voice.rtc import MediaError, MediaSettings
+from piphone.voice.rtc.tracks import DrainSink
 
 OFFER = "v=0 offer"
 CALLSID = "CA1"
 
 
 class FakeMedia:
-    """One media session (ports.MediaSession): connects when the rig's network carries media;
+    """One media session (rtc.ports.MediaPort): connects when the rig's network carries media;
     ICE is through at once, DTLS after ``rig.dtls_delay`` more seconds."""
 
     input_meter = None
@@ -85,6 +87,29 @@ class FakeMedia:
         pass
 
 
+class FakeAudio:
+    """The call's audio (rtc.ports.CallAudioPort): its sessions are the rig's FakeMedia."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.muted = False
+        self.ended = False
+
+    def session(self, settings: MediaSettings, *, on_state: Any = None) -> FakeMedia:
+        session = FakeMedia(self.rig, on_state)
+        self.rig.sessions.append(session)
+        return session
+
+    def local_stream(self) -> Any:
+        return None
+
+    def remote_stream(self) -> Any:
+        return None
+
+    def end(self) -> None:
+        self.ended = True
+
+
 class Rig:
     """The world of one call: what it sent, a signaling stream and a media network."""
 
@@ -129,12 +154,9 @@ class Rig:
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [payload for type_, payload, _ in self.sent if type_ == kind]
 
-    # the media port
-    def new_session(self, settings: MediaSettings, source: Any, *, on_state: Any,
-                    on_remote_track: Any, on_audio: Any) -> FakeMedia:
-        session = FakeMedia(self, on_state)
-        self.sessions.append(session)
-        return session
+    # the media port (ports.MediaFactory): the call's audio, which makes its sessions
+    def audio(self, source: Any, sink: Any) -> FakeAudio:
+        return FakeAudio(self)
 
     # what the Device tells a call
     def cut_signaling(self) -> None:
@@ -188,13 +210,13 @@ def make_call(direction: CallDirection = CallDirection.INCOMING, *, token: str |
     rig = Rig()
     incoming = direction is CallDirection.INCOMING
     call = Call(direction=direction, send=rig.send, media_settings=MediaSettings(),
-                source=SilenceTrack(), sink=DrainSink(),
+                source=Silence(), sink=DrainSink(),
                 parameters={"CallSid": CALLSID} if incoming else None,
                 offer_sdp=OFFER if incoming else None,
                 reconnect_token=token if incoming else None,
                 quality=QualitySettings(enabled=False),
                 reconnect_settings=ReconnectSettings(**settings),
-                media_factory=rig.new_session)
+                media_factory=rig.audio)
     rig.call = call
     return call, rig, Log(call)
 

@@ -3,16 +3,17 @@
 import pytest
 
 from piphone.errors import InvalidArgumentError
-from piphone.voice import rtc_hooks
+from piphone.pcm import Silence
 from piphone.voice.call import Call, CallDirection, CallStatus
 from piphone.voice.errors import TwilioError
-from piphone.voice.media import MediaSettings, codec_of
-from piphone.voice.tracks import DrainSink, SilenceTrack
+from piphone.voice.rtc import MediaSettings, codec_of
+from piphone.voice.rtc import hooks as rtc_hooks
+from piphone.voice.rtc.tracks import DrainSink
 
 
 def incoming(sent, **parameters):
     return Call(direction=CallDirection.INCOMING, send=lambda t, p: sent.append((t, p)) or True,
-                media_settings=MediaSettings(), source=SilenceTrack(), sink=DrainSink(),
+                media_settings=MediaSettings(), source=Silence(), sink=DrainSink(),
                 parameters={"CallSid": "CA1", **parameters})
 
 
@@ -94,7 +95,7 @@ def test_rtc_hook_is_in_place_and_chooses_addresses():
 def test_audio_level_hook_matches_aiortc():
     import numpy as np
 
-    from piphone.voice.tracks import audio_frame
+    from piphone.voice.rtc.frames import audio_frame
 
     rng = np.random.default_rng(7)
     for scale in (0, 1, 30, 1000, 32767):

@@ -1,21 +1,19 @@
-"""A Call's local and remote streams (voice/tracks.py StreamCopy, CallStreams): copies that
-take nothing from where the audio goes, keep time across sources, and stay bounded."""
+"""A Call's local and remote streams (voice/rtc/tracks.py StreamCopy, CallStreams): copies that
+take nothing from where the audio goes, keep time across sources, and stay bounded; and the
+adapters between PCM sources and sinks (pcm.py) and aiortc tracks."""
 
 from __future__ import annotations
 
 import asyncio
 
+import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from piphone.voice.tracks import (
-    SAMPLES_PER_FRAME,
-    CallStreams,
-    MuteGate,
-    StreamCopy,
-    audio_frame,
-)
+from piphone.pcm import SAMPLES_PER_FRAME, EndOfStream
+from piphone.voice.rtc.frames import audio_frame
+from piphone.voice.rtc.tracks import CallStreams, MuteGate, StreamCopy, as_track, play
 
 
 class Counting(MediaStreamTrack):
@@ -83,3 +81,82 @@ async def test_the_streams_end_with_the_call_once_read():
     late = streams.remote()
     with pytest.raises(MediaStreamError):
         await late.recv()
+
+
+# --- PCM sources and sinks as aiortc tracks (voice/rtc/tracks.py) ----------------------------
+class Numbers:
+    """A PCM source whose n-th frame holds n; it ends after ``count`` frames."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.n, self.stopped = count, 0, False
+
+    async def read(self):
+        if self.stopped or self.n == self.count:
+            raise EndOfStream
+        self.n += 1
+        return np.full(SAMPLES_PER_FRAME, self.n, np.int16)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_pcm_source_is_a_track_of_timed_frames_that_ends_with_it():
+    track = as_track(Numbers(3))
+    frames = [await track.recv() for _ in range(3)]
+    assert [value(f) for f in frames] == [1, 2, 3]
+    assert [f.pts for f in frames] == [0, 960, 1920]
+    assert all(f.sample_rate == 48000 and f.layout.name == "mono" for f in frames)
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+    source = Numbers(10)
+    track = as_track(source)
+    track.stop()  # stopping the track stops the source
+    assert source.stopped
+    counting = Counting()
+    assert as_track(counting) is counting  # a track is taken as it is
+
+
+class PcmSinkLog:
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def write(self, samples, sample_rate: int) -> None:
+        self.calls.append((samples.tolist()[:2], len(samples), samples.dtype, sample_rate))
+
+
+class Frames(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, frames) -> None:
+        super().__init__()
+        self.frames = list(frames)
+
+    async def recv(self):
+        if not self.frames:
+            raise MediaStreamError
+        return self.frames.pop(0)
+
+
+async def test_play_hands_a_pcm_sink_mono_samples_at_the_codecs_rate():
+    stereo = av.AudioFrame.from_ndarray(np.array([[100, 300, -100, -300]], np.int16),
+                                        format="s16", layout="stereo")
+    stereo.sample_rate = 48000
+    sink = PcmSinkLog()
+    await play(Frames([stereo, audio_frame(np.full(160, 7, np.int16), 0, 8000)]), sink)
+    assert sink.calls == ["start", ([200, -200], 2, np.int16, 48000),
+                          ([7, 7], 160, np.int16, 8000)]
+
+
+async def test_play_hands_a_consume_sink_the_track_itself():
+    got = []
+
+    class Consumer:
+        async def consume(self, track) -> None:
+            got.append(track)
+
+    track = Frames([])
+    await play(track, Consumer())
+    assert got == [track]

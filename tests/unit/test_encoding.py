@@ -4,16 +4,26 @@ import av
 import numpy as np
 import pytest
 
-from piphone.voice.encoding import EncodingTrack, VoiceEncoder
-from piphone.voice.tracks import ToneTrack, dominant_frequency, frame_to_mono
+from piphone.pcm import Tone, dominant_frequency
+from piphone.voice.rtc.encoding import EncodingTrack, VoiceEncoder
+from piphone.voice.rtc.frames import frame_to_mono
+from piphone.voice.rtc.tracks import PcmTrack
 
 
-class Frames(ToneTrack):
+class Unpaced(Tone):
     """The tone without real-time pacing, for a fast unit test."""
 
-    async def _next_pts(self) -> int:
-        pts, self._pts = self._pts, self._pts + 960
-        return pts
+    def __init__(self, frequency: float) -> None:
+        super().__init__(frequency)
+        self._number = -1
+
+    async def _next_frame(self) -> int:
+        self._number += 1
+        return self._number
+
+
+def Frames(frequency: float) -> PcmTrack:  # noqa: N802 (it stands for a track class)
+    return PcmTrack(Unpaced(frequency))
 
 
 @pytest.mark.parametrize("codec, decoder, rate", [("opus", "libopus", 48_000),

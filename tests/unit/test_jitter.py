@@ -1,4 +1,4 @@
-"""piphone's audio jitter buffer (voice/jitter.py) on synthetic RTP with a fake clock.
+"""piphone's audio jitter buffer (voice/rtc/jitter.py) on synthetic RTP with a fake clock.
 
 Each packet carries its own sequence number in its Opus frame, so a test can read back which
 packets came out, in what order, and which slots were concealed (empty Opus frames). "Lag" is
@@ -17,10 +17,10 @@ from aiortc.codecs.opus import OpusDecoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from piphone.voice import rtc_hooks
-from piphone.voice.encoding import VoiceEncoder
-from piphone.voice.jitter import AudioJitterBuffer, opus_frames, opus_packet
-from piphone.voice.tracks import audio_frame
+from piphone.voice.rtc import hooks as rtc_hooks
+from piphone.voice.rtc.encoding import VoiceEncoder
+from piphone.voice.rtc.frames import audio_frame
+from piphone.voice.rtc.jitter import AudioJitterBuffer, opus_frames, opus_packet
 
 TOC = 0x78  # Opus config 15 (hybrid fullband 20 ms), code 0
 FRAME = 0.020
@@ -244,3 +244,24 @@ def test_rtc_hook_replaces_aiortcs_buffer_on_a_real_receiver():
     assert receiver._RTCRtpReceiver__jitter_buffer is buffer
     with pytest.raises(rtc_hooks.HookMissing, match="_RTCRtpReceiver__jitter_buffer"):
         rtc_hooks.use_jitter_buffer(object())
+
+
+def test_reorder_only_keeps_no_cushion_against_jitter_but_still_reorders():
+    """What a forwarding exchange asks of its buffer (MediaSession.forward_to): frames go on
+    at once, jitter adds no depth, and a swapped pair is still put back in order."""
+    jittery = [(s, s * FRAME + (0.015 if s % 2 else 0.0)) for s in range(100)]
+    buf = AudioJitterBuffer()
+    buf.reorder_only()
+    run = Run(buf).feed(jittery)
+    assert run.released == list(range(100)) and set(run.depths) == {0}
+    assert buf.stats().target_depth == 0 and buf.stats().jitter_ms > 5
+    cushioned = Run(AudioJitterBuffer()).feed(jittery)  # the default keeps a frame or more
+    assert cushioned.released[-1] < 99 and min(cushioned.depths[10:]) >= 1
+    # The first swap costs its late frame (nothing was held back for it); from then on the
+    # buffer holds a frame while packets come out of order, and puts the next swap back.
+    buf = AudioJitterBuffer()
+    buf.reorder_only()
+    seqs = list(range(50)) + [51, 50] + list(range(52, 60)) + [61, 60] + list(range(62, 100))
+    run = Run(buf).feed(seqs)
+    assert buf.stats().late == 1 and 50 not in run.released
+    assert run.released[run.released.index(59):][:3] == [59, 60, 61]

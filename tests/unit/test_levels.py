@@ -1,20 +1,25 @@
-"""audio/levels.py: dBFS, the SDK's volume and sample level scales, the level meter."""
+"""pcm.py's levels: dBFS, the SDK's volume and sample-level scales, and the one level meter,
+over int16 arrays and over PyAV frames (voice/rtc/frames.py reads them for it)."""
 
 from __future__ import annotations
 
+import math
+
+import av
 import numpy as np
 import pytest
 
-from piphone.audio.levels import (
+from piphone.pcm import (
     DBFS_FLOOR,
-    Level,
+    FULL_SCALE,
     LevelMeter,
-    analyser_bytes,
-    analyser_magnitudes,
+    dbfs,
+    level,
+    rms,
     rms_dbfs,
-    sample_level,
-    volume_value,
+    volume,
 )
+from piphone.voice.rtc.frames import AvFrames, audio_frame
 
 RATE = 48000
 
@@ -43,6 +48,7 @@ def test_silence_is_the_floor_not_minus_infinity():
     one_lsb = np.zeros(48000, dtype=np.int16)
     one_lsb[0] = 1  # about -137 dBFS: clamped to the floor
     assert rms_dbfs(one_lsb) == DBFS_FLOOR
+    assert dbfs(0.0) == DBFS_FLOOR
 
 
 def test_levels_refuse_non_int16():
@@ -50,11 +56,11 @@ def test_levels_refuse_non_int16():
         rms_dbfs(np.zeros(960, dtype=np.float32))
 
 
-# --- volume event -----------------------------------------------------------------------------
+# --- volume event and sample level -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("dbfs", "volume"),
+    ("db", "expected"),
     [
         (-100.0, 0.0),
         (-30.0, 1.0),
@@ -64,69 +70,49 @@ def test_levels_refuse_non_int16():
         (0.0, 1.0),
         (-29.9, 1.0),
         (float("-inf"), 0.0),
-        (float("nan"), 0.0),
     ],
 )
-def test_volume_value_maps_minus_100_to_minus_30_linearly_and_clamps(dbfs, volume):
-    assert volume_value(dbfs) == pytest.approx(volume, abs=1e-12)
+def test_volume_maps_minus_100_to_minus_30_dbfs_linearly_and_clamps(db, expected):
+    assert volume(FULL_SCALE * 10 ** (db / 20)) == pytest.approx(expected, abs=1e-12)
 
 
-# --- sample level (the SDK's AnalyserNode, fftSize 32, -127..0 dB) -----------------------------
+def test_sample_level_is_the_rms_amplitude_clamped():
+    assert level(0.0) == 0 and level(0.4) == 0 and level(1000.4) == 1000
+    assert level(32767.0) == level(40000.0) == 32767
+    assert level(rms(sine(32767))) == pytest.approx(32767 / math.sqrt(2), abs=1)
 
 
-def test_analyser_byte_scale():
-    # floor(255 * (dB + 127) / 127): 0 dB -> 255, -63.5 dB -> 127.5 -> 127, below -127 -> 0
-    mags = np.array([1.0, 10 ** (-63.5 / 20), 10 ** (-130 / 20), 0.0, 2.0])
-    assert analyser_bytes(mags, -127.0, 0.0).tolist() == [255, 127, 0, 0, 255]
-    # The volume analyser's default range: -30 dB is the top, -100 dB the bottom.
-    assert analyser_bytes(np.array([10 ** (-30 / 20), 10 ** (-100 / 20)])).tolist() == [255, 0]
-    with pytest.raises(ValueError):
-        analyser_bytes(mags, 0.0, -127.0)
+# --- the meter --------------------------------------------------------------------------------
 
 
-def test_sample_level_of_full_scale_dc_matches_the_hand_computed_analyser():
-    # Periodic Blackman window over N = 32, |X[k]| = |sum(x w e^-2pi i k n/N)| / N for x = 1:
-    # X0 = 0.42, X1 = 0.5 / 2 = 0.25, X2 = 0.08 / 2 = 0.04, X3..X15 = 0.
-    # Bytes on -127..0 dB: floor(255 * (127 + 20 log10 X) / 127) = 239, 230, 198, then 0s.
-    dc = np.full(960, 32767, dtype=np.int16)
-    mags = analyser_magnitudes(dc)
-    assert mags[:3] == pytest.approx([0.42, 0.25, 0.04], rel=1e-3)
-    assert mags[3:].max() < 1e-9
-    assert sample_level(dc) == pytest.approx((239 + 230 + 198) / 16 / 255 * 32767, abs=0.01)
+def test_the_meter_reads_pyav_frames_as_it_reads_int16_arrays():
+    """A call meters PyAV frames (what it sends and hears) without converting each one: the
+    reading is the one of the same samples as an array, mono or stereo, and 0 for formats
+    that are not int16."""
+    for samples in (sine(8000), sine(100, 440), np.full(960, -32768, np.int16)):
+        pcm, frames = LevelMeter(), LevelMeter(reader=AvFrames())
+        pcm.push(samples)
+        frames.push(audio_frame(samples, 0))
+        assert frames.read() == pytest.approx(pcm.read(), rel=1e-6)
+    stereo = av.AudioFrame.from_ndarray(np.repeat(sine(8000), 2).reshape(1, -1), format="s16",
+                                        layout="stereo")
+    stereo.sample_rate = RATE
+    meter = LevelMeter(reader=AvFrames())
+    meter.push(stereo)
+    assert meter.read() == pytest.approx(rms(sine(8000)), rel=1e-4)
+    floats = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.float32), format="flt",
+                                        layout="mono")
+    floats.sample_rate = RATE
+    meter = LevelMeter(reader=AvFrames())
+    meter.push(floats)
+    assert meter.read() == 0.0
 
 
-def test_sample_level_silence_range_and_order():
-    assert sample_level(np.zeros(960, dtype=np.int16)) == 0.0
-    levels = [sample_level(sine(p)) for p in (32767, 3276.7, 327.67, 32.767)]
-    assert all(0 < v <= 32767 for v in levels)
-    assert levels == sorted(levels, reverse=True) and len(set(levels)) == 4
-
-
-def test_sample_level_sees_only_the_last_32_samples():
-    # As the SDK's analyser does at each tick: a loud start of the frame does not count.
-    frame = sine(32767)
-    frame[-32:] = 0
-    assert sample_level(frame) == 0.0
-    short = np.full(16, 32767, dtype=np.int16)  # fewer than 32: preceded by silence
-    padded = np.concatenate((np.zeros(100, dtype=np.int16), short))
-    assert sample_level(short) == sample_level(padded) > 0
-
-
-# --- meter ------------------------------------------------------------------------------------
-
-
-def test_level_meter_keeps_the_latest_frame():
-    meter = LevelMeter()
-    assert meter.latest == Level(DBFS_FLOOR, 0.0, 0.0)
-    quiet = sine(32767 * 10 ** (-60 / 20))  # rms about -63 dBFS
-    reading = meter.push(quiet)
-    assert meter.latest is reading
-    assert reading.dbfs == pytest.approx(-63.01, abs=0.05)
-    assert reading.volume == pytest.approx((100 - 63.01) / 70, abs=0.002)
-    assert reading.sample == sample_level(quiet) > 0
-    meter.push(np.zeros(960, dtype=np.int16))
-    assert meter.latest == Level(DBFS_FLOOR, 0.0, 0.0)
-    meter.push(sine(32767))
-    assert meter.latest.volume == 1.0
-    meter.reset()
-    assert meter.latest.volume == 0.0
+def test_the_meter_ticks_on_the_audio_clock_of_either_kind_of_frame():
+    ticks: list[str] = []
+    pcm = LevelMeter(lambda: ticks.append("pcm"), 0.05)
+    frames = LevelMeter(lambda: ticks.append("av"), 0.05, reader=AvFrames())
+    for n in range(10):  # 200 ms of 20 ms frames: ticks after 20, 40, 100, 140 and 200 ms
+        pcm.push(sine(1000))
+        frames.push(audio_frame(sine(1000), n * 960))
+    assert ticks.count("pcm") == ticks.count("av") == 5

@@ -1,5 +1,5 @@
-"""voice/quality.py and voice/meter.py with fake statistics: samples, MOS, the SDK's warnings
-and rules, the one-way-audio and condition extensions, and settings per Device."""
+"""voice/quality.py and the level meter (pcm.py) with fake statistics: samples, MOS, the SDK's
+warnings and rules, the one-way-audio and condition extensions, and settings per Device."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from piphone.errors import InvalidArgumentError
-from piphone.voice.meter import LevelMeter, level, volume
+from piphone.pcm import LevelMeter, level, volume
 from piphone.voice.quality import (
     Counters,
     QualityMonitor,
@@ -20,7 +20,6 @@ from piphone.voice.quality import (
     Threshold,
     mos,
 )
-from piphone.voice.tracks import audio_frame
 
 SDK_SAMPLE_KEYS = {"audioInputLevel", "audioOutputLevel", "bytesReceived", "bytesSent",
                    "codecName", "jitter", "mos", "packetsLost", "packetsLostFraction",
@@ -61,8 +60,8 @@ class Harness:
         start = self.now
         for tick in range(20):
             wobble = 1 + 0.5 * (tick % 2) if input_wobble else 1
-            self.sent.push(audio_frame(tone(self.input_amplitude * wobble), 0))
-            self.heard.push(audio_frame(tone(self.output_amplitude), 0))
+            self.sent.push(tone(self.input_amplitude * wobble))
+            self.heard.push(tone(self.output_amplitude))
             self.monitor.volume_tick()
             self.now = start + (tick + 1) / 20
         self.now = start + 1.0
@@ -140,8 +139,8 @@ async def test_rtt_is_none_until_known_then_the_last_known():
 
 async def test_volume_maps_minus_100_to_minus_30_dbfs():
     h = Harness()
-    h.sent.push(audio_frame(np.full(960, 1036, np.int16), 0))  # -30 dBFS
-    h.heard.push(audio_frame(np.full(960, 33, np.int16), 0))  # about -60 dBFS
+    h.sent.push(np.full(960, 1036, np.int16))  # -30 dBFS
+    h.heard.push(np.full(960, 33, np.int16))  # about -60 dBFS
     inp, out = h.monitor.volume_tick()
     assert inp == pytest.approx(1.0, abs=0.01)
     assert out == pytest.approx(40 / 70, abs=0.01)
@@ -152,13 +151,13 @@ async def test_volume_maps_minus_100_to_minus_30_dbfs():
 def test_level_meter_reads_the_latest_frame_without_overflow():
     ticks = []
     meter = LevelMeter(on_tick=lambda: ticks.append(1))
-    meter.push(audio_frame(np.full(960, 1000, np.int16), 0))
-    meter.push(audio_frame(np.full(960, -32768, np.int16), 0))
+    meter.push(np.full(960, 1000, np.int16))
+    meter.push(np.full(960, -32768, np.int16))
     rms = meter.read()
     assert rms == 32768.0 and len(ticks) == 2  # at 20 and 40 ms of audio
     assert level(rms) == 32767 and volume(rms) == 1.0
     assert meter.read() == 0.0 and volume(0.0) == 0.0 and level(0.4) == 0
-    meter.push(audio_frame(tone(8000), 0))
+    meter.push(tone(8000))
     assert meter.read() == pytest.approx(8000 / math.sqrt(2), rel=0.01)
 
 
@@ -378,12 +377,12 @@ async def test_volume_ticks_every_50_ms_of_audio_sent():
     sent = LevelMeter(on_tick=h.monitor.audio_clock)
     h.sent = sent
     for _ in range(50):  # one second of 20 ms frames
-        sent.push(audio_frame(tone(8000), 0))
+        sent.push(tone(8000))
     volumes = [e for e in h.events if e[0] == "volume"]
     assert len(volumes) == 21  # at 0, 50, ... 1000 ms of audio: 20 a second, as the SDK
     assert all(v[1] == pytest.approx(1.0) for v in volumes)
     for _ in range(25):  # 10 ms frames count by their length
-        sent.push(audio_frame(tone(8000, n=480), 0))
+        sent.push(tone(8000, n=480))
     assert len([e for e in h.events if e[0] == "volume"]) == 26
 
 

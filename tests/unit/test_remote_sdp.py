@@ -1,4 +1,4 @@
-"""The far end's SDP at the edge (voice/remote_sdp.py): what aiortc would choke on is refused
+"""The far end's SDP at the edge (voice/rtc/remote_sdp.py): what aiortc would choke on is refused
 with a clear error, the default direction filled in, remote candidates filtered and capped."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from aiortc.sdp import SessionDescription
 
 from piphone.exchange import config as exchange_config
-from piphone.voice import remote_sdp
-from piphone.voice.remote_sdp import SdpError, check
+from piphone.voice.rtc import remote_sdp
+from piphone.voice.rtc.remote_sdp import SdpError, check
 
 OFFER = """v=0
 o=- 1 1 IN IP4 0.0.0.0
@@ -93,7 +93,7 @@ def test_unusable_candidates_are_dropped_with_one_log_line(caplog):
     good = ["a=candidate:16 1 udp 1 127.0.0.2 5007 typ srflx raddr 0.0.0.0 rport 0",
             "a=candidate:17 1 udp 1 8f1e2a3b-1111-2222-3333-444455556666.local 5008 typ host"]
     sdp = OFFER.replace("a=end-of-candidates", "\n".join(bad + good + ["a=end-of-candidates"]))
-    with caplog.at_level(logging.INFO, logger="piphone.voice.remote_sdp"):
+    with caplog.at_level(logging.INFO, logger="piphone.voice.rtc.remote_sdp"):
         media = media_of(check(sdp, "offer"))
     assert [(c.ip, c.port) for c in media.ice_candidates] == [
         ("127.0.0.1", 5000), ("127.0.0.2", 5007),
@@ -106,7 +106,7 @@ def test_unusable_candidates_are_dropped_with_one_log_line(caplog):
 def test_candidates_beyond_the_limit_are_dropped_in_order(caplog):
     many = [f"a=candidate:{i} 1 udp 1 127.0.1.{i} 6000 typ host" for i in range(1, 41)]
     sdp = OFFER.replace("a=end-of-candidates", "\n".join(many + ["a=end-of-candidates"]))
-    with caplog.at_level(logging.INFO, logger="piphone.voice.remote_sdp"):
+    with caplog.at_level(logging.INFO, logger="piphone.voice.rtc.remote_sdp"):
         media = media_of(check(sdp, "answer", max_candidates=10))
     assert [c.ip for c in media.ice_candidates] == ["127.0.0.1"] + [
         f"127.0.1.{i}" for i in range(1, 10)]

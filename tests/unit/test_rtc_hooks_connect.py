@@ -1,5 +1,6 @@
-"""aioice's connect() racing close(): a connection closed while it connects must not start
-consent checks that run for ever (voice/rtc_hooks.py)."""
+"""Two races with close() (voice/rtc/hooks.py): aioice's connect() must not start consent checks
+that run for ever on a connection closed while it connects, and a peer connection closed
+while it connects must not keep RTP/RTCP loops; check() names either hook when it is gone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import aioice.ice
 import pytest
 
-from piphone.voice import rtc_hooks
+from piphone.voice.rtc import hooks as rtc_hooks
 
 
 def test_the_hook_is_installed():
@@ -46,3 +47,46 @@ async def test_an_open_connection_keeps_its_consent_checks(monkeypatch):
     task = connection._query_consent_task
     assert task is not None and not task.done()
     task.cancel()
+
+
+async def test_stop_after_close_stops_what_a_racing_connect_started():
+    """aiortc's close() stops senders and receivers before their transports; a connect that
+    completes in between starts their loops. MediaSession.close stops them again."""
+    from aiortc import RTCPeerConnection
+
+    from piphone.pcm import Silence
+    from piphone.voice.rtc.tracks import PcmTrack
+
+    pc = RTCPeerConnection()
+    pc.addTrack(PcmTrack(Silence()))
+    await pc.close()
+    sender = pc.getTransceivers()[0].sender
+    stopped = []
+
+    async def stop():  # what a sender started after close() must be: stopped once more
+        stopped.append(sender)
+
+    sender.stop = stop
+    await rtc_hooks.stop_after_close(pc)
+    assert stopped == [sender]
+
+
+@pytest.mark.parametrize("cls", ["RTCRtpSender", "RTCRtpReceiver"])
+def test_check_names_a_stop_that_no_longer_stops_its_loops(monkeypatch, cls):
+    import aiortc
+
+    async def stop(self):  # an upgrade that stops differently: stopping twice may not hold
+        pass
+
+    monkeypatch.setattr(getattr(aiortc, cls), "stop", stop)
+    with pytest.raises(rtc_hooks.HookMissing, match=f"aiortc.{cls}.stop .*stop_after_close"):
+        rtc_hooks.check()
+
+
+def test_check_names_the_connect_hook_when_aioice_changed(monkeypatch):
+    async def connect(self):
+        pass
+
+    monkeypatch.setattr(aioice.ice.Connection, "connect", connect)
+    with pytest.raises(rtc_hooks.HookMissing, match="Connection.connect"):
+        rtc_hooks.check()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aioice.ice
 from aioice.candidate import Candidate
 
-from piphone.voice import rtc_hooks
+from piphone.voice.rtc import hooks as rtc_hooks
 
 DTLS = bytes([22, 0xFE, 0xFD]) + bytes(10)
 RTP = bytes([0x80, 111]) + bytes(10)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ..audio.alsa import Playback
 from ..audio.devices import AudioDeviceError, HeadsetSpec
 from ..audio.headset import Headset
-from ..audio.tracks import CaptureTrack, PlaybackSink
+from ..audio.pcm_io import CaptureSource, PlaybackSink
 from .config import AlertsConfig, AudioConfig
 from .ports import Sounds
 from .sounds import AudioSounds, NullSounds
@@ -32,7 +32,7 @@ class ApplianceAudio:
         self.headset: Headset | None = None
         self.ringer: Playback | None = None  # a ring device without a headset
         self.sounds: Sounds = NullSounds()
-        self.source: Callable[[], CaptureTrack] | None = None
+        self.source: Callable[[], CaptureSource] | None = None
         self.sink: Callable[[], PlaybackSink] | None = None
         self._on_lost = on_lost
         headset = self._headset(audio)

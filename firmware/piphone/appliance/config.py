@@ -24,7 +24,7 @@ from ..panel.pins import DEFAULT_PINS, InputPin, KeypadMatrix, PinMap, PinMapErr
 from ..tomlconfig import TomlFile, ip_addresses, positive, read_private, sid
 from ..voice import identity as identities
 from ..voice.edges import EDGES
-from ..voice.media import CODEC_MIME
+from ..voice.rtc.settings import CODEC_MIME
 from .display import DisplayPatterns
 
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says

@@ -102,8 +102,8 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
     from ..exchange.server import Exchange
     from ..panel.pins import DEFAULT_PINS, KEYPAD_PINS, mock_factory
     from ..panel.terminal import TerminalPanel
+    from ..pcm import Tone
     from ..voice.tokens import mint
-    from ..voice.tracks import ToneTrack
 
     console = console or Console()
     root = logging.getLogger()
@@ -133,7 +133,7 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
             await service.start()
             device = Device(mint(identity=CALLER, ttl=3600, **keys),
                             signaling_url=exchange.url, ice_addresses=LOOPBACK,
-                            audio_source=lambda: ToneTrack(440.0))
+                            audio_source=lambda: Tone(440.0))
             await device.register()
             caller = Caller(device, service, call_every)
             panel = TerminalPanel(pins, factory, loop=loop)

@@ -1,1 +1,1 @@
-"""Sound in and out: ALSA capture and playback, tones, levels, devices. Knows nothing of calls."""
+"""Sound in and out: ALSA capture and playback as PCM, tones, devices. Knows nothing of calls."""

@@ -52,7 +52,7 @@ PLAYBACK_PERIOD_MS = 5
 PLAYBACK_PERIODS = 3
 BUFFER_MS = 80  # Playback's own buffer at most; beyond it the oldest audio is dropped
 # Playback's own buffer keeps an adaptive cushion beyond the period it hands the device next,
-# as voice/jitter.py's depth does: none while frames arrive in time (each 5 ms of it would be
+# as voice/rtc/jitter.py's depth does: none while frames arrive in time (each 5 ms of it would be
 # 5 ms more mouth to ear); an underrun (a frame came late) grows it by a period, up to
 # MAX_CUSHION_MS, and CALM_MS without one shrinks it by a period again. The underrun's own
 # silence already delayed the stream by at least that period, so growing costs nothing more;

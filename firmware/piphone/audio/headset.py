@@ -35,7 +35,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 from . import devices
 from .alsa import Capture, Playback
 from .devices import AudioDeviceError, HeadsetSpec
-from .tracks import CaptureTrack, PlaybackSink
+from .pcm_io import CaptureSource, PlaybackSink
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,12 @@ class Headset(AsyncIOEventEmitter):
         if self._watcher is not None:
             self._watcher.start()
 
-    def source(self) -> CaptureTrack:
-        """A track for a call's audio_source: the microphone."""
-        return CaptureTrack(self.capture)
+    def source(self) -> CaptureSource:
+        """A call's audio_source: the microphone (PCM)."""
+        return CaptureSource(self.capture)
 
     def sink(self) -> PlaybackSink:
-        """A sink for a call's audio_sink: the earpiece."""
+        """A call's audio_sink: the earpiece (PCM)."""
         return PlaybackSink(self.playback)
 
     def _streams(self) -> list[Capture | Playback]:

@@ -17,8 +17,8 @@ from .common import Subparsers, until_signal
 
 if TYPE_CHECKING:
     from ..audio.headset import Headset
+    from ..pcm import Recorder
     from ..voice import Call
-    from ..voice.tracks import Recorder
 
 CALL_EVENTS = ("ringing", "accept", "mute", "reject", "cancel", "disconnect", "error",
                "reconnecting", "reconnected", "dtmf", "warning", "warning-cleared")
@@ -121,9 +121,9 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
 
     With a headset, its microphone and earpiece carry the call; without one, a test tone goes
     out and what comes back is reported once a second."""
+    from ..pcm import Recorder, Tone, dominant_frequency
     from ..voice import CallStatus, Device
     from ..voice.errors import TwilioError
-    from ..voice.tracks import Recorder, ToneTrack, dominant_frequency
 
     say = out or (lambda line: print(line, flush=True))
     start = time.monotonic()
@@ -136,7 +136,7 @@ async def place_call(token: str, params: dict[str, str], options: dict[str, Any]
     source: Callable[[], Any]  # the Device's audio_source and audio_sink
     sink: Callable[[], Any]
     if headset is None:
-        source, sink = (lambda: ToneTrack(tone)), (lambda: recorder)
+        source, sink = (lambda: Tone(tone)), (lambda: recorder)
     else:
         from ..audio.headset import Headset
 

@@ -1,211 +1,42 @@
 """Media legs at the exchange and the audio bridge between them.
 
-Like Twilio's edge, every client's media ends here: one MediaSession (aiortc peer) per leg.
+Like Twilio's edge, every client's media ends here: one media session (voice/rtc) per leg.
 When two bridged legs use the same codec, the bridge forwards each encoded frame from one
-leg's receiver to the other leg's sender as it arrives: no decoding, no re-encoding, no
-clock of ours in the path. aiortc's sender re-originates SSRC, sequence numbers and
-timestamps per leg. Only when the codecs differ (an Opus leg and a PCMU leg), or for lines
-set up before negotiation (echo), is audio decoded, normalised to 48 kHz mono and re-encoded
-on the receiving leg's paced clock.
+leg's receiver to the other leg's sender as it arrives: no decoding, no re-encoding, no clock
+of ours in the path. Only when the codecs differ (an Opus leg and a PCMU leg), or for lines
+set up before negotiation (echo), is audio decoded and re-encoded on the receiving leg's
+paced clock. How is the media sessions' business (rtc/forwarding.py); a leg works through the
+media port (rtc.LegMediaPort).
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import fractions
-import logging
-
-import av
-import numpy as np
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-
-from ..voice.encoding import VoiceEncoder
-from ..voice.jitter import CLOCK_RATE
-from ..voice.media import MediaSession, MediaSettings
-from ..voice.tracks import SAMPLE_RATE, SAMPLES_PER_FRAME, PacedAudioTrack, audio_frame
-
-log = logging.getLogger(__name__)
-
-OUTBOX_FRAMES = 5  # at most 100 ms queued per leg; older frames are dropped, never delayed
-# A forwarding leg whose source went quiet this long (seconds) sends silence meanwhile: its
-# client would otherwise take the quiet for lost media (reconnect.py) while the far party
-# reconnects or has not connected yet. Far longer than any jitter worth waiting out.
-FILL_AFTER = 0.5
-SILENCE_CODECS = ("opus", "pcmu")  # what VoiceEncoder can make a frame of silence in
-_silence_payloads: dict[str, bytes] = {}
-
-
-def silence_payload(codec: str) -> bytes:
-    """One 20 ms frame of silence, encoded (made once per codec with the voice encoder)."""
-    if codec not in _silence_payloads:
-        encoder = VoiceEncoder(codec)
-        zeros = np.zeros(encoder.frame_size, np.int16)
-        packets: list[av.Packet] = []
-        pts = 0
-        while not packets:  # libopus may hold the first frame back
-            packets = encoder.encode(audio_frame(zeros, pts, encoder.context.sample_rate))
-            pts += encoder.frame_size
-        _silence_payloads[codec] = bytes(packets[0])
-    return _silence_payloads[codec]
-
-
-class LegOutput(PacedAudioTrack):
-    """What a leg sends: forwarded packets as they come, or decoded audio on a 20 ms clock
-    (silence when nothing is queued). Both queues are bounded and drop the oldest."""
-
-    def __init__(self, depth: int = OUTBOX_FRAMES) -> None:
-        super().__init__()
-        self._samples: collections.deque[np.ndarray] = collections.deque(maxlen=depth)
-        self._packets: collections.deque[av.Packet] = collections.deque(maxlen=depth)
-        self._packet_arrived = asyncio.Event()
-        self.forwarding = False
-        self.codec: str | None = None  # of the forwarded packets (for silence fill)
-        self.dropped = 0
-        self.silent = 0
-        # The timeline of what we send: forwarded timestamps go on from the last one sent,
-        # so fill and a new source (a leg that reconnected) never make it jump back.
-        self._in_pts: int | None = None
-        self._out_pts: int | None = None
-
-    def push(self, samples: np.ndarray) -> None:
-        """Decoded 48 kHz mono audio, sent on our clock."""
-        if len(self._samples) == self._samples.maxlen:
-            self.dropped += 1  # the deque drops the oldest
-        self._samples.append(samples)
-
-    def push_packet(self, packet: av.Packet) -> None:
-        """An encoded frame of this leg's codec, sent as soon as the sender asks."""
-        if len(self._packets) == self._packets.maxlen:
-            self.dropped += 1
-        self._packets.append(packet)
-        self._packet_arrived.set()
-
-    async def recv(self) -> av.AudioFrame | av.Packet:
-        if self.forwarding:
-            wait = FILL_AFTER
-            while not self._packets:
-                if self.readyState != "live":
-                    raise MediaStreamError
-                self._packet_arrived.clear()
-                try:
-                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel
-                    # of a stopping sender when a packet arrives at the same moment.
-                    async with asyncio.timeout(wait):
-                        await self._packet_arrived.wait()
-                except TimeoutError:
-                    if self.readyState == "live" and self.codec in SILENCE_CODECS:
-                        return self._silence_packet()
-                wait = 0.020  # filling: a frame of silence every 20 ms until packets come
-            return self._retime(self._packets.popleft())
-        pts = await self._next_pts()
-        if self._samples:
-            samples = self._samples.popleft()
-        else:
-            self.silent += 1
-            samples = np.zeros(SAMPLES_PER_FRAME, np.int16)
-        return audio_frame(samples, pts)
-
-    def _ticks(self) -> int:
-        return CLOCK_RATE.get(self.codec or "", 48_000) // 50  # one 20 ms frame
-
-    def _retime(self, packet: av.Packet) -> av.Packet:
-        rate = CLOCK_RATE.get(self.codec or "", 48_000)
-        pts = packet.pts if packet.pts is not None else 0
-        if self._out_pts is None:
-            out = pts
-        else:
-            delta = pts - self._in_pts if self._in_pts is not None else 0
-            if not 0 < delta <= rate:  # another source, or a jump: carry on by one frame
-                delta = rate // 50  # one 20 ms frame
-            out = self._out_pts + delta
-        self._in_pts, self._out_pts = pts, out
-        packet.pts = out
-        return packet
-
-    def _silence_packet(self) -> av.Packet:
-        assert self.codec is not None
-        self.silent += 1
-        packet = av.Packet(silence_payload(self.codec))
-        self._out_pts = 0 if self._out_pts is None else self._out_pts + self._ticks()
-        packet.pts = self._out_pts
-        packet.time_base = fractions.Fraction(1, CLOCK_RATE[self.codec])
-        return packet
-
-    def stop(self) -> None:
-        super().stop()
-        self._packet_arrived.set()  # a waiting recv() ends
+from ..pcm import PcmSource
+from ..voice.rtc import LegMediaPort, MediaSession, MediaSettings, Outbox
 
 
 class Leg:
-    """One client's media session at the exchange, with what it sends."""
+    """One client's media session at the exchange, with what it sends (``outbox``, or
+    ``source``: a line's own audio)."""
 
-    def __init__(self, settings: MediaSettings, source: MediaStreamTrack | None = None) -> None:
-        self.outbox = LegOutput()
-        self.media = MediaSession(settings, source or self.outbox,
-                                  on_remote_track=self._remote_track)
-        self._remote: asyncio.Future[MediaStreamTrack] = (
-            asyncio.get_running_loop().create_future())
-        self._pump: asyncio.Task | None = None
+    def __init__(self, settings: MediaSettings, source: PcmSource | None = None) -> None:
+        self.outbox = Outbox()
+        self.media: LegMediaPort = MediaSession(settings, source or self.outbox)
 
     @property
     def codec(self) -> str | None:
         return self.media.codec
 
-    def _remote_track(self, track: MediaStreamTrack) -> None:
-        if not self._remote.done():
-            self._remote.set_result(track)
-
-    def connect_to(self, target: LegOutput | None) -> None:
+    def connect_to(self, target: Outbox | None) -> None:
         """Decode what this leg receives into ``target`` (None: drain and discard)."""
-        self._stop_pump()
-        self.media.receive_tap.forward = None
-        self._pump = asyncio.ensure_future(self._run_pump(target))
+        self.media.decode_to(target)
 
-    def forward_to(self, target: LegOutput) -> None:
+    def forward_to(self, target: Outbox) -> None:
         """Hand each encoded frame this leg receives to ``target`` undecoded."""
-        self._stop_pump()
-        target.forwarding = True
-        target.codec = self.codec
-        # No cushion of our own when forwarding: the far end's buffer absorbs the jitter; this
-        # one only holds frames back when the network reorders them.
-        buffer = self.media.jitter_buffer
-        buffer.min_depth = buffer.target_depth = 0
-        buffer.jitter_factor = 0.0  # depth for reordering only, never for timing jitter
-
-        def forward(codec, frame) -> None:
-            packet = av.Packet(frame.data)
-            packet.pts = frame.timestamp
-            packet.time_base = fractions.Fraction(1, codec.clockRate)
-            target.push_packet(packet)
-
-        self.media.receive_tap.forward = forward
-
-    async def _run_pump(self, target: LegOutput | None) -> None:
-        track = await self._remote
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE,
-                                      frame_size=SAMPLES_PER_FRAME)
-        try:
-            while True:
-                frame = await track.recv()
-                if target is None:
-                    continue
-                frame.pts = None  # the resampler re-times; arrival gaps must not raise
-                for out in resampler.resample(frame):
-                    target.push(out.to_ndarray().reshape(-1).copy())
-        except MediaStreamError:
-            pass
-
-    def _stop_pump(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            self._pump = None
+        self.media.forward_to(target)
 
     async def close(self) -> None:
-        try:
-            self._stop_pump()
-        finally:  # the peer connection is closed whatever happened before
-            await self.media.close()
+        await self.media.close()  # stops what decodes or forwards, then the peer connection
 
 
 def bridge(a: Leg, b: Leg) -> str:

@@ -16,8 +16,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..tomlconfig import TomlFile, ip_addresses, port, positive, read_private, sid, write_private
 from ..voice import identity as identities
-from ..voice.media import CODEC_MIME
-from ..voice.remote_sdp import MAX_REMOTE_CANDIDATES
+from ..voice.rtc.settings import CODEC_MIME, MAX_REMOTE_CANDIDATES
 
 DEFAULT_PORT = 8089
 DEFAULT_MAX_CALLS = 12
@@ -71,7 +70,7 @@ class ExchangeConfig:
     ice_addresses: tuple[str, ...] | None = None  # addresses ICE offers; None = all but lo
     # (and 127.0.0.1 too when host is loopback: the clients are on this machine)
     # ICE candidates taken from a client's SDP (1-100); each is probed, so more are dropped.
-    max_remote_candidates: int = MAX_REMOTE_CANDIDATES  # the media's default (remote_sdp.py)
+    max_remote_candidates: int = MAX_REMOTE_CANDIDATES  # the media's default (rtc/settings.py)
     codec_preferences: tuple[str, ...] = CODECS
     lines: dict[str, str] = field(default_factory=lambda: {"echo": "echo", "tone": "tone"})
     numbers: dict[str, str] = field(default_factory=dict)  # "+15550100" -> identity

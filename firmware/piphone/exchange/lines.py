@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..voice.media import MediaSettings
-from ..voice.tracks import ToneTrack
+from ..pcm import Tone
+from ..voice.rtc import MediaSettings
 from .bridge import Leg
 
 TONE_HZ = 1000.0
@@ -16,7 +16,7 @@ def answer_leg(line: str, settings: MediaSettings) -> Leg:
         leg.connect_to(leg.outbox)
         return leg
     if line == "tone":
-        leg = Leg(settings, source=ToneTrack(TONE_HZ))
+        leg = Leg(settings, source=Tone(TONE_HZ))
         leg.connect_to(None)
         return leg
     raise ValueError(f"unknown line {line!r}")

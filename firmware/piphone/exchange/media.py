@@ -13,8 +13,14 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from ..voice.media import MediaError, MediaSettings, NoIceCandidate, codecs_of, is_loopback
-from ..voice.quality import Counters, media_counters
+from ..voice.rtc import (
+    Counters,
+    MediaError,
+    MediaSettings,
+    NoIceCandidate,
+    codecs_of,
+    is_loopback,
+)
 from . import lines
 from .bridge import Leg, bridge
 from .config import ExchangeConfig
@@ -63,13 +69,12 @@ class LegMedia:
         return await self.leg.media.answer()
 
     def local_sdp(self) -> str:
-        """The SDP this side last sent ("" before one): a client that resumes its leg gets it
-        again (aiortc may raise on a broken session)."""
-        local = self.leg.media.pc.localDescription
-        return local.sdp if local else ""
+        """The SDP this side last sent ("" before one, or if unreadable: logged): a client
+        that resumes its leg gets it again."""
+        return self.leg.media.local_sdp
 
     async def counters(self) -> Counters:
-        return await media_counters(self.leg.media)
+        return await self.leg.media.counters()
 
     async def close(self) -> None:
         await self.leg.close()

@@ -109,10 +109,6 @@ class Restarts:
             leg.grace_timer = None
         leg.temp_id = None  # meant something on the old connection only
         self.book.legs.attach(leg, session)
-        try:
-            sdp = leg.media.local_sdp()
-        except Exception:  # aiortc could not give its SDP back: the media is as it was
-            log.exception("call %s: local description of %s unreadable", leg.call.sid, leg.id)
-            sdp = ""
+        sdp = leg.media.local_sdp()  # "" if unreadable (logged): the media is as it was
         log.info("call %s: %s resumed", leg.call.sid, leg.id)
         session.send("answer", callsid=leg.sid, sdp=sdp, reconnect=leg.reconnect_token)

@@ -192,7 +192,7 @@ def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
 
 def _loopback_only(host: str) -> bool:
     """Whether ``host`` is this machine's loopback and nothing else: ``localhost`` or a
-    loopback address. Stricter than voice.media.is_loopback on purpose, as it decides whether
+    loopback address. Stricter than voice.rtc.is_loopback on purpose, as it decides whether
     tokens may go in clear: a name under .localhost could resolve elsewhere."""
     if host == "localhost":
         return True

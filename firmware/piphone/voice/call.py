@@ -8,8 +8,9 @@ far end sent and ``status(status)`` for every change.
 What moves a call, what it sends then and what it emits in which order (the SDK's) is one
 table, ``TRANSITIONS`` in voice/call_states.py, which ``_fire`` follows: the one place the
 status changes. Reconnection's policy (timers, the RTP watchdog, backoff) is voice/reconnect.py;
-media is reached only through ``ports.MediaSession`` (from ``media_factory``:
-voice/call_media.py by default).
+media is reached only through the media port (voice/rtc/ports.py): the call's audio, one
+``CallAudioPort`` from ``media_factory`` (voice/call_media.py by default), makes each
+``MediaPort`` session.
 """
 
 from __future__ import annotations
@@ -21,21 +22,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiortc.mediastreams import MediaStreamTrack
-
 from .. import dtmf
 from ..errors import InvalidArgumentError
+from ..pcm import LevelReading
 from . import call_media, call_states, protocol
 from .call_states import CallEvent, Facts, Trigger
 from .call_states import CallStatus as CallStatus  # re-exported: the SDK's statuses
 from .errors import TwilioError
 from .events import Emitter
-from .media import MediaError, MediaSettings
-from .ports import MediaFactory, MediaSession, SendFrame
-from .quality import Counters, QualityMonitor, QualitySettings, media_counters
+from .ports import MediaFactory, SendFrame
+from .quality import QualityMonitor, QualitySettings
 from .reconnect import CallHooks, CallReconnection, ReconnectSettings
+from .rtc import MediaError, MediaSettings
+from .rtc.ports import CallAudioPort, Counters, MediaPort
+from .rtc.tracks import AudioSink, AudioSource, AudioStream
 from .tasks import TaskSet
-from .tracks import AudioSink, CallStreams, MuteGate
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Call(Emitter):
         direction: CallDirection,
         send: SendFrame,
         media_settings: MediaSettings,
-        source: MediaStreamTrack,
+        source: AudioSource,
         sink: AudioSink,
         parameters: dict[str, str] | None = None,
         custom_parameters: dict[str, str] | None = None,
@@ -67,15 +68,14 @@ class Call(Emitter):
         reconnect_settings: ReconnectSettings | None = None,
         publish_feedback: Callable[[Call, int | None, str | None], asyncio.Task[bool]]
         | None = None,
-        media_factory: MediaFactory = call_media.new_session,
+        media_factory: MediaFactory = call_media.call_audio,
     ) -> None:
         super().__init__()
         self.direction = direction
         self._send = send
         self._media_settings = media_settings
-        self._media_factory = media_factory
-        self._gate = MuteGate(source)
-        self._sink = sink
+        # What it sends and hears, across its media sessions (the port: rtc.CallAudioPort).
+        self._audio: CallAudioPort = media_factory(source, sink)
         self.parameters: dict[str, str] = dict(parameters or {})
         self.custom_parameters: dict[str, str] = dict(custom_parameters or {})
         self._offer_sdp = offer_sdp
@@ -91,10 +91,8 @@ class Call(Emitter):
         self._answered = False  # the far end (or we) answered
         self._media_lost = False
         self._signaling_lost = False
-        self._media: MediaSession | None = None
+        self._media: MediaPort | None = None
         self._local_sdp = ""  # of the current media session: what a resume invite carries
-        self._remote_track: MediaStreamTrack | None = None  # of the current media session
-        self._streams = CallStreams(self._gate)  # get_local_stream, get_remote_stream
         self._tasks = TaskSet(self, expected=(MediaError,))  # media failures end as events
         self._closed = asyncio.Event()
         self._prepared: asyncio.Task[None] | None = None
@@ -143,16 +141,16 @@ class Call(Emitter):
         return self._status
 
     def is_muted(self) -> bool:
-        return self._gate.muted
+        return self._audio.muted
 
-    def get_local_stream(self) -> MediaStreamTrack:
-        """What we send (silence while muted): a copy that lasts the call (CallStreams)."""
-        return self._streams.local()
+    def get_local_stream(self) -> AudioStream:
+        """What we send (silence while muted): a copy that lasts the call."""
+        return self._audio.local_stream()
 
-    def get_remote_stream(self) -> MediaStreamTrack | None:
-        """What we hear, once the far end's track arrived (else None): a copy that follows
+    def get_remote_stream(self) -> AudioStream | None:
+        """What we hear, once the far end's audio arrived (else None): a copy that follows
         the call's current media across reconnections, as the SDK's stream survives them."""
-        return self._streams.remote() if self._remote_track is not None else None
+        return self._audio.remote_stream()
 
     # --- methods of the SDK --------------------------------------------------------------
     def accept(
@@ -168,7 +166,7 @@ class Call(Emitter):
         if not self._fire(CallEvent.ACCEPT):
             return None
         if rtc_constraints and rtc_constraints.get("audio") is False:
-            self._gate.muted = True
+            self._audio.muted = True
         return self._tasks.spawn(self._accept(rtc_configuration))
 
     def reject(self) -> None:
@@ -183,9 +181,9 @@ class Call(Emitter):
 
     def mute(self, should_mute: bool = True) -> None:
         should_mute = bool(should_mute)
-        if self._gate.muted == should_mute:
+        if self._audio.muted == should_mute:
             return
-        self._gate.muted = should_mute
+        self._audio.muted = should_mute
         self.emit("mute", should_mute, self)
 
     def send_digits(self, digits: str) -> asyncio.Task[None]:
@@ -221,11 +219,13 @@ class Call(Emitter):
         self.quality.set_condition(name, active, data)
 
     async def _quality_counters(self) -> Counters | None:
-        return await media_counters(self._media) if self._media is not None else None
+        return await self._media.counters() if self._media is not None else None
 
-    def _meters(self) -> Any:
-        meters = (self._media.input_meter, self._media.output_meter) if self._media else ()
-        return meters if meters and None not in meters else None
+    def _meters(self) -> tuple[LevelReading, LevelReading] | None:
+        media = self._media
+        if media is None or media.input_meter is None or media.output_meter is None:
+            return None
+        return media.input_meter, media.output_meter
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -309,7 +309,7 @@ class Call(Emitter):
                      media_lost=self._media_lost, signaling_lost=self._signaling_lost)
 
     def _fire(self, event: CallEvent, *, error: TwilioError | None = None,
-              media: MediaSession | None = None, sdp: str | None = None,
+              media: MediaPort | None = None, sdp: str | None = None,
               token: str | None = None, early_media: bool = False) -> bool:
         """Move the call by its table (call_states.TRANSITIONS): the one place its status
         changes. True if a row took the event."""
@@ -379,8 +379,7 @@ class Call(Emitter):
     def _tear_down(self) -> None:
         """Entering closed: no more reconnection, audio or media (idempotent)."""
         self._reconnection.stop()
-        self._gate.stop()
-        self._streams.end()
+        self._audio.end()
         if self._media is not None:
             self._tasks.spawn(self._close_media(self._media))
         else:
@@ -437,23 +436,17 @@ class Call(Emitter):
             self.parameters["CallSid"] = callsid
 
     # --- internals ---------------------------------------------------------------------------
-    def _new_media(self) -> MediaSession:
-        media: MediaSession | None = None
+    def _new_media(self) -> MediaPort:
+        media: MediaPort | None = None
 
         def state(value: str) -> None:  # only the current session's changes count
             if media is self._media:
                 self._media_state(value)
 
-        media = self._media_factory(self._media_settings, self._gate, on_state=state,
-                                    on_remote_track=self._remote_track_arrived,
-                                    on_audio=self._streams.heard)
+        media = self._audio.session(self._media_settings, on_state=state)
         if self.quality.settings.enabled:
             media.meter_levels(self.quality.audio_clock, self.quality.settings.volume_interval)
         return media
-
-    def _remote_track_arrived(self, track: MediaStreamTrack) -> None:
-        self._remote_track = track
-        self._tasks.spawn(self._sink.consume(track))
 
     def _media_state(self, state: str) -> None:
         self.quality.media_state(state)
@@ -475,7 +468,7 @@ class Call(Emitter):
         log.warning("call %s failed: %s", self.sid, message)
         self._fire(CallEvent.ERROR, error=TwilioError(code, message, original_error=original))
 
-    async def _close_media(self, media: MediaSession) -> None:
+    async def _close_media(self, media: MediaPort) -> None:
         try:
             await media.close()
         finally:

@@ -1,52 +1,26 @@
-"""The call's media sessions, built on voice.media (aiortc): the one place call.py's media
-comes from. It moves into voice/rtc with media.py (issue 15's rtc-door); what it adds to
-today's MediaSession (``ice_completed``, ``packets_received``) is what the call's port
-(ports.MediaSession) asks of that session.
+"""The call's media, built on voice/rtc: the one place call.py's real media comes from.
+
+``call_audio`` is the call's audio (rtc.CallAudio: the one mute gate, the copies that last the
+call, the sink the far end's audio plays to), whose ``session`` makes each media session
+(ports.MediaFactory); ``with_rtc_configuration`` is what ``Call.accept(rtc_configuration)``
+asks of the settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiortc.mediastreams import MediaStreamTrack
+from .rtc import CallAudio, CallAudioPort, MediaSettings, to_ice_servers
 
-from .media import MediaSession, MediaSettings, to_ice_servers
-
-
-class BorrowedTrack(MediaStreamTrack):
-    """The call's source as one media session sees it: aiortc stops a sender's track when
-    the peer connection closes, and a call outlives its first peer connection."""
-
-    kind = "audio"
-
-    def __init__(self, source: MediaStreamTrack) -> None:
-        super().__init__()
-        self.source = source
-
-    async def recv(self) -> Any:
-        return await self.source.recv()
+if TYPE_CHECKING:
+    from .rtc.tracks import AudioSink, AudioSource
 
 
-class CallMedia(MediaSession):
-    """A media session as a call uses it (ports.MediaSession)."""
-
-    @property
-    def ice_completed(self) -> bool:
-        return bool(self.pc.iceConnectionState == "completed")
-
-    @property
-    def packets_received(self) -> int:
-        return int(self.jitter_buffer.received)
-
-
-def new_session(settings: MediaSettings, source: MediaStreamTrack, *,
-                on_state: Callable[[str], None], on_remote_track: Callable[[Any], None],
-                on_audio: Callable[[Any], None]) -> CallMedia:
-    """A session that sends ``source`` (ports.MediaFactory)."""
-    return CallMedia(settings, BorrowedTrack(source), on_state=on_state,
-                     on_remote_track=on_remote_track, on_audio=on_audio)
+def call_audio(source: AudioSource, sink: AudioSink) -> CallAudioPort:
+    """A call's audio over aiortc sessions that send ``source`` and play to ``sink``
+    (ports.MediaFactory)."""
+    return CallAudio(source, sink)
 
 
 def with_rtc_configuration(settings: MediaSettings,

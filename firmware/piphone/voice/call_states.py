@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .errors import TwilioError
-    from .ports import MediaSession
+    from .rtc.ports import MediaPort
 
 
 class CallStatus(enum.StrEnum):
@@ -91,7 +91,7 @@ class Trigger:
     """What came with an event: the table's steps and events use it."""
 
     error: TwilioError | None = None  # emitted as ``error``, or passed to ``reconnecting``
-    media: MediaSession | None = None  # media-back: the new session
+    media: MediaPort | None = None  # media-back: the new session
     sdp: str | None = None  # media-back: its offer (the call's local SDP from then on)
     token: str | None = None  # signaling-back: a new reconnect token
     early_media: bool = False  # ringing: the far end sent SDP

@@ -19,10 +19,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiortc import RTCIceServer
-from aiortc.mediastreams import MediaStreamTrack
-
 from ..errors import InvalidStateError
+from ..pcm import Silence
 from . import protocol, tokens
 from .call import Call, CallDirection
 from .call_states import CallStatus
@@ -31,13 +29,13 @@ from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .identity import is_party
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
-from .media import MediaError, MediaSettings, is_loopback
 from .quality import QualitySettings
 from .reconnect import ReconnectSettings
+from .rtc import IceServerLike, MediaError, MediaSettings, is_loopback, to_ice_servers
+from .rtc.tracks import AudioSink, AudioSource, DrainSink
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
 from .token_refresh import TokenRefresher, TokenSource
-from .tracks import AudioSink, DrainSink, SilenceTrack
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +57,9 @@ class Device(Emitter):
         signaling_url: str | None = None,
         edge: str | Sequence[str] = "roaming",
         codec_preferences: Sequence[str] = ("opus", "pcmu"),
-        ice_servers: Sequence[RTCIceServer] = (),
+        ice_servers: Sequence[IceServerLike] = (),  # IceServer (or aiortc RTCIceServer)
         ice_addresses: Sequence[str] | None = None,
-        audio_source: Callable[[], MediaStreamTrack] = SilenceTrack,
+        audio_source: Callable[[], AudioSource] = Silence,
         audio_sink: Callable[[], AudioSink] = DrainSink,
         token_refresh_ms: int = 10_000,
         allow_incoming_while_busy: bool = False,
@@ -81,7 +79,7 @@ class Device(Emitter):
         urls = ((signaling_url,) if signaling_url
                 else tuple(twilio_signaling_url(e) for e in self.edges))
         self.media_settings = MediaSettings(
-            ice_servers=tuple(ice_servers),
+            ice_servers=to_ice_servers(ice_servers),
             ice_addresses=tuple(ice_addresses) if ice_addresses is not None else None,
             ice_loopback=is_loopback(urlsplit(urls[0]).hostname),
             codec_preferences=tuple(codec_preferences),
@@ -158,10 +156,10 @@ class Device(Emitter):
         """The home region the server names in ``connected`` (the SDK's ``Device.home``)."""
         return self._home
 
-    def set_ice_servers(self, servers: Sequence[RTCIceServer]) -> None:
+    def set_ice_servers(self, servers: Sequence[IceServerLike]) -> None:
         """STUN/TURN servers of the calls from now on (e.g. fresh Network Traversal Service
         credentials); calls already up keep theirs."""
-        self.media_settings = replace(self.media_settings, ice_servers=tuple(servers))
+        self.media_settings = replace(self.media_settings, ice_servers=to_ice_servers(servers))
 
     @property
     def event_gateway(self) -> str | None:

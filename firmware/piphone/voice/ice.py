@@ -24,9 +24,8 @@ import ssl
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from aiortc import RTCIceServer
-
 from . import tls
+from .rtc import IceServer
 from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -41,13 +40,12 @@ class TraversalError(Exception):
 
 
 class HasIceServers(Protocol):
-    def set_ice_servers(self, servers: Sequence[RTCIceServer]) -> None: ...
+    def set_ice_servers(self, servers: Sequence[IceServer]) -> None: ...
 
 
 def ice_server(urls: str | Sequence[str], username: str | None = None,
-               credential: str | None = None) -> RTCIceServer:
-    return RTCIceServer(urls=urls if isinstance(urls, str) else list(urls),
-                        username=username, credential=credential)
+               credential: str | None = None) -> IceServer:
+    return IceServer(urls if isinstance(urls, str) else tuple(urls), username, credential)
 
 
 def _fetch_blocking(account_sid: str, api_key_sid: str, api_key_secret: str, ttl: int,
@@ -81,7 +79,7 @@ def _fetch_blocking(account_sid: str, api_key_sid: str, api_key_secret: str, ttl
 
 async def network_traversal(account_sid: str, api_key_sid: str, api_key_secret: str, *,
                             ttl: int = NTS_TTL, timeout: float = FETCH_TIMEOUT
-                            ) -> list[RTCIceServer]:
+                            ) -> list[IceServer]:
     """Fresh STUN/TURN servers from Twilio's Network Traversal Service (TraversalError)."""
     clock = tls.clock_problem()  # https would fail on the certificate's dates anyway
     if clock is not None:
@@ -105,7 +103,7 @@ async def network_traversal(account_sid: str, api_key_sid: str, api_key_secret: 
 class NetworkTraversal:
     """Keeps a Device's ICE servers = the configured ones + Twilio's NTS credentials."""
 
-    def __init__(self, device: HasIceServers, configured: Sequence[RTCIceServer], *,
+    def __init__(self, device: HasIceServers, configured: Sequence[IceServer], *,
                  account_sid: str, api_key_sid: str, api_key_secret: str, ttl: int = NTS_TTL,
                  timeout: float = FETCH_TIMEOUT, retry: float = RETRY) -> None:
         self.device = device

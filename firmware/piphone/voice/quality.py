@@ -4,14 +4,16 @@ This mirrors the Twilio Voice SDK's StatsMonitor and Call (voice-sdk 2.x: statsM
 call.ts, rtc/mos.ts): the same sample fields and units, the same E-model MOS, the same
 threshold table, windows and rules, the same warning names:
 
-- a sample is taken every second from aiortc's statistics (``media_counters``) and the call's
-  level meters (meter.py); per-second figures are differences of cumulative counters,
-  ``packetsLostFraction`` is the percent of this second's inbound packets that were lost,
-  ``jitter`` is in ms (aiortc counts RTP clock units), ``rtt`` comes from RTCP (None until
-  known, then the last known value), ``mos`` is None on the first sample;
-- a threshold looks at the last ``sample_count`` samples (5 unless it says): ``raise_count``
-  (3) of them crossing raises the warning, at most ``clear_count`` (0) crossing clears it;
-  warnings are off for the first 5 s of a call and a raised warning stays at least 5 s;
+- a sample is taken every second from the media session's counters (read through the media
+  port, rtc/ports.py) and the call's level meters (samples.py makes it); per-second figures
+  are differences of cumulative counters, ``packetsLostFraction`` is the percent of this
+  second's inbound packets that were lost, ``jitter`` is in ms (aiortc counts RTP clock
+  units), ``rtt`` comes from RTCP (None until known, then the last known value), ``mos`` is
+  None on the first sample;
+- a threshold (thresholds.py) looks at the last ``sample_count`` samples (5 unless it says):
+  ``raise_count`` (3) of them crossing raises the warning, at most ``clear_count`` (0)
+  crossing clears it; warnings are off for the first 5 s of a call and a raised warning stays
+  at least 5 s;
 - ``constant-audio-input-level`` is not raised while muted; ``ice-connectivity-lost`` follows
   the ICE state (raised on ``disconnected``, cleared when connected again). aiortc has no
   ``disconnected`` state: the call reports media lost (reconnecting with 53405, when no RTP
@@ -36,234 +38,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
+import operator
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from .jitter import CLOCK_RATE
-from .meter import LevelMeter, level, volume
+from ..pcm import LevelReading, level, volume
+from .rtc.ports import Counters, MediaPort
+from .samples import Sample, Totals, mos, next_sample
 from .tasks import TaskSet
+from .thresholds import (
+    SAMPLE_COUNT_CLEAR,
+    SAMPLE_COUNT_METRICS,
+    SAMPLE_COUNT_RAISE,
+    SDK_THRESHOLDS,
+    QualitySettings,
+    Threshold,
+    camel,
+    warning_name,
+)
+
+__all__ = ["SDK_THRESHOLDS", "Counters", "QualityMonitor", "QualitySettings", "Sample",
+           "Threshold", "Totals", "media_counters", "mos", "warning_name"]
 
 log = logging.getLogger(__name__)
 
-SAMPLE_COUNT_METRICS = 5  # default window (the reference; the SDK code takes its largest, 10)
-SAMPLE_COUNT_RAISE = 3
-SAMPLE_COUNT_CLEAR = 0
+# A max threshold is crossed above it, a min one below it.
+_CROSSINGS: tuple[tuple[str, Callable[[Any, Any], bool]], ...] = (
+    ("max", operator.gt), ("min", operator.lt))
 CONDITIONS = ("audio-device-lost",)  # set_condition names (piphone extension)
 ONE_WAY_AUDIO = "one-way-audio"
 ICE_LOST = "ice-connectivity-lost"
 
 
-# --- thresholds ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Threshold:
-    """One limit on one sample field, as the SDK's ThresholdOptions (units of the field)."""
-
-    max: float | None = None  # raise when above
-    min: float | None = None  # raise when below
-    max_average: float | None = None  # raise when the window's average is above
-    min_average: float | None = None
-    clear_value: float | None = None  # clear an average warning only past this (else the limit)
-    min_standard_deviation: float | None = None  # raise when the levels vary less than this
-    sample_count: int | None = None  # window, samples (default 5)
-    raise_count: int | None = None  # samples crossing to raise (default 3)
-    clear_count: int | None = None  # at most this many crossing to clear (default 0)
-
-
-# The SDK's DEFAULT_THRESHOLDS (audioOutputLevel's is computed there but never emitted).
-SDK_THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
-    "audioInputLevel": (Threshold(min_standard_deviation=327.67, sample_count=10),),
-    "bytesReceived": (Threshold(min=1, raise_count=3, sample_count=3, clear_count=2),),
-    "bytesSent": (Threshold(min=1, raise_count=3, sample_count=3, clear_count=2),),
-    "jitter": (Threshold(max=30),),
-    "mos": (Threshold(min=3),),
-    "packetsLostFraction": (Threshold(max=1),
-                            Threshold(max_average=3, clear_value=1, sample_count=7)),
-    "rtt": (Threshold(max=400),),
-}
-_STAT_NAMES = {"audioInputLevel": "audio-input-level", "bytesReceived": "bytes-received",
-               "bytesSent": "bytes-sent", "jitter": "jitter", "mos": "mos", "rtt": "rtt",
-               "packetsLostFraction": "packet-loss"}
-_PREFIX = {"max": "high-", "max_average": "high-", "min": "low-",
-           "min_standard_deviation": "constant-", "min_average": "low-"}
-
-
-def warning_name(stat: str, kind: str) -> str:
-    """The SDK's warning name for a stat and threshold kind (``high-packet-loss``, ...)."""
-    if stat == "packetsLostFraction" and kind == "max_average":
-        return "high-packets-lost-fraction"
-    return _PREFIX[kind] + _STAT_NAMES[stat]
-
-
-def _camel(name: str) -> str:
-    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
-
-
-@dataclass(frozen=True)
-class QualitySettings:
-    """Per Device: what the quality monitor does, and its thresholds (``with_thresholds``)."""
-
-    enabled: bool = True  # take samples and raise warnings at all
-    volume_events: bool = True  # emit ``volume`` (levels are metered either way)
-    sample_interval: float = 1.0  # s between samples (SDK: 1 s)
-    volume_interval: float = 0.05  # s between volume events (SDK: 50 ms)
-    warnings_after: float = 5.0  # s from open before any warning; also least time one stays
-    one_way_audio_after: float = 10.0  # s of silence/unheard packets before one-way-audio
-    silence_level: float = 1.0  # RMS (int16 units, -90 dBFS) still "digital silence"
-    thresholds: Mapping[str, tuple[Threshold, ...]] = field(
-        default_factory=lambda: dict(SDK_THRESHOLDS))
-
-    def __post_init__(self) -> None:
-        if self.sample_interval <= 0 or self.volume_interval <= 0:
-            raise InvalidArgumentError("quality intervals must be positive")
-        unknown = set(self.thresholds) - set(_STAT_NAMES)
-        if unknown:
-            raise InvalidArgumentError(f"no thresholds for {sorted(unknown)}; "
-                                       f"known: {', '.join(sorted(_STAT_NAMES))}")
-
-    def with_thresholds(self, **stats: Threshold | tuple[Threshold, ...]) -> QualitySettings:
-        """Replace the thresholds of some stats (by the SDK's camelCase names), as the SDK's
-        ``{...DEFAULT_THRESHOLDS, ...options.thresholds}`` does."""
-        merged = dict(self.thresholds)
-        for stat, value in stats.items():
-            merged[stat] = (value,) if isinstance(value, Threshold) else tuple(value)
-        return replace(self, thresholds=merged)
-
-
-# --- samples -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Totals:
-    bytes_received: int = 0
-    bytes_sent: int = 0
-    packets_lost: int = 0
-    packets_lost_fraction: float = 0.0  # percent of all inbound packets (100 when none yet)
-    packets_received: int = 0
-    packets_sent: int = 0
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One second of a call, as the SDK's RTCSample (``to_dict`` gives its camelCase keys)."""
-
-    audio_input_level: int  # 0..32767, what we send (before encoding)
-    audio_output_level: int  # 0..32767, what we hear (after decoding)
-    bytes_received: int  # RTP payload bytes this second
-    bytes_sent: int
-    codec_name: str
-    jitter: float | None  # ms
-    mos: float | None
-    packets_lost: int  # this second
-    packets_lost_fraction: float  # percent of this second's inbound packets
-    packets_received: int
-    packets_sent: int
-    rtt: float | None  # ms
-    timestamp: float  # ms since the epoch
-    totals: Totals
-    # piphone's receive buffer (voice/jitter.py), beyond the SDK
-    jitter_buffer_depth: int | None = None  # frames waiting now
-    jitter_buffer_target: int | None = None  # frames it means to keep
-    frames_concealed: int = 0  # this second
-    frames_late: int = 0  # this second
-
-    def to_dict(self) -> dict[str, Any]:
-        # Every field is a number, a string or None (totals aside): no need for asdict's
-        # recursive copy, which cost more than building the sample (quality_cost.py).
-        data = {camel: getattr(self, name) for name, camel in _SAMPLE_KEYS}
-        totals = self.totals
-        data["totals"] = {camel: getattr(totals, name) for name, camel in _TOTALS_KEYS}
-        return data
-
-    def get(self, stat: str) -> Any:
-        """A field by its SDK name (``packetsLostFraction``)."""
-        return getattr(self, _FIELD_OF[stat])
-
-
-_SAMPLE_KEYS = tuple((f.name, _camel(f.name)) for f in fields(Sample) if f.name != "totals")
-_TOTALS_KEYS = tuple((f.name, _camel(f.name)) for f in fields(Totals))
-_FIELD_OF = {camel: name for name, camel in _SAMPLE_KEYS}
-
-
-@dataclass(frozen=True)
-class Counters:
-    """Cumulative figures of one media session, as one statistics read gives them."""
-
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    packets_sent: int = 0
-    packets_received: int = 0
-    packets_lost: int = 0
-    jitter: float | None = None  # ms, of what we receive
-    rtt: float | None = None  # ms, None until RTCP told
-    codec_name: str = ""
-    far_received: int | None = None  # highest sequence number the far end reports received
-    buffer_depth: int | None = None
-    buffer_target: int | None = None
-    concealed: int = 0
-    late: int = 0
-
-
-def mos(rtt: float | None, jitter: float | None, loss_percent: float | None) -> float | None:
-    """The SDK's E-model (rtc/mos.ts): None unless all three are known non-negative numbers."""
-    values = (rtt, jitter, loss_percent)
-    if any(v is None or not math.isfinite(v) or v < 0 for v in values):
-        return None
-    assert rtt is not None and jitter is not None and loss_percent is not None
-    latency = rtt + 2 * jitter + 10
-    if latency < 160:
-        r = 94.768 - latency / 40
-    elif latency < 1000:
-        r = 94.768 - (latency - 120) / 10
-    else:
-        r = 0.0
-    r = max(r - 2.5 * loss_percent, 6.52) if loss_percent <= r / 2.5 else 0.0
-    return 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)
-
-
-async def media_counters(session) -> Counters:
-    """Counters of a voice.media.MediaSession from aiortc's public ``getStats``, plus what
-    aiortc does not report: payload bytes received and the buffer's figures (jitter.py), and
-    the far end's highest received sequence number (RTCP receiver reports, media.py)."""
-    # The sender's and receiver's getStats (what pc.getStats gathers), awaited in turn: no
-    # tasks for asyncio.gather to make every second.
-    stats_list = []
-    for part in (*session.pc.getSenders(), *session.pc.getReceivers()):
-        stats_list.extend((await part.getStats()).values())
-    inbound = outbound = remote = None
-    for stats in stats_list:
-        if getattr(stats, "kind", "audio") != "audio":
-            continue
-        if stats.type == "inbound-rtp":
-            inbound = stats
-        elif stats.type == "outbound-rtp":
-            outbound = stats
-        elif stats.type == "remote-inbound-rtp":
-            remote = stats
-    codec = session.codec or ""
-    buffer = session.jitter_buffer.stats()
-    rtt = getattr(remote, "roundTripTime", None)
-    return Counters(
-        bytes_sent=outbound.bytesSent if outbound else 0,
-        packets_sent=outbound.packetsSent if outbound else 0,
-        packets_received=inbound.packetsReceived if inbound else 0,
-        packets_lost=max(0, inbound.packetsLost) if inbound else 0,  # <0 with duplicates
-        jitter=inbound.jitter * 1000 / CLOCK_RATE.get(codec, 48_000) if inbound else None,
-        rtt=rtt * 1000 if rtt is not None else None,
-        bytes_received=buffer.bytes_received,
-        codec_name=codec,
-        far_received=session.far_received,
-        buffer_depth=buffer.depth,
-        buffer_target=buffer.target_depth,
-        concealed=buffer.concealed,
-        late=buffer.late,
-    )
-
-
-def _delta(now: int, before: int) -> int:
-    return now - before if now >= before else now  # counters restart with a new media session
+async def media_counters(session: MediaPort) -> Counters:
+    """The statistics of a media session, read through its port (rtc.ports.MediaPort)."""
+    return await session.counters()
 
 
 # --- the monitor ---------------------------------------------------------------------------
@@ -271,12 +83,12 @@ class QualityMonitor:
     """Samples one call and raises its warnings; ``start`` at open, ``stop`` at close.
 
     The call provides: ``read_counters`` (None while there is no media), ``meters`` (the
-    current session's (sent, heard) LevelMeters, or None), ``is_muted`` and ``emit``.
+    current session's (sent, heard) level meters, or None), ``is_muted`` and ``emit``.
     """
 
     def __init__(self, settings: QualitySettings, *,
                  read_counters: Callable[[], Awaitable[Counters | None]],
-                 meters: Callable[[], tuple[LevelMeter, LevelMeter] | None],
+                 meters: Callable[[], tuple[LevelReading, LevelReading] | None],
                  is_muted: Callable[[], bool],
                  emit: Callable[..., Any],
                  clock: Callable[[], float] = time.monotonic,
@@ -291,7 +103,7 @@ class QualityMonitor:
         windows = [t.sample_count or SAMPLE_COUNT_METRICS
                    for ts in settings.thresholds.values() for t in ts]
         self.samples: deque[Sample] = deque(maxlen=max([SAMPLE_COUNT_METRICS, *windows]))
-        self._levels_window = deque(
+        self._levels_window: deque[list[int]] = deque(
             maxlen=max([t.sample_count or 0 for t in settings.thresholds.get(
                 "audioInputLevel", ())] + [1]))  # per sample: its 50 ms input levels
         self._input_ticks: list[int] = []
@@ -384,40 +196,12 @@ class QualityMonitor:
         before = self._previous or Counters()
         previous = self.samples[-1] if self.samples else None
         self._previous = now
-        lost = _delta(now.packets_lost, before.packets_lost)
-        received = _delta(now.packets_received, before.packets_received)
-        fraction = 100.0 * lost / (received + lost) if received + lost > 0 else 0.0
-        inbound = now.packets_received + now.packets_lost
-        rtt = now.rtt if now.rtt is not None or previous is None else previous.rtt
         input_ticks, self._input_ticks = self._input_ticks, []
         output_ticks, self._output_ticks = self._output_ticks, []
         loudest, self._output_loudest = self._output_loudest, 0.0
         self._levels_window.append(input_ticks)
-        sample = Sample(
-            audio_input_level=round(sum(input_ticks) / len(input_ticks)) if input_ticks else 0,
-            audio_output_level=round(sum(output_ticks) / len(output_ticks))
-            if output_ticks else 0,
-            bytes_received=_delta(now.bytes_received, before.bytes_received),
-            bytes_sent=_delta(now.bytes_sent, before.bytes_sent),
-            codec_name=now.codec_name,
-            jitter=now.jitter,
-            mos=mos(rtt, now.jitter, fraction if previous is not None else None),
-            packets_lost=lost,
-            packets_lost_fraction=fraction,
-            packets_received=received,
-            packets_sent=_delta(now.packets_sent, before.packets_sent),
-            rtt=rtt,
-            timestamp=self._wall_clock() * 1000,
-            totals=Totals(
-                bytes_received=now.bytes_received, bytes_sent=now.bytes_sent,
-                packets_lost=now.packets_lost,
-                packets_lost_fraction=100.0 * now.packets_lost / inbound if inbound else 100.0,
-                packets_received=now.packets_received, packets_sent=now.packets_sent),
-            jitter_buffer_depth=now.buffer_depth,
-            jitter_buffer_target=now.buffer_target,
-            frames_concealed=_delta(now.concealed, before.concealed),
-            frames_late=_delta(now.late, before.late),
-        )
+        sample = next_sample(now, before, previous, input_ticks, output_ticks,
+                             timestamp=self._wall_clock() * 1000)
         self.samples.append(sample)
         if sample.mos is not None:
             self.mos_values.append(sample.mos)
@@ -442,7 +226,7 @@ class QualityMonitor:
             return  # not enough known to raise or clear
         raise_count = limit.raise_count or SAMPLE_COUNT_RAISE
         clear_count = limit.clear_count or SAMPLE_COUNT_CLEAR
-        for kind, crossing in (("max", lambda v, t: v > t), ("min", lambda v, t: v < t)):
+        for kind, crossing in _CROSSINGS:
             threshold = getattr(limit, kind)
             if threshold is None:
                 continue
@@ -462,7 +246,7 @@ class QualityMonitor:
             average = sum(values) / len(values)
             clear_at = limit.clear_value if limit.clear_value is not None else threshold
             data = {"name": stat, "values": values, "samples": window,
-                    "threshold": {"name": _camel(kind), "value": threshold}}
+                    "threshold": {"name": camel(kind), "value": threshold}}
             if (average > threshold) if above else (average < threshold):
                 self.raise_warning(warning_name(stat, kind), data)
             elif not ((average > clear_at) if above else (average < clear_at)):

@@ -34,8 +34,9 @@ from typing import Any, Protocol
 from ..backoff import Backoff
 from .call_states import CallEvent
 from .errors import TwilioError
-from .media import MediaError
-from .ports import MediaSession, SendFrame
+from .ports import SendFrame
+from .rtc import MediaError
+from .rtc.ports import MediaPort
 from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class Fire(Protocol):
     """The call's state table (Call._fire): an event, True if a row took it."""
 
     def __call__(self, event: CallEvent, *, error: TwilioError | None = None,
-                 media: MediaSession | None = None, sdp: str | None = None,
+                 media: MediaPort | None = None, sdp: str | None = None,
                  token: str | None = None) -> bool: ...
 
 
@@ -132,7 +133,7 @@ class CallHooks:
 
     fire: Fire
     send: SendFrame  # the Device's signaling stream
-    new_media: Callable[[], MediaSession]  # a session carrying the call's audio
+    new_media: Callable[[], MediaPort]  # a session carrying the call's audio
     sid: Callable[[], str | None]  # the id frames name the call by
     local_sdp: Callable[[], str]  # of the call's current session: what a resume offers
     token: Callable[[], str | None]  # the newest reconnect token
@@ -162,7 +163,7 @@ class CallReconnection:
         return self._signaling_timer is not None
 
     # --- media ----------------------------------------------------------------------------
-    def watch(self, media: MediaSession) -> None:
+    def watch(self, media: MediaPort) -> None:
         """The call's media is connected: watch its RTP."""
         if self._watchdog is not None:
             self._watchdog.stop()
@@ -204,7 +205,7 @@ class CallReconnection:
         self._hooks.fire(CallEvent.MEDIA_GAVE_UP, error=TwilioError(
             53405, f"media connection not restored within {settings.give_up:.0f} s"))
 
-    async def _attempt(self, timeout: float) -> tuple[MediaSession, str] | None:
+    async def _attempt(self, timeout: float) -> tuple[MediaPort, str] | None:
         """One reinvite with a new session: the session (and its offer) once connected."""
         loop = asyncio.get_running_loop()
         await self._signaling_back.wait()  # a reinvite only means something on an open stream

@@ -22,9 +22,10 @@ from collections import Counter
 
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from .settings import MAX_REMOTE_CANDIDATES
+
 log = logging.getLogger(__name__)
 
-MAX_REMOTE_CANDIDATES = 24  # a real offer carries fewer than ten (host, srflx, relay per path)
 MAX_MEDIA_SECTIONS = 8  # piphone uses one (audio); each more can cost aiortc a transport
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 CANDIDATE_TYPES = ("host", "srflx", "relay")  # what aioice takes from a description

@@ -13,12 +13,16 @@ from __future__ import annotations
 import fractions
 from collections import deque
 from collections.abc import Callable
+from typing import Any, Literal
 
 import av
 from aiortc.mediastreams import MediaStreamTrack
+from av.audio.codeccontext import AudioCodecContext
 from av.audio.resampler import AudioResampler
+from av.frame import Frame
+from av.packet import Packet
 
-from .meter import LevelMeter
+from ...pcm import LevelMeter
 
 PTIME = 0.020  # seconds per packet
 
@@ -27,6 +31,7 @@ class VoiceEncoder:
     """One codec context and the resampler that feeds it exact 20 ms mono frames."""
 
     def __init__(self, codec: str, *, opus_bitrate: int = 32_000) -> None:
+        name: Literal["libopus", "pcm_mulaw"]
         if codec == "opus":
             name, rate = "libopus", 48_000
         elif codec == "pcmu":
@@ -34,7 +39,7 @@ class VoiceEncoder:
         else:
             raise ValueError(f"no voice encoder for {codec!r}")
         self.codec = codec
-        self.context = av.CodecContext.create(name, "w")
+        self.context: AudioCodecContext = av.CodecContext.create(name, "w")
         self.context.format = "s16"
         self.context.layout = "mono"
         self.context.sample_rate = rate
@@ -47,7 +52,7 @@ class VoiceEncoder:
                                         frame_size=self.frame_size)
         self._first_pts: int | None = None
 
-    def encode(self, frame: av.AudioFrame) -> list[av.Packet]:
+    def encode(self, frame: av.AudioFrame) -> list[Packet[Any]]:
         if (frame.samples == self.frame_size and frame.sample_rate == self.context.sample_rate
                 and frame.format.name == "s16" and frame.layout.name == "mono"):
             packets = self.context.encode(frame)  # already what the codec takes
@@ -56,6 +61,8 @@ class VoiceEncoder:
             for chunk in self.resampler.resample(frame):
                 packets += self.context.encode(chunk)
         for packet in packets:
+            if packet.pts is None:  # an encoder always dates its packets
+                continue
             # libopus starts at a negative pts (its pre-skip): RTP timestamps start at 0.
             if self._first_pts is None:
                 self._first_pts = packet.pts
@@ -76,13 +83,14 @@ class EncodingTrack(MediaStreamTrack):
         self._opus_bitrate = opus_bitrate
         self._encoder: VoiceEncoder | None = None
         self._passthrough = False
-        self._ready: deque[av.Packet] = deque()
-        self.meter: LevelMeter | None = None  # levels of what we send, before encoding (quality.py)
+        self._ready: deque[Packet[Any]] = deque()
+        # levels of what we send, before encoding (quality.py)
+        self.meter: LevelMeter[av.AudioFrame] | None = None
 
-    async def recv(self) -> av.Packet | av.AudioFrame:
+    async def recv(self) -> Frame | Packet[Any]:
         while not self._ready:
             frame = await self.source.recv()
-            if isinstance(frame, av.Packet):
+            if not isinstance(frame, av.AudioFrame):
                 return frame  # already encoded (the exchange forwarding a leg's packets)
             if self.meter is not None:
                 self.meter.push(frame)

@@ -27,6 +27,11 @@ than the decoding itself. ``decode_on_loop`` swaps the receiver's private decode
 (``RTCRtpReceiver.__decoder_queue``, read by that thread) for one that decodes at once on
 the loop and feeds the track; the thread stays, idle, to end the track when aiortc stops it.
 
+aiortc's RTCPeerConnection.close() stops senders and receivers before their transports and
+yields in between, so a connect completing meanwhile starts RTP/RTCP loops on the closed
+connection; ``stop_after_close`` stops them again (MediaSession.close calls it). aioice's
+Connection.connect has the like race with close() (``_connect_unless_closed``).
+
 Pinned versions: see pyproject.toml. ``check()`` fails loudly, naming the hook, if an
 upgrade removed what we rely on; tests/unit/test_call_api.py and test_jitter.py run the checks.
 """
@@ -35,32 +40,50 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import ipaddress
 import logging
 import math
 import queue
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeAlias, cast
 
 import aioice.ice
+import aiortc
+import aiortc.rtcrtpreceiver
 import aiortc.rtp
 import av
 import numpy as np
 from aiortc.codecs import get_decoder
+from aiortc.codecs.base import Decoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from aiortc.rtp import AnyRtcpPacket, RtcpReceiverInfo
+from av.frame import Frame
+
+from ...pcm import LevelMeter
+from .jitter import AudioJitterBuffer
 
 # (addresses, loopback): addresses None means "aioice's own choice" (every non-loopback
 # address), to which loopback adds 127.0.0.1.
 _ice_addresses: contextvars.ContextVar[tuple[tuple[str, ...] | None, bool]] = (
     contextvars.ContextVar("piphone_ice_addresses", default=(None, False)))
 LOOPBACK = "127.0.0.1"
+Address: TypeAlias = tuple[Any, ...]  # (host, port) as asyncio hands a datagram's source
 
-_original_get_host_addresses = getattr(aioice.ice, "get_host_addresses", None)
-_original_audio_level = getattr(aiortc.rtp, "compute_audio_level_dbov", None)
-_StunProtocol = getattr(aioice.ice, "StunProtocol", None)
-_original_datagram_received = getattr(_StunProtocol, "datagram_received", None)
+# What we wrap or replace, as it was (None: an upgrade removed it, and check() says so).
+_original_get_host_addresses: Callable[..., list[str]] | None = getattr(
+    aioice.ice, "get_host_addresses", None)
+_original_audio_level: Callable[[Frame], int] | None = getattr(
+    aiortc.rtp, "compute_audio_level_dbov", None)
+_StunProtocol: type[aioice.ice.StunProtocol] | None = getattr(aioice.ice, "StunProtocol", None)
+_original_datagram_received: Callable[[aioice.ice.StunProtocol, bytes, Address], None] | None = (
+    getattr(_StunProtocol, "datagram_received", None))
 # What the datagram filter reads of aioice's Connection and CandidatePair.
 _CONNECTION_FIELDS = ("_nominated", "_check_list", "_remote_candidates", "_early_checks")
-_original_connect = getattr(aioice.ice.Connection, "connect", None)
+_original_connect: Callable[[aioice.ice.Connection], Awaitable[None]] | None = getattr(
+    aioice.ice.Connection, "connect", None)
 
 
 class HookMissing(RuntimeError):
@@ -76,7 +99,8 @@ def check() -> None:
         raise HookMissing("aioice.ice.get_host_addresses is not wrapped by piphone")
     if _original_audio_level is None or aiortc.rtp.compute_audio_level_dbov is not audio_level:
         raise HookMissing("aiortc.rtp.compute_audio_level_dbov is gone or not replaced")
-    if (_original_datagram_received is None or _StunProtocol.datagram_received is not _from_peer
+    if (_original_datagram_received is None or _StunProtocol is None
+            or _StunProtocol.datagram_received is not _from_peer
             or "data_received" not in _original_datagram_received.__code__.co_names):
         raise HookMissing("aioice.ice.StunProtocol.datagram_received is gone, not wrapped or "
                           "no longer hands data to data_received: piphone cannot keep DTLS "
@@ -87,6 +111,8 @@ def check() -> None:
         raise HookMissing("aioice.ice.Connection.connect is gone, not wrapped or its close "
                           "flags changed: a connection closed while it connects would check "
                           "consent for ever")
+    _check_stop_after_close()
+    _check_receiver_hooks()
     missing = [name for name in _CONNECTION_FIELDS if name not in init_names]
     pair = getattr(aioice.ice, "CandidatePair", None)
     if missing or pair is None or not all(
@@ -95,9 +121,60 @@ def check() -> None:
                           "piphone cannot tell the ICE peer's datagrams")
 
 
+# What the stop after close (stop_after_close) needs of aiortc: each stop() still cancels the
+# RTP/RTCP tasks its start made, once it started (so stopping twice is harmless).
+_STOPS = {
+    "RTCRtpSender": ("_RTCRtpSender__started", "_RTCRtpSender__rtp_task",
+                     "_RTCRtpSender__rtcp_task"),
+    "RTCRtpReceiver": ("_RTCRtpReceiver__started", "_RTCRtpReceiver__rtcp_task",
+                       "_RTCRtpReceiver__stop_decoder"),
+}
+
+
+def _check_stop_after_close() -> None:
+    for name, needed in _STOPS.items():
+        stop = getattr(getattr(aiortc, name, None), "stop", None)
+        code = getattr(stop, "__code__", None)
+        if (not inspect.iscoroutinefunction(stop) or code is None
+                or not set(needed) <= set(code.co_names)):
+            raise HookMissing(
+                f"aiortc.{name}.stop is gone or no longer stops what its start began: "
+                "MediaSession.close stops senders and receivers again after the peer "
+                "connection closed (stop_after_close), or a connect that completes while it "
+                "closes leaves RTP/RTCP loops running on the closed connection")
+    if not callable(getattr(aiortc.RTCPeerConnection, "getTransceivers", None)):
+        raise HookMissing("aiortc.RTCPeerConnection.getTransceivers is gone: "
+                          "stop_after_close cannot find the senders and receivers")
+
+
+def _check_receiver_hooks() -> None:
+    """The hooks applied per session (they raise HookMissing there too): checked up front."""
+    if _JITTER_BUFFER not in _handle_rtp_reads:
+        raise HookMissing(f"RTCRtpReceiver._handle_rtp_packet no longer reads "
+                          f"{_JITTER_BUFFER}: cannot replace its jitter buffer")
+    if _DECODER_QUEUE not in aiortc.RTCRtpReceiver.__init__.__code__.co_names:
+        raise HookMissing(f"RTCRtpReceiver has no {_DECODER_QUEUE}: cannot decode on the loop")
+    if not inspect.iscoroutinefunction(getattr(aiortc.RTCRtpSender, "_handle_rtcp_packet",
+                                               None)):
+        raise HookMissing("RTCRtpSender has no _handle_rtcp_packet: cannot watch RTCP reports")
+
+
+async def stop_after_close(pc: aiortc.RTCPeerConnection) -> None:
+    """Stop a closed peer connection's senders and receivers again.
+
+    aiortc's close() stops senders and receivers before it stops their transports, and
+    yields in between: a connect that completes in that window starts RTP/RTCP loops on the
+    closed connection that nothing would stop. Stopping again stops them (a stop that finds
+    nothing started does nothing)."""
+    for transceiver in pc.getTransceivers():
+        await transceiver.sender.stop()
+        await transceiver.receiver.stop()
+
+
 def _chosen_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     chosen, loopback = _ice_addresses.get()
     if chosen is None:
+        assert _original_get_host_addresses is not None  # wrapped only when it was there
         result = _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
         if loopback and use_ipv4 and LOOPBACK not in result:
             result.append(LOOPBACK)
@@ -111,20 +188,21 @@ def _chosen_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 
 
 # --- datagrams only from the ICE peer ------------------------------------------------------
-_dropped: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Connection -> count
+_dropped: weakref.WeakKeyDictionary[aioice.ice.Connection, int] = weakref.WeakKeyDictionary()
 
 
-def dropped_datagrams(connection) -> int:
+def dropped_datagrams(connection: aioice.ice.Connection) -> int:
     """How many datagrams ``connection`` (an aioice Connection) dropped as not from its peer."""
     return _dropped.get(connection, 0)
 
 
-def _from_peer(self, data: bytes, addr: tuple) -> None:
+def _from_peer(self: aioice.ice.StunProtocol, data: bytes, addr: Address) -> None:
     """StunProtocol.datagram_received, passing DTLS and RTP only from the ICE peer."""
     # RFC 7983: a first byte of 0-3 is STUN (aioice parses and authenticates it); anything
     # else is DTLS or RTP, which aioice would hand on after failing to parse it as STUN: we
     # hand it on ourselves, from the peer only (and save the parse, ~1.5 us a packet).
     if data and data[0] < 4:
+        assert _original_datagram_received is not None  # wrapped only when it was there
         _original_datagram_received(self, data, addr)
     elif data and _sent_by_peer(self.receiver, self, addr):
         self.receiver.data_received(data, self.local_candidate.component)
@@ -137,7 +215,8 @@ def _from_peer(self, data: bytes, addr: tuple) -> None:
                      getattr(connection, "_id", "?"), addr[0], addr[1])
 
 
-def _sent_by_peer(connection, protocol, addr: tuple) -> bool:
+def _sent_by_peer(connection: aioice.ice.Connection, protocol: aioice.ice.StunProtocol,
+                  addr: Address) -> bool:
     source = (addr[0], addr[1])
     nominated = connection._nominated
     if nominated:
@@ -154,13 +233,14 @@ def _sent_by_peer(connection, protocol, addr: tuple) -> bool:
 
 
 # --- a connection closed while it connects stays closed ----------------------------------------
-async def _connect_unless_closed(self) -> None:
+async def _connect_unless_closed(self: aioice.ice.Connection) -> None:
     """Connection.connect, failing if the connection was closed meanwhile.
 
     aioice's connect() paces its checks with 20 ms sleeps: when close() comes after the check
     list completed but before connect() wakes up, connect() goes on to start consent checks on
     the closed connection, which then run for ever (a task nobody owns; the far end of a call
     that ended at that moment). Closed is closed: fail, as a close earlier on does."""
+    assert _original_connect is not None  # wrapped only when it was there
     await _original_connect(self)
     if self._closing:
         task, self._query_consent_task = self._query_consent_task, None
@@ -169,7 +249,7 @@ async def _connect_unless_closed(self) -> None:
         raise ConnectionError("ICE connection closed while connecting")
 
 
-def audio_level(frame) -> int:
+def audio_level(frame: av.AudioFrame) -> int:
     """RFC 6465 level in dBov, exactly as aiortc's loop computes it (same sum, same rounding)."""
     samples = np.frombuffer(bytes(frame.planes[0]), dtype="<i2").astype(np.int64)
     energy = int(np.dot(samples, samples))
@@ -188,18 +268,20 @@ class ReceiveTap:
     ``forward`` is set, hands each encoded frame (codec, JitterFrame) to it undecoded (the
     exchange forwards Opus between legs this way)."""
 
-    def __init__(self, receiver) -> None:
+    def __init__(self, receiver: aiortc.RTCRtpReceiver) -> None:
         self._receiver = receiver
-        self._to_thread: queue.Queue = queue.Queue()  # only the end-of-stream marker
-        self._decoders: dict[str, object] = {}
-        self.forward = None
-        self.meter = None  # a meter.LevelMeter fed every decoded frame (quality.py)
-        self.listener = None  # called with every decoded frame (a Call's remote stream)
+        self._to_thread: queue.Queue[None] = queue.Queue()  # only the end-of-stream marker
+        self._decoders: dict[str, Decoder] = {}
+        # hands each encoded frame on undecoded (the exchange's forwarding: forwarding.py)
+        self.forward: Callable[[aiortc.RTCRtpCodecParameters, JitterFrame], None] | None = None
+        # fed every decoded frame (the call's quality monitor)
+        self.meter: LevelMeter[av.AudioFrame] | None = None
+        self.listener: Callable[[av.AudioFrame], None] | None = None  # a Call's remote stream
 
-    def get(self, *args, **kwargs):  # aiortc's idle decoder thread waits here
-        return self._to_thread.get(*args, **kwargs)
+    def get(self, block: bool = True, timeout: float | None = None) -> None:
+        return self._to_thread.get(block, timeout)  # aiortc's idle decoder thread waits here
 
-    def put(self, task) -> None:
+    def put(self, task: tuple[aiortc.RTCRtpCodecParameters, JitterFrame] | None) -> None:
         if task is None:
             self._to_thread.put(None)  # the thread ends the track, as aiortc does
             return
@@ -215,16 +297,17 @@ class ReceiveTap:
         except av.FFmpegError as exc:
             log.warning("could not decode a %s frame: %s", codec.name, exc)
             return
-        track = self._receiver.track
+        track = cast(RemoteStreamTrack, self._receiver.track)
         for frame in frames:
+            audio = cast(av.AudioFrame, frame)  # an audio decoder's
             if self.meter is not None:
-                self.meter.push(frame)
+                self.meter.push(audio)
             if self.listener is not None:
-                self.listener(frame)
+                self.listener(audio)
             track._queue.put_nowait(frame)
 
 
-def decode_on_loop(receiver) -> ReceiveTap:
+def decode_on_loop(receiver: aiortc.RTCRtpReceiver) -> ReceiveTap:
     """Make ``receiver`` (before it starts) decode on the event loop; see the module doc."""
     if not isinstance(getattr(receiver, _DECODER_QUEUE, None), queue.Queue):
         raise HookMissing(f"RTCRtpReceiver has no {_DECODER_QUEUE}: cannot decode on the loop")
@@ -237,10 +320,10 @@ if _original_get_host_addresses is not None:
     aioice.ice.get_host_addresses = _chosen_host_addresses
 if _original_audio_level is not None:
     aiortc.rtp.compute_audio_level_dbov = audio_level
-if _original_datagram_received is not None:
-    _StunProtocol.datagram_received = _from_peer
+if _original_datagram_received is not None and _StunProtocol is not None:
+    _StunProtocol.datagram_received = _from_peer  # type: ignore[method-assign,assignment]
 if _original_connect is not None:
-    aioice.ice.Connection.connect = _connect_unless_closed
+    aioice.ice.Connection.connect = _connect_unless_closed  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -263,13 +346,12 @@ _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _handle_rtp_reads = aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet.__code__.co_names
 
 
-def use_jitter_buffer(receiver, buffer=None):
+def use_jitter_buffer(receiver: aiortc.RTCRtpReceiver,
+                      buffer: AudioJitterBuffer | None = None) -> AudioJitterBuffer:
     """Make an audio ``receiver`` (before media flows) use ``buffer`` (by default piphone's
-    ``AudioJitterBuffer``, voice/jitter.py) in place of aiortc's fixed four-frame one, which
+    ``AudioJitterBuffer``, voice/rtc/jitter.py) in place of aiortc's fixed four-frame one, which
     ``_handle_rtp_packet`` keeps in the private ``RTCRtpReceiver.__jitter_buffer`` and feeds
     with ``add(packet)``. Returns the buffer (its ``stats()`` are the call's)."""
-    from .jitter import AudioJitterBuffer
-
     current = getattr(receiver, _JITTER_BUFFER, None)
     if _JITTER_BUFFER not in _handle_rtp_reads or not hasattr(current, "add"):
         raise HookMissing(f"RTCRtpReceiver has no {_JITTER_BUFFER} fed by _handle_rtp_packet: "
@@ -280,7 +362,8 @@ def use_jitter_buffer(receiver, buffer=None):
     return buffer
 
 
-def watch_receiver_reports(sender, callback) -> None:
+def watch_receiver_reports(sender: aiortc.RTCRtpSender,
+                           callback: Callable[[RtcpReceiverInfo], None]) -> None:
     """Call ``callback(report)`` with each RTCP report block the far end sends about what
     ``sender`` sent (``RtcpReceiverInfo``: ``highest_sequence``, ``packets_lost``, ...).
 
@@ -289,15 +372,16 @@ def watch_receiver_reports(sender, callback) -> None:
     the one-way-audio check needs the far end's highest sequence number itself. We wrap the
     sender's RTCP handler (called by the DTLS transport through the instance) once.
     """
-    original = getattr(sender, "_handle_rtcp_packet", None)
+    original: Callable[[AnyRtcpPacket], Awaitable[None]] | None = getattr(
+        sender, "_handle_rtcp_packet", None)
     if original is None:
         raise HookMissing("RTCRtpSender has no _handle_rtcp_packet: cannot watch RTCP reports")
 
-    async def handle(packet) -> None:
+    async def handle(packet: AnyRtcpPacket) -> None:
         if isinstance(packet, aiortc.rtp.RtcpRrPacket | aiortc.rtp.RtcpSrPacket):
             for report in packet.reports:
                 if report.ssrc == sender._ssrc:
                     callback(report)
         await original(packet)
 
-    sender._handle_rtcp_packet = handle
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]

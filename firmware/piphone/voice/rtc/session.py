@@ -2,7 +2,7 @@
 
 - ICE servers come only from configuration: aiortc would otherwise contact a public STUN
   server, and piphone contacts nothing it was not told to.
-- ICE host addresses can be chosen (rtc_hooks): loopback in tests, one interface on a Pi.
+- ICE host addresses can be chosen (hooks.py): loopback in tests, one interface on a Pi.
 - Codec preference (opus, pcmu) is applied before negotiation, on both sides.
 - An answerer gathers as soon as the offer is known (``prepare_answer``), so that accepting
   a ringing call costs no gathering time.
@@ -15,32 +15,45 @@ A media restart is a new MediaSession: aiortc has no ICE restart.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import av
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtcpReceiverInfo
 from aiortc.sdp import SessionDescription
+from aiortc.stats import (
+    RTCInboundRtpStreamStats,
+    RTCOutboundRtpStreamStats,
+    RTCRemoteInboundRtpStreamStats,
+)
 
-from . import remote_sdp, rtc_hooks
+from ...pcm import LevelMeter
+from ..tasks import TaskSet, first_set
+from . import forwarding, hooks, remote_sdp
 from .encoding import EncodingTrack
-from .meter import LevelMeter
-from .tasks import first_set
+from .forwarding import Outbox
+from .frames import AvFrames
+from .jitter import CLOCK_RATE
+from .ports import Counters
+from .settings import CODEC_MIME, IceServer, MediaSettings
+from .tracks import AudioSink, AudioSource, as_track, play
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CODEC_MIME = {"opus": "audio/opus", "pcmu": "audio/PCMU"}
-CONNECT_TIMEOUT = 10.0  # seconds from answer to ICE+DTLS connected
 CLOSE_WAIT = 10.0  # seconds close() waits for an aiortc operation in progress, then cancels it
 
 
@@ -51,44 +64,6 @@ class MediaError(Exception):
 
 class NoIceCandidate(MediaError):
     """Gathering found no candidate: ICE cannot work (the message says why)."""
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for a host name or address on this machine's loopback (127.0.0.0/8, ::1,
-    localhost): a peer reached there can be offered 127.0.0.1 for media."""
-    if not host:
-        return False
-    host = host.strip("[]")
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class MediaSettings:
-    ice_servers: tuple[RTCIceServer, ...] = ()  # empty: host candidates only
-    ice_addresses: tuple[str, ...] | None = None  # None: every non-loopback address
-    # With ice_addresses None, also offer 127.0.0.1: the peer is reached over loopback (an
-    # exchange bound to it, a client whose signaling URL is), and aioice leaves loopback out.
-    ice_loopback: bool = False
-    codec_preferences: tuple[str, ...] = ("opus", "pcmu")
-    connect_timeout: float = CONNECT_TIMEOUT
-    opus_bitrate: int = 32_000  # bits/s of the mono voice we send (aiortc's own: 96k stereo)
-    # Usable ICE candidates taken from the far end's SDP (>= 1); more are dropped (logged).
-    max_remote_candidates: int = remote_sdp.MAX_REMOTE_CANDIDATES
-
-    def __post_init__(self) -> None:
-        unknown = [c for c in self.codec_preferences if c not in CODEC_MIME]
-        if unknown or not self.codec_preferences:
-            raise ValueError(
-                f"codec_preferences must name some of {sorted(CODEC_MIME)}, got "
-                f"{list(self.codec_preferences)}"
-            )
-        if self.max_remote_candidates < 1:
-            raise ValueError("max_remote_candidates must be at least 1")
 
 
 def codecs_of(sdp: str) -> list[str]:
@@ -107,48 +82,55 @@ def codec_of(sdp: str) -> str | None:
     return next(iter(codecs_of(sdp)), None)
 
 
-@dataclass
+@dataclass(repr=False)
 class MediaSession:
     """A peer connection carrying one audio track each way."""
 
     settings: MediaSettings
-    source: MediaStreamTrack
+    source: AudioSource  # a PCM source or an aiortc track (tracks.as_track)
+    sink: AudioSink | None = None  # plays the far end's audio (the session owns the task)
     on_state: Callable[[str], None] | None = None  # connectionState changes
     on_remote_track: Callable[[MediaStreamTrack], None] | None = None
-    on_audio: Callable[[Any], None] | None = None  # every decoded frame received (AudioFrame)
+    on_audio: Callable[[av.AudioFrame], None] | None = None  # every decoded frame received
     pc: RTCPeerConnection = field(init=False)
     _connected: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _failed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
-    _gathered: asyncio.Task | None = field(init=False, default=None)
-    _steps: set[asyncio.Task] = field(init=False, default_factory=set)  # aiortc calls under way
+    _gathered: asyncio.Task[None] | None = field(init=False, default=None)
+    # aiortc calls under way
+    _steps: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _closing: bool = field(init=False, default=False)
     _checked: tuple[str, str] | None = field(init=False, default=None)  # remote SDP, as checked
     _codec: str | None = field(init=False, default=None)
-    receive_tap: rtc_hooks.ReceiveTap = field(init=False)  # decodes, or forwards (exchange)
+    receive_tap: hooks.ReceiveTap = field(init=False)  # decodes, or forwards (exchange)
 
     def __post_init__(self) -> None:
-        config = RTCConfiguration(iceServers=list(self.settings.ice_servers))
+        config = RTCConfiguration(iceServers=[_rtc_ice_server(s)
+                                              for s in self.settings.ice_servers])
         self.pc = RTCPeerConnection(configuration=config)
         self.pc.on("connectionstatechange", self._state_changed)
         self.pc.on("track", self._track)
         # We encode on the loop ourselves (encoding.py); aiortc sends the packets as they are.
         # Levels of what we send and hear (``meter_levels``), and what the far end says it
         # received: for the call's quality monitor (quality.py).
-        self.input_meter: LevelMeter | None = None
-        self.output_meter: LevelMeter | None = None
+        self.input_meter: LevelMeter[av.AudioFrame] | None = None
+        self.output_meter: LevelMeter[av.AudioFrame] | None = None
         self.far_received: int | None = None
-        self._sending = EncodingTrack(self.source, lambda: self.codec,
+        self._playing = TaskSet(self)  # what plays or decodes the far end's audio
+        self._pump: asyncio.Task[None] | None = None  # decode_to's
+        self._remote: MediaStreamTrack | None = None  # the far end's audio, once it came
+        self._remote_arrived = asyncio.Event()
+        self._sending = EncodingTrack(as_track(self.source), lambda: self.codec,
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
-        self.receive_tap = rtc_hooks.decode_on_loop(transceiver.receiver)
+        self.receive_tap = hooks.decode_on_loop(transceiver.receiver)
         self.receive_tap.listener = self.on_audio
-        rtc_hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
-        self.jitter_buffer = rtc_hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
+        hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
+        self.jitter_buffer = hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
         self._transceiver = transceiver
 
     @staticmethod
-    def _capabilities(names: Sequence[str]) -> list:
+    def _capabilities(names: Sequence[str]) -> list[RTCRtpCodecCapability]:
         capabilities = RTCRtpSender.getCapabilities("audio").codecs
         return [c for name in names for c in capabilities
                 if c.mimeType.lower() == CODEC_MIME[name].lower()]
@@ -213,8 +195,8 @@ class MediaSession:
         return sdp
 
     # --- the aiortc boundary ----------------------------------------------------------------
-    def _addresses(self):
-        return rtc_hooks.ice_addresses(self.settings.ice_addresses, self.settings.ice_loopback)
+    def _addresses(self) -> contextlib.AbstractContextManager[None]:
+        return hooks.ice_addresses(self.settings.ice_addresses, self.settings.ice_loopback)
 
     async def _apply_local(self, create: Callable[[], Awaitable[RTCSessionDescription]]) -> None:
         await self.pc.setLocalDescription(await create())
@@ -240,7 +222,7 @@ class MediaSession:
         task.add_done_callback(self._step_done)
         return task
 
-    def _step_done(self, task: asyncio.Task) -> None:
+    def _step_done(self, task: asyncio.Task[Any]) -> None:
         self._steps.discard(task)
         if not task.cancelled():
             task.exception()  # retrieved here: a caller cancelled meanwhile never reads it
@@ -286,6 +268,63 @@ class MediaSession:
     def state(self) -> str:
         return self.pc.connectionState
 
+    @property
+    def local_sdp(self) -> str:
+        """Our SDP as applied, "" before there is one. Never raises: aiortc writes its
+        description out afresh at each read, and a far end's odd SDP can make that fail."""
+        try:
+            description = self.pc.localDescription
+        except Exception as exc:
+            log.warning("media: our local description is unreadable: %s", _describe(exc))
+            return ""
+        return description.sdp if description is not None else ""
+
+    @property
+    def ice_completed(self) -> bool:
+        return self.pc.iceConnectionState == "completed"
+
+    @property
+    def packets_received(self) -> int:
+        return self.jitter_buffer.received
+
+    async def counters(self) -> Counters:
+        """Figures from aiortc's public ``getStats``, plus what aiortc does not report: payload
+        bytes received and the buffer's figures (jitter.py), and the far end's highest
+        received sequence number (RTCP receiver reports)."""
+        # The sender's and receiver's getStats (what pc.getStats gathers), awaited in turn:
+        # no tasks for asyncio.gather to make every second.
+        inbound = outbound = remote = None
+        parts: list[RTCRtpSender | RTCRtpReceiver] = [*self.pc.getSenders(),
+                                                     *self.pc.getReceivers()]
+        for part in parts:
+            for stats in (await part.getStats()).values():
+                if getattr(stats, "kind", "audio") != "audio":
+                    continue
+                if isinstance(stats, RTCInboundRtpStreamStats):
+                    inbound = stats
+                elif isinstance(stats, RTCOutboundRtpStreamStats):
+                    outbound = stats
+                elif isinstance(stats, RTCRemoteInboundRtpStreamStats):
+                    remote = stats
+        codec = self.codec or ""
+        buffer = self.jitter_buffer.stats()
+        rtt = remote.roundTripTime if remote is not None else None
+        return Counters(
+            bytes_sent=outbound.bytesSent if outbound else 0,
+            packets_sent=outbound.packetsSent if outbound else 0,
+            packets_received=inbound.packetsReceived if inbound else 0,
+            packets_lost=max(0, inbound.packetsLost) if inbound else 0,  # <0 with duplicates
+            jitter=inbound.jitter * 1000 / CLOCK_RATE.get(codec, 48_000) if inbound else None,
+            rtt=rtt * 1000 if rtt is not None else None,
+            bytes_received=buffer.bytes_received,
+            codec_name=codec,
+            far_received=self.far_received,
+            buffer_depth=buffer.depth,
+            buffer_target=buffer.target_depth,
+            concealed=buffer.concealed,
+            late=buffer.late,
+        )
+
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for ICE+DTLS connected; MediaError if it fails or times out."""
         timeout = self.settings.connect_timeout if timeout is None else timeout
@@ -303,6 +342,7 @@ class MediaSession:
         first, at most CLOSE_WAIT seconds, then cancelled: closed under it, aiortc goes on to
         gather on the closed connection and opens sockets nobody closes."""
         self._closing = True
+        self._stop_pump()
         try:
             steps = list(self._steps)
             if steps:
@@ -314,15 +354,11 @@ class MediaSession:
         finally:
             try:
                 await self.pc.close()
-                # aiortc's close() stops senders and receivers before it stops their
-                # transports, and yields in between: a connect that completes in that window
-                # starts RTP/RTCP loops on the closed connection that nothing would stop. Stop
-                # them again now (stopping is idempotent).
-                for transceiver in self.pc.getTransceivers():
-                    await transceiver.sender.stop()
-                    await transceiver.receiver.stop()
+                await hooks.stop_after_close(self.pc)  # a connect may have raced the close
             except Exception as exc:  # the sockets are closed before aiortc could raise
                 log.warning("media: closing the peer connection: %s", _describe(exc))
+            # A receiver that never started never ends its track: the sink is not waited for.
+            self._playing.cancel()
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -338,16 +374,51 @@ class MediaSession:
                      tick_every: float = 0.05) -> None:
         """Meter the PCM we send (before encoding) and hear (after decoding); ``on_tick`` is
         called every ``tick_every`` seconds of audio sent."""
-        self.input_meter = LevelMeter(on_tick, tick_every)
-        self.output_meter = LevelMeter()
+        self.input_meter = LevelMeter(on_tick, tick_every, reader=AvFrames())
+        self.output_meter = LevelMeter(reader=AvFrames())
         self._sending.meter = self.input_meter
         self.receive_tap.meter = self.output_meter
 
-    def _receiver_report(self, report) -> None:
+    # --- bridging (the exchange's legs) -------------------------------------------------
+    def forward_to(self, outbox: Outbox) -> None:
+        """Hand each encoded frame this session receives to ``outbox`` (what another session
+        sends) undecoded. No cushion of our own: the far end's buffer absorbs the jitter;
+        ours only holds frames back while the network reorders them."""
+        self._stop_pump()
+        outbox.forward_from(self.codec)
+        self.jitter_buffer.reorder_only()
+        self.receive_tap.forward = outbox.forward
+
+    def decode_to(self, outbox: Outbox | None) -> None:
+        """Decode what this session receives into ``outbox`` (None: drain and discard)."""
+        self._stop_pump()
+        self.receive_tap.forward = None
+        self._pump = self._playing.spawn(self._decode_into(outbox))
+
+    async def _decode_into(self, outbox: Outbox | None) -> None:
+        await self._remote_arrived.wait()
+        assert self._remote is not None
+        await forwarding.decode_into(self._remote, outbox)
+
+    def _stop_pump(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            self._pump = None
+
+    def __repr__(self) -> str:  # not the dataclass's: the settings hold TURN credentials
+        return f"<MediaSession {self.codec or '-'} {self.pc.connectionState}>"
+
+    def _receiver_report(self, report: RtcpReceiverInfo) -> None:
         self.far_received = report.highest_sequence
 
     def _track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio" and self.on_remote_track is not None:
+        if track.kind != "audio":
+            return
+        self._remote = track
+        self._remote_arrived.set()
+        if self.sink is not None:
+            self._playing.spawn(play(track, self.sink))
+        if self.on_remote_track is not None:
             self.on_remote_track(track)
 
 
@@ -357,11 +428,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def to_ice_servers(servers: Sequence[RTCIceServer | dict]) -> tuple[RTCIceServer, ...]:
-    """RTCIceServer objects, from themselves or config dicts ``{urls, username?, credential?}``."""
-    return tuple(
-        s if isinstance(s, RTCIceServer)
-        else RTCIceServer(urls=s["urls"], username=s.get("username"),
-                          credential=s.get("credential"))
-        for s in servers
-    )
+def _rtc_ice_server(server: IceServer) -> RTCIceServer:
+    urls = server.urls if isinstance(server.urls, str) else list(server.urls)
+    return RTCIceServer(urls=urls, username=server.username, credential=server.credential)

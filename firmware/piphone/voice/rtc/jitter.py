@@ -42,11 +42,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
 
 MAX_MISORDER = 100  # a packet this far behind the stream is a restarted sender, not a late one
 OPUS_MAX_DURATION = 120.0  # ms in one Opus packet (RFC 6716 3.2.5)
 _G711_SILENCE = {"pcmu": 0xFF, "pcma": 0xD5}
-CLOCK_RATE = {"opus": 48_000, "pcmu": 8_000, "pcma": 8_000}
+CLOCK_RATE: dict[str | None, int] = {"opus": 48_000, "pcmu": 8_000, "pcma": 8_000}
 
 
 def static_codec(payload_type: int) -> str:
@@ -173,15 +174,16 @@ class AudioJitterBuffer:
         self.jitter_factor = jitter_factor
         self._codec_of = codec_of
         self._clock = clock
-        self._held: dict[int, tuple[object, float]] = {}  # extended seq -> (packet, arrival)
+        self._held: dict[int, tuple[RtpPacket, float]] = {}  # extended seq -> (packet, arrival)
         self._next: int | None = None  # extended seq of the next slot to release
         self._highest = 0
         self._released_recently: deque[int] = deque(maxlen=2 * MAX_MISORDER)
         self._released_set: set[int] = set()
         self._last_timestamp: int | None = None
-        self._previous_real: tuple | None = None  # (codec, seq, timestamp) of the last release
+        # (codec, seq, timestamp) of the last release
+        self._previous_real: tuple[str | None, int, int] | None = None
         self._codec: str | None = None  # of the latest packet
-        self._step: dict[str, int] = {}  # RTP timestamp units per sequence number, by codec
+        self._step: dict[str | None, int] = {}  # RTP timestamp units per sequence number
         self._opus_toc = 0x78  # configuration for concealment before any Opus packet
         self._peak = 0  # deepest reordering seen lately, frames
         self._calm = 0
@@ -205,12 +207,18 @@ class AudioJitterBuffer:
         """Packets added so far (what the reconnection watchdog polls, without stats())."""
         return self._counts["received"]
 
+    def reorder_only(self) -> None:
+        """Keep no cushion against timing jitter, only hold frames back while packets arrive
+        out of order (an exchange forwarding them: the far end's buffer absorbs the jitter)."""
+        self.min_depth = self.target_depth = 0
+        self.jitter_factor = 0.0
+
     def stats(self) -> JitterStats:
         return JitterStats(target_depth=self.target_depth, depth=self.depth,
                            jitter_ms=self._jitter * 1000 / self._rate, **self._counts)
 
     # --- aiortc's interface ----------------------------------------------------------------
-    def add(self, packet) -> tuple[bool, JitterFrame | None]:
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         now = self._clock()
         counts = self._counts
         counts["received"] += 1
@@ -252,7 +260,7 @@ class AudioJitterBuffer:
         self._next = self._highest = seq
         self._last_timestamp = None
 
-    def _measure(self, packet, now: float) -> None:
+    def _measure(self, packet: RtpPacket, now: float) -> None:
         """RFC 3550 interarrival jitter, in arrival order."""
         rate = CLOCK_RATE.get(self._codec, 48_000)
         if rate != self._rate:
@@ -289,6 +297,7 @@ class AudioJitterBuffer:
     def _release(self, now: float) -> JitterFrame | None:
         """Skip a hole that waited long enough, then release at most one real frame (with the
         concealment of the slots skipped right before it)."""
+        assert self._next is not None  # set by the first add()
         concealed: list[int] = []  # sequence numbers of slots to conceal
         real = None
         frame_time = (self._step_of(self._codec) or 960) / CLOCK_RATE.get(self._codec, 48_000)
@@ -328,13 +337,15 @@ class AudioJitterBuffer:
         self._released_recently.append(seq)
         self._released_set.add(seq)
 
-    def _frame(self, concealed: list[int], real) -> JitterFrame | None:
+    def _frame(self, concealed: list[int], real: tuple[int, RtpPacket] | None
+               ) -> JitterFrame | None:
         if real is not None:
             seq, packet = real
             codec = self._codec_of(packet.payload_type)
             self._learn_step(codec, seq, packet.timestamp)
-            if codec == "opus" and packet._data:
-                self._opus_toc = packet._data[0] & ~3
+            payload: bytes = packet._data  # type: ignore[attr-defined]  # aiortc's depayload
+            if codec == "opus" and payload:
+                self._opus_toc = payload[0] & ~3
             anchor_seq, anchor_ts = seq, packet.timestamp
         else:
             seq = min(self._held)  # concealment alone: the frame after the gap dates it
@@ -345,7 +356,7 @@ class AudioJitterBuffer:
         data = self._conceal(codec, len(concealed), real[1] if real else None)
         if data is None:  # could not conceal (unknown codec, odd Opus packet): the frame alone
             concealed = []
-            data = real[1]._data if real else None
+            data = real[1]._data if real else None  # type: ignore[attr-defined]
         if data is None:
             return None
         self._counts["concealed"] += len(concealed)
@@ -368,8 +379,10 @@ class AudioJitterBuffer:
                 self._step[codec] = step
         self._previous_real = (codec, seq, timestamp)
 
-    def _conceal(self, codec: str | None, count: int, packet) -> bytes | None:
-        data = packet._data if packet is not None else None
+    def _conceal(self, codec: str | None, count: int,
+                 packet: RtpPacket | None) -> bytes | None:
+        data: bytes | None = (packet._data  # type: ignore[attr-defined]
+                              if packet is not None else None)
         if count == 0:
             return data
         if codec in _G711_SILENCE:
