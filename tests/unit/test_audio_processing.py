@@ -279,6 +279,41 @@ def test_a_capture_stall_within_the_device_buffer_keeps_the_pairing():
     assert ref.realigned == 0
 
 
+def test_a_pairing_that_stays_short_is_made_again():
+    """Paired while the playback was further ahead than it stays (a burst at its start): the
+    blocks keep coming up short of played audio, so after SHORT_BLOCKS the pairing is made
+    again, further back by the shortfall, and is short no more."""
+    ref = EchoReference(margin=480)
+    signal = counting(RATE * 2)
+    at = BLOCK * 3
+    ref.played(signal[:at])  # the burst
+    ref.take(BLOCK)
+    for step in [720] * 3 + [BLOCK] * processing.SHORT_BLOCKS:  # then less, then steady
+        ref.played(signal[at:at + step])
+        at += step
+        ref.take(BLOCK)
+    assert ref.realigned == 1 and ref.margin == 480 + 240
+    short = ref.short
+    for _ in range(3):
+        ref.played(signal[at:at + BLOCK])
+        at += BLOCK
+        assert np.array_equal(ref.take(BLOCK), signal[at - 720 - BLOCK:at - 720])
+    assert ref.short == short
+
+
+def test_the_margin_grows_no_further_than_its_bound():
+    ref = EchoReference(margin=480, max_margin=600)
+    signal = counting(RATE * 2)
+    ref.played(signal[:BLOCK * 3])
+    ref.take(BLOCK)
+    at = BLOCK * 3
+    for step in [BLOCK - 880] + [BLOCK] * processing.SHORT_BLOCKS:  # then 400 short each
+        ref.played(signal[at:at + step])
+        at += step
+        ref.take(BLOCK)
+    assert ref.realigned == 1 and ref.margin == 600
+
+
 def test_a_stall_beyond_the_slack_realigns():
     ref = EchoReference(margin=480)
     signal = counting(RATE)

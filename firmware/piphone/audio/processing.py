@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("webrtc", "speex")
 FAR_ACTIVE_DBFS = -50.0  # a reference block above this level counts as the far end playing
 REFERENCE_SECONDS = 1.0  # played audio kept for the capture side (beyond it: realigned)
+SHORT_BLOCKS = 5  # consecutive blocks short of played audio before the pairing is made again
 SPEEX_TAIL_MS = 300  # speexdsp's filter: delay + room, since it has no delay estimator
 WEBRTC_NS_LEVEL = 2  # 0-3: 6, 12, 18, 21 dB of suppression; 18 dB for a speakerphone's room
 BLOCKS_PER_SECOND = RATE // PERIOD
@@ -116,9 +117,14 @@ class EchoReference:
     stall, two cards' clocks) is the pairing made again (``realigned`` counts those), which the
     canceller then follows."""
 
-    def __init__(self, *, margin: int, slack: int | None = None,
+    def __init__(self, *, margin: int, slack: int | None = None, max_margin: int | None = None,
                  capacity: int = int(RATE * REFERENCE_SECONDS)) -> None:
-        if margin < 0 or margin + 2 * PERIOD > capacity:
+        # A pairing that keeps coming up short grows the margin by the shortfall, up to
+        # max_margin: a playback path whose fill swings more than its device periods (a USB
+        # card's own buffering, the test rig's FIFO) is paired further back. Bounded, since
+        # a margin beyond what the device holds would put the reference after its echo.
+        self.max_margin = max_margin if max_margin is not None else margin + PERIOD
+        if margin < 0 or self.max_margin < margin or self.max_margin + 2 * PERIOD > capacity:
             raise ValueError(f"reference margin {margin} does not fit {capacity} samples")
         self.margin = margin
         # beyond margin before the pairing is made again: the capture device's buffer (4
@@ -128,14 +134,18 @@ class EchoReference:
         self._written = 0  # samples handed over since the start (absolute index)
         self._read: int | None = None  # absolute index of the next sample to take
         self._seen = 0  # _written at the last take
+        self._short_run = 0  # consecutive takes that were short
+        self._worst_short = 0  # the largest shortfall in that run
         self._lock = threading.Lock()  # two worker threads; never held by the loop
         self._resampler: soxr.ResampleStream | None = None
         self._rate = RATE
         self.realigned = 0
+        self.cpu_seconds = 0.0  # the playback thread's CPU clock spent in played()
         self.short = 0  # samples handed over as silence because they had not been played yet
 
     def played(self, block: np.ndarray, rate: int = RATE) -> None:
         """A block the playback thread just wrote to the device (mono int16 at ``rate``)."""
+        started = time.thread_time()
         if rate != RATE:
             if rate != self._rate or self._resampler is None:
                 self._rate = rate
@@ -152,6 +162,7 @@ class EchoReference:
             self._ring[start:start + first] = samples[:first]
             self._ring[:len(samples) - first] = samples[first:]
             self._written += len(samples)
+        self.cpu_seconds += time.thread_time() - started
 
     def take(self, n: int) -> np.ndarray:
         """The n played samples that go with the microphone block just read."""
@@ -160,24 +171,40 @@ class EchoReference:
             if self._read is None or not self._aligned(written, n):
                 if self._read is not None:  # the pairing is lost: made again from now
                     self.realigned += 1
+                    if self._short_run >= SHORT_BLOCKS:
+                        self.margin = min(self.max_margin, self.margin + self._worst_short)
+                    self._short_run = self._worst_short = 0
                 if written == self._seen:  # nothing played since the last block: silence
                     self._read = None
                     return np.zeros(n, np.int16)
                 self._read = written - self.margin - n  # < 0 at the start: silence before
             self._seen = written
             start, self._read = self._read, self._read + n
-            index = np.arange(start, start + n)
-            played = (index >= 0) & (index < written)  # the rest was not played (yet)
-            self.short += int(np.count_nonzero(index >= written))
-            return np.where(played, self._ring[index % len(self._ring)], 0).astype(np.int16)
+            out = np.zeros(n, np.int16)
+            first, last = max(start, 0, written - len(self._ring)), min(start + n, written)
+            short = max(0, start + n - max(written, start))  # not played yet: silence
+            self.short += short
+            self._short_run = self._short_run + 1 if short else 0
+            self._worst_short = max(self._worst_short, short) if short else 0
+            capacity = len(self._ring)
+            while first < last:  # at most two slices: the ring wraps once
+                pos = first % capacity
+                run = min(last - first, capacity - pos)
+                out[first - start:first - start + run] = self._ring[pos:pos + run]
+                first += run
+            return out
 
     def _aligned(self, written: int, n: int) -> bool:
-        """Whether the pairing still holds: what was played is ahead of the block's end by
-        no less than -n/2 (a thread's late wake-up) and no more than margin + slack (the
-        capture thread catching up after a stall its device buffer absorbed)."""
+        """Whether the pairing still holds: the block to take was played, but for a few
+        blocks short by less than n/2 (a thread's late wake-up), and what was played is no
+        more than margin + slack ahead of it (the capture thread catching up after a stall
+        its device buffer absorbed). Short for longer, the pairing was made at a moment the
+        playback was further ahead than it stays: it is made again."""
         assert self._read is not None
         lead = written - (self._read + n)
-        return -n // 2 <= lead <= self.margin + self.slack
+        if lead < 0 and (lead < -n // 2 or self._short_run >= SHORT_BLOCKS):
+            return False
+        return lead <= self.margin + self.slack
 
 
 class Backend(Protocol):
