@@ -113,16 +113,20 @@ class EchoReference:
     go with it. Both devices run on one clock (one sound card, or a USB speakerphone), so after
     the first ``take`` each microphone sample is paired with the same played sample for the
     rest of the call, whatever either thread's timing; only when the playback stops (nothing
-    written: silence is handed over) or the two drift more than ``slack`` apart (an xrun, a
-    stall, two cards' clocks) is the pairing made again (``realigned`` counts those), which the
-    canceller then follows."""
+    written: silence is handed over), the two drift more than ``slack`` apart (an xrun, a
+    stall, two cards' clocks), the blocks keep coming up short of played audio (the pairing
+    was made at a moment of unusual fill) or ``unpair()`` is called (the capture side lost
+    audio) is the pairing made again (``realigned`` counts those), which the canceller then
+    follows."""
 
     def __init__(self, *, margin: int, slack: int | None = None, max_margin: int | None = None,
                  capacity: int = int(RATE * REFERENCE_SECONDS)) -> None:
         # A pairing that keeps coming up short grows the margin by the shortfall, up to
         # max_margin: a playback path whose fill swings more than its device periods (a USB
         # card's own buffering, the test rig's FIFO) is paired further back. Bounded, since
-        # a margin beyond what the device holds would put the reference after its echo.
+        # a margin beyond the path's fill would put the reference after its echo, which no
+        # canceller can remove; a playback thread that blocks on a device of 3 x 5 ms swings
+        # by a period and never grows it.
         self.max_margin = max_margin if max_margin is not None else margin + PERIOD
         if margin < 0 or self.max_margin < margin or self.max_margin + 2 * PERIOD > capacity:
             raise ValueError(f"reference margin {margin} does not fit {capacity} samples")
@@ -193,6 +197,16 @@ class EchoReference:
                 out[first - start:first - start + run] = self._ring[pos:pos + run]
                 first += run
             return out
+
+    def unpair(self) -> None:
+        """Make the pairing again at the next take: the capture side lost audio (an overrun,
+        a reopened device), so counting on from the old pairing would be off by as much."""
+        with self._lock:
+            if self._read is not None:
+                self.realigned += 1
+            self._read = None
+            self._seen = -1  # pair at once if anything has been played
+            self._short_run = self._worst_short = 0
 
     def _aligned(self, written: int, n: int) -> bool:
         """Whether the pairing still holds: the block to take was played, but for a few

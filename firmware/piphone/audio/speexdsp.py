@@ -67,7 +67,7 @@ def library() -> ctypes.CDLL:
         return lib
 
 
-def _samples(block: np.ndarray) -> ctypes._Pointer:
+def _samples(block: np.ndarray) -> ctypes._Pointer[ctypes.c_int16]:
     return block.ctypes.data_as(ctypes.POINTER(ctypes.c_int16))
 
 
