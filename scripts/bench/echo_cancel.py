@@ -15,16 +15,17 @@ card has none: its fill is printed).
 Far end: synthetic speech (tests/speechlike.py: a voice's harmonics, speech's spectrum,
 syllables and pauses) written to Playback 20 ms at a time, as a call's receive path does.
 Scenario (seconds): 0-10 far end alone (single talk), 10-20 near end on top (double talk),
-20-26 nobody talks and a fan's steady noise comes on. Each echo delay given is one run.
+20-28 nobody talks and a fan's steady noise comes on. Each echo delay given is one run.
 
-Stages: on the capture thread, each backend with everything on, as a handsfree call has it
-(CPU: the capture thread's CPU clock inside the stage and the playback thread's inside its
-reference tap, per second of audio, against the CPU of a whole
-call measured in the same run as scripts/bench/call_cost.py measures the piphone client).
-Each canceller alone (ERLE, convergence, double talk) and each suppressor alone (steady
-noise) are then fed exactly the blocks the capture thread read, with exactly the reference
-blocks the live stage took, in the same order: the same input gives the same output, and
-the capture thread carries no more than a handsfree call does.
+Stages: on the capture thread, each backend with everything on, as a handsfree call has it.
+Each canceller alone (ERLE, convergence, double talk), each suppressor alone (steady noise)
+and each backend all on again (CPU) are then fed exactly the blocks the capture thread read,
+with exactly the reference blocks the live stage took, in the same order: the same input
+gives the same output, the capture thread carries no more than a handsfree call does, and
+each stage's CPU is its own (live, the two backends share the capture thread and its caches:
+that figure is printed too). CPU: the thread's CPU clock inside the stage, plus the playback
+thread's inside the reference tap, per second of audio, against the CPU of a whole call
+measured in the same run as scripts/bench/call_cost.py measures the piphone client.
 
 Figures:
   ERLE: 10 log10(microphone energy / output energy) over the blocks where the echo is
@@ -34,7 +35,7 @@ Figures:
   double talk: the near-end speech's gain through the stage over the blocks where both talk
     (its magnitude per frequency, from the cross spectrum of output and near end after the
     stage's own delay, weighted by the near end's spectrum), as an attenuation in dB.
-  noise suppression: input level / output level on the steady noise (22-26 s).
+  noise suppression: input level / output level on the steady noise (25-28 s).
 
 Usage:  .venv/bin/python scripts/bench/echo_cancel.py [--delays 40,150] [--echo-db -10]
 Run as root; it re-executes itself in a loopback-only network namespace (the call).
@@ -69,7 +70,8 @@ RATE = 48_000
 PERIOD = 960
 TICK = 240  # the card's DAC: 5 ms at a time
 CAPTURE_FIFO = 8192  # bytes: 85 ms of s16 mono, Capture's 4 device periods and a little
-SINGLE, DOUBLE, NOISE, END = 10.0, 20.0, 20.5, 26.0  # scenario times, s
+SINGLE, DOUBLE, NOISE, END = 10.0, 20.0, 20.5, 28.0  # scenario times, s
+NOISE_SETTLED = 4.5  # s after the fan comes on: the suppressor has learnt it
 ECHO_ACTIVE_DBFS = -50.0
 CONVERGED_DB = 20.0
 WINDOW_BLOCKS = 12  # 240 ms
@@ -200,6 +202,7 @@ class Run:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU-s per audio second
     pairing: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     taken: dict[str, list[np.ndarray]] = field(default_factory=dict)  # reference blocks
+    tap_cpu: dict[str, float] = field(default_factory=dict)  # played(), per audio second
     card: Card | None = None
     xruns: int = 0
 
@@ -246,16 +249,19 @@ def replay(run: Run, speex_tail_ms: int) -> None:
     the same order gives the same output, and the capture thread carries only what a
     handsfree call carries."""
     for backend in BACKENDS:
-        for role in ("echo", "noise"):
-            reference = Replayed(run.taken[backend]) if role == "echo" else None
+        for role in ("echo", "noise", "handsfree"):
+            reference = Replayed(run.taken[backend]) if role != "noise" else None
             stage = make_stage(backend, role, speex_tail_ms, reference)
-            name = f"{backend} {role}"
+            name = f"{backend} {role}" if role != "handsfree" else f"{backend} alone"
             run.outputs[name], run.figures[name] = [], []
             for index, block in enumerate(run.inputs):
                 before = stage.figures
                 run.outputs[name].append(stage.process(block))
                 if stage.figures is not before:
                     run.figures[name].append((index, stage.figures))
+            if role == "handsfree":  # its CPU alone, plus the live tap's on the playback side
+                run.cpu[name] = (stage.cpu_seconds / max(1, stage.blocks) / (PERIOD / RATE)
+                                 + run.tap_cpu[backend])
             stage.close()
 
 
@@ -335,6 +341,7 @@ async def run_scene(rig, scene: Scene, *, delay_ms: float, echo_db: float, impul
     for name, stage in stages.items():
         tap = stage.reference.cpu_seconds if stage.reference is not None else 0.0
         run.cpu[name] = (stage.cpu_seconds + tap) / max(1, stage.blocks) / (PERIOD / RATE)
+        run.tap_cpu[name.split()[0]] = tap / max(1, stage.blocks) / (PERIOD / RATE)
         if stage.reference is not None:
             run.pairing[name] = (stage.reference.realigned, stage.reference.short,
                                  stage.reference.margin * 1000 // RATE)
@@ -350,7 +357,8 @@ class Figures:
     double_talk: float | None = None
     near_alone: float | None = None
     noise: float | None = None
-    cpu: float | None = None
+    cpu: float | None = None  # the stage alone (replayed), and its tap, per call-second
+    cpu_live: float | None = None  # on the capture thread, beside the other backend's
     reported_erle: float | None = None  # the stage's own EchoFigures, single talk
     lag_ms: float | None = None
 
@@ -393,10 +401,11 @@ def analyse(run: Run) -> tuple[dict[str, Figures], dict]:
         alone = (t >= SINGLE) & (t < DOUBLE) & near_on & ~echo_on
         fig.near_alone = attenuation(out[alone], parts["near"][alone])
         noise_out = np.stack(run.outputs[f"{backend} noise"]).astype(np.float64)
-        steady = (t >= NOISE + 1.5) & (t < END) & ~echo_on
+        steady = (t >= NOISE + NOISE_SETTLED) & (t < END) & ~echo_on
         if steady.any():
             fig.noise = db(np.sum(mic[steady] ** 2), np.sum(noise_out[steady] ** 2))
-        fig.cpu = run.cpu[f"{backend} handsfree"]
+        fig.cpu = run.cpu[f"{backend} alone"]
+        fig.cpu_live = run.cpu[f"{backend} handsfree"]
         reported = [f.echo_return_loss_enhancement for i, f in run.figures[f"{backend} echo"]
                     if SINGLE - 5 <= t[i] < SINGLE and f.echo_return_loss_enhancement]
         fig.reported_erle = float(np.median(reported)) if reported else None
@@ -483,6 +492,7 @@ def report(runs: list[tuple[Run, dict[str, Figures], dict]], call_cpu: float | N
         ("CPU-s per call-s, all on", lambda f: fmt(f.cpu, "", 4)),
         ("  share of a call", lambda f: "n/a" if call_cpu is None else
          f"{f.cpu / call_cpu * 100:.0f} %"),
+        ("  live, beside the other stage", lambda f: fmt(f.cpu_live, "", 4)),
         ("stage's own delay", lambda f: fmt(f.lag_ms, "ms")),
     ]
     for label, show in rows:
