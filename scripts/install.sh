@@ -47,10 +47,12 @@ if [ "$system" -eq 1 ]; then
     exec bash scripts/install_system.sh "$dry_run"
 fi
 
-# python3-dev, gcc and libasound2-dev build pyalsaaudio; iproute2 and util-linux give the
-# tests their loopback-only network namespace; chromium runs Twilio's own SDK; graphviz draws
-# the phone's diagram; systemd gives systemd-analyze to check the unit files (nothing starts).
-packages=(python3 python3-venv python3-dev gcc libasound2-dev iproute2 util-linux)
+# python3-dev, gcc and libasound2-dev build pyalsaaudio; libspeexdsp1 is the handsfree echo
+# canceller where pywebrtc-audio has no wheel (and the tests' and bench's reference); iproute2
+# and util-linux give the tests their loopback-only network namespace; chromium runs Twilio's
+# own SDK; graphviz draws the phone's diagram; systemd gives systemd-analyze to check the unit
+# files (nothing starts).
+packages=(python3 python3-venv python3-dev gcc libasound2-dev libspeexdsp1 iproute2 util-linux)
 [ "$with_tests" -eq 1 ] && packages+=(chromium graphviz systemd)
 missing=()
 for p in "${packages[@]}"; do

@@ -58,8 +58,9 @@ if [ "$action" = uninstall ]; then
     exit 0
 fi
 
-# What the service needs to build and run: pyalsaaudio's build tools, a venv.
-packages=(python3 python3-venv python3-dev gcc libasound2-dev)
+# What the service needs to build and run: pyalsaaudio's build tools, a venv; libspeexdsp1 is
+# the handsfree echo canceller where pywebrtc-audio has no wheel (32-bit ARM).
+packages=(python3 python3-venv python3-dev gcc libasound2-dev libspeexdsp1)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,58 @@
+"""scripts/bench/echo_cancel.py's measures: what it prints against the goals must mean what it
+says (the bench itself runs in real time on the ALSA rig, outside the suite)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .. import speechlike as sl
+
+BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "echo_cancel.py"
+spec = importlib.util.spec_from_file_location("echo_cancel_bench", BENCH)
+bench = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = bench  # its dataclasses look their module up
+spec.loader.exec_module(bench)
+
+PERIOD = 960
+
+
+def blocks(x: np.ndarray) -> np.ndarray:
+    return x[: len(x) // PERIOD * PERIOD].reshape(-1, PERIOD).astype(np.float64)
+
+
+def test_attenuation_is_the_near_ends_gain_not_its_phase_nor_the_residual():
+    voice, _ = sl.speech(4, 2)
+    near = blocks(voice)
+    residual = blocks(sl.white_noise(4, 9, level_dbfs=-30))
+    assert bench.attenuation(near * 0.5 + residual, near) == pytest.approx(6.02, abs=0.3)
+    # an all-pass change of phase (the high-pass filter's, say) loses nothing
+    spectrum = np.fft.rfft(voice)
+    shifted = np.fft.irfft(spectrum * np.exp(1j * 0.8), len(voice))
+    assert bench.attenuation(blocks(shifted), near) == pytest.approx(0.0, abs=0.3)
+    assert bench.attenuation(residual, near) > 15  # nothing of the near end got through
+
+
+def test_convergence_is_when_the_erle_reaches_20_db_and_holds_it():
+    n = int(bench.SINGLE * 50)
+    t = np.arange(n) / 50
+    single = np.ones(n, bool)
+    mic = np.full((n, PERIOD), 1000.0)
+    out = mic * np.where(t < 0.6, 1.0, 10 ** (-30 / 20))[:, None]  # 0 dB, then 30 dB
+    assert bench.convergence(t, single, mic, out) == pytest.approx(0.72, abs=0.25)
+    relapse = out.copy()
+    relapse[(t >= 0.72) & (t < 1.2)] = mic[(t >= 0.72) & (t < 1.2)]  # not held: later
+    assert bench.convergence(t, single, mic, relapse) == pytest.approx(1.2, abs=0.25)
+    assert bench.convergence(t, single, mic, mic) is None  # never
+
+
+def test_the_stages_own_delay_is_found():
+    voice, _ = sl.speech(3, 2)
+    near = blocks(voice)
+    delayed = blocks(np.concatenate((np.zeros(431), voice[:-431])))
+    assert bench.stage_lag(delayed, near, np.ones(len(near), bool)) == 431
+    assert np.allclose(bench.shift(delayed, 431)[:-1], near[:-1])
