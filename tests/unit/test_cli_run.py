@@ -8,7 +8,8 @@ import io
 import pytest
 
 from piphone import cli, paths
-from piphone.appliance import demo, service
+from piphone.appliance import service
+from piphone.cli import demo
 from piphone.cli import run as cli_run
 
 

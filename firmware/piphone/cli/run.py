@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return service.main(path)
     if args.terminal or (not args.echo and sys.stdin.isatty() and sys.stdout.isatty()):
-        from ..appliance import demo
+        from . import demo
 
         return asyncio.run(demo.run(call_every=args.call_every))
     return asyncio.run(run_demo(args.duration))

@@ -184,7 +184,7 @@ class TwilioError(PiphoneError):
         self.original_error = original_error
         super().__init__(f"{self.name} ({code}): {self.message}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message}
 
 

@@ -91,7 +91,7 @@ class InsightsPublisher:
         headers = {"Content-Type": "application/json", "X-Twilio-Token": self._token()}
         try:
             # aiohttp's ssl=True would be its own default; ours is tls.py's (False: http).
-            context = self._ssl()
+            context: ssl.SSLContext | bool | None = self._ssl()
             if context is None and tls.is_secure(url):
                 context = await asyncio.to_thread(tls.client_context)
             context = context if tls.is_secure(url) else False

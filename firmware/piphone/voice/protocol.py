@@ -237,7 +237,7 @@ def _check(type_: str, name: str, value: Any, kind: Any) -> None:
         )
 
 
-def _as_tuple(kind: Any) -> tuple:
+def _as_tuple(kind: Any) -> tuple[Any, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 

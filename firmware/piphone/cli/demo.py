@@ -18,9 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..appliance.config import AccountConfig, ApplianceConfig, AudioConfig, PhoneConfig
+from ..appliance.service import Service
 from ..voice import Call, CallStatus, Device
-from .config import AccountConfig, ApplianceConfig, AudioConfig, PhoneConfig
-from .service import Service
 
 log = logging.getLogger(__name__)
 
