@@ -1,6 +1,6 @@
 """PCM: audio as numpy int16 arrays, the shape voice/ and audio/ hand each other.
 
-The bottom layer under voice/ and audio/, which may not import each other (DESIGN.md): a frame
+The bottom layer under voice/ and audio/, which may not import each other (ARCHITECTURE.md): a frame
 is 20 ms of mono int16 samples at 48 kHz. A call's source (``PcmSource``) gives one frame per
 ``read``, at its own pace; a call's sink (``PcmSink``) is given the far end's audio as it is
 heard, mono, at the rate of the far end's codec. Here too is what both sides measure and make

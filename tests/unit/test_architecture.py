@@ -1,4 +1,5 @@
-"""The package's shape, checked from its imports (ARCHITECTURE.md states the same rules):
+"""The package's shape, checked from its imports (ARCHITECTURE.md states the same rules, and
+scripts/architecture.py holds them: LAYERS):
 
 - no import cycle inside ``firmware/piphone`` (imports under ``TYPE_CHECKING`` and inside
   functions count: a cycle hidden from the interpreter is still two modules that cannot be
@@ -7,77 +8,30 @@
 - no upward import between layers: the bottom modules import no layer; ``voice``, ``audio``
   and ``panel`` import none of each other; the call log builds on ``voice``; ``exchange`` on
   ``voice`` and the call log; the ``appliance`` on ``voice``, ``audio``, ``panel`` and the call
-  log; only the command line sees everything.
+  log; only the command line sees everything;
+- no module over 500 lines;
+- ARCHITECTURE.md's generated parts (layers, modules, the call's state table) are the code's.
 """
 
 from __future__ import annotations
 
-import ast
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "firmware" / "piphone"
-WEBRTC = ("aiortc", "aioice", "av")
-RTC_DOOR = "piphone.voice.rtc"
-
-# What each layer may import, besides itself and the bottom layer. A module belongs to the
-# first layer whose name is a prefix of its own; the rest is the bottom layer.
-LAYERS: dict[str, set[str]] = {
-    "piphone.voice": set(),
-    "piphone.audio": set(),
-    "piphone.panel": set(),
-    "piphone.calllog": {"piphone.voice"},
-    "piphone.exchange": {"piphone.voice", "piphone.calllog"},
-    "piphone.appliance": {"piphone.voice", "piphone.audio", "piphone.panel", "piphone.calllog"},
-    "piphone.twilio_setup": {"piphone.appliance", "piphone.voice", "piphone.audio",
-                             "piphone.panel", "piphone.calllog"},
-    "piphone.cli": {"piphone.voice", "piphone.audio", "piphone.panel", "piphone.exchange",
-                    "piphone.appliance", "piphone.twilio_setup", "piphone.cli_exchange",
-                    "piphone.calllog"},
-    "piphone.cli_exchange": {"piphone.voice", "piphone.exchange", "piphone.calllog"},
-    "piphone.__main__": {"piphone.cli"},
-}
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-
-
-def imports_of(name: str) -> set[str]:
-    """Every module name ``name`` imports, absolute, anywhere in its text."""
-    path = MODULES[name]
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[:len(base) - node.level + 1]
-                stem = ".".join(base + ([node.module] if node.module else []))
-            else:
-                stem = node.module or ""
-            found.add(stem)
-            # `from . import x` and `from .pkg import mod` name modules too
-            found.update(f"{stem}.{alias.name}" for alias in node.names
-                         if f"{stem}.{alias.name}" in MODULES)
-    return found
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "architecture.py"
+_spec = importlib.util.spec_from_file_location("architecture", SCRIPT)
+assert _spec and _spec.loader
+arch = importlib.util.module_from_spec(_spec)
+sys.modules["architecture"] = arch
+_spec.loader.exec_module(arch)
 
 
 def internal_graph() -> dict[str, set[str]]:
-    graph = {}
-    for name in MODULES:
-        targets = {t for t in imports_of(name) if t in MODULES and t != name}
-        graph[name] = targets
-    return graph
+    return {name: {t for t in arch.imports_of(name) if t in arch.MODULES and t != name}
+            for name in arch.MODULES}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -115,23 +69,31 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def layer_of(name: str) -> str | None:
-    for layer in LAYERS:
-        if name == layer or name.startswith(layer + "."):
-            return layer
-    return None
-
-
 def is_package_face(name: str) -> bool:
-    """A package's __init__ that only re-exports (a cycle through it is not a design cycle:
-    ``from . import x`` in voice/__init__ and ``from ..voice import y`` elsewhere)."""
-    return MODULES[name].name == "__init__.py"
+    """A package's __init__, which only re-exports: ``from . import x`` in voice/__init__ and
+    ``from ..voice import y`` in a module of voice/ are not a design cycle."""
+    return arch.MODULES[name].name == "__init__.py"
+
+
+def upward_imports() -> list[str]:
+    upward = []
+    for name in arch.MODULES:
+        layer = arch.layer_of(name)
+        for target in arch.imports_of(name):
+            if target not in arch.MODULES:
+                continue
+            other = arch.layer_of(target)
+            if other is None or other == layer:
+                continue  # the bottom layer, or the same layer
+            if layer is None or other not in arch.LAYERS[layer]:
+                upward.append(f"{name} ({layer or 'bottom'}) imports {target} ({other})")
+    return upward
 
 
 def test_there_is_no_import_cycle():
     graph = internal_graph()
-    # Edges into a package's face (its __init__) stand for the modules it re-exports, not
-    # for the face itself: drop them where they would close a loop back into the package.
+    # Edges into a package's face stand for the modules it re-exports, not for the face
+    # itself: drop them where they would close a loop back into the package.
     for name, targets in graph.items():
         graph[name] = {t for t in targets
                        if not (is_package_face(t) and name.startswith(t + "."))}
@@ -141,36 +103,36 @@ def test_there_is_no_import_cycle():
 def test_webrtc_is_imported_only_behind_the_rtc_door():
     outside = sorted(
         f"{name} imports {target}"
-        for name in MODULES
-        if not (name == RTC_DOOR or name.startswith(RTC_DOOR + "."))
-        for target in imports_of(name)
-        if target.split(".")[0] in WEBRTC)
+        for name in arch.MODULES
+        if not (name == arch.RTC_DOOR or name.startswith(arch.RTC_DOOR + "."))
+        for target in arch.imports_of(name)
+        if target.split(".")[0] in arch.WEBRTC)
     assert outside == []
 
 
 def test_no_layer_imports_upwards():
-    upward = []
-    for name in MODULES:
-        layer = layer_of(name)
-        for target in imports_of(name):
-            if not target.startswith("piphone.") or target not in MODULES:
-                continue
-            other = layer_of(target)
-            if other is None or other == layer:
-                continue  # the bottom layer, or the same layer
-            if layer is None or other not in LAYERS[layer]:
-                upward.append(f"{name} ({layer or 'bottom'}) imports {target} ({other})")
-    assert upward == []
+    assert upward_imports() == []
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name", sorted(arch.MODULES))
 def test_no_module_is_over_500_lines(name):
-    lines = len(MODULES[name].read_text().splitlines())
-    assert lines <= 500, f"{MODULES[name]}: {lines} lines"
+    lines = len(arch.MODULES[name].read_text().splitlines())
+    assert lines <= arch.MAX_LINES, f"{arch.MODULES[name]}: {lines} lines"
 
 
-def test_the_checks_can_fail():
+def test_architecture_md_is_generated_from_the_code():
+    text = arch.DOCUMENT.read_text()
+    assert arch.render(text) == text, "run: python scripts/architecture.py --write"
+
+
+def test_the_checks_can_fail(monkeypatch):
     """The checks above see what they look for (so an empty list is a real answer)."""
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
-    assert "piphone.voice.protocol" in imports_of("piphone.exchange.session")
-    assert any(t.split(".")[0] == "aiortc" for t in imports_of("piphone.voice.rtc.session"))
+    assert "piphone.voice.protocol" in arch.imports_of("piphone.exchange.session")
+    assert any(t.split(".")[0] == "aiortc"
+               for t in arch.imports_of("piphone.voice.rtc.session"))
+    monkeypatch.setitem(arch.LAYERS, "piphone.exchange", ("piphone.calllog",))
+    assert any(" imports piphone.voice" in line and line.startswith("piphone.exchange")
+               for line in upward_imports())
+    stale = arch.DOCUMENT.read_text().replace("| `accept` | pending |", "| `accept` | open |", 1)
+    assert arch.render(stale) != stale
