@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import connect
@@ -151,3 +152,8 @@ async def hostile_clients(exchange) -> AsyncIterator:
         for client in clients:
             with contextlib.suppress(Exception):
                 await client.close()
+
+
+def temp_id() -> str:
+    """A call id of the kind a client makes up (the SDK's TJS... temporary ids)."""
+    return f"TJS{uuid.uuid4()}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
 
 import pytest
 
@@ -17,26 +16,11 @@ from piphone.voice.rtc import MediaSession
 
 from ..conftest import until
 from .helpers import Events, hears, place_and_answer
-from .hostile import Hostile, hostile_clients
-from .leaks import LeakCheck, open_peer_connections
+from .hostile import Hostile, temp_id
+from .leaks import open_peer_connections
 from .test_reconnect_signaling import RECONNECT_EVENTS
 
 pytestmark = pytest.mark.net
-
-
-@pytest.fixture
-async def leaks() -> LeakCheck:
-    return LeakCheck()
-
-
-@pytest.fixture
-async def hostile(exchange):
-    async with hostile_clients(exchange) as open_:
-        yield open_
-
-
-def temp_id() -> str:
-    return f"TJS{uuid.uuid4()}"
 
 
 def row_of(exchange, callsid: str):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 import pytest
 
@@ -18,25 +17,10 @@ from piphone.voice.rtc import MediaSession, Outbox
 
 from ..conftest import until
 from .helpers import Events, hears, place_and_answer
-from .hostile import Hostile, hostile_clients
-from .leaks import LeakCheck, open_peer_connections
+from .hostile import Hostile, temp_id
+from .leaks import open_peer_connections
 
 pytestmark = pytest.mark.net
-
-
-@pytest.fixture
-async def leaks() -> LeakCheck:
-    return LeakCheck()
-
-
-@pytest.fixture
-async def hostile(exchange):
-    async with hostile_clients(exchange) as open_:
-        yield open_
-
-
-def temp_id() -> str:
-    return f"TJS{uuid.uuid4()}"
 
 
 def limits(**changes) -> dict:

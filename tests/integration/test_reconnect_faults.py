@@ -16,15 +16,9 @@ from piphone.voice import CallStatus, DeviceState
 
 from ..conftest import until
 from .helpers import DEVICE_EVENTS, Events, hears, place_and_answer, place_ringing
-from .leaks import LeakCheck
 from .test_reconnect_signaling import RECONNECT_EVENTS
 
 pytestmark = pytest.mark.net
-
-
-@pytest.fixture
-async def leaks() -> LeakCheck:
-    return LeakCheck()
 
 
 @pytest.mark.parametrize("exchange_cfg", [{"reconnect_grace": 15.0}], indirect=True)

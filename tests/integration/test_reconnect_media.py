@@ -12,15 +12,9 @@ from piphone.voice import CallStatus
 from piphone.voice.reconnect import ReconnectSettings
 
 from .helpers import Events, hears, place_and_answer, place_ringing
-from .leaks import LeakCheck
 from .test_reconnect_signaling import RECONNECT_EVENTS
 
 pytestmark = pytest.mark.net
-
-
-@pytest.fixture
-async def leaks() -> LeakCheck:
-    return LeakCheck()
 
 
 async def _call(make_phone, netfault, settings=None):

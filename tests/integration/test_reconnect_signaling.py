@@ -12,16 +12,10 @@ import pytest
 from piphone.voice import CallStatus
 
 from .helpers import CALL_EVENTS, DEVICE_EVENTS, Events, hears, place_and_answer
-from .leaks import LeakCheck
 
 pytestmark = pytest.mark.net
 
 RECONNECT_EVENTS = (*CALL_EVENTS, "reconnecting", "reconnected")
-
-
-@pytest.fixture
-async def leaks() -> LeakCheck:
-    return LeakCheck()  # requested first, in the loop: counts the sockets open before
 
 
 async def _call_behind_proxy(make_phone, netfault):

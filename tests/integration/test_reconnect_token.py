@@ -16,17 +16,11 @@ from piphone.voice.tokens import mint
 
 from ..conftest import LOOPBACK, until
 from .helpers import DEVICE_EVENTS, Events, hears, place_and_answer
-from .leaks import LeakCheck
 from .test_reconnect_signaling import RECONNECT_EVENTS
 
 pytestmark = pytest.mark.net
 
 TTL = 4  # seconds: long enough to set up a call, short enough to expire during the outage
-
-
-@pytest.fixture
-async def leaks() -> LeakCheck:
-    return LeakCheck()
 
 
 @pytest.fixture(autouse=True)
