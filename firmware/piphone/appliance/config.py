@@ -24,12 +24,11 @@ from ..panel.pins import DEFAULT_PINS, InputPin, KeypadMatrix, PinMap, PinMapErr
 from ..tomlconfig import TomlFile, ip_addresses, positive, read_private, sid
 from ..voice import identity as identities
 from ..voice.edges import EDGES
-from ..voice.rtc.settings import CODEC_MIME
+from ..voice.rtc.settings import CODECS, codec_list_problem
 from .display import DisplayPatterns
 
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
 DND_MODES = ("reject", "ignore")
-CODECS = tuple(CODEC_MIME)  # the codecs the voice client speaks: opus, pcmu
 SECRET_KEYS = ("token", "api_key_secret")
 # [account] keys of TLS and the network path (issue 13); ice_servers may also be in secrets.toml
 NETWORK_KEYS = ("ca_file", "ice_servers", "network_traversal")
@@ -209,9 +208,7 @@ def _account(toml: TomlFile, secrets: TomlFile | None) -> AccountConfig:
                 raise toml.error(sec, key, f"applies to minted tokens only, and {SECRETS_NAME} "
                                  "has a fixed token (its grant decides)")
     addresses = toml.get(sec, "ice_addresses", list, None, ip_addresses)
-    codecs = toml.get(sec, "codec_preferences", list, list(CODECS),
-                      lambda v: None if v and all(c in CODECS for c in v)
-                      else f"must list some of {', '.join(CODECS)}")
+    codecs = toml.get(sec, "codec_preferences", list, list(CODECS), codec_list_problem)
     ca_file = _ca_file(toml, url)
     ice_servers = _ice_servers(toml, secrets=False)
     if secrets is not None:

@@ -16,12 +16,11 @@ from typing import Any
 from ..errors import ConfigError
 from ..tomlconfig import TomlFile, ip_addresses, port, positive, read_private, sid, write_private
 from ..voice import identity as identities
-from ..voice.rtc.settings import CODEC_MIME, MAX_REMOTE_CANDIDATES
+from ..voice.rtc.settings import CODECS, MAX_REMOTE_CANDIDATES, codec_list_problem
 
 DEFAULT_PORT = 8089
 DEFAULT_MAX_CALLS = 12
 KNOWN_LINES = ("echo", "tone")
-CODECS = tuple(CODEC_MIME)  # the codecs the media negotiates, in piphone's order of preference
 
 
 @dataclass(frozen=True)
@@ -129,9 +128,7 @@ def load(path: str | Path) -> ExchangeConfig:
                            "events_port", "call_log", "max_remote_candidates", "tls_cert",
                            "tls_key", "tls_ca", "phone_keys", "allow_plaintext"})
     addresses = toml.get(ex, "ice_addresses", list, None, ip_addresses)
-    codecs = toml.get(ex, "codec_preferences", list, list(CODECS),
-                      lambda v: None if v and all(c in CODECS for c in v)
-                      else f"must list some of {', '.join(CODECS)}")
+    codecs = toml.get(ex, "codec_preferences", list, list(CODECS), codec_list_problem)
     lines = {}
     for number, line in toml.section("lines").items():
         if line not in KNOWN_LINES:

@@ -12,8 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 CODEC_MIME = {"opus": "audio/opus", "pcmu": "audio/PCMU"}
+CODECS = tuple(CODEC_MIME)  # what piphone's media speaks, in its order of preference
 CONNECT_TIMEOUT = 10.0  # seconds from answer to ICE+DTLS connected
 MAX_REMOTE_CANDIDATES = 24  # a real offer carries fewer than ten (host, srflx, relay per path)
+
+
+def codec_list_problem(value: Sequence[object]) -> str | None:
+    """What is wrong with a config's ``codec_preferences``, or None (a tomlconfig check)."""
+    if value and all(codec in CODECS for codec in value):
+        return None
+    return f"must list some of {', '.join(CODECS)}"
 
 
 @dataclass(frozen=True)
