@@ -358,3 +358,10 @@ def test_piphone_token_grants(tmp_path, capsys):
     assert "--twiml-app-sid must be AP and 32 hex digits" in capsys.readouterr().err
     assert cli.main(["token", "--config", str(exchange)]) == 2
     assert "needs --identity" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ['["g729"]', "[]", '["opus", "speex"]'])
+def test_a_codec_list_must_name_codecs_piphone_speaks(tmp_path, value):
+    text = GOOD.replace('api_key_sid = "', f'codec_preferences = {value}\napi_key_sid = "', 1)
+    message = error_of(tmp_path, text)
+    expect(message, line=5, key="account.codec_preferences", says="must list some of opus, pcmu")

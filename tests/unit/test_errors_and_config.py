@@ -48,6 +48,8 @@ def test_starter_config_loads_and_is_private(tmp_path):
         ("max_calls = 12 ", "max_calls = 12\ncolour = 3 ",
          r"line 10: exchange.colour: unknown key"),
         ("port = 8089", "port = = 8089", r"Invalid value \(at line 7"),
+        ('codec_preferences = ["opus", "pcmu"]', 'codec_preferences = ["g729"]',
+         r"exchange.codec_preferences: must list some of opus, pcmu"),
     ],
 )
 def test_config_errors_name_file_key_and_line(tmp_path, old, new, expected):
