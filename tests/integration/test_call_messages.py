@@ -44,6 +44,12 @@ async def test_messages_go_both_ways_between_two_piphones(make_phone, wire):
     assert heard.all("messageSent")[0][0]["voice_event_sid"] == reply
     assert sent.names() == ["messageSent", "messageReceived"]
     assert heard.names() == ["messageReceived", "messageSent"]
+    # The README's example, as written.
+    outgoing.send_message({"content": {"volume": 7},  # any JSON value
+                           "message_type": "user-defined-message",
+                           "content_type": "application/json"})  # optional: the default
+    (readme,) = await heard.wait("messageReceived", count=2)
+    assert readme["content"] == {"volume": 7} and readme["content_type"] == "application/json"
 
 
 async def test_a_refused_message_is_an_error_of_the_call_not_of_the_device(make_phone):
