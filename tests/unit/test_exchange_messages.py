@@ -14,6 +14,7 @@ from piphone.exchange import messages
 from piphone.exchange.calls import CallTable
 from piphone.exchange.records import CallRecords
 from piphone.exchange.routing import DialPlan, Registrations
+from piphone.voice import protocol
 
 from . import test_exchange_calls as rig
 from .test_exchange_calls import FakeMedia, Party, frame, invite, settled
@@ -131,3 +132,9 @@ async def test_messages_a_minute_per_party_are_bounded():
     finally:
         await limited.close()
         records.close()
+
+
+@pytest.mark.parametrize("sid", ["KX\nforged line", "KX " + "0" * 30, "K" * 65, ""])
+def test_a_voice_event_sid_the_exchange_echoes_is_short_and_printable(sid):
+    with pytest.raises(protocol.ProtocolError, match="voiceeventsid"):
+        frame("message", **message("CA1", voiceeventsid=sid))
