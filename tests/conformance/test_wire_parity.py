@@ -20,6 +20,8 @@ from .conftest import HERE, pytestmark  # noqa: F401
 GOLDEN = HERE / "golden" / "sdk-frames.json"
 SDK_VERSION = json.loads((HERE / "package.json").read_text())["dependencies"]["@twilio/voice-sdk"]
 REFRESH = os.environ.get("PIPHONE_REFRESH_GOLDEN") == "1"
+MESSAGE = {"content": {"parity": True}, "message_type": "user-defined-message"}
+MESSAGE_SDK = {"content": {"parity": True}, "messageType": "user-defined-message"}
 
 
 def key_paths(value: object, prefix: str = "") -> set[str]:
@@ -42,7 +44,8 @@ def shapes(frames: list[tuple[str, dict]]) -> dict[str, list[str]]:
 
 
 async def sdk_scenarios(sdk_phone, piphone, wire) -> dict[str, list[str]]:
-    """register; call echo with digits; hang up; answer a call; hang up; reject; unregister."""
+    """register; call echo with digits and a message; hang up; answer a call; hang up; reject;
+    unregister."""
     browser = await sdk_phone("subject")
     await browser.wait_event("registered", source="device")
     helper = await piphone("helper")
@@ -50,6 +53,8 @@ async def sdk_scenarios(sdk_phone, piphone, wire) -> dict[str, list[str]]:
     await browser.wait_event("accept")
     await browser.run("d => window.phone.sendDigits(d)", "12#")
     await until(lambda: wire.got("subject", "dtmf"), what="the SDK's digits")
+    await browser.run("m => window.phone.sendMessage(m)", MESSAGE_SDK)
+    await browser.wait_event("messageSent")
     await browser.run("window.phone.disconnect()")
     await browser.wait_event("disconnect")
     answered = Events(await helper.device.connect({"To": "subject"}))
@@ -75,6 +80,8 @@ async def piphone_scenarios(piphone, wire) -> dict[str, list[str]]:
     call = await subject.device.connect({"To": "echo", "topic": "parity"})
     await Events(call).wait("accept", timeout=10)  # attached before the answer can arrive
     await call.send_digits("12#")
+    call.send_message(MESSAGE)
+    await Events(call, ("messageSent",)).wait("messageSent")
     call.disconnect()
     answered = Events(await helper.device.connect({"To": "subject"}))
     incoming = await subject.next_call()

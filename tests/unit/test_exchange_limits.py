@@ -14,7 +14,7 @@ from piphone.exchange.limits import PERIOD, OncePerMinute, Window
 
 LIMITS = ("max_sessions", "max_sockets_per_address", "max_unauthenticated_per_address",
           "max_registrations_per_identity", "send_queue", "max_bad_frames", "heartbeat_timeout",
-          "feedback_per_minute")
+          "feedback_per_minute", "messages_per_minute")
 
 
 def test_the_starter_lists_every_limit_with_its_default(tmp_path):

@@ -3,9 +3,9 @@
 Each party has its own leg (legs.py) with its own media session here, and ``bridge`` joins
 two legs' audio. This module takes the frames a session sends about calls and hands each to
 the part that does that job: placing and answering (placing.py), media restarts and resumes
-(restarts.py), and hanging up, digits and messages here. ``CallBook`` (lifetime.py) holds the
-calls and ends them. A leg whose socket vanished mid-call is kept for ``reconnect_grace``
-seconds, so its client can resume with the reconnect token.
+(restarts.py), call messages (messages.py), and hanging up and digits here. ``CallBook``
+(lifetime.py) holds the calls and ends them. A leg whose socket vanished mid-call is kept
+for ``reconnect_grace`` seconds, so its client can resume with the reconnect token.
 
 ``CallTable`` is the call layer's one door: the session layer (session.py) hands it each call
 frame of a session (``handle``) and tells it of a closed session (``session_closed``); the
@@ -27,6 +27,7 @@ from .config import ExchangeConfig
 from .legs import CallLeg, ExchangeCall, LegIndex, Party, Phase
 from .lifetime import CallBook
 from .media import MediaBridge
+from .messages import MessageRelay
 from .placing import Placer
 from .records import CallRecords
 from .restarts import Restarts
@@ -46,6 +47,7 @@ class CallTable:
         self.book = CallBook(config, records)
         self.placer = Placer(self.book, config, dial_plan, registered, media, records)
         self.restarts = Restarts(self.book, media)
+        self.messages = MessageRelay(config.limits.messages_per_minute)
 
     @property
     def calls(self) -> set[ExchangeCall]:
@@ -86,7 +88,7 @@ class CallTable:
             "hangup": self._hangup,
             "dtmf": self._dtmf,
             "reinvite": self.restarts.reinvite,
-            "message": self._message,
+            "message": self.messages.relay,
         }.get(frame.type)
         if handler is not None:
             handler(leg, payload)
@@ -115,7 +117,7 @@ class CallTable:
         if not call.forks and call.phase is Phase.RINGING:
             self.book.end(call, caller_error=(31480, "no device answered"))
 
-    # --- digits and messages -----------------------------------------------------------------
+    # --- digits ------------------------------------------------------------------------------
     def _dtmf(self, leg: CallLeg, payload: dict[str, Any]) -> None:
         call = leg.call
         digits = payload["dtmf"]
@@ -141,14 +143,6 @@ class CallTable:
         # A browser sends "12w3" in one frame: honour each w as a 500 ms pause.
         await dtmf.send_with_pauses(digits, lambda group: leg.send("dtmf", callsid=leg.sid,
                                                                    dtmf=group))
-
-    def _message(self, leg: CallLeg, payload: dict[str, Any]) -> None:
-        event = payload.get("voiceeventsid")
-        other = leg.call.other(leg)
-        if other is not None:
-            other.send("message", **{**payload, "callsid": other.sid})
-        if isinstance(event, str):
-            leg.send("ack", callsid=leg.sid, acktype="message", voiceeventsid=event)
 
     # --- lost sessions -------------------------------------------------------------------------
     def session_closed(self, session: Party) -> None:

@@ -2,8 +2,9 @@
 
 Events (pyee, the SDK's names): ``accept(call)``, ``cancel()``, ``disconnect(call)``,
 ``error(TwilioError)``, ``mute(is_muted, call)``, ``reject()``, ``ringing(has_early_media)``,
-``reconnecting(TwilioError)``, ``reconnected()``; piphone adds ``dtmf(digits)`` for digits the
-far end sent and ``status(status)`` for every change.
+``reconnecting(TwilioError)``, ``reconnected()``, ``messageSent``/``messageReceived(message)``
+(messages.py); piphone adds ``dtmf(digits)`` for digits the far end sent and ``status(status)``
+for every change.
 
 What moves a call, what it sends then and what it emits in which order (the SDK's) is one
 table, ``TRANSITIONS`` in voice/call_states.py, which ``_fire`` follows: the one place the
@@ -19,7 +20,7 @@ import asyncio
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .. import dtmf
@@ -30,6 +31,7 @@ from .call_states import CallEvent, Facts, Trigger
 from .call_states import CallStatus as CallStatus  # re-exported: the SDK's statuses
 from .errors import TwilioError
 from .events import Emitter
+from .messages import CallMessages
 from .ports import MediaFactory, SendFrame
 from .quality import QualityMonitor, QualitySettings
 from .reconnect import CallHooks, CallReconnection, ReconnectSettings
@@ -99,6 +101,8 @@ class Call(Emitter):
         self._digits_lock = asyncio.Lock()
         self._publish_feedback = publish_feedback  # Device: Insights event (insights.py)
         self.feedback: dict[str, Any] | None = None
+        self.messages = CallMessages(send=send, call_sid=lambda: self.call_sid, emit=self.emit,
+                                     closed=lambda: self._status is CallStatus.CLOSED)
         # sample / volume / warning (quality.py): runs while the call is open or reconnecting.
         self.quality = QualityMonitor(
             quality or QualitySettings(), read_counters=self._quality_counters,
@@ -213,6 +217,10 @@ class Call(Emitter):
             return None
         return self._publish_feedback(self, score, issue)
 
+    def send_message(self, message: Mapping[str, Any]) -> str:
+        """The SDK's sendMessage: returns the message's voice event SID (messages.py)."""
+        return self.messages.send(message)
+
     def set_condition(self, name: str, active: bool, data: dict[str, Any] | None = None) -> None:
         """Raise (``warning``) or clear (``warning-cleared``) a condition the appliance sees,
         e.g. ``audio-device-lost`` when the headset goes away (piphone extension)."""
@@ -263,6 +271,8 @@ class Call(Emitter):
     def handle_frame(self, frame: protocol.Frame) -> None:
         """A frame the Device routed to this call."""
         kind, payload = frame.type, frame.payload
+        if self.messages.handle(frame):  # ack, message, a message's error
+            return
         if kind == "ringing":
             self._set_callsid(payload)
             self._fire(CallEvent.RINGING, early_media=bool(payload.get("sdp")))

@@ -358,7 +358,7 @@ class Device(Emitter):
             self._set_state(DeviceState.UNREGISTERED)
         elif kind == "invite":
             self._tasks.spawn(self._on_invite(payload))
-        elif kind == "error":
+        elif kind == "error" and not payload.get("voiceeventsid"):  # a message's: the call's
             self._on_error(payload)
         elif kind == "close":
             self._connected.clear()

@@ -92,8 +92,8 @@ CODES: dict[int, ErrorInfo] = {
     31206: ErrorInfo(
         "RateExceededError", "Rate exceeded authorized limit",
         "Rate exceeded authorized limit", "The request performed exceeds the authorized limit.",
-        ("Too many sockets, registrations or malformed frames from one client, address or "
-         "identity.",),
+        ("Too many sockets, registrations, malformed frames or call messages from one client, "
+         "address or identity.",),
         ("Close unused Devices; the exchange's limits are in exchange.toml [limits].",),
     ),
     31207: ErrorInfo(
@@ -113,6 +113,23 @@ CODES: dict[int, ErrorInfo] = {
         "Reconnect attempt is not authorized.",
         "The server refused to resume the call with this reconnect token.",
         ("The call is another identity's, or its own connection is still open.",),
+    ),
+    31210: ErrorInfo(
+        "CallMessageEventTypeInvalidError", "Call Message Event Type is invalid.",
+        "Call Message Event Type is invalid.",
+        "The Call Message Event Type is invalid and is not understood by Twilio Voice.",
+        ("The Call Message Event Type is invalid and is not understood by Twilio Voice.",),
+        ("Ensure the Call Message Event Type is Valid and understood by Twilio Voice and try "
+         "again.",),
+    ),
+    31212: ErrorInfo(
+        "PayloadSizeExceededError", "Call Message Event Payload size exceeded authorized limit.",
+        "Call Message Event Payload size exceeded authorized limit.",
+        "The request performed to send a Call Message Event exceeds the payload size "
+        "authorized limit",
+        ("The payload size of Call Message Event exceeds the authorized limit.",),
+        ("Reduce payload size of Call Message Event to be within the authorized limit and "
+         "try again.",),
     ),
     31402: ErrorInfo(
         "AcquisitionFailedError", "Could not acquire user media", "Media acquisition failed",

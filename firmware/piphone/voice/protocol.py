@@ -67,6 +67,9 @@ CALLSID = Text(64, _PRINTABLE, "1-64 printable ASCII characters (a CallSid)")
 TOKEN = Text(16 * 1024, re.compile(r"[\x21-\x7e]*"), "a JWT (printable ASCII)")
 _ID = Text(256, _PRINTABLE, "1-256 printable ASCII characters")
 _SHORT = Text(1024)
+# A call message's id: the SDK's are KX + 32 hex (voice/messages.py); the exchange echoes a
+# client's back to it in the ack, so it must be short and printable.
+VOICE_EVENT_SID = Text(64, _PRINTABLE, "1-64 printable ASCII characters (a voice event SID)")
 
 CLIENT_FRAMES: dict[str, _Spec] = {
     "listen": ({"token": TOKEN}, {"browserinfo": _OBJ, "reconnectTimeout": (int, float)}),
@@ -82,7 +85,7 @@ CLIENT_FRAMES: dict[str, _Spec] = {
     "dtmf": ({"callsid": CALLSID, "dtmf": _SHORT}, {}),
     "message": (
         {"callsid": CALLSID, "content": object},
-        {"contenttype": _SHORT, "messagetype": _SHORT, "voiceeventsid": _SHORT},
+        {"contenttype": _SHORT, "messagetype": _SHORT, "voiceeventsid": VOICE_EVENT_SID},
     ),
 }
 

@@ -18,8 +18,9 @@ function record(source, name, args) {
   window.log.push({ source, name, args: plain, at: performance.now() - t0 });
 }
 
-const CALL_EVENTS = ["accept", "cancel", "disconnect", "error", "mute", "reconnected",
-  "reconnecting", "reject", "ringing", "sample", "warning", "warning-cleared"];
+const CALL_EVENTS = ["accept", "cancel", "disconnect", "error", "messageReceived", "messageSent",
+  "mute", "reconnected", "reconnecting", "reject", "ringing", "sample", "warning",
+  "warning-cleared"];
 const DEVICE_EVENTS = ["registered", "registering", "unregistered", "error", "incoming",
   "tokenWillExpire", "destroyed"];
 
@@ -60,6 +61,7 @@ window.phone = {
   disconnect() { this.call.disconnect(); },
   mute(should) { this.call.mute(should); },
   sendDigits(digits) { this.call.sendDigits(digits); },
+  sendMessage(message) { return this.call.sendMessage(message); },
   destroy() { if (this.device) this.device.destroy(); },
 
   state() {
