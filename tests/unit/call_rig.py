@@ -14,7 +14,7 @@ from piphone.voice.call import Call, CallDirection
 from piphone.voice.errors import TwilioError
 from piphone.voice.quality import QualitySettings
 from piphone.voice.reconnect import ReconnectSettings
-from piphone.voice.rtc import MediaError, MediaSettings
+from piphone.voice.rtc import MediaError, MediaSettings, NetworkReport
 from piphone.voice.rtc.tracks import DrainSink
 
 OFFER = "v=0 offer"
@@ -68,6 +68,9 @@ class FakeMedia:
     async def answer(self) -> str:
         self.codec = "pcmu"
         return "v=0 answer"
+
+    def network(self) -> NetworkReport:
+        return NetworkReport()  # no network here
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         loop = asyncio.get_running_loop()

@@ -29,6 +29,7 @@ class VoiceResponse {
   constructor() { this.verbs = []; }
   dial(attrs) { const d = new Dial(attrs || {}); this.verbs.push({ dial: d }); return d; }
   say(text) { this.verbs.push({ say: text }); }
+  echo() { this.verbs.push({ echo: true }); }
 }
 globalThis.Twilio = { twiml: { VoiceResponse } };
 const fn = require(process.argv[2]);
@@ -67,6 +68,9 @@ def test_the_function_rings_the_phone_and_dials_what_it_calls(tmp_path):
         {"From": phone, "To": "12#"},
         {"From": phone, "To": "<Play>http://x</Play>"},
         {"From": "client:mallory", "To": "+15557654321"},  # not this phone: it rings it
+        {"From": phone},  # the SDK's preflight test call names no one: it hears itself
+        {"From": phone, "To": " "},
+        {"From": "client:mallory"},  # not this phone: it rings it
     ]
     out = run_function(tmp_path, function.function_code("alice", "+15551230001"), events)
     caller_id = "+15551230001"
@@ -79,6 +83,9 @@ def test_the_function_rings_the_phone_and_dials_what_it_calls(tmp_path):
         dial([{"client": "bob.smith"}]),
         [{"say": "The number 12# cannot be dialled."}],
         [{"say": "The number <Play>http://x</Play> cannot be dialled."}],
+        dial([{"client": "alice"}]),
+        [{"echo": True}],
+        [{"echo": True}],
         dial([{"client": "alice"}]),
     ]
     out = run_function(tmp_path, function.function_code("alice", None), [

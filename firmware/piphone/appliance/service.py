@@ -24,9 +24,10 @@ from .. import paths
 from ..backoff import Backoff
 from ..errors import PiphoneError
 from ..systemd import Notifier, feed_watchdog, watchdog_interval
-from ..voice import Call, Device, DeviceState, ice, tls
+from ..voice import Call, Device, DeviceState, ice
 from ..voice.quality import Sample
 from . import config as config_mod
+from . import network
 from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
@@ -132,20 +133,9 @@ class Service:
         self.audio = ApplianceAudio(cfg.audio, cfg.alerts, self._audio_condition)
         self.sounds = self.audio.sounds
         account = cfg.account
-        ice_servers = [ice.ice_server(s.urls, s.username, s.credential)
-                       for s in account.ice_servers]
-        options: dict[str, Any] = {
-            "codec_preferences": account.codec_preferences,
-            "ice_addresses": account.ice_addresses,
-            "ice_servers": ice_servers,
-            "allow_incoming_while_busy": True,  # the phone itself refuses as busy
-        }
-        if account.signaling_url:
-            options["signaling_url"] = account.signaling_url
-            if account.ca_file:  # a local exchange with its own CA (wss://, config checks)
-                options["ssl_context"] = tls.client_context(ca_file=account.ca_file)
-        else:
-            options["edge"] = account.edge  # verified against the system's trust store
+        options = network.device_network(account)  # as `piphone check --network` uses it
+        ice_servers = options["ice_servers"]
+        options["allow_incoming_while_busy"] = True  # the phone itself refuses as busy
         if self.audio.source is not None:
             options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
         if cfg.account.mints_tokens:  # a token that expired while cut off is renewed first

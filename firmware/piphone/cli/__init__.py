@@ -3,8 +3,9 @@
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call. One module per group of subcommands: run.py
 (``run``), call.py (``call``), phone.py (``check``, ``status``, ``hangup``, ``answer``,
-``mute``, ``diagram``, ``calls``), keys.py (``token``, ``twilio setup``) and exchange.py
-(``exchange``; its options and admin actions are in piphone/cli_exchange.py).
+``mute``, ``diagram``, ``calls``; ``check --network`` in network_check.py), keys.py (``token``,
+``twilio setup``) and exchange.py (``exchange``; its options and admin actions are in
+piphone/cli_exchange.py).
 """
 
 from __future__ import annotations

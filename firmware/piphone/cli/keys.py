@@ -97,7 +97,8 @@ def cmd_twilio_setup(args: argparse.Namespace) -> int:
     if path is None:
         return 0
     print(f"\n$ piphone check --config {path}", flush=True)
-    if cmd_check(argparse.Namespace(config=path, headset=None)) == 1:
+    if cmd_check(argparse.Namespace(config=path, headset=None, network=False,
+                                    json=False, duration=20.0)) == 1:
         print("setup is done; the phone needs its headset before `piphone run` (see above)")
     return 0
 

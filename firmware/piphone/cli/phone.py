@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from ..errors import PiphoneError
+from . import network_check
 from .common import Subparsers
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def add_check(sub: Subparsers) -> None:
                        help="piphone.toml: checked in full when it has [account] (exit 2 on an "
                             "error); its [audio] headset names the card (default: USB)")
     check.add_argument("--headset", help="the card to look for, instead of the config's")
+    network_check.add_arguments(check)
     check.set_defaults(func=cmd_check)
 
 
@@ -57,6 +59,9 @@ def add_calls(sub: Subparsers) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Cards present, and the one ``audio.headset`` selects (exit 1 if none matches)."""
+    network_check.check_args(args)
+    if args.network:  # the preflight test instead of the cards (network_check.py)
+        return network_check.run(args)
     from ..audio import devices
     from ..tomlconfig import TomlFile
 

@@ -2,7 +2,9 @@
 
 One Function per phone answers both of Twilio's questions: a call to the phone's number rings
 the phone's identity; a call the phone places (through its TwiML App, ``From`` is
-``client:IDENTITY``) dials ``To``, a number with the account's caller ID or another client.
+``client:IDENTITY``) dials ``To``, a number with the account's caller ID or another client, and
+one with no ``To`` (the SDK's preflight test call, `piphone check --network`) hears itself
+(``<Echo/>``).
 It runs as a *protected* Function: Twilio's runtime rejects every request that does not carry
 a valid ``X-Twilio-Signature`` made with the account's auth token, so nobody on the internet
 can make the account dial anywhere through it.
@@ -52,8 +54,12 @@ const CALLER_ID = @CALLER_ID@; // the number calls go out from (null: none)
 
 exports.handler = function (context, event, callback) {
   const twiml = new Twilio.twiml.VoiceResponse();
-  if (event.From === "client:" + IDENTITY) {
-    dialOut(twiml, String(event.To || "").trim());
+  const to = String(event.To || "").trim();
+  if (event.From === "client:" + IDENTITY && to === "") {
+    // A call that names no one is the SDK's preflight test (`piphone check --network`): echo.
+    twiml.echo();
+  } else if (event.From === "client:" + IDENTITY) {
+    dialOut(twiml, to);
   } else {
     // A call to the phone's number rings the phone; the caller hears ringing until it answers.
     twiml.dial({ answerOnBridge: true }).client(IDENTITY);

@@ -35,7 +35,7 @@ from .messages import CallMessages
 from .ports import MediaFactory, SendFrame
 from .quality import QualityMonitor, QualitySettings
 from .reconnect import CallHooks, CallReconnection, ReconnectSettings
-from .rtc import MediaError, MediaSettings
+from .rtc import MediaError, MediaSettings, NetworkReport
 from .rtc.ports import CallAudioPort, Counters, MediaPort
 from .rtc.tracks import AudioSink, AudioSource, AudioStream
 from .tasks import TaskSet
@@ -234,6 +234,10 @@ class Call(Emitter):
         if media is None or media.input_meter is None or media.output_meter is None:
             return None
         return media.input_meter, media.output_meter
+
+    def network_report(self) -> NetworkReport | None:
+        """ICE/DTLS timings and candidates of the current media (a preflight's report)."""
+        return self._media.network() if self._media is not None else None
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

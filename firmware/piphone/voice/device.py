@@ -29,6 +29,7 @@ from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .identity import is_party
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
+from .preflight import PreflightOptions, PreflightTest
 from .quality import QualitySettings
 from .reconnect import ReconnectSettings
 from .rtc import IceServerLike, MediaError, MediaSettings, is_loopback, to_ice_servers
@@ -126,6 +127,12 @@ class Device(Emitter):
         self._tasks = TaskSet(self)
         self._last_error: TwilioError | None = None
         self._placing = False  # a connect() is under way
+
+    @staticmethod
+    def run_preflight(token: str, options: PreflightOptions | Mapping[str, Any] | None = None
+                      ) -> PreflightTest:
+        """The SDK's ``Device.runPreflight``: a test call on a Device of its own (preflight.py)."""
+        return PreflightTest(token, options, device_factory=Device)
 
     # --- properties ------------------------------------------------------------------------
     @property

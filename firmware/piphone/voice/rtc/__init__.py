@@ -12,7 +12,7 @@ the exchange) and CallAudioPort (a call's audio), with their value types.
 
 from .call_audio import CallAudio
 from .forwarding import Outbox
-from .ports import CallAudioPort, Counters, LegMediaPort, MediaPort
+from .ports import CallAudioPort, Counters, LegMediaPort, MediaPort, NetworkReport
 from .session import MediaError, MediaSession, NoIceCandidate, codec_of, codecs_of
 from .settings import IceServer, IceServerLike, MediaSettings, is_loopback, to_ice_servers
 
@@ -27,6 +27,7 @@ __all__ = [
     "MediaError",
     "MediaSession",
     "MediaSettings",
+    "NetworkReport",
     "NoIceCandidate",
     "Outbox",
     "codec_of",

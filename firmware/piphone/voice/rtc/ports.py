@@ -8,9 +8,9 @@ object: what crosses the port is text (SDP), numbers, piphone's own meters and c
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...pcm import LevelReading
 
@@ -37,6 +37,17 @@ class Counters:
     buffer_target: int | None = None
     concealed: int = 0
     late: int = 0
+
+
+@dataclass(frozen=True)
+class NetworkReport:
+    """What a session tells of its network path (rtc/network.py), in the SDK's preflight
+    report's shapes: timestamps in ms since the epoch, the browser's candidate stats keys."""
+
+    # "peerConnection", "ice", "dtls", "signaling" -> {"start", "end", "duration"} (ms)
+    timing: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    ice_candidate_stats: tuple[Mapping[str, Any], ...] = ()  # local, then remote candidates
+    selected_pair: Mapping[str, Mapping[str, Any]] | None = None  # localCandidate, remote...
 
 
 class MediaPort(Protocol):
@@ -95,6 +106,9 @@ class MediaPort(Protocol):
 
     async def counters(self) -> Counters:
         """The session's statistics now (the quality monitor reads them once a second)."""
+
+    def network(self) -> NetworkReport:
+        """When ICE, DTLS and the connection came up, and the ICE candidates (preflight)."""
 
     async def close(self) -> None:
         """Close the session and all it opened (idempotent)."""

@@ -47,7 +47,8 @@ from .encoding import EncodingTrack
 from .forwarding import Outbox
 from .frames import AvFrames
 from .jitter import CLOCK_RATE
-from .ports import Counters
+from .network import NetworkWatch
+from .ports import Counters, NetworkReport
 from .settings import CODEC_MIME, IceServer, MediaSettings
 from .tracks import AudioSink, AudioSource, as_track, play
 
@@ -128,6 +129,7 @@ class MediaSession:
         self.jitter_buffer = hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
         self._transceiver = transceiver
+        self._network = NetworkWatch(self.pc, transceiver.sender.transport)  # preflight's
 
     @staticmethod
     def _capabilities(names: Sequence[str]) -> list[RTCRtpCodecCapability]:
@@ -324,6 +326,9 @@ class MediaSession:
             concealed=buffer.concealed,
             late=buffer.late,
         )
+
+    def network(self) -> NetworkReport:
+        return self._network.report()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait for ICE+DTLS connected; MediaError if it fails or times out."""
