@@ -29,9 +29,8 @@ from aiohttp import web
 from ..calllog import CallLog, CallRecord
 from ..logsafe import quoted, text
 from ..voice import protocol
-from ..voice.call import FEEDBACK_ISSUES
 from ..voice.errors import TwilioError
-from ..voice.insights import ENDPOINT
+from ..voice.insights import ENDPOINT, FEEDBACK_ISSUES
 from .auth import Grant
 from .limits import Window
 

@@ -26,7 +26,7 @@ from typing import Any
 from .. import dtmf
 from ..errors import InvalidArgumentError
 from ..pcm import LevelReading
-from . import call_media, call_states, protocol
+from . import call_media, call_states, insights, protocol
 from .call_states import CallEvent, Facts, Trigger
 from .call_states import CallStatus as CallStatus  # re-exported: the SDK's statuses
 from .errors import TwilioError
@@ -42,9 +42,6 @@ from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_ISSUES = (
-    "dropped-call", "audio-latency", "one-way-audio", "choppy-audio", "noisy-call", "echo",
-)
 VERIFIED_STIR = "TN-Validation-Passed-A"
 
 
@@ -202,15 +199,10 @@ class Call(Emitter):
 
     def post_feedback(self, score: int | None = None,
                       issue: str | None = None) -> asyncio.Task[bool] | None:
-        """Post call feedback (score 1-5, issue one of FEEDBACK_ISSUES; none = declined) as
-        Twilio's SDK does: an Insights event to the event gateway (insights.py). Returns the
-        posting task (its result: delivered or not); it never affects the call."""
-        if score is not None and (isinstance(score, bool) or score not in (1, 2, 3, 4, 5)):
-            raise InvalidArgumentError(f"feedback score must be 1-5 or None, got {score!r}")
-        if issue is not None and issue not in FEEDBACK_ISSUES:
-            raise InvalidArgumentError(
-                f"feedback issue must be one of {', '.join(FEEDBACK_ISSUES)}, got {issue!r}"
-            )
+        """Post call feedback (score 1-5, issue one of insights.FEEDBACK_ISSUES; none =
+        declined) as Twilio's SDK does: an Insights event to the event gateway (insights.py).
+        Returns the posting task (its result: delivered or not); it never affects the call."""
+        insights.check_feedback(score, issue)
         self.feedback = {"score": score, "issue": issue}
         self.emit("feedback", score, issue)  # piphone: the call log keeps it
         if self._publish_feedback is None:
@@ -294,11 +286,11 @@ class Call(Emitter):
         elif kind == "hangup":
             error = payload.get("error")
             self._fire(CallEvent.REMOTE_HANGUP,
-                       error=_error_from(payload) if isinstance(error, dict) else None)
+                       error=TwilioError.from_frame(payload) if isinstance(error, dict) else None)
         elif kind == "dtmf":
             self.emit("dtmf", payload["dtmf"])
         elif kind == "error":
-            self.emit("error", _error_from(payload))
+            self.emit("error", TwilioError.from_frame(payload))
 
     def signaling_lost(self) -> None:
         """The Device's socket dropped: resume later if the call can, else it ends."""
@@ -491,11 +483,4 @@ class Call(Emitter):
 
     def __repr__(self) -> str:
         return f"<Call {self.sid} {self.direction.value} {self._status.value}>"
-
-
-def _error_from(payload: dict[str, Any]) -> TwilioError:
-    error = payload.get("error") or {}
-    code, message = error.get("code"), error.get("message")
-    return TwilioError(code if isinstance(code, int) else 31005,
-                       message if isinstance(message, str) else None, original_error=error)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import PiphoneError
 
@@ -203,6 +204,15 @@ class TwilioError(PiphoneError):
 
     def to_dict(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_frame(cls, payload: dict[str, Any]) -> TwilioError:
+        """The error a server's frame carries (``{"error": {"code", "message"}}``); 31005
+        when it names no code."""
+        error = payload.get("error") or {}
+        code, message = error.get("code"), error.get("message")
+        return cls(code if isinstance(code, int) else 31005,
+                   message if isinstance(message, str) else None, original_error=error)
 
 
 # Wire codes of a refused token -> the error the SDK's Device reports for them (31207 as the

@@ -23,6 +23,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import InvalidArgumentError
 from . import tls
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,21 @@ PUBLISHER = "piphone"
 SDK_VERSION = "piphone-0.1"
 ENDPOINT = "/v4/EndpointEvents"
 POST_TIMEOUT = 5.0  # seconds for the whole request
+
+
+FEEDBACK_ISSUES = (
+    "dropped-call", "audio-latency", "one-way-audio", "choppy-audio", "noisy-call", "echo",
+)
+
+
+def check_feedback(score: object, issue: object) -> None:
+    """The SDK's checks of ``postFeedback(score, issue)``: InvalidArgumentError if either is
+    not one it takes (score 1-5 or None, issue one of FEEDBACK_ISSUES or None)."""
+    if score is not None and (isinstance(score, bool) or score not in (1, 2, 3, 4, 5)):
+        raise InvalidArgumentError(f"feedback score must be 1-5 or None, got {score!r}")
+    if issue is not None and issue not in FEEDBACK_ISSUES:
+        raise InvalidArgumentError(
+            f"feedback issue must be one of {', '.join(FEEDBACK_ISSUES)}, got {issue!r}")
 
 
 def twilio_event_gateway(home: str | None = None) -> str:
