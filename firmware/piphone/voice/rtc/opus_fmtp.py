@@ -2,7 +2,8 @@
 
 ``with_max_average_bitrate`` is what the SDK's ``setMaxAverageBitrate`` (rtc/sdp.ts) does to
 every offer and answer it makes: ``;maxaveragebitrate=N`` appended to the Opus ``a=fmtp``
-line, and nothing at all for a value outside 6000-510000. ``max_average_bitrate_of`` reads
+line (aiortc writes none: then the line is added), and nothing at all for a value outside
+6000-510000. ``max_average_bitrate_of`` reads
 the far end's, which caps what our encoder sends (as a browser's Opus encoder does).
 
 Edited as text, as the SDK does: aiortc parses the fmtp parameters and writes them out again.
@@ -25,11 +26,15 @@ def with_max_average_bitrate(sdp: str, bitrate: int | None) -> str:
     lines = sdp.split("\r\n")
     for payload_type in OPUS_RTPMAP.findall(sdp):
         prefix = f"a=fmtp:{payload_type} "
-        for i, line in enumerate(lines):
-            if line.startswith(prefix):
-                params = [p for p in line[len(prefix):].split(";")
-                          if p and not p.strip().lower().startswith("maxaveragebitrate=")]
-                lines[i] = prefix + ";".join([*params, f"maxaveragebitrate={bitrate}"])
+        found = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+        for i in found:
+            params = [p for p in lines[i][len(prefix):].split(";")
+                      if p and not p.strip().lower().startswith("maxaveragebitrate=")]
+            lines[i] = prefix + ";".join([*params, f"maxaveragebitrate={bitrate}"])
+        if not found:  # aiortc writes no fmtp line for Opus: one after its rtpmap
+            at = next(i for i, line in enumerate(lines)
+                      if line.lower().startswith(f"a=rtpmap:{payload_type} opus/"))
+            lines.insert(at + 1, f"{prefix}maxaveragebitrate={bitrate}")
     return "\r\n".join(lines)
 
 
