@@ -94,11 +94,11 @@ async def test_a_failing_or_silent_gateway_does_not_touch_the_call(make_phone):
         bob = await make_phone("bob", tone=660)
         outgoing, _, out_events, _ = await place_and_answer(alice, bob)
         assert await asyncio.wait_for(outgoing.post_feedback(5), 10) is False
-        alice.device._event_gateway = silent.url
+        alice.device.update_options(event_gateway=silent.url)
         alice.device._publisher.timeout = 0.5  # bounded: the default is 5 s
         assert await asyncio.wait_for(outgoing.post_feedback(5), 10) is False
         assert silent.arrived.is_set()
-        alice.device._event_gateway = "http://127.0.0.1:9/nothing-listens-here"
+        alice.device.update_options(event_gateway="http://127.0.0.1:9/nothing-listens-here")
         assert await asyncio.wait_for(outgoing.post_feedback(5), 10) is False
         assert str(outgoing.status()) == "open" and "error" not in out_events.names()
 

@@ -74,7 +74,7 @@ async def test_registration_is_repeated_while_registered(make_phone, wire):
 
 async def test_default_register_interval_is_thirty_seconds(exchange):
     device = Device(token_for(exchange), signaling_url=exchange.url)
-    assert device.register_interval == 30.0
+    assert device.options.register_interval == 30.0
     await device.destroy()
 
 

@@ -5,12 +5,15 @@
   ``WATCHDOG_USEC`` (so a stuck loop gets the service restarted), through ``sdnotify``.
 - SIGTERM/SIGINT: hang up, LEDs off, exit 0. SIGHUP: reload the config; a valid new config
   is applied between calls (a change during a call waits for its end); a bad one is logged and
-  the running config kept.
+  the running config kept. The panel, audio and call log are built again; the Device is kept
+  and takes the new account settings with ``update_options`` (the SDK's way: it stays
+  registered, and moves only if the signaling URL changed), unless the identity changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import signal
@@ -25,6 +28,7 @@ from ..backoff import Backoff
 from ..errors import PiphoneError
 from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from ..voice import Call, Device, DeviceState, ice
+from ..voice.device_options import DeviceOptions
 from ..voice.quality import Sample
 from . import config as config_mod
 from . import network
@@ -80,6 +84,7 @@ class Service:
         self._pending: ApplianceConfig | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._register_task: asyncio.Task[None] | None = None
+        self._ca_file: str | None = None  # of the Device's ssl_context
         self.traversal: ice.NetworkTraversal | None = None  # with [account] network_traversal
         self._mos: float | None = None
 
@@ -107,8 +112,9 @@ class Service:
                 if self._stop.is_set():
                     break
                 self.notifier.send("RELOADING=1")
-                await self.close()
-                self.cfg, self._pending = self._pending or self.cfg, None
+                new = self._pending or self.cfg
+                await self.close(keep_device=new.account.identity == self.cfg.account.identity)
+                self.cfg, self._pending = new, None
                 log.info("config reloaded from %s", self.cfg.path)
         finally:
             self.notifier.send("STOPPING=1")
@@ -122,8 +128,9 @@ class Service:
         return 0
 
     async def start(self) -> None:
-        """Build the phone from ``self.cfg``; returns once the first registration was tried
-        (it keeps trying in the background if the exchange is not there yet)."""
+        """Build the phone from ``self.cfg`` (with the Device kept by a reload, if any);
+        returns once the first registration was tried (it keeps trying in the background if
+        the exchange is not there yet)."""
         from ..panel.inputs import Inputs
         from ..panel.leds import Leds
 
@@ -133,9 +140,14 @@ class Service:
         self.audio = ApplianceAudio(cfg.audio, cfg.alerts, self._audio_condition)
         self.sounds = self.audio.sounds
         account = cfg.account
-        options = network.device_network(account)  # as `piphone check --network` uses it
+        # as `piphone check --network` builds it; a reload with the same CA keeps the context
+        # (a new one would make the Device open a new stream for nothing)
+        kept = self.device if account.ca_file and self._ca_file == account.ca_file else None
+        options = network.device_network(
+            account, ssl_context=kept.options.ssl_context if kept is not None else None)
         ice_servers = options["ice_servers"]
         options["allow_incoming_while_busy"] = True  # the phone itself refuses as busy
+        self._ca_file = account.ca_file
         if self.audio.source is not None:
             options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
         if cfg.account.mints_tokens:  # a token that expired while cut off is renewed first
@@ -144,7 +156,7 @@ class Service:
                 return cfg.account.access_token()
 
             options["token_source"] = fresh_token
-        self.device = device = Device(cfg.account.access_token(), **options)
+        device = self._device_with(options)
         if account.network_traversal:
             assert account.account_sid and account.api_key_sid and account.api_key_secret
             self.traversal = ice.NetworkTraversal(
@@ -152,11 +164,6 @@ class Service:
                 api_key_sid=account.api_key_sid, api_key_secret=account.api_key_secret)
             self.traversal.start()
         self.call_log = self._open_call_log()
-        if self.call_log is not None:  # before the phone's handler: busy refusals count too
-            device.on("incoming", self._log_call)
-        device.on("tokenWillExpire", self._refresh_token)
-        device.on("registered", lambda *_: self._registered())
-        device.on("unregistered", lambda *_: self._show_status())
         self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
         self.phone = phone = Phone(device, self.leds, self.sounds, cfg.phone, cfg.alerts,
                                    off_hook=lambda: bool(self.inputs is not None
@@ -166,13 +173,35 @@ class Service:
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
             phone.fire("off_hook")
-        tried = asyncio.Event()
-        self._register_task = asyncio.ensure_future(self._register(device, tried))
-        await tried.wait()
+        if device.state is DeviceState.REGISTERED:  # kept by a reload
+            self._registered()
+        elif self._register_task is None or self._register_task.done():
+            tried = asyncio.Event()
+            self._register_task = asyncio.ensure_future(self._register(device, tried))
+            await tried.wait()
 
-    async def close(self) -> None:
-        """Hang up, LEDs off, release pins and devices; idempotent."""
-        if self._register_task is not None:
+    def _device_with(self, options: dict[str, Any]) -> Device:
+        """The Device kept by a reload, updated to ``options``, or a new one."""
+        token = self.cfg.account.access_token()
+        if self.device is not None:
+            defaults = DeviceOptions().changed(options)  # every option the config implies
+            self.device.update_options(**{f.name: getattr(defaults, f.name)
+                                          for f in dataclasses.fields(defaults)})
+            self.device.update_token(token)
+            log.info("reload: the device keeps its registration with the new settings")
+            return self.device
+        self.device = device = Device(token, **options)
+        # before the phone's handler: busy refusals count too
+        device.on("incoming", self._log_call)
+        device.on("tokenWillExpire", self._refresh_token)
+        device.on("registered", lambda *_: self._registered())
+        device.on("unregistered", lambda *_: self._show_status())
+        return device
+
+    async def close(self, keep_device: bool = False) -> None:
+        """Hang up, LEDs off, release pins and devices; idempotent. ``keep_device``: all but
+        the Device (and its registration), for a reload to update."""
+        if self._register_task is not None and not keep_device:
             self._register_task.cancel()
             self._register_task = None
         if self.traversal is not None:
@@ -187,7 +216,7 @@ class Service:
         if self.leds is not None:
             self.leds.close()
             self.leds = None
-        if self.device is not None:
+        if self.device is not None and not keep_device:
             device, self.device = self.device, None
             try:
                 await asyncio.wait_for(device.destroy(), 10)

@@ -13,30 +13,25 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import InvalidStateError
-from ..pcm import Silence
-from . import protocol, tokens
+from . import call_media, protocol, tokens
 from .call import Call, CallDirection
 from .call_states import CallStatus
+from .device_options import DeviceOptions, active_call, check_update
 from .edges import EDGES, connected_edge, edge_list, twilio_signaling_url  # noqa: F401
 from .errors import TOKEN_REFUSALS, TwilioError
 from .events import Emitter
 from .identity import is_party
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
 from .preflight import PreflightOptions, PreflightTest
-from .quality import QualitySettings
-from .reconnect import ReconnectSettings
-from .rtc import IceServerLike, MediaError, MediaSettings, is_loopback, to_ice_servers
-from .rtc.tracks import AudioSink, AudioSource, DrainSink
+from .rtc import IceServerLike, MediaError, MediaSettings
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
-from .token_refresh import TokenRefresher, TokenSource
+from .token_refresh import TokenRefresher
 
 log = logging.getLogger(__name__)
 
@@ -51,69 +46,34 @@ class DeviceState(enum.StrEnum):
 
 
 class Device(Emitter):
-    def __init__(
-        self,
-        token: str,
-        *,
-        signaling_url: str | None = None,
-        edge: str | Sequence[str] = "roaming",
-        codec_preferences: Sequence[str] = ("opus", "pcmu"),
-        ice_servers: Sequence[IceServerLike] = (),  # IceServer (or aiortc RTCIceServer)
-        ice_addresses: Sequence[str] | None = None,
-        audio_source: Callable[[], AudioSource] = Silence,
-        audio_sink: Callable[[], AudioSink] = DrainSink,
-        token_refresh_ms: int = 10_000,
-        allow_incoming_while_busy: bool = False,
-        reconnect: ReconnectSettings | None = None,
-        token_source: TokenSource | None = None,
-        gather_while_ringing: bool = True,
-        ssl_context: ssl.SSLContext | None = None,
-        register_interval: float = protocol.REGISTER_INTERVAL,
-        heartbeat_timeout: float = protocol.HEARTBEAT_TIMEOUT,
-        quality: QualitySettings | None = None,
-        event_gateway: str | None = None,
-    ) -> None:
+    def __init__(self, token: str, **options: Any) -> None:
+        """``options``: DeviceOptions' fields (voice/device_options.py), as the SDK's
+        ``Device.Options``; ``update_options`` changes them later."""
         super().__init__()
-        self.edges = edge_list(edge)  # the edges to try, in order (without signaling_url)
+        self._options = DeviceOptions().changed(options)
         self._token = token
         tokens.read(token)  # a token that is not even a JWT is refused here (20101)
-        urls = ((signaling_url,) if signaling_url
-                else tuple(twilio_signaling_url(e) for e in self.edges))
-        self.media_settings = MediaSettings(
-            ice_servers=to_ice_servers(ice_servers),
-            ice_addresses=tuple(ice_addresses) if ice_addresses is not None else None,
-            ice_loopback=is_loopback(urlsplit(urls[0]).hostname),
-            codec_preferences=tuple(codec_preferences),
-        )
-        self._audio_source = audio_source
-        self._audio_sink = audio_sink
-        self.token_refresh_ms = token_refresh_ms
-        self.allow_incoming_while_busy = allow_incoming_while_busy
-        self.gather_while_ringing = gather_while_ringing
-        self.register_interval = register_interval
-        self.quality = quality or QualitySettings()  # thresholds etc. of every call's monitor
-        self.reconnect_settings = reconnect or ReconnectSettings()  # call reconnection timers
-        # Feedback goes to this event gateway URL, else the one the server names (the local
-        # exchange), else Twilio's for our home region (insights.py).
-        self._event_gateway = event_gateway
+        # Feedback goes to the event_gateway option's URL, else the one the server names
+        # (the local exchange), else Twilio's for our home region (insights.py).
         self._announced_gateway: str | None = None
         self._home: str | None = None
         self._edge: str | None = None
-        self._twilio = signaling_url is None
         self._state = DeviceState.UNREGISTERED
         self._calls: list[Call] = []
         self.identity: str | None = None
         self.region: str | None = None
-        self._stream = Signaling(urls, lambda: self._token, ssl_context=ssl_context,
-                                 heartbeat_timeout=heartbeat_timeout)
+        self._stream = Signaling(self._options.signaling_urls(), lambda: self._token,
+                                 ssl_context=self._options.ssl_context,
+                                 heartbeat_timeout=self._options.heartbeat_timeout)
         # Feedback over https trusts what signaling trusts (the same context).
         self._publisher = InsightsPublisher(lambda: self.event_gateway, lambda: self._token,
-                                            ssl_context=lambda: self._stream.ssl_context)
+                                            ssl_context=lambda: self._stream.ssl_context,
+                                            metadata=lambda: self._options.metadata)
         self._backoff_cap = self._stream.backoff.cap
         self._token_refresher = TokenRefresher(
             token=lambda: self._token, update=self.update_token, ask=self._ask_for_token,
-            report=self._report_token_error, source=token_source,
-            margin=token_refresh_ms / 1000)
+            report=self._report_token_error, source=self._options.token_source,
+            margin=self._options.token_refresh_ms / 1000)
         self._stream.before_connect = self._token_refresher.before_connect
         self._stream.on("frame", self._on_frame)
         self._stream.on("close", self._on_stream_close)
@@ -163,25 +123,53 @@ class Device(Emitter):
         """The home region the server names in ``connected`` (the SDK's ``Device.home``)."""
         return self._home
 
+    @property
+    def media_settings(self) -> MediaSettings:
+        """What the next call's media sessions are made with (from the options)."""
+        return self._options.media_settings()
+
     def set_ice_servers(self, servers: Sequence[IceServerLike]) -> None:
         """STUN/TURN servers of the calls from now on (e.g. fresh Network Traversal Service
         credentials); calls already up keep theirs."""
-        self.media_settings = replace(self.media_settings, ice_servers=to_ice_servers(servers))
+        self._options = replace(self._options, ice_servers=tuple(servers))
 
     @property
     def event_gateway(self) -> str | None:
-        if self._event_gateway or self._announced_gateway:
-            return self._event_gateway or self._announced_gateway
-        return twilio_event_gateway(self._home) if self._twilio else None
+        if self._options.event_gateway or self._announced_gateway:
+            return self._options.event_gateway or self._announced_gateway
+        return twilio_event_gateway(self._home) if not self._options.signaling_url else None
 
     def _post_feedback(self, call: Call, score: int | None,
                        issue: str | None) -> asyncio.Task[bool]:
-        event = feedback_event(call, score, issue, region=self.region)
+        event = feedback_event(call, score, issue, region=self.region, dscp=self._options.dscp)
         return self._tasks.spawn(self._publisher.post(event))
 
     @property
     def is_busy(self) -> bool:
-        return any(c.status() is not CallStatus.CLOSED for c in self._calls)
+        """On an active call (placed, or accepted), as the SDK's: a ringing one is not."""
+        return active_call(self._calls) is not None
+
+    @property
+    def options(self) -> DeviceOptions:
+        return self._options
+
+    def update_options(self, **options: Any) -> None:
+        """The SDK's ``updateOptions``: change options (device_options.py says which may
+        change during a call: all but the signaling URLs); the next call uses them."""
+        self._assert_alive()
+        new = self._options.changed(options)
+        moved = check_update(self._options, new, self.is_busy)
+        self._options = new
+        self._token_refresher.source = new.token_source
+        self._token_refresher.margin = new.token_refresh_ms / 1000
+        self._stream.heartbeat_timeout = new.heartbeat_timeout
+        if moved:  # reconnects there; registers again if it was registered
+            self._stream.move(new.signaling_urls(), new.ssl_context)
+
+    def disconnect_all(self) -> None:
+        """The SDK's ``disconnectAll``: ``disconnect()`` every call."""
+        for call in list(self._calls):
+            call.disconnect()
 
     # --- registration ------------------------------------------------------------------------
     async def register(self, timeout: float = 10.0) -> None:
@@ -220,39 +208,44 @@ class Device(Emitter):
         self._cancel_timer("_register_timer")
         if presence:
             loop = asyncio.get_running_loop()
-            self._register_timer = loop.call_later(self.register_interval,
+            self._register_timer = loop.call_later(self._options.register_interval,
                                                    self._send_presence, True)
 
     # --- calls ---------------------------------------------------------------------------------
     async def connect(self, params: Mapping[str, Any] | None = None, *,
+                      rtc_configuration: dict[str, Any] | None = None,
                       timeout: float = 10.0) -> Call:
         """Place a call (``params['To']`` names the callee); returns it once the invite is out.
         As the SDK's, refused (InvalidStateError) while a call is active or being placed: the
-        protocol cannot tell two outgoing calls apart until they ring."""
+        protocol cannot tell two outgoing calls apart until they ring. ``rtc_configuration``
+        may name this call's ``ice_servers``/``iceServers``, as ``Call.accept``'s."""
         self._assert_alive()
-        if self._placing or any(c.status() is not CallStatus.CLOSED and (
-                c.direction is CallDirection.OUTGOING or c.status() is not CallStatus.PENDING)
-                for c in self._calls):
+        if self._placing or self.is_busy:
             raise InvalidStateError("A Call is already active")
         params = {str(k): "" if v is None else str(v) for k, v in (params or {}).items()}
         self._placing = True
         try:
-            return await self._place(params, timeout)
+            settings = self._options.media_settings()
+            return await self._place(params, timeout, call_media.with_rtc_configuration(
+                settings, rtc_configuration) or settings)
         finally:
             self._placing = False
 
-    async def _place(self, params: dict[str, str], timeout: float) -> Call:
+    async def _place(self, params: dict[str, str], timeout: float,
+                     media_settings: MediaSettings) -> Call:
         await self._ensure_stream(timeout)
-        call = self._new_call(CallDirection.OUTGOING, custom_parameters=params)
+        call = self._new_call(CallDirection.OUTGOING, media_settings=media_settings,
+                              custom_parameters=params)
         await call.start_outgoing(protocol.encode_params(params))
         return call
 
-    def _new_call(self, direction: CallDirection, **details: Any) -> Call:
+    def _new_call(self, direction: CallDirection, media_settings: MediaSettings | None = None,
+                  **details: Any) -> Call:
         """A call of this device's (kept in ``calls`` until it closes)."""
         call = Call(direction=direction, send=self._stream.send,
-                    media_settings=self.media_settings, source=self._audio_source(),
-                    sink=self._audio_sink(), quality=self.quality,
-                    reconnect_settings=self.reconnect_settings,
+                    media_settings=media_settings or self._options.media_settings(),
+                    source=self._options.audio_source(), sink=self._options.audio_sink(),
+                    quality=self._options.quality, reconnect_settings=self._options.reconnect,
                     publish_feedback=self._post_feedback, **details)
         self._calls.append(call)
 
@@ -266,7 +259,7 @@ class Device(Emitter):
         return call
 
     async def _on_invite(self, payload: dict[str, Any]) -> None:
-        if self.is_busy and not self.allow_incoming_while_busy:
+        if self.is_busy and not self._options.allow_incoming_while_busy:
             log.info("busy: ignoring incoming invite %s", payload["callsid"])
             return
         parameters = payload.get("parameters") or {}
@@ -286,7 +279,7 @@ class Device(Emitter):
             custom_parameters=protocol.decode_params(parameters.get("Params")),
             offer_sdp=payload["sdp"], reconnect_token=payload.get("reconnect"))
         try:
-            await call.prepare_incoming(gather=self.gather_while_ringing)
+            await call.prepare_incoming(gather=self._options.gather_while_ringing)
         except MediaError as exc:
             log.warning("invite %s has an unusable offer: %s", call.sid, exc)
             call.reject()
@@ -424,7 +417,8 @@ class Device(Emitter):
             call.signaling_lost()
         if any(call.status() is CallStatus.RECONNECTING for call in self._calls):
             # A call waits for this stream: retry often (the exchange's grace is short).
-            self._stream.backoff.cap = self.reconnect_settings.signaling_retry_cap
+            assert self._options.reconnect is not None
+            self._stream.backoff.cap = self._options.reconnect.signaling_retry_cap
         self._cancel_timer("_register_timer")
         if self._state in (DeviceState.REGISTERED, DeviceState.REGISTERING):
             self._should_reregister = True

@@ -2,7 +2,9 @@
 
 The SDK's EventPublisher (voice-sdk 2.x, eventpublisher.ts) POSTs JSON to
 ``https://<eventgw>/v4/EndpointEvents`` with ``Content-Type: application/json`` and
-``X-Twilio-Token: <access token>``; a feedback event is group ``feedback``, name ``received``
+``X-Twilio-Token: <access token>``; every event carries ``publisher_metadata`` with the
+Device's ``app_name`` and ``app_version`` (null when not set), and its payload ``dscp``; a
+feedback event is group ``feedback``, name ``received``
 (``quality_score``, ``issue_name``) or ``received-none`` (declined), level INFO, with the
 call's identifiers in the payload. The gateway host is ``eventgw.<home>.twilio.com`` for the
 home region the signaling server names (``eventgw.twilio.com`` before that).
@@ -55,10 +57,10 @@ def twilio_event_gateway(home: str | None = None) -> str:
 
 
 def feedback_event(call: Any, score: int | None, issue: str | None, *,
-                   region: str | None = None) -> dict[str, Any]:
+                   region: str | None = None, dscp: bool = True) -> dict[str, Any]:
     """The Insights event of ``call.post_feedback(score, issue)`` (score None: declined)."""
     payload: dict[str, Any] = {"platform": PUBLISHER, "sdk_version": SDK_VERSION,
-                               "direction": call.direction.value}
+                               "direction": call.direction.value, "dscp": dscp}
     callsid = call.call_sid
     if callsid and not callsid.startswith("TJ"):
         payload["call_sid"] = callsid
@@ -87,9 +89,11 @@ class InsightsPublisher:
 
     def __init__(self, url: Callable[[], str | None], token: Callable[[], str], *,
                  timeout: float = POST_TIMEOUT,
-                 ssl_context: Callable[[], ssl.SSLContext | None] = lambda: None) -> None:
+                 ssl_context: Callable[[], ssl.SSLContext | None] = lambda: None,
+                 metadata: Callable[[], dict[str, str | None]] | None = None) -> None:
         self._url = url
         self._token = token
+        self._metadata = metadata  # the SDK's publisher_metadata (app_name, app_version)
         self.timeout = timeout
         self._ssl = ssl_context  # the context in use (the Device's signaling one), or None
 
@@ -104,6 +108,8 @@ class InsightsPublisher:
         # aiohttp is ~9 MB of a phone's memory, and most calls post no feedback.
         aiohttp = await asyncio.to_thread(importlib.import_module, "aiohttp")
 
+        if self._metadata is not None:  # as the SDK's EventPublisher, on every event
+            event = {**event, "publisher_metadata": self._metadata()}
         headers = {"Content-Type": "application/json", "X-Twilio-Token": self._token()}
         try:
             # aiohttp's ssl=True would be its own default; ours is tls.py's (False: http).

@@ -126,6 +126,16 @@ class Signaling(Emitter):
                 pass
             self._task = None
 
+    def move(self, urls: Sequence[str], ssl_context: ssl.SSLContext | None) -> None:
+        """Use other URLs from now on (Device.update_options): an open socket closes, and the
+        stream connects to the first of them without the backoff of a failure."""
+        if not urls:
+            raise ValueError("Signaling needs at least one URL")
+        self.urls, self._index, self._ssl = tuple(urls), 0, ssl_context
+        self.backoff.reset()
+        log.info("signaling moves to %s", self.url)
+        self.drop()
+
     def drop(self) -> None:
         """Close the current socket as if the network failed; it reconnects (tests, recovery)."""
         if self._ws is not None:

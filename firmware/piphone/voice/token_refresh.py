@@ -46,8 +46,12 @@ class TokenRefresher:
         self.armed = False  # set once the stream was connected: only reconnects renew
 
     def token_changed(self) -> None:
-        """The Device took a new token: a wait for one ends."""
+        """The Device took a new token: a wait for one ends, and ``tokenWillExpire`` is due
+        ``margin`` s before the new one expires, by its own ``exp`` (the server's ``ttl``
+        refines it when it answers the new listen; a stream that is down does not)."""
         self._changed.set()
+        if self.armed:
+            self._arm(tokens.read(self._token()).seconds_left())
 
     def needs_refresh(self) -> bool:
         left = tokens.read(self._token()).seconds_left()
@@ -57,6 +61,10 @@ class TokenRefresher:
         """The server accepted the token (``connected``, with its ``ttl`` in seconds): from
         now on reconnects renew it, and ``tokenWillExpire`` goes out ``margin`` s before."""
         self.armed = True
+        self._arm(ttl)
+
+    def _arm(self, ttl: Any) -> None:
+        """``tokenWillExpire`` ``margin`` s before ``ttl`` s from now (replacing any)."""
         self.cancel()
         if isinstance(ttl, int | float) and not isinstance(ttl, bool):
             self._expiry_timer = asyncio.get_running_loop().call_later(

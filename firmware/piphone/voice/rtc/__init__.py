@@ -10,6 +10,7 @@ MediaPort (a session, as a call and its reconnection drive it), LegMediaPort (a 
 the exchange) and CallAudioPort (a call's audio), with their value types.
 """
 
+from . import dscp
 from .call_audio import CallAudio
 from .forwarding import Outbox
 from .ports import CallAudioPort, Counters, LegMediaPort, MediaPort, NetworkReport
@@ -31,6 +32,7 @@ __all__ = [
     "NoIceCandidate",
     "Outbox",
     "codec_of",
+    "dscp",
     "codecs_of",
     "is_loopback",
     "to_ice_servers",

@@ -80,7 +80,7 @@ class EncodingTrack(MediaStreamTrack):
         super().__init__()
         self.source = source
         self._codec = codec
-        self._opus_bitrate = opus_bitrate
+        self.opus_bitrate = opus_bitrate  # read when media starts (the far end may cap it)
         self._encoder: VoiceEncoder | None = None
         self._passthrough = False
         self._ready: deque[Packet[Any]] = deque()
@@ -104,7 +104,7 @@ class EncodingTrack(MediaStreamTrack):
         if self._encoder is None and not self._passthrough:
             try:
                 self._encoder = VoiceEncoder(self._codec() or "",
-                                             opus_bitrate=self._opus_bitrate)
+                                             opus_bitrate=self.opus_bitrate)
             except ValueError:
                 self._passthrough = True
         return self._encoder

@@ -4,6 +4,8 @@
   server, and piphone contacts nothing it was not told to.
 - ICE host addresses can be chosen (hooks.py): loopback in tests, one interface on a Pi.
 - Codec preference (opus, pcmu) is applied before negotiation, on both sides.
+- Our offers and answers carry ``max_average_bitrate`` as the SDK's do (opus_fmtp.py), and
+  the far end's caps what we encode; the sockets are marked DSCP EF (dscp.py) once gathered.
 - An answerer gathers as soon as the offer is known (``prepare_answer``), so that accepting
   a ringing call costs no gathering time.
 - This is the boundary to aiortc: the far end's SDP is checked here first (remote_sdp.py),
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -42,7 +45,7 @@ from aiortc.stats import (
 
 from ...pcm import LevelMeter
 from ..tasks import TaskSet, first_set
-from . import forwarding, hooks, remote_sdp
+from . import dscp, forwarding, hooks, opus_fmtp, remote_sdp
 from .encoding import EncodingTrack
 from .forwarding import Outbox
 from .frames import AvFrames
@@ -155,6 +158,7 @@ class MediaSession:
         await self._step("bad answer SDP", self.pc.setRemoteDescription(
             RTCSessionDescription(sdp=sdp, type="answer")))
         self._codec = codec_of(sdp)
+        self._cap_bitrate(sdp)
 
     # --- answerer ------------------------------------------------------------------------
     async def check_offer(self, offer_sdp: str) -> None:
@@ -179,6 +183,7 @@ class MediaSession:
         self._transceiver.setCodecPreferences(self._capabilities(accepted))
         await self._step("bad offer SDP", self.pc.setRemoteDescription(
             RTCSessionDescription(sdp=offer_sdp, type="offer")))
+        self._cap_bitrate(offer_sdp)
         gatherer = self._transceiver.receiver.transport.transport.iceGatherer
         with self._addresses():
             # RTCIceGatherer.gather() is ORTC's public API; setLocalDescription reuses its result.
@@ -201,7 +206,26 @@ class MediaSession:
         return hooks.ice_addresses(self.settings.ice_addresses, self.settings.ice_loopback)
 
     async def _apply_local(self, create: Callable[[], Awaitable[RTCSessionDescription]]) -> None:
-        await self.pc.setLocalDescription(await create())
+        description = await create()
+        sdp = opus_fmtp.with_max_average_bitrate(description.sdp,
+                                                 self.settings.max_average_bitrate)
+        await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type=description.type))
+        if self.settings.dscp:  # the sockets exist now (gathered)
+            dscp.mark_connection(self._ice_connection())
+
+    def _ice_connection(self) -> Any:
+        """aioice's Connection under the ICE transport (its sockets: dscp.py)."""
+        return self._transceiver.receiver.transport.transport.iceGatherer._connection
+
+    def media_sockets(self) -> list[socket.socket]:
+        """The UDP sockets this session sends from (to read their DSCP mark)."""
+        return dscp.sockets(self._ice_connection())
+
+    def _cap_bitrate(self, remote_sdp: str) -> None:
+        """Encode Opus at no more than the far end's maxaveragebitrate (RFC 7587 7.1)."""
+        asked = opus_fmtp.max_average_bitrate_of(remote_sdp)
+        if asked is not None:
+            self._sending.opus_bitrate = min(self.settings.opus_bitrate, asked)
 
     def _checked_remote(self, sdp: str, kind: str) -> str:
         """The far end's SDP as remote_sdp.check made it (once per SDP), or MediaError."""

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 CODEC_MIME = {"opus": "audio/opus", "pcmu": "audio/PCMU"}
 CODECS = tuple(CODEC_MIME)  # what piphone's media speaks, in its order of preference
 CONNECT_TIMEOUT = 10.0  # seconds from answer to ICE+DTLS connected
+BITRATE_MIN, BITRATE_MAX = 6_000, 510_000  # Opus's maxaveragebitrate range (RFC 7587)
+DSCP_EF = 0xB8  # IP_TOS of DSCP Expedited Forwarding (46 << 2): what the SDK marks RTP with
 MAX_REMOTE_CANDIDATES = 24  # a real offer carries fewer than ten (host, srflx, relay per path)
 
 
@@ -90,6 +92,10 @@ class MediaSettings:
     codec_preferences: tuple[str, ...] = ("opus", "pcmu")
     connect_timeout: float = CONNECT_TIMEOUT
     opus_bitrate: int = 32_000  # bits/s of the mono voice we send (aiortc's own: 96k stereo)
+    # Opus maxaveragebitrate put in our SDP (what the far end may send us, bit/s); None, or
+    # outside BITRATE_MIN-MAX: none, as the SDK.
+    max_average_bitrate: int | None = None
+    dscp: bool = True  # mark the media sockets DSCP EF (IP_TOS 0xB8)
     # Usable ICE candidates taken from the far end's SDP (>= 1); more are dropped (logged).
     max_remote_candidates: int = MAX_REMOTE_CANDIDATES
 
