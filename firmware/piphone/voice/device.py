@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidStateError
 from ..pcm import Silence
+from . import connect_token as connect_tokens
 from . import protocol, tokens
 from .call import Call, CallDirection
 from .call_states import CallStatus
@@ -218,11 +219,13 @@ class Device(Emitter):
 
     # --- calls ---------------------------------------------------------------------------------
     async def connect(self, params: Mapping[str, Any] | None = None, *,
-                      timeout: float = 10.0) -> Call:
-        """Place a call (``params['To']`` names the callee); returns it once the invite is out.
+                      connect_token: str | None = None, timeout: float = 10.0) -> Call:
+        """Place a call (``params['To']`` names the callee), or with ``connect_token`` take
+        over the call it names (voice/connect_token.py); returns it once the invite is out.
         As the SDK's, refused (InvalidStateError) while a call is active or being placed: the
         protocol cannot tell two outgoing calls apart until they ring."""
         self._assert_alive()
+        resumed = connect_tokens.decode(connect_token) if connect_token is not None else None
         if self._placing or any(c.status() is not CallStatus.CLOSED and (
                 c.direction is CallDirection.OUTGOING or c.status() is not CallStatus.PENDING)
                 for c in self._calls):
@@ -230,13 +233,17 @@ class Device(Emitter):
         params = {str(k): "" if v is None else str(v) for k, v in (params or {}).items()}
         self._placing = True
         try:
-            return await self._place(params, timeout)
+            return await self._place(params, timeout, resumed)
         finally:
             self._placing = False
 
-    async def _place(self, params: dict[str, str], timeout: float) -> Call:
+    async def _place(self, params: dict[str, str], timeout: float,
+                     resumed: connect_tokens.ConnectToken | None) -> Call:
         await self._ensure_stream(timeout)
-        call = self._new_call(CallDirection.OUTGOING, custom_parameters=params)
+        call = self._new_call(CallDirection.OUTGOING, custom_parameters=params) if not resumed \
+            else self._new_call(CallDirection.OUTGOING, parameters=resumed.parameters,
+                                custom_parameters=resumed.custom_parameters,
+                                reconnect_token=resumed.signaling_reconnect_token)
         await call.start_outgoing(protocol.encode_params(params))
         return call
 
