@@ -126,11 +126,13 @@ class FakeDevice(Emitter):
         self.placed: list[FakeCall] = []
         self.fail_next: Exception | None = None
 
-    async def connect(self, params: Mapping[str, str]) -> FakeCall:
+    async def connect(self, params: Mapping[str, str] | None = None, *,
+                      connect_token: str | None = None) -> FakeCall:
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
-        call = FakeCall(CallDirection.OUTGOING, frm="alice", to=params["To"])
+        to = params["To"] if params is not None else f"resumed:{connect_token}"
+        call = FakeCall(CallDirection.OUTGOING, frm="alice", to=to)
         self.placed.append(call)
         return call
 

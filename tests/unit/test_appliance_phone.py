@@ -15,6 +15,7 @@ from piphone.appliance.config import AlertsConfig, PhoneConfig
 from piphone.appliance.phone import Phone
 from piphone.audio import tones
 from piphone.panel.inputs import PanelEvent, PanelInput
+from piphone.voice.errors import TwilioError
 from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds
 
 FAST_RING = AlertsConfig(ring=tones.ring_spec(pattern=(0.02, 0.03)))  # a ring every 50 ms
@@ -436,6 +437,29 @@ async def test_events_of_a_call_no_longer_ours_are_ignored(rig):
     assert rig.state == "idle"
 
 
+# --- a call the last run kept (kept_call.py; service.py resumes it at start) ---------------
+
+async def test_the_phone_resumes_a_kept_call():
+    rig = Rig()
+    assert rig.phone.fire("resume_call", token="KEPT-TOKEN", peer="client:bob")
+    assert rig.state == "reconnecting" and rig.phone.peer == "client:bob"
+    await rig.until(lambda: rig.device.placed)
+    (call,) = rig.device.placed
+    assert call.parameters["To"] == "resumed:KEPT-TOKEN"  # connect(connect_token=...)
+    await rig.settle()
+    call.far_open()
+    await rig.settle()
+    assert rig.state == "talking" and rig.phone.call is call
+
+
+async def test_a_resume_that_fails_ends_in_idle():
+    rig = Rig()
+    rig.device.fail_next = TwilioError(31005, "there is no call to resume")
+    rig.phone.fire("resume_call", token="KEPT-TOKEN", peer="client:bob")
+    await rig.until(lambda: rig.state == "idle")
+    assert rig.phone.call is None and rig.phone.peer is None
+
+
 async def test_every_row_has_a_test():
     """Each trigger of the table appears in this file's tests (a row without one fails)."""
     source = open(__file__).read()
@@ -447,7 +471,8 @@ async def test_every_row_has_a_test():
               "auto_answer_rings", "answered": "far_open", "ended": "far_hangup",
               "waiting_ended": "far_cancel", "reconnecting": "net_reconnecting",
               "reconnected": "net_reconnected", "warning": '"warning"',
-              "warning_cleared": '"warning-cleared"', "failed": '"error"'}
+              "warning_cleared": '"warning-cleared"', "failed": '"error"',
+              "resume_call": '"resume_call"'}
     triggers = {row[0] for row in table.TRANSITIONS}
     assert triggers == set(spoken)
     for trigger, words in spoken.items():

@@ -59,6 +59,9 @@ class FakeLegMedia:
     async def apply_answer(self, sdp: str) -> None:
         self.answered = sdp
 
+    def remote_sdp(self) -> str:  # what the client sent: its offer, or its answer
+        return getattr(self, "offered", None) or getattr(self, "answered", "")
+
     def local_sdp(self) -> str:
         return f"answer from {self.kind}"
 

@@ -210,10 +210,17 @@ class Phone(Generic[CallT]):
         self.last_number = self.peer = number
         self._connecting = asyncio.ensure_future(self._connect(number))
 
-    async def _connect(self, number: str) -> None:
+    def resume(self, event: EventData) -> None:
+        """Take back the call a previous run of the phone kept (its connect token)."""
+        self.peer = event.kwargs.get("peer")
+        self._connecting = asyncio.ensure_future(
+            self._connect(self.peer or "the kept call", event.kwargs["token"]))
+
+    async def _connect(self, number: str, connect_token: str | None = None) -> None:
         task = asyncio.current_task()
         try:
-            call = await self.device.connect({"To": number})
+            call = await (self.device.connect({"To": number}) if connect_token is None
+                          else self.device.connect(connect_token=connect_token))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # TwilioError, a lost stream: the attempt is over
@@ -223,7 +230,7 @@ class Phone(Generic[CallT]):
                 self.last_error = exc
                 self.fire("ended")
             return
-        if self._connecting is not task or self.state != "calling":
+        if self._connecting is not task or self.state not in ("calling", "reconnecting"):
             call.disconnect()  # hung up while the invite went out
             return
         self._connecting = None

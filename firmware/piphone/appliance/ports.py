@@ -71,7 +71,8 @@ CallT_co = TypeVar("CallT_co", bound=PhoneCall, covariant=True)
 class PhoneDevice(Events, Protocol[CallT_co]):
     """The device: ``incoming(call)`` events, and ``connect()`` for a call the phone places."""
 
-    async def connect(self, params: Mapping[str, str]) -> CallT_co: ...
+    async def connect(self, params: Mapping[str, str] | None = None, *,
+                      connect_token: str | None = None) -> CallT_co: ...
 
 
 class LedsLike(Protocol):

@@ -8,6 +8,8 @@
   the running config kept. The panel, audio and call log are built again; the Device is kept
   and takes the new account settings with ``update_options`` (the SDK's way: it stays
   registered, and moves only if the signaling URL changed), unless the identity changed.
+- The open call's connect token is kept under the runtime directory (kept_call.py); a run that
+  finds one at start (the last one crashed, or the watchdog killed it) resumes that call.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
 from .display import display
+from .kept_call import CallKeeper, KeptCall, runtime_directory
 from .phone import Phone
 from .ports import Sounds
+from .table import ACTIVE
 
 if TYPE_CHECKING:
     from ..calllog import CallLog
@@ -87,6 +91,10 @@ class Service:
         self._ca_file: str | None = None  # of the Device's ssl_context
         self.traversal: ice.NetworkTraversal | None = None  # with [account] network_traversal
         self._mos: float | None = None
+        directory = runtime_directory()
+        self.keeper = CallKeeper(directory) if directory.is_dir() else None
+        if self.keeper is None:
+            log.info("no runtime directory %s: a call will not survive a restart", directory)
 
     # --- life cycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -142,9 +150,9 @@ class Service:
         account = cfg.account
         # as `piphone check --network` builds it; a reload with the same CA keeps the context
         # (a new one would make the Device open a new stream for nothing)
-        kept = self.device if account.ca_file and self._ca_file == account.ca_file else None
+        same_ca = self.device if account.ca_file and self._ca_file == account.ca_file else None
         options = network.device_network(
-            account, ssl_context=kept.options.ssl_context if kept is not None else None)
+            account, ssl_context=same_ca.options.ssl_context if same_ca is not None else None)
         ice_servers = options["ice_servers"]
         options["allow_incoming_while_busy"] = True  # the phone itself refuses as busy
         self._ca_file = account.ca_file
@@ -173,6 +181,9 @@ class Service:
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
             phone.fire("off_hook")
+        kept = self.keeper.load() if self.keeper is not None else None
+        if kept is not None:
+            self._resume(phone, device, kept)
         if device.state is DeviceState.REGISTERED:  # kept by a reload
             self._registered()
         elif self._register_task is None or self._register_task.done():
@@ -208,8 +219,10 @@ class Service:
             self.traversal.close()
             self.traversal = None
         if self.phone is not None:
-            self.phone.close()
+            self.phone.close()  # hangs up: a stopped phone keeps no call
             self.phone = None
+            if self.keeper is not None:
+                self.keeper.clear()
         if self.inputs is not None:
             self.inputs.close()
             self.inputs = None
@@ -333,7 +346,37 @@ class Service:
             log.warning("the access token expires soon and this config has no API key to "
                         "mint another")
 
+    def _resume(self, phone: Phone[Call], device: Device, kept: KeptCall) -> None:
+        """The call the last run kept: resumed, unless its handset was put down meanwhile."""
+        if kept.off_hook and not (self.inputs is not None and self.inputs.off_hook):
+            log.info("the handset was put down while the phone restarted: ending the call")
+            self._tasks.append(asyncio.ensure_future(self._end_kept(device, kept.token)))
+            return
+        log.info("resuming the call with %s that the last run kept", kept.peer or "someone")
+        phone.fire("resume_call", token=kept.token, peer=kept.peer)
+
+    async def _end_kept(self, device: Device, token: str) -> None:
+        try:
+            (await device.connect(connect_token=token)).disconnect()
+        except Exception as exc:  # the call is gone already: nothing to end
+            log.info("the kept call could not be ended: %s", exc)
+        if self.keeper is not None:
+            self.keeper.clear()
+
+    def _keep_call(self, phone: Phone[Call]) -> None:
+        """Keep the open call's connect token; forget it once the phone has no call."""
+        if self.keeper is None:
+            return
+        call = phone.call
+        token = call.connect_token if call is not None and phone.state == "talking" else None
+        if token is not None:
+            lifted = self.inputs is not None and self.inputs.off_hook
+            self.keeper.save(KeptCall(token, phone.peer, lifted))
+        elif phone.state not in ACTIVE:
+            self.keeper.clear()
+
     def _on_phone_change(self, phone: Phone[Call]) -> None:
+        self._keep_call(phone)
         call = phone.call
         followed = self._followed_call(call) if call is not None else None
         if call is not None and followed is not None and not followed.sampled:

@@ -43,6 +43,8 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("key",           "talking",        None,          [],                      "send_digit"),
     ("dial",          "dialing",        "calling",     ["has_digits"],          "dial_digits"),
     ("place_call",    ["idle", "dialing"], "calling",  [],                      "dial_number"),
+    # the call a previous run kept (kept_call.py): resumed at start, open again -> talking
+    ("resume_call",   ["idle", "dialing"], "reconnecting", [],                  "resume"),
     # calls
     ("incoming",      "idle",           None,          ["dnd"],                 "refuse_dnd"),
     ("incoming",      "idle",           "ringing",     [],                      "take_incoming"),
@@ -53,6 +55,7 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("ring",          "ringing",        None,          [],                      None),
     ("answered",      "calling",        "talking",     [],                      None),
     ("answered",      "talking",        None,          [],                      None),
+    ("answered",      "reconnecting",   "talking",     [],                      None),
     ("ended",         "ringing",        "idle",        [],                      "forget_call"),
     ("ended",         ACTIVE,           "ringing",     ["has_waiting"],         "ring_waiting"),
     ("ended",         ACTIVE,           "dialing",     ["hook_lifted"],         "forget_call"),

@@ -73,6 +73,10 @@ class LegMedia:
         that resumes its leg gets it again."""
         return self.leg.media.local_sdp
 
+    def remote_sdp(self) -> str:
+        """The client's SDP as it sent it (the last one taken), "" before one."""
+        return self.leg.media.remote_sdp
+
     async def counters(self) -> Counters:
         return await self.leg.media.counters()
 

@@ -27,6 +27,7 @@ from .. import dtmf
 from ..errors import InvalidArgumentError
 from ..pcm import LevelReading
 from . import call_media, call_states, insights, protocol
+from . import connect_token as connect_tokens
 from .call_states import CallEvent, Facts, Trigger
 from .call_states import CallStatus as CallStatus  # re-exported: the SDK's statuses
 from .errors import TwilioError
@@ -138,6 +139,12 @@ class Call(Emitter):
             return None
         return {"is_verified": stir == VERIFIED_STIR}
 
+    @property
+    def connect_token(self) -> str | None:
+        """The SDK's connect token (voice/connect_token.py): a secret, never log it."""
+        return connect_tokens.encode(self.parameters, self.custom_parameters,
+                                     self._reconnect_token)
+
     def status(self) -> CallStatus:
         return self._status
 
@@ -236,8 +243,8 @@ class Call(Emitter):
 
     # --- what the Device tells its call -----------------------------------------------------
     async def start_outgoing(self, params: str) -> None:
-        """Offer (gathers ICE) and send the invite; TwilioError 31000 (and the call failed)
-        if the media cannot start."""
+        """Offer (gathers ICE) and send the invite (a resume, for a call made from a connect
+        token); TwilioError 31000 (and the call failed) if the media cannot start."""
         self._media = self._new_media()
         try:
             sdp = await self._media.offer()
@@ -247,8 +254,7 @@ class Call(Emitter):
         if self._status is CallStatus.CLOSED:
             return
         self._local_sdp = sdp
-        self._send("invite", {"callsid": self.outbound_connection_id, "sdp": sdp,
-                              "twilio": {"params": params} if params else {}})
+        self._send("invite", connect_tokens.invite(self.sid, sdp, params, self._reconnect_token))
 
     def prepare_incoming(self, gather: bool = True) -> asyncio.Task[None]:
         """Check the offer; by default also apply it and gather ICE while the call rings.

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import InvalidStateError
 from . import call_media, protocol, tokens
+from . import connect_token as connect_tokens
 from .call import Call, CallDirection
 from .call_states import CallStatus
 from .device_options import DeviceOptions, active_call, check_update
@@ -214,12 +215,14 @@ class Device(Emitter):
     # --- calls ---------------------------------------------------------------------------------
     async def connect(self, params: Mapping[str, Any] | None = None, *,
                       rtc_configuration: dict[str, Any] | None = None,
-                      timeout: float = 10.0) -> Call:
-        """Place a call (``params['To']`` names the callee); returns it once the invite is out.
+                      connect_token: str | None = None, timeout: float = 10.0) -> Call:
+        """Place a call (``params['To']`` names the callee), or with ``connect_token`` take
+        over the call it names (voice/connect_token.py); returns it once the invite is out.
         As the SDK's, refused (InvalidStateError) while a call is active or being placed: the
         protocol cannot tell two outgoing calls apart until they ring. ``rtc_configuration``
         may name this call's ``ice_servers``/``iceServers``, as ``Call.accept``'s."""
         self._assert_alive()
+        resumed = connect_tokens.decode(connect_token) if connect_token is not None else None
         if self._placing or self.is_busy:
             raise InvalidStateError("A Call is already active")
         params = {str(k): "" if v is None else str(v) for k, v in (params or {}).items()}
@@ -227,15 +230,19 @@ class Device(Emitter):
         try:
             settings = self._options.media_settings()
             return await self._place(params, timeout, call_media.with_rtc_configuration(
-                settings, rtc_configuration) or settings)
+                settings, rtc_configuration) or settings, resumed)
         finally:
             self._placing = False
 
     async def _place(self, params: dict[str, str], timeout: float,
-                     media_settings: MediaSettings) -> Call:
+                     media_settings: MediaSettings,
+                     resumed: connect_tokens.ConnectToken | None) -> Call:
         await self._ensure_stream(timeout)
+        kept = {} if resumed is None else {  # a call taken over: its parties and token
+            "parameters": resumed.parameters, "reconnect_token": resumed.signaling_reconnect_token}
         call = self._new_call(CallDirection.OUTGOING, media_settings=media_settings,
-                              custom_parameters=params)
+                              custom_parameters=resumed.custom_parameters if resumed else params,
+                              **kept)
         await call.start_outgoing(protocol.encode_params(params))
         return call
 

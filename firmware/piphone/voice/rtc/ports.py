@@ -73,6 +73,10 @@ class MediaPort(Protocol):
         """Our own SDP as applied (offer or answer), "" before there is one; never raises."""
 
     @property
+    def remote_sdp(self) -> str:
+        """The far end's SDP as it sent it (the last one taken), "" before one; never raises."""
+
+    @property
     def ice_completed(self) -> bool:
         """ICE checks are through (DTLS may still be on its way)."""
 

@@ -306,6 +306,11 @@ class MediaSession:
         return description.sdp if description is not None else ""
 
     @property
+    def remote_sdp(self) -> str:
+        """The far end's SDP as it sent it (the last one taken), "" before there is one."""
+        return self._checked[0] if self._checked is not None else ""
+
+    @property
     def ice_completed(self) -> bool:
         return self.pc.iceConnectionState == "completed"
 
