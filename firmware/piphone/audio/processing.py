@@ -330,6 +330,11 @@ class CaptureStage:
         self.cpu_seconds += time.thread_time() - started
         return out
 
+    def lost_audio(self) -> None:
+        """The capture lost blocks (an overrun): pair microphone and reference again."""
+        if self.reference is not None:
+            self.reference.unpair()
+
     def _measure(self, near: np.ndarray, far: np.ndarray, out: np.ndarray) -> None:
         far_energy = _energy(far)
         if far_energy > len(far) * _ACTIVE_POWER:

@@ -33,6 +33,7 @@ from .quality import QualitySettings
 from .reconnect import ReconnectSettings
 from .rtc import IceServerLike, MediaError, MediaSettings, is_loopback, to_ice_servers
 from .rtc.tracks import AudioSink, AudioSource, DrainSink
+from .samples import EchoStats
 from .signaling import Signaling
 from .tasks import TaskSet, first_set
 from .token_refresh import TokenRefresher, TokenSource
@@ -71,6 +72,7 @@ class Device(Emitter):
         heartbeat_timeout: float = protocol.HEARTBEAT_TIMEOUT,
         quality: QualitySettings | None = None,
         event_gateway: str | None = None,
+        echo_stats: Callable[[], EchoStats | None] | None = None,  # the microphone's canceller
     ) -> None:
         super().__init__()
         self.edges = edge_list(edge)  # the edges to try, in order (without signaling_url)
@@ -86,6 +88,7 @@ class Device(Emitter):
         )
         self._audio_source = audio_source
         self._audio_sink = audio_sink
+        self._echo_stats = echo_stats
         self.token_refresh_ms = token_refresh_ms
         self.allow_incoming_while_busy = allow_incoming_while_busy
         self.gather_while_ringing = gather_while_ringing
@@ -246,7 +249,8 @@ class Device(Emitter):
                     media_settings=self.media_settings, source=self._audio_source(),
                     sink=self._audio_sink(), quality=self.quality,
                     reconnect_settings=self.reconnect_settings,
-                    publish_feedback=self._post_feedback, **details)
+                    publish_feedback=self._post_feedback, echo_stats=self._echo_stats,
+                    **details)
         self._calls.append(call)
 
         def forget(*_: Any) -> None:
