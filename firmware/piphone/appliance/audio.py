@@ -35,6 +35,10 @@ from .sounds import AudioSounds, NullSounds
 log = logging.getLogger(__name__)
 
 RECENT = 4  # calls' sources and sinks kept to move (the call and one waiting, with room)
+# The echo reference paired a capture period earlier than the playback device alone needs: a
+# capture thread that wakes a period early or late (a loaded Pi, the test rig) then never
+# finds its reference unplayed, and AEC3's delay estimator takes up the 20 ms.
+REFERENCE_EARLY_MS = 20
 
 
 class ApplianceAudio:
@@ -140,7 +144,8 @@ class ApplianceAudio:
         playback = device.playback
         try:
             stage = make_stage(settings, playback_periods=playback.periods,
-                               playback_period_ms=playback.period_ms)
+                               playback_period_ms=playback.period_ms,
+                               early_ms=REFERENCE_EARLY_MS)
         except ProcessingUnavailable as exc:
             log.warning("no audio processing on the %s: %s", name, exc)
             return
