@@ -8,6 +8,12 @@ source into the capture FIFO (dropped if nobody reads, like a microphone) and ta
 out of the playback FIFO into ``<name>_play.raw`` (s16le mono 48 kHz). The null PCM itself has
 no clock: without the rig's pacing, playback would run as fast as the CPU.
 
+``echo(delay_ms, gain_db)`` makes a headset a speakerphone in a room: its microphone also
+hears what its earpiece played, ``delay_ms`` later and ``gain_db`` down. Its card plays and
+records on one clock: microphone sample k hears played sample k - delay, counted from the
+moment the echo began (a tick that found less than a period in the FIFO takes the rest at the
+next, so nothing shifts); ``echo_level`` says how loud the echo was.
+
 ``unplug(name)`` makes reads, writes and opens of that headset's PCMs raise ALSAAudioError,
 as a pulled USB headset does (the file plugin cannot fail a read by itself: alsa-lib 1.2.8 logs
 read errors of ``infile`` and returns garbage); ``replug(name)`` undoes it.
@@ -32,6 +38,7 @@ from piphone.audio import alsa
 RATE = 48_000
 PERIOD = 960
 PERIOD_BYTES = PERIOD * 2
+QUARTER = PERIOD // 4  # 5 ms: the DAC of a headset with echo
 HEADSETS = ("a", "b", "c", "d")
 SYSTEM_CONF = "/usr/share/alsa/alsa.conf"
 
@@ -50,6 +57,12 @@ class Headset:
         self.unplugged = False
         self._source: np.ndarray = np.zeros(PERIOD, np.int16)
         self._pos = 0
+        self._echo_gain = 0.0
+        self._echo_delay = 0
+        self._played = np.zeros(RATE, np.float64)  # the last second taken from playback
+        self._played_total = 0  # samples taken from playback since the echo began
+        self._heard_total = 0  # microphone samples since then
+        self.echo_log: list[tuple[float, float]] = []  # (monotonic time, echo energy) a tick
         self._lock = threading.Lock()
         self.fds: list[int] = []
         for fifo in (self.cap_fifo, self.play_fifo):
@@ -74,6 +87,20 @@ class Headset:
         amplitude = 32767 * 10 ** (level_dbfs / 20)
         self.speak(amplitude * np.sin(2 * math.pi * frequency / RATE * n))
 
+    def echo(self, delay_ms: float, gain_db: float) -> None:
+        """From now on the microphone hears the earpiece, delay_ms later, gain_db down."""
+        with self._lock:
+            self._echo_delay = int(delay_ms * RATE / 1000)
+            self._echo_gain = 10 ** (gain_db / 20)
+            self._played_total = self._heard_total = 0
+        # Capture's 4 device periods fit (a capture thread held up loses nothing)
+        fcntl.fcntl(self.fds[0], fcntl.F_SETPIPE_SZ, 8192)
+
+    def echo_level(self, since: float) -> float:
+        """RMS (int16 units) of the echo the microphone heard since ``since`` (monotonic)."""
+        energies = [e for t, e in self.echo_log if t >= since]
+        return math.sqrt(sum(energies) / (len(energies) * PERIOD)) if energies else 0.0
+
     def silence(self) -> None:
         self.speak(np.zeros(PERIOD, np.int16))
 
@@ -84,18 +111,49 @@ class Headset:
             self._pos = (pos + PERIOD) % len(src)
         return src[idx].tobytes()
 
-    def tick(self) -> None:
+    def tick(self, quarter: int = 0) -> None:
+        """A quarter of the card's 20 ms period: at quarter 0 the microphone's period goes
+        out and (without echo) the earpiece's is taken; with echo the earpiece is taken 5 ms
+        at a time, as a real card's DAC plays (so the playback thread writes 5 ms at a time,
+        and the pairing of played and heard samples does not swing by 20 ms)."""
         cap_fd, play_fd = self.fds
+        echoing = bool(self._echo_gain)
+        if quarter == 0:
+            period = self._next_period()
+            if echoing:
+                period = self._with_echo(period)
+            try:
+                os.write(cap_fd, period)
+            except BlockingIOError:
+                pass  # nobody is capturing: the sound is lost, as in a real microphone
+        elif not echoing:
+            return
+        want = PERIOD
+        if echoing:  # a tick that found less takes the rest now: nothing shifts
+            due = self._heard_total - PERIOD + (quarter + 1) * QUARTER
+            want = min(2 * QUARTER, max(QUARTER, due - self._played_total))
         try:
-            os.write(cap_fd, self._next_period())
-        except BlockingIOError:
-            pass  # nobody is capturing: the sound is lost, as in a real microphone
-        try:
-            data = os.read(play_fd, PERIOD_BYTES)
+            data = os.read(play_fd, 2 * want)
         except BlockingIOError:
             return
         with open(self.recording, "ab") as out:
             out.write(data)
+        if echoing:
+            played = np.frombuffer(data[:len(data) // 2 * 2], np.int16)
+            self._played = np.concatenate((self._played, played))[-RATE:]
+            self._played_total += len(played)
+
+    def _with_echo(self, period: bytes) -> bytes:
+        """Microphone samples [heard, heard + PERIOD) hear played ones ``delay`` before."""
+        idx = self._heard_total - self._echo_delay + np.arange(PERIOD)
+        first = self._played_total - len(self._played)  # index of self._played[0]
+        ok = (idx >= max(first, 0)) & (idx < self._played_total)
+        echo = np.zeros(PERIOD)
+        echo[ok] = self._played[idx[ok] - first] * self._echo_gain
+        self._heard_total += PERIOD
+        self.echo_log.append((time.monotonic(), float(np.dot(echo, echo))))
+        mixed = np.frombuffer(period, np.int16) + echo
+        return np.clip(np.round(mixed), -32768, 32767).astype(np.int16).tobytes()
 
     def recorded(self) -> np.ndarray:
         """Everything played so far, int16 mono 48 kHz."""
@@ -148,10 +206,12 @@ class AlsaRig:
 
     def _clock(self) -> None:
         deadline = time.monotonic()
+        quarter = 0
         while not self._stop.is_set():
             for headset in self.headsets.values():
-                headset.tick()
-            deadline += PERIOD / RATE
+                headset.tick(quarter)
+            quarter = (quarter + 1) % 4
+            deadline += QUARTER / RATE
             late = time.monotonic() - deadline
             if late > 0.1:  # the machine stalled: resume the pace from now
                 deadline = time.monotonic()

@@ -16,7 +16,7 @@ from piphone.voice import CallDirection, CallStatus
 from piphone.voice.events import Emitter
 
 if TYPE_CHECKING:
-    from piphone.appliance.ports import LedsLike, PhoneCall, PhoneDevice, Sounds
+    from piphone.appliance.ports import AudioRoute, LedsLike, PhoneCall, PhoneDevice, Sounds
 
 _sids = itertools.count(1)
 UP = (CallStatus.CONNECTING, CallStatus.RINGING, CallStatus.OPEN, CallStatus.RECONNECTING)
@@ -183,8 +183,22 @@ class FakeSounds:
         return self.log.count(("beep", name))
 
 
+class FakeRoute:
+    """The phone's AudioRoute: where the call's audio is, and every move."""
+
+    def __init__(self, available: bool = True) -> None:
+        self.handsfree_available = available
+        self.handsfree = False
+        self.moves: list[bool] = []
+
+    def use(self, handsfree: bool) -> None:
+        self.handsfree = handsfree
+        self.moves.append(handsfree)
+
+
 if TYPE_CHECKING:  # the doubles fit the phone's Protocols (checked by mypy, not at run time)
     _call: PhoneCall = FakeCall()
     _device: PhoneDevice[FakeCall] = FakeDevice()
     _leds: LedsLike = FakeLeds()
     _sounds: Sounds = FakeSounds()
+    _route: AudioRoute = FakeRoute()

@@ -333,7 +333,7 @@ def test_the_example_inventory_with_its_secret_in_a_vault(fleet):
                for c in loaded.values())  # Twilio's edge, tokens minted with the vaulted key
     assert loaded["desk1.local"].audio.headset == "USB"
     assert loaded["desk2.local"].audio.headset == "Jabra"
-    assert loaded["desk2.local"].pins.leds["warning"] == 21
+    assert loaded["desk2.local"].pins.leds["warning"] == 20
     assert loaded["lobby.local"].phone.auto_answer_rings == 2
     assert loaded["lobby.local"].phone.dial_timeout == 4.0
     restarted = (site / "restarts.log").read_text().split()

@@ -62,7 +62,7 @@ async def test_bad_requests_get_errors_and_the_connection_goes_on(server):
                         b'\xff\xfe\n{"cmd": "status"}\n')
     errors = [r.get("error", "") for r in replies]
     assert errors[0].startswith("not JSON")
-    assert errors[1] == "unknown cmd 'reboot' (one of status, call, hangup, answer, mute)"
+    assert errors[1] == "unknown cmd 'reboot' (one of status, call, hangup, answer, mute, speaker)"
     assert errors[2] == 'a request is an object with a "cmd"'
     assert errors[3].startswith("call needs a number") and errors[4] == errors[3]
     assert errors[5].startswith("not JSON")
@@ -87,3 +87,19 @@ async def test_close_removes_the_socket(tmp_path):
     await srv.close()
     assert not (tmp_path / "c.sock").exists()
     await srv.close()  # idempotent
+
+
+async def test_piphone_speaker_as_users_type_it(server, monkeypatch, capsys):
+    """`piphone speaker`, `piphone speaker on` and `off` (README) send the speaker button,
+    or one side of it; a bad "on" is refused by the socket."""
+    from piphone.cli import main
+
+    monkeypatch.setenv("PIPHONE_CONTROL_SOCKET", str(server.path))
+    for argv, sent in ((["speaker"], {"cmd": "speaker"}),
+                       (["speaker", "on"], {"cmd": "speaker", "on": True}),
+                       (["speaker", "off"], {"cmd": "speaker", "on": False})):
+        assert await asyncio.to_thread(main, argv) == 0
+        assert server.seen[-1] == sent
+    assert "speaker: calling, on the headset" in capsys.readouterr().out
+    replies = await raw(server.path, b'{"cmd": "speaker", "on": "yes"}\n')
+    assert replies[0]["error"] == 'speaker takes "on": true or false (or nothing: the button)'

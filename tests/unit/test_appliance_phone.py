@@ -16,19 +16,22 @@ from piphone.appliance.phone import Phone
 from piphone.audio import tones
 from piphone.panel.inputs import PanelEvent, PanelInput
 from piphone.voice.errors import TwilioError
-from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds
+from tests.appliance_doubles import FakeDevice, FakeLeds, FakeRoute, FakeSounds
 
 FAST_RING = AlertsConfig(ring=tones.ring_spec(pattern=(0.02, 0.03)))  # a ring every 50 ms
 
 
 class Rig:
-    def __init__(self, settings: PhoneConfig | None = None, alerts: AlertsConfig | None = None):
+    def __init__(self, settings: PhoneConfig | None = None, alerts: AlertsConfig | None = None,
+                 route: FakeRoute | None = None):
         self.device = FakeDevice()
         self.leds = FakeLeds()
         self.sounds = FakeSounds()
+        self.route = route or FakeRoute()
         self.hook = False
         self.phone = Phone(self.device, self.leds, self.sounds, settings or PhoneConfig(),
-                           alerts or AlertsConfig(), off_hook=lambda: self.hook)
+                           alerts or AlertsConfig(), off_hook=lambda: self.hook,
+                           route=self.route)
 
     def press(self, event: str, digit: str | None = None) -> None:
         if event == "OFF_HOOK":
@@ -472,7 +475,8 @@ async def test_every_row_has_a_test():
               "waiting_ended": "far_cancel", "reconnecting": "net_reconnecting",
               "reconnected": "net_reconnected", "warning": '"warning"',
               "warning_cleared": '"warning-cleared"', "failed": '"error"',
-              "resume_call": '"resume_call"'}
+              "resume_call": '"resume_call"',
+              "press_speaker": '"SPEAKER"'}
     triggers = {row[0] for row in table.TRANSITIONS}
     assert triggers == set(spoken)
     for trigger, words in spoken.items():
@@ -515,6 +519,11 @@ async def test_random_presses_in_random_states():
         if phone.state in ("idle", "dialing"):
             assert phone.call is None and not phone.muted and not rig.sounds.ringing
         assert rig.sounds.ringing == (phone.state == "ringing")
+        # the audio is where the phone says, and a phone at rest is back on the headset
+        assert rig.route.handsfree == phone.handsfree
+        assert not (phone.state == "idle" and phone.handsfree)
+        if rig.hook and phone.state != "idle":  # a handset in the hand takes the call
+            assert not phone.handsfree or rig.route.moves[-1] is True
     assert rig.phone.failures == 0
     for call in calls + rig.device.placed:
         for action in ("accept", "reject", "ignore"):
@@ -524,6 +533,10 @@ async def test_random_presses_in_random_states():
     rig.press("ON_HOOK")
     rig.press("REJECT")
     await rig.settle()
+    if rig.phone.dnd:  # left on by the random presses: a call would be refused
+        rig.press("DND")
+    if rig.phone.handsfree:  # dialing on the speaker: the handset down does not end it
+        rig.press("SPEAKER")
     if rig.state in ("idle", "dialing"):
         rig.press("ON_HOOK")
         call = await rig.ringing_call()
@@ -577,3 +590,89 @@ async def test_configured_led_patterns_are_shown():
     await rig.ringing_call()
     assert rig.leds.now["ring"] == "on"
     rig.phone.close()
+
+
+# --- the speaker button (handsfree) ---------------------------------------------------------
+async def test_speaker_moves_a_talking_call_to_the_handsfree_device_and_back(rig):
+    call = await rig.talking_call()
+    rig.press("SPEAKER")
+    assert rig.phone.handsfree and rig.route.moves == [True] and rig.state == "talking"
+    assert rig.leds.now["speaker"] == "on" and rig.leds.now["call"] == "on"
+    rig.press("SPEAKER")
+    assert not rig.phone.handsfree and rig.route.moves == [True, False]
+    assert "speaker" not in rig.leds.now and rig.state == "talking"
+    assert call.actions == ["accept"]  # never dropped
+
+
+async def test_hanging_up_the_handset_during_a_handsfree_call_keeps_the_call(rig):
+    call = await rig.talking_call()
+    rig.press("SPEAKER")
+    rig.press("ON_HOOK")
+    assert rig.state == "talking" and rig.phone.handsfree and call.actions == ["accept"]
+
+
+async def test_lifting_the_handset_during_a_handsfree_call_takes_it_to_the_headset(rig):
+    call = await rig.ringing_call()
+    rig.press("SPEAKER")  # answers on the speaker
+    assert call.actions == ["accept"] and rig.state == "talking" and rig.phone.handsfree
+    call.far_open()
+    await rig.settle()
+    rig.press("OFF_HOOK")
+    assert rig.state == "talking" and not rig.phone.handsfree and rig.route.moves == [True, False]
+    rig.press("ON_HOOK")  # on the headset now: the handset down hangs up
+    assert call.actions[-1] == "disconnect" and rig.state == "idle"
+
+
+async def test_speaker_on_an_idle_phone_dials_on_the_speaker(rig):
+    rig.press("SPEAKER")
+    assert rig.state == "dialing" and rig.phone.handsfree and rig.sounds.playing == "dial"
+    rig.press("SPEAKER")  # the handset is down: the speaker off ends dialing
+    assert rig.state == "idle" and not rig.phone.handsfree and rig.sounds.playing is None
+    assert rig.route.moves == [True, False]
+
+
+async def test_speaker_while_dialing_with_the_handset_up_moves_the_dial_tone(rig):
+    rig.press("OFF_HOOK")
+    rig.press("SPEAKER")
+    assert rig.state == "dialing" and rig.phone.handsfree
+    assert rig.sounds.log[-1] == ("tone", "dial")  # the tone again, on the device now in use
+    rig.press("SPEAKER")
+    assert rig.state == "dialing" and not rig.phone.handsfree
+
+
+async def test_a_handsfree_call_that_ends_leaves_the_phone_on_the_headset(rig):
+    call = await rig.talking_call()
+    rig.press("SPEAKER")
+    rig.press("ON_HOOK")
+    call.far_hangup()
+    await rig.settle()
+    assert rig.state == "idle" and not rig.phone.handsfree and rig.route.moves == [True, False]
+    assert rig.leds.now == {}
+
+
+async def test_a_handsfree_call_ended_with_the_handset_up_dials_on_the_headset(rig):
+    call = await rig.talking_call()
+    rig.press("SPEAKER")  # handset still in the hand
+    call.far_hangup()
+    await rig.settle()
+    assert rig.state == "dialing" and not rig.phone.handsfree
+
+
+async def test_speaker_does_nothing_without_a_handsfree_device():
+    rig = Rig(route=FakeRoute(available=False))
+    rig.press("SPEAKER")
+    assert rig.state == "idle"
+    call = await rig.talking_call()
+    rig.press("SPEAKER")
+    assert not rig.phone.handsfree and rig.route.moves == [] and call.actions == ["accept"]
+    assert not rig.phone.speaker_call()
+    rig.phone.close()
+
+
+async def test_speaker_call_asks_for_a_side(rig):
+    await rig.talking_call()
+    assert rig.phone.speaker_call(True) and rig.phone.handsfree
+    assert rig.phone.speaker_call(True) and rig.phone.handsfree  # already there
+    assert rig.phone.speaker_call(False) and not rig.phone.handsfree
+    assert rig.phone.speaker_call() and rig.phone.handsfree  # the button
+    assert rig.phone.status()["handsfree"] is True

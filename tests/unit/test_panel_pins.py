@@ -62,7 +62,7 @@ def test_default_map_and_keypad_fit_together_on_distinct_gpio():
     assert set(full.inputs) == set(INPUT_NAMES)
     assert set(full.leds) == {"ring", "call", "mute", "warning"}
     pins = [bcm(p.pin) for p in full.inputs.values()] + [bcm(p) for p in full.leds.values()]
-    assert len(pins) == len(set(pins)) == 25
+    assert len(pins) == len(set(pins)) == 26
     # ID EEPROM pins stay free for HATs.
     assert not {0, 1} & set(pins)
 

@@ -25,6 +25,8 @@ from ..tomlconfig import TomlFile, ip_addresses, positive, read_private, sid
 from ..voice import identity as identities
 from ..voice.edges import EDGES
 from ..voice.rtc.settings import CODECS, codec_list_problem
+from .audio_config import AudioConfig as AudioConfig  # re-exported: [audio] lives there
+from .audio_config import load_audio
 from .display import DisplayPatterns
 
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
@@ -83,12 +85,6 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
-class AudioConfig:
-    headset: str = "auto"  # card name (e.g. "USB"), ALSA device, "CAP,PLAY", "auto" or "none"
-    ring_device: str | None = None  # ALSA device of the ringer; None = the headset
-
-
-@dataclass(frozen=True)
 class PhoneConfig:
     dial_timeout: float = 4.0  # seconds after the last digit before dialing (0.5-30)
     auto_answer_rings: int = 0  # answer after this many rings; 0 = off
@@ -136,7 +132,7 @@ def load(path: str | Path = paths.CONFIG, secrets_path: str | Path | None = None
     secrets = _load_secrets(toml, secrets_path)
     return ApplianceConfig(
         account=_account(toml, secrets),
-        audio=_audio(toml),
+        audio=load_audio(toml),
         pins=_pins(toml),
         phone=_phone(toml),
         alerts=_alerts(toml),
@@ -295,13 +291,6 @@ def _ice_servers(toml: TomlFile, *, secrets: bool) -> tuple[IceServer, ...]:
                       + ("" if secrets else f" (in {SECRETS_NAME})"))
         found.append(IceServer(tuple(urls), entry.get("username"), entry.get("credential")))
     return tuple(found)
-
-
-def _audio(toml: TomlFile) -> AudioConfig:
-    sec = "audio"
-    toml.unknown_keys(sec, {"headset", "ring_device"})
-    return AudioConfig(headset=toml.get(sec, "headset", str, "auto", _nonempty),
-                       ring_device=toml.get(sec, "ring_device", str, None, _nonempty))
 
 
 def _phone(toml: TomlFile) -> PhoneConfig:

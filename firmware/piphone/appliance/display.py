@@ -1,4 +1,4 @@
-"""What the phone shows: one pure function of (state, muted, active warnings).
+"""What the phone shows: one pure function of (state, muted, active warnings, handsfree).
 
 The LEDs, whether the ringer sounds, and which steady alert the speaker gives, so the whole
 front panel can be read from a table and tested without hardware. Edges (a chirp when a *new*
@@ -35,6 +35,7 @@ class DisplayPatterns:
     muted: Pattern = Pattern.ON                 # mute LED while muted
     warning: Pattern = Pattern.ON               # warning LED while a quality warning is on
     device_lost: Pattern = Pattern.BLINK_FAST   # warning LED while the headset is gone
+    speaker: Pattern = Pattern.ON               # speaker LED while the handsfree device is in use
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -49,10 +50,11 @@ DEFAULT_PATTERNS = DisplayPatterns()
 _CALL_LED = {"calling": "calling", "talking": "talking", "reconnecting": "reconnecting"}
 
 
-def display(state: str, muted: bool, warnings: frozenset[str], *,
+def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: bool = False,
             patterns: DisplayPatterns = DEFAULT_PATTERNS) -> Display:
-    """The panel for a phone in ``state`` (one of :data:`STATES`). Idle shows nothing at all:
-    a phone on its hook with no call is dark and silent whatever flags are left over."""
+    """The panel for a phone in ``state`` (one of :data:`STATES`), ``handsfree`` when the
+    speaker and its microphone are in use. Idle shows nothing at all: a phone on its hook
+    with no call is dark and silent whatever flags are left over."""
     if state not in STATES:
         raise ValueError(f"unknown phone state {state!r} (known: {', '.join(STATES)})")
     if state == "idle":
@@ -64,6 +66,8 @@ def display(state: str, muted: bool, warnings: frozenset[str], *,
         leds["call"] = getattr(patterns, _CALL_LED[state])
     if muted:
         leds["mute"] = patterns.muted
+    if handsfree:
+        leds["speaker"] = patterns.speaker
     if warnings:
         leds["warning"] = patterns.device_lost if DEVICE_LOST in warnings else patterns.warning
     alert = "reconnecting" if state == "reconnecting" else "warning" if warnings else None

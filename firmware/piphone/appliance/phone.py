@@ -3,8 +3,10 @@
 What each input and call event does in each state is the table ``TRANSITIONS`` (table.py),
 readable at once (``piphone diagram`` draws it); this is its model, whose methods are the
 conditions and actions the rows name. Actions go through the Call/Device API; after every
-event the phone computes ``display(state, muted, warnings)`` and shows it on the LEDs and in
-sound (ringer, dial tone, ringback, chirps). Mute is a flag, not a state.
+event the phone computes ``display(state, muted, warnings, handsfree=...)`` and shows it on
+the LEDs and in sound (ringer, dial tone, ringback, chirps). Mute is a flag, not a state; so is
+handsfree (the speaker button moves the call between the headset and the handsfree device,
+through the ``AudioRoute`` port; lifting the handset takes it back to the headset).
 
 Inputs arrive on the loop (panel/inputs.py hands gpiozero's threads over); call events arrive
 from pyee on the loop. Nothing here blocks, and an error in one event is logged, counted and
@@ -17,7 +19,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from transitions import EventData, Machine, State
 
@@ -28,14 +30,27 @@ from .bindings import CallBinding
 from .config import AlertsConfig, PhoneConfig
 from .display import Display
 from .display import display as default_display
-from .ports import CallT, LedsLike, PhoneDevice, Sounds
+from .ports import AudioRoute, CallT, LedsLike, PhoneDevice, Sounds
 from .table import PANEL_TRIGGERS, STATES, machine_rows
 from .timers import Timers
 
 log = logging.getLogger(__name__)
 
 VOLUME_STEPS = 10
-DisplayFunction = Callable[[str, bool, frozenset[str]], Display]
+
+
+class DisplayFunction(Protocol):
+    def __call__(self, state: str, muted: bool, warnings: frozenset[str], *,
+                 handsfree: bool = False) -> Display: ...
+
+
+class NoHandsfree:
+    """The AudioRoute of a phone without a handsfree device: the speaker button does nothing."""
+
+    handsfree_available = False
+
+    def use(self, handsfree: bool) -> None:
+        pass
 
 
 class Phone(Generic[CallT]):
@@ -52,8 +67,11 @@ class Phone(Generic[CallT]):
     def __init__(self, device: PhoneDevice[CallT], leds: LedsLike, sounds: Sounds,
                  settings: PhoneConfig, alerts: AlertsConfig | None = None, *,
                  off_hook: Callable[[], bool] = lambda: False,
-                 display: DisplayFunction | None = None) -> None:
+                 display: DisplayFunction | None = None,
+                 route: AudioRoute | None = None) -> None:
         self._display = display or default_display
+        self.route: AudioRoute = route or NoHandsfree()
+        self.handsfree = False  # the call's audio is on the handsfree device
         self.device = device
         self.leds = leds
         self.sounds = sounds
@@ -128,6 +146,12 @@ class Phone(Generic[CallT]):
     def mute_call(self) -> bool:
         return self.fire("press_mute")
 
+    def speaker_call(self, on: bool | None = None) -> bool:
+        """The speaker button (control socket); ``on`` True/False: only if that changes it."""
+        if on is not None and on == self.handsfree:
+            return True  # already there
+        return self.fire("press_speaker")
+
     def fire(self, trigger: str, **kwargs: Any) -> bool:
         """Run one trigger if the table has a row for it here; never raises.
 
@@ -165,6 +189,9 @@ class Phone(Generic[CallT]):
 
     def call_waiting(self, _event: EventData) -> bool:
         return self.settings.call_waiting
+
+    def has_speaker(self, _event: EventData) -> bool:
+        return self.route.handsfree_available
 
     def auto_answer_due(self, _event: EventData) -> bool:
         n = self.settings.auto_answer_rings
@@ -313,6 +340,19 @@ class Phone(Generic[CallT]):
             call.mute(not call.is_muted())
             self.muted = call.is_muted()
 
+    def use_speaker(self, _event: EventData | None = None) -> None:
+        self._route(True)
+
+    def use_headset(self, _event: EventData | None = None) -> None:
+        self._route(False)
+
+    def _route(self, handsfree: bool) -> None:
+        if handsfree != self.handsfree:
+            self.sounds.tone(None)  # the current tone plays again, on the device now in use
+            self._tone = None
+            self.handsfree = handsfree
+            self.route.use(handsfree)
+
     def toggle_dnd(self, _event: EventData) -> None:
         self.dnd = not self.dnd
         log.info("do not disturb %s", "on" if self.dnd else "off")
@@ -336,6 +376,9 @@ class Phone(Generic[CallT]):
         log.warning("call error: %s", self.last_error)
 
     # --- states ----------------------------------------------------------------------------
+    def enter_idle(self, _event: EventData) -> None:
+        self.use_headset()  # the next call starts on the headset
+
     def enter_ringing(self, _event: EventData) -> None:
         self.rings = 0
 
@@ -357,7 +400,8 @@ class Phone(Generic[CallT]):
         if event is not None:
             log.info("phone: %s -> %s%s", event.event.name, self.state,
                      " (muted)" if self.muted else "")
-        shown = self._display(self.state, self.muted, frozenset(self.warnings))
+        shown = self._display(self.state, self.muted, frozenset(self.warnings),
+                              handsfree=self.handsfree)
         self.leds.show(shown.leds)
         if shown.ring != self._ringing_sound:
             self._ringing_sound = shown.ring
@@ -433,6 +477,7 @@ class Phone(Generic[CallT]):
             "codec": call.codec if call is not None else "",
             "waiting": waiting.parameters.get("From") if waiting is not None else None,
             "volume": self.volume_step, "last_number": self.last_number,
+            "handsfree": self.handsfree,
         }
 
     def close(self) -> None:

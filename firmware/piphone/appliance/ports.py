@@ -81,6 +81,16 @@ class LedsLike(Protocol):
     def show(self, patterns: Mapping[str, Pattern]) -> None: ...
 
 
+class AudioRoute(Protocol):
+    """Where the call's audio goes: the headset, or the handsfree device (speaker and its
+    microphone). appliance/audio.py backs it; a phone without a handsfree device has none."""
+
+    @property
+    def handsfree_available(self) -> bool: ...
+
+    def use(self, handsfree: bool) -> None: ...  # move the call's audio, without a gap
+
+
 class Sounds(Protocol):
     """What the phone plays; appliance/sounds.py backs it with audio/, tests with a fake."""
 

@@ -157,7 +157,8 @@ class Service:
         options["allow_incoming_while_busy"] = True  # the phone itself refuses as busy
         self._ca_file = account.ca_file
         if self.audio.source is not None:
-            options.update(audio_source=self.audio.source, audio_sink=self.audio.sink)
+            options.update(audio_source=self.audio.source, audio_sink=self.audio.sink,
+                           echo_stats=self.audio.echo_figures)
         if cfg.account.mints_tokens:  # a token that expired while cut off is renewed first
 
             async def fresh_token() -> str:
@@ -176,7 +177,8 @@ class Service:
         self.phone = phone = Phone(device, self.leds, self.sounds, cfg.phone, cfg.alerts,
                                    off_hook=lambda: bool(self.inputs is not None
                                                          and self.inputs.off_hook),
-                                   display=functools.partial(display, patterns=cfg.leds))
+                                   display=functools.partial(display, patterns=cfg.leds),
+                                   route=self.audio)
         phone.listeners.append(self._on_phone_change)
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
@@ -406,12 +408,16 @@ class Service:
         cmd = request["cmd"]
         if cmd == "status":
             return self.status()
-        done = {"call": lambda: phone.call_number(request["number"]),
-                "hangup": phone.hangup_call, "answer": phone.answer_call,
-                "mute": phone.mute_call}[cmd]()
+        actions: dict[str, Callable[[], bool]] = {
+            "call": lambda: phone.call_number(request["number"]),
+            "hangup": phone.hangup_call, "answer": phone.answer_call, "mute": phone.mute_call,
+            "speaker": lambda: phone.speaker_call(request.get("on"))}
+        done = actions[cmd]()
         if not done:
-            raise ControlError(f"{cmd} does nothing while the phone is {phone.state}")
-        return {"state": phone.state}
+            raise ControlError(f"{cmd} does nothing while the phone is {phone.state}"
+                               + (" (no [audio] handsfree_device)" if cmd == "speaker"
+                                  and not phone.route.handsfree_available else ""))
+        return {"state": phone.state, "handsfree": phone.handsfree}
 
     def status(self) -> dict[str, Any]:
         phone, device = self.phone, self.device
@@ -444,6 +450,8 @@ class Service:
                 line += f", MOS {self._mos:.1f}"
             if phone.muted:
                 line += ", muted"
+            if phone.handsfree:
+                line += ", on the speaker"
             if phone.warnings:
                 line += f", warnings: {', '.join(sorted(phone.warnings))}"
             return line

@@ -21,6 +21,8 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     # the handset
     ("off_hook",      "idle",           "dialing",     [],                      "start_dialing"),
     ("off_hook",      "ringing",        "talking",     [],                      "answer"),
+    ("off_hook",      ["dialing", *ACTIVE], None,      ["handsfree"],           "use_headset"),
+    ("on_hook",       ["dialing", *ACTIVE], None,      ["handsfree"],           None),
     ("on_hook",       "dialing",        "idle",        [],                      None),
     ("on_hook",       ACTIVE,           "ringing",     ["has_waiting"],
      ["hang_up", "ring_waiting"]),
@@ -37,6 +39,13 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
     ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
     ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
+    # the speaker button: the call (or dialing) moves between headset and handsfree device
+    ("press_speaker", "idle",           "dialing",     ["has_speaker"],
+     ["use_speaker", "start_dialing"]),
+    ("press_speaker", "ringing",        "talking",     ["has_speaker"], ["use_speaker", "answer"]),
+    ("press_speaker", "dialing",        "idle",        ["handsfree", "unless:hook_lifted"], None),
+    ("press_speaker", ["dialing", *ACTIVE], None,      ["handsfree"],           "use_headset"),
+    ("press_speaker", ["dialing", *ACTIVE], None,      ["has_speaker"],         "use_speaker"),
     ("volume_up",     "*",              None,          [],                      "louder"),
     ("volume_down",   "*",              None,          [],                      "softer"),
     ("key",           "dialing",        None,          [],                      "collect_digit"),
@@ -58,7 +67,8 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("answered",      "reconnecting",   "talking",     [],                      None),
     ("ended",         "ringing",        "idle",        [],                      "forget_call"),
     ("ended",         ACTIVE,           "ringing",     ["has_waiting"],         "ring_waiting"),
-    ("ended",         ACTIVE,           "dialing",     ["hook_lifted"],         "forget_call"),
+    ("ended",         ACTIVE,           "dialing",     ["hook_lifted"],
+     ["forget_call", "use_headset"]),
     ("ended",         ACTIVE,           "idle",        [],                      "forget_call"),
     ("waiting_ended", "*",              None,          [],                      "forget_waiting"),
     ("reconnecting",  ["calling", "talking"], "reconnecting", [],               None),
@@ -73,7 +83,7 @@ PANEL_TRIGGERS = {
     "OFF_HOOK": "off_hook", "ON_HOOK": "on_hook", "ACCEPT": "press_accept",
     "REJECT": "press_reject", "IGNORE": "press_ignore", "MUTE": "press_mute",
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
-    "DND": "press_dnd", "DIGIT": "key",
+    "DND": "press_dnd", "DIGIT": "key", "SPEAKER": "press_speaker",
 }
 
 

@@ -13,6 +13,9 @@ logged; a failed read or write (the device is gone) is reported once through ``o
 after which capture delivers silence and playback discards, and the device is reopened every
 ``REOPEN_INTERVAL`` seconds until it comes back (then ``on_recovered``). ``suspend()`` (the
 card is known gone) drops the device and stops the tries until ``resume()``, which tries at once.
+
+Handsfree (processing.py): ``Capture.stage`` processes each block on the capture thread while
+someone listens; ``Playback.tap`` gets each block written (the echo canceller's reference).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import alsaaudio
 import numpy as np
@@ -65,6 +69,14 @@ CALM_MS = 5_000
 # end) would otherwise stay in the buffer for the rest of the call, since audio arrives
 # exactly as fast as it plays. Whatever stays above the cushion for CATCH_UP_MS is dropped.
 CATCH_UP_MS = 500
+
+
+class Stage(Protocol):
+    """The capture path's processing (processing.CaptureStage), as Capture runs it."""
+
+    def process(self, block: np.ndarray) -> np.ndarray: ...
+
+    def lost_audio(self) -> None: ...  # the capture lost blocks: the echo pairing is off
 
 
 def open_pcm(kind: int, device: str, rate: int, periods: int,
@@ -268,6 +280,9 @@ class Capture(_Stream):
         self._subscribers: list[Callable[[np.ndarray], None]] = []
         self._pending = np.zeros(0, np.int16)
         self._resampler: soxr.ResampleStream | None = None
+        # Handsfree processing, run on this thread on each block while someone listens
+        # (swapped by one assignment; None: the blocks go as read).
+        self.stage: Stage | None = None
 
     def subscribe(self, deliver: Callable[[np.ndarray], None]) -> None:
         """``deliver(block)`` is called on the loop for every 20 ms block; starts capture."""
@@ -309,8 +324,24 @@ class Capture(_Stream):
         # a lost microphone sounds like silence, at the device's pace
         self._collect(np.zeros(RATE * self.period_ms // 1000, np.int16))
 
+    def _xrun(self) -> None:
+        super()._xrun()
+        stage = self.stage
+        if stage is not None:
+            stage.lost_audio()
+
     def _emit(self, block: np.ndarray) -> None:
-        for deliver in list(self._subscribers):
+        subscribers = list(self._subscribers)
+        if not subscribers:
+            return
+        stage = self.stage
+        if stage is not None:
+            try:
+                block = stage.process(block)
+            except Exception:  # never the capture thread's end: the call goes on unprocessed
+                log.exception("audio processing on %s failed: turned off", self.device)
+                self.stage = None
+        for deliver in subscribers:
             self._call(deliver, block)
 
 
@@ -349,6 +380,9 @@ class Playback(_Stream):
         # A sound mixed over the call (ring, ringback, DTMF, beeps): read(n) -> int16 at the
         # device rate, or None. Swapped by one assignment; read only by the playback thread.
         self._sound: tones.TonePlayer | tones.Clip | None = None
+        # Handed each block written to the device (mono, at the device's rate), on this
+        # thread: the echo reference (processing.EchoReference.played). One assignment.
+        self.tap: Callable[[np.ndarray, int], None] | None = None
 
     def play_tone(self, spec: tones.ToneSpec) -> None:
         """Mix a (cadenced) tone into what plays, until stop_sound() or another sound."""
@@ -451,11 +485,13 @@ class Playback(_Stream):
     def _io(self) -> None:
         assert self._pcm is not None
         block = self._next_block()
-        if self.channels > 1:
-            block = np.repeat(block, self.channels)
         # Blocks once the device buffer is full: the device's clock paces this loop.
-        if self._pcm.write(block.tobytes()) < 0:
+        data = np.repeat(block, self.channels) if self.channels > 1 else block
+        if self._pcm.write(data.tobytes()) < 0:
             self._xrun()
+        tap = self.tap
+        if tap is not None:  # what was played, as it was played: the echo to cancel
+            tap(block, self.rate)
 
     def _idle(self) -> None:
         if self._buffer:  # nobody to play to: keep the buffer from holding stale audio

@@ -62,6 +62,16 @@ class CaptureSource:
         self.stopped = True
         self.capture.unsubscribe(self._deliver)
 
+    def switch(self, capture: Capture) -> None:
+        """Read from another microphone from the next block on (handsfree <-> headset):
+        the reader sees one stream, a block from the old device perhaps among the first."""
+        if capture is self.capture:
+            return
+        old, self.capture = self.capture, capture
+        if self._subscribed and not self.stopped:
+            old.unsubscribe(self._deliver)
+            capture.subscribe(self._deliver)
+
 
 class PlaybackSink:
     """The earpiece as a call's sink (pcm.PcmSink): what the far end says, mono at its
@@ -76,6 +86,13 @@ class PlaybackSink:
 
     def start(self) -> None:
         self.playback.start(tolerate_missing=True)  # a missing headset: the call goes on
+
+    def switch(self, playback: Playback) -> None:
+        """Play to another device from the next frame on (what the old one holds plays out:
+        at most its 80 ms buffer)."""
+        if playback is not self.playback:
+            self.playback = playback
+            playback.start(tolerate_missing=True)
 
     def write(self, samples: Samples, sample_rate: int) -> None:
         self.playback.write(apply_gain(self._to_48k(samples, sample_rate), self.gain))

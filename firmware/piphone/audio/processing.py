@@ -330,6 +330,11 @@ class CaptureStage:
         self.cpu_seconds += time.thread_time() - started
         return out
 
+    def lost_audio(self) -> None:
+        """The capture lost blocks (an overrun): pair microphone and reference again."""
+        if self.reference is not None:
+            self.reference.unpair()
+
     def _measure(self, near: np.ndarray, far: np.ndarray, out: np.ndarray) -> None:
         far_energy = _energy(far)
         if far_energy > len(far) * _ACTIVE_POWER:
@@ -375,14 +380,16 @@ def _power_dbfs(mean_square: float) -> float:
 
 def make_stage(settings: ProcessingSettings, *, playback_periods: int,
                playback_period_ms: int, backend: str = "auto",
-               path_ms: int = 0) -> CaptureStage | None:
+               path_ms: int = 0, early_ms: int = 0) -> CaptureStage | None:
     """The stage for a capture path whose echo comes from a playback device of
     ``playback_periods`` x ``playback_period_ms``; None when everything is off (no cost, no
-    import). Raises ProcessingUnavailable when no backend can be loaded."""
+    import). ``early_ms`` pairs each microphone block with played audio that much further
+    back (the threads' wake-ups under load; the canceller finds the delay). Raises
+    ProcessingUnavailable when no backend can be loaded."""
     if not settings.enabled:
         return None
-    reference = (EchoReference(margin=reference_margin(playback_periods, playback_period_ms))
-                 if settings.echo_cancellation else None)
+    margin = reference_margin(playback_periods, playback_period_ms) + RATE * early_ms // 1000
+    reference = EchoReference(margin=margin) if settings.echo_cancellation else None
     engine = load_backend(settings, backend,
                           stream_delay_ms=stream_delay_hint_ms(playback_period_ms, path_ms))
     log.info("audio processing: %s (echo cancellation %s, noise suppression %s, "

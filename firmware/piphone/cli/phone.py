@@ -1,5 +1,5 @@
 """The running phone and its files: `piphone check` (a config, the ALSA cards, the headset),
-`status`, `hangup`, `answer` and `mute` (over the control socket), `diagram` (its state
+`status`, `hangup`, `answer`, `mute` and `speaker` (over the control socket), `diagram` (its state
 machine) and `calls` (a call log)."""
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ def add_control(sub: Subparsers) -> None:
         control = sub.add_parser(name, help=text)
         control.add_argument("--json", action="store_true", help="print the reply as JSON")
         control.set_defaults(func=cmd_control)
+    speaker = sub.add_parser("speaker", help="the speaker button: move the running phone's "
+                                             "call between the headset and the handsfree "
+                                             "device (on an idle phone: dial on the speaker)")
+    speaker.add_argument("side", nargs="?", choices=("on", "off"),
+                         help="only to the speaker (on) or only to the headset (off); "
+                              "default: the other one")
+    speaker.add_argument("--json", action="store_true", help="print the reply as JSON")
+    speaker.set_defaults(func=cmd_speaker)
 
 
 def add_diagram(sub: Subparsers) -> None:
@@ -128,13 +136,22 @@ def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
         print(f"piphone: {reply.get('error')}", file=sys.stderr)
     elif args.command == "status":
         print(reply["status"])
-        for key in ("state", "identity", "registered", "peer", "muted", "dnd", "codec",
+        for key in ("state", "identity", "registered", "peer", "muted", "handsfree", "dnd",
+                    "codec",
                     "mos", "warnings", "waiting", "last_number"):
             if reply.get(key) not in (None, "", []):
                 print(f"  {key}: {reply[key]}")
+    elif args.command == "speaker":
+        side = "the speaker" if reply.get("handsfree") else "the headset"
+        print(f"speaker: {reply.get('state')}, on {side}")
     else:
         print(f"{args.command}: {reply.get('state')}")
     return 0 if reply.get("ok") else 1
+
+
+def cmd_speaker(args: argparse.Namespace) -> int:
+    fields = {} if args.side is None else {"on": args.side == "on"}
+    return cmd_control(args, **fields)
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:

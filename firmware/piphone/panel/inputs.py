@@ -38,6 +38,7 @@ class PanelEvent(enum.StrEnum):
     VOLUME_DOWN = enum.auto()
     REDIAL = enum.auto()
     DND = enum.auto()
+    SPEAKER = enum.auto()
     DIGIT = enum.auto()
 
 

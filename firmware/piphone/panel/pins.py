@@ -16,10 +16,11 @@ from typing import Any
 
 from piphone.errors import ConfigError
 
-BUTTON_NAMES = ("accept", "reject", "ignore", "mute", "volume_up", "volume_down", "redial", "dnd")
+BUTTON_NAMES = ("accept", "reject", "ignore", "mute", "volume_up", "volume_down", "redial", "dnd",
+                "speaker")
 KEY_DIGITS = {f"key_{d}": d for d in "0123456789"} | {"key_star": "*", "key_hash": "#"}
 INPUT_NAMES = ("hook", *BUTTON_NAMES, *KEY_DIGITS)
-LED_NAMES = ("ring", "call", "mute", "warning")
+LED_NAMES = ("ring", "call", "mute", "warning", "speaker")
 
 # Any 40-pin Pi will do: the header's GPIO numbering is the same on every model we support.
 _HEADER_REVISION = 0xC03111  # Pi 4 B
@@ -171,6 +172,9 @@ class PinMap:
 
 # The default wiring (hardware/README.md draws it; a test checks the two agree). Every pin is
 # free of the Pi's buses (I2C, SPI, UART, PCM), so HATs and an I2S amplifier stay possible.
+# The speaker button (handsfree) is the exception: every other pin off the buses was taken, so
+# it has GPIO21, PCM's data out; an I2S amplifier needs that pin (move the button then), and
+# the speaker LED has no pin by default (give it one the build leaves free, in [pins.leds]).
 # Every input is a contact to ground with the internal pull-up, active low. The hook switch is
 # a microswitch pressed by the resting handset, wired through its normally-closed contact:
 # lifting the handset closes it (low = off hook), and a broken wire reads as on the hook.
@@ -185,6 +189,7 @@ DEFAULT_PINS = PinMap(
         "volume_down": InputPin(6),
         "redial": InputPin(16),
         "dnd": InputPin(26),
+        "speaker": InputPin(21),
     },
     leds={"ring": 12, "call": 13, "mute": 25, "warning": 4},
 )

@@ -31,6 +31,7 @@ LED_PARTS = {
     "call": ("green", 330),
     "mute": ("yellow", 330),
     "warning": ("amber", 330),
+    "speaker": ("yellow-green", 330),
 }
 _HEADER_PINS = 40
 _RESERVED = {27: "(HAT ID EEPROM)", 28: "(HAT ID EEPROM)"}

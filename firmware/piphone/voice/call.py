@@ -39,6 +39,7 @@ from .reconnect import CallHooks, CallReconnection, ReconnectSettings
 from .rtc import MediaError, MediaSettings, NetworkReport
 from .rtc.ports import CallAudioPort, Counters, MediaPort
 from .rtc.tracks import AudioSink, AudioSource, AudioStream
+from .samples import EchoStats
 from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Call(Emitter):
         publish_feedback: Callable[[Call, int | None, str | None], asyncio.Task[bool]]
         | None = None,
         media_factory: MediaFactory = call_media.call_audio,
+        echo_stats: Callable[[], EchoStats | None] | None = None,
     ) -> None:
         super().__init__()
         self.direction = direction
@@ -104,7 +106,7 @@ class Call(Emitter):
         # sample / volume / warning (quality.py): runs while the call is open or reconnecting.
         self.quality = QualityMonitor(
             quality or QualitySettings(), read_counters=self._quality_counters,
-            meters=self._meters, is_muted=self.is_muted, emit=self.emit)
+            meters=self._meters, is_muted=self.is_muted, emit=self.emit, echo=echo_stats)
         self.on("status", lambda s: self.quality.start() if s is CallStatus.OPEN
                 else self.quality.stop() if s is CallStatus.CLOSED else None)
         # aiortc has no ICE "disconnected": media lost (reconnect.py, 53405) stands for it.

@@ -253,7 +253,8 @@ class Device(Emitter):
                     media_settings=media_settings or self._options.media_settings(),
                     source=self._options.audio_source(), sink=self._options.audio_sink(),
                     quality=self._options.quality, reconnect_settings=self._options.reconnect,
-                    publish_feedback=self._post_feedback, **details)
+                    publish_feedback=self._post_feedback,
+                    echo_stats=self._options.echo_stats, **details)
         self._calls.append(call)
 
         def forget(*_: Any) -> None:

@@ -31,6 +31,7 @@ from .reconnect import ReconnectSettings
 from .rtc import IceServerLike, MediaSettings, is_loopback, to_ice_servers
 from .rtc.settings import BITRATE_MAX, BITRATE_MIN
 from .rtc.tracks import AudioSink, AudioSource, DrainSink
+from .samples import EchoStats
 from .token_refresh import TokenSource
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class DeviceOptions:
     dscp: bool = True  # mark our RTP as DSCP EF (46), as the SDK does by default
     app_name: str | None = None  # in every Insights event's publisher_metadata
     app_version: str | None = None
+    # piphone: the microphone's echo canceller figures, for each call's samples (the appliance)
+    echo_stats: Callable[[], EchoStats | None] | None = None
 
     def __post_init__(self) -> None:
         self.signaling_urls()  # an unknown edge is a ValueError now, not at connect

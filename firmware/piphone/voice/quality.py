@@ -30,7 +30,11 @@ piphone extensions (not in the SDK; see README):
   10 s while we are not muted (``direction: "receive"``), or we send packets but the far end's
   RTCP receiver reports show none of them arriving for 10 s (``direction: "send"``);
 - conditions set from outside with ``Call.set_condition`` (``audio-device-lost``), raised and
-  cleared at once, with no warm-up.
+  cleared at once, with no warm-up;
+- with an echo canceller on the microphone (``echo``: the port the appliance wires to its
+  capture stage), ``echoReturnLossEnhancement`` and ``residualEchoLevel`` in each sample, and
+  ``high-residual-echo`` when the residual stays above ``RESIDUAL_ECHO_DBFS``
+  (thresholds.py); cleared at once when the call leaves the canceller (``echo`` gives None).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from typing import Any
 from ..errors import InvalidArgumentError
 from ..pcm import LevelReading, level, volume
 from .rtc.ports import Counters, MediaPort
-from .samples import Sample, Totals, mos, next_sample
+from .samples import EchoStats, Sample, Totals, mos, next_sample
 from .tasks import TaskSet
 from .thresholds import (
     SAMPLE_COUNT_CLEAR,
@@ -71,6 +75,7 @@ _CROSSINGS: tuple[tuple[str, Callable[[Any, Any], bool]], ...] = (
 CONDITIONS = ("audio-device-lost",)  # set_condition names (piphone extension)
 ONE_WAY_AUDIO = "one-way-audio"
 ICE_LOST = "ice-connectivity-lost"
+RESIDUAL_ECHO = warning_name("residualEchoLevel", "max")
 
 
 async def media_counters(session: MediaPort) -> Counters:
@@ -83,7 +88,8 @@ class QualityMonitor:
     """Samples one call and raises its warnings; ``start`` at open, ``stop`` at close.
 
     The call provides: ``read_counters`` (None while there is no media), ``meters`` (the
-    current session's (sent, heard) level meters, or None), ``is_muted`` and ``emit``.
+    current session's (sent, heard) level meters, or None), ``is_muted`` and ``emit``;
+    ``echo``, where the microphone has an echo canceller: its last second (None: none now).
     """
 
     def __init__(self, settings: QualitySettings, *,
@@ -91,6 +97,7 @@ class QualityMonitor:
                  meters: Callable[[], tuple[LevelReading, LevelReading] | None],
                  is_muted: Callable[[], bool],
                  emit: Callable[..., Any],
+                 echo: Callable[[], EchoStats | None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -98,6 +105,7 @@ class QualityMonitor:
         self._meters = meters
         self._is_muted = is_muted
         self._emit = emit
+        self._echo = echo
         self._clock = clock
         self._wall_clock = wall_clock
         windows = [t.sample_count or SAMPLE_COUNT_METRICS
@@ -200,8 +208,9 @@ class QualityMonitor:
         output_ticks, self._output_ticks = self._output_ticks, []
         loudest, self._output_loudest = self._output_loudest, 0.0
         self._levels_window.append(input_ticks)
+        echo = self._echo() if self._echo is not None else None
         sample = next_sample(now, before, previous, input_ticks, output_ticks,
-                             timestamp=self._wall_clock() * 1000)
+                             timestamp=self._wall_clock() * 1000, echo=echo)
         self.samples.append(sample)
         if sample.mos is not None:
             self.mos_values.append(sample.mos)
@@ -211,6 +220,8 @@ class QualityMonitor:
                 for limit in limits:
                     self._check(stat, limit)
             self._check_one_way()
+        if echo is None:  # no canceller (any more): nothing can say there is echo
+            self.clear_warning(RESIDUAL_ECHO, at_once=True)
         return sample
 
     def _warnings_on(self) -> bool:

@@ -1,15 +1,28 @@
 """Call quality samples: one second of a call as the SDK's RTCSample, its totals, and the
-SDK's E-model MOS (rtc/mos.ts), made from two statistics reads of the media port.
+SDK's E-model MOS (rtc/mos.ts), made from two statistics reads of the media port; with a
+handsfree device, what its echo canceller saw (``EchoStats``: a port the appliance wires to
+the capture stage, since voice/ knows nothing of audio/).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 from .rtc.ports import Counters
 from .thresholds import camel
+
+
+class EchoStats(Protocol):
+    """The last second of the microphone's echo canceller (audio/processing.EchoFigures):
+    None where it cannot be said (the far end did not play that second)."""
+
+    @property
+    def echo_return_loss_enhancement(self) -> float | None: ...  # dB removed
+
+    @property
+    def residual_echo_level(self) -> float | None: ...  # dBFS left while the far end played
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,9 @@ class Sample:
     jitter_buffer_target: int | None = None  # frames it means to keep
     frames_concealed: int = 0  # this second
     frames_late: int = 0  # this second
+    # the echo canceller of a handsfree device (None: no canceller, or no far end to cancel)
+    echo_return_loss_enhancement: float | None = None  # dB
+    residual_echo_level: float | None = None  # dBFS of what is sent while the far end plays
 
     def to_dict(self) -> dict[str, Any]:
         # Every field is a number, a string or None (totals aside): no need for asdict's
@@ -87,7 +103,7 @@ def _delta(now: int, before: int) -> int:
 
 def next_sample(now: Counters, before: Counters, previous: Sample | None,
                 input_ticks: list[int], output_ticks: list[int], *,
-                timestamp: float) -> Sample:
+                timestamp: float, echo: EchoStats | None = None) -> Sample:
     """The sample of the second between two statistics reads (``before``, ``now``) and the
     50 ms level ticks taken meanwhile; ``previous`` is the last sample (None for the first:
     no MOS yet, and rtt stays unknown until RTCP tells)."""
@@ -120,4 +136,6 @@ def next_sample(now: Counters, before: Counters, previous: Sample | None,
         jitter_buffer_target=now.buffer_target,
         frames_concealed=_delta(now.concealed, before.concealed),
         frames_late=_delta(now.late, before.late),
+        echo_return_loss_enhancement=echo.echo_return_loss_enhancement if echo else None,
+        residual_echo_level=echo.residual_echo_level if echo else None,
     )

@@ -17,6 +17,10 @@ from ..errors import InvalidArgumentError
 SAMPLE_COUNT_METRICS = 5  # default window (the reference; the SDK code takes its largest, 10)
 SAMPLE_COUNT_RAISE = 3
 SAMPLE_COUNT_CLEAR = 0
+# piphone's: the echo canceller's output while the far end plays louder than this means the
+# far end hears itself. The figure cannot tell echo from near-end speech over it (double
+# talk), so 4 of 5 seconds must cross; seconds without far-end audio leave it as it is.
+RESIDUAL_ECHO_DBFS = -40.0
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,13 @@ SDK_THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
                             Threshold(max_average=3, clear_value=1, sample_count=7)),
     "rtt": (Threshold(max=400),),
 }
+# piphone extensions (README: Call quality): sample fields and warnings the SDK does not have.
+PIPHONE_THRESHOLDS: dict[str, tuple[Threshold, ...]] = {
+    "residualEchoLevel": (Threshold(max=RESIDUAL_ECHO_DBFS, raise_count=4),),
+}
 _STAT_NAMES = {"audioInputLevel": "audio-input-level", "bytesReceived": "bytes-received",
                "bytesSent": "bytes-sent", "jitter": "jitter", "mos": "mos", "rtt": "rtt",
-               "packetsLostFraction": "packet-loss"}
+               "packetsLostFraction": "packet-loss", "residualEchoLevel": "residual-echo"}
 _PREFIX = {"max": "high-", "max_average": "high-", "min": "low-",
            "min_standard_deviation": "constant-", "min_average": "low-"}
 
@@ -75,7 +83,7 @@ class QualitySettings:
     one_way_audio_after: float = 10.0  # s of silence/unheard packets before one-way-audio
     silence_level: float = 1.0  # RMS (int16 units, -90 dBFS) still "digital silence"
     thresholds: Mapping[str, tuple[Threshold, ...]] = field(
-        default_factory=lambda: dict(SDK_THRESHOLDS))
+        default_factory=lambda: {**SDK_THRESHOLDS, **PIPHONE_THRESHOLDS})
 
     def __post_init__(self) -> None:
         if self.sample_interval <= 0 or self.volume_interval <= 0:
