@@ -13,6 +13,7 @@ from piphone.appliance import phone as phone_mod
 from piphone.appliance import table
 from piphone.appliance.config import AlertsConfig, PhoneConfig
 from piphone.appliance.phone import Phone
+from piphone.appliance.state_file import Settings
 from piphone.audio import tones
 from piphone.panel.inputs import PanelEvent, PanelInput
 from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds
@@ -209,12 +210,38 @@ async def test_dnd_refuses_calls(mode):
 
 
 async def test_volume_steps_are_bounded(rig):
+    await rig.talking_call()
     for _ in range(20):
         rig.press("VOLUME_UP")
     assert rig.sounds.level == 10
     for _ in range(20):
         rig.press("VOLUME_DOWN")
-    assert rig.sounds.level == 0 and rig.state == "idle"
+    assert rig.sounds.level == 0 and rig.state == "talking"
+    assert rig.sounds.ringer_level == 7  # in a call the keys leave the ringer alone
+
+
+async def test_volume_keys_set_the_ringer_when_idle_or_ringing(rig):
+    rig.press("VOLUME_DOWN")
+    assert (rig.sounds.ringer_level, rig.sounds.level) == (6, 7) and rig.state == "idle"
+    for _ in range(20):
+        rig.press("VOLUME_UP")
+    assert rig.sounds.ringer_level == 10
+    await rig.ringing_call()
+    for _ in range(20):
+        rig.press("VOLUME_DOWN")
+    assert rig.sounds.ringer_level == 0 and rig.sounds.level == 7
+    assert rig.phone.saved_settings() == Settings(call_volume=7, ringer_volume=0, dnd=False)
+
+
+async def test_saved_settings_win_over_the_configured_start():
+    rig = Rig.__new__(Rig)
+    rig.device, rig.leds, rig.sounds, rig.hook = FakeDevice(), FakeLeds(), FakeSounds(), False
+    rig.phone = Phone(rig.device, rig.leds, rig.sounds, replace(PhoneConfig(), dnd_at_start=False),
+                      AlertsConfig(), saved=Settings(call_volume=3, ringer_volume=9, dnd=True))
+    assert (rig.sounds.level, rig.sounds.ringer_level, rig.phone.dnd) == (3, 9, True)
+    call = await rig.ringing_call()
+    assert call.actions == ["reject"]  # do-not-disturb came back on
+    rig.phone.close()
 
 
 # --- keypad -------------------------------------------------------------------------------

@@ -29,12 +29,13 @@ from .config import AlertsConfig, PhoneConfig
 from .display import Display
 from .display import display as default_display
 from .ports import CallT, LedsLike, PhoneDevice, Sounds
+from .state_file import VOLUME_STEPS, Settings
 from .table import PANEL_TRIGGERS, STATES, machine_rows
 from .timers import Timers
 
 log = logging.getLogger(__name__)
 
-VOLUME_STEPS = 10
+__all__ = ["VOLUME_STEPS", "Phone"]
 DisplayFunction = Callable[[str, bool, frozenset[str]], Display]
 
 
@@ -52,7 +53,8 @@ class Phone(Generic[CallT]):
     def __init__(self, device: PhoneDevice[CallT], leds: LedsLike, sounds: Sounds,
                  settings: PhoneConfig, alerts: AlertsConfig | None = None, *,
                  off_hook: Callable[[], bool] = lambda: False,
-                 display: DisplayFunction | None = None) -> None:
+                 display: DisplayFunction | None = None,
+                 saved: Settings | None = None) -> None:
         self._display = display or default_display
         self.device = device
         self.leds = leds
@@ -66,9 +68,12 @@ class Phone(Generic[CallT]):
         self.digits = ""
         self.last_number: str | None = None
         self.muted = False
-        self.dnd = settings.dnd_at_start
+        # What the state file kept (state_file.py), else the configured start values.
+        self.dnd = saved.dnd if saved is not None else settings.dnd_at_start
         self.warnings: set[str] = set()
-        self.volume_step = self.alerts.volume
+        self.volume_step = saved.call_volume if saved is not None else self.alerts.volume
+        self.ringer_step = (saved.ringer_volume if saved is not None
+                            else self.alerts.ringer_volume)
         self.rings = 0
         self.last_error: object | None = None
         self.failures = 0  # exceptions caught in event handling (0 in a healthy phone)
@@ -87,6 +92,7 @@ class Phone(Generic[CallT]):
             send_event=True, ignore_invalid_triggers=False, finalize_event="after_event")
         device.on("incoming", self._on_incoming)
         sounds.volume(self.volume_step)
+        sounds.ringer_volume(self.ringer_step)
         self.after_event(None)
 
     def _state(self, name: str) -> State:
@@ -318,6 +324,14 @@ class Phone(Generic[CallT]):
         self.volume_step = max(0, self.volume_step - 1)
         self.sounds.volume(self.volume_step)
 
+    def ringer_louder(self, _event: EventData) -> None:
+        self.ringer_step = min(VOLUME_STEPS, self.ringer_step + 1)
+        self.sounds.ringer_volume(self.ringer_step)
+
+    def ringer_softer(self, _event: EventData) -> None:
+        self.ringer_step = max(0, self.ringer_step - 1)
+        self.sounds.ringer_volume(self.ringer_step)
+
     def add_warning(self, event: EventData) -> None:
         self.warnings.add(str(event.kwargs.get("name")))
 
@@ -425,8 +439,14 @@ class Phone(Generic[CallT]):
             "call_sid": call.call_sid if call is not None else None,
             "codec": call.codec if call is not None else "",
             "waiting": waiting.parameters.get("From") if waiting is not None else None,
-            "volume": self.volume_step, "last_number": self.last_number,
+            "volume": self.volume_step, "ringer_volume": self.ringer_step,
+            "last_number": self.last_number,
         }
+
+    def saved_settings(self) -> Settings:
+        """What the state file keeps of this phone."""
+        return Settings(call_volume=self.volume_step, ringer_volume=self.ringer_step,
+                        dnd=self.dnd)
 
     def close(self) -> None:
         """Hang up whatever is up, stop timers, sounds and LEDs."""

@@ -27,6 +27,7 @@ from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from ..voice import Call, Device, DeviceState, ice, tls
 from ..voice.quality import Sample
 from . import config as config_mod
+from . import state_file
 from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
@@ -81,6 +82,7 @@ class Service:
         self._register_task: asyncio.Task[None] | None = None
         self.traversal: ice.NetworkTraversal | None = None  # with [account] network_traversal
         self._mos: float | None = None
+        self._saved: state_file.Settings | None = None  # what the state file holds now
 
     # --- life cycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -168,10 +170,12 @@ class Service:
         device.on("registered", lambda *_: self._registered())
         device.on("unregistered", lambda *_: self._show_status())
         self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
+        self._saved = self._load_settings()
         self.phone = phone = Phone(device, self.leds, self.sounds, cfg.phone, cfg.alerts,
                                    off_hook=lambda: bool(self.inputs is not None
                                                          and self.inputs.off_hook),
-                                   display=functools.partial(display, patterns=cfg.leds))
+                                   display=functools.partial(display, patterns=cfg.leds),
+                                   saved=self._saved)
         phone.listeners.append(self._on_phone_change)
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
@@ -261,6 +265,41 @@ class Service:
             log.warning("no call log at %s: %s", path, exc)
             return None
 
+    def _state_path(self) -> Path | None:
+        """[phone] state_file, if it is on and its folder (systemd's StateDirectory) exists."""
+        path = self.cfg.phone.state_file
+        if path is None:
+            return None
+        if not Path(path).parent.is_dir():
+            log.warning("settings are not kept across restarts: %s does not exist ([phone] "
+                        "state_file)", Path(path).parent)
+            return None
+        return Path(path)
+
+    def _load_settings(self) -> state_file.Settings | None:
+        """The saved volumes and DND (None: no state file; the config's start values)."""
+        path = self._state_path()
+        if path is None:
+            return None
+        phone, alerts = self.cfg.phone, self.cfg.alerts
+        defaults = state_file.Settings(call_volume=alerts.volume,
+                                       ringer_volume=alerts.ringer_volume,
+                                       dnd=phone.dnd_at_start)
+        settings, problem = state_file.load(path, defaults)
+        if problem is not None:
+            state_file.save(path, settings)  # the bad file goes (it was logged, named)
+        return settings
+
+    def _keep_settings(self, phone: Phone[Call]) -> None:
+        """Write the state file when a volume or DND changed (not at every event)."""
+        if self._saved is None:
+            return
+        now = phone.saved_settings()
+        if now != self._saved:
+            path = self._state_path()
+            if path is not None and state_file.save(path, now):
+                self._saved = now
+
     def _followed_call(self, call: Call) -> Followed:
         followed = self._followed.get(call)
         if followed is None:
@@ -315,6 +354,7 @@ class Service:
                         "mint another")
 
     def _on_phone_change(self, phone: Phone[Call]) -> None:
+        self._keep_settings(phone)
         call = phone.call
         followed = self._followed_call(call) if call is not None else None
         if call is not None and followed is not None and not followed.sampled:

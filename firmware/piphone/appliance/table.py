@@ -37,6 +37,8 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
     ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
     ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
+    ("volume_up",     ["idle", "ringing"], None,       [],                      "ringer_louder"),
+    ("volume_down",   ["idle", "ringing"], None,       [],                      "ringer_softer"),
     ("volume_up",     "*",              None,          [],                      "louder"),
     ("volume_down",   "*",              None,          [],                      "softer"),
     ("key",           "dialing",        None,          [],                      "collect_digit"),
