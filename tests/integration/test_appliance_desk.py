@@ -4,11 +4,17 @@ do-not-disturb, missed calls), contacts, speed dial and call-back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 import pytest
 
+from piphone import cli
+from piphone.appliance.control import ControlServer
+from piphone.appliance.service import Service
+from piphone.panel.leds import Pattern
+from piphone.panel.pins import mock_factory
 from tests.conftest import until
 
 from .appliance_rig import load_phone_config, press, running_service
@@ -16,7 +22,7 @@ from .appliance_rig import load_phone_config, press, running_service
 pytestmark = pytest.mark.net
 
 HOOK, ACCEPT, REJECT, VOLUME_UP, VOLUME_DOWN, DND = 17, 27, 22, 5, 6, 26
-MISSED, SPEED_1, SPEED_2 = 2, 3, 21
+MISSED, SPEED_1, SPEED_2 = 2, 3, 20
 RING_LED, CALL_LED, MUTE_LED, WARNING_LED, DND_LED, MISSED_LED = 12, 13, 25, 4, 18, 19
 
 
@@ -37,12 +43,17 @@ reject = {REJECT}
 volume_up = {VOLUME_UP}
 volume_down = {VOLUME_DOWN}
 dnd = {DND}
+missed = {MISSED}
+speed_1 = {SPEED_1}
+speed_2 = {SPEED_2}
 
 [pins.leds]
 ring = {RING_LED}
 call = {CALL_LED}
 mute = {MUTE_LED}
 warning = {WARNING_LED}
+dnd = {DND_LED}
+missed = {MISSED_LED}
 {rest}""")
 
 
@@ -106,3 +117,98 @@ async def test_a_corrupt_state_file_is_reported_and_replaced(tmp_path, exchange,
     assert str(tmp_path / "state.json") in record.getMessage()
     assert json.loads((tmp_path / "state.json").read_text()) == {
         "version": 1, "call_volume": 7, "ringer_volume": 7, "dnd": True}
+
+
+# --- 2. the idle panel tells the truth ---------------------------------------------------------
+@pytest.mark.parametrize("url, reason", [
+    ("ws://127.0.0.1:9/signal", "exchange unreachable"),  # nothing listens there
+    ("ws://192.0.2.1:8089/signal", "no network"),  # no route off this namespace
+], ids=["unreachable", "no network"])
+async def test_an_offline_phone_blinks_and_says_why(tmp_path, exchange, url, reason):
+    cfg = write_config(tmp_path, exchange, url=url)
+    factory = mock_factory()
+    service = Service(cfg, pin_factory=factory)
+    starting = asyncio.ensure_future(service.start())
+    try:
+        await until(lambda: service.phone is not None and service.device is not None
+                    and service.offline_now()[0] == reason, timeout=10, what=f"offline: {reason}")
+        assert service.leds.shown["warning"] is Pattern.BLINK_SLOW  # not dark like idle
+        await until(lambda: lit(factory, WARNING_LED), what="the warning LED blinks on")
+        await until(lambda: not lit(factory, WARNING_LED), what="and off")
+        status = service.status()
+        assert status["registered"] is False and status["offline_reason"] == reason
+        assert status["offline_detail"] and status["state"] == "idle"
+        assert service.status_line() == f"not registered as alice ({reason})"
+    finally:
+        await service.close()
+        await starting
+        factory.reset()
+
+
+async def test_a_refused_token_is_the_reason(tmp_path, exchange):
+    cfg = write_config(tmp_path, exchange)
+    (tmp_path / "secrets.toml").write_text('[account]\napi_key_secret = "' + "x" * 32 + '"\n')
+    from piphone.appliance import config as appliance_config
+
+    cfg = appliance_config.load(cfg.path)  # with a secret the exchange does not know
+    async with running_service(cfg) as service:
+        await until(lambda: service.offline_now()[0] == "token refused", timeout=10,
+                    what="the exchange refuses the token")
+        assert service.leds.shown["warning"] is Pattern.BLINK_SLOW
+        assert "token refused" in service.status_line()
+
+
+async def test_a_missed_call_lights_until_the_key_and_outlives_a_restart(tmp_path, exchange,
+                                                                         make_phone):
+    cfg = write_config(tmp_path, exchange)
+    bob = await make_phone("bob")
+    async with running_service(cfg) as service:
+        phone, factory = service.phone, service.factory
+        assert service.leds.shown == {name: Pattern.OFF for name in service.leds.shown}
+        call = await bob.device.connect({"To": "client:alice"})
+        await until(lambda: phone.state == "ringing", what="alice rings")
+        call.disconnect()  # bob gives up: a missed call
+        await until(lambda: phone.missed == 1, timeout=10, what="a missed call")
+        assert phone.state == "idle" and service.leds.shown["missed"] is Pattern.BLINK_SLOW
+        await until(lambda: lit(factory, MISSED_LED), what="the missed LED blinks")
+        assert "1 missed call" in service.status_line()
+        assert service.status()["last_caller"] == "client:bob"
+    async with running_service(cfg) as service:  # restarted: the log still says so
+        factory = service.factory
+        assert service.phone.missed == 1
+        assert service.leds.shown["missed"] is Pattern.BLINK_SLOW
+        await press(factory, MISSED)  # seen
+        await until(lambda: service.phone.missed == 0, what="seen")
+        assert service.leds.shown["missed"] is Pattern.OFF and not lit(factory, MISSED_LED)
+    async with running_service(cfg) as service:
+        assert service.phone.missed == 0  # seen stays seen
+        assert service.phone.last_caller == "client:bob"  # call-back survives too
+
+
+async def test_calls_missed_and_seen_from_the_command_line(tmp_path, exchange, make_phone,
+                                                           monkeypatch, capsys):
+    cfg = write_config(tmp_path, exchange)
+    db = str(tmp_path / "calls.db")
+    bob = await make_phone("bob")
+    sock = tmp_path / "control.sock"
+    monkeypatch.setenv("PIPHONE_CONTROL_SOCKET", str(sock))
+    async with running_service(cfg) as service:
+        control = ControlServer(sock, service.control)
+        await control.start()
+        try:
+            call = await bob.device.connect({"To": "client:alice"})
+            await until(lambda: service.phone.state == "ringing", what="alice rings")
+            call.disconnect()
+            await until(lambda: service.phone.missed == 1, timeout=10, what="missed")
+            assert await asyncio.to_thread(cli.main, ["calls", "--db", db, "--missed"]) == 0
+            out = capsys.readouterr().out
+            assert "in new" in out and "client:bob" in out and "cancelled" in out
+            assert await asyncio.to_thread(cli.main, ["calls", "--db", db, "--seen"]) == 0
+            assert "seen" in capsys.readouterr().out
+            await until(lambda: service.phone.missed == 0, what="seen through the phone")
+            assert service.leds.shown["missed"] is Pattern.OFF
+            assert await asyncio.to_thread(cli.main, ["calls", "--db", db, "--missed"]) == 0
+            out = capsys.readouterr().out
+            assert "client:bob" in out and "in new" not in out  # listed, no longer new
+        finally:
+            await control.close()

@@ -455,6 +455,46 @@ async def test_error_is_noted(rig):
     assert str(rig.phone.last_error) == "31005" and rig.state == "talking"
 
 
+# --- the idle panel: offline, do-not-disturb, missed calls --------------------------------
+async def test_the_idle_panel_shows_offline_dnd_and_missed_calls(rig):
+    assert rig.leds.now == {}  # registered, nothing waiting: dark
+    rig.phone.set_online(False)
+    assert rig.leds.now == {"warning": "blink_slow"}
+    rig.press("DND")
+    rig.phone.set_missed(2)
+    assert rig.leds.now == {"warning": "blink_slow", "dnd": "on", "missed": "blink_slow"}
+    rig.phone.set_online(True)
+    rig.press("DND")
+    assert rig.leds.now == {"missed": "blink_slow"}
+
+
+async def test_the_missed_key_marks_the_missed_calls_seen(rig):
+    seen = []
+    rig.phone.on_seen = lambda: seen.append(True)
+    rig.phone.set_missed(3)
+    rig.press("MISSED")
+    assert rig.phone.missed == 0 and seen == [True] and rig.leds.now == {}
+    rig.phone.set_missed(1)
+    assert rig.phone.fire("seen") and rig.phone.missed == 0 and len(seen) == 2
+
+
+async def test_the_missed_key_off_hook_calls_the_last_caller_back(rig):
+    rig.press("OFF_HOOK")
+    rig.press("MISSED")  # nobody called yet: it only marks them seen
+    assert rig.state == "dialing" and not rig.device.placed
+    rig.press("ON_HOOK")
+    call = await rig.ringing_call("+15550042")
+    call.far_cancel()  # the caller gives up: a missed call
+    await rig.settle()
+    assert rig.state == "idle" and rig.phone.last_caller == "+15550042"
+    rig.phone.set_missed(1)
+    rig.press("OFF_HOOK")
+    rig.press("MISSED")
+    await rig.until(lambda: rig.device.placed)
+    assert rig.device.placed[0].parameters["To"] == "+15550042" and rig.state == "calling"
+    assert rig.phone.missed == 0
+
+
 async def test_events_of_a_call_no_longer_ours_are_ignored(rig):
     call = await rig.ringing_call()
     rig.press("IGNORE")
@@ -474,7 +514,8 @@ async def test_every_row_has_a_test():
               "auto_answer_rings", "answered": "far_open", "ended": "far_hangup",
               "waiting_ended": "far_cancel", "reconnecting": "net_reconnecting",
               "reconnected": "net_reconnected", "warning": '"warning"',
-              "warning_cleared": '"warning-cleared"', "failed": '"error"'}
+              "warning_cleared": '"warning-cleared"', "failed": '"error"',
+              "press_missed": '"MISSED"', "seen": 'fire("seen")'}
     triggers = {row[0] for row in table.TRANSITIONS}
     assert triggers == set(spoken)
     for trigger, words in spoken.items():
@@ -528,6 +569,8 @@ async def test_random_presses_in_random_states():
     await rig.settle()
     if rig.state in ("idle", "dialing"):
         rig.press("ON_HOOK")
+        if rig.phone.dnd:  # the random presses left do-not-disturb on
+            rig.press("DND")
         call = await rig.ringing_call()
         rig.press("OFF_HOOK")
         assert call.actions == ["accept"] and rig.state == "talking"

@@ -36,7 +36,8 @@ from .timers import Timers
 log = logging.getLogger(__name__)
 
 __all__ = ["VOLUME_STEPS", "Phone"]
-DisplayFunction = Callable[[str, bool, frozenset[str]], Display]
+# display(state, muted, warnings, *, online=, dnd=, missed=) (display.py)
+DisplayFunction = Callable[..., Display]
 
 
 class Phone(Generic[CallT]):
@@ -66,7 +67,11 @@ class Phone(Generic[CallT]):
         self._held: CallBinding[CallT] | None = None  # a second call, with call waiting
         self.peer: str | None = None
         self.digits = ""
-        self.last_number: str | None = None
+        self.last_number: str | None = None  # redial (the service seeds it from the call log)
+        self.last_caller: str | None = None  # call-back (likewise)
+        self.online = True  # registered; the service says when it is not
+        self.missed = 0  # missed calls not yet seen (the service counts them in the call log)
+        self.on_seen: Callable[[], None] = lambda: None  # the missed-calls key was pressed
         self.muted = False
         # What the state file kept (state_file.py), else the configured start values.
         self.dnd = saved.dnd if saved is not None else settings.dnd_at_start
@@ -166,6 +171,9 @@ class Phone(Generic[CallT]):
     def has_last_number(self, _event: EventData) -> bool:
         return bool(self.last_number)
 
+    def has_last_caller(self, _event: EventData) -> bool:
+        return bool(self.last_caller)
+
     def has_digits(self, _event: EventData) -> bool:
         return bool(self.digits)
 
@@ -210,6 +218,16 @@ class Phone(Generic[CallT]):
         assert self.last_number
         self._place(self.last_number)
 
+    def call_back(self, event: EventData) -> None:
+        assert self.last_caller
+        self.mark_seen(event)
+        self._place(self.last_caller)
+
+    def mark_seen(self, _event: EventData) -> None:
+        """The missed calls are seen: the cue goes out (the service marks the call log)."""
+        self.missed = 0
+        self.on_seen()
+
     def _place(self, number: str) -> None:
         self.timers.cancel("dial")
         self.digits = ""
@@ -241,6 +259,7 @@ class Phone(Generic[CallT]):
     def take_incoming(self, event: EventData) -> None:
         call: CallT = event.kwargs["call"]
         self.peer = call.parameters.get("From") or call.parameters.get("Caller")
+        self.last_caller = self.peer or self.last_caller
         self._attach(call)
 
     def refuse_dnd(self, event: EventData) -> None:
@@ -364,7 +383,8 @@ class Phone(Generic[CallT]):
         if event is not None:
             log.info("phone: %s -> %s%s", event.event.name, self.state,
                      " (muted)" if self.muted else "")
-        shown = self._display(self.state, self.muted, frozenset(self.warnings))
+        shown = self._display(self.state, self.muted, frozenset(self.warnings),
+                              online=self.online, dnd=self.dnd, missed=self.missed > 0)
         self.leds.show(shown.leds)
         if shown.ring != self._ringing_sound:
             self._ringing_sound = shown.ring
@@ -404,6 +424,18 @@ class Phone(Generic[CallT]):
         self._current = bindings.follow(call, self.fire, self._on_mute)
         self.muted = call.is_muted()
 
+    def set_online(self, online: bool) -> None:
+        """Registered or not (the service follows the Device): the idle panel shows it."""
+        if self.online != online:
+            self.online = online
+            self.after_event(None)
+
+    def set_missed(self, count: int) -> None:
+        """How many missed calls wait to be seen (from the call log)."""
+        if self.missed != count:
+            self.missed = count
+            self.after_event(None)
+
     def _on_mute(self, muted: bool) -> None:
         if self.muted != muted:
             self.muted = muted
@@ -440,7 +472,8 @@ class Phone(Generic[CallT]):
             "codec": call.codec if call is not None else "",
             "waiting": waiting.parameters.get("From") if waiting is not None else None,
             "volume": self.volume_step, "ringer_volume": self.ringer_step,
-            "last_number": self.last_number,
+            "last_number": self.last_number, "last_caller": self.last_caller,
+            "missed": self.missed, "online": self.online,
         }
 
     def saved_settings(self) -> Settings:

@@ -27,11 +27,12 @@ from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from ..voice import Call, Device, DeviceState, ice, tls
 from ..voice.quality import Sample
 from . import config as config_mod
-from . import state_file
+from . import offline
 from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
 from .display import display
+from .memory import Memory
 from .phone import Phone
 from .ports import Sounds
 
@@ -73,7 +74,7 @@ class Service:
         self.sounds: Sounds | None = None
         self.registered = asyncio.Event()
         self.audio: ApplianceAudio | None = None
-        self.call_log: CallLog | None = None  # when [phone] call_log is on
+        self.memory: Memory | None = None  # the call log and the state file
         self._followed: weakref.WeakKeyDictionary[Call, Followed] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
@@ -82,7 +83,9 @@ class Service:
         self._register_task: asyncio.Task[None] | None = None
         self.traversal: ice.NetworkTraversal | None = None  # with [account] network_traversal
         self._mos: float | None = None
-        self._saved: state_file.Settings | None = None  # what the state file holds now
+        self.offline_reason: str | None = offline.STARTING  # None while registered
+        self.offline_detail = ""  # the error behind offline_reason, in words
+        self._failure_seen: object = None  # the Device's connection failure when it was noted
 
     # --- life cycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -163,20 +166,22 @@ class Service:
                 device, ice_servers, account_sid=account.account_sid,
                 api_key_sid=account.api_key_sid, api_key_secret=account.api_key_secret)
             self.traversal.start()
-        self.call_log = self._open_call_log()
-        if self.call_log is not None:  # before the phone's handler: busy refusals count too
+        self.memory = memory = Memory(cfg.phone, cfg.alerts)
+        if memory.call_log is not None:  # before the phone's handler: busy refusals count too
             device.on("incoming", self._log_call)
         device.on("tokenWillExpire", self._refresh_token)
         device.on("registered", lambda *_: self._registered())
-        device.on("unregistered", lambda *_: self._show_status())
+        device.on("unregistered", lambda *_: self._unregistered())
+        device.on("error", self._on_device_error)
         self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
-        self._saved = self._load_settings()
         self.phone = phone = Phone(device, self.leds, self.sounds, cfg.phone, cfg.alerts,
                                    off_hook=lambda: bool(self.inputs is not None
                                                          and self.inputs.off_hook),
                                    display=functools.partial(display, patterns=cfg.leds),
-                                   saved=self._saved)
+                                   saved=memory.saved)
         phone.listeners.append(self._on_phone_change)
+        phone.set_online(self._is_registered(device))
+        memory.attach(phone)  # redial, call-back and missed calls outlive a restart
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
             phone.fire("off_hook")
@@ -210,9 +215,9 @@ class Service:
         if self.audio is not None:
             audio, self.audio = self.audio, None
             await audio.close()  # joins the audio threads off the loop
-        if self.call_log is not None:
-            self.call_log.close()
-            self.call_log = None
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
 
     def stop(self) -> None:
         log.info("stopping")
@@ -250,56 +255,6 @@ class Service:
                 waiter.cancel()
 
     # --- pieces ----------------------------------------------------------------------------
-    def _open_call_log(self) -> CallLog | None:
-        from ..calllog import CallLog
-
-        path = self.cfg.phone.call_log
-        if path is None:
-            return None
-        if not Path(path).parent.is_dir():
-            log.warning("no call log: %s does not exist ([phone] call_log)", Path(path).parent)
-            return None
-        try:
-            return CallLog(path)
-        except Exception as exc:  # a broken log must not keep the phone from working
-            log.warning("no call log at %s: %s", path, exc)
-            return None
-
-    def _state_path(self) -> Path | None:
-        """[phone] state_file, if it is on and its folder (systemd's StateDirectory) exists."""
-        path = self.cfg.phone.state_file
-        if path is None:
-            return None
-        if not Path(path).parent.is_dir():
-            log.warning("settings are not kept across restarts: %s does not exist ([phone] "
-                        "state_file)", Path(path).parent)
-            return None
-        return Path(path)
-
-    def _load_settings(self) -> state_file.Settings | None:
-        """The saved volumes and DND (None: no state file; the config's start values)."""
-        path = self._state_path()
-        if path is None:
-            return None
-        phone, alerts = self.cfg.phone, self.cfg.alerts
-        defaults = state_file.Settings(call_volume=alerts.volume,
-                                       ringer_volume=alerts.ringer_volume,
-                                       dnd=phone.dnd_at_start)
-        settings, problem = state_file.load(path, defaults)
-        if problem is not None:
-            state_file.save(path, settings)  # the bad file goes (it was logged, named)
-        return settings
-
-    def _keep_settings(self, phone: Phone[Call]) -> None:
-        """Write the state file when a volume or DND changed (not at every event)."""
-        if self._saved is None:
-            return
-        now = phone.saved_settings()
-        if now != self._saved:
-            path = self._state_path()
-            if path is not None and state_file.save(path, now):
-                self._saved = now
-
     def _followed_call(self, call: Call) -> Followed:
         followed = self._followed.get(call)
         if followed is None:
@@ -307,15 +262,9 @@ class Service:
         return followed
 
     def _log_call(self, call: Call) -> None:
-        from ..calllog import track
-
         self._followed_call(call).logged = True
-        if self.call_log is None:
-            return
-        try:
-            track(self.call_log, call, identity=self.cfg.account.identity)
-        except Exception:
-            log.exception("call log: cannot record a call")
+        if self.memory is not None:
+            self.memory.log_call(call, self.cfg.account.identity)
 
     def _audio_condition(self, lost: bool) -> None:
         """The headset went away or came back: a warning on the call, as the SDK's quality
@@ -332,6 +281,7 @@ class Service:
                 await device.register()
                 return
             except Exception as exc:
+                self._note_offline(exc)
                 tried.set()
                 self.notifier.set_status(f"not registered ({exc}); retrying")
                 log.warning("registration failed: %s; retrying in %.0f s", exc,
@@ -340,7 +290,44 @@ class Service:
                 tried.set()
             await asyncio.sleep(retry.next())
 
+    def _note_offline(self, error: object) -> None:
+        """Why registration failed (an error event, or register() raising)."""
+        self.offline_reason, self.offline_detail = offline.reason_of(error), _words(error)
+        self._failure_seen = self.device.last_failure if self.device is not None else None
+
+    def offline_now(self) -> tuple[str | None, str]:
+        """Why the phone is not registered now, and the error in words; (None, "") when it
+        is. A connection attempt that failed since the last error noted is the newer news
+        (the Device retries by itself and reports no event for a network that is away)."""
+        device = self.device
+        if device is None or self._is_registered(device):
+            return None, ""
+        failure = device.last_failure
+        if failure is not None and failure is not self._failure_seen:
+            return offline.reason_of(failure), _words(failure)
+        return self.offline_reason or offline.STARTING, self.offline_detail
+
+    def _on_device_error(self, error: object, call: object = None) -> None:
+        if call is None and self.device is not None and not self._is_registered(self.device):
+            self._note_offline(error)
+            self._show_status()
+
+    def _unregistered(self) -> None:
+        if self.offline_reason is None:
+            self.offline_reason, self.offline_detail = offline.STARTING, ""
+        if self.phone is not None:
+            self.phone.set_online(False)
+        self._show_status()
+
+    @property
+    def call_log(self) -> CallLog | None:
+        return self.memory.call_log if self.memory is not None else None
+
     def _registered(self) -> None:
+        self.offline_reason, self.offline_detail = None, ""
+        self._failure_seen = self.device.last_failure if self.device is not None else None
+        if self.phone is not None:
+            self.phone.set_online(True)
         if not self.registered.is_set():
             self.registered.set()
             self.notifier.send("READY=1")
@@ -354,7 +341,8 @@ class Service:
                         "mint another")
 
     def _on_phone_change(self, phone: Phone[Call]) -> None:
-        self._keep_settings(phone)
+        if self.memory is not None:
+            self.memory.keep_settings(phone)
         call = phone.call
         followed = self._followed_call(call) if call is not None else None
         if call is not None and followed is not None and not followed.sampled:
@@ -384,6 +372,9 @@ class Service:
         cmd = request["cmd"]
         if cmd == "status":
             return self.status()
+        if cmd == "seen":
+            phone.fire("seen")
+            return {"state": phone.state, "missed": phone.missed}
         done = {"call": lambda: phone.call_number(request["number"]),
                 "hangup": phone.hangup_call, "answer": phone.answer_call,
                 "mute": phone.mute_call}[cmd]()
@@ -396,6 +387,9 @@ class Service:
         assert phone is not None and device is not None
         return {"status": self.status_line(), "identity": self.cfg.account.identity,
                 "registered": self._is_registered(device),
+                **dict(zip(("offline_reason", "offline_detail"), self.offline_now(),
+                           strict=True)),
+                "call_log": self.call_log.path if self.call_log is not None else None,
                 "mos": self._mos, **phone.status()}
 
     @staticmethod
@@ -427,11 +421,23 @@ class Service:
             return line
         registered = self._is_registered(device)
         line = f"registered as {identity}" if registered else f"not registered as {identity}"
+        reason = self.offline_now()[0]
+        if not registered and reason:
+            line += f" ({reason})"
         if state == "dialing":
             line += ", off hook"
         if phone.dnd:
             line += ", do not disturb"
+        if phone.missed:
+            line += f", {phone.missed} missed call{'s' if phone.missed > 1 else ''}"
         return line
+
+
+def _words(error: object) -> str:
+    """An error in words for the status; the server's words may be in it: printable and
+    bounded before anyone shows them."""
+    text = getattr(error, "message", None) or str(error)
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
 def main(config_path: Path) -> int:

@@ -37,6 +37,9 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
     ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
     ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
+    ("press_missed",  "dialing",        "calling",     ["has_last_caller"],     "call_back"),
+    ("press_missed",  ["idle", "dialing"], None,       [],                      "mark_seen"),
+    ("seen",          "*",              None,          [],                      "mark_seen"),
     ("volume_up",     ["idle", "ringing"], None,       [],                      "ringer_louder"),
     ("volume_down",   ["idle", "ringing"], None,       [],                      "ringer_softer"),
     ("volume_up",     "*",              None,          [],                      "louder"),
@@ -72,7 +75,7 @@ PANEL_TRIGGERS = {
     "OFF_HOOK": "off_hook", "ON_HOOK": "on_hook", "ACCEPT": "press_accept",
     "REJECT": "press_reject", "IGNORE": "press_ignore", "MUTE": "press_mute",
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
-    "DND": "press_dnd", "DIGIT": "key",
+    "DND": "press_dnd", "DIGIT": "key", "MISSED": "press_missed",
 }
 
 

@@ -45,7 +45,7 @@ HELP = ("h/space hook  a accept  x reject  i ignore  m mute  +/- volume  r redia
         "d do-not-disturb  0-9 * # keys  q quit")
 
 _LAMP_RGB = {"ring": (255, 40, 40), "call": (40, 220, 60), "mute": (255, 210, 0),
-             "warning": (255, 140, 0)}
+             "warning": (255, 140, 0), "dnd": (255, 40, 40), "missed": (255, 210, 0)}
 _DARK = (60, 60, 60)
 
 Info = Callable[[], Mapping[str, str]]
