@@ -212,3 +212,57 @@ async def test_calls_missed_and_seen_from_the_command_line(tmp_path, exchange, m
             assert "client:bob" in out and "in new" not in out  # listed, no longer new
         finally:
             await control.close()
+
+
+# --- 3. contacts and speed dial -----------------------------------------------------------------
+CONTACTS = """
+[contacts]
+Bob = { number = "client:bob", speed = 2 }
+Carol = "+15550000003"
+"""
+
+
+async def test_a_speed_dial_call_and_the_callers_name(tmp_path, exchange, make_phone, capsys):
+    cfg = write_config(tmp_path, exchange, rest=CONTACTS)
+    bob = await make_phone("bob")
+    async with running_service(cfg) as service:
+        phone, factory = service.phone, service.factory
+        await until(lambda: service.registered.is_set(), what="registered")
+        await press(factory, SPEED_2)  # handset down: Bob's key calls him at once
+        incoming = await bob.next_call(timeout=10)
+        assert phone.state == "calling" and phone.peer == "client:bob"
+        assert service.status()["peer_name"] == "Bob"
+        assert service.status_line() == "calling Bob (client:bob)"
+        incoming.accept()
+        await until(lambda: phone.state == "talking", timeout=10, what="talking")
+        assert service.status_line().startswith("talking to Bob (client:bob)")
+        ended = []
+        incoming.on("disconnect", ended.append)
+        await press(factory, REJECT)
+        await until(lambda: ended and phone.state == "idle", timeout=10, what="hung up")
+        # and Bob calls back: his name on the status
+        call = await bob.device.connect({"To": "client:alice"})
+        await until(lambda: phone.state == "ringing", what="alice rings")
+        assert service.status_line() == "ringing: call from Bob (client:bob)"
+        await press(factory, REJECT)
+        await until(lambda: str(call.status()) == "closed", timeout=10, what="rejected")
+        await until(lambda: len(service.call_log.recent()) == 2
+                    and all(r.outcome for r in service.call_log.recent()), what="logged")
+    # the outgoing call answered (its answer logged: the log follows it from the invite on)
+    assert cli.main(["calls", "--db", str(tmp_path / "calls.db")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Bob (client:bob)") == 2 and "rejected" in out and "completed" in out
+    assert cli.main(["calls", "--db", str(tmp_path / "calls.db"), "--json"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["Bob", "Bob"]
+
+
+async def test_a_contact_name_dials_through_the_control_socket(tmp_path, exchange, make_phone):
+    cfg = write_config(tmp_path, exchange, rest=CONTACTS)
+    bob = await make_phone("bob")
+    async with running_service(cfg) as service:
+        await until(lambda: service.registered.is_set(), what="registered")
+        assert service.control({"cmd": "call", "number": "bob"})["state"] == "calling"
+        incoming = await bob.next_call(timeout=10)
+        assert service.phone.peer == "client:bob"
+        incoming.reject()
+        await until(lambda: service.phone.state == "idle", timeout=10, what="rejected")

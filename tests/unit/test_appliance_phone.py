@@ -13,7 +13,7 @@ from piphone.appliance import phone as phone_mod
 from piphone.appliance import table
 from piphone.appliance.config import AlertsConfig, PhoneConfig
 from piphone.appliance.phone import Phone
-from piphone.appliance.state_file import Settings
+from piphone.appliance.state_file import Settings, settings_of
 from piphone.audio import tones
 from piphone.panel.inputs import PanelEvent, PanelInput
 from tests.appliance_doubles import FakeDevice, FakeLeds, FakeSounds
@@ -230,7 +230,7 @@ async def test_volume_keys_set_the_ringer_when_idle_or_ringing(rig):
     for _ in range(20):
         rig.press("VOLUME_DOWN")
     assert rig.sounds.ringer_level == 0 and rig.sounds.level == 7
-    assert rig.phone.saved_settings() == Settings(call_volume=7, ringer_volume=0, dnd=False)
+    assert settings_of(rig.phone) == Settings(call_volume=7, ringer_volume=0, dnd=False)
 
 
 async def test_saved_settings_win_over_the_configured_start():
@@ -495,6 +495,22 @@ async def test_the_missed_key_off_hook_calls_the_last_caller_back(rig):
     assert rig.phone.missed == 0
 
 
+async def test_speed_dial_keys_call_their_numbers(rig):
+    rig.phone.speed_numbers = {"1": "client:bob", "3": "+15550003"}
+    rig.press("SPEED", "2")  # no contact on key 2: nothing
+    assert rig.state == "idle" and not rig.device.placed
+    rig.press("SPEED", "3")  # handset down: it calls at once
+    await rig.until(lambda: rig.device.placed)
+    assert rig.device.placed[0].parameters["To"] == "+15550003" and rig.state == "calling"
+    rig.press("REJECT")
+    await rig.settle()
+    rig.press("OFF_HOOK")
+    rig.press("SPEED", "1")
+    await rig.until(lambda: len(rig.device.placed) == 2)
+    assert rig.device.placed[1].parameters["To"] == "client:bob"
+    assert rig.phone.last_number == "client:bob"
+
+
 async def test_events_of_a_call_no_longer_ours_are_ignored(rig):
     call = await rig.ringing_call()
     rig.press("IGNORE")
@@ -515,7 +531,7 @@ async def test_every_row_has_a_test():
               "waiting_ended": "far_cancel", "reconnecting": "net_reconnecting",
               "reconnected": "net_reconnected", "warning": '"warning"',
               "warning_cleared": '"warning-cleared"', "failed": '"error"',
-              "press_missed": '"MISSED"', "seen": 'fire("seen")'}
+              "press_missed": '"MISSED"', "seen": 'fire("seen")', "press_speed": '"SPEED"'}
     triggers = {row[0] for row in table.TRANSITIONS}
     assert triggers == set(spoken)
     for trigger, words in spoken.items():

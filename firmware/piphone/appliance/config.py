@@ -25,6 +25,8 @@ from ..tomlconfig import TomlFile, ip_addresses, positive, read_private, sid
 from ..voice import identity as identities
 from ..voice.edges import EDGES
 from ..voice.rtc.settings import CODECS, codec_list_problem
+from . import contacts as contacts_mod
+from .contacts import Contacts
 from .display import DisplayPatterns
 
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
@@ -122,6 +124,7 @@ class ApplianceConfig:
     phone: PhoneConfig = PhoneConfig()
     alerts: AlertsConfig = AlertsConfig()
     leds: DisplayPatterns = DisplayPatterns()  # which LED pattern shows each cue
+    contacts: Contacts = Contacts()  # names for numbers, speed dial
     path: Path | None = None
     secrets_path: Path | None = None
 
@@ -131,7 +134,7 @@ def load(path: str | Path = paths.CONFIG, secrets_path: str | Path | None = None
          ) -> ApplianceConfig:
     """Read and check piphone.toml (and its secrets.toml); raise ConfigError on any problem."""
     toml = TomlFile(path)
-    known = {"account", "audio", "pins", "phone", "alerts", "leds"}
+    known = {"account", "audio", "pins", "phone", "alerts", "leds", "contacts"}
     for section in toml.data:
         if section not in known:
             raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
@@ -143,6 +146,7 @@ def load(path: str | Path = paths.CONFIG, secrets_path: str | Path | None = None
         phone=_phone(toml),
         alerts=_alerts(toml),
         leds=_leds(toml),
+        contacts=contacts_mod.load(toml),
         path=toml.path,
         secrets_path=secrets.path if secrets is not None else None,
     )

@@ -78,7 +78,7 @@ class Memory:
         """Write the state file when a volume or DND changed (not at every event)."""
         if self.saved is None or self.state_path is None:
             return
-        now = phone.saved_settings()
+        now = state_file.settings_of(phone)
         if now != self.saved and state_file.save(self.state_path, now):
             self.saved = now
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic
 
 from transitions import EventData, Machine, State
@@ -69,6 +69,7 @@ class Phone(Generic[CallT]):
         self.digits = ""
         self.last_number: str | None = None  # redial (the service seeds it from the call log)
         self.last_caller: str | None = None  # call-back (likewise)
+        self.speed_numbers: Mapping[str, str] = {}  # speed-dial key "1".."9" -> number
         self.online = True  # registered; the service says when it is not
         self.missed = 0  # missed calls not yet seen (the service counts them in the call log)
         self.on_seen: Callable[[], None] = lambda: None  # the missed-calls key was pressed
@@ -101,11 +102,9 @@ class Phone(Generic[CallT]):
         self.after_event(None)
 
     def _state(self, name: str) -> State:
-        enter: list[str | Callable[..., bool | None]] = (
-            [f"enter_{name}"] if hasattr(self, f"enter_{name}") else [])
-        leave: list[str | Callable[..., bool | None]] = (
-            [f"leave_{name}"] if hasattr(self, f"leave_{name}") else [])
-        return State(name, on_enter=enter, on_exit=leave)
+        def hook(kind: str) -> list[str | Callable[..., bool | None]]:
+            return [f"{kind}_{name}"] if hasattr(self, f"{kind}_{name}") else []
+        return State(name, on_enter=hook("enter"), on_exit=hook("leave"))
 
     @property
     def call(self) -> CallT | None:
@@ -174,6 +173,9 @@ class Phone(Generic[CallT]):
     def has_last_caller(self, _event: EventData) -> bool:
         return bool(self.last_caller)
 
+    def has_speed_number(self, event: EventData) -> bool:
+        return event.kwargs.get("digit") in self.speed_numbers
+
     def has_digits(self, _event: EventData) -> bool:
         return bool(self.digits)
 
@@ -223,6 +225,9 @@ class Phone(Generic[CallT]):
         self.mark_seen(event)
         self._place(self.last_caller)
 
+    def speed_dial(self, event: EventData) -> None:
+        self._place(self.speed_numbers[event.kwargs["digit"]])
+
     def mark_seen(self, _event: EventData) -> None:
         """The missed calls are seen: the cue goes out (the service marks the call log)."""
         self.missed = 0
@@ -252,6 +257,7 @@ class Phone(Generic[CallT]):
             return
         self._connecting = None
         self._attach(call)
+        self.after_event(None)  # listeners (the call log) follow it before its first event
         if call.status() is CallStatus.CLOSED:  # ended before we listened
             self.fire("ended")
 
@@ -426,14 +432,15 @@ class Phone(Generic[CallT]):
 
     def set_online(self, online: bool) -> None:
         """Registered or not (the service follows the Device): the idle panel shows it."""
-        if self.online != online:
-            self.online = online
-            self.after_event(None)
+        self._set("online", online)
 
     def set_missed(self, count: int) -> None:
         """How many missed calls wait to be seen (from the call log)."""
-        if self.missed != count:
-            self.missed = count
+        self._set("missed", count)
+
+    def _set(self, flag: str, value: object) -> None:
+        if getattr(self, flag) != value:
+            setattr(self, flag, value)
             self.after_event(None)
 
     def _on_mute(self, muted: bool) -> None:
@@ -475,11 +482,6 @@ class Phone(Generic[CallT]):
             "last_number": self.last_number, "last_caller": self.last_caller,
             "missed": self.missed, "online": self.online,
         }
-
-    def saved_settings(self) -> Settings:
-        """What the state file keeps of this phone."""
-        return Settings(call_volume=self.volume_step, ringer_volume=self.ringer_step,
-                        dnd=self.dnd)
 
     def close(self) -> None:
         """Hang up whatever is up, stop timers, sounds and LEDs."""

@@ -24,7 +24,7 @@ from .. import paths
 from ..backoff import Backoff
 from ..errors import PiphoneError
 from ..systemd import Notifier, feed_watchdog, watchdog_interval
-from ..voice import Call, Device, DeviceState, ice, tls
+from ..voice import Call, CallDirection, Device, DeviceState, ice, tls
 from ..voice.quality import Sample
 from . import config as config_mod
 from . import offline
@@ -181,6 +181,7 @@ class Service:
                                    saved=memory.saved)
         phone.listeners.append(self._on_phone_change)
         phone.set_online(self._is_registered(device))
+        phone.speed_numbers = cfg.contacts.speed_dial()
         memory.attach(phone)  # redial, call-back and missed calls outlive a restart
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
@@ -264,7 +265,10 @@ class Service:
     def _log_call(self, call: Call) -> None:
         self._followed_call(call).logged = True
         if self.memory is not None:
-            self.memory.log_call(call, self.cfg.account.identity)
+            incoming = call.direction is CallDirection.INCOMING
+            peer = call.parameters.get("From") if incoming else call.custom_parameters.get("To")
+            self.memory.log_call(call, self.cfg.account.identity,
+                                 name=self.cfg.contacts.name_of(peer))
 
     def _audio_condition(self, lost: bool) -> None:
         """The headset went away or came back: a warning on the call, as the SDK's quality
@@ -375,12 +379,18 @@ class Service:
         if cmd == "seen":
             phone.fire("seen")
             return {"state": phone.state, "missed": phone.missed}
-        done = {"call": lambda: phone.call_number(request["number"]),
+        done = {"call": lambda: phone.call_number(self._dialable(request["number"])),
                 "hangup": phone.hangup_call, "answer": phone.answer_call,
                 "mute": phone.mute_call}[cmd]()
         if not done:
             raise ControlError(f"{cmd} does nothing while the phone is {phone.state}")
         return {"state": phone.state}
+
+    def _dialable(self, number: str) -> str:
+        """A contact's name (any case) dials its number; anything else is dialled as it is."""
+        wanted = number.casefold()
+        return next((c.number for c in self.cfg.contacts if c.name.casefold() == wanted),
+                    number)
 
     def status(self) -> dict[str, Any]:
         phone, device = self.phone, self.device
@@ -390,7 +400,8 @@ class Service:
                 **dict(zip(("offline_reason", "offline_detail"), self.offline_now(),
                            strict=True)),
                 "call_log": self.call_log.path if self.call_log is not None else None,
-                "mos": self._mos, **phone.status()}
+                "mos": self._mos, **phone.status(),
+                "peer_name": self.cfg.contacts.name_of(phone.peer)}
 
     @staticmethod
     def _is_registered(device: Device) -> bool:
@@ -404,7 +415,7 @@ class Service:
         identity = self.cfg.account.identity
         if phone is None or device is None:
             return "starting"
-        peer = phone.peer or "unknown"
+        peer = self.cfg.contacts.labelled(phone.peer) or "unknown"
         state = phone.state
         if state == "ringing":
             return f"ringing: call from {peer}"

@@ -22,6 +22,7 @@ import os
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,20 @@ class Settings:
         problem = problem_of(asdict(self))
         if problem:
             raise ValueError(problem)
+
+
+class HasSettings(Protocol):
+    """The phone, as far as its kept settings go."""
+
+    volume_step: int
+    ringer_step: int
+    dnd: bool
+
+
+def settings_of(phone: HasSettings) -> Settings:
+    """What the state file keeps of ``phone``."""
+    return Settings(call_volume=phone.volume_step, ringer_volume=phone.ringer_step,
+                    dnd=phone.dnd)
 
 
 def problem_of(data: object) -> str | None:

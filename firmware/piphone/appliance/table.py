@@ -37,6 +37,7 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
     ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
     ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
+    ("press_speed",   ["idle", "dialing"], "calling",  ["has_speed_number"],    "speed_dial"),
     ("press_missed",  "dialing",        "calling",     ["has_last_caller"],     "call_back"),
     ("press_missed",  ["idle", "dialing"], None,       [],                      "mark_seen"),
     ("seen",          "*",              None,          [],                      "mark_seen"),
@@ -76,6 +77,7 @@ PANEL_TRIGGERS = {
     "REJECT": "press_reject", "IGNORE": "press_ignore", "MUTE": "press_mute",
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
     "DND": "press_dnd", "DIGIT": "key", "MISSED": "press_missed",
+    "SPEED": "press_speed",
 }
 
 

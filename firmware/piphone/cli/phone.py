@@ -130,10 +130,12 @@ def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
     elif args.command == "status":
         print(reply["status"])
         for key in ("state", "identity", "registered", "offline_reason", "offline_detail",
-                    "peer", "muted", "dnd", "codec", "mos", "warnings", "waiting", "missed",
-                    "volume", "ringer_volume", "last_number", "last_caller"):
-            if reply.get(key) not in (None, "", [], 0):
-                print(f"  {key.replace('offline_', 'not registered: ')}: {reply[key]}")
+                    "peer", "peer_name", "muted", "dnd", "codec", "mos", "warnings", "waiting",
+                    "missed", "volume", "ringer_volume", "last_number", "last_caller"):
+            value = reply.get(key)
+            if value is not False and value in (None, "", [], 0):
+                continue  # nothing to say (a count of 0 is nothing; registered False is)
+            print(f"  {key.replace('offline_', 'not registered, ')}: {value}")
     else:
         print(f"{args.command}: {reply.get('state')}")
     return 0 if reply.get("ok") else 1
