@@ -46,7 +46,8 @@ def add_diagram(sub: Subparsers) -> None:
 
 
 def add_calls(sub: Subparsers) -> None:
-    calls = sub.add_parser("calls", help="print the recent calls of a call log")
+    calls = sub.add_parser("calls", help="print the recent calls of a call log; --missed: the "
+                                         "missed calls, --seen: mark them seen")
     calls.add_argument("--db", default=paths.CALL_LOG,
                        help=f"call log database (default {paths.CALL_LOG}; the exchange's "
                             "is its config's call_log)")

@@ -38,11 +38,12 @@ KEYS: Mapping[str, str] = {
     "h": "hook", " ": "hook",
     "a": "accept", "x": "reject", "i": "ignore", "m": "mute",
     "+": "volume_up", "=": "volume_up", "-": "volume_down",
-    "r": "redial", "d": "dnd",
+    "r": "redial", "d": "dnd", "c": "missed",
+    "j": "speed_1", "k": "speed_2", "l": "speed_3",
 } | {digit: name for name, digit in KEY_DIGITS.items()}
 QUIT_KEYS = ("q", "\x03", "\x04")  # q, Ctrl-C, Ctrl-D
 HELP = ("h/space hook  a accept  x reject  i ignore  m mute  +/- volume  r redial  "
-        "d do-not-disturb  0-9 * # keys  q quit")
+        "d do-not-disturb  c missed calls  j/k/l speed dial 1-3  0-9 * # keys  q quit")
 
 _LAMP_RGB = {"ring": (255, 40, 40), "call": (40, 220, 60), "mute": (255, 210, 0),
              "warning": (255, 140, 0), "dnd": (255, 40, 40), "missed": (255, 210, 0)}
