@@ -5,8 +5,12 @@ import pytest
 from piphone.errors import ConfigError
 from piphone.panel.pins import (
     DEFAULT_PINS,
+    DESK_PINS,
     INPUT_NAMES,
+    KEYPAD_MATRIX_PINS,
     KEYPAD_PINS,
+    LED_NAMES,
+    SPEED_KEYS,
     InputPin,
     PinMap,
     PinMapError,
@@ -59,12 +63,22 @@ def test_bad_maps_name_the_entry(inputs, leds, key, message):
 
 def test_default_map_and_keypad_fit_together_on_distinct_gpio():
     full = DEFAULT_PINS.merged(KEYPAD_PINS)
-    assert set(full.inputs) == set(INPUT_NAMES)
+    assert set(full.inputs) == set(INPUT_NAMES) - set(SPEED_KEYS) - {"missed"}
     assert set(full.leds) == {"ring", "call", "mute", "warning"}
     pins = [bcm(p.pin) for p in full.inputs.values()] + [bcm(p) for p in full.leds.values()]
     assert len(pins) == len(set(pins)) == 26
     # ID EEPROM pins stay free for HATs.
     assert not {0, 1} & set(pins)
+
+
+def test_the_desk_keys_fit_beside_the_matrix_keypad():
+    full = DEFAULT_PINS.merged(KEYPAD_MATRIX_PINS).merged(DESK_PINS)
+    assert set(full.leds) == set(LED_NAMES)
+    assert {"missed", "speed_1", "speed_2"} <= set(full.inputs)
+    used = [bcm(p.pin) for p in full.inputs.values()] + [bcm(p) for p in full.leds.values()]
+    assert full.keypad is not None
+    used += [bcm(p) for p in (*full.keypad.rows, *full.keypad.cols)]
+    assert len(used) == len(set(used)) and not {0, 1} & set(used)
 
 
 def test_default_inputs_are_contacts_to_ground_with_the_pull_up():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from transitions import EventData, Machine, State
@@ -31,17 +31,21 @@ from .config import AlertsConfig, PhoneConfig
 from .display import Display
 from .display import display as default_display
 from .ports import AudioRoute, CallT, LedsLike, PhoneDevice, Sounds
+from .state_file import VOLUME_STEPS, Settings
 from .table import PANEL_TRIGGERS, STATES, machine_rows
 from .timers import Timers
 
 log = logging.getLogger(__name__)
 
-VOLUME_STEPS = 10
+__all__ = ["VOLUME_STEPS", "Phone"]
 
 
 class DisplayFunction(Protocol):
+    """display.display with its patterns bound (display.py)."""
+
     def __call__(self, state: str, muted: bool, warnings: frozenset[str], *,
-                 handsfree: bool = False) -> Display: ...
+                 handsfree: bool = False, online: bool = True, dnd: bool = False,
+                 missed: bool = False) -> Display: ...
 
 
 class NoHandsfree:
@@ -68,7 +72,7 @@ class Phone(Generic[CallT]):
                  settings: PhoneConfig, alerts: AlertsConfig | None = None, *,
                  off_hook: Callable[[], bool] = lambda: False,
                  display: DisplayFunction | None = None,
-                 route: AudioRoute | None = None) -> None:
+                 route: AudioRoute | None = None, saved: Settings | None = None) -> None:
         self._display = display or default_display
         self.route: AudioRoute = route or NoHandsfree()
         self.handsfree = False  # the call's audio is on the handsfree device
@@ -82,11 +86,19 @@ class Phone(Generic[CallT]):
         self._held: CallBinding[CallT] | None = None  # a second call, with call waiting
         self.peer: str | None = None
         self.digits = ""
-        self.last_number: str | None = None
+        self.last_number: str | None = None  # redial (the service seeds it from the call log)
+        self.last_caller: str | None = None  # call-back (likewise)
+        self.speed_numbers: Mapping[str, str] = {}  # speed-dial key "1".."9" -> number
+        self.online = True  # registered; the service says when it is not
+        self.missed = 0  # missed calls not yet seen (the service counts them in the call log)
+        self.on_seen: Callable[[], None] = lambda: None  # the missed-calls key was pressed
         self.muted = False
-        self.dnd = settings.dnd_at_start
+        # What the state file kept (state_file.py), else the configured start values.
+        self.dnd = saved.dnd if saved is not None else settings.dnd_at_start
         self.warnings: set[str] = set()
-        self.volume_step = self.alerts.volume
+        self.volume_step = saved.call_volume if saved is not None else self.alerts.volume
+        self.ringer_step = (saved.ringer_volume if saved is not None
+                            else self.alerts.ringer_volume)
         self.rings = 0
         self.last_error: object | None = None
         self.failures = 0  # exceptions caught in event handling (0 in a healthy phone)
@@ -105,14 +117,13 @@ class Phone(Generic[CallT]):
             send_event=True, ignore_invalid_triggers=False, finalize_event="after_event")
         device.on("incoming", self._on_incoming)
         sounds.volume(self.volume_step)
+        sounds.ringer_volume(self.ringer_step)
         self.after_event(None)
 
     def _state(self, name: str) -> State:
-        enter: list[str | Callable[..., bool | None]] = (
-            [f"enter_{name}"] if hasattr(self, f"enter_{name}") else [])
-        leave: list[str | Callable[..., bool | None]] = (
-            [f"leave_{name}"] if hasattr(self, f"leave_{name}") else [])
-        return State(name, on_enter=enter, on_exit=leave)
+        def hook(kind: str) -> list[str | Callable[..., bool | None]]:
+            return [f"{kind}_{name}"] if hasattr(self, f"{kind}_{name}") else []
+        return State(name, on_enter=hook("enter"), on_exit=hook("leave"))
 
     @property
     def call(self) -> CallT | None:
@@ -184,6 +195,12 @@ class Phone(Generic[CallT]):
     def has_last_number(self, _event: EventData) -> bool:
         return bool(self.last_number)
 
+    def has_last_caller(self, _event: EventData) -> bool:
+        return bool(self.last_caller)
+
+    def has_speed_number(self, event: EventData) -> bool:
+        return event.kwargs.get("digit") in self.speed_numbers
+
     def has_digits(self, _event: EventData) -> bool:
         return bool(self.digits)
 
@@ -231,6 +248,19 @@ class Phone(Generic[CallT]):
         assert self.last_number
         self._place(self.last_number)
 
+    def call_back(self, event: EventData) -> None:
+        assert self.last_caller
+        self.mark_seen(event)
+        self._place(self.last_caller)
+
+    def speed_dial(self, event: EventData) -> None:
+        self._place(self.speed_numbers[event.kwargs["digit"]])
+
+    def mark_seen(self, _event: EventData) -> None:
+        """The missed calls are seen: the cue goes out (the service marks the call log)."""
+        self.missed = 0
+        self.on_seen()
+
     def _place(self, number: str) -> None:
         self.timers.cancel("dial")
         self.digits = ""
@@ -262,6 +292,7 @@ class Phone(Generic[CallT]):
             return
         self._connecting = None
         self._attach(call)
+        self.after_event(None)  # listeners (the call log) follow it before its first event
         if call.status() is CallStatus.CLOSED:  # ended before we listened
             self.fire("ended")
 
@@ -269,6 +300,7 @@ class Phone(Generic[CallT]):
     def take_incoming(self, event: EventData) -> None:
         call: CallT = event.kwargs["call"]
         self.peer = call.parameters.get("From") or call.parameters.get("Caller")
+        self.last_caller = self.peer or self.last_caller
         self._attach(call)
 
     def refuse_dnd(self, event: EventData) -> None:
@@ -365,6 +397,14 @@ class Phone(Generic[CallT]):
         self.volume_step = max(0, self.volume_step - 1)
         self.sounds.volume(self.volume_step)
 
+    def ringer_louder(self, _event: EventData) -> None:
+        self.ringer_step = min(VOLUME_STEPS, self.ringer_step + 1)
+        self.sounds.ringer_volume(self.ringer_step)
+
+    def ringer_softer(self, _event: EventData) -> None:
+        self.ringer_step = max(0, self.ringer_step - 1)
+        self.sounds.ringer_volume(self.ringer_step)
+
     def add_warning(self, event: EventData) -> None:
         self.warnings.add(str(event.kwargs.get("name")))
 
@@ -401,7 +441,8 @@ class Phone(Generic[CallT]):
             log.info("phone: %s -> %s%s", event.event.name, self.state,
                      " (muted)" if self.muted else "")
         shown = self._display(self.state, self.muted, frozenset(self.warnings),
-                              handsfree=self.handsfree)
+                              handsfree=self.handsfree, online=self.online, dnd=self.dnd,
+                              missed=self.missed > 0)
         self.leds.show(shown.leds)
         if shown.ring != self._ringing_sound:
             self._ringing_sound = shown.ring
@@ -441,6 +482,19 @@ class Phone(Generic[CallT]):
         self._current = bindings.follow(call, self.fire, self._on_mute)
         self.muted = call.is_muted()
 
+    def set_online(self, online: bool) -> None:
+        """Registered or not (the service follows the Device): the idle panel shows it."""
+        self._set("online", online)
+
+    def set_missed(self, count: int) -> None:
+        """How many missed calls wait to be seen (from the call log)."""
+        self._set("missed", count)
+
+    def _set(self, flag: str, value: object) -> None:
+        if getattr(self, flag) != value:
+            setattr(self, flag, value)
+            self.after_event(None)
+
     def _on_mute(self, muted: bool) -> None:
         if self.muted != muted:
             self.muted = muted
@@ -476,8 +530,9 @@ class Phone(Generic[CallT]):
             "call_sid": call.call_sid if call is not None else None,
             "codec": call.codec if call is not None else "",
             "waiting": waiting.parameters.get("From") if waiting is not None else None,
-            "volume": self.volume_step, "last_number": self.last_number,
-            "handsfree": self.handsfree,
+            "volume": self.volume_step, "ringer_volume": self.ringer_step,
+            "last_number": self.last_number, "last_caller": self.last_caller,
+            "missed": self.missed, "online": self.online, "handsfree": self.handsfree,
         }
 
     def close(self) -> None:

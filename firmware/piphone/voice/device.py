@@ -146,6 +146,13 @@ class Device(Emitter):
         return self._tasks.spawn(self._publisher.post(event))
 
     @property
+    def last_failure(self) -> TwilioError | None:
+        """Why the signaling stream's last connection attempt failed (53000, its cause in
+        ``original_error``); None once a connection is open. For an application that says why
+        it is not registered: a network or server away is no ``error`` event."""
+        return self._stream.last_failure
+
+    @property
     def is_busy(self) -> bool:
         """On an active call (placed, or accepted), as the SDK's: a ringing one is not."""
         return active_call(self._calls) is not None
