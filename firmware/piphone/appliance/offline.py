@@ -45,6 +45,13 @@ def reason_of(error: object) -> str:
     return UNREACHABLE
 
 
+def in_words(error: object) -> str:
+    """An error in words for the status; the server's words may be in it: printable and
+    bounded before anyone shows them."""
+    text = getattr(error, "message", None) or str(error)
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
+
+
 def _chain(exc: object) -> list[BaseException]:
     """The exception and its causes (a websockets error wraps the socket's)."""
     found: list[BaseException] = []

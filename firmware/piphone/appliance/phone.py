@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol
 from transitions import EventData, Machine, State
 
 from ..panel.inputs import PanelInput
-from ..voice import CallStatus
 from . import bindings
 from .bindings import CallBinding
 from .config import AlertsConfig, PhoneConfig
+from .dialing import Dialing
 from .display import Display
 from .display import display as default_display
 from .ports import AudioRoute, CallT, LedsLike, PhoneDevice, Sounds
@@ -57,7 +57,7 @@ class NoHandsfree:
         pass
 
 
-class Phone(Generic[CallT]):
+class Phone(Dialing[CallT], Generic[CallT]):
     """The state machine's model. ``handle(PanelInput)`` for the panel; call events bind
     themselves; ``call_number(number)``, ``hangup_call()``, ``answer_call()`` and
     ``mute_call()`` for the control socket; ``status()`` says where it is."""
@@ -214,87 +214,10 @@ class Phone(Generic[CallT]):
         n = self.settings.auto_answer_rings
         return n > 0 and self.rings >= n
 
-    # --- actions: the handset and keypad ---------------------------------------------------
-    def start_dialing(self, _event: EventData) -> None:
-        self.digits = ""
-
-    def collect_digit(self, event: EventData) -> None:
-        digit = event.kwargs.get("digit")
-        if not digit:
-            return
-        self.sounds.dtmf(digit)
-        if digit == "#":  # '#' ends the number (a lone '#' dials nothing)
-            self.timers.cancel("dial")
-            self._loop.call_soon(self.fire, "dial")
-            return
-        self.digits += digit
-        self.timers.start("dial", self.settings.dial_timeout, functools.partial(self.fire, "dial"))
-
-    def send_digit(self, event: EventData) -> None:
-        digit = event.kwargs.get("digit")
-        call = self.call
-        if not digit or call is None or call.status() is not CallStatus.OPEN:
-            return
-        call.send_digits(digit)
-        self.sounds.dtmf(digit)
-
-    def dial_digits(self, _event: EventData) -> None:
-        self._place(self.digits)
-
-    def dial_number(self, event: EventData) -> None:
-        self._place(str(event.kwargs["number"]))
-
-    def redial(self, _event: EventData) -> None:
-        assert self.last_number
-        self._place(self.last_number)
-
-    def call_back(self, event: EventData) -> None:
-        assert self.last_caller
-        self.mark_seen(event)
-        self._place(self.last_caller)
-
-    def speed_dial(self, event: EventData) -> None:
-        self._place(self.speed_numbers[event.kwargs["digit"]])
-
     def mark_seen(self, _event: EventData) -> None:
         """The missed calls are seen: the cue goes out (the service marks the call log)."""
         self.missed = 0
         self.on_seen()
-
-    def _place(self, number: str) -> None:
-        self.timers.cancel("dial")
-        self.digits = ""
-        self.last_number = self.peer = number
-        self._connecting = asyncio.ensure_future(self._connect(number))
-
-    def resume(self, event: EventData) -> None:
-        """Take back the call a previous run of the phone kept (its connect token)."""
-        self.peer = event.kwargs.get("peer")
-        self._connecting = asyncio.ensure_future(
-            self._connect(self.peer or "the kept call", event.kwargs["token"]))
-
-    async def _connect(self, number: str, connect_token: str | None = None) -> None:
-        task = asyncio.current_task()
-        try:
-            call = await (self.device.connect({"To": number}) if connect_token is None
-                          else self.device.connect(connect_token=connect_token))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # TwilioError, a lost stream: the attempt is over
-            log.warning("call to %s failed: %s", number, exc)
-            if self._connecting is task:
-                self._connecting = None
-                self.last_error = exc
-                self.fire("ended")
-            return
-        if self._connecting is not task or self.state not in ("calling", "reconnecting"):
-            call.disconnect()  # hung up while the invite went out
-            return
-        self._connecting = None
-        self._attach(call)
-        self.after_event(None)  # listeners (the call log) follow it before its first event
-        if call.status() is CallStatus.CLOSED:  # ended before we listened
-            self.fire("ended")
 
     # --- actions: calls --------------------------------------------------------------------
     def take_incoming(self, event: EventData) -> None:

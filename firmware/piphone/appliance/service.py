@@ -42,6 +42,7 @@ from .kept_call import CallKeeper, KeptCall, runtime_directory
 from .memory import Memory
 from .phone import Phone
 from .ports import Sounds
+from .status import status_line
 from .table import ACTIVE
 
 if TYPE_CHECKING:
@@ -329,7 +330,7 @@ class Service:
 
     def _note_offline(self, error: object) -> None:
         """Why registration failed (an error event, or register() raising)."""
-        self.offline_reason, self.offline_detail = offline.reason_of(error), _words(error)
+        self.offline_reason, self.offline_detail = offline.reason_of(error), offline.in_words(error)
         self._failure_seen = self.device.last_failure if self.device is not None else None
 
     def offline_now(self) -> tuple[str | None, str]:
@@ -341,7 +342,7 @@ class Service:
             return None, ""
         failure = device.last_failure
         if failure is not None and failure is not self._failure_seen:
-            return offline.reason_of(failure), _words(failure)
+            return offline.reason_of(failure), offline.in_words(failure)
         return self.offline_reason or offline.STARTING, self.offline_detail
 
     def _on_device_error(self, error: object, call: object = None) -> None:
@@ -479,46 +480,12 @@ class Service:
 
     def status_line(self) -> str:
         phone, device = self.phone, self.device
-        identity = self.cfg.account.identity
         if phone is None or device is None:
             return "starting"
-        peer = self.cfg.contacts.labelled(phone.peer) or "unknown"
-        state = phone.state
-        if state == "ringing":
-            return f"ringing: call from {peer}"
-        if state == "calling":
-            return f"calling {peer}"
-        if state in ("talking", "reconnecting"):
-            line = f"{state} {'to' if state == 'talking' else 'with'} {peer}"
-            if self._mos is not None:
-                line += f", MOS {self._mos:.1f}"
-            if phone.muted:
-                line += ", muted"
-            if phone.handsfree:
-                line += ", on the speaker"
-            if phone.warnings:
-                line += f", warnings: {', '.join(sorted(phone.warnings))}"
-            return line
-        registered = self._is_registered(device)
-        line = f"registered as {identity}" if registered else f"not registered as {identity}"
-        reason = self.offline_now()[0]
-        if not registered and reason:
-            line += f" ({reason})"
-        if state == "dialing":
-            line += ", off hook"
-        if phone.dnd:
-            line += ", do not disturb"
-        if phone.missed:
-            line += f", {phone.missed} missed call{'s' if phone.missed > 1 else ''}"
-        return line
-
-
-def _words(error: object) -> str:
-    """An error in words for the status; the server's words may be in it: printable and
-    bounded before anyone shows them."""
-    text = getattr(error, "message", None) or str(error)
-    return "".join(c if c.isprintable() else "?" for c in text)[:200]
-
+        return status_line(phone, identity=self.cfg.account.identity,
+                           registered=self._is_registered(device),
+                           offline_reason=self.offline_now()[0], mos=self._mos,
+                           peer=self.cfg.contacts.labelled(phone.peer))
 
 def main(config_path: Path) -> int:
     """``piphone run --config PATH``: a bad config raises ConfigError before anything starts."""
