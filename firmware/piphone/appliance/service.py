@@ -178,6 +178,8 @@ class Service:
                 api_key_sid=account.api_key_sid, api_key_secret=account.api_key_secret)
             self.traversal.start()
         self.memory = memory = Memory(cfg.phone, cfg.alerts)
+        # read before the phone's first change, which clears the file of a phone without a call
+        kept = self.keeper.load() if self.keeper is not None else None
         self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
         self.phone = phone = Phone(device, self.leds, self.sounds, cfg.phone, cfg.alerts,
                                    off_hook=lambda: bool(self.inputs is not None
@@ -191,7 +193,6 @@ class Service:
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
             phone.fire("off_hook")
-        kept = self.keeper.load() if self.keeper is not None else None
         if kept is not None:
             self._resume(phone, device, kept)
         if device.state is DeviceState.REGISTERED:  # kept by a reload
