@@ -460,6 +460,30 @@ def bench_forwarded(opts: Options) -> list[Row]:
             Row(names[1], call, "the same call's caller, for comparison")]
 
 
+def bench_uvloop(opts: Options) -> list[Row]:
+    """Lever: uvloop. Two piphone clients call the echo line at once, one on asyncio's own
+    event loop, one on uvloop, measured over the same window (a ratio, whatever the load).
+    Skipped when uvloop cannot be imported."""
+    probe = subprocess.run([sys.executable, "-c", "import uvloop"], capture_output=True)
+    if probe.returncode != 0:
+        return [Row("client on uvloop", None, "uvloop not installed")]
+    try:
+        with running_exchange(opts) as (config, url, exchange, env):
+            workers = [spawn_worker(env, "piphone-client", "--config", str(config), "--url",
+                                    url, "--identity", f"bench-{loop}", "--loop", loop)
+                       for loop in ("asyncio", "uvloop")]
+            for proc in workers:
+                common.wait_for_line(proc, lambda s: s == READY, opts.timeout, "call")
+            time.sleep(opts.warmup)
+            usage = common.measure([w.pid for w in workers], opts.seconds,
+                                   alive=lambda: procs_alive(*workers, exchange))
+    except Exception as exc:
+        return [Row("client on uvloop", None, f"failed: {exc}")]
+    ratio = usage[1].cpu_per_s / usage[0].cpu_per_s
+    return [Row("client on asyncio", usage[0], "A/B with the row below, same window"),
+            Row("client on uvloop", usage[1], f"{ratio:.2f}x the asyncio client's CPU")]
+
+
 BREAKDOWN: dict[str, float] = {}
 
 
@@ -729,7 +753,7 @@ def print_breakdown(rows: list[Row]) -> None:
 # entry points
 # =================================================================================================
 BENCHES = {"baresip": bench_baresip, "aiortc": bench_aiortc, "piphone": bench_piphone,
-           "forwarded": bench_forwarded, "breakdown": bench_breakdown}
+           "forwarded": bench_forwarded, "breakdown": bench_breakdown, "uvloop": bench_uvloop}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -748,6 +772,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--to", default="echo", help=argparse.SUPPRESS)
     parser.add_argument("--identity", default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=("offer", "answer"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -763,8 +789,14 @@ def run_worker(args: argparse.Namespace) -> None:
     elif args.worker == "piphone-callee":
         asyncio.run(piphone_callee(args.config, args.url, args.identity))
     else:
-        asyncio.run(piphone_client(args.config, args.url, args.to, args.profile,
-                                   args.identity))
+        factory = None
+        if args.loop == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:  # 3.11: no asyncio.run(loop_factory)
+            runner.run(piphone_client(args.config, args.url, args.to, args.profile,
+                                      args.identity))
 
 
 def main(argv: list[str]) -> None:
