@@ -182,7 +182,11 @@ def main() -> None:
         per_call: dict[str, tuple[int, float]] = {}  # mode -> (calls, CPU per call) at the top
         for mode, transcode in (("forwarding", False), ("transcoding", True)):
             for calls in levels:
-                cpu, received = run_level(config, calls, args.seconds, transcode)
+                try:
+                    cpu, received = run_level(config, calls, args.seconds, transcode)
+                except (TimeoutError, RuntimeError) as exc:  # calls no longer set up in time
+                    print(f"{mode:12} {calls:5d} saturated: {type(exc).__name__} {exc}")
+                    break
                 per_call[mode] = (calls, cpu / calls)
                 saturated = cpu >= SATURATED_CPU or received["min_pps"] < SATURATED_PPS
                 print(f"{mode:12} {calls:5d} {cpu:17.3f} {cpu / calls:9.4f} "
