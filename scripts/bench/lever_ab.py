@@ -10,6 +10,8 @@ Repeated ``--repeat`` times (who starts first alternates); prints each run's CPU
 alternately from each tree, and the RSS after that import.
 
 Usage:  .venv/bin/python scripts/bench/lever_ab.py --base HEAD~1 [--repeat 3] [--seconds 10]
+                                                   [--wav speech.wav]
+A speech file for --wav: ``espeak-ng -w speech.wav "some sentences"`` (apt install espeak-ng).
 
 Runs under `unshare -n` like the other benches (call_cost.py's helpers).
 """
@@ -42,8 +44,8 @@ def export_firmware(rev: str, into: Path) -> Path:
     return into / "firmware"
 
 
-def one_window(opts: call_cost.Options, trees: dict[str, Path], first: str
-               ) -> dict[str, tuple[common.Usage, float]]:
+def one_window(opts: call_cost.Options, trees: dict[str, Path], first: str,
+               wav: str | None = None) -> dict[str, tuple[common.Usage, float]]:
     """Both clients in one call window; per tree: its usage and seconds from spawn to READY."""
     with call_cost.running_exchange(opts) as (config, url, exchange, env):
         order = [first] + [t for t in trees if t != first]
@@ -52,7 +54,8 @@ def one_window(opts: call_cost.Options, trees: dict[str, Path], first: str
             started[name] = time.monotonic()
             procs[name] = call_cost.spawn_worker(
                 dict(env, PYTHONPATH=str(trees[name])), "piphone-client", "--config",
-                str(config), "--url", url, "--identity", f"bench-{name}")
+                str(config), "--url", url, "--identity", f"bench-{name}",
+                *(["--wav", wav] if wav else []))
         for name in order:
             common.wait_for_line(procs[name], lambda s: s == call_cost.READY, opts.timeout,
                                  f"{name} call")
@@ -88,6 +91,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--imports", type=int, default=5, help="import timings per tree")
+    parser.add_argument("--wav", help="clients send this WAV file's speech (looped), not a "
+                        "440 Hz tone: libopus codes a tone as music, at a third of speech's cost")
     args = parser.parse_args(argv)
     common.ensure_isolated_network([str(Path(__file__).resolve()), *argv])
     common.install_signal_cleanup()
@@ -101,7 +106,8 @@ def main(argv: list[str]) -> None:
         for run in range(args.repeat):
             first = "base" if run % 2 == 0 else "new"
             try:
-                result = one_window(opts, trees, first)
+                result = one_window(opts, trees, first,
+                                    str(Path(args.wav).resolve()) if args.wav else None)
             except Exception as exc:
                 print(f"  run {run + 1}: failed: {exc}")
                 continue

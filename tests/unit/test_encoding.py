@@ -58,12 +58,12 @@ async def test_an_unknown_codec_passes_frames_through():
 
 
 async def test_opus_codes_wideband_voice_at_a_lower_complexity():
-    """The cost lever (encoding.OPUS_OPTIONS): SILK-only wideband, complexity 6. A wideband
+    """The cost lever (encoding.OPUS_OPTIONS): wideband, complexity 7. A wideband
     stream decodes with nothing above 8 kHz: a 12 kHz tone comes out as near silence, where
     libopus's default fullband passes it."""
     encoder = VoiceEncoder("opus")
     assert encoder.context.options["cutoff"] == "8000"
-    assert encoder.context.options["compression_level"] == "6"
+    assert encoder.context.options["compression_level"] == "7"
     track = EncodingTrack(Frames(12_000), lambda: "opus")
     packets = [await track.recv() for _ in range(50)]
     context = av.CodecContext.create("libopus", "r")
