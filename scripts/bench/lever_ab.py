@@ -133,7 +133,7 @@ def main(argv: list[str]) -> None:
                 seconds, mb = import_cost(trees[name])
                 times[name].append(seconds)
                 rss[name].append(mb)
-        for name in ("base", "new"):
+        for name in ("base", "new") if args.imports > 0 else ():
             print(f"import piphone.voice, {name}: {span(times[name], '{:.3f}')} s, "
                   f"RSS {span(rss[name], '{:.1f}')} MB")
 
