@@ -458,14 +458,15 @@ class Phone(Dialing[CallT], Generic[CallT]):
             "missed": self.missed, "online": self.online, "handsfree": self.handsfree,
         }
 
-    def close(self) -> None:
-        """Hang up whatever is up, stop timers, sounds and LEDs."""
+    def close(self, hang_up: bool = True) -> None:
+        """Hang up whatever is up (unless not ``hang_up``: a restart that keeps the call),
+        stop timers, sounds and LEDs."""
         self.device.remove_listener("incoming", self._on_incoming)
-        if self._current is not None or self._connecting is not None:
+        if hang_up and (self._current is not None or self._connecting is not None):
             if self.state == "ringing" and self._current is not None:
                 self._release().ignore()
             self.hang_up()
-        if self._held is not None:
+        if hang_up and self._held is not None:
             self._take_waiting().ignore()
         self.timers.cancel_all()
         self.sounds.ring(False)
