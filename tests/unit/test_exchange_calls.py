@@ -122,6 +122,18 @@ async def settled(predicate, what: str) -> None:
     raise AssertionError(f"not settled: {what}")
 
 
+async def answered(table):
+    """alice calls bob, bob answers: (alice, bob, the call)."""
+    alice, bob = Party("alice"), Party("bob")
+    table.registrations.add("bob", bob)
+    table.handle(alice, invite("TJSa", "bob"))
+    await settled(lambda: alice.got("ringing"), "bob rings")
+    table.handle(bob, frame("answer", callsid=bob.got("invite")[0]["callsid"], sdp="answer"))
+    await settled(lambda: alice.got("answer"), "alice's answer")
+    (call,) = table.calls
+    return alice, bob, call
+
+
 @pytest.fixture
 async def table():
     cfg = exchange_config.ExchangeConfig("AC" + "0" * 32, "SK" + "0" * 32, "s" * 16,
@@ -178,13 +190,7 @@ async def test_a_refused_call_files_nothing(table, caller, to, code):
 
 
 async def test_a_cut_off_leg_is_resumed_by_its_own_identity_from_a_new_session(table):
-    alice, bob = Party("alice"), Party("bob")
-    table.registrations.add("bob", bob)
-    table.handle(alice, invite("TJSa", "bob"))
-    await settled(lambda: alice.got("ringing"), "bob rings")
-    table.handle(bob, frame("answer", callsid=bob.got("invite")[0]["callsid"], sdp="answer"))
-    await settled(lambda: alice.got("answer"), "alice's answer")
-    (call,) = table.calls
+    alice, bob, call = await answered(table)
     token = alice.got("answer")[0]["reconnect"]
 
     table.session_closed(alice)  # her socket went: the call waits for her

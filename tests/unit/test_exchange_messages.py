@@ -17,23 +17,11 @@ from piphone.exchange.routing import DialPlan, Registrations
 from piphone.voice import protocol
 
 from . import test_exchange_calls as rig
-from .test_exchange_calls import FakeMedia, Party, frame, invite, settled
+from .test_exchange_calls import FakeMedia, Party, answered, frame, invite, settled
 
 table = rig.table  # the call layer with fake parties and media (a fixture)
 
 SID = "KX" + "a" * 32
-
-
-async def answered(table: CallTable):
-    """alice calls bob, bob answers: (alice, bob, the call)."""
-    alice, bob = Party("alice"), Party("bob")
-    table.registrations.add("bob", bob)
-    table.handle(alice, invite("TJSa", "bob"))
-    await settled(lambda: alice.got("ringing"), "bob rings")
-    table.handle(bob, frame("answer", callsid=bob.got("invite")[0]["callsid"], sdp="answer"))
-    await settled(lambda: alice.got("answer"), "alice's answer")
-    (call,) = table.calls
-    return alice, bob, call
 
 
 def message(callsid: str, **fields) -> dict:
