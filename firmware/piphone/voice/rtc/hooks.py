@@ -80,8 +80,10 @@ _original_audio_level: Callable[[Frame], int] | None = getattr(
 _StunProtocol: type[aioice.ice.StunProtocol] | None = getattr(aioice.ice, "StunProtocol", None)
 _original_datagram_received: Callable[[aioice.ice.StunProtocol, bytes, Address], None] | None = (
     getattr(_StunProtocol, "datagram_received", None))
-# What the datagram filter reads of aioice's Connection and CandidatePair.
-_CONNECTION_FIELDS = ("_nominated", "_check_list", "_remote_candidates", "_early_checks")
+# What the datagram filter reads of aioice's Connection and CandidatePair (and dscp.py reads
+# _protocols, the sockets to mark; network.py reads _nominated).
+_CONNECTION_FIELDS = ("_nominated", "_check_list", "_remote_candidates", "_early_checks",
+                      "_protocols")
 _original_connect: Callable[[aioice.ice.Connection], Awaitable[None]] | None = getattr(
     aioice.ice.Connection, "connect", None)
 
