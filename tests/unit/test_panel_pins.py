@@ -59,7 +59,8 @@ def test_bad_maps_name_the_entry(inputs, leds, key, message):
 
 def test_default_map_and_keypad_fit_together_on_distinct_gpio():
     full = DEFAULT_PINS.merged(KEYPAD_PINS)
-    assert set(full.inputs) == set(INPUT_NAMES)
+    # no GPIO is left for the hold and swap buttons: a build gives them pins it has free
+    assert set(full.inputs) == set(INPUT_NAMES) - {"hold", "swap"}
     assert set(full.leds) == {"ring", "call", "mute", "warning"}
     pins = [bcm(p.pin) for p in full.inputs.values()] + [bcm(p) for p in full.leds.values()]
     assert len(pins) == len(set(pins)) == 26

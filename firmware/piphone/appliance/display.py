@@ -1,4 +1,4 @@
-"""What the phone shows: one pure function of (state, muted, active warnings, handsfree).
+"""What the phone shows: one pure function of (state, muted, active warnings, handsfree, held).
 
 The LEDs, whether the ringer sounds, and which steady alert the speaker gives, so the whole
 front panel can be read from a table and tested without hardware. Edges (a chirp when a *new*
@@ -13,7 +13,8 @@ from types import MappingProxyType
 
 from ..panel.leds import Pattern
 
-STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting")
+# held: the phone's call is on hold; recall: a held call rings back (the active one ended)
+STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting", "held", "recall")
 DEVICE_LOST = "audio-device-lost"  # the warning that blinks rather than glows
 
 
@@ -36,6 +37,8 @@ class DisplayPatterns:
     warning: Pattern = Pattern.ON               # warning LED while a quality warning is on
     device_lost: Pattern = Pattern.BLINK_FAST   # warning LED while the headset is gone
     speaker: Pattern = Pattern.ON               # speaker LED while the handsfree device is in use
+    held: Pattern = Pattern.BLINK_SLOW          # hold LED (and call LED when no call is up)
+                                                # while a call is on hold
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -51,19 +54,24 @@ _CALL_LED = {"calling": "calling", "talking": "talking", "reconnecting": "reconn
 
 
 def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: bool = False,
-            patterns: DisplayPatterns = DEFAULT_PATTERNS) -> Display:
+            held: bool = False, patterns: DisplayPatterns = DEFAULT_PATTERNS) -> Display:
     """The panel for a phone in ``state`` (one of :data:`STATES`), ``handsfree`` when the
-    speaker and its microphone are in use. Idle shows nothing at all: a phone on its hook
-    with no call is dark and silent whatever flags are left over."""
+    speaker and its microphone are in use, ``held`` when a second call is on hold (in the
+    held and recall states the phone's own call is). Idle shows nothing at all: a phone on
+    its hook with no call is dark and silent whatever flags are left over."""
     if state not in STATES:
         raise ValueError(f"unknown phone state {state!r} (known: {', '.join(STATES)})")
     if state == "idle":
         return Display(leds=MappingProxyType({}), ring=False, alert=None)
     leds: dict[str, Pattern] = {}
-    if state == "ringing":
+    if state in ("ringing", "recall"):
         leds["ring"] = patterns.ringing
     if state in _CALL_LED:
         leds["call"] = getattr(patterns, _CALL_LED[state])
+    if held or state in ("held", "recall"):
+        leds["hold"] = patterns.held
+        if state in ("held", "recall"):  # a phone with no hold LED still shows it
+            leds["call"] = patterns.held
     if muted:
         leds["mute"] = patterns.muted
     if handsfree:
@@ -73,4 +81,5 @@ def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: boo
     alert = "reconnecting" if state == "reconnecting" else "warning" if warnings else None
     # Pattern.OFF from the configuration means "not shown": drop it so the map stays minimal.
     shown = {name: p for name, p in leds.items() if p is not Pattern.OFF}
-    return Display(leds=MappingProxyType(shown), ring=state == "ringing", alert=alert)
+    return Display(leds=MappingProxyType(shown), ring=state in ("ringing", "recall"),
+                   alert=alert)

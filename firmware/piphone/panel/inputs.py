@@ -39,6 +39,8 @@ class PanelEvent(enum.StrEnum):
     REDIAL = enum.auto()
     DND = enum.auto()
     SPEAKER = enum.auto()
+    HOLD = enum.auto()
+    SWAP = enum.auto()
     DIGIT = enum.auto()
 
 
