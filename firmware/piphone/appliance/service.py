@@ -411,6 +411,7 @@ class Service:
         actions: dict[str, Callable[[], bool]] = {
             "call": lambda: phone.call_number(request["number"]),
             "hangup": phone.hangup_call, "answer": phone.answer_call, "mute": phone.mute_call,
+            "hold": phone.hold_call, "swap": phone.swap_call,
             "speaker": lambda: phone.speaker_call(request.get("on"))}
         done = actions[cmd]()
         if not done:
@@ -444,6 +445,8 @@ class Service:
             return f"ringing: call from {peer}"
         if state == "calling":
             return f"calling {peer}"
+        if state in ("held", "recall"):
+            return f"{peer} on hold" + (", ringing back" if state == "recall" else "")
         if state in ("talking", "reconnecting"):
             line = f"{state} {'to' if state == 'talking' else 'with'} {peer}"
             if self._mos is not None:
@@ -452,6 +455,8 @@ class Service:
                 line += ", muted"
             if phone.handsfree:
                 line += ", on the speaker"
+            if phone.lines.held is not None:
+                line += f", {phone.lines.held.peer or 'unknown'} on hold"
             if phone.warnings:
                 line += f", warnings: {', '.join(sorted(phone.warnings))}"
             return line

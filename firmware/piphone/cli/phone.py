@@ -1,6 +1,6 @@
 """The running phone and its files: `piphone check` (a config, the ALSA cards, the headset),
-`status`, `hangup`, `answer`, `mute` and `speaker` (over the control socket), `diagram` (its state
-machine) and `calls` (a call log)."""
+`status`, `hangup`, `answer`, `mute`, `hold`, `swap` and `speaker` (over the control socket),
+`diagram` (its state machine) and `calls` (a call log)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ def add_control(sub: Subparsers) -> None:
     for name, text in (("status", "the running phone: state, registration, call, quality"),
                        ("hangup", "hang up the running phone's call"),
                        ("answer", "answer the running phone's ringing call"),
-                       ("mute", "mute or unmute the running phone's call")):
+                       ("mute", "mute or unmute the running phone's call"),
+                       ("hold", "put the running phone's call on hold, or take it back (the "
+                                "far end hears hold music)"),
+                       ("swap", "with a call on hold (call waiting): take it back and hold "
+                                "the other")):
         control = sub.add_parser(name, help=text)
         control.add_argument("--json", action="store_true", help="print the reply as JSON")
         control.set_defaults(func=cmd_control)
@@ -138,7 +142,7 @@ def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
         print(reply["status"])
         for key in ("state", "identity", "registered", "peer", "muted", "handsfree", "dnd",
                     "codec",
-                    "mos", "warnings", "waiting", "last_number"):
+                    "mos", "warnings", "waiting", "held", "last_number"):
             if reply.get(key) not in (None, "", []):
                 print(f"  {key}: {reply[key]}")
     elif args.command == "speaker":
