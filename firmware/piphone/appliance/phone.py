@@ -433,7 +433,8 @@ class Phone(Generic[CallT]):
         warnings = frozenset(self.warnings)
         shown = self._display(self.state, self.muted, warnings, handsfree=self.handsfree,
                               held=self.lines.held is not None)
-        self.cues.settings = self.settings  # a test (or a reload) may replace them
+        # what the cues use, as the phone has it now (a test may swap in a recorder)
+        self.cues.leds, self.cues.sounds, self.cues.settings = self.leds, self.sounds, self.settings
         self.cues.show(shown, Moment(self.state, self.muted, bool(self.digits),
                                      self.hook_lifted()), warnings)
         for listener in list(self.listeners):
