@@ -40,6 +40,21 @@ if [ "$uninstall" -eq 1 ]; then
     exec bash scripts/install_system.sh "$dry_run" uninstall "$purge"
 fi
 
+# 32-bit Raspberry Pi OS (armv7l): PyPI has no wheels there for numpy, av (PyPI's PyAV) or
+# cryptography, so pip would compile them for an hour or more, or fail. piwheels builds them
+# for that OS; without it configured, stop before touching anything.
+if [ "$(uname -m)" = "armv7l" ] && ! scripts/piwheels_configured.sh; then
+    cat >&2 <<'MSG'
+piphone: this is 32-bit Raspberry Pi OS (armv7l). PyPI has no wheels here for numpy, av or
+cryptography, so installing would compile them for an hour or more, or fail.
+Flash 64-bit Raspberry Pi OS (Bookworm, arm64) instead: every native dependency installs
+from a wheel there, on every Pi from the 3B+ and the Zero 2 W to the 5.
+To go on with 32-bit anyway, configure piwheels for pip (Raspberry Pi OS ships it in
+/etc/pip.conf: extra-index-url=https://www.piwheels.org/simple), then run this again.
+MSG
+    exit 3
+fi
+
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

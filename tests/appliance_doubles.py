@@ -168,6 +168,7 @@ class FakeSounds:
         self.ringing = False
         self.playing: str | None = None
         self.level: int | None = None
+        self.ringer_level: int | None = None
 
     def ring(self, on: bool) -> None:
         self.ringing = on
@@ -186,6 +187,10 @@ class FakeSounds:
     def volume(self, step: int) -> None:
         self.level = step
         self.log.append(("volume", step))
+
+    def ringer_volume(self, step: int) -> None:
+        self.ringer_level = step
+        self.log.append(("ringer_volume", step))
 
     def beeps(self, name: str) -> int:
         return self.log.count(("beep", name))

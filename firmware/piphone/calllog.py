@@ -53,11 +53,16 @@ CREATE TABLE IF NOT EXISTS calls (
     codec TEXT,
     mos_average REAL,
     mos_minimum REAL,
-    warnings TEXT NOT NULL DEFAULT '[]'   -- JSON list of warning names raised
+    warnings TEXT NOT NULL DEFAULT '[]',  -- JSON list of warning names raised
+    name TEXT                      -- the peer's name in the phone's contacts, if any
 );
 CREATE TABLE IF NOT EXISTS call_ids (   -- every id a call is known by (TJS..., child CallSids)
     sid TEXT PRIMARY KEY,
     call_id INTEGER NOT NULL REFERENCES calls(id)
+);
+CREATE TABLE IF NOT EXISTS marks (      -- the phone's bookmarks in its log
+    name TEXT PRIMARY KEY,         -- 'missed_seen': missed calls up to this call id are seen
+    value INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS feedback (
     call_id INTEGER NOT NULL REFERENCES calls(id),
@@ -69,6 +74,10 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 _ERROR_OUTCOMES = {31603: "rejected", 31486: "busy", 31480: "no-answer"}
+# A missed call: one that rang here and ended unanswered, without being rejected (by the reject
+# key, do-not-disturb or as busy): the caller gave up, nobody answered, or it was ignored.
+_MISSED = ("site = 'device' AND direction = 'INCOMING' AND answered IS NULL "
+           "AND outcome IS NOT NULL AND outcome NOT IN ('rejected', 'busy')")
 
 
 def outcome_of(*, answered: bool, error_code: int | None = None,
@@ -98,6 +107,7 @@ class CallRecord:
     mos_minimum: float | None = None
     warnings: list[str] = field(default_factory=list)
     feedback: list[dict[str, Any]] = field(default_factory=list)
+    name: str | None = None
     id: int | None = None
 
     @property
@@ -112,7 +122,7 @@ class CallRecord:
 
 
 _COLUMNS = ("site", "direction", "identity", "peer", "call_sid", "started", "answered", "ended",
-            "outcome", "error", "codec", "mos_average", "mos_minimum", "warnings")
+            "outcome", "error", "codec", "mos_average", "mos_minimum", "warnings", "name")
 
 
 class CallLogInUse(ConfigError):
@@ -142,6 +152,10 @@ class CallLog:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+            if "name" not in columns:  # a log written before contacts
+                with self._db:
+                    self._db.execute("ALTER TABLE calls ADD COLUMN name TEXT")
         except (OSError, sqlite3.Error) as exc:
             self._release()
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -224,6 +238,38 @@ class CallLog:
                                 (limit,)).fetchall()
         return [self._record(row) for row in rows]
 
+    def missed(self, *, unseen: bool = False, limit: int = 20) -> list[CallRecord]:
+        """Missed calls (see _MISSED), newest first; ``unseen``: only those not yet seen."""
+        since = self.seen_up_to() if unseen else 0
+        rows = self._db.execute(f"SELECT * FROM calls WHERE {_MISSED} AND id > ? "
+                                "ORDER BY id DESC LIMIT ?", (since, limit)).fetchall()
+        return [self._record(row) for row in rows]
+
+    def unseen_missed(self) -> int:
+        """How many missed calls have not been seen (the phone's missed-calls cue)."""
+        row = self._db.execute(f"SELECT COUNT(*) FROM calls WHERE {_MISSED} AND id > ?",
+                               (self.seen_up_to(),)).fetchone()
+        return int(row[0])
+
+    def seen_up_to(self) -> int:
+        row = self._db.execute("SELECT value FROM marks WHERE name = 'missed_seen'").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def mark_seen(self) -> None:
+        """Every missed call so far is seen."""
+        with self._db:
+            self._db.execute("INSERT INTO marks (name, value) VALUES ('missed_seen', "
+                             "(SELECT COALESCE(MAX(id), 0) FROM calls)) ON CONFLICT(name) "
+                             "DO UPDATE SET value = excluded.value")
+
+    def last_peer(self, direction: str) -> str | None:
+        """The other party of the latest call of ``direction`` (INCOMING: call-back;
+        OUTGOING: redial) on this phone, so both survive a restart."""
+        row = self._db.execute("SELECT peer FROM calls WHERE site = 'device' AND direction = ? "
+                               "AND peer IS NOT NULL ORDER BY id DESC LIMIT 1",
+                               (direction,)).fetchone()
+        return None if row is None else str(row[0])
+
     def get(self, call_id: int) -> CallRecord | None:
         row = self._db.execute("SELECT * FROM calls WHERE id = ?", (call_id,)).fetchone()
         return None if row is None else self._record(row)
@@ -276,15 +322,18 @@ def _holder(fd: int) -> str:
 
 
 # --- following a voice Call (on the phone) -------------------------------------------------------
-def track(log: CallLog, call: Call, identity: str | None = None) -> int:
-    """Log ``call`` (a voice.Call) from now to its end, and any feedback given for it."""
+def track(log: CallLog, call: Call, identity: str | None = None, name: str | None = None,
+          on_end: Callable[[], None] | None = None) -> int:
+    """Log ``call`` (a voice.Call) from now to its end, and any feedback given for it.
+    ``name``: the peer's name (the phone's contacts); ``on_end`` is called once the call's
+    outcome is written."""
     from .voice import CallDirection, CallStatus  # the voice client only where it is used
 
     incoming = call.direction is CallDirection.INCOMING
     record = CallRecord(
         site="device", direction=call.direction.value, started=time.time(), identity=identity,
         peer=call.parameters.get("From") if incoming else call.custom_parameters.get("To"),
-        call_sid=call.call_sid)
+        call_sid=call.call_sid, name=name)
     call_id = log.start(record, *(s for s in (call.outbound_connection_id,) if s))
     state: dict[str, Any] = {"outcome": None, "error": None, "finished": False}
 
@@ -305,6 +354,8 @@ def track(log: CallLog, call: Call, identity: str | None = None) -> int:
                    error=f"{code} {getattr(err, 'message', '')}".strip() if err else None,
                    codec=call.codec or None, mos_average=quality.mos_average,
                    mos_minimum=quality.mos_minimum, warnings=quality.raised)
+        if on_end is not None:
+            on_end()
 
     def accepted(_call: Any) -> None:
         record.answered = time.time()
@@ -334,8 +385,10 @@ def track(log: CallLog, call: Call, identity: str | None = None) -> int:
 
 
 # --- printing ------------------------------------------------------------------------------------
-def format_table(records: list[CallRecord]) -> str:
-    """The calls as a fixed-width table, newest first."""
+def format_table(records: list[CallRecord],
+                 new: Callable[[CallRecord], bool] | None = None) -> str:
+    """The calls as a fixed-width table, newest first; ``new``: which are marked ``new``
+    (missed calls not yet seen)."""
     header = ("started", "dir", "peer", "outcome", "secs", "codec", "mos avg/min", "warnings",
               "feedback", "callsid")
     rows = [header]
@@ -348,8 +401,9 @@ def format_table(records: list[CallRecord]) -> str:
             for f in r.feedback) or "-"
         rows.append((
             datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M:%S"),
-            "in" if r.direction == "INCOMING" else "out",
-            r.peer or "-", r.outcome or "(on)",
+            ("in" if r.direction == "INCOMING" else "out")
+            + (" new" if new is not None and new(r) else ""),
+            f"{r.name} ({r.peer})" if r.name else r.peer or "-", r.outcome or "(on)",
             "-" if r.duration is None else f"{r.duration:.0f}",
             r.codec or "-", mos, ",".join(r.warnings) or "-", feedback, r.call_sid or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -10,3 +10,4 @@ from pathlib import Path
 CONFIG = Path("/etc/piphone/piphone.toml")  # the appliance's config; secrets.toml beside it
 CALL_LOG = "/var/lib/piphone/calls.db"  # the phone's call log (StateDirectory=piphone)
 RUNTIME = "/run/piphone"  # control socket, the kept call (RuntimeDirectory=piphone)
+STATE_FILE = "/var/lib/piphone/state.json"  # volumes and do-not-disturb kept across restarts

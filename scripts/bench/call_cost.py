@@ -26,6 +26,7 @@ import only what their row needs, so their RSS is theirs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _breakdown  # noqa: E402
 import _common as common  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,9 +45,11 @@ FIRMWARE = REPO / "firmware"
 BARESIP = shutil.which("baresip") or "/usr/bin/baresip"
 BARESIP_MODULES = "/usr/lib/baresip/modules"
 
-GOAL_CPU = 0.04  # CPU-s per call-second, piphone client
-GOAL_CPU_RATIO = 2.4  # x baresip agent
-GOAL_RSS_MB = 70.0
+# issue 19's goals, as ratios or bounds measured in the same run
+GOAL_CPU_RATIO = 1.5  # piphone client's CPU per call-second, x a baresip agent's
+GOAL_RSS_MB = 70.0  # resident memory in a call
+GOAL_PRIVATE_MB = 30.0  # private (anonymous) memory in a call
+GOAL_FORWARDED_PER_CORE = 100  # forwarded calls one exchange core carries
 
 READY = "BENCH READY"  # a worker prints this once its call carries audio both ways
 LISTENING = "BENCH LISTENING"
@@ -379,11 +383,10 @@ def make_sine_track_class():
 # =================================================================================================
 # piphone
 # =================================================================================================
-def bench_piphone(opts: Options) -> Row:
-    """One piphone Device calling the exchange's echo line; the client is measured alone."""
-    name = "piphone client"
-    if not (FIRMWARE / "piphone" / "voice" / "device.py").exists():
-        return Row(name, None, "firmware/piphone/voice not found")
+@contextlib.contextmanager
+def running_exchange(opts: Options):
+    """A piphone exchange on 127.0.0.1 from the starter config; yields (config, url, proc, env).
+    Raises with the tail of its log when it does not start."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(FIRMWARE), os.environ.get("PYTHONPATH", "")) if p))
     with tempfile.TemporaryDirectory(prefix="bench-piphone-") as tmp:
@@ -397,28 +400,112 @@ def bench_piphone(opts: Options) -> Row:
                 raise RuntimeError("piphone exchange --init-config failed: "
                                    + (init.stderr.strip().splitlines() or ["?"])[-1])
             offer_loopback(config)
-            port = common.free_port()
+            port = common.free_port(also_next=True)  # the event gateway takes port + 1
             with open(log, "wb") as out:
                 exchange = common.spawn(
                     [sys.executable, "-m", "piphone", "exchange", "--config", str(config),
                      "--host", "127.0.0.1", "--port", str(port)],
                     env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
             common.wait_for_port(port, opts.timeout, "piphone exchange", exchange)
-            client = common.spawn(
-                worker_cmd("piphone-client", "--config", str(config),
-                           "--url", f"ws://127.0.0.1:{port}/signal"),
-                env=env, cwd=tmp)
+            yield config, f"ws://127.0.0.1:{port}/signal", exchange, dict(env, cwd=tmp)
+        except Exception as exc:
+            tail = " | ".join(log.read_text(errors="replace").splitlines()[-4:]) \
+                if log.exists() else ""
+            raise RuntimeError(f"{exc}" + (f"; exchange log: {tail}" if tail else "")) from exc
+        finally:
+            common.stop_all()
+
+
+def spawn_worker(env: dict[str, str], *args: str) -> subprocess.Popen:
+    env = dict(env)
+    cwd = env.pop("cwd")
+    return common.spawn(worker_cmd(*args), env=env, cwd=cwd)
+
+
+def bench_piphone(opts: Options) -> Row:
+    """One piphone Device calling the exchange's echo line; the client is measured alone."""
+    name = "piphone client"
+    try:
+        with running_exchange(opts) as (config, url, exchange, env):
+            client = spawn_worker(env, "piphone-client", "--config", str(config), "--url", url)
             common.wait_for_line(client, lambda s: s == READY, opts.timeout, "piphone call")
             time.sleep(opts.warmup)
             usage = common.measure([client.pid], opts.seconds,
                                    alive=lambda: procs_alive(client, exchange))[0]
-        except Exception as exc:
-            tail = " | ".join(log.read_text(errors="replace").splitlines()[-4:]) \
-                if log.exists() else ""
-            return Row(name, None, f"failed: {exc}" + (f"; exchange log: {tail}" if tail else ""))
-        finally:
-            common.stop_all()
-    return Row(name, usage, "one process; exchange not counted")
+    except Exception as exc:
+        return Row(name, None, f"failed: {exc}")
+    return Row(name, usage, "one process, quality monitor on; exchange not counted")
+
+
+def bench_forwarded(opts: Options) -> list[Row]:
+    """Two piphone clients call each other through the exchange (both Opus: it forwards);
+    the exchange's CPU is that of one forwarded call."""
+    names = ("exchange/fwd call", "piphone caller")
+    try:
+        with running_exchange(opts) as (config, url, exchange, env):
+            callee = spawn_worker(env, "piphone-callee", "--config", str(config), "--url", url,
+                                  "--identity", "bench-b")
+            common.wait_for_line(callee, lambda s: s == LISTENING, opts.timeout,
+                                 "callee registered")
+            caller = spawn_worker(env, "piphone-client", "--config", str(config), "--url", url,
+                                  "--to", "bench-b", "--identity", "bench-a")
+            for proc, what in ((caller, "caller"), (callee, "callee")):
+                common.wait_for_line(proc, lambda s: s == READY, opts.timeout, f"{what} audio")
+            time.sleep(opts.warmup)
+            ex, call = common.measure([exchange.pid, caller.pid], opts.seconds,
+                                      alive=lambda: procs_alive(caller, callee, exchange))
+    except Exception as exc:
+        return [Row(names[0], None, f"failed: {exc}")]
+    return [Row(names[0], ex, "the exchange process, one call between two piphone clients"),
+            Row(names[1], call, "the same call's caller, for comparison")]
+
+
+def bench_uvloop(opts: Options) -> list[Row]:
+    """Lever: uvloop. Two piphone clients call the echo line at once, one on asyncio's own
+    event loop, one on uvloop, measured over the same window (a ratio, whatever the load).
+    Skipped when uvloop cannot be imported."""
+    probe = subprocess.run([sys.executable, "-c", "import uvloop"], capture_output=True)
+    if probe.returncode != 0:
+        return [Row("client on uvloop", None, "uvloop not installed")]
+    try:
+        with running_exchange(opts) as (config, url, exchange, env):
+            workers = [spawn_worker(env, "piphone-client", "--config", str(config), "--url",
+                                    url, "--identity", f"bench-{loop}", "--loop", loop)
+                       for loop in ("asyncio", "uvloop")]
+            for proc in workers:
+                common.wait_for_line(proc, lambda s: s == READY, opts.timeout, "call")
+            time.sleep(opts.warmup)
+            usage = common.measure([w.pid for w in workers], opts.seconds,
+                                   alive=lambda: procs_alive(*workers, exchange))
+    except Exception as exc:
+        return [Row("client on uvloop", None, f"failed: {exc}")]
+    ratio = usage[1].cpu_per_s / usage[0].cpu_per_s
+    return [Row("client on asyncio", usage[0], "A/B with the row below, same window"),
+            Row("client on uvloop", usage[1], f"{ratio:.2f}x the asyncio client's CPU")]
+
+
+BREAKDOWN: dict[str, float] = {}
+
+
+def bench_breakdown(opts: Options) -> list[Row]:
+    """A piphone client calling the echo line with _breakdown.py's clocks in: where its CPU
+    goes. Measured apart (the clocks cost CPU); reported as shares of its own CPU."""
+    try:
+        with running_exchange(opts) as (config, url, exchange, env):
+            client = spawn_worker(env, "piphone-client", "--config", str(config), "--url", url,
+                                  "--profile")
+            common.wait_for_line(client, lambda s: s == READY, opts.timeout, "profiled call")
+            deadline = time.monotonic() + opts.seconds
+            while time.monotonic() < deadline:
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                procs_alive(client, exchange)
+            common.stop(client)
+            line = common.wait_for_line(client, lambda s: s.startswith("BREAKDOWN "),
+                                        opts.timeout, "breakdown")
+            BREAKDOWN.update(_breakdown.parse_line(line))
+    except Exception as exc:
+        return [Row("piphone (profiled)", None, f"failed: {exc}")]
+    return []
 
 
 def offer_loopback(config: Path) -> None:
@@ -478,7 +565,7 @@ def echo_sink(echoed):
 
 
 async def call_echo_until_stopped(device, echoed, on_call=None, on_ready=None,
-                                  on_stop=None) -> None:
+                                  on_stop=None, to: str = "echo") -> None:
     """Register ``device``, call the exchange's echo line, print READY once it answers and the
     echo flows, then hold the call until SIGTERM/SIGINT or the far end hangs up; destroys the
     device. ``on_call(call)`` runs before the waits, ``on_ready()`` just after READY, ``on_stop()``
@@ -492,7 +579,7 @@ async def call_echo_until_stopped(device, echoed, on_call=None, on_ready=None,
         loop.add_signal_handler(sig, stop.set)
     try:
         await device.register()
-        call = await device.connect({"To": "echo"})
+        call = await device.connect({"To": to})
         accepted = asyncio.Event()
         call.on("accept", lambda *_: accepted.set())
         call.on("disconnect", lambda *_: stop.set())
@@ -511,18 +598,83 @@ async def call_echo_until_stopped(device, echoed, on_call=None, on_ready=None,
         await asyncio.wait_for(device.destroy(), 10)
 
 
-async def piphone_client(config: str, url: str) -> None:
+def wav_source(path: str):
+    """A factory of paced sources that loop a WAV file's speech (any rate, mono or stereo, 16 bit):
+    what a phone really encodes, where libopus costs about three times what a tone does."""
+    import wave
+
+    import numpy as np
+    import soxr
+
+    from piphone.pcm import SAMPLE_RATE, SAMPLES_PER_FRAME, PacedSource
+
+    with wave.open(path) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, channels)
+    samples = soxr.resample(pcm.mean(axis=1), rate, SAMPLE_RATE).astype(np.int16)
+    samples = samples[:len(samples) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME]
+
+    class Speech(PacedSource):
+        async def read(self):
+            start = (await self._next_frame()) * SAMPLES_PER_FRAME % len(samples)
+            return samples[start:start + SAMPLES_PER_FRAME]
+
+    return Speech
+
+
+async def piphone_client(config: str, url: str, to: str = "echo", profile: bool = False,
+                         identity: str = "bench", wav: str | None = None) -> None:
+    """Calls ``to`` (the echo line, or the callee worker) and holds the call. ``profile``:
+    counts where the CPU goes (_breakdown.py) and prints it when stopped. ``wav``: send that
+    file's speech in a loop in place of the 440 Hz tone."""
     import asyncio
 
+    if profile:
+        import _breakdown
+
+        _breakdown.install()
     from piphone.pcm import Tone
     from piphone.voice import Device
 
     echoed = asyncio.Event()
-    token = token_from_config(config, "bench")
+    token = token_from_config(config, identity)
     device = Device(token, signaling_url=url, ice_addresses=["127.0.0.1"],
-                    codec_preferences=("opus",), audio_source=lambda: Tone(440),
+                    codec_preferences=("opus",),
+                    audio_source=wav_source(wav) if wav else (lambda: Tone(440)),
                     audio_sink=echo_sink(echoed))
-    await call_echo_until_stopped(device, echoed)
+    if not profile:
+        await call_echo_until_stopped(device, echoed, to=to)
+        return
+    await call_echo_until_stopped(
+        device, echoed, to=to, on_ready=_breakdown.start_window,
+        on_stop=lambda: print(_breakdown.format_line(_breakdown.report()), flush=True))
+
+
+async def piphone_callee(config: str, url: str, identity: str) -> None:
+    """Registers as ``identity``, answers the first call, sends a tone, holds until stopped."""
+    import asyncio
+    import signal
+
+    from piphone.pcm import Tone
+    from piphone.voice import Device
+
+    heard = asyncio.Event()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    device = Device(token_from_config(config, identity), signaling_url=url,
+                    ice_addresses=["127.0.0.1"], codec_preferences=("opus",),
+                    audio_source=lambda: Tone(660), audio_sink=echo_sink(heard))
+    device.on("incoming", lambda call: call.accept())
+    try:
+        await device.register()
+        print(LISTENING, flush=True)
+        await asyncio.wait_for(heard.wait(), 30)
+        print(READY, flush=True)
+        await stop.wait()
+    finally:
+        await asyncio.wait_for(device.destroy(), 10)
 
 
 # =================================================================================================
@@ -551,6 +703,7 @@ def print_table(rows: list[Row], opts: Options) -> None:
             print(f"  {row.name}: {row.note}")
     print_goals(rows, base)
     print_memory_floor(rows)
+    print_breakdown(rows)
 
 
 def import_floor_mb() -> float:
@@ -578,30 +731,55 @@ def print_memory_floor(rows: list[Row]) -> None:
 
 
 def print_goals(rows: list[Row], base: common.Usage | None) -> None:
+    """Issue 19's goals, each met or MISSED, from the figures of this run."""
     piphone = next((r.usage for r in rows if r.name == "piphone client"), None)
-    print("\nGoals for the piphone client:")
+    exchange = next((r.usage for r in rows if r.name == "exchange/fwd call"), None)
+    print("\nGoals (issue 19):")
     checks = [
-        (f"CPU <= {GOAL_CPU} CPU-s per call-second",
-         None if piphone is None else (piphone.cpu_per_s, piphone.cpu_per_s <= GOAL_CPU)),
-        (f"CPU <= {GOAL_CPU_RATIO}x baresip agent",
+        (f"client CPU <= {GOAL_CPU_RATIO}x baresip agent",
          None if piphone is None or not base or base.cpu_per_s <= 0 else
-         (piphone.cpu_per_s / base.cpu_per_s,
+         (f"{piphone.cpu_per_s / base.cpu_per_s:.2f}x",
           piphone.cpu_per_s <= GOAL_CPU_RATIO * base.cpu_per_s)),
-        (f"RSS <= {GOAL_RSS_MB:.0f} MB",
-         None if piphone is None else (piphone.rss_mb, piphone.rss_mb <= GOAL_RSS_MB)),
+        (f"client RSS <= {GOAL_RSS_MB:.0f} MB",
+         None if piphone is None else (f"{piphone.rss_mb:.1f} MB",
+                                       piphone.rss_mb <= GOAL_RSS_MB)),
+        (f"client private <= {GOAL_PRIVATE_MB:.0f} MB",
+         None if piphone is None else (f"{piphone.private_mb:.1f} MB",
+                                       piphone.private_mb <= GOAL_PRIVATE_MB)),
+        (f"exchange >= {GOAL_FORWARDED_PER_CORE} forwarded calls/core",
+         None if exchange is None or exchange.cpu_per_s <= 0 else
+         (f"{1 / exchange.cpu_per_s:.0f}", 1 / exchange.cpu_per_s >= GOAL_FORWARDED_PER_CORE)),
     ]
     for label, result in checks:
         if result is None:
-            print(f"  {label:38} not measured")
+            print(f"  {label:40} not measured")
         else:
             value, ok = result
-            print(f"  {label:38} {value:8.3f}  {'met' if ok else 'MISSED'}")
+            print(f"  {label:40} {value:>9}  {'met' if ok else 'MISSED'}")
+    print("  (transcoding >= 25 calls/core, and the saturation point: exchange_capacity.py)")
+
+
+def print_breakdown(rows: list[Row]) -> None:
+    """Where a profiled client's call-second goes, as shares of its own CPU; and what that
+    share would be of the unprofiled client's CPU measured in this run."""
+    if not BREAKDOWN:
+        return
+    total = BREAKDOWN["total"]
+    piphone = next((r.usage for r in rows if r.name == "piphone client"), None)
+    print(f"\nWhere a call-second goes (piphone client calling the echo line, profiled "
+          f"apart: {total:.4f} CPU-s/s with the clocks in"
+          + (f", {total / piphone.cpu_per_s:.2f}x the unprofiled client)" if piphone else ")"))
+    parts = sorted(((k, v) for k, v in BREAKDOWN.items() if k != "total"),
+                   key=lambda kv: -kv[1])
+    for piece, value in parts:
+        print(f"  {piece:28} {value / total:6.1%}")
 
 
 # =================================================================================================
 # entry points
 # =================================================================================================
-BENCHES = {"baresip": bench_baresip, "aiortc": bench_aiortc, "piphone": bench_piphone}
+BENCHES = {"baresip": bench_baresip, "aiortc": bench_aiortc, "piphone": bench_piphone,
+           "forwarded": bench_forwarded, "breakdown": bench_breakdown, "uvloop": bench_uvloop}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -615,7 +793,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", action="append", choices=sorted(BENCHES),
                         help="run just this row (repeatable)")
     # Internal: the same file run as a measured child.
-    parser.add_argument("--worker", choices=("aiortc-peer", "piphone-client"),
+    parser.add_argument("--worker", choices=("aiortc-peer", "piphone-client", "piphone-callee"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--to", default="echo", help=argparse.SUPPRESS)
+    parser.add_argument("--identity", default="bench", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--wav", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                         help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=("offer", "answer"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -629,8 +813,17 @@ def run_worker(args: argparse.Namespace) -> None:
 
     if args.worker == "aiortc-peer":
         asyncio.run(aiortc_peer(args.role, args.port))
+    elif args.worker == "piphone-callee":
+        asyncio.run(piphone_callee(args.config, args.url, args.identity))
     else:
-        asyncio.run(piphone_client(args.config, args.url))
+        factory = None
+        if args.loop == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:  # 3.11: no asyncio.run(loop_factory)
+            runner.run(piphone_client(args.config, args.url, args.to, args.profile,
+                                      args.identity, args.wav))
 
 
 def main(argv: list[str]) -> None:
@@ -644,7 +837,8 @@ def main(argv: list[str]) -> None:
     rows = []
     for key in (k for k in BENCHES if not args.only or k in args.only):
         print(f"measuring {key} ...", file=sys.stderr, flush=True)
-        rows.append(BENCHES[key](opts))
+        result = BENCHES[key](opts)
+        rows += result if isinstance(result, list) else [result]
     print_table(rows, opts)
     sys.stdout.flush()
 

@@ -80,7 +80,12 @@ GOAL_ERLE = 25.0
 GOAL_CONVERGENCE = 1.0
 GOAL_DOUBLE_TALK = 3.0
 GOAL_CPU_SHARE = 0.30
-BACKENDS = ("webrtc", "speex")
+# webrtc: the stage as a call runs it (16 kHz); webrtc48k: AEC3 at the capture rate, the version
+# before it, measured in the same run for the ratios; speex: the reference.
+BACKENDS = ("webrtc", "webrtc48k", "speex")
+TITLES = {"webrtc": "WebRTC AEC3 (pywebrtc-audio) at 16 kHz, as a call runs it",
+          "webrtc48k": "WebRTC AEC3 at 48 kHz (the version before, for the ratios)",
+          "speex": "speexdsp (the reference)"}
 
 
 @dataclass
@@ -224,9 +229,11 @@ def make_stage(backend: str, role: str, speex_tail_ms: int, reference=None):
     settings = {"echo": ProcessingSettings(echo_cancellation=True),
                 "noise": ProcessingSettings(noise_suppression=True),
                 "handsfree": ProcessingSettings.handsfree()}[role]
+    delay = stream_delay_hint_ms(alsa.PLAYBACK_PERIOD_MS)
     engine = (SpeexBackend(settings, tail_ms=speex_tail_ms) if backend == "speex" else
-              load_backend(settings, backend,
-                           stream_delay_ms=stream_delay_hint_ms(alsa.PLAYBACK_PERIOD_MS)))
+              load_backend(settings, "webrtc", stream_delay_ms=delay, webrtc_rate=48_000)
+              if backend == "webrtc48k" else
+              load_backend(settings, backend, stream_delay_ms=delay))
     if settings.echo_cancellation and reference is None:
         reference = EchoReference(margin=reference_margin(alsa.PLAYBACK_PERIODS,
                                                           alsa.PLAYBACK_PERIOD_MS))
@@ -508,10 +515,15 @@ def report(runs: list[tuple[Run, dict[str, Figures], dict]], call_cpu: float | N
               f"the card, {facts['lost']} capture periods lost, {facts['xruns']} xruns; the "
               f"rig's playback FIFO held {facts['fifo_ms']:.1f} ms on average (a real card "
               f"holds none of it); pairing {pairing}")
+    print("\n16 kHz against 48 kHz, same run (ratio new / before, per delay):")
+    for run, figs, _ in runs:
+        new, old = figs["webrtc"], figs["webrtc48k"]
+        print(f"  {run.delay_ms:.0f} ms: CPU {new.cpu / old.cpu:.2f} x, near end lost in double "
+              f"talk {fmt(new.double_talk, 'dB')} against {fmt(old.double_talk, 'dB')}, ERLE "
+              f"{fmt(new.erle, 'dB')} against {fmt(old.erle, 'dB')}, the stage's delay "
+              f"{fmt(new.lag_ms, 'ms')} against {fmt(old.lag_ms, 'ms')}")
     for backend in BACKENDS:
-        title = "WebRTC AEC3 (pywebrtc-audio)" if backend == "webrtc" else \
-            "speexdsp (the reference)"
-        print(f"\nGoals, {title}, worst of the runs:")
+        print(f"\nGoals, {TITLES[backend]}, worst of the runs:")
         figs = [f for _, b, f in columns if b == backend]
         worst_erle = min((f.erle for f in figs), default=None, key=lambda v: v or -1e9)
         slowest = None if any(f.convergence is None for f in figs) else \

@@ -23,12 +23,16 @@ async def test_answer_mute_hang_up_with_keys():
         await screen.wait_for(r"state\s+ringing", timeout=30)
         await screen.wait_for(r"● ring")  # the ring lamp lit (it blinks)
         screen.type("h")
-        await screen.wait_for(r"talking to client:caller")
+        await screen.wait_for(r"talking to Caller \(client:caller\)")  # a contact's name
         await screen.wait_for(r"● call")
         screen.type("m")
-        await screen.wait_for(r"talking to client:caller, muted")
+        await screen.wait_for(r"talking to Caller \(client:caller\), muted")
         await screen.wait_for(r"● mute")
         screen.type("h")
         await screen.wait_for(r"state\s+idle")  # (wait_for reads the last frames only)
+        screen.type("k")  # speed dial 2: the contact "Echo", the exchange's echo line
+        await screen.wait_for(r"talking to Echo \(2\)", timeout=15)
+        screen.type("x")  # reject hangs up
+        await screen.wait_for(r"state\s+idle")
         screen.type("q")
         assert await screen.exited(20) == 0

@@ -48,6 +48,9 @@ class Sounds:
     def volume(self, step):
         pass
 
+    def ringer_volume(self, step):
+        pass
+
 
 def brightness(factory, name: str) -> float:
     return float(factory.pin(LEDS[name]).state or 0.0)

@@ -35,6 +35,7 @@ class FakeMedia:
         self.closed = False
         self.ice_at: float | None = None
         self.answer_sdp: str | None = None
+        self.settings: MediaSettings | None = None  # what the call made it with
         self._count = 0
 
     @property
@@ -101,6 +102,7 @@ class FakeAudio:
 
     def session(self, settings: MediaSettings, *, on_state: Any = None) -> FakeMedia:
         session = FakeMedia(self.rig, on_state)
+        session.settings = settings
         self.rig.sessions.append(session)
         return session
 

@@ -63,7 +63,7 @@ async def test_bad_requests_get_errors_and_the_connection_goes_on(server):
     errors = [r.get("error", "") for r in replies]
     assert errors[0].startswith("not JSON")
     assert errors[1] == ("unknown cmd 'reboot' (one of status, call, hangup, answer, mute, "
-                         "speaker, hold, swap)")
+                         "speaker, seen, hold, swap)")
     assert errors[2] == 'a request is an object with a "cmd"'
     assert errors[3].startswith("call needs a number") and errors[4] == errors[3]
     assert errors[5].startswith("not JSON")

@@ -77,7 +77,7 @@ def test_invariants_over_every_combination(state, muted, warnings, held):
     if state != "idle":
         assert ("hold" in shown.leds) == (held or state in HOLDING)
     if state == "idle":
-        assert shown == Display({}, False, None)
+        assert shown == Display({}, False, None)  # registered, nothing waiting: dark
     else:
         assert ("mute" in shown.leds) == muted
         assert ("warning" in shown.leds) == bool(warnings)
@@ -100,3 +100,45 @@ def test_bad_input_is_a_clear_error():
         display("on-hold", False, NONE)
     with pytest.raises(ValueError, match="display pattern ringing: unknown pattern 'strobe'"):
         DisplayPatterns(ringing="strobe")  # type: ignore[arg-type]
+
+
+# --- the idle panel's flags: offline, do-not-disturb, missed calls --------------------------
+# state, online, dnd, missed -> LEDs
+FLAGS = [
+    ("idle",    True,  False, False, {}),
+    ("idle",    False, False, False, {"warning": SLOW}),
+    ("idle",    True,  True,  False, {"dnd": ON}),
+    ("idle",    True,  False, True,  {"missed": SLOW}),
+    ("idle",    False, True,  True,  {"warning": SLOW, "dnd": ON, "missed": SLOW}),
+    ("dialing", False, False, False, {"warning": SLOW}),
+    ("ringing", True,  True,  True,  {"ring": FAST, "dnd": ON, "missed": SLOW}),
+    ("talking", False, False, False, {"call": ON}),  # a call in progress: its own cues
+    ("held",    False, True,  True,  {"call": SLOW, "hold": SLOW, "dnd": ON, "missed": SLOW}),
+    ("recall",  True,  True,  False, {"ring": FAST, "call": SLOW, "hold": SLOW, "dnd": ON}),
+]
+
+
+@pytest.mark.parametrize("state, online, dnd, missed, leds", FLAGS)
+def test_the_idle_flags(state, online, dnd, missed, leds):
+    shown = display(state, False, NONE, online=online, dnd=dnd, missed=missed)
+    assert dict(shown.leds) == leds and shown.alert is None
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_offline_never_looks_like_a_working_idle_phone(state):
+    working = display(state, False, NONE)
+    offline = display(state, False, NONE, online=False)
+    if state in ("idle", "dialing"):
+        assert offline != working
+    assert display(state, False, JITTER, online=False).leds.get("warning") in (None, ON, SLOW)
+
+
+def test_a_call_warning_wins_over_the_offline_cue_on_the_warning_led():
+    shown = display("dialing", False, LOST, online=False)
+    assert shown.leds["warning"] is FAST and shown.alert == "warning"
+
+
+def test_the_idle_cues_are_configurable():
+    mine = DisplayPatterns(offline="pulse", dnd="blink_slow", missed=OFF)
+    shown = display("idle", True, NONE, online=False, dnd=True, missed=True, patterns=mine)
+    assert dict(shown.leds) == {"warning": PULSE, "dnd": SLOW}

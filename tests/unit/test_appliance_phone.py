@@ -13,6 +13,7 @@ from piphone.appliance import phone as phone_mod
 from piphone.appliance import table
 from piphone.appliance.config import AlertsConfig, PhoneConfig
 from piphone.appliance.phone import Phone
+from piphone.appliance.state_file import Settings, settings_of
 from piphone.audio import tones
 from piphone.panel.inputs import PanelEvent, PanelInput
 from piphone.voice.errors import TwilioError
@@ -213,12 +214,38 @@ async def test_dnd_refuses_calls(mode):
 
 
 async def test_volume_steps_are_bounded(rig):
+    await rig.talking_call()
     for _ in range(20):
         rig.press("VOLUME_UP")
     assert rig.sounds.level == 10
     for _ in range(20):
         rig.press("VOLUME_DOWN")
-    assert rig.sounds.level == 0 and rig.state == "idle"
+    assert rig.sounds.level == 0 and rig.state == "talking"
+    assert rig.sounds.ringer_level == 7  # in a call the keys leave the ringer alone
+
+
+async def test_volume_keys_set_the_ringer_when_idle_or_ringing(rig):
+    rig.press("VOLUME_DOWN")
+    assert (rig.sounds.ringer_level, rig.sounds.level) == (6, 7) and rig.state == "idle"
+    for _ in range(20):
+        rig.press("VOLUME_UP")
+    assert rig.sounds.ringer_level == 10
+    await rig.ringing_call()
+    for _ in range(20):
+        rig.press("VOLUME_DOWN")
+    assert rig.sounds.ringer_level == 0 and rig.sounds.level == 7
+    assert settings_of(rig.phone) == Settings(call_volume=7, ringer_volume=0, dnd=False)
+
+
+async def test_saved_settings_win_over_the_configured_start():
+    rig = Rig.__new__(Rig)
+    rig.device, rig.leds, rig.sounds, rig.hook = FakeDevice(), FakeLeds(), FakeSounds(), False
+    rig.phone = Phone(rig.device, rig.leds, rig.sounds, replace(PhoneConfig(), dnd_at_start=False),
+                      AlertsConfig(), saved=Settings(call_volume=3, ringer_volume=9, dnd=True))
+    assert (rig.sounds.level, rig.sounds.ringer_level, rig.phone.dnd) == (3, 9, True)
+    call = await rig.ringing_call()
+    assert call.actions == ["reject"]  # do-not-disturb came back on
+    rig.phone.close()
 
 
 # --- keypad -------------------------------------------------------------------------------
@@ -552,6 +579,62 @@ async def test_error_is_noted(rig):
     assert str(rig.phone.last_error) == "31005" and rig.state == "talking"
 
 
+# --- the idle panel: offline, do-not-disturb, missed calls --------------------------------
+async def test_the_idle_panel_shows_offline_dnd_and_missed_calls(rig):
+    assert rig.leds.now == {}  # registered, nothing waiting: dark
+    rig.phone.set_online(False)
+    assert rig.leds.now == {"warning": "blink_slow"}
+    rig.press("DND")
+    rig.phone.set_missed(2)
+    assert rig.leds.now == {"warning": "blink_slow", "dnd": "on", "missed": "blink_slow"}
+    rig.phone.set_online(True)
+    rig.press("DND")
+    assert rig.leds.now == {"missed": "blink_slow"}
+
+
+async def test_the_missed_key_marks_the_missed_calls_seen(rig):
+    seen = []
+    rig.phone.on_seen = lambda: seen.append(True)
+    rig.phone.set_missed(3)
+    rig.press("MISSED")
+    assert rig.phone.missed == 0 and seen == [True] and rig.leds.now == {}
+    rig.phone.set_missed(1)
+    assert rig.phone.fire("seen") and rig.phone.missed == 0 and len(seen) == 2
+
+
+async def test_the_missed_key_off_hook_calls_the_last_caller_back(rig):
+    rig.press("OFF_HOOK")
+    rig.press("MISSED")  # nobody called yet: it only marks them seen
+    assert rig.state == "dialing" and not rig.device.placed
+    rig.press("ON_HOOK")
+    call = await rig.ringing_call("+15550042")
+    call.far_cancel()  # the caller gives up: a missed call
+    await rig.settle()
+    assert rig.state == "idle" and rig.phone.last_caller == "+15550042"
+    rig.phone.set_missed(1)
+    rig.press("OFF_HOOK")
+    rig.press("MISSED")
+    await rig.until(lambda: rig.device.placed)
+    assert rig.device.placed[0].parameters["To"] == "+15550042" and rig.state == "calling"
+    assert rig.phone.missed == 0
+
+
+async def test_speed_dial_keys_call_their_numbers(rig):
+    rig.phone.speed_numbers = {"1": "client:bob", "3": "+15550003"}
+    rig.press("SPEED", "2")  # no contact on key 2: nothing
+    assert rig.state == "idle" and not rig.device.placed
+    rig.press("SPEED", "3")  # handset down: it calls at once
+    await rig.until(lambda: rig.device.placed)
+    assert rig.device.placed[0].parameters["To"] == "+15550003" and rig.state == "calling"
+    rig.press("REJECT")
+    await rig.settle()
+    rig.press("OFF_HOOK")
+    rig.press("SPEED", "1")
+    await rig.until(lambda: len(rig.device.placed) == 2)
+    assert rig.device.placed[1].parameters["To"] == "client:bob"
+    assert rig.phone.last_number == "client:bob"
+
+
 async def test_events_of_a_call_no_longer_ours_are_ignored(rig):
     call = await rig.ringing_call()
     rig.press("IGNORE")
@@ -597,7 +680,8 @@ async def test_every_row_has_a_test():
               "warning_cleared": '"warning-cleared"', "failed": '"error"',
               "resume_call": '"resume_call"',
               "press_speaker": '"SPEAKER"', "press_hold": '"HOLD"', "press_swap": '"SWAP"',
-              "held_ended": "held_hangs_up"}
+              "held_ended": "held_hangs_up",
+              "press_missed": '"MISSED"', "seen": 'fire("seen")', "press_speed": '"SPEED"'}
     triggers = {row[0] for row in table.TRANSITIONS}
     assert triggers == set(spoken)
     for trigger, words in spoken.items():
@@ -665,6 +749,8 @@ async def test_random_presses_in_random_states():
         rig.press("SPEAKER")
     if rig.state in ("idle", "dialing"):
         rig.press("ON_HOOK")
+        if rig.phone.dnd:  # the random presses left do-not-disturb on
+            rig.press("DND")
         call = await rig.ringing_call()
         rig.press("OFF_HOOK")
         assert call.actions == ["accept"] and rig.state == "talking"

@@ -110,7 +110,7 @@ def test_near_end_speech_is_kept_in_double_talk():
     shifted = np.concatenate((processed[lag:], np.zeros(lag, np.int16))).astype(np.float64)
     talk = double_talk & (np.arange(len(mic)) >= 8 * RATE)
     gain = np.dot(shifted[talk], near[talk]) / np.dot(near[talk], near[talk])
-    assert -20 * np.log10(gain) <= 4.0  # the bench holds the goal (3 dB) on the ALSA rig
+    assert -20 * np.log10(gain) <= 4.0  # the goal, 3 dB at -10 dB: missed (README)
 
 
 def test_steady_noise_is_reduced():
@@ -349,3 +349,32 @@ def test_a_device_at_44100_hz_is_resampled_for_the_canceller():
 def test_a_margin_that_does_not_fit_is_refused():
     with pytest.raises(ValueError):
         EchoReference(margin=RATE)
+
+
+# --- WebRTC's stage at 16 kHz, resampled around it -----------------------------------------------
+
+
+def test_webrtc_runs_at_16_khz_in_20_ms_blocks_and_adds_no_delay():
+    """A call's stage runs AEC3 at 16 kHz (a fifth less CPU than at 48 kHz, see the bench):
+    the capture path still gets a 48 kHz block for each block, and the resampling around it
+    makes the microphone no later than AEC3 at 48 kHz (its band-splitting filters) does."""
+    voice, _ = sl.speech(4, 2)
+    mic = sl.to_int16(voice)
+    lags = {}
+    for rate in (processing.WEBRTC_RATE, RATE):
+        backend = processing.WebRtcBackend(ECHO_ONLY, stream_delay_ms=2, rate=rate)
+        blocks = [backend.process(mic[i:i + BLOCK], np.zeros(BLOCK, np.int16))
+                  for i in range(0, len(mic), BLOCK)]
+        assert {len(b) for b in blocks} == {BLOCK}
+        out = np.concatenate(blocks)
+        lags[rate] = lag_of(out, mic)
+        shifted = np.concatenate((out[lags[rate]:], np.zeros(lags[rate], np.int16)))
+        assert sl.level_dbfs(shifted[RATE:]) - sl.level_dbfs(mic[RATE:]) > -1.0  # kept
+    assert processing.WEBRTC_RATE == 16_000
+    assert stage(ECHO_ONLY).backend.rate == processing.WEBRTC_RATE  # what a call makes
+    assert lags[16_000] <= lags[RATE]
+
+
+def test_an_unsupported_webrtc_rate_is_refused():
+    with pytest.raises(ValueError, match="16, 32 or 48 kHz"):
+        processing.WebRtcBackend(ECHO_ONLY, stream_delay_ms=0, rate=8_000)

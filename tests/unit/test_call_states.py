@@ -17,6 +17,7 @@ from piphone.voice import call_states
 from piphone.voice.call import CallDirection, CallStatus
 from piphone.voice.call_states import Facts, Row
 from piphone.voice.errors import TwilioError
+from piphone.voice.rtc import IceServer
 
 from ..virtual_clock import virtual_clock
 from .call_rig import CALLSID, make_call, open_incoming, place, settle
@@ -81,6 +82,26 @@ async def test_incoming_accepted_then_hung_up():
     assert rig.kinds() == ["answer", "hangup"] and rig.of_kind("hangup") == [{"callsid": CALLSID}]
     await call.wait_closed()
     assert rig.sessions[0].closed
+
+
+@covers("accept from pending", "media-connected from connecting")
+async def test_accept_with_an_rtc_configuration_gathers_again_with_its_ice_servers():
+    """The SDK's accept(rtcConfiguration): the session prepared while it rang is closed, a new
+    one is made with the configuration's ICE servers (either spelling), the call opens."""
+    for spelling in ("iceServers", "ice_servers"):
+        call, rig, log = make_call(IN)
+        await call.prepare_incoming()
+        await call.accept(rtc_configuration={spelling: [{"urls": "stun:127.0.0.1:3478"}]})
+        assert call.status() is CallStatus.OPEN and len(rig.sessions) == 2
+        assert rig.sessions[0].closed and not rig.sessions[1].closed
+        assert rig.sessions[1].settings is not None
+        assert rig.sessions[1].settings.ice_servers == (IceServer("stun:127.0.0.1:3478"),)
+        call.disconnect()
+    plain, rig, log = make_call(IN)  # none named: the session gathered while it rang is used
+    await plain.prepare_incoming()
+    await plain.accept(rtc_configuration={"sdpSemantics": "unified-plan"})
+    assert plain.status() is CallStatus.OPEN and len(rig.sessions) == 1
+    plain.disconnect()
 
 
 @covers("reject from pending", "ignore from pending", "cancel from pending",

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from piphone import cli
-from piphone.calllog import CallLog, CallRecord, format_table, outcome_of
+from piphone.calllog import SCHEMA, CallLog, CallRecord, format_table, outcome_of
 from piphone.paths import CALL_LOG
 
 
@@ -152,3 +152,50 @@ def test_a_call_log_that_cannot_be_opened_is_a_config_error_naming_the_file(tmp_
     (tmp_path / "calls.db").mkdir()  # a folder where the file should be
     with pytest.raises(ConfigError, match=f"call log {tmp_path / 'calls.db'}: cannot open"):
         CallLog(tmp_path / "calls.db")
+
+
+def test_missed_calls_until_seen_and_the_last_peers(tmp_path):
+    log = CallLog(tmp_path / "calls.db")
+
+    def call(direction: str, peer: str, outcome: str | None, answered: float | None = None,
+             site: str = "device") -> int:
+        call_id = log.start(CallRecord(site=site, direction=direction, started=1.0, peer=peer,
+                                       answered=answered))
+        if outcome is not None:
+            log.update(call_id, outcome=outcome, ended=2.0)
+        return call_id
+
+    call("INCOMING", "+1001", "cancelled")  # the caller gave up: missed
+    call("INCOMING", "+1002", "rejected")  # rejected here: not missed
+    call("INCOMING", "+1003", "completed", answered=1.5)
+    call("OUTGOING", "+2001", "no-answer")
+    call("INCOMING", "+1004", "no-answer", site="exchange")  # not this phone's
+    call("INCOMING", "+1005", None)  # still ringing: not missed yet
+    assert log.unseen_missed() == 1 and [r.peer for r in log.missed()] == ["+1001"]
+    log.mark_seen()
+    assert log.unseen_missed() == 0 and log.missed(unseen=True) == []
+    assert [r.peer for r in log.missed()] == ["+1001"]  # still listed, as seen
+    call("INCOMING", "+1006", "cancelled")
+    assert log.unseen_missed() == 1
+    assert log.last_peer("INCOMING") == "+1006" and log.last_peer("OUTGOING") == "+2001"
+    log.close()
+    again = CallLog(tmp_path / "calls.db")  # a restart keeps what was seen
+    assert again.unseen_missed() == 1 and again.seen_up_to() > 0
+    again.close()
+
+
+def test_a_log_from_before_contacts_gains_the_name_column(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA.replace(",\n    name TEXT                      -- the peer's name in "
+                                    "the phone's contacts, if any", ""))
+    db.execute("INSERT INTO calls (site, direction, started, peer) VALUES "
+               "('device', 'INCOMING', 1.0, '+1')")
+    db.commit()
+    db.close()
+    log = CallLog(path)
+    [old] = log.recent()
+    assert old.peer == "+1" and old.name is None
+    log.update(old.id, name="Bob")
+    assert log.get(old.id).name == "Bob"
+    log.close()

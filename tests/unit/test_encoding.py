@@ -55,3 +55,20 @@ async def test_an_unknown_codec_passes_frames_through():
     assert isinstance(await track.recv(), av.AudioFrame)
     with pytest.raises(ValueError):
         VoiceEncoder("g722")
+
+
+async def test_opus_codes_wideband_voice_at_a_lower_complexity():
+    """The cost lever (encoding.OPUS_OPTIONS): wideband, complexity 7. A wideband
+    stream decodes with nothing above 8 kHz: a 12 kHz tone comes out as near silence, where
+    libopus's default fullband passes it."""
+    encoder = VoiceEncoder("opus")
+    assert encoder.context.options["cutoff"] == "8000"
+    assert encoder.context.options["compression_level"] == "7"
+    track = EncodingTrack(Frames(12_000), lambda: "opus")
+    packets = [await track.recv() for _ in range(50)]
+    context = av.CodecContext.create("libopus", "r")
+    context.sample_rate, context.layout = 48_000, "mono"
+    decoded = np.concatenate([frame_to_mono(f) for p in packets for f in context.decode(p)])
+    tail = decoded[-24_000:].astype(np.float64)
+    # the tone went in at -12 dBFS (RMS about 5800)
+    assert np.sqrt(np.mean(tail * tail)) < 300

@@ -5,8 +5,12 @@ import pytest
 from piphone.errors import ConfigError
 from piphone.panel.pins import (
     DEFAULT_PINS,
+    DESK_PINS,
     INPUT_NAMES,
+    KEYPAD_MATRIX_PINS,
     KEYPAD_PINS,
+    LED_NAMES,
+    SPEED_KEYS,
     InputPin,
     PinMap,
     PinMapError,
@@ -60,12 +64,25 @@ def test_bad_maps_name_the_entry(inputs, leds, key, message):
 def test_default_map_and_keypad_fit_together_on_distinct_gpio():
     full = DEFAULT_PINS.merged(KEYPAD_PINS)
     # no GPIO is left for the hold and swap buttons: a build gives them pins it has free
-    assert set(full.inputs) == set(INPUT_NAMES) - {"hold", "swap"}
+    assert set(full.inputs) == set(INPUT_NAMES) - set(SPEED_KEYS) - {"missed", "hold", "swap"}
     assert set(full.leds) == {"ring", "call", "mute", "warning"}
     pins = [bcm(p.pin) for p in full.inputs.values()] + [bcm(p) for p in full.leds.values()]
     assert len(pins) == len(set(pins)) == 26
     # ID EEPROM pins stay free for HATs.
     assert not {0, 1} & set(pins)
+
+
+def test_the_desk_keys_fit_beside_the_matrix_keypad():
+    full = DEFAULT_PINS.merged(KEYPAD_MATRIX_PINS).merged(DESK_PINS)
+    # the speaker and hold LEDs have no default pin; nor have the hold and swap buttons
+    assert set(full.leds) == set(LED_NAMES) - {"speaker", "hold"}
+    assert not {"hold", "swap"} & set(full.inputs)
+    assert "speaker" in full.inputs
+    assert {"missed", "speed_1", "speed_2"} <= set(full.inputs)
+    used = [bcm(p.pin) for p in full.inputs.values()] + [bcm(p) for p in full.leds.values()]
+    assert full.keypad is not None
+    used += [bcm(p) for p in (*full.keypad.rows, *full.keypad.cols)]
+    assert len(used) == len(set(used)) and not {0, 1} & set(used)
 
 
 def test_default_inputs_are_contacts_to_ground_with_the_pull_up():

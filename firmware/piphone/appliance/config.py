@@ -25,8 +25,10 @@ from ..tomlconfig import TomlFile, ip_addresses, positive, read_private, sid
 from ..voice import identity as identities
 from ..voice.edges import EDGES
 from ..voice.rtc.settings import CODECS, codec_list_problem
+from . import contacts as contacts_mod
 from .audio_config import AudioConfig as AudioConfig  # re-exported: [audio] lives there
 from .audio_config import load_audio
+from .contacts import Contacts
 from .display import DisplayPatterns
 
 SECRETS_NAME = "secrets.toml"  # looked for beside piphone.toml unless [account] secrets says
@@ -95,6 +97,7 @@ class PhoneConfig:
     hold_reminder: float = 20.0  # seconds between beeps on the ringer while a call is held
     # and the handset is down; 0 = off
     call_log: str | None = paths.CALL_LOG  # SQLite call log (`piphone calls`); None = off
+    state_file: str | None = paths.STATE_FILE  # volumes and DND across restarts; None = off
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class AlertsConfig:
     warning_chirp: bool = True  # chirp once when a quality warning is raised
     reconnecting_tone: bool = True  # pips while the call reconnects
     volume: int = 7  # start volume step 0-10 of the call audio
+    ringer_volume: int = 7  # start volume step 0-10 of the ringer (7: ring_level as given)
 
     @property
     def ring_period(self) -> float:
@@ -118,6 +122,7 @@ class ApplianceConfig:
     phone: PhoneConfig = PhoneConfig()
     alerts: AlertsConfig = AlertsConfig()
     leds: DisplayPatterns = DisplayPatterns()  # which LED pattern shows each cue
+    contacts: Contacts = Contacts()  # names for numbers, speed dial
     path: Path | None = None
     secrets_path: Path | None = None
 
@@ -127,7 +132,7 @@ def load(path: str | Path = paths.CONFIG, secrets_path: str | Path | None = None
          ) -> ApplianceConfig:
     """Read and check piphone.toml (and its secrets.toml); raise ConfigError on any problem."""
     toml = TomlFile(path)
-    known = {"account", "audio", "pins", "phone", "alerts", "leds"}
+    known = {"account", "audio", "pins", "phone", "alerts", "leds", "contacts"}
     for section in toml.data:
         if section not in known:
             raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
@@ -139,6 +144,7 @@ def load(path: str | Path = paths.CONFIG, secrets_path: str | Path | None = None
         phone=_phone(toml),
         alerts=_alerts(toml),
         leds=_leds(toml),
+        contacts=contacts_mod.load(toml),
         path=toml.path,
         secrets_path=secrets.path if secrets is not None else None,
     )
@@ -298,8 +304,10 @@ def _ice_servers(toml: TomlFile, *, secrets: bool) -> tuple[IceServer, ...]:
 def _phone(toml: TomlFile) -> PhoneConfig:
     sec = "phone"
     toml.unknown_keys(sec, {"dial_timeout", "auto_answer_rings", "call_waiting", "dnd",
-                            "dnd_at_start", "mute_reminder", "hold_reminder", "call_log"})
+                            "dnd_at_start", "mute_reminder", "hold_reminder", "call_log",
+                            "state_file"})
     call_log = toml.get(sec, "call_log", str, paths.CALL_LOG)
+    state_file = toml.get(sec, "state_file", str, paths.STATE_FILE)
     return PhoneConfig(
         dial_timeout=float(toml.get(sec, "dial_timeout", (int, float), 4.0,
                                     lambda v: None if 0.5 <= v <= 30
@@ -318,13 +326,14 @@ def _phone(toml: TomlFile) -> PhoneConfig:
                                      lambda v: None if v == 0 or 1 <= v <= 600
                                      else "must be 0 (off) or 1-600 seconds")),
         call_log=call_log or None,  # "" turns the log off
+        state_file=state_file or None,  # "" keeps nothing across restarts
     )
 
 
 def _alerts(toml: TomlFile) -> AlertsConfig:
     sec = "alerts"
     toml.unknown_keys(sec, {"ring_freqs", "ring_pattern", "ring_level", "warning_chirp",
-                            "reconnecting_tone", "volume"})
+                            "reconnecting_tone", "volume", "ringer_volume"})
     freqs = toml.get(sec, "ring_freqs", list, [440, 480], _numbers("Hz"))
     pattern = toml.get(sec, "ring_pattern", list, [2.0, 4.0], _numbers("seconds"))
     level = toml.get(sec, "ring_level", (int, float), -12.0)
@@ -340,6 +349,8 @@ def _alerts(toml: TomlFile) -> AlertsConfig:
         reconnecting_tone=toml.get(sec, "reconnecting_tone", bool, True),
         volume=toml.get(sec, "volume", int, 7,
                         lambda v: None if 0 <= v <= 10 else "must be a step 0-10"),
+        ringer_volume=toml.get(sec, "ringer_volume", int, 7,
+                               lambda v: None if 0 <= v <= 10 else "must be a step 0-10"),
     )
 
 

@@ -3,7 +3,8 @@
 Requests: ``{"cmd": "status"}``, ``{"cmd": "call", "number": "+1555..."}``, ``{"cmd":
 "hangup"}``, ``{"cmd": "answer"}``, ``{"cmd": "mute"}``, ``{"cmd": "hold"}`` (hold or take
 back), ``{"cmd": "swap"}`` (call waiting's swap), ``{"cmd": "speaker"}`` (the speaker
-button; ``"on": true`` / ``false`` to ask for one side). Each gets one line back: ``{"ok":
+button; ``"on": true`` / ``false`` to ask for one side), ``{"cmd": "seen"}`` (the missed calls
+are seen). Each gets one line back: ``{"ok":
 true, ...}`` or ``{"ok": false, "error": "..."}``. A bad line gets an error reply and the
 connection stays usable; nothing a client sends can raise into the loop. The socket is 0660:
 the piphone group may use it.
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SOCKET = Path("/run/piphone/control.sock")  # systemd's RuntimeDirectory=piphone
 MAX_LINE = 4096  # bytes: requests are tiny
 NUMBER = re.compile(r"[0-9A-Za-z+*#:._@-]{1,64}")  # digits, +E.164, client:NAME, lines
-COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "hold", "swap")
+COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen", "hold", "swap")
 
 
 def socket_path() -> Path:

@@ -1,4 +1,5 @@
-"""What the phone shows: one pure function of (state, muted, active warnings, handsfree, held).
+"""What the phone shows: one pure function of (state, muted, active warnings, handsfree, held)
+and the idle panel's flags (registered or not, do-not-disturb, missed calls waiting).
 
 The LEDs, whether the ringer sounds, and which steady alert the speaker gives, so the whole
 front panel can be read from a table and tested without hardware. Edges (a chirp when a *new*
@@ -39,6 +40,9 @@ class DisplayPatterns:
     speaker: Pattern = Pattern.ON               # speaker LED while the handsfree device is in use
     held: Pattern = Pattern.BLINK_SLOW          # hold LED (and call LED when no call is up)
                                                 # while a call is on hold
+    offline: Pattern = Pattern.BLINK_SLOW       # warning LED, idle or dialing: not registered
+    dnd: Pattern = Pattern.ON                   # dnd LED while do-not-disturb is on
+    missed: Pattern = Pattern.BLINK_SLOW        # missed LED while missed calls are unseen
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -54,16 +58,27 @@ _CALL_LED = {"calling": "calling", "talking": "talking", "reconnecting": "reconn
 
 
 def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: bool = False,
-            held: bool = False, patterns: DisplayPatterns = DEFAULT_PATTERNS) -> Display:
+            held: bool = False, patterns: DisplayPatterns = DEFAULT_PATTERNS,
+            online: bool = True, dnd: bool = False, missed: bool = False) -> Display:
     """The panel for a phone in ``state`` (one of :data:`STATES`), ``handsfree`` when the
     speaker and its microphone are in use, ``held`` when a second call is on hold (in the
-    held and recall states the phone's own call is). Idle shows nothing at all: a phone on
-    its hook with no call is dark and silent whatever flags are left over."""
+    held and recall states the phone's own call is).
+
+    ``online``: registered (able to take and place calls); ``dnd``: do-not-disturb is on;
+    ``missed``: missed calls wait to be seen. Idle shows only those three: a working phone on
+    its hook with nothing waiting is dark and silent whatever call flags are left over, and
+    one that is not registered blinks the warning LED slowly so it never looks like that."""
     if state not in STATES:
         raise ValueError(f"unknown phone state {state!r} (known: {', '.join(STATES)})")
-    if state == "idle":
-        return Display(leds=MappingProxyType({}), ring=False, alert=None)
     leds: dict[str, Pattern] = {}
+    if dnd:
+        leds["dnd"] = patterns.dnd
+    if missed:
+        leds["missed"] = patterns.missed
+    if not online and state in ("idle", "dialing"):
+        leds["warning"] = patterns.offline
+    if state == "idle":
+        return Display(leds=MappingProxyType(_shown(leds)), ring=False, alert=None)
     if state in ("ringing", "recall"):
         leds["ring"] = patterns.ringing
     if state in _CALL_LED:
@@ -79,7 +94,11 @@ def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: boo
     if warnings:
         leds["warning"] = patterns.device_lost if DEVICE_LOST in warnings else patterns.warning
     alert = "reconnecting" if state == "reconnecting" else "warning" if warnings else None
-    # Pattern.OFF from the configuration means "not shown": drop it so the map stays minimal.
-    shown = {name: p for name, p in leds.items() if p is not Pattern.OFF}
-    return Display(leds=MappingProxyType(shown), ring=state in ("ringing", "recall"),
+    return Display(leds=MappingProxyType(_shown(leds)), ring=state in ("ringing", "recall"),
                    alert=alert)
+
+
+def _shown(leds: dict[str, Pattern]) -> dict[str, Pattern]:
+    """Pattern.OFF from the configuration means "not shown": dropped, so the map stays
+    minimal."""
+    return {name: p for name, p in leds.items() if p is not Pattern.OFF}

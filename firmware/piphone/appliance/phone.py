@@ -20,30 +20,34 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from transitions import EventData, Machine, State
 
 from ..panel.inputs import PanelInput
-from ..voice import CallStatus
 from .config import AlertsConfig, PhoneConfig
 from .cues import Cues, Moment
+from .dialing import Dialing
 from .display import Display
 from .display import display as default_display
 from .lines import Lines
 from .ports import AudioRoute, CallT, LedsLike, PhoneDevice, Sounds
+from .state_file import VOLUME_STEPS, Settings
 from .table import PANEL_TRIGGERS, STATES, machine_rows
 from .timers import Timers
 
 log = logging.getLogger(__name__)
 
-VOLUME_STEPS = 10
+__all__ = ["VOLUME_STEPS", "Phone"]
 
 
 class DisplayFunction(Protocol):
+    """display.display with its patterns bound (display.py)."""
+
     def __call__(self, state: str, muted: bool, warnings: frozenset[str], *,
-                 handsfree: bool = False, held: bool = False) -> Display: ...
+                 handsfree: bool = False, held: bool = False, online: bool = True,
+                 dnd: bool = False, missed: bool = False) -> Display: ...
 
 
 class NoHandsfree:
@@ -55,7 +59,7 @@ class NoHandsfree:
         pass
 
 
-class Phone(Generic[CallT]):
+class Phone(Dialing[CallT], Generic[CallT]):
     """The state machine's model. ``handle(PanelInput)`` for the panel; call events bind
     themselves; ``call_number(number)``, ``hangup_call()``, ``answer_call()`` and
     ``mute_call()`` for the control socket; ``status()`` says where it is."""
@@ -70,7 +74,7 @@ class Phone(Generic[CallT]):
                  settings: PhoneConfig, alerts: AlertsConfig | None = None, *,
                  off_hook: Callable[[], bool] = lambda: False,
                  display: DisplayFunction | None = None,
-                 route: AudioRoute | None = None) -> None:
+                 route: AudioRoute | None = None, saved: Settings | None = None) -> None:
         self._display = display or default_display
         self.route: AudioRoute = route or NoHandsfree()
         self.handsfree = False  # the call's audio is on the handsfree device
@@ -83,11 +87,19 @@ class Phone(Generic[CallT]):
         self.lines: Lines[CallT] = Lines(self.fire, self._on_mute)  # the calls it follows
         self.peer: str | None = None
         self.digits = ""
-        self.last_number: str | None = None
+        self.last_number: str | None = None  # redial (the service seeds it from the call log)
+        self.last_caller: str | None = None  # call-back (likewise)
+        self.speed_numbers: Mapping[str, str] = {}  # speed-dial key "1".."9" -> number
+        self.online = True  # registered; the service says when it is not
+        self.missed = 0  # missed calls not yet seen (the service counts them in the call log)
+        self.on_seen: Callable[[], None] = lambda: None  # the missed-calls key was pressed
         self.muted = False
-        self.dnd = settings.dnd_at_start
+        # What the state file kept (state_file.py), else the configured start values.
+        self.dnd = saved.dnd if saved is not None else settings.dnd_at_start
         self.warnings: set[str] = set()
-        self.volume_step = self.alerts.volume
+        self.volume_step = saved.call_volume if saved is not None else self.alerts.volume
+        self.ringer_step = (saved.ringer_volume if saved is not None
+                            else self.alerts.ringer_volume)
         self.rings = 0
         self.last_error: object | None = None
         self.failures = 0  # exceptions caught in event handling (0 in a healthy phone)
@@ -104,14 +116,13 @@ class Phone(Generic[CallT]):
             send_event=True, ignore_invalid_triggers=False, finalize_event="after_event")
         device.on("incoming", self._on_incoming)
         sounds.volume(self.volume_step)
+        sounds.ringer_volume(self.ringer_step)
         self.after_event(None)
 
     def _state(self, name: str) -> State:
-        enter: list[str | Callable[..., bool | None]] = (
-            [f"enter_{name}"] if hasattr(self, f"enter_{name}") else [])
-        leave: list[str | Callable[..., bool | None]] = (
-            [f"leave_{name}"] if hasattr(self, f"leave_{name}") else [])
-        return State(name, on_enter=enter, on_exit=leave)
+        def hook(kind: str) -> list[str | Callable[..., bool | None]]:
+            return [f"{kind}_{name}"] if hasattr(self, f"{kind}_{name}") else []
+        return State(name, on_enter=hook("enter"), on_exit=hook("leave"))
 
     @property
     def call(self) -> CallT | None:
@@ -197,6 +208,12 @@ class Phone(Generic[CallT]):
     def has_last_number(self, _event: EventData) -> bool:
         return bool(self.last_number)
 
+    def has_last_caller(self, _event: EventData) -> bool:
+        return bool(self.last_caller)
+
+    def has_speed_number(self, event: EventData) -> bool:
+        return event.kwargs.get("digit") in self.speed_numbers
+
     def has_digits(self, _event: EventData) -> bool:
         return bool(self.digits)
 
@@ -210,78 +227,16 @@ class Phone(Generic[CallT]):
         n = self.settings.auto_answer_rings
         return n > 0 and self.rings >= n
 
-    # --- actions: the handset and keypad ---------------------------------------------------
-    def start_dialing(self, _event: EventData) -> None:
-        self.digits = ""
-
-    def collect_digit(self, event: EventData) -> None:
-        digit = event.kwargs.get("digit")
-        if not digit:
-            return
-        self.sounds.dtmf(digit)
-        if digit == "#":  # '#' ends the number (a lone '#' dials nothing)
-            self.timers.cancel("dial")
-            self._loop.call_soon(self.fire, "dial")
-            return
-        self.digits += digit
-        self.timers.start("dial", self.settings.dial_timeout, functools.partial(self.fire, "dial"))
-
-    def send_digit(self, event: EventData) -> None:
-        digit = event.kwargs.get("digit")
-        call = self.call
-        if not digit or call is None or call.status() is not CallStatus.OPEN:
-            return
-        call.send_digits(digit)
-        self.sounds.dtmf(digit)
-
-    def dial_digits(self, _event: EventData) -> None:
-        self._place(self.digits)
-
-    def dial_number(self, event: EventData) -> None:
-        self._place(str(event.kwargs["number"]))
-
-    def redial(self, _event: EventData) -> None:
-        assert self.last_number
-        self._place(self.last_number)
-
-    def _place(self, number: str) -> None:
-        self.timers.cancel("dial")
-        self.digits = ""
-        self.last_number = self.peer = number
-        self._connecting = asyncio.ensure_future(self._connect(number))
-
-    def resume(self, event: EventData) -> None:
-        """Take back the call a previous run of the phone kept (its connect token)."""
-        self.peer = event.kwargs.get("peer")
-        self._connecting = asyncio.ensure_future(
-            self._connect(self.peer or "the kept call", event.kwargs["token"]))
-
-    async def _connect(self, number: str, connect_token: str | None = None) -> None:
-        task = asyncio.current_task()
-        try:
-            call = await (self.device.connect({"To": number}) if connect_token is None
-                          else self.device.connect(connect_token=connect_token))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # TwilioError, a lost stream: the attempt is over
-            log.warning("call to %s failed: %s", number, exc)
-            if self._connecting is task:
-                self._connecting = None
-                self.last_error = exc
-                self.fire("ended")
-            return
-        if self._connecting is not task or self.state not in ("calling", "reconnecting"):
-            call.disconnect()  # hung up while the invite went out
-            return
-        self._connecting = None
-        self._attach(call)
-        if call.status() is CallStatus.CLOSED:  # ended before we listened
-            self.fire("ended")
+    def mark_seen(self, _event: EventData) -> None:
+        """The missed calls are seen: the cue goes out (the service marks the call log)."""
+        self.missed = 0
+        self.on_seen()
 
     # --- actions: calls --------------------------------------------------------------------
     def take_incoming(self, event: EventData) -> None:
         call: CallT = event.kwargs["call"]
         self.peer = call.parameters.get("From") or call.parameters.get("Caller")
+        self.last_caller = self.peer or self.last_caller
         self._attach(call)
 
     def refuse_dnd(self, event: EventData) -> None:
@@ -395,6 +350,14 @@ class Phone(Generic[CallT]):
         self.volume_step = max(0, self.volume_step - 1)
         self.sounds.volume(self.volume_step)
 
+    def ringer_louder(self, _event: EventData) -> None:
+        self.ringer_step = min(VOLUME_STEPS, self.ringer_step + 1)
+        self.sounds.ringer_volume(self.ringer_step)
+
+    def ringer_softer(self, _event: EventData) -> None:
+        self.ringer_step = max(0, self.ringer_step - 1)
+        self.sounds.ringer_volume(self.ringer_step)
+
     def add_warning(self, event: EventData) -> None:
         self.warnings.add(str(event.kwargs.get("name")))
 
@@ -432,7 +395,8 @@ class Phone(Generic[CallT]):
                      " (muted)" if self.muted else "")
         warnings = frozenset(self.warnings)
         shown = self._display(self.state, self.muted, warnings, handsfree=self.handsfree,
-                              held=self.lines.held is not None)
+                              held=self.lines.held is not None, online=self.online,
+                              dnd=self.dnd, missed=self.missed > 0)
         # what the cues use, as the phone has it now (a test may swap in a recorder)
         self.cues.leds, self.cues.sounds, self.cues.settings = self.leds, self.sounds, self.settings
         self.cues.show(shown, Moment(self.state, self.muted, bool(self.digits),
@@ -451,6 +415,19 @@ class Phone(Generic[CallT]):
         """Make ``call`` the phone's call: its events drive the machine from now on."""
         self.lines.follow(call, self.peer)
         self.muted = call.is_muted()
+
+    def set_online(self, online: bool) -> None:
+        """Registered or not (the service follows the Device): the idle panel shows it."""
+        self._set("online", online)
+
+    def set_missed(self, count: int) -> None:
+        """How many missed calls wait to be seen (from the call log)."""
+        self._set("missed", count)
+
+    def _set(self, flag: str, value: object) -> None:
+        if getattr(self, flag) != value:
+            setattr(self, flag, value)
+            self.after_event(None)
 
     def _on_mute(self, muted: bool) -> None:
         if self.muted != muted:
@@ -476,8 +453,9 @@ class Phone(Generic[CallT]):
             "codec": call.codec if call is not None else "",
             "waiting": waiting.peer if waiting is not None else None,
             "held": held.peer if held is not None else None,
-            "volume": self.volume_step, "last_number": self.last_number,
-            "handsfree": self.handsfree,
+            "volume": self.volume_step, "ringer_volume": self.ringer_step,
+            "last_number": self.last_number, "last_caller": self.last_caller,
+            "missed": self.missed, "online": self.online, "handsfree": self.handsfree,
         }
 
     def close(self) -> None:

@@ -107,3 +107,5 @@ class Sounds(Protocol):
     def dtmf(self, digit: str) -> None: ...  # a key's local tone
 
     def volume(self, step: int) -> None: ...  # call audio 0..VOLUME_STEPS
+
+    def ringer_volume(self, step: int) -> None: ...  # the ringer 0..VOLUME_STEPS (0: silent)

@@ -29,18 +29,20 @@ from .. import paths
 from ..backoff import Backoff
 from ..errors import PiphoneError
 from ..systemd import Notifier, feed_watchdog, watchdog_interval
-from ..voice import Call, Device, DeviceState, ice
+from ..voice import Call, CallDirection, Device, DeviceState, ice
 from ..voice.device_options import DeviceOptions
 from ..voice.quality import Sample
 from . import config as config_mod
-from . import network
+from . import network, offline
 from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlError, ControlServer
 from .display import display
 from .kept_call import CallKeeper, KeptCall, runtime_directory
+from .memory import Memory
 from .phone import Phone
 from .ports import Sounds
+from .status import status_line
 from .table import ACTIVE
 
 if TYPE_CHECKING:
@@ -81,7 +83,7 @@ class Service:
         self.sounds: Sounds | None = None
         self.registered = asyncio.Event()
         self.audio: ApplianceAudio | None = None
-        self.call_log: CallLog | None = None  # when [phone] call_log is on
+        self.memory: Memory | None = None  # the call log and the state file
         self._followed: weakref.WeakKeyDictionary[Call, Followed] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
@@ -95,6 +97,9 @@ class Service:
         self.keeper = CallKeeper(directory) if directory.is_dir() else None
         if self.keeper is None:
             log.info("no runtime directory %s: a call will not survive a restart", directory)
+        self.offline_reason: str | None = offline.STARTING  # None while registered
+        self.offline_detail = ""  # the error behind offline_reason, in words
+        self._failure_seen: object = None  # the Device's connection failure when it was noted
 
     # --- life cycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -172,18 +177,22 @@ class Service:
                 device, ice_servers, account_sid=account.account_sid,
                 api_key_sid=account.api_key_sid, api_key_secret=account.api_key_secret)
             self.traversal.start()
-        self.call_log = self._open_call_log()
+        self.memory = memory = Memory(cfg.phone, cfg.alerts)
+        # read before the phone's first change, which clears the file of a phone without a call
+        kept = self.keeper.load() if self.keeper is not None else None
         self.leds = Leds(cfg.pins, pin_factory=self.pin_factory)
         self.phone = phone = Phone(device, self.leds, self.sounds, cfg.phone, cfg.alerts,
                                    off_hook=lambda: bool(self.inputs is not None
                                                          and self.inputs.off_hook),
                                    display=functools.partial(display, patterns=cfg.leds),
-                                   route=self.audio)
+                                   route=self.audio, saved=memory.saved)
         phone.listeners.append(self._on_phone_change)
+        phone.set_online(self._is_registered(device))
+        phone.speed_numbers = cfg.contacts.speed_dial()
+        memory.attach(phone)  # redial, call-back and missed calls outlive a restart
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
             phone.fire("off_hook")
-        kept = self.keeper.load() if self.keeper is not None else None
         if kept is not None:
             self._resume(phone, device, kept)
         if device.state is DeviceState.REGISTERED:  # kept by a reload
@@ -204,11 +213,13 @@ class Service:
             log.info("reload: the device keeps its registration with the new settings")
             return self.device
         self.device = device = Device(token, **options)
-        # before the phone's handler: busy refusals count too
+        # once per Device (a reload keeps it); before the phone's handler: busy refusals are
+        # logged too
         device.on("incoming", self._log_call)
         device.on("tokenWillExpire", self._refresh_token)
         device.on("registered", lambda *_: self._registered())
-        device.on("unregistered", lambda *_: self._show_status())
+        device.on("unregistered", lambda *_: self._unregistered())
+        device.on("error", self._on_device_error)
         return device
 
     async def close(self, keep_device: bool = False) -> None:
@@ -240,9 +251,9 @@ class Service:
         if self.audio is not None:
             audio, self.audio = self.audio, None
             await audio.close()  # joins the audio threads off the loop
-        if self.call_log is not None:
-            self.call_log.close()
-            self.call_log = None
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
 
     def stop(self) -> None:
         log.info("stopping")
@@ -280,21 +291,6 @@ class Service:
                 waiter.cancel()
 
     # --- pieces ----------------------------------------------------------------------------
-    def _open_call_log(self) -> CallLog | None:
-        from ..calllog import CallLog
-
-        path = self.cfg.phone.call_log
-        if path is None:
-            return None
-        if not Path(path).parent.is_dir():
-            log.warning("no call log: %s does not exist ([phone] call_log)", Path(path).parent)
-            return None
-        try:
-            return CallLog(path)
-        except Exception as exc:  # a broken log must not keep the phone from working
-            log.warning("no call log at %s: %s", path, exc)
-            return None
-
     def _followed_call(self, call: Call) -> Followed:
         followed = self._followed.get(call)
         if followed is None:
@@ -302,15 +298,12 @@ class Service:
         return followed
 
     def _log_call(self, call: Call) -> None:
-        from ..calllog import track
-
         self._followed_call(call).logged = True
-        if self.call_log is None:
-            return
-        try:
-            track(self.call_log, call, identity=self.cfg.account.identity)
-        except Exception:
-            log.exception("call log: cannot record a call")
+        if self.memory is not None:
+            incoming = call.direction is CallDirection.INCOMING
+            peer = call.parameters.get("From") if incoming else call.custom_parameters.get("To")
+            self.memory.log_call(call, self.cfg.account.identity,
+                                 name=self.cfg.contacts.name_of(peer))
 
     def _audio_condition(self, lost: bool) -> None:
         """The headset went away or came back: a warning on the call, as the SDK's quality
@@ -327,6 +320,7 @@ class Service:
                 await device.register()
                 return
             except Exception as exc:
+                self._note_offline(exc)
                 tried.set()
                 self.notifier.set_status(f"not registered ({exc}); retrying")
                 log.warning("registration failed: %s; retrying in %.0f s", exc,
@@ -335,7 +329,44 @@ class Service:
                 tried.set()
             await asyncio.sleep(retry.next())
 
+    def _note_offline(self, error: object) -> None:
+        """Why registration failed (an error event, or register() raising)."""
+        self.offline_reason, self.offline_detail = offline.reason_of(error), offline.in_words(error)
+        self._failure_seen = self.device.last_failure if self.device is not None else None
+
+    def offline_now(self) -> tuple[str | None, str]:
+        """Why the phone is not registered now, and the error in words; (None, "") when it
+        is. A connection attempt that failed since the last error noted is the newer news
+        (the Device retries by itself and reports no event for a network that is away)."""
+        device = self.device
+        if device is None or self._is_registered(device):
+            return None, ""
+        failure = device.last_failure
+        if failure is not None and failure is not self._failure_seen:
+            return offline.reason_of(failure), offline.in_words(failure)
+        return self.offline_reason or offline.STARTING, self.offline_detail
+
+    def _on_device_error(self, error: object, call: object = None) -> None:
+        if call is None and self.device is not None and not self._is_registered(self.device):
+            self._note_offline(error)
+            self._show_status()
+
+    def _unregistered(self) -> None:
+        if self.offline_reason is None:
+            self.offline_reason, self.offline_detail = offline.STARTING, ""
+        if self.phone is not None:
+            self.phone.set_online(False)
+        self._show_status()
+
+    @property
+    def call_log(self) -> CallLog | None:
+        return self.memory.call_log if self.memory is not None else None
+
     def _registered(self) -> None:
+        self.offline_reason, self.offline_detail = None, ""
+        self._failure_seen = self.device.last_failure if self.device is not None else None
+        if self.phone is not None:
+            self.phone.set_online(True)
         if not self.registered.is_set():
             self.registered.set()
             self.notifier.send("READY=1")
@@ -379,6 +410,8 @@ class Service:
 
     def _on_phone_change(self, phone: Phone[Call]) -> None:
         self._keep_call(phone)
+        if self.memory is not None:
+            self.memory.keep_settings(phone)
         call = phone.call
         followed = self._followed_call(call) if call is not None else None
         if call is not None and followed is not None and not followed.sampled:
@@ -408,8 +441,11 @@ class Service:
         cmd = request["cmd"]
         if cmd == "status":
             return self.status()
+        if cmd == "seen":
+            phone.fire("seen")
+            return {"state": phone.state, "missed": phone.missed}
         actions: dict[str, Callable[[], bool]] = {
-            "call": lambda: phone.call_number(request["number"]),
+            "call": lambda: phone.call_number(self._dialable(request["number"])),
             "hangup": phone.hangup_call, "answer": phone.answer_call, "mute": phone.mute_call,
             "hold": phone.hold_call, "swap": phone.swap_call,
             "speaker": lambda: phone.speaker_call(request.get("on"))}
@@ -420,12 +456,22 @@ class Service:
                                   and not phone.route.handsfree_available else ""))
         return {"state": phone.state, "handsfree": phone.handsfree}
 
+    def _dialable(self, number: str) -> str:
+        """A contact's name (any case) dials its number; anything else is dialled as it is."""
+        wanted = number.casefold()
+        return next((c.number for c in self.cfg.contacts if c.name.casefold() == wanted),
+                    number)
+
     def status(self) -> dict[str, Any]:
         phone, device = self.phone, self.device
         assert phone is not None and device is not None
         return {"status": self.status_line(), "identity": self.cfg.account.identity,
                 "registered": self._is_registered(device),
-                "mos": self._mos, **phone.status()}
+                **dict(zip(("offline_reason", "offline_detail"), self.offline_now(),
+                           strict=True)),
+                "call_log": self.call_log.path if self.call_log is not None else None,
+                "mos": self._mos, **phone.status(),
+                "peer_name": self.cfg.contacts.name_of(phone.peer)}
 
     @staticmethod
     def _is_registered(device: Device) -> bool:
@@ -436,37 +482,13 @@ class Service:
 
     def status_line(self) -> str:
         phone, device = self.phone, self.device
-        identity = self.cfg.account.identity
         if phone is None or device is None:
             return "starting"
-        peer = phone.peer or "unknown"
-        state = phone.state
-        if state == "ringing":
-            return f"ringing: call from {peer}"
-        if state == "calling":
-            return f"calling {peer}"
-        if state in ("held", "recall"):
-            return f"{peer} on hold" + (", ringing back" if state == "recall" else "")
-        if state in ("talking", "reconnecting"):
-            line = f"{state} {'to' if state == 'talking' else 'with'} {peer}"
-            if self._mos is not None:
-                line += f", MOS {self._mos:.1f}"
-            if phone.muted:
-                line += ", muted"
-            if phone.handsfree:
-                line += ", on the speaker"
-            if phone.lines.held is not None:
-                line += f", {phone.lines.held.peer or 'unknown'} on hold"
-            if phone.warnings:
-                line += f", warnings: {', '.join(sorted(phone.warnings))}"
-            return line
-        registered = self._is_registered(device)
-        line = f"registered as {identity}" if registered else f"not registered as {identity}"
-        if state == "dialing":
-            line += ", off hook"
-        if phone.dnd:
-            line += ", do not disturb"
-        return line
+        held, label = phone.lines.held, self.cfg.contacts.labelled
+        return status_line(phone, identity=self.cfg.account.identity,
+                           registered=self._is_registered(device),
+                           offline_reason=self.offline_now()[0], mos=self._mos,
+                           peer=label(phone.peer), held_peer=label(held.peer if held else None))
 
 
 def main(config_path: Path) -> int:

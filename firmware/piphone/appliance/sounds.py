@@ -8,6 +8,7 @@ before; the phone never needs two at once on one device.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +26,14 @@ TONES = {"dial": tones.DIAL_TONE, "ringback": tones.RINGBACK,
 def gain_of(step: int) -> float:
     """Volume step 0..10 -> linear gain; 7 is unity, each step about 3 dB, 0 is silent."""
     return 0.0 if step <= 0 else 10 ** ((step - 7) * 3 / 20)
+
+
+def ringer_spec(ring: tones.ToneSpec, step: int) -> tones.ToneSpec | None:
+    """The ring tone at volume ``step``: 7 is the configured level, each step about 3 dB
+    (never above 0 dBFS), 0 is silent (None: nothing plays)."""
+    if step <= 0:
+        return None
+    return replace(ring, level_dbfs=min(0.0, ring.level_dbfs + (step - 7) * 3))
 
 
 class Gained(Protocol):
@@ -56,12 +65,13 @@ class AudioSounds:
         self.alerts = alerts
         self.sinks: list[Gained] = []  # the sinks of recent calls: their gain is the volume
         self.gain = gain_of(alerts.volume)
+        self.ring_spec: tones.ToneSpec | None = ringer_spec(alerts.ring, alerts.ringer_volume)
 
     def ring(self, on: bool) -> None:
         if self.ringer is None:
             return
-        if on:
-            self.ringer.play_tone(self.alerts.ring)
+        if on and self.ring_spec is not None:
+            self.ringer.play_tone(self.ring_spec)
         else:
             self.ringer.stop_sound()
 
@@ -88,6 +98,10 @@ class AudioSounds:
         for sink in self.sinks:
             sink.gain = self.gain
 
+    def ringer_volume(self, step: int) -> None:
+        """The next ring plays at this step (the ring going on keeps its level)."""
+        self.ring_spec = ringer_spec(self.alerts.ring, step)
+
 
 class NullSounds:
     """No sound device ([audio] headset = "none"): the phone works silently."""
@@ -106,3 +120,6 @@ class NullSounds:
 
     def volume(self, step: int) -> None:
         log.debug("volume %d", step)
+
+    def ringer_volume(self, step: int) -> None:
+        log.debug("ringer volume %d", step)

@@ -64,6 +64,12 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("press_speaker", "dialing",        "idle",        ["handsfree", "unless:hook_lifted"], None),
     ("press_speaker", ["dialing", *ACTIVE], None,      ["handsfree"],           "use_headset"),
     ("press_speaker", ["dialing", *ACTIVE], None,      ["has_speaker"],         "use_speaker"),
+    ("press_speed",   ["idle", "dialing"], "calling",  ["has_speed_number"],    "speed_dial"),
+    ("press_missed",  "dialing",        "calling",     ["has_last_caller"],     "call_back"),
+    ("press_missed",  ["idle", "dialing"], None,       [],                      "mark_seen"),
+    ("seen",          "*",              None,          [],                      "mark_seen"),
+    ("volume_up",     ["idle", "ringing"], None,       [],                      "ringer_louder"),
+    ("volume_down",   ["idle", "ringing"], None,       [],                      "ringer_softer"),
     ("volume_up",     "*",              None,          [],                      "louder"),
     ("volume_down",   "*",              None,          [],                      "softer"),
     ("key",           "dialing",        None,          [],                      "collect_digit"),
@@ -104,8 +110,8 @@ PANEL_TRIGGERS = {
     "OFF_HOOK": "off_hook", "ON_HOOK": "on_hook", "ACCEPT": "press_accept",
     "REJECT": "press_reject", "IGNORE": "press_ignore", "MUTE": "press_mute",
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
-    "DND": "press_dnd", "DIGIT": "key", "SPEAKER": "press_speaker", "HOLD": "press_hold",
-    "SWAP": "press_swap",
+    "DND": "press_dnd", "DIGIT": "key", "SPEAKER": "press_speaker", "MISSED": "press_missed",
+    "SPEED": "press_speed", "HOLD": "press_hold", "SWAP": "press_swap",
 }
 
 

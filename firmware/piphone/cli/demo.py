@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..appliance.config import AccountConfig, ApplianceConfig, AudioConfig, PhoneConfig
+from ..appliance.contacts import Contact, Contacts
 from ..appliance.service import Service
 from ..voice import Call, CallStatus, Device
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1",)
 PHONE, CALLER = "phone", "caller"
 GIVE_UP = 20.0  # seconds the caller lets an unanswered call ring
+DEMO_CONTACTS = Contacts((Contact("Caller", f"client:{CALLER}", 1), Contact("Echo", "2", 2),
+                          Contact("Tone", "3")))  # the first two on the speed-dial keys j, k
 
 
 class Caller:
@@ -75,20 +78,28 @@ def info(service: Service, since: dict[str, float]) -> dict[str, str]:
         return {"state": "starting"}
     lines = {"status": service.status_line(), "state": phone.state}
     call = phone.call
+    peer = service.cfg.contacts.labelled(phone.peer)
     if phone.state == "talking":
         since.setdefault("talking", time.monotonic())
         seconds = int(time.monotonic() - since["talking"])
-        lines["call"] = f"{phone.peer}  {seconds // 60}:{seconds % 60:02d}"
+        lines["call"] = f"{peer}  {seconds // 60}:{seconds % 60:02d}"
         lines["codec"] = (call.codec if call is not None else "") or "-"
     else:
         since.pop("talking", None)
-        if phone.peer:
-            lines["call"] = str(phone.peer)
+        if peer:
+            lines["call"] = peer
     if phone.digits:
         lines["dialled"] = phone.digits
     if phone.warnings:
         lines["warnings"] = ", ".join(sorted(phone.warnings))
     lines["do not disturb"] = "on" if phone.dnd else "off"
+    lines["missed calls"] = (f"{phone.missed} (c marks them seen)" if phone.missed
+                             else "none") + (f"; last caller {phone.last_caller} (c off hook "
+                                             "calls back)" if phone.last_caller else "")
+    lines["volume"] = f"call {phone.volume_step}/10, ringer {phone.ringer_step}/10"
+    keys = {1: "j", 2: "k"}  # the terminal's speed-dial keys (panel/terminal.py)
+    lines["speed dial"] = "  ".join(f"{keys[c.speed]} {c.name}" for c in service.cfg.contacts
+                                    if c.speed in keys)
     lines["try"] = "h lifts the handset to answer; 2# echo, 3# tone, 200# the caller"
     return lines
 
@@ -100,7 +111,7 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
 
     from ..exchange import config as exchange_config
     from ..exchange.server import Exchange
-    from ..panel.pins import DEFAULT_PINS, KEYPAD_PINS, mock_factory
+    from ..panel.pins import DEFAULT_PINS, DESK_PINS, KEYPAD_MATRIX_PINS, mock_factory
     from ..panel.terminal import TerminalPanel
     from ..pcm import Tone
     from ..voice.tokens import mint
@@ -119,13 +130,17 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
                          numbers={"100": PHONE, "200": CALLER}, ring_timeout=GIVE_UP + 5)
         exchange = Exchange(ex_cfg)
         await exchange.start()
-        pins = DEFAULT_PINS.merged(KEYPAD_PINS)
+        # the matrix keypad, so the desk keys and LEDs fit beside it (hardware/README.md)
+        pins = DEFAULT_PINS.merged(KEYPAD_MATRIX_PINS).merged(DESK_PINS)
         keys: dict[str, Any] = ex_cfg.token_kwargs()  # account_sid, api_key_sid and secret
         cfg = ApplianceConfig(
             account=AccountConfig(identity=PHONE, signaling_url=exchange.url,
                                   ice_addresses=LOOPBACK, **keys),
             audio=AudioConfig(headset=headset), pins=pins,
-            phone=PhoneConfig(call_log=None))  # a demo leaves the phone's call log alone
+            # a demo keeps its own call log (missed calls, call-back) and leaves the phone's
+            # call log and state file alone
+            phone=PhoneConfig(call_log=str(Path(tmp) / "calls.db"), state_file=None),
+            contacts=DEMO_CONTACTS)
         factory = mock_factory()
         service = Service(cfg, pin_factory=factory)
         caller: Caller | None = None

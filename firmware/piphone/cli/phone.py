@@ -60,12 +60,19 @@ def add_diagram(sub: Subparsers) -> None:
 
 
 def add_calls(sub: Subparsers) -> None:
-    calls = sub.add_parser("calls", help="print the recent calls of a call log")
+    calls = sub.add_parser("calls", help="print the recent calls of a call log; --missed: the "
+                                         "missed calls, --seen: mark them seen")
     calls.add_argument("--db", default=paths.CALL_LOG,
                        help=f"call log database (default {paths.CALL_LOG}; the exchange's "
                             "is its config's call_log)")
     calls.add_argument("--limit", type=int, default=20, help="calls to show (default 20)")
     calls.add_argument("--json", action="store_true", help="JSON for scripts")
+    calls.add_argument("--missed", action="store_true",
+                       help="only the missed calls (rang here, unanswered, not rejected); "
+                            "'new' marks those not yet seen")
+    calls.add_argument("--seen", action="store_true",
+                       help="mark the missed calls seen: the phone's missed-calls LED goes out "
+                            "(through the running phone, else in the call log itself)")
     calls.set_defaults(func=cmd_calls)
 
 
@@ -140,11 +147,14 @@ def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
         print(f"piphone: {reply.get('error')}", file=sys.stderr)
     elif args.command == "status":
         print(reply["status"])
-        for key in ("state", "identity", "registered", "peer", "muted", "handsfree", "dnd",
-                    "codec",
-                    "mos", "warnings", "waiting", "held", "last_number"):
-            if reply.get(key) not in (None, "", []):
-                print(f"  {key}: {reply[key]}")
+        for key in ("state", "identity", "registered", "offline_reason", "offline_detail",
+                    "peer", "peer_name", "muted", "handsfree", "dnd", "codec", "mos", "warnings",
+                    "waiting", "held", "missed", "volume", "ringer_volume", "last_number",
+                    "last_caller"):
+            value = reply.get(key)
+            if not value and key != "registered":
+                continue  # nothing to say (a count of 0, muted False); registered False is
+            print(f"  {key.replace('offline_', 'not registered, ')}: {value}")
     elif args.command == "speaker":
         side = "the speaker" if reply.get("handsfree") else "the headset"
         print(f"speaker: {reply.get('state')}, on {side}")
@@ -176,15 +186,52 @@ def cmd_calls(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise PiphoneError(f"--limit must be at least 1, got {args.limit}")
+    if args.seen and _seen_by_the_phone(args.db):
+        print("missed calls: seen")
+        return 0
     if not Path(args.db).exists():
         raise PiphoneError(f"{args.db}: no call log there")
     log_ = CallLog(args.db)
     try:
-        records = log_.recent(args.limit)
+        if args.seen:  # no phone running on it: the log itself
+            log_.mark_seen()
+            print("missed calls: seen")
+            return 0
+        seen = log_.seen_up_to()
+        records = log_.missed(limit=args.limit) if args.missed else log_.recent(args.limit)
     finally:
         log_.close()
     if args.json:
-        print(json.dumps([r.to_dict() for r in records], indent=2))
+        print(json.dumps([{**r.to_dict(), "new": _new(r, seen, args.missed)} for r in records],
+                         indent=2))
+    elif args.missed:
+        print(format_table(records, new=lambda r: bool(r.id and r.id > seen)) if records
+              else "no missed calls")
     else:
         print(format_table(records) if records else "no calls yet")
     return 0
+
+
+def _new(record: Any, seen: int, missed: bool) -> bool | None:
+    return bool(record.id and record.id > seen) if missed else None
+
+
+def _seen_by_the_phone(db: str) -> bool:
+    """`calls --seen` through the running phone when ``db`` is its call log (which the
+    piphone group may not write; and its LED goes out at once). False if no phone runs, or
+    it keeps another log."""
+    import os
+
+    from ..appliance.control import request
+
+    try:
+        status = request("status")
+        theirs = status.get("call_log")
+        if not (status.get("ok") and theirs and os.path.samefile(theirs, db)):
+            return False
+        reply = request("seen")
+    except (PiphoneError, OSError):
+        return False
+    if not reply.get("ok"):
+        raise PiphoneError(str(reply.get("error")))
+    return True

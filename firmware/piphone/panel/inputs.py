@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from .keypad import MatrixScanner
-from .pins import BUTTON_NAMES, KEY_DIGITS, InputPin, PinMap, PinMapError
+from .pins import BUTTON_NAMES, KEY_DIGITS, SPEED_KEYS, InputPin, PinMap, PinMapError
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +42,20 @@ class PanelEvent(enum.StrEnum):
     HOLD = enum.auto()
     SWAP = enum.auto()
     DIGIT = enum.auto()
+    MISSED = enum.auto()  # the missed-calls key
+    SPEED = enum.auto()  # a speed-dial key; ``digit`` is its number ("1".."9")
 
 
 @dataclass(frozen=True)
 class PanelInput:
     event: PanelEvent
-    digit: str | None = None  # "0".."9", "*", "#" for DIGIT
+    digit: str | None = None  # "0".."9", "*", "#" for DIGIT; "1".."9" for SPEED
 
 
 # What pressing each input means (the hook is handled apart: it reports both directions).
 _PRESS: dict[str, PanelInput] = {name: PanelInput(PanelEvent(name)) for name in BUTTON_NAMES}
 _PRESS |= {name: PanelInput(PanelEvent.DIGIT, digit) for name, digit in KEY_DIGITS.items()}
+_PRESS |= {name: PanelInput(PanelEvent.SPEED, number) for name, number in SPEED_KEYS.items()}
 
 
 class _Debounced:

@@ -17,10 +17,11 @@ from typing import Any
 from piphone.errors import ConfigError
 
 BUTTON_NAMES = ("accept", "reject", "ignore", "mute", "volume_up", "volume_down", "redial", "dnd",
-                "speaker", "hold", "swap")
+                "speaker", "missed", "hold", "swap")
 KEY_DIGITS = {f"key_{d}": d for d in "0123456789"} | {"key_star": "*", "key_hash": "#"}
-INPUT_NAMES = ("hook", *BUTTON_NAMES, *KEY_DIGITS)
-LED_NAMES = ("ring", "call", "mute", "warning", "speaker", "hold")
+SPEED_KEYS = {f"speed_{n}": str(n) for n in range(1, 10)}  # speed-dial keys -> [contacts] speed
+INPUT_NAMES = ("hook", *BUTTON_NAMES, *KEY_DIGITS, *SPEED_KEYS)
+LED_NAMES = ("ring", "call", "mute", "warning", "speaker", "dnd", "missed", "hold")
 
 # Any 40-pin Pi will do: the header's GPIO numbering is the same on every model we support.
 _HEADER_REVISION = 0xC03111  # Pi 4 B
@@ -175,7 +176,8 @@ class PinMap:
 # The speaker button (handsfree) is the exception: every other pin off the buses was taken, so
 # it has GPIO21, PCM's data out; an I2S amplifier needs that pin (move the button then), and
 # the speaker LED has no pin by default (give it one the build leaves free, in [pins.leds]).
-# So do the hold and swap buttons and the hold LED (a build without the keypad has its pins).
+# So do the hold and swap buttons and the hold LED (a build without the keypad or the desk
+# keys has pins for them).
 # Every input is a contact to ground with the internal pull-up, active low. The hook switch is
 # a microswitch pressed by the resting handset, wired through its normally-closed contact:
 # lifting the handset closes it (low = off hook), and a broken wire reads as on the hook.
@@ -205,6 +207,16 @@ KEYPAD_PINS = PinMap(
         "key_star": InputPin(18), "key_0": InputPin(19), "key_hash": InputPin(20),
     },
     leds={},
+)
+
+# The desk keys and LEDs (optional): a missed-calls key, two speed-dial keys, and the
+# do-not-disturb and missed-calls LEDs, on the pins of I2C1 and PCM that the matrix keypad
+# below and the speaker button (GPIO21) leave free (not the twelve-button keypad's, nor an I2S
+# sound card's): use ``DEFAULT_PINS.merged(KEYPAD_MATRIX_PINS).merged(DESK_PINS)``. More speed
+# keys (speed_3 .. speed_9) go on pins of your choice in ``[inputs]``.
+DESK_PINS = PinMap(
+    inputs={"missed": InputPin(2), "speed_1": InputPin(3), "speed_2": InputPin(20)},
+    leds={"dnd": 18, "missed": 19},
 )
 
 # Or a 4x3 matrix keypad on seven of those pins: rows driven, columns read.

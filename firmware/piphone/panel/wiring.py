@@ -15,9 +15,11 @@ from pathlib import Path
 
 from .pins import (
     DEFAULT_PINS,
+    DESK_PINS,
     KEY_DIGITS,
     KEYPAD_MATRIX_PINS,
     KEYPAD_PINS,
+    SPEED_KEYS,
     InputPin,
     PinMap,
     bcm,
@@ -32,6 +34,8 @@ LED_PARTS = {
     "mute": ("yellow", 330),
     "warning": ("amber", 330),
     "speaker": ("yellow-green", 330),
+    "dnd": ("red", 330),
+    "missed": ("yellow", 330),
     "hold": ("blue", 100),  # Vf about 3.0 V: 3 mA through 100 ohm
 }
 _HEADER_PINS = 40
@@ -43,7 +47,10 @@ def _input_label(name: str) -> str:
         return "hook switch"
     if name in KEY_DIGITS:
         return f"key {KEY_DIGITS[name]}"
-    return {"dnd": "do-not-disturb"}.get(name, name.replace("_", " ")) + " button"
+    if name in SPEED_KEYS:
+        return f"speed dial {SPEED_KEYS[name]} button"
+    return {"dnd": "do-not-disturb", "missed": "missed-calls"}.get(
+        name, name.replace("_", " ")) + " button"
 
 
 def _input_wiring(name: str, spec: InputPin) -> str:
@@ -64,12 +71,13 @@ def _active_word(name: str) -> str:
 def rows(pins: PinMap) -> list[tuple[str, int, int, str]]:
     """(function, BCM number, header pin, how to wire it) for each entry of the map."""
     out = []
+    labels = {"dnd": "do-not-disturb LED", "missed": "missed-calls LED"}
     for name, spec in pins.inputs.items():
         out.append((_input_label(name), bcm(spec.pin), header_pin(spec.pin),
                     _input_wiring(name, spec)))
     for name, pin in pins.leds.items():
         colour, ohms = LED_PARTS[name]
-        out.append((f"{name} LED", bcm(pin), header_pin(pin),
+        out.append((labels.get(name, f"{name} LED"), bcm(pin), header_pin(pin),
                     f"{ohms} Ω to the anode of the {colour} LED, cathode to GND"))
     if (matrix := pins.keypad) is not None:
         for i, pin in enumerate(matrix.rows):
@@ -113,6 +121,7 @@ _BLOCKS = {
     "pin-table": lambda: pin_table(DEFAULT_PINS),
     "keypad-table": lambda: pin_table(KEYPAD_PINS),
     "keypad-matrix-table": lambda: pin_table(KEYPAD_MATRIX_PINS),
+    "desk-table": lambda: pin_table(DESK_PINS),
     "header-diagram": lambda: "```text\n" + header_diagram(DEFAULT_PINS.merged(KEYPAD_PINS))
                               + "\n```",
 }

@@ -24,7 +24,7 @@ from .call import Call, CallDirection
 from .call_states import CallStatus
 from .device_options import DeviceOptions, active_call, check_update
 from .edges import EDGES, connected_edge, edge_list, twilio_signaling_url  # noqa: F401
-from .errors import TOKEN_REFUSALS, TwilioError
+from .errors import TOKEN_REFUSALS, TwilioError, server_error
 from .events import Emitter
 from .identity import is_party
 from .insights import InsightsPublisher, feedback_event, twilio_event_gateway
@@ -144,6 +144,13 @@ class Device(Emitter):
                        issue: str | None) -> asyncio.Task[bool]:
         event = feedback_event(call, score, issue, region=self.region, dscp=self._options.dscp)
         return self._tasks.spawn(self._publisher.post(event))
+
+    @property
+    def last_failure(self) -> TwilioError | None:
+        """Why the signaling stream's last connection attempt failed (53000, its cause in
+        ``original_error``); None once a connection is open. For an application that says why
+        it is not registered: a network or server away is no ``error`` event."""
+        return self._stream.last_failure
 
     @property
     def is_busy(self) -> bool:
@@ -393,14 +400,8 @@ class Device(Emitter):
         return None
 
     def _on_error(self, payload: dict[str, Any]) -> None:
-        error = payload["error"]
-        wire_code = error.get("code") if isinstance(error.get("code"), int) else 31000
-        message = error.get("message") if isinstance(error.get("message"), str) else None
-        # As the SDK does, a refused token is reported as AccessTokenInvalid (20101),
-        # AccessTokenExpired (20104) or AuthenticationFailed (20151); the wire code stays in
-        # original_error.
-        code = TOKEN_REFUSALS.get(wire_code, wire_code)
-        twilio_error = TwilioError(code, message, original_error=error)
+        wire_code, twilio_error = server_error(payload["error"])  # a refused token: 20xxx
+        code = twilio_error.code
         call = self._find_call(payload.get("callsid"), "error")
         if code == 20104:  # expired: stop re-registering until a new token comes
             self._cancel_timer("_register_timer")

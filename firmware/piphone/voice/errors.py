@@ -218,3 +218,14 @@ class TwilioError(PiphoneError):
 # Wire codes of a refused token -> the error the SDK's Device reports for them (31207 as the
 # SDK reports it with enableImprovedSignalingErrorPrecision).
 TOKEN_REFUSALS = {31201: 20151, 31204: 20101, 31205: 20104, 31207: 31207}
+
+
+def server_error(error: dict[str, Any]) -> tuple[int, TwilioError]:
+    """The wire code of an ``error`` frame's ``error`` and the error the SDK's Device reports
+    for it: a refused token as AccessTokenInvalid (20101), AccessTokenExpired (20104) or
+    AuthenticationFailed (20151), the wire code kept in ``original_error``."""
+    code, message = error.get("code"), error.get("message")
+    wire_code = code if isinstance(code, int) else 31000
+    message = message if isinstance(message, str) else None
+    return wire_code, TwilioError(TOKEN_REFUSALS.get(wire_code, wire_code), message,
+                                  original_error=error)
