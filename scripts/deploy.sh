@@ -39,7 +39,9 @@ install_in() {
 "then echo \"\$d is not the private folder this deploy made; not installing\" >&2; exit 1; fi; "\
 "sudo bash \"\$d/scripts/install.sh\" --system && "\
 "if sudo /opt/piphone/.venv/bin/piphone check --config /etc/piphone/piphone.toml >/dev/null; "\
-"then sudo systemctl restart piphone && echo 'piphone restarted'; "\
+"then if systemctl is-active --quiet piphone; "\
+"then sudo systemctl kill --signal=SIGUSR1 --kill-whom=main piphone && echo 'piphone restarting (a call in progress is kept)'; "\
+"else sudo systemctl restart piphone && echo 'piphone restarted'; fi; "\
 "else echo 'piphone installed; fill in /etc/piphone/piphone.toml and secrets.toml'; fi"
 }
 

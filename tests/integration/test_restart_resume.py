@@ -1,7 +1,8 @@
 """A call survives a restart of the phone's process (issue 16): `piphone run --config` as a
 subprocess (as systemd runs it: RUNTIME_DIRECTORY, NOTIFY_SOCKET, mock pins, its headset on the
 ALSA rig) answers bob's call; it is killed with SIGKILL mid-call (a crash: nothing runs on the
-way out) and started again; within 3 s of that start the call is open again ("talking" in its
+way out), or sent SIGUSR1 (an upgrade's restart: it exits 75 without hanging up), and started
+again; within 3 s of that start the call is open again ("talking" in its
 STATUS) with audio both ways (bob hears alice's 700 Hz microphone, alice's earpiece plays bob's
 600 Hz), bob's own call never noticed more than a gap, and the exchange's call log holds one
 call. The connect token was kept 0600 in the runtime directory and is gone after the hang-up."""
@@ -9,12 +10,14 @@ call. The connect token was kept 0600 in the runtime directory and is gone after
 from __future__ import annotations
 
 import asyncio
+import signal
 import stat
 import sys
 import time
 
 import pytest
 
+from piphone.appliance.service import RESTART_KEEPING_CALL
 from piphone.pcm import dominant_frequency
 from piphone.voice import CallStatus
 
@@ -52,8 +55,12 @@ def earpiece_frequency(headset, since: int) -> float | None:
 
 
 @pytest.mark.parametrize("exchange_cfg", [{"reconnect_grace": 15.0}], indirect=True)
-async def test_a_call_survives_kill_9_of_the_phone(tmp_path, exchange, make_phone, notify,
-                                                   alsa_rig):
+@pytest.mark.parametrize("how", ["kill -9", "SIGUSR1"])
+async def test_a_call_survives_a_restart_of_the_phone(tmp_path, exchange, make_phone, notify,
+                                                      alsa_rig, how):
+    """kill -9 is a crash (or the watchdog's kill); SIGUSR1 is an upgrade's restart
+    (scripts/deploy.sh, the Ansible role): the run ends without hanging up and exits 75, which
+    the unit restarts (RestartForceExitStatus=75)."""
     systemd = notify
     alsa_rig["a"].tone(700)  # alice's microphone
     runtime = tmp_path / "run"
@@ -76,8 +83,12 @@ async def test_a_call_survives_kill_9_of_the_phone(tmp_path, exchange, make_phon
         assert stat.S_IMODE(kept.stat().st_mode) == 0o600
         first_sid = call.call_sid
 
-        proc.kill()  # SIGKILL: a crash, nothing runs on the way out
-        await asyncio.wait_for(proc.wait(), 10)
+        if how == "kill -9":
+            proc.kill()  # SIGKILL: a crash, nothing runs on the way out
+            await asyncio.wait_for(proc.wait(), 10)
+        else:
+            proc.send_signal(signal.SIGUSR1)
+            assert await asyncio.wait_for(proc.wait(), 10) == RESTART_KEEPING_CALL
         (held,) = exchange.calls.calls
         await until(lambda: held.callee.session is None, what="alice's leg cut off")
         assert kept.exists()

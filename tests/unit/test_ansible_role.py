@@ -65,7 +65,10 @@ def test_role_installs_what_install_system_installs():
         assert f":-{DEFAULTS[default]}}}" in re.search(rf"^{variable}=.*$", INSTALL_SYSTEM,
                                                        re.MULTILINE)[0]
     assert DEFAULTS["piphone_extras"] == ["pi"] and '"$(pwd)[pi]"' in INSTALL_SYSTEM
-    assert DEFAULTS["piphone_restart_command"] == ["systemctl", "restart", "piphone.service"]
+    restart = DEFAULTS["piphone_restart_command"]  # SIGUSR1 while it runs: the call is kept
+    assert restart[:2] == ["sh", "-c"]
+    assert "systemctl kill --signal=SIGUSR1 --kill-whom=main piphone.service" in restart[2]
+    assert "else systemctl restart piphone.service" in restart[2]
 
 
 def test_unit_paths_are_the_ones_the_role_rewrites():

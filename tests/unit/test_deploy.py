@@ -90,6 +90,9 @@ def test_deploy_sends_the_tree_then_installs(tmp_path):
     assert "d='/tmp/piphone-deploy.AbCdEf0123'" in second[2]
     assert 'sudo bash "$d/scripts/install.sh" --system' in second[2]
     assert "systemctl restart piphone" in second[2] and "trap" in second[2]
+    # a running phone restarts with SIGUSR1, keeping a call in progress (the unit restarts it)
+    assert "systemctl is-active --quiet piphone" in second[2]
+    assert "systemctl kill --signal=SIGUSR1 --kill-whom=main piphone" in second[2]
 
 
 def test_an_unexpected_folder_from_the_pi_is_not_used(tmp_path):

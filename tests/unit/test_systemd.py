@@ -47,6 +47,11 @@ def test_unit_has_what_the_service_relies_on():
     assert int(s["WatchdogSec"][0]) > 0
     assert s["ExecStart"] == [f"{INSTALLED_PIPHONE} run --config /etc/piphone/piphone.toml"]
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    # SIGUSR1 (an upgrade) ends a run with this status, keeping the call: a clean exit that
+    # systemd restarts anyway, with the runtime directory (the kept call) left in place
+    from piphone.appliance.service import RESTART_KEEPING_CALL
+    assert s["SuccessExitStatus"] == s["RestartForceExitStatus"] == [str(RESTART_KEEPING_CALL)]
+    assert s["RuntimeDirectoryPreserve"] == ["restart"]
     assert s["User"] == ["piphone"] and set(s["SupplementaryGroups"][0].split()) == {
         "audio", "gpio"}
     for hardening in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):

@@ -22,11 +22,15 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import paths
 from ..errors import InvalidArgumentError
 from ..voice import connect_token
 from ..voice.identity import is_party
+
+if TYPE_CHECKING:
+    from ..voice import Call, Device
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,25 @@ class CallKeeper:
     def __init__(self, directory: Path) -> None:
         self.path = directory / FILE_NAME
         self._saved: KeptCall | None = None
+
+    def follow(self, call: Call | None, peer: str | None, *, off_hook: bool,
+               has_call: bool) -> None:
+        """Keep the connect token of ``call`` (the open call, or None); forget it once the
+        phone has no call at all (``has_call``: one is being set up, held or resumed)."""
+        token = call.connect_token if call is not None else None
+        if token is not None:
+            self.save(KeptCall(token, peer, off_hook))
+        elif not has_call:
+            self.clear()
+
+    async def end(self, device: Device, token: str) -> None:
+        """Hang up the call ``token`` names (its handset was put down while the phone was
+        away), then forget it."""
+        try:
+            (await device.connect(connect_token=token)).disconnect()
+        except Exception as exc:  # the call is gone already: nothing to end
+            log.info("the kept call could not be ended: %s", exc)
+        self.clear()
 
     def save(self, kept: KeptCall) -> None:
         """Keep ``kept`` (nothing is written if it is what the file holds); a failure is

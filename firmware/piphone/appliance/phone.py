@@ -458,16 +458,17 @@ class Phone(Dialing[CallT], Generic[CallT]):
             "missed": self.missed, "online": self.online, "handsfree": self.handsfree,
         }
 
-    def close(self) -> None:
-        """Hang up whatever is up, stop timers, sounds and LEDs."""
+    def close(self, hang_up: bool = True) -> None:
+        """Hang up whatever is up (unless not ``hang_up``: a restart that keeps the call),
+        stop timers, sounds and LEDs."""
         self.device.remove_listener("incoming", self._on_incoming)
-        if self.lines.current is not None or self._connecting is not None:
+        if hang_up and (self.lines.current is not None or self._connecting is not None):
             if self.state == "ringing" and self.lines.current is not None:
                 self.lines.release().ignore()
             self.hang_up()
-        if self.lines.waiting is not None:
+        if hang_up and self.lines.waiting is not None:
             self.lines.take_waiting().call.ignore()
-        if self.lines.held is not None:
+        if hang_up and self.lines.held is not None:
             self.lines.take_held().call.disconnect()
         self.timers.cancel_all()
         self.sounds.ring(False)

@@ -10,6 +10,9 @@
   registered, and moves only if the signaling URL changed), unless the identity changed.
 - The open call's connect token is kept under the runtime directory (kept_call.py); a run that
   finds one at start (the last one crashed, or the watchdog killed it) resumes that call.
+- SIGUSR1: restart keeping the call (an upgrade): LEDs off and audio closed, but no hang-up
+  and the kept call left in place; exit RESTART_KEEPING_CALL (75), which the unit restarts
+  (RestartForceExitStatus), and the new run resumes the call within the exchange's grace.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REGISTER_RETRY = 5.0  # seconds between registration attempts while the exchange is away
+RESTART_KEEPING_CALL = 75  # EX_TEMPFAIL: the unit's RestartForceExitStatus (SIGUSR1)
 BETWEEN_CALLS = ("idle", "dialing")
 
 
@@ -100,12 +104,13 @@ class Service:
         self.offline_reason: str | None = offline.STARTING  # None while registered
         self.offline_detail = ""  # the error behind offline_reason, in words
         self._failure_seen: object = None  # the Device's connection failure when it was noted
+        self._keep_call_on_exit = False  # SIGUSR1: restart keeping the call
 
     # --- life cycle ------------------------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop,
-                    signal.SIGHUP: self.reload}
+                    signal.SIGHUP: self.reload, signal.SIGUSR1: self.restart_keeping_call}
         for sig, handler in handlers.items():
             loop.add_signal_handler(sig, handler)
         interval = watchdog_interval()
@@ -133,12 +138,12 @@ class Service:
             self.notifier.send("STOPPING=1")
             if control is not None:
                 await control.close()
-            await self.close()
+            await self.close(keep_call=self._keep_call_on_exit)
             for task in self._tasks:
                 task.cancel()
             for sig in handlers:
                 loop.remove_signal_handler(sig)
-        return 0
+        return RESTART_KEEPING_CALL if self._keep_call_on_exit else 0
 
     async def start(self) -> None:
         """Build the phone from ``self.cfg`` (with the Device kept by a reload, if any);
@@ -222,9 +227,12 @@ class Service:
         device.on("error", self._on_device_error)
         return device
 
-    async def close(self, keep_device: bool = False) -> None:
+    async def close(self, keep_device: bool = False, keep_call: bool = False) -> None:
         """Hang up, LEDs off, release pins and devices; idempotent. ``keep_device``: all but
-        the Device (and its registration), for a reload to update."""
+        the Device (and its registration), for a reload to update. ``keep_call``: no hang-up,
+        the kept call left for the next run, the Device left to the process's exit (its
+        sockets close, the exchange keeps the call for its grace)."""
+        keep_device = keep_device or keep_call
         if self._register_task is not None and not keep_device:
             self._register_task.cancel()
             self._register_task = None
@@ -232,9 +240,9 @@ class Service:
             self.traversal.close()
             self.traversal = None
         if self.phone is not None:
-            self.phone.close()  # hangs up: a stopped phone keeps no call
+            self.phone.close(hang_up=not keep_call)  # else a stopped phone keeps no call
             self.phone = None
-            if self.keeper is not None:
+            if self.keeper is not None and not keep_call:
                 self.keeper.clear()
         if self.inputs is not None:
             self.inputs.close()
@@ -257,6 +265,12 @@ class Service:
 
     def stop(self) -> None:
         log.info("stopping")
+        self._stop.set()
+
+    def restart_keeping_call(self) -> None:
+        """SIGUSR1: end this run without hanging up, for the next to resume the call."""
+        log.info("restarting; a call in progress is kept for the next run")
+        self._keep_call_on_exit = True
         self._stop.set()
 
     def reload(self) -> None:
@@ -383,30 +397,17 @@ class Service:
         """The call the last run kept: resumed, unless its handset was put down meanwhile."""
         if kept.off_hook and not (self.inputs is not None and self.inputs.off_hook):
             log.info("the handset was put down while the phone restarted: ending the call")
-            self._tasks.append(asyncio.ensure_future(self._end_kept(device, kept.token)))
+            assert self.keeper is not None  # it loaded ``kept``
+            self._tasks.append(asyncio.ensure_future(self.keeper.end(device, kept.token)))
             return
         log.info("resuming the call with %s that the last run kept", kept.peer or "someone")
         phone.fire("resume_call", token=kept.token, peer=kept.peer)
 
-    async def _end_kept(self, device: Device, token: str) -> None:
-        try:
-            (await device.connect(connect_token=token)).disconnect()
-        except Exception as exc:  # the call is gone already: nothing to end
-            log.info("the kept call could not be ended: %s", exc)
-        if self.keeper is not None:
-            self.keeper.clear()
-
     def _keep_call(self, phone: Phone[Call]) -> None:
-        """Keep the open call's connect token; forget it once the phone has no call."""
-        if self.keeper is None:
-            return
-        call = phone.call
-        token = call.connect_token if call is not None and phone.state == "talking" else None
-        if token is not None:
-            lifted = self.inputs is not None and self.inputs.off_hook
-            self.keeper.save(KeptCall(token, phone.peer, lifted))
-        elif phone.state not in ACTIVE:
-            self.keeper.clear()
+        if self.keeper is not None:
+            self.keeper.follow(phone.call if phone.state == "talking" else None, phone.peer,
+                               off_hook=self.inputs is not None and self.inputs.off_hook,
+                               has_call=phone.state in ACTIVE)
 
     def _on_phone_change(self, phone: Phone[Call]) -> None:
         self._keep_call(phone)
@@ -484,11 +485,10 @@ class Service:
         phone, device = self.phone, self.device
         if phone is None or device is None:
             return "starting"
-        held, label = phone.lines.held, self.cfg.contacts.labelled
         return status_line(phone, identity=self.cfg.account.identity,
                            registered=self._is_registered(device),
                            offline_reason=self.offline_now()[0], mos=self._mos,
-                           peer=label(phone.peer), held_peer=label(held.peer if held else None))
+                           label=self.cfg.contacts.labelled)
 
 
 def main(config_path: Path) -> int:
