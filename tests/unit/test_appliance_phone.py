@@ -392,6 +392,12 @@ async def test_hold_does_nothing_with_a_call_already_held_and_swap_alternates(ri
     assert rig.phone.call is second and not second.is_on_hold() and first.is_on_hold()
 
 
+async def test_a_restart_that_keeps_the_call_leaves_the_held_one_alone_too(rig):
+    first, second = await with_one_held(rig)
+    rig.phone.close(hang_up=False)  # SIGUSR1 (service.py): the next run resumes the call
+    assert "disconnect" not in first.actions and "disconnect" not in second.actions
+
+
 @pytest.mark.parametrize("how", ["REJECT", "far_hangup"])
 async def test_hanging_up_the_active_call_offers_the_held_one(rig, how):
     first, second = await with_one_held(rig)
