@@ -36,6 +36,7 @@ class FakeCall(Emitter):
         self.actions: list[Any] = []
         self.conditions: set[str] = set()  # raised with set_condition
         self._muted = False
+        self._held = False
         self._status = (CallStatus.PENDING if direction is CallDirection.INCOMING
                         else CallStatus.CONNECTING)
 
@@ -84,6 +85,13 @@ class FakeCall(Emitter):
 
     def is_muted(self) -> bool:
         return self._muted
+
+    def hold(self, on: bool = True) -> None:
+        self.actions.append(("hold", bool(on)))
+        self._held = bool(on)
+
+    def is_on_hold(self) -> bool:
+        return self._held
 
     def send_digits(self, digits: str) -> None:
         self.actions.append(("digits", digits))

@@ -278,6 +278,40 @@ class Tone(PacedSource):
         return self._table[start:start + SAMPLES_PER_FRAME]
 
 
+class HoldMusic(PacedSource):
+    """What the far end of a held call hears (Call.hold, a piphone extension): a soft
+    arpeggio the phone makes itself, never silence (which sounds like a dropped line).
+
+    ``frame(count, sample_rate)`` gives the next samples unpaced (a held call's gate keeps its
+    microphone's pace and swaps each frame); ``read`` gives the same, paced, as a PcmSource."""
+
+    NOTES = (523.25, 659.25, 783.99, 659.25)  # Hz: C5 E5 G5 E5, one after another
+    NOTE_SECONDS = 0.4
+    FADE_SECONDS = 0.01  # each note fades in and out (no clicks between notes)
+
+    def __init__(self, level_dbfs: float = -18.0) -> None:
+        super().__init__()
+        amplitude = 32767 * 10 ** (level_dbfs / 20)
+        n = np.arange(int(SAMPLE_RATE * self.NOTE_SECONDS))
+        fade = int(SAMPLE_RATE * self.FADE_SECONDS)
+        envelope = np.ones(len(n))
+        envelope[:fade] = envelope[-fade:][::-1] = np.linspace(0.0, 1.0, fade)
+        notes = [amplitude * envelope * np.sin(2 * math.pi * f / SAMPLE_RATE * n)
+                 for f in self.NOTES]
+        self._table: Samples = np.concatenate(notes).astype(np.int16)
+        self._position = 0  # in samples of the 48 kHz table
+
+    def frame(self, count: int = SAMPLES_PER_FRAME, sample_rate: int = SAMPLE_RATE) -> Samples:
+        step = SAMPLE_RATE / sample_rate
+        index = (self._position + (np.arange(count) * step).astype(np.int64)) % len(self._table)
+        self._position = int(self._position + count * step) % len(self._table)
+        return self._table[index]
+
+    async def read(self) -> Samples:
+        await self._next_frame()
+        return self.frame()
+
+
 class Silence(PacedSource):
     """Digital silence, paced: the source of a call placed with no microphone."""
 

@@ -97,6 +97,7 @@ class FakeAudio:
     def __init__(self, rig: Rig) -> None:
         self.rig = rig
         self.muted = False
+        self.held = False
         self.ended = False
 
     def session(self, settings: MediaSettings, *, on_state: Any = None) -> FakeMedia:

@@ -148,8 +148,8 @@ def test_unknown_pin(tmp_path):
            key="pins.inputs.accept", says="unknown pin 'PIN7'")
     expect(error_of(tmp_path, GOOD.replace("key_1 = 5", "key_10 = 5")), line=24,
            key="pins.inputs.key_10", says="unknown input")
-    expect(error_of(tmp_path, GOOD.replace("ring = 6", "hold = 6")), line=26,
-           key="pins.leds.hold", says="unknown led 'hold'")
+    expect(error_of(tmp_path, GOOD.replace("ring = 6", "record = 6")), line=26,
+           key="pins.leds.record", says="unknown led 'record'")
 
 
 def test_pin_used_twice(tmp_path):

@@ -63,7 +63,7 @@ async def test_bad_requests_get_errors_and_the_connection_goes_on(server):
     errors = [r.get("error", "") for r in replies]
     assert errors[0].startswith("not JSON")
     assert errors[1] == ("unknown cmd 'reboot' (one of status, call, hangup, answer, mute, "
-                         "speaker, seen)")
+                         "speaker, seen, hold, swap)")
     assert errors[2] == 'a request is an object with a "cmd"'
     assert errors[3].startswith("call needs a number") and errors[4] == errors[3]
     assert errors[5].startswith("not JSON")
@@ -104,3 +104,16 @@ async def test_piphone_speaker_as_users_type_it(server, monkeypatch, capsys):
     assert "speaker: calling, on the headset" in capsys.readouterr().out
     replies = await raw(server.path, b'{"cmd": "speaker", "on": "yes"}\n')
     assert replies[0]["error"] == 'speaker takes "on": true or false (or nothing: the button)'
+
+
+async def test_piphone_hold_and_swap_as_users_type_them(server, monkeypatch, capsys):
+    """`piphone hold` and `piphone swap` (README) reach the socket as the hold and swap
+    buttons."""
+    from piphone.cli import main
+
+    monkeypatch.setenv("PIPHONE_CONTROL_SOCKET", str(server.path))
+    for argv, sent in ((["hold"], {"cmd": "hold"}), (["swap"], {"cmd": "swap"})):
+        assert await asyncio.to_thread(main, argv) == 0
+        assert server.seen[-1] == sent
+    out = capsys.readouterr().out
+    assert "hold: " in out and "swap: " in out

@@ -37,14 +37,19 @@ TABLE = [
     ("talking",      True,  LOST,   OFF,  ON,    ON,  FAST, False, "warning"),
     ("reconnecting", False, NONE,   OFF,  PULSE, OFF, OFF,  False, "reconnecting"),
     ("reconnecting", True,  JITTER, OFF,  PULSE, ON,  ON,   False, "reconnecting"),
+    ("held",         False, NONE,   OFF,  SLOW,  OFF, OFF,  False, None),
+    ("held",         True,  JITTER, OFF,  SLOW,  ON,  ON,   False, "warning"),
+    ("recall",       False, NONE,   FAST, SLOW,  OFF, OFF,  True,  None),
 ]
+HOLDING = ("held", "recall")  # the phone's own call is on hold: the hold LED shows it
 
 
 @pytest.mark.parametrize("state, muted, warnings, ring, call, mute, warning, ringer, alert",
                          TABLE)
 def test_the_table(state, muted, warnings, ring, call, mute, warning, ringer, alert):
     shown = display(state, muted, warnings)
-    leds = {"ring": ring, "call": call, "mute": mute, "warning": warning}
+    leds = {"ring": ring, "call": call, "mute": mute, "warning": warning,
+            "hold": SLOW if state in HOLDING else OFF}
     assert dict(shown.leds) == {name: p for name, p in leds.items() if p is not OFF}
     assert (shown.ring, shown.alert) == (ringer, alert)
 
@@ -53,14 +58,24 @@ def test_the_table_covers_every_state():
     assert {row[0] for row in TABLE} == set(STATES)
 
 
-@pytest.mark.parametrize("state, muted, warnings", list(itertools.product(
-    STATES, (False, True), (NONE, JITTER, LOST))))
-def test_invariants_over_every_combination(state, muted, warnings):
-    shown = display(state, muted, warnings)
+def test_a_second_call_on_hold_shows_on_the_hold_led_only():
+    shown = display("talking", False, NONE, held=True)
+    assert dict(shown.leds) == {"call": ON, "hold": SLOW} and not shown.ring
+    assert display("idle", False, NONE, held=True) == Display({}, False, None)
+    mine = DisplayPatterns(held="on")
+    assert dict(display("held", False, NONE, patterns=mine).leds) == {"call": ON, "hold": ON}
+
+
+@pytest.mark.parametrize("state, muted, warnings, held", list(itertools.product(
+    STATES, (False, True), (NONE, JITTER, LOST), (False, True))))
+def test_invariants_over_every_combination(state, muted, warnings, held):
+    shown = display(state, muted, warnings, held=held)
     assert isinstance(shown, Display)
-    assert set(shown.leds) <= {"ring", "call", "mute", "warning"}
+    assert set(shown.leds) <= {"ring", "call", "mute", "warning", "hold"}
     assert all(isinstance(p, Pattern) and p is not OFF for p in shown.leds.values())
-    assert shown.ring == (state == "ringing") == ("ring" in shown.leds)
+    assert shown.ring == (state in ("ringing", "recall")) == ("ring" in shown.leds)
+    if state != "idle":
+        assert ("hold" in shown.leds) == (held or state in HOLDING)
     if state == "idle":
         assert shown == Display({}, False, None)  # registered, nothing waiting: dark
     else:
@@ -98,6 +113,8 @@ FLAGS = [
     ("dialing", False, False, False, {"warning": SLOW}),
     ("ringing", True,  True,  True,  {"ring": FAST, "dnd": ON, "missed": SLOW}),
     ("talking", False, False, False, {"call": ON}),  # a call in progress: its own cues
+    ("held",    False, True,  True,  {"call": SLOW, "hold": SLOW, "dnd": ON, "missed": SLOW}),
+    ("recall",  True,  True,  False, {"ring": FAST, "call": SLOW, "hold": SLOW, "dnd": ON}),
 ]
 
 

@@ -319,7 +319,7 @@ async def test_incoming_while_dialing_is_rejected(rig):
     assert call.actions == ["reject"] and rig.state == "dialing"
 
 
-async def test_call_waiting_accept_swaps_calls():
+async def test_call_waiting_accept_holds_the_first_call():
     rig = Rig(replace(PhoneConfig(), call_waiting=True))
     first = await rig.talking_call()
     second = await rig.ringing_call("+15550002")
@@ -327,12 +327,138 @@ async def test_call_waiting_accept_swaps_calls():
     third = await rig.ringing_call("+15550003")  # only one waits
     assert third.actions == ["reject"]
     rig.press("ACCEPT")
-    assert first.actions[-1] == "disconnect" and second.actions == ["accept"]
+    assert first.actions[-1] == ("hold", True) and "disconnect" not in first.actions
+    assert second.actions == ["accept"] and first.is_on_hold()
     second.far_open()
     await rig.settle()
-    assert rig.state == "talking" and rig.phone.call is second
+    assert rig.state == "talking" and rig.phone.call is second and rig.phone.held is first
     assert rig.phone.status()["peer"] == "+15550002"
+    assert rig.phone.status()["held"] == "+15550001"
+    assert rig.leds.now["hold"] == "blink_slow" and rig.leds.now["call"] == "on"
+    fourth = await rig.ringing_call("+15550004")  # a call on hold and one up: busy
+    assert fourth.actions == ["reject"]
     rig.phone.close()
+    assert first.actions[-1] == "disconnect" and second.actions[-1] == "disconnect"
+
+
+async def with_one_held(rig):
+    """The rig talking on a second call, the first on hold."""
+    rig.phone.settings = replace(rig.phone.settings, call_waiting=True)
+    first = await rig.talking_call()
+    second = await rig.ringing_call("+15550002")
+    rig.press("ACCEPT")
+    second.far_open()
+    await rig.settle()
+    return first, second
+
+
+async def test_hold_button_holds_and_takes_back(rig):
+    call = await rig.talking_call()
+    rig.press("HOLD")
+    assert rig.state == "held" and call.is_on_hold() and call.actions[-1] == ("hold", True)
+    assert rig.leds.now == {"call": "blink_slow", "hold": "blink_slow"}
+    rig.press("OFF_HOOK")  # lifting the handset (it was up) takes nothing back
+    rig.press("HOLD")
+    assert rig.state == "talking" and not call.is_on_hold() and call.actions[-1] == ("hold", False)
+    assert "hold" not in rig.leds.now and rig.phone.hold_call() and rig.state == "held"
+
+
+async def test_a_held_call_stays_when_the_handset_goes_down_and_reminds():
+    rig = Rig(replace(PhoneConfig(), hold_reminder=0.05))
+    call = await rig.talking_call()
+    rig.press("HOLD")
+    await asyncio.sleep(0.12)
+    assert rig.sounds.beeps("hold") == 0  # the handset is up: no reminder
+    rig.press("ON_HOOK")
+    assert rig.state == "held" and "disconnect" not in call.actions
+    await rig.until(lambda: rig.sounds.beeps("hold") >= 2)
+    rig.press("OFF_HOOK")
+    beeps = rig.sounds.beeps("hold")
+    await asyncio.sleep(0.12)
+    assert rig.sounds.beeps("hold") == beeps and rig.state == "held"
+    rig.press("REJECT")  # hangs the held call up
+    assert call.actions[-1] == "disconnect" and rig.state == "dialing"
+    rig.phone.close()
+
+
+async def test_hold_does_nothing_with_a_call_already_held_and_swap_alternates(rig):
+    first, second = await with_one_held(rig)
+    assert not rig.phone.hold_call() and rig.state == "talking"
+    rig.press("SWAP")
+    assert rig.phone.call is first and rig.phone.held is second and rig.state == "talking"
+    assert second.is_on_hold() and not first.is_on_hold()
+    assert rig.phone.status()["peer"] == "+15550001"
+    assert rig.phone.swap_call()
+    assert rig.phone.call is second and not second.is_on_hold() and first.is_on_hold()
+
+
+async def test_a_restart_that_keeps_the_call_leaves_the_held_one_alone_too(rig):
+    first, second = await with_one_held(rig)
+    rig.phone.close(hang_up=False)  # SIGUSR1 (service.py): the next run resumes the call
+    assert "disconnect" not in first.actions and "disconnect" not in second.actions
+
+
+@pytest.mark.parametrize("how", ["REJECT", "far_hangup"])
+async def test_hanging_up_the_active_call_offers_the_held_one(rig, how):
+    first, second = await with_one_held(rig)
+    if how == "REJECT":
+        rig.press("REJECT")
+        assert second.actions[-1] == "disconnect"
+    else:
+        second.far_hangup()
+        await rig.settle()
+    assert rig.state == "held" and rig.phone.call is first and first.is_on_hold()
+    assert rig.phone.held is None and rig.phone.status()["peer"] == "+15550001"
+    rig.press("HOLD")
+    assert rig.state == "talking" and not first.is_on_hold()
+
+
+@pytest.mark.parametrize("how", ["ON_HOOK", "far_hangup"])
+async def test_the_held_call_rings_back_when_the_handset_is_down(rig, how):
+    first, second = await with_one_held(rig)
+    if how == "ON_HOOK":
+        rig.press("ON_HOOK")
+    else:
+        rig.hook = False  # talking on the speaker, the handset down
+        second.far_hangup()
+        await rig.settle()
+    assert rig.state == "recall" and rig.sounds.ringing and rig.phone.call is first
+    assert rig.leds.now["ring"] == "blink_fast" and rig.leds.now["hold"] == "blink_slow"
+    rig.press("OFF_HOOK")
+    assert rig.state == "talking" and not first.is_on_hold() and not rig.sounds.ringing
+
+
+async def test_recall_accept_takes_back_and_reject_hangs_up(rig):
+    first, second = await with_one_held(rig)
+    rig.hook = False
+    rig.press("REJECT")  # the handset is down: the held call rings back
+    assert rig.state == "recall"
+    rig.press("ACCEPT")
+    assert rig.state == "talking" and not first.is_on_hold()
+    rig.press("HOLD")
+    rig.press("REJECT")
+    assert rig.state == "idle" and first.actions[-1] == "disconnect"
+
+
+async def test_a_call_waits_while_the_only_call_is_held(rig):
+    rig.phone.settings = replace(rig.phone.settings, call_waiting=True)
+    first = await rig.talking_call()
+    rig.press("HOLD")
+    second = await rig.ringing_call("+15550002")
+    assert rig.phone.waiting is second and rig.state == "held"
+    rig.press("ACCEPT")
+    assert second.actions == ["accept"] and rig.phone.held is first and rig.state == "talking"
+    assert first.is_on_hold()
+
+
+async def test_the_held_call_held_hangs_up(rig):
+    first, second = await with_one_held(rig)
+    first.far_hangup()  # the held party gives up: held_ended
+    await rig.settle()
+    assert rig.phone.held is None and rig.phone.call is second and rig.state == "talking"
+    assert "hold" not in rig.leds.now
+    rig.press("REJECT")
+    assert rig.state == "dialing"
 
 
 @pytest.mark.parametrize("button,action", [("REJECT", "reject"), ("IGNORE", "ignore")])
@@ -559,7 +685,8 @@ async def test_every_row_has_a_test():
               "reconnected": "net_reconnected", "warning": '"warning"',
               "warning_cleared": '"warning-cleared"', "failed": '"error"',
               "resume_call": '"resume_call"',
-              "press_speaker": '"SPEAKER"',
+              "press_speaker": '"SPEAKER"', "press_hold": '"HOLD"', "press_swap": '"SWAP"',
+              "held_ended": "held_hangs_up",
               "press_missed": '"MISSED"', "seen": 'fire("seen")', "press_speed": '"SPEED"'}
     triggers = {row[0] for row in table.TRANSITIONS}
     assert triggers == set(spoken)
@@ -598,11 +725,16 @@ async def test_random_presses_in_random_states():
         phone = rig.phone
         assert phone.state in phone_mod.STATES
         # the phone's call is live whenever it is in a call state, and only then
-        if phone.state in ("ringing", "talking", "reconnecting"):
+        if phone.state in ("ringing", "talking", "reconnecting", "held", "recall"):
             assert phone.call is not None and phone.call.status() != "closed", phone.state
         if phone.state in ("idle", "dialing"):
             assert phone.call is None and not phone.muted and not rig.sounds.ringing
-        assert rig.sounds.ringing == (phone.state == "ringing")
+        assert rig.sounds.ringing == (phone.state in ("ringing", "recall"))
+        # a call on hold is on hold, and one the phone talks on is not
+        held = phone.held
+        assert held is None or (held.is_on_hold() and held.status() != "closed")
+        if phone.call is not None and phone.state == "talking":
+            assert not phone.call.is_on_hold()
         # the audio is where the phone says, and a phone at rest is back on the headset
         assert rig.route.handsfree == phone.handsfree
         assert not (phone.state == "idle" and phone.handsfree)

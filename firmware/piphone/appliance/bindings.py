@@ -1,7 +1,8 @@
 """A call's events bound to the phone's triggers, for as long as the phone follows the call.
 
-The phone keeps one ``CallBinding`` per call it follows (its call, and a waiting call with
-call waiting): its own state about that call, never attributes set on the Call itself.
+The phone keeps one ``CallBinding`` per call it follows (its call, a waiting call and a held
+one with call waiting; lines.py): its own state about that call (who is at the other end),
+never attributes set on the Call itself.
 ``release()`` unsubscribes, so the phone's own hang-up does not come back to it as an event.
 """
 
@@ -19,8 +20,10 @@ Fire = Callable[..., bool]  # Phone.fire(trigger, **kwargs)
 class CallBinding(Generic[CallT]):
     """``handlers`` (event name -> handler) subscribed on ``call`` until ``release()``."""
 
-    def __init__(self, call: CallT, handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, call: CallT, handlers: Mapping[str, Handler],
+                 peer: str | None = None) -> None:
         self.call = call
+        self.peer = peer  # the number or identity at the other end, as the phone knows it
         self._bound = True
         self._handlers = {name: self._guarded(handler) for name, handler in handlers.items()}
         for name, handler in self._handlers.items():
@@ -41,7 +44,8 @@ class CallBinding(Generic[CallT]):
         return self.call
 
 
-def follow(call: CallT, fire: Fire, on_mute: Callable[[bool], None]) -> CallBinding[CallT]:
+def follow(call: CallT, fire: Fire, on_mute: Callable[[bool], None],
+           peer: str | None = None) -> CallBinding[CallT]:
     """The phone's call: its events drive the machine."""
     return CallBinding(call, {
         "accept": lambda *_: fire("answered"),
@@ -55,12 +59,21 @@ def follow(call: CallT, fire: Fire, on_mute: Callable[[bool], None]) -> CallBind
         "warning-cleared": lambda name, *_: fire("warning_cleared", name=name),
         "error": lambda error, *_: fire("failed", error=error),
         "mute": lambda muted, *_: on_mute(bool(muted)),
-    })
+    }, peer)
 
 
-def hold(call: CallT, fire: Fire) -> CallBinding[CallT]:
+def waiting(call: CallT, fire: Fire, peer: str | None = None) -> CallBinding[CallT]:
     """A call that waits (call waiting): only its end matters, as ``waiting_ended``."""
     return CallBinding(call, {
         "status": lambda status: fire("waiting_ended", call=call)
         if status is CallStatus.CLOSED else None,
-    })
+    }, peer)
+
+
+def held(call: CallT, fire: Fire, peer: str | None = None) -> CallBinding[CallT]:
+    """A call on hold while the phone talks on another: only its end matters, as
+    ``held_ended``."""
+    return CallBinding(call, {
+        "status": lambda status: fire("held_ended", call=call)
+        if status is CallStatus.CLOSED else None,
+    }, peer)

@@ -90,10 +90,12 @@ class AccountConfig:
 class PhoneConfig:
     dial_timeout: float = 4.0  # seconds after the last digit before dialing (0.5-30)
     auto_answer_rings: int = 0  # answer after this many rings; 0 = off
-    call_waiting: bool = False  # a second call rings through instead of getting busy
+    call_waiting: bool = False  # a second call rings through (accepting it holds the first)
     dnd: str = "reject"  # what do-not-disturb does with a call: reject | ignore
     dnd_at_start: bool = False  # start with do-not-disturb on
     mute_reminder: float = 15.0  # seconds between beeps while muted; 0 = off
+    hold_reminder: float = 20.0  # seconds between beeps on the ringer while a call is held
+    # and the handset is down; 0 = off
     call_log: str | None = paths.CALL_LOG  # SQLite call log (`piphone calls`); None = off
     state_file: str | None = paths.STATE_FILE  # volumes and DND across restarts; None = off
 
@@ -302,7 +304,8 @@ def _ice_servers(toml: TomlFile, *, secrets: bool) -> tuple[IceServer, ...]:
 def _phone(toml: TomlFile) -> PhoneConfig:
     sec = "phone"
     toml.unknown_keys(sec, {"dial_timeout", "auto_answer_rings", "call_waiting", "dnd",
-                            "dnd_at_start", "mute_reminder", "call_log", "state_file"})
+                            "dnd_at_start", "mute_reminder", "hold_reminder", "call_log",
+                            "state_file"})
     call_log = toml.get(sec, "call_log", str, paths.CALL_LOG)
     state_file = toml.get(sec, "state_file", str, paths.STATE_FILE)
     return PhoneConfig(
@@ -317,6 +320,9 @@ def _phone(toml: TomlFile) -> PhoneConfig:
                      lambda v: None if v in DND_MODES else f"must be {' or '.join(DND_MODES)}"),
         dnd_at_start=toml.get(sec, "dnd_at_start", bool, False),
         mute_reminder=float(toml.get(sec, "mute_reminder", (int, float), 15.0,
+                                     lambda v: None if v == 0 or 1 <= v <= 600
+                                     else "must be 0 (off) or 1-600 seconds")),
+        hold_reminder=float(toml.get(sec, "hold_reminder", (int, float), 20.0,
                                      lambda v: None if v == 0 or 1 <= v <= 600
                                      else "must be 0 (off) or 1-600 seconds")),
         call_log=call_log or None,  # "" turns the log off

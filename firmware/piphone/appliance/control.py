@@ -1,7 +1,8 @@
 """The running phone's control socket: JSON lines on a unix socket, for the CLI over ssh.
 
 Requests: ``{"cmd": "status"}``, ``{"cmd": "call", "number": "+1555..."}``, ``{"cmd":
-"hangup"}``, ``{"cmd": "answer"}``, ``{"cmd": "mute"}``, ``{"cmd": "speaker"}`` (the speaker
+"hangup"}``, ``{"cmd": "answer"}``, ``{"cmd": "mute"}``, ``{"cmd": "hold"}`` (hold or take
+back), ``{"cmd": "swap"}`` (call waiting's swap), ``{"cmd": "speaker"}`` (the speaker
 button; ``"on": true`` / ``false`` to ask for one side), ``{"cmd": "seen"}`` (the missed calls
 are seen). Each gets one line back: ``{"ok":
 true, ...}`` or ``{"ok": false, "error": "..."}``. A bad line gets an error reply and the
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SOCKET = Path("/run/piphone/control.sock")  # systemd's RuntimeDirectory=piphone
 MAX_LINE = 4096  # bytes: requests are tiny
 NUMBER = re.compile(r"[0-9A-Za-z+*#:._@-]{1,64}")  # digits, +E.164, client:NAME, lines
-COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen")
+COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen", "hold", "swap")
 
 
 def socket_path() -> Path:

@@ -1,5 +1,5 @@
-"""What the phone shows: one pure function of (state, muted, active warnings, handsfree) and
-the idle panel's flags (registered or not, do-not-disturb, missed calls waiting).
+"""What the phone shows: one pure function of (state, muted, active warnings, handsfree, held)
+and the idle panel's flags (registered or not, do-not-disturb, missed calls waiting).
 
 The LEDs, whether the ringer sounds, and which steady alert the speaker gives, so the whole
 front panel can be read from a table and tested without hardware. Edges (a chirp when a *new*
@@ -14,7 +14,8 @@ from types import MappingProxyType
 
 from ..panel.leds import Pattern
 
-STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting")
+# held: the phone's call is on hold; recall: a held call rings back (the active one ended)
+STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting", "held", "recall")
 DEVICE_LOST = "audio-device-lost"  # the warning that blinks rather than glows
 
 
@@ -37,6 +38,8 @@ class DisplayPatterns:
     warning: Pattern = Pattern.ON               # warning LED while a quality warning is on
     device_lost: Pattern = Pattern.BLINK_FAST   # warning LED while the headset is gone
     speaker: Pattern = Pattern.ON               # speaker LED while the handsfree device is in use
+    held: Pattern = Pattern.BLINK_SLOW          # hold LED (and call LED when no call is up)
+                                                # while a call is on hold
     offline: Pattern = Pattern.BLINK_SLOW       # warning LED, idle or dialing: not registered
     dnd: Pattern = Pattern.ON                   # dnd LED while do-not-disturb is on
     missed: Pattern = Pattern.BLINK_SLOW        # missed LED while missed calls are unseen
@@ -55,10 +58,11 @@ _CALL_LED = {"calling": "calling", "talking": "talking", "reconnecting": "reconn
 
 
 def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: bool = False,
-            patterns: DisplayPatterns = DEFAULT_PATTERNS, online: bool = True,
-            dnd: bool = False, missed: bool = False) -> Display:
+            held: bool = False, patterns: DisplayPatterns = DEFAULT_PATTERNS,
+            online: bool = True, dnd: bool = False, missed: bool = False) -> Display:
     """The panel for a phone in ``state`` (one of :data:`STATES`), ``handsfree`` when the
-    speaker and its microphone are in use.
+    speaker and its microphone are in use, ``held`` when a second call is on hold (in the
+    held and recall states the phone's own call is).
 
     ``online``: registered (able to take and place calls); ``dnd``: do-not-disturb is on;
     ``missed``: missed calls wait to be seen. Idle shows only those three: a working phone on
@@ -75,10 +79,14 @@ def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: boo
         leds["warning"] = patterns.offline
     if state == "idle":
         return Display(leds=MappingProxyType(_shown(leds)), ring=False, alert=None)
-    if state == "ringing":
+    if state in ("ringing", "recall"):
         leds["ring"] = patterns.ringing
     if state in _CALL_LED:
         leds["call"] = getattr(patterns, _CALL_LED[state])
+    if held or state in ("held", "recall"):
+        leds["hold"] = patterns.held
+        if state in ("held", "recall"):  # a phone with no hold LED still shows it
+            leds["call"] = patterns.held
     if muted:
         leds["mute"] = patterns.muted
     if handsfree:
@@ -86,7 +94,8 @@ def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: boo
     if warnings:
         leds["warning"] = patterns.device_lost if DEVICE_LOST in warnings else patterns.warning
     alert = "reconnecting" if state == "reconnecting" else "warning" if warnings else None
-    return Display(leds=MappingProxyType(_shown(leds)), ring=state == "ringing", alert=alert)
+    return Display(leds=MappingProxyType(_shown(leds)), ring=state in ("ringing", "recall"),
+                   alert=alert)
 
 
 def _shown(leds: dict[str, Pattern]) -> dict[str, Pattern]:

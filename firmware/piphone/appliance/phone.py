@@ -6,7 +6,9 @@ conditions and actions the rows name. Actions go through the Call/Device API; af
 event the phone computes ``display(state, muted, warnings, handsfree=...)`` and shows it on
 the LEDs and in sound (ringer, dial tone, ringback, chirps). Mute is a flag, not a state; so is
 handsfree (the speaker button moves the call between the headset and the handsfree device,
-through the ``AudioRoute`` port; lifting the handset takes it back to the headset).
+through the ``AudioRoute`` port; lifting the handset takes it back to the headset). Hold is a
+state (the far end hears hold music; ``Call.hold``); the calls the phone follows, on hold or
+waiting with call waiting, are lines.py's.
 
 Inputs arrive on the loop (panel/inputs.py hands gpiozero's threads over); call events arrive
 from pyee on the loop. Nothing here blocks, and an error in one event is logged, counted and
@@ -24,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol
 from transitions import EventData, Machine, State
 
 from ..panel.inputs import PanelInput
-from . import bindings
-from .bindings import CallBinding
 from .config import AlertsConfig, PhoneConfig
+from .cues import Cues, Moment
 from .dialing import Dialing
 from .display import Display
 from .display import display as default_display
+from .lines import Lines
 from .ports import AudioRoute, CallT, LedsLike, PhoneDevice, Sounds
 from .state_file import VOLUME_STEPS, Settings
 from .table import PANEL_TRIGGERS, STATES, machine_rows
@@ -44,8 +46,8 @@ class DisplayFunction(Protocol):
     """display.display with its patterns bound (display.py)."""
 
     def __call__(self, state: str, muted: bool, warnings: frozenset[str], *,
-                 handsfree: bool = False, online: bool = True, dnd: bool = False,
-                 missed: bool = False) -> Display: ...
+                 handsfree: bool = False, held: bool = False, online: bool = True,
+                 dnd: bool = False, missed: bool = False) -> Display: ...
 
 
 class NoHandsfree:
@@ -82,8 +84,7 @@ class Phone(Dialing[CallT], Generic[CallT]):
         self.settings = settings
         self.alerts = alerts or AlertsConfig()
         self._off_hook = off_hook
-        self._current: CallBinding[CallT] | None = None  # the call the state is about
-        self._held: CallBinding[CallT] | None = None  # a second call, with call waiting
+        self.lines: Lines[CallT] = Lines(self.fire, self._on_mute)  # the calls it follows
         self.peer: str | None = None
         self.digits = ""
         self.last_number: str | None = None  # redial (the service seeds it from the call log)
@@ -103,11 +104,9 @@ class Phone(Dialing[CallT], Generic[CallT]):
         self.last_error: object | None = None
         self.failures = 0  # exceptions caught in event handling (0 in a healthy phone)
         self.listeners: list[Callable[[Phone[CallT]], None]] = []  # told after every event
-        self._tone: str | None = None
-        self._ringing_sound = False
-        self._shown_warnings: frozenset[str] = frozenset()
         self._loop = asyncio.get_running_loop()
-        self.timers = Timers(self._loop)  # dial, ring, mute
+        self.timers = Timers(self._loop)  # dial, ring, mute, hold
+        self.cues = Cues(leds, sounds, self.alerts, settings, self.timers)
         self._connecting: asyncio.Task[None] | None = None
         self._in_event = False
         self.state = "idle"
@@ -128,12 +127,17 @@ class Phone(Dialing[CallT], Generic[CallT]):
     @property
     def call(self) -> CallT | None:
         """The call the state is about."""
-        return self._current.call if self._current is not None else None
+        return self.lines.current.call if self.lines.current is not None else None
 
     @property
     def waiting(self) -> CallT | None:
-        """A second call, with call waiting."""
-        return self._held.call if self._held is not None else None
+        """A second call that rings, with call waiting."""
+        return self.lines.waiting.call if self.lines.waiting is not None else None
+
+    @property
+    def held(self) -> CallT | None:
+        """A second call on hold while the phone talks on another, with call waiting."""
+        return self.lines.held.call if self.lines.held is not None else None
 
     # --- ways in ---------------------------------------------------------------------------
     def handle(self, item: PanelInput) -> None:
@@ -156,6 +160,12 @@ class Phone(Dialing[CallT], Generic[CallT]):
 
     def mute_call(self) -> bool:
         return self.fire("press_mute")
+
+    def hold_call(self) -> bool:
+        return self.fire("press_hold")
+
+    def swap_call(self) -> bool:
+        return self.fire("press_swap")
 
     def speaker_call(self, on: bool | None = None) -> bool:
         """The speaker button (control socket); ``on`` True/False: only if that changes it."""
@@ -190,7 +200,10 @@ class Phone(Dialing[CallT], Generic[CallT]):
         return bool(self._off_hook())
 
     def has_waiting(self, _event: EventData) -> bool:
-        return self._held is not None
+        return self.lines.waiting is not None
+
+    def has_held(self, _event: EventData) -> bool:
+        return self.lines.held is not None
 
     def has_last_number(self, _event: EventData) -> bool:
         return bool(self.last_number)
@@ -236,8 +249,9 @@ class Phone(Dialing[CallT], Generic[CallT]):
         log.info("busy: rejecting %s", call.parameters.get("From"))
         call.reject()
 
-    def hold_waiting(self, event: EventData) -> None:
-        self._held = bindings.hold(event.kwargs["call"], self.fire)
+    def let_wait(self, event: EventData) -> None:
+        call: CallT = event.kwargs["call"]
+        self.lines.wait(call, call.parameters.get("From"))
         self.sounds.beep("waiting")
 
     def answer(self, _event: EventData | None = None) -> None:
@@ -245,49 +259,65 @@ class Phone(Dialing[CallT], Generic[CallT]):
         self.call.accept()
 
     def reject(self, _event: EventData) -> None:
-        self._release().reject()
+        self.lines.release().reject()
         self._reset_call()
 
     def ignore(self, _event: EventData) -> None:
-        self._release().ignore()
+        self.lines.release().ignore()
         self._reset_call()
 
     def hang_up(self, _event: EventData | None = None) -> None:
         # An invite on its way is not cancelled (that could strand a half-made Call in the
         # Device); _connect() hangs it up as soon as connect() returns.
         self._connecting = None
-        if self._current is not None:
-            self._release().disconnect()
+        if self.lines.current is not None:
+            self.lines.release().disconnect()
         self._reset_call()
 
-    def swap_to_waiting(self, _event: EventData) -> None:
-        if self._current is not None:
-            self._release().disconnect()
-        self._reset_call()
-        call = self._take_waiting()
-        self.peer = call.parameters.get("From")
-        self._attach(call)
-        call.accept()
+    def accept_waiting(self, _event: EventData) -> None:
+        """Answer the waiting call; the phone's call goes on hold."""
+        self.peer = self.lines.accept_waiting()
+        self.muted = False
 
     def ring_waiting(self, _event: EventData) -> None:
         """The call ended with another waiting: that one rings now."""
         self._reset_call()
-        call = self._take_waiting()
-        self.peer = call.parameters.get("From")
-        self._attach(call)
+        waiting = self.lines.take_waiting()
+        self.peer = waiting.peer
+        self._attach(waiting.call)
 
     def reject_waiting(self, _event: EventData) -> None:
-        self._take_waiting().reject()
+        self.lines.take_waiting().call.reject()
 
     def ignore_waiting(self, _event: EventData) -> None:
-        self._take_waiting().ignore()
+        self.lines.take_waiting().call.ignore()
+
+    def put_on_hold(self, _event: EventData) -> None:
+        self.lines.hold(True)
+
+    def take_back(self, _event: EventData) -> None:
+        self.lines.hold(False)
+
+    def swap_calls(self, _event: EventData) -> None:
+        self.peer = self.lines.swap()
+        self.muted = self.call is not None and self.call.is_muted()
+
+    def offer_held(self, _event: EventData) -> None:
+        """The active call is over: the held one is the phone's call now (still on hold)."""
+        self._reset_call()
+        self.peer = self.lines.offer_held()
+        self.muted = self.call is not None and self.call.is_muted()
 
     def forget_call(self, _event: EventData) -> None:
         self._reset_call()
 
     def forget_waiting(self, event: EventData) -> None:
-        if self._held is not None and self._held.call is event.kwargs.get("call"):
-            self._take_waiting()
+        if self.waiting is not None and self.waiting is event.kwargs.get("call"):
+            self.lines.take_waiting()
+
+    def forget_held(self, event: EventData) -> None:
+        if self.held is not None and self.held is event.kwargs.get("call"):
+            self.lines.take_held()
 
     def toggle_mute(self, _event: EventData) -> None:
         call = self.call
@@ -304,7 +334,7 @@ class Phone(Dialing[CallT], Generic[CallT]):
     def _route(self, handsfree: bool) -> None:
         if handsfree != self.handsfree:
             self.sounds.tone(None)  # the current tone plays again, on the device now in use
-            self._tone = None
+            self.cues.tone = None
             self.handsfree = handsfree
             self.route.use(handsfree)
 
@@ -363,31 +393,14 @@ class Phone(Dialing[CallT], Generic[CallT]):
         if event is not None:
             log.info("phone: %s -> %s%s", event.event.name, self.state,
                      " (muted)" if self.muted else "")
-        shown = self._display(self.state, self.muted, frozenset(self.warnings),
-                              handsfree=self.handsfree, online=self.online, dnd=self.dnd,
-                              missed=self.missed > 0)
-        self.leds.show(shown.leds)
-        if shown.ring != self._ringing_sound:
-            self._ringing_sound = shown.ring
-            self.sounds.ring(shown.ring)
-        tone = ("dial" if self.state == "dialing" and not self.digits
-                else "ringback" if self.state == "calling"
-                else "reconnecting" if shown.alert == "reconnecting"
-                and self.alerts.reconnecting_tone else None)
-        if tone != self._tone:
-            self._tone = tone
-            self.sounds.tone(tone)
         warnings = frozenset(self.warnings)
-        if warnings - self._shown_warnings and self.alerts.warning_chirp:
-            self.sounds.beep("warning")
-        self._shown_warnings = warnings
-        reminding = self.muted and self.state in ("talking", "reconnecting")
-        if reminding and self.settings.mute_reminder > 0:
-            if "mute" not in self.timers:
-                self.timers.start("mute", self.settings.mute_reminder,
-                                  lambda: self.sounds.beep("mute"), repeat=True)
-        else:
-            self.timers.cancel("mute")
+        shown = self._display(self.state, self.muted, warnings, handsfree=self.handsfree,
+                              held=self.lines.held is not None, online=self.online,
+                              dnd=self.dnd, missed=self.missed > 0)
+        # what the cues use, as the phone has it now (a test may swap in a recorder)
+        self.cues.leds, self.cues.sounds, self.cues.settings = self.leds, self.sounds, self.settings
+        self.cues.show(shown, Moment(self.state, self.muted, bool(self.digits),
+                                     self.hook_lifted()), warnings)
         for listener in list(self.listeners):
             try:
                 listener(self)
@@ -400,9 +413,7 @@ class Phone(Dialing[CallT], Generic[CallT]):
 
     def _attach(self, call: CallT) -> None:
         """Make ``call`` the phone's call: its events drive the machine from now on."""
-        if self._current is not None:
-            self._release()
-        self._current = bindings.follow(call, self.fire, self._on_mute)
+        self.lines.follow(call, self.peer)
         self.muted = call.is_muted()
 
     def set_online(self, online: bool) -> None:
@@ -423,36 +434,25 @@ class Phone(Dialing[CallT], Generic[CallT]):
             self.muted = muted
             self.after_event(None)
 
-    def _release(self) -> CallT:
-        """Detach the current call (so our own hang-up does not come back as an event)."""
-        assert self._current is not None
-        current, self._current = self._current, None
-        return current.release()
-
-    def _take_waiting(self) -> CallT:
-        """The waiting call, no longer waiting (no longer followed as such)."""
-        assert self._held is not None
-        held, self._held = self._held, None
-        return held.release()
-
     def _reset_call(self) -> None:
         """No call any more (one still followed is let go)."""
-        if self._current is not None:
-            self._release()
+        if self.lines.current is not None:
+            self.lines.release()
         self.muted = False
         self.warnings.clear()
-        if self._held is None:
+        if self.lines.waiting is None and self.lines.held is None:
             self.peer = None
 
     # --- status and shutdown ---------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        call, waiting = self.call, self.waiting
+        call, waiting, held = self.call, self.lines.waiting, self.lines.held
         return {
             "state": self.state, "muted": self.muted, "dnd": self.dnd,
             "peer": self.peer, "warnings": sorted(self.warnings),
             "call_sid": call.call_sid if call is not None else None,
             "codec": call.codec if call is not None else "",
-            "waiting": waiting.parameters.get("From") if waiting is not None else None,
+            "waiting": waiting.peer if waiting is not None else None,
+            "held": held.peer if held is not None else None,
             "volume": self.volume_step, "ringer_volume": self.ringer_step,
             "last_number": self.last_number, "last_caller": self.last_caller,
             "missed": self.missed, "online": self.online, "handsfree": self.handsfree,
@@ -462,12 +462,14 @@ class Phone(Dialing[CallT], Generic[CallT]):
         """Hang up whatever is up (unless not ``hang_up``: a restart that keeps the call),
         stop timers, sounds and LEDs."""
         self.device.remove_listener("incoming", self._on_incoming)
-        if hang_up and (self._current is not None or self._connecting is not None):
-            if self.state == "ringing" and self._current is not None:
-                self._release().ignore()
+        if hang_up and (self.lines.current is not None or self._connecting is not None):
+            if self.state == "ringing" and self.lines.current is not None:
+                self.lines.release().ignore()
             self.hang_up()
-        if hang_up and self._held is not None:
-            self._take_waiting().ignore()
+        if hang_up and self.lines.waiting is not None:
+            self.lines.take_waiting().call.ignore()
+        if hang_up and self.lines.held is not None:
+            self.lines.take_held().call.disconnect()
         self.timers.cancel_all()
         self.sounds.ring(False)
         self.sounds.tone(None)

@@ -63,6 +63,10 @@ class PhoneCall(Events, Protocol):
 
     def set_condition(self, name: str, active: bool) -> None: ...  # audio-device-lost
 
+    def hold(self, on: bool = True) -> None: ...  # piphone's extension: hold music, not played
+
+    def is_on_hold(self) -> bool: ...
+
 
 CallT = TypeVar("CallT", bound=PhoneCall)
 CallT_co = TypeVar("CallT_co", bound=PhoneCall, covariant=True)
@@ -98,7 +102,7 @@ class Sounds(Protocol):
 
     def tone(self, name: str | None) -> None: ...  # dial | ringback | reconnecting | None
 
-    def beep(self, name: str) -> None: ...  # warning | mute | waiting (one-shot)
+    def beep(self, name: str) -> None: ...  # warning | mute | waiting | hold (one-shot)
 
     def dtmf(self, digit: str) -> None: ...  # a key's local tone
 

@@ -448,6 +448,7 @@ class Service:
         actions: dict[str, Callable[[], bool]] = {
             "call": lambda: phone.call_number(self._dialable(request["number"])),
             "hangup": phone.hangup_call, "answer": phone.answer_call, "mute": phone.mute_call,
+            "hold": phone.hold_call, "swap": phone.swap_call,
             "speaker": lambda: phone.speaker_call(request.get("on"))}
         done = actions[cmd]()
         if not done:
@@ -487,7 +488,8 @@ class Service:
         return status_line(phone, identity=self.cfg.account.identity,
                            registered=self._is_registered(device),
                            offline_reason=self.offline_now()[0], mos=self._mos,
-                           peer=self.cfg.contacts.labelled(phone.peer))
+                           label=self.cfg.contacts.labelled)
+
 
 def main(config_path: Path) -> int:
     """``piphone run --config PATH``: a bad config raises ConfigError before anything starts."""

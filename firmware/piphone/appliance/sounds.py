@@ -50,6 +50,8 @@ def _beep(name: str) -> np.ndarray:
     if name == "waiting":  # call waiting: two short 440 Hz pips
         pip = tones.tone((440,), 0.1, -15.0)
         return np.concatenate((pip, tones.silence(0.1), pip))
+    if name == "hold":  # a call is on hold: one soft falling pair, on the ringer
+        return np.concatenate((tones.tone((660,), 0.12, -18.0), tones.tone((495,), 0.18, -18.0)))
     raise ValueError(f"unknown beep {name!r}")
 
 
@@ -82,8 +84,10 @@ class AudioSounds:
             self.headset.play_tone(TONES[name])
 
     def beep(self, name: str) -> None:
-        if self.headset is not None:
-            self.headset.play_clip(_beep(name))
+        # the hold reminder is for a handset that is down: it sounds where the ringer does
+        device = self.ringer or self.headset if name == "hold" else self.headset
+        if device is not None:
+            device.play_clip(_beep(name))
 
     def dtmf(self, digit: str) -> None:
         if self.headset is not None:

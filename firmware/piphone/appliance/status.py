@@ -3,21 +3,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .phone import Phone
 
 
 def status_line(phone: Phone[Any], *, identity: str, registered: bool,
-                offline_reason: str | None, mos: float | None, peer: str | None) -> str:
-    """``peer``: the far party as shown (a contact's name with its number), None if unknown;
-    ``offline_reason``: why the phone is not registered (appliance/offline.py)."""
-    peer = peer or "unknown"
+                offline_reason: str | None, mos: float | None,
+                label: Callable[[str | None], str | None] = lambda number: number) -> str:
+    """``label``: a far party's number as shown (contacts.py: a contact's name with its
+    number), None if unknown; ``offline_reason``: why the phone is not registered
+    (appliance/offline.py)."""
+    peer = label(phone.peer) or "unknown"
     state = phone.state
     if state == "ringing":
         return f"ringing: call from {peer}"
     if state == "calling":
         return f"calling {peer}"
+    if state in ("held", "recall"):
+        return f"{peer} on hold" + (", ringing back" if state == "recall" else "")
     if state in ("talking", "reconnecting"):
         line = f"{state} {'to' if state == 'talking' else 'with'} {peer}"
         if mos is not None:
@@ -26,6 +31,8 @@ def status_line(phone: Phone[Any], *, identity: str, registered: bool,
             line += ", muted"
         if phone.handsfree:
             line += ", on the speaker"
+        if phone.lines.held is not None:  # a second call on hold, with call waiting
+            line += f", {label(phone.lines.held.peer) or 'unknown'} on hold"
         if phone.warnings:
             line += f", warnings: {', '.join(sorted(phone.warnings))}"
         return line

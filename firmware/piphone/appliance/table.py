@@ -10,10 +10,15 @@ from typing import Any
 
 from .display import STATES
 
-__all__ = ["ACTIVE", "NOT_IDLE", "PANEL_TRIGGERS", "STATES", "TRANSITIONS", "machine_rows"]
+__all__ = ["ACTIVE", "HOLDING", "NOT_IDLE", "PANEL_TRIGGERS", "STATES", "TRANSITIONS",
+           "machine_rows"]
 
 ACTIVE = ["calling", "talking", "reconnecting"]  # a call of ours is up or on its way
-NOT_IDLE = ["dialing", "ringing", "calling", "talking", "reconnecting"]
+HOLDING = ["held", "recall"]  # the phone's call is on hold (recall: it rings back)
+UP = [*ACTIVE, *HOLDING]
+NOT_IDLE = ["dialing", "ringing", *UP]
+# With call waiting a second call is on hold while the phone talks on another ("has_held"):
+# hanging up the active one offers the held one (held; recall if the handset is down).
 
 # trigger,          source,           dest,          conditions,              action
 # (dest None: the state stays; "unless:" negates a condition; rows are tried in order)
@@ -21,21 +26,34 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     # the handset
     ("off_hook",      "idle",           "dialing",     [],                      "start_dialing"),
     ("off_hook",      "ringing",        "talking",     [],                      "answer"),
-    ("off_hook",      ["dialing", *ACTIVE], None,      ["handsfree"],           "use_headset"),
+    ("off_hook",      "recall",         "talking",     [],                      "take_back"),
+    ("off_hook",      ["dialing", *ACTIVE, "held"], None, ["handsfree"],        "use_headset"),
+    ("off_hook",      "held",           None,          [],                      None),
     ("on_hook",       ["dialing", *ACTIVE], None,      ["handsfree"],           None),
+    ("on_hook",       "held",           None,          [],                      None),
     ("on_hook",       "dialing",        "idle",        [],                      None),
+    ("on_hook",       ACTIVE,           "recall",      ["has_held"],
+     ["hang_up", "offer_held"]),
     ("on_hook",       ACTIVE,           "ringing",     ["has_waiting"],
      ["hang_up", "ring_waiting"]),
     ("on_hook",       ACTIVE,           "idle",        [],                      "hang_up"),
     # buttons
     ("press_accept",  "ringing",        "talking",     [],                      "answer"),
-    ("press_accept",  "talking",        None,          ["has_waiting"],         "swap_to_waiting"),
+    ("press_accept",  ["talking", "held"], "talking",  ["has_waiting"],         "accept_waiting"),
+    ("press_accept",  "recall",         "talking",     [],                      "take_back"),
     ("press_reject",  "ringing",        "idle",        [],                      "reject"),
-    ("press_reject",  "talking",        None,          ["has_waiting"],         "reject_waiting"),
-    ("press_reject",  ACTIVE,           "dialing",     ["hook_lifted"],            "hang_up"),
-    ("press_reject",  ACTIVE,           "idle",        [],                      "hang_up"),
+    ("press_reject",  ["talking", "held"], None,       ["has_waiting"],         "reject_waiting"),
+    ("press_reject",  ACTIVE,           "held",        ["has_held", "hook_lifted"],
+     ["hang_up", "offer_held"]),
+    ("press_reject",  ACTIVE,           "recall",      ["has_held"],  ["hang_up", "offer_held"]),
+    ("press_reject",  UP,               "dialing",     ["hook_lifted"],         "hang_up"),
+    ("press_reject",  UP,               "idle",        [],                      "hang_up"),
     ("press_ignore",  "ringing",        "idle",        [],                      "ignore"),
-    ("press_ignore",  "talking",        None,          ["has_waiting"],         "ignore_waiting"),
+    ("press_ignore",  ["talking", "held"], None,       ["has_waiting"],         "ignore_waiting"),
+    # hold and swap (piphone's Call.hold: the far end hears hold music; nothing is played)
+    ("press_hold",    "talking",        "held",        ["unless:has_held"],     "put_on_hold"),
+    ("press_hold",    HOLDING,          "talking",     [],                      "take_back"),
+    ("press_swap",    "talking",        None,          ["has_held"],            "swap_calls"),
     ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
     ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
     ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
@@ -63,8 +81,8 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     # calls
     ("incoming",      "idle",           None,          ["dnd"],                 "refuse_dnd"),
     ("incoming",      "idle",           "ringing",     [],                      "take_incoming"),
-    ("incoming",      "talking",        None,          ["call_waiting", "unless:has_waiting"],
-     "hold_waiting"),
+    ("incoming",      ["talking", "held"], None,
+     ["call_waiting", "unless:has_waiting", "unless:has_held"],                 "let_wait"),
     ("incoming",      NOT_IDLE,         None,          [],                      "refuse_busy"),
     ("ring",          "ringing",        "talking",     ["auto_answer_due"],     "answer"),
     ("ring",          "ringing",        None,          [],                      None),
@@ -72,11 +90,14 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("answered",      "talking",        None,          [],                      None),
     ("answered",      "reconnecting",   "talking",     [],                      None),
     ("ended",         "ringing",        "idle",        [],                      "forget_call"),
-    ("ended",         ACTIVE,           "ringing",     ["has_waiting"],         "ring_waiting"),
-    ("ended",         ACTIVE,           "dialing",     ["hook_lifted"],
+    ("ended",         ACTIVE,           "held",        ["has_held", "hook_lifted"], "offer_held"),
+    ("ended",         ACTIVE,           "recall",      ["has_held"],            "offer_held"),
+    ("ended",         UP,               "ringing",     ["has_waiting"],         "ring_waiting"),
+    ("ended",         UP,               "dialing",     ["hook_lifted"],
      ["forget_call", "use_headset"]),
-    ("ended",         ACTIVE,           "idle",        [],                      "forget_call"),
+    ("ended",         UP,               "idle",        [],                      "forget_call"),
     ("waiting_ended", "*",              None,          [],                      "forget_waiting"),
+    ("held_ended",    "*",              None,          [],                      "forget_held"),
     ("reconnecting",  ["calling", "talking"], "reconnecting", [],               None),
     ("reconnected",   "reconnecting",   "talking",     [],                      None),
     ("warning",       ACTIVE,           None,          [],                      "add_warning"),
@@ -90,7 +111,7 @@ PANEL_TRIGGERS = {
     "REJECT": "press_reject", "IGNORE": "press_ignore", "MUTE": "press_mute",
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
     "DND": "press_dnd", "DIGIT": "key", "SPEAKER": "press_speaker", "MISSED": "press_missed",
-    "SPEED": "press_speed",
+    "SPEED": "press_speed", "HOLD": "press_hold", "SWAP": "press_swap",
 }
 
 

@@ -1,6 +1,6 @@
 """The running phone and its files: `piphone check` (a config, the ALSA cards, the headset),
-`status`, `hangup`, `answer`, `mute` and `speaker` (over the control socket), `diagram` (its state
-machine) and `calls` (a call log)."""
+`status`, `hangup`, `answer`, `mute`, `hold`, `swap` and `speaker` (over the control socket),
+`diagram` (its state machine) and `calls` (a call log)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ def add_control(sub: Subparsers) -> None:
     for name, text in (("status", "the running phone: state, registration, call, quality"),
                        ("hangup", "hang up the running phone's call"),
                        ("answer", "answer the running phone's ringing call"),
-                       ("mute", "mute or unmute the running phone's call")):
+                       ("mute", "mute or unmute the running phone's call"),
+                       ("hold", "put the running phone's call on hold, or take it back (the "
+                                "far end hears hold music)"),
+                       ("swap", "with a call on hold (call waiting): take it back and hold "
+                                "the other")):
         control = sub.add_parser(name, help=text)
         control.add_argument("--json", action="store_true", help="print the reply as JSON")
         control.set_defaults(func=cmd_control)
@@ -145,7 +149,8 @@ def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
         print(reply["status"])
         for key in ("state", "identity", "registered", "offline_reason", "offline_detail",
                     "peer", "peer_name", "muted", "handsfree", "dnd", "codec", "mos", "warnings",
-                    "waiting", "missed", "volume", "ringer_volume", "last_number", "last_caller"):
+                    "waiting", "held", "missed", "volume", "ringer_volume", "last_number",
+                    "last_caller"):
             value = reply.get(key)
             if not value and key != "registered":
                 continue  # nothing to say (a count of 0, muted False); registered False is

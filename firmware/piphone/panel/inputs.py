@@ -39,6 +39,8 @@ class PanelEvent(enum.StrEnum):
     REDIAL = enum.auto()
     DND = enum.auto()
     SPEAKER = enum.auto()
+    HOLD = enum.auto()
+    SWAP = enum.auto()
     DIGIT = enum.auto()
     MISSED = enum.auto()  # the missed-calls key
     SPEED = enum.auto()  # a speed-dial key; ``digit`` is its number ("1".."9")

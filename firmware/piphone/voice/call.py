@@ -3,8 +3,8 @@
 Events (pyee, the SDK's names): ``accept(call)``, ``cancel()``, ``disconnect(call)``,
 ``error(TwilioError)``, ``mute(is_muted, call)``, ``reject()``, ``ringing(has_early_media)``,
 ``reconnecting(TwilioError)``, ``reconnected()``, ``messageSent``/``messageReceived(message)``
-(messages.py); piphone adds ``dtmf(digits)`` for digits the far end sent and ``status(status)``
-for every change.
+(messages.py); piphone adds ``dtmf(digits)`` for digits the far end sent, ``hold(on, call)``
+(``hold()``, piphone's extension) and ``status(status)`` for every change.
 
 What moves a call, what it sends then and what it emits in which order (the SDK's) is one
 table, ``TRANSITIONS`` in voice/call_states.py, which ``_fire`` follows: the one place the
@@ -158,8 +158,7 @@ class Call(Emitter):
         return self._audio.local_stream()
 
     def get_remote_stream(self) -> AudioStream | None:
-        """What we hear, once the far end's audio arrived (else None): a copy that follows
-        the call's current media across reconnections, as the SDK's stream survives them."""
+        """What we hear once it came (else None), across reconnections, as the SDK's does."""
         return self._audio.remote_stream()
 
     # --- methods of the SDK --------------------------------------------------------------
@@ -190,11 +189,19 @@ class Call(Emitter):
         self._fire(CallEvent.HANGUP)
 
     def mute(self, should_mute: bool = True) -> None:
-        should_mute = bool(should_mute)
-        if self._audio.muted == should_mute:
-            return
-        self._audio.muted = should_mute
-        self.emit("mute", should_mute, self)
+        if self._audio.muted != bool(should_mute):
+            self._audio.muted = bool(should_mute)
+            self.emit("mute", bool(should_mute), self)
+
+    def hold(self, on: bool = True) -> None:
+        """piphone extension (the SDK has no hold): the far end hears the phone's hold music
+        instead of our source, and what it sends is not played; ``hold(False)`` resumes."""
+        if self._audio.held != bool(on):
+            self._audio.held = bool(on)
+            self.emit("hold", bool(on), self)
+
+    def is_on_hold(self) -> bool:
+        return self._audio.held
 
     def send_digits(self, digits: str) -> asyncio.Task[None]:
         """Send DTMF as ``dtmf`` frames; each ``w`` waits 500 ms. Returns the sending task."""
@@ -223,8 +230,7 @@ class Call(Emitter):
         return self.messages.send(message)
 
     def set_condition(self, name: str, active: bool, data: dict[str, Any] | None = None) -> None:
-        """Raise (``warning``) or clear (``warning-cleared``) a condition the appliance sees,
-        e.g. ``audio-device-lost`` when the headset goes away (piphone extension)."""
+        """Raise (``warning``) or clear a condition, e.g. ``audio-device-lost`` (piphone's)."""
         self.quality.set_condition(name, active, data)
 
     async def _quality_counters(self) -> Counters | None:
@@ -401,8 +407,7 @@ class Call(Emitter):
 
     # --- set-up ---------------------------------------------------------------------------
     async def _unless_closed(self, step: Awaitable[None]) -> None:
-        """A media step that may fail only because the call closed under it (cancelled while
-        it rang): then there is nothing to report."""
+        """A media step whose failure matters only if the call did not close under it."""
         try:
             await step
         except MediaError:

@@ -123,6 +123,7 @@ class CallAudioPort(Protocol):
     that send its source and play to its sink, and the copies that last the call."""
 
     muted: bool  # what every session sends is silence while set
+    held: bool  # on hold: every session sends hold music, and what it hears is not played
 
     def session(self, settings: MediaSettings, *,
                 on_state: Callable[[str], None] | None = None) -> MediaPort:

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import fractions
+from collections.abc import Callable
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.frame import Frame
 from av.packet import Packet
 
-from ...pcm import SAMPLES_PER_FRAME, EndOfStream, Pacer, PcmSink, PcmSource
+from ...pcm import SAMPLES_PER_FRAME, EndOfStream, HoldMusic, Pacer, PcmSink, PcmSource
 from .frames import audio_frame, frame_to_mono
 
 
@@ -157,11 +159,13 @@ class StreamCopy(MediaStreamTrack):
 
 
 class MuteGate(MediaStreamTrack):
-    """Passes the source through, or silence of the same shape while muted.
+    """Passes the source through, or silence of the same shape while muted, or ``hold``'s
+    music in its place while the call is on hold (Call.hold, a piphone extension).
 
     Muting sends silence rather than nothing, as Twilio's SDK does: the far end keeps
-    receiving packets, so its quality monitors do not mistake mute for a dead path. What it
-    passes is also pushed to every StreamCopy in ``copies`` (the call's local stream).
+    receiving packets, so its quality monitors do not mistake mute for a dead path. On hold
+    the source is still read (it sets the pace) and its frames replaced. What it passes is
+    also pushed to every StreamCopy in ``copies`` (the call's local stream).
     """
 
     kind = "audio"
@@ -170,13 +174,16 @@ class MuteGate(MediaStreamTrack):
         super().__init__()
         self.source = source
         self.muted = False
+        self.hold: HoldMusic | None = None  # set while the call is on hold
         self.copies: list[StreamCopy] = []
 
     async def recv(self) -> Frame | Packet[Any]:
         frame = await self.source.recv()
         if not isinstance(frame, av.AudioFrame):
             return frame  # encoded already (a bench's packets): neither muted nor copied
-        if self.muted:
+        if self.hold is not None:
+            frame = _music_like(frame, self.hold)
+        elif self.muted:
             frame = _silence_like(frame)
         for copy in self.copies:
             copy.push(frame)
@@ -238,6 +245,58 @@ def _silence_like(frame: av.AudioFrame) -> av.AudioFrame:
     silent.pts = frame.pts
     silent.time_base = frame.time_base
     return silent
+
+
+def _music_like(frame: av.AudioFrame, music: HoldMusic) -> av.AudioFrame:
+    """A frame of the same format, layout, rate and time as ``frame``, of hold music."""
+    samples = music.frame(frame.samples, frame.sample_rate)
+    channels = len(frame.layout.channels)
+    data: np.ndarray[Any, Any]
+    if frame.format.name == "s16" and channels == 1:
+        data = samples.reshape(1, -1)
+    elif frame.format.name in ("s16", "s16p"):
+        data = (np.tile(samples, (channels, 1)) if frame.format.is_planar
+                else np.repeat(samples, channels).reshape(1, -1))
+    else:  # a float source (rare): the same music, scaled to -1..1
+        scaled = samples.astype(np.float32) / 32768
+        data = (np.tile(scaled, (channels, 1)) if frame.format.is_planar
+                else np.repeat(scaled, channels).reshape(1, -1))
+    music_frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data),
+                                             format=frame.format.name, layout=frame.layout.name)
+    music_frame.sample_rate = frame.sample_rate
+    music_frame.pts = frame.pts
+    if frame.time_base is not None:
+        music_frame.time_base = frame.time_base
+    return music_frame
+
+
+class HeldSink:
+    """The call's sink, given silence in place of the far end's audio while ``held()``: a
+    held call is not played (the sink keeps its pace, so resuming needs no restart)."""
+
+    def __init__(self, sink: AudioSink, held: Callable[[], bool]) -> None:
+        self.sink = sink
+        self._held = held
+
+    async def consume(self, track: MediaStreamTrack) -> None:
+        gated = _Silenced(track, self._held)
+        await (self.sink.consume(gated) if isinstance(self.sink, TrackSink)
+               else play(gated, self.sink))
+
+
+class _Silenced(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, track: MediaStreamTrack, held: Callable[[], bool]) -> None:
+        super().__init__()
+        self.track = track
+        self._held = held
+
+    async def recv(self) -> Frame | Packet[Any]:
+        frame = await self.track.recv()
+        if isinstance(frame, av.AudioFrame) and self._held():
+            return _silence_like(frame)
+        return frame
 
 
 class DrainSink:
