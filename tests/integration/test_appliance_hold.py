@@ -96,9 +96,7 @@ async def test_hold_plays_music_to_the_far_end_and_nothing_in_the_earpiece(
         assert call.status().value == "open"
 
 
-@pytest.mark.xfail(strict=True, reason="the local exchange refuses a second call to an identity "
-                   "already in a call (exchange/placing.py _admit: 31486 busy), so call "
-                   "waiting never rings through it; see the branch's report")
+@pytest.mark.parametrize("exchange_cfg", [{"call_waiting": True}], indirect=True)
 async def test_call_waiting_holds_swaps_and_rings_the_held_call_back(
         tmp_path, exchange, alsa_rig, make_phone):
     alsa_rig["a"].tone(MIC)
@@ -118,7 +116,7 @@ async def test_call_waiting_holds_swaps_and_rings_the_held_call_back(
         await hears(carol, MIC, timeout=10)
         await hears_hold_music(bob)
         await until(lambda: plays(alsa_rig["a"], CAROL), what="carol in the earpiece")
-        assert service.status()["held"] == "bob"
+        assert service.status()["held"] == "client:bob"
         # swap: bob back, carol held
         await press(factory, SWAP)
         await hears(bob, MIC, timeout=5)

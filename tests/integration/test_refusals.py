@@ -6,8 +6,10 @@ import asyncio
 
 import pytest
 
+from piphone.pcm import dominant_frequency
 from piphone.voice import CallStatus
 
+from ..conftest import until
 from .helpers import Events, hears, place_and_answer, place_ringing
 
 pytestmark = pytest.mark.net
@@ -60,6 +62,27 @@ async def test_callee_in_a_call_is_busy_and_the_call_goes_on(make_phone):
     second = await bob.next_call()
     second.reject()
     await refused(call, 31603)
+
+
+@pytest.mark.parametrize("exchange_cfg", [{"call_waiting": True}], indirect=True)
+async def test_with_call_waiting_a_busy_callee_rings_and_its_refusal_is_busy(make_phone):
+    """[exchange] call_waiting: a client in a call is rung too (as Twilio rings a busy
+    client); its device decides. Refused there, the caller hears busy (31486), not a decline,
+    and the call in progress goes on."""
+    alice = await make_phone("alice", tone=440)
+    bob = await make_phone("bob", tone=880, allow_incoming_while_busy=True)
+    carol = await make_phone("carol")
+    outgoing, incoming, out, inc = await place_and_answer(alice, bob)
+    call = await carol.device.connect({"To": "bob"})
+    waiting = await bob.next_call()  # rings while bob talks to alice
+    waiting.reject()
+    events = await refused(call, 31486)
+    assert events.names() == ["error", "disconnect"]
+    await hears(alice, 880)
+    talking = bob.recorders[0]  # the first call's earpiece (the refused call had its own)
+    await until(lambda: (f := dominant_frequency(talking.last(0.4), talking.sample_rate or 48000))
+                is not None and abs(f - 440) <= 15, what="bob still hears alice")
+    assert out.names() == ["ringing", "accept"] and inc.names() == ["accept"]
 
 
 @pytest.mark.parametrize("exchange_cfg", [{"ring_timeout": 0.6}], indirect=True)

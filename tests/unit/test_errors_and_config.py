@@ -44,7 +44,7 @@ def test_starter_config_loads_and_is_private(tmp_path):
         ("port = 8089", "port = 99999", r"line 7: exchange.port: must be a port number"),
         ("port = 8089", 'port = "8089"', r"line 7: exchange.port: must be int, not str"),
         ("ring_timeout = 60 ", "ring_timeout = -1 ", r"line 8: exchange.ring_timeout: must be"),
-        ('echo = "echo"', 'echo = "karaoke"', r"line 28: lines.echo: unknown line 'karaoke'"),
+        ('echo = "echo"', 'echo = "karaoke"', r"line 29: lines.echo: unknown line 'karaoke'"),
         ("max_calls = 12 ", "max_calls = 12\ncolour = 3 ",
          r"line 10: exchange.colour: unknown key"),
         ("port = 8089", "port = = 8089", r"Invalid value \(at line 7"),

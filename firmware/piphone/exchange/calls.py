@@ -98,6 +98,11 @@ class CallTable:
         call = leg.call
         if call.phase is not Phase.RINGING or leg not in call.forks:
             return
+        if leg.session is not None and self.book.in_a_call(leg.session):
+            # call waiting: a device busy in another call refused this one; the others ring on,
+            # and with none left the caller hears busy (SIP 486), not a decline
+            self._stop_ringing(leg, none_left=(31486, "the callee is busy"))
+            return
         # A decline ends every fork (SIP 603), as Twilio does; the decliner is told nothing more.
         self.book.end(call, by=leg, caller_error=(31603, "the callee declined the call"))
 
@@ -108,14 +113,15 @@ class CallTable:
             return
         self.book.end(call, by=leg)
 
-    def _stop_ringing(self, fork: CallLeg) -> None:
+    def _stop_ringing(self, fork: CallLeg,
+                      none_left: tuple[int, str] = (31480, "no device answered")) -> None:
         """One device stops ringing; the others may still answer. While the call is being set
-        up, the set-up itself ends it if no device is left to ring."""
+        up, the set-up itself ends it if no device is left to ring (else ``none_left``)."""
         call = fork.call
         call.forks.remove(fork)
         self.book.drop(fork)
         if not call.forks and call.phase is Phase.RINGING:
-            self.book.end(call, caller_error=(31480, "no device answered"))
+            self.book.end(call, caller_error=none_left)
 
     # --- digits ------------------------------------------------------------------------------
     def _dtmf(self, leg: CallLeg, payload: dict[str, Any]) -> None:

@@ -67,6 +67,9 @@ class ExchangeConfig:
     max_calls: int = DEFAULT_MAX_CALLS
     heartbeat_interval: float = 5.0  # seconds between "\n" heartbeats (SDK drops after 15 s)
     reconnect_grace: float = 30.0  # seconds a call waits for a leg whose socket vanished
+    # ring a client that is in a call too (as Twilio does): its phone holds or refuses; a
+    # busy refusal from it is the caller's 31486
+    call_waiting: bool = False
     ice_addresses: tuple[str, ...] | None = None  # addresses ICE offers; None = all but lo
     # (and 127.0.0.1 too when host is loopback: the clients are on this machine)
     # ICE candidates taken from a client's SDP (1-100); each is probed, so more are dropped.
@@ -127,7 +130,8 @@ def load(path: str | Path) -> ExchangeConfig:
                            "ring_timeout", "max_calls", "heartbeat_interval",
                            "reconnect_grace", "ice_addresses", "codec_preferences",
                            "events_port", "call_log", "max_remote_candidates", "tls_cert",
-                           "tls_key", "tls_ca", "phone_keys", "allow_plaintext"})
+                           "tls_key", "tls_ca", "phone_keys", "allow_plaintext",
+                           "call_waiting"})
     addresses = toml.get(ex, "ice_addresses", list, None, ip_addresses)
     codecs = toml.get(ex, "codec_preferences", list, list(CODECS), codec_list_problem)
     lines = {}
@@ -170,6 +174,7 @@ def load(path: str | Path) -> ExchangeConfig:
         heartbeat_interval=float(heartbeat),
         reconnect_grace=float(toml.get(ex, "reconnect_grace", (int, float), 30.0,
                                        lambda v: None if v >= 0 else "must be >= 0")),
+        call_waiting=toml.get(ex, "call_waiting", bool, False),
         ice_addresses=tuple(addresses) if addresses is not None else None,
         max_remote_candidates=toml.get(ex, "max_remote_candidates", int, MAX_REMOTE_CANDIDATES,
                                        lambda v: None if 1 <= v <= 100 else "must be 1-100"),
@@ -224,6 +229,7 @@ ring_timeout = 60           # seconds before an unanswered call ends (31480)
 max_calls = 12              # concurrent calls with media; more are refused (31005)
 heartbeat_interval = 5      # seconds between heartbeats (clients give up after 15 s)
 reconnect_grace = 30        # seconds a call waits for a client whose socket vanished
+call_waiting = false        # true: a client in a call rings too (its phone holds or refuses)
 # ice_addresses = ["192.168.1.20"]   # offered to ICE (default: all but lo; lo if host is)
 codec_preferences = ["opus", "pcmu"]
 # events_port = {events_port}        # feedback from phones (default: port + 1)

@@ -104,7 +104,8 @@ class Placer:
             registered = [s for s in self.registered(route.target) if s is not session]
             if not registered:
                 raise Refused(31480, f"{route.target} is not registered")
-            forks = [s for s in registered if not self.book.in_a_call(s)]
+            forks = [s for s in registered
+                     if self.config.call_waiting or not self.book.in_a_call(s)]
             if not forks or self.book.calls_of(route.target) >= limit:
                 raise Refused(31486, f"{route.target} is busy")
         return route, forks
