@@ -87,6 +87,8 @@ def _write(path: Path, text: str, mode: int, like: Path | None, replace: bool) -
     if not replace and (path.exists() or path.is_symlink()):
         raise ConfigError(f"{path}: already exists; not overwriting")
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()  # left by a run that died mid-write with this process id
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      mode)

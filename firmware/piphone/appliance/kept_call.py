@@ -15,7 +15,6 @@ line, never its content: the token is a secret) and removed, and the phone start
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -25,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import paths
-from ..errors import InvalidArgumentError
+from ..errors import ConfigError, InvalidArgumentError
+from ..tomlconfig import write_private
 from ..voice import connect_token
 from ..voice.identity import is_party
 
@@ -85,20 +85,11 @@ class CallKeeper:
             return
         text = json.dumps({"connect_token": kept.token, "peer": kept.peer,
                            "off_hook": kept.off_hook})
-        temporary = self.path.with_name(f".{FILE_NAME}.{os.getpid()}")
         try:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                         0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(text)
-            os.replace(temporary, self.path)
-        except OSError as exc:
+            write_private(self.path, text)  # 0600, a temporary file renamed over the old one
+        except ConfigError as exc:
             log.warning("cannot keep the call in %s (it will not survive a restart): %s",
-                        self.path, exc.strerror or exc)
-            with contextlib.suppress(OSError):
-                temporary.unlink()
+                        self.path, exc)
             return
         self._saved = kept
 

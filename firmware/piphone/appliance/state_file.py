@@ -14,7 +14,6 @@ happen on a key press (a volume or DND key), a few hundred bytes each: done on t
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
@@ -23,6 +22,9 @@ import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
+
+from ..errors import ConfigError
+from ..tomlconfig import write_public
 
 log = logging.getLogger(__name__)
 
@@ -130,22 +132,11 @@ def _read(path: Path) -> str:
 def save(path: str | Path, settings: Settings) -> bool:
     """Write ``settings`` atomically; False (logged) if it could not be written: the phone
     goes on with the settings in memory."""
-    path = Path(path)
     text = json.dumps({"version": VERSION, **asdict(settings)}, sort_keys=True) + "\n"
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644)
-        try:
-            os.write(fd, text.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+        write_public(path, text)  # a temporary file renamed over the old one
+    except ConfigError as exc:
         log.error("state file %s: cannot write it (%s); the settings last until a restart",
-                  path, exc.strerror or exc)
+                  path, exc)
         return False
     return True
