@@ -35,11 +35,11 @@ from ..systemd import Notifier, feed_watchdog, watchdog_interval
 from ..voice import Call, CallDirection, Device, DeviceState, ice
 from ..voice.device_options import DeviceOptions
 from ..voice.quality import Sample
+from . import commands, network, offline
 from . import config as config_mod
-from . import network, offline
 from .audio import ApplianceAudio
 from .config import ApplianceConfig
-from .control import ControlError, ControlServer
+from .control import ControlServer
 from .display import display
 from .kept_call import CallKeeper, KeptCall, runtime_directory
 from .memory import Memory
@@ -435,33 +435,8 @@ class Service:
 
     # --- the control socket ----------------------------------------------------------------
     def control(self, request: dict[str, Any]) -> dict[str, Any]:
-        """A checked request from appliance/control.py -> its reply fields."""
-        phone = self.phone
-        if phone is None:
-            raise ControlError("the phone is (re)starting; try again")
-        cmd = request["cmd"]
-        if cmd == "status":
-            return self.status()
-        if cmd == "seen":
-            phone.fire("seen")
-            return {"state": phone.state, "missed": phone.missed}
-        actions: dict[str, Callable[[], bool]] = {
-            "call": lambda: phone.call_number(self._dialable(request["number"])),
-            "hangup": phone.hangup_call, "answer": phone.answer_call, "mute": phone.mute_call,
-            "hold": phone.hold_call, "swap": phone.swap_call,
-            "speaker": lambda: phone.speaker_call(request.get("on"))}
-        done = actions[cmd]()
-        if not done:
-            raise ControlError(f"{cmd} does nothing while the phone is {phone.state}"
-                               + (" (no [audio] handsfree_device)" if cmd == "speaker"
-                                  and not phone.route.handsfree_available else ""))
-        return {"state": phone.state, "handsfree": phone.handsfree}
-
-    def _dialable(self, number: str) -> str:
-        """A contact's name (any case) dials its number; anything else is dialled as it is."""
-        wanted = number.casefold()
-        return next((c.number for c in self.cfg.contacts if c.name.casefold() == wanted),
-                    number)
+        """A checked request from appliance/control.py -> its reply fields (commands.py)."""
+        return commands.answer(self, request)
 
     def status(self) -> dict[str, Any]:
         phone, device = self.phone, self.device
