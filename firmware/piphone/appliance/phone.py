@@ -36,6 +36,7 @@ from .ports import AudioRoute, CallT, LedsLike, PhoneDevice, Sounds
 from .state_file import VOLUME_STEPS, Settings
 from .table import PANEL_TRIGGERS, STATES, machine_rows
 from .timers import Timers
+from .two_calls import TwoCalls
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class NoHandsfree:
         pass
 
 
-class Phone(Dialing[CallT], Generic[CallT]):
+class Phone(Dialing[CallT], TwoCalls[CallT], Generic[CallT]):
     """The state machine's model. ``handle(PanelInput)`` for the panel; call events bind
     themselves; ``call_number(number)``, ``hangup_call()``, ``answer_call()`` and
     ``mute_call()`` for the control socket; ``status()`` says where it is."""
@@ -199,12 +200,6 @@ class Phone(Dialing[CallT], Generic[CallT]):
     def hook_lifted(self, _event: EventData | None = None) -> bool:
         return bool(self._off_hook())
 
-    def has_waiting(self, _event: EventData) -> bool:
-        return self.lines.waiting is not None
-
-    def has_held(self, _event: EventData) -> bool:
-        return self.lines.held is not None
-
     def has_last_number(self, _event: EventData) -> bool:
         return bool(self.last_number)
 
@@ -249,11 +244,6 @@ class Phone(Dialing[CallT], Generic[CallT]):
         log.info("busy: rejecting %s", call.parameters.get("From"))
         call.reject()
 
-    def let_wait(self, event: EventData) -> None:
-        call: CallT = event.kwargs["call"]
-        self.lines.wait(call, call.parameters.get("From"))
-        self.sounds.beep("waiting")
-
     def answer(self, _event: EventData | None = None) -> None:
         assert self.call is not None
         self.call.accept()
@@ -274,50 +264,8 @@ class Phone(Dialing[CallT], Generic[CallT]):
             self.lines.release().disconnect()
         self._reset_call()
 
-    def accept_waiting(self, _event: EventData) -> None:
-        """Answer the waiting call; the phone's call goes on hold."""
-        self.peer = self.lines.accept_waiting()
-        self.muted = False
-
-    def ring_waiting(self, _event: EventData) -> None:
-        """The call ended with another waiting: that one rings now."""
-        self._reset_call()
-        waiting = self.lines.take_waiting()
-        self.peer = waiting.peer
-        self._attach(waiting.call)
-
-    def reject_waiting(self, _event: EventData) -> None:
-        self.lines.take_waiting().call.reject()
-
-    def ignore_waiting(self, _event: EventData) -> None:
-        self.lines.take_waiting().call.ignore()
-
-    def put_on_hold(self, _event: EventData) -> None:
-        self.lines.hold(True)
-
-    def take_back(self, _event: EventData) -> None:
-        self.lines.hold(False)
-
-    def swap_calls(self, _event: EventData) -> None:
-        self.peer = self.lines.swap()
-        self.muted = self.call is not None and self.call.is_muted()
-
-    def offer_held(self, _event: EventData) -> None:
-        """The active call is over: the held one is the phone's call now (still on hold)."""
-        self._reset_call()
-        self.peer = self.lines.offer_held()
-        self.muted = self.call is not None and self.call.is_muted()
-
     def forget_call(self, _event: EventData) -> None:
         self._reset_call()
-
-    def forget_waiting(self, event: EventData) -> None:
-        if self.waiting is not None and self.waiting is event.kwargs.get("call"):
-            self.lines.take_waiting()
-
-    def forget_held(self, event: EventData) -> None:
-        if self.held is not None and self.held is event.kwargs.get("call"):
-            self.lines.take_held()
 
     def toggle_mute(self, _event: EventData) -> None:
         call = self.call
