@@ -20,7 +20,7 @@ from .test_alsa_path import RATE, band_level, recorded_seconds
 
 pytestmark = pytest.mark.net
 
-HOOK, MUTE = 17, 24
+HOOK, MUTE, VOLUME_DOWN = 17, 24, 26
 LEDS = {"ring": 5, "call": 6, "mute": 13, "warning": 19}
 
 
@@ -35,6 +35,7 @@ ring_pattern = [0.5, 0.5]
 [pins.inputs]
 hook = {HOOK}
 mute = {MUTE}
+volume_down = {VOLUME_DOWN}
 [pins.leds]
 {led_lines(LEDS)}
 """)
@@ -99,6 +100,29 @@ async def test_ring_answer_talk_mute_hang_up(service, make_phone, alsa_rig):
     await until(lambda: ended, timeout=10, what="bob hears the hang-up")
     assert service.phone.state == "idle"
     assert not any(lit(factory, name) for name in LEDS)
+
+
+async def test_volume_keys_change_the_ring_going_on(service, make_phone, alsa_rig):
+    """A desk phone's volume keys while it rings: the ring in progress gets softer at once,
+    about 3 dB a step, in its cadence; at step 0 it is silent though the call still rings."""
+    bob = await make_phone("bob", tone=600)
+    await bob.device.connect({"To": "client:alice"})
+    await until(lambda: service.phone.state == "ringing", what="alice rings")
+    ring = alsa_rig["b"]
+    await until(lambda: np.abs(ring.recorded()).max(initial=0) > 1000, what="the ringer")
+    before = np.abs((await recorded_seconds(ring, 1.0)).astype(np.int32)).max()
+    start = service.phone.ringer_step
+    for _ in range(2):
+        await press(service.factory, VOLUME_DOWN)
+    await until(lambda: service.phone.ringer_step == start - 2, what="two steps down")
+    await recorded_seconds(ring, 0.1)  # what the device buffered at the old level
+    after = np.abs((await recorded_seconds(ring, 1.0)).astype(np.int32)).max()
+    assert 0.4 < after / before < 0.6, (before, after)  # 6 dB down: x0.5
+    for _ in range(start - 2):
+        await press(service.factory, VOLUME_DOWN)
+    await until(lambda: service.phone.ringer_step == 0, what="step 0")
+    await until(lambda: rms(ring.recorded()[-RATE:]) < 30, what="the ringer silenced")
+    assert service.phone.state == "ringing"
 
 
 async def test_dial_tone_off_hook(service, alsa_rig):

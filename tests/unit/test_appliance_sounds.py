@@ -23,6 +23,12 @@ class FakePlayback:
     def stop_sound(self):
         self.sound = None
 
+    def set_tone_level(self, level_dbfs):
+        if not isinstance(self.sound, tones.ToneSpec):
+            return False
+        self.level = level_dbfs
+        return True
+
 
 def test_ring_goes_to_the_ringer_with_the_configured_cadence():
     headset, ringer = FakePlayback(), FakePlayback()
@@ -31,6 +37,25 @@ def test_ring_goes_to_the_ringer_with_the_configured_cadence():
     sounds.ring(True)
     assert ringer.sound.pattern == (1.0, 2.0) and headset.sound is None
     sounds.ring(False)
+    assert ringer.sound is None
+
+
+def test_ringer_volume_changes_the_ring_going_on():
+    ringer = FakePlayback()
+    alerts = AlertsConfig(ring=tones.ring_spec())
+    sounds = AudioSounds(None, ringer, alerts)
+    sounds.ringer_volume(5)  # idle: the next ring's level, nothing plays
+    assert ringer.sound is None
+    sounds.ring(True)
+    assert ringer.sound.level_dbfs == alerts.ring.level_dbfs - 6
+    sounds.ringer_volume(6)  # while it rings: at once, in its cadence (not restarted)
+    assert ringer.level == alerts.ring.level_dbfs - 3
+    sounds.ringer_volume(0)
+    assert ringer.sound is None  # silenced, still ringing
+    sounds.ringer_volume(7)
+    assert ringer.sound.level_dbfs == alerts.ring.level_dbfs  # back on
+    sounds.ring(False)
+    sounds.ringer_volume(8)
     assert ringer.sound is None
 
 

@@ -284,3 +284,13 @@ def test_mix_pads_the_shorter_and_checks_types():
     assert np.array_equal(mix(beep, a), out)
     with pytest.raises(TypeError):
         mix(a, a.astype(np.float32))
+
+
+def test_tone_player_set_level_keeps_phase_and_cadence():
+    spec = tones.ring_spec(pattern=(0.05, 0.05))
+    loud, reference = tones.TonePlayer(spec), tones.TonePlayer(spec)
+    assert np.array_equal(loud.read(1234), reference.read(1234))
+    loud.set_level(spec.level_dbfs - 6)
+    softer, same = loud.read(9600).astype(float), reference.read(9600).astype(float)
+    # the same waveform and gaps, 6 dB down (x0.501), within int16 rounding
+    assert np.allclose(softer, same * 10 ** (-6 / 20), atol=1.0)

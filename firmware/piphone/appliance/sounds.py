@@ -66,8 +66,10 @@ class AudioSounds:
         self.sinks: list[Gained] = []  # the sinks of recent calls: their gain is the volume
         self.gain = gain_of(alerts.volume)
         self.ring_spec: tones.ToneSpec | None = ringer_spec(alerts.ring, alerts.ringer_volume)
+        self.ringing = False
 
     def ring(self, on: bool) -> None:
+        self.ringing = on
         if self.ringer is None:
             return
         if on and self.ring_spec is not None:
@@ -99,8 +101,15 @@ class AudioSounds:
             sink.gain = self.gain
 
     def ringer_volume(self, step: int) -> None:
-        """The next ring plays at this step (the ring going on keeps its level)."""
+        """The ringer at this step: the ring going on changes at once, in its cadence (a
+        volume key pressed while it rings), and step 0 silences it."""
         self.ring_spec = ringer_spec(self.alerts.ring, step)
+        if not self.ringing or self.ringer is None:
+            return
+        if self.ring_spec is None:
+            self.ringer.stop_sound()
+        elif not self.ringer.set_tone_level(self.ring_spec.level_dbfs):
+            self.ringer.play_tone(self.ring_spec)  # it was silenced (step 0) or a beep played
 
 
 class NullSounds:

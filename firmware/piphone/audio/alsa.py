@@ -398,6 +398,15 @@ class Playback(_Stream):
     def stop_sound(self) -> None:
         self._sound = None
 
+    def set_tone_level(self, level_dbfs: float) -> bool:
+        """The tone playing now goes on at ``level_dbfs`` (no restart of its cadence); False
+        when no tone plays."""
+        sound = self._sound
+        if isinstance(sound, tones.TonePlayer):
+            sound.set_level(level_dbfs)
+            return True
+        return False
+
     def _setup_conversion(self) -> None:
         self._resampler = (None if self.rate == RATE else
                            soxr.ResampleStream(RATE, self.rate, 1, dtype="int16",

@@ -212,6 +212,11 @@ class TonePlayer:
         self._steps = 2.0 * np.pi * np.asarray(spec.freqs, dtype=np.float64) / rate
         self.reset()
 
+    def set_level(self, level_dbfs: float) -> None:
+        """Play on at another level, in phase and in cadence (the ringer's volume keys while it
+        rings). One float assignment: safe against the playback thread reading."""
+        self._amplitude = peak_amplitude(level_dbfs)
+
     def reset(self) -> None:
         """Start again at the beginning of the first on period."""
         self.position = 0  # samples handed out so far
