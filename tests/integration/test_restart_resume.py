@@ -10,6 +10,7 @@ call. The connect token was kept 0600 in the runtime directory and is gone after
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import stat
 import sys
@@ -25,7 +26,8 @@ from ..conftest import until
 from .appliance_rig import write_phone_config
 from .helpers import Events, hears
 from .test_alsa_path import RATE
-from .test_appliance_service import ROOT, FakeSystemd, environment, stop
+from .test_appliance_hold import hears_hold_music
+from .test_appliance_service import ROOT, FakeSystemd, cli, environment, stop
 
 pytestmark = pytest.mark.net
 
@@ -129,3 +131,53 @@ async def test_a_call_survives_a_restart_of_the_phone(tmp_path, exchange, make_p
     assert code == 0, err
     (record,) = exchange.records.log.recent()  # one call, from ring to hang-up
     assert record.call_sid == first_sid and record.answered
+
+
+@pytest.mark.parametrize("exchange_cfg", [{"reconnect_grace": 15.0}], indirect=True)
+async def test_a_call_on_hold_survives_a_restart_on_hold(tmp_path, exchange, make_phone, notify,
+                                                         alsa_rig):
+    """`piphone hold`, then an upgrade's restart (SIGUSR1): the new run takes the call back
+    on hold, so bob hears the hold music again after the gap (not alice's microphone, not
+    silence), and `piphone hold` then takes it back with audio both ways."""
+    systemd = notify
+    alsa_rig["a"].tone(700)
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o750)
+    config = write_phone_config(
+        tmp_path, exchange, audio='headset = "piphone_a_cap,piphone_a_play"',
+        phone='call_log = ""\nauto_answer_rings = 1', rest="[alerts]\nring_pattern = [0.1, 0.1]\n")
+    env = environment(systemd, RUNTIME_DIRECTORY=str(runtime))
+    proc = await start_phone(config, env)
+    try:
+        await until(lambda: systemd.got("READY=1") or proc.returncode is not None, timeout=30,
+                    what="READY=1")
+        bob = await make_phone("bob", tone=600)
+        call = await bob.device.connect({"To": "client:alice"})
+        events = Events(call, EVENTS)
+        await events.wait("accept", timeout=15)
+        await hears(bob, 700)
+        assert (await cli(systemd, "hold"))[0] == 0
+        await hears_hold_music(bob)
+        kept = json.loads((runtime / "call.json").read_text())
+        await until(lambda: json.loads((runtime / "call.json").read_text())["calls"][0]["held"],
+                    what="the call kept as held")
+
+        proc.send_signal(signal.SIGUSR1)
+        assert await asyncio.wait_for(proc.wait(), 10) == RESTART_KEEPING_CALL
+        bob.recorder.clear()
+        statuses = len(systemd.messages)
+        proc = await start_phone(config, env)
+        await until(lambda: any(m == "STATUS=client:bob on hold"
+                                for _, m in systemd.messages[statuses:])
+                    or proc.returncode is not None, RESUMED_WITHIN + 2, what="alice holding")
+        await hears_hold_music(bob, timeout=RESUMED_WITHIN + 2)
+        assert (await cli(systemd, "hold"))[0] == 0  # taken back
+        await hears(bob, 700, timeout=5)
+        assert call.status() is CallStatus.OPEN and events.names() == ["accept"]
+        assert len(exchange.calls.calls) == 1 and kept
+        call.disconnect()
+        await until(lambda: not (runtime / "call.json").exists(), 10,
+                    what="the kept call removed at the end")
+    finally:
+        code, err = await stop(proc)
+    assert code == 0, err

@@ -672,6 +672,47 @@ async def test_a_resume_that_fails_ends_in_idle():
     assert rig.phone.call is None and rig.phone.peer is None
 
 
+async def test_the_phone_resumes_a_kept_call_on_hold():
+    rig = Rig()
+    rig.phone.fire("resume_call", token="KEPT-TOKEN", peer="client:bob", held=True)
+    await rig.until(lambda: rig.device.placed)
+    (call,) = rig.device.placed
+    assert call.is_on_hold()  # at once: the far party hears the hold music again
+    call.far_open()
+    await rig.settle()
+    assert rig.state == "held" and rig.phone.call is call  # not talking
+    rig.press("HOLD")
+    assert rig.state == "talking" and not call.is_on_hold()
+
+
+async def test_a_second_kept_call_comes_back_on_hold_behind_the_first():
+    rig = Rig(replace(PhoneConfig(), call_waiting=True))
+    rig.phone.fire("resume_call", token="ACTIVE", peer="client:bob")
+    rig.phone.fire("resume_held", token="HELD", peer="client:carol")
+    await rig.until(lambda: len(rig.device.placed) == 2)
+    active, held = rig.device.placed
+    assert active.parameters["To"] == "resumed:ACTIVE"  # the active one first
+    assert held.parameters["To"] == "resumed:HELD" and held.is_on_hold()
+    active.far_open()
+    await rig.settle()
+    assert rig.state == "talking" and rig.phone.held is held
+    assert rig.phone.status()["held"] == "client:carol"
+    rig.press("SWAP")
+    assert rig.phone.call is held and not held.is_on_hold() and active.is_on_hold()
+
+
+async def test_a_kept_held_call_alone_comes_back_when_the_first_does_not():
+    rig = Rig(replace(PhoneConfig(), call_waiting=True))
+    rig.device.fail_next = TwilioError(31005, "there is no call to resume")
+    rig.phone.fire("resume_call", token="ACTIVE", peer="client:bob")
+    rig.phone.fire("resume_held", token="HELD", peer="client:carol")
+    await rig.until(lambda: rig.state == "recall")  # handset down: it rings back (held_back)
+    (held,) = rig.device.placed
+    assert rig.phone.call is held and held.is_on_hold() and rig.phone.peer == "client:carol"
+    rig.press("OFF_HOOK")
+    assert rig.state == "talking" and not held.is_on_hold()
+
+
 async def test_every_row_has_a_test():
     """Each trigger of the table appears in this file's tests (a row without one fails)."""
     source = open(__file__).read()
@@ -684,7 +725,8 @@ async def test_every_row_has_a_test():
               "waiting_ended": "far_cancel", "reconnecting": "net_reconnecting",
               "reconnected": "net_reconnected", "warning": '"warning"',
               "warning_cleared": '"warning-cleared"', "failed": '"error"',
-              "resume_call": '"resume_call"',
+              "resume_call": '"resume_call"', "resume_held": '"resume_held"',
+              "held_back": "test_a_kept_held_call_alone_comes_back",
               "press_speaker": '"SPEAKER"', "press_hold": '"HOLD"', "press_swap": '"SWAP"',
               "held_ended": "held_hangs_up",
               "press_missed": '"MISSED"', "seen": 'fire("seen")', "press_speed": '"SPEED"'}

@@ -31,10 +31,10 @@ def keeper(tmp_path) -> CallKeeper:
 
 
 def test_saved_0600_loaded_and_cleared(keeper, tmp_path):
-    keeper.save(KeptCall(TOKEN, "client:bob", off_hook=True))
+    keeper.save((KeptCall(TOKEN, "client:bob", off_hook=True),))
     path = tmp_path / FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert keeper.load() == KeptCall(TOKEN, "client:bob", True)
+    assert keeper.load() == [KeptCall(TOKEN, "client:bob", True)]
     assert [p.name for p in tmp_path.iterdir()] == [FILE_NAME]  # no temporary left
     keeper.clear()
     assert not path.exists() and keeper.load() is None
@@ -42,18 +42,56 @@ def test_saved_0600_loaded_and_cleared(keeper, tmp_path):
 
 
 def test_saving_the_same_call_again_writes_nothing(keeper, tmp_path):
-    kept = KeptCall(TOKEN, "client:bob")
+    kept = (KeptCall(TOKEN, "client:bob"),)
     keeper.save(kept)
     (tmp_path / FILE_NAME).unlink()
     keeper.save(kept)
     assert not (tmp_path / FILE_NAME).exists()
-    keeper.save(KeptCall(TOKEN, "client:carol"))
-    assert keeper.load() == KeptCall(TOKEN, "client:carol")
+    keeper.save((KeptCall(TOKEN, "client:carol"),))
+    assert keeper.load() == [KeptCall(TOKEN, "client:carol")]
+
+
+def test_two_calls_one_on_hold_are_kept_in_order(keeper):
+    other = ct.encode({"CallSid": "CA" + "2" * 32}, {"To": "client:carol"}, SECRET)
+    calls = (KeptCall(TOKEN, "client:bob"), KeptCall(other, "client:carol", held=True))
+    keeper.save(calls)
+    assert keeper.load() == list(calls)
+
+
+def test_the_file_an_older_run_kept_is_read(keeper, tmp_path):
+    """An upgrade's restart: the run before hold kept one call as a single object."""
+    _write(tmp_path, json.dumps({"connect_token": TOKEN, "peer": "client:bob",
+                                 "off_hook": True}))
+    assert keeper.load() == [KeptCall(TOKEN, "client:bob", off_hook=True, held=False)]
+
+
+class _Device:
+    def __init__(self) -> None:
+        self.ended = []
+
+    async def connect(self, *, connect_token):
+        device = self
+
+        class Call:
+            def disconnect(self):
+                device.ended.append(connect_token)
+        return Call()
+
+
+async def test_ending_one_kept_call_keeps_the_other(keeper, tmp_path):
+    other = ct.encode({"CallSid": "CA" + "2" * 32}, {"To": "client:carol"}, SECRET)
+    keeper.save((KeptCall(TOKEN, "client:bob", off_hook=True), KeptCall(other, held=True)))
+    kept = keeper.load()
+    device = _Device()
+    await keeper.end(device, kept[0].token)
+    assert device.ended == [TOKEN] and keeper.load() == [KeptCall(other, held=True)]
+    await keeper.end(device, other)
+    assert not (tmp_path / FILE_NAME).exists()
 
 
 def test_an_unwritable_directory_is_reported_not_raised(tmp_path, caplog):
     keeper = CallKeeper(tmp_path / "missing")
-    keeper.save(KeptCall(TOKEN))
+    keeper.save((KeptCall(TOKEN),))
     assert "will not survive a restart" in caplog.text and SECRET not in caplog.text
 
 
@@ -70,6 +108,11 @@ def _write(tmp_path, text: str | bytes, mode: int = 0o600):
     ("[1, 2]", 0o600, "is not a JSON object"),
     (json.dumps({"connect_token": "garbage"}), 0o600, "no valid connect token"),
     (json.dumps({"peer": "x"}), 0o600, "no valid connect token"),
+    (json.dumps({"calls": []}), 0o600, "does not hold 1 to 2 calls"),
+    (json.dumps({"calls": [{"connect_token": TOKEN}] * 3}), 0o600, "does not hold 1 to 2"),
+    (json.dumps({"calls": [7]}), 0o600, "a call that is not a JSON object"),
+    (json.dumps({"calls": [{"connect_token": TOKEN}, {"connect_token": "x"}]}), 0o600,
+     "no valid connect token"),
     (json.dumps({"connect_token": TOKEN}), 0o666, "is not the service's own 0600 file"),
     (json.dumps({"connect_token": TOKEN}), 0o640, "is not the service's own 0600 file"),
     (" " * (MAX_BYTES + 1), 0o600, f"is over {MAX_BYTES} bytes"),
@@ -96,7 +139,7 @@ def test_a_symlink_is_not_followed(keeper, tmp_path, caplog):
 def test_a_lying_peer_is_dropped_but_the_call_kept(keeper, tmp_path):
     _write(tmp_path, json.dumps({"connect_token": TOKEN, "peer": "bob\n\x1b[31mfake line",
                                  "off_hook": "yes"}))
-    assert keeper.load() == KeptCall(TOKEN, None, False)
+    assert keeper.load() == [KeptCall(TOKEN, None, False)]
 
 
 def test_the_secret_is_not_in_a_repr():

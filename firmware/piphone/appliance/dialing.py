@@ -104,10 +104,11 @@ class Dialing(Generic[CallT]):
     def resume(self, event: EventData) -> None:
         """Take back the call a previous run of the phone kept (its connect token)."""
         self.peer = event.kwargs.get("peer")
-        self._connecting = asyncio.ensure_future(
-            self._connect(self.peer or "the kept call", event.kwargs["token"]))
+        self._connecting = asyncio.ensure_future(self._connect(
+            self.peer or "the kept call", event.kwargs["token"], event.kwargs.get("held", False)))
 
-    async def _connect(self, number: str, connect_token: str | None = None) -> None:
+    async def _connect(self, number: str, connect_token: str | None = None,
+                       held: bool = False) -> None:
         task = asyncio.current_task()
         try:
             call = await (self.device.connect({"To": number}) if connect_token is None
@@ -125,6 +126,8 @@ class Dialing(Generic[CallT]):
             call.disconnect()  # hung up while the invite went out
             return
         self._connecting = None
+        if held:  # a kept call that was on hold is resumed on hold ("answered" -> held)
+            call.hold(True)
         self._attach(call)
         self.after_event(None)  # listeners (the call log) follow it before its first event
         if call.status() is CallStatus.CLOSED:  # ended before we listened

@@ -1,4 +1,4 @@
-"""The phone's open call, kept across a restart of its own process.
+"""The phone's open calls, kept across a restart of its own process.
 
 While a call is open the service keeps its connect token (voice/connect_token.py) in
 ``call.json`` under the runtime directory (``$RUNTIME_DIRECTORY``, which systemd sets for
@@ -6,6 +6,8 @@ While a call is open the service keeps its connect token (voice/connect_token.py
 renamed over it), removed when the call ends. A phone started again while the file is there (a
 crash and systemd's restart, the watchdog, an upgrade) resumes the call with the token, within
 the server's reconnect window (the exchange's ``reconnect_grace``); the far party hears a gap.
+A call on hold is kept as such (and resumed on hold: its far party hears the hold music again
+after the gap), and with call waiting the file keeps both calls, the active one first.
 /run is a tmpfs: a reboot forgets the call, as it should.
 
 The file is read as untrusted input: a symlink, a file of another user or one others may
@@ -19,6 +21,7 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = "call.json"
 MAX_BYTES = 32 * 1024  # a token is a few hundred bytes
+MAX_CALLS = 2  # the phone follows at most two calls (call waiting: one of them on hold)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class KeptCall:
     token: str = field(repr=False)  # the connect token: a secret
     peer: str | None = None  # who the call is with, for the status line
     off_hook: bool = False  # the handset was lifted while the call was up
+    held: bool = False  # the call was on hold
 
 
 def runtime_directory() -> Path:
@@ -57,15 +62,17 @@ class CallKeeper:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / FILE_NAME
-        self._saved: KeptCall | None = None
+        self._saved: tuple[KeptCall, ...] = ()
 
-    def follow(self, call: Call | None, peer: str | None, *, off_hook: bool,
+    def follow(self, calls: Sequence[tuple[Call, str | None, bool]], *, off_hook: bool,
                has_call: bool) -> None:
-        """Keep the connect token of ``call`` (the open call, or None); forget it once the
-        phone has no call at all (``has_call``: one is being set up, held or resumed)."""
-        token = call.connect_token if call is not None else None
-        if token is not None:
-            self.save(KeptCall(token, peer, off_hook))
+        """Keep the connect tokens of ``calls`` (call, peer, on hold: the open calls, the
+        active one first); forget them once the phone has no call at all (``has_call``: one
+        is being set up or resumed)."""
+        kept = tuple(KeptCall(call.connect_token, peer, off_hook, held)
+                     for call, peer, held in calls if call.connect_token is not None)
+        if kept:
+            self.save(kept)
         elif not has_call:
             self.clear()
 
@@ -76,15 +83,17 @@ class CallKeeper:
             (await device.connect(connect_token=token)).disconnect()
         except Exception as exc:  # the call is gone already: nothing to end
             log.info("the kept call could not be ended: %s", exc)
-        self.clear()
+        others = tuple(k for k in self._saved if k.token != token)
+        self.save(others) if others else self.clear()
 
-    def save(self, kept: KeptCall) -> None:
+    def save(self, kept: tuple[KeptCall, ...]) -> None:
         """Keep ``kept`` (nothing is written if it is what the file holds); a failure is
-        logged (the call goes on, it just cannot survive a restart)."""
+        logged (the calls go on, they just cannot survive a restart)."""
         if kept == self._saved:
             return
-        text = json.dumps({"connect_token": kept.token, "peer": kept.peer,
-                           "off_hook": kept.off_hook})
+        text = json.dumps({"calls": [{"connect_token": k.token, "peer": k.peer,
+                                      "off_hook": k.off_hook, "held": k.held}
+                                     for k in kept[:MAX_CALLS]]})
         try:
             write_private(self.path, text)  # 0600, a temporary file renamed over the old one
         except ConfigError as exc:
@@ -95,7 +104,7 @@ class CallKeeper:
 
     def clear(self) -> None:
         """No call to keep (idempotent)."""
-        self._saved = None
+        self._saved = ()
         try:
             self.path.unlink()
         except FileNotFoundError:
@@ -103,8 +112,9 @@ class CallKeeper:
         except OSError as exc:
             log.warning("cannot remove %s: %s", self.path, exc.strerror or exc)
 
-    def load(self) -> KeptCall | None:
-        """The call a previous run kept, or None (a bad file is reported and removed)."""
+    def load(self) -> list[KeptCall] | None:
+        """The calls a previous run kept (the active one first), or None (a bad file is
+        reported and removed)."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -126,18 +136,29 @@ class CallKeeper:
             return self._refuse("is not JSON")
         if not isinstance(fields, dict):
             return self._refuse("is not a JSON object")
-        token, peer, off_hook = (fields.get("connect_token"), fields.get("peer"),
-                                 fields.get("off_hook", False))
-        try:
-            connect_token.decode(token)
-        except InvalidArgumentError as exc:
-            return self._refuse(f"holds no valid connect token ({exc})")
-        assert isinstance(token, str)  # decode() took it
-        if peer is not None and not (isinstance(peer, str) and is_party(peer)):
-            peer = None  # shown and logged: only a plain identity, number or SIP address
-        return KeptCall(token, peer, off_hook is True)
+        # {"calls": [...]}; a single call's object is what a run before hold wrote (an
+        # upgrade's restart reads the file the old version kept)
+        entries = fields.get("calls") if "calls" in fields else [fields]
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_CALLS:
+            return self._refuse(f"does not hold 1 to {MAX_CALLS} calls")
+        kept = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                return self._refuse("holds a call that is not a JSON object")
+            token, peer = entry.get("connect_token"), entry.get("peer")
+            try:
+                connect_token.decode(token)
+            except InvalidArgumentError as exc:
+                return self._refuse(f"holds no valid connect token ({exc})")
+            assert isinstance(token, str)  # decode() took it
+            if peer is not None and not (isinstance(peer, str) and is_party(peer)):
+                peer = None  # shown and logged: only a plain identity, number or SIP address
+            kept.append(KeptCall(token, peer, entry.get("off_hook", False) is True,
+                                 entry.get("held", False) is True))
+        self._saved = tuple(kept)  # what the file holds
+        return kept
 
-    def _refuse(self, why: str) -> KeptCall | None:
+    def _refuse(self, why: str) -> list[KeptCall] | None:
         """Report and remove a kept call that cannot be used: None."""
         log.warning("ignoring the kept call %s: it %s", self.path, why)
         self.clear()

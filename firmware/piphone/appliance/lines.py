@@ -60,6 +60,10 @@ class Lines(Generic[CallT]):
         held.release()
         return held
 
+    def keep_held(self, call: CallT, peer: str | None) -> None:
+        """``call`` (already on hold) is the held one: a call a previous run kept."""
+        self.held = bindings.held(call, self._fire, peer)
+
     def hold(self, on: bool) -> None:
         """Put the phone's call on hold, or take it off."""
         assert self.current is not None

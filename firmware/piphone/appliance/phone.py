@@ -109,6 +109,7 @@ class Phone(Dialing[CallT], TwoCalls[CallT], Generic[CallT]):
         self.timers = Timers(self._loop)  # dial, ring, mute, hold
         self.cues = Cues(leds, sounds, self.alerts, settings, self.timers)
         self._connecting: asyncio.Task[None] | None = None
+        self._resuming_held: asyncio.Task[None] | None = None  # two_calls.resume_held
         self._in_event = False
         self.state = "idle"
         self.machine = Machine(
@@ -418,6 +419,8 @@ class Phone(Dialing[CallT], TwoCalls[CallT], Generic[CallT]):
             self.lines.take_waiting().call.ignore()
         if hang_up and self.lines.held is not None:
             self.lines.take_held().call.disconnect()
+        if self._resuming_held is not None:
+            self._resuming_held.cancel()
         self.timers.cancel_all()
         self.sounds.ring(False)
         self.sounds.tone(None)

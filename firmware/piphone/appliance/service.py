@@ -46,7 +46,7 @@ from .memory import Memory
 from .phone import Phone
 from .ports import Sounds
 from .status import status_line
-from .table import ACTIVE
+from .table import ACTIVE, HOLDING
 
 if TYPE_CHECKING:
     from ..calllog import CallLog
@@ -393,21 +393,32 @@ class Service:
             log.warning("the access token expires soon and this config has no API key to "
                         "mint another")
 
-    def _resume(self, phone: Phone[Call], device: Device, kept: KeptCall) -> None:
-        """The call the last run kept: resumed, unless its handset was put down meanwhile."""
-        if kept.off_hook and not (self.inputs is not None and self.inputs.off_hook):
-            log.info("the handset was put down while the phone restarted: ending the call")
-            assert self.keeper is not None  # it loaded ``kept``
-            self._tasks.append(asyncio.ensure_future(self.keeper.end(device, kept.token)))
-            return
-        log.info("resuming the call with %s that the last run kept", kept.peer or "someone")
-        phone.fire("resume_call", token=kept.token, peer=kept.peer)
+    def _resume(self, phone: Phone[Call], device: Device, kept: list[KeptCall]) -> None:
+        """The calls the last run kept, the active one first: resumed (one on hold stays on
+        hold), unless the handset of an active one was put down meanwhile: that one ends."""
+        lifted = self.inputs is not None and self.inputs.off_hook
+        trigger = "resume_call"
+        for call in kept:
+            if call.off_hook and not call.held and not lifted:
+                log.info("the handset was put down while the phone restarted: ending the call")
+                assert self.keeper is not None  # it loaded ``kept``
+                self._tasks.append(asyncio.ensure_future(self.keeper.end(device, call.token)))
+                continue
+            log.info("resuming the %scall with %s that the last run kept",
+                     "held " if call.held else "", call.peer or "someone")
+            phone.fire(trigger, token=call.token, peer=call.peer, held=call.held)
+            trigger = "resume_held"  # a second call was on hold behind the first
 
     def _keep_call(self, phone: Phone[Call]) -> None:
-        if self.keeper is not None:
-            self.keeper.follow(phone.call if phone.state == "talking" else None, phone.peer,
-                               off_hook=self.inputs is not None and self.inputs.off_hook,
-                               has_call=phone.state in ACTIVE)
+        if self.keeper is None:
+            return
+        calls = []
+        if phone.call is not None and phone.state in ("talking", *HOLDING):
+            calls.append((phone.call, phone.peer, phone.state in HOLDING))
+        if phone.lines.held is not None:
+            calls.append((phone.lines.held.call, phone.lines.held.peer, True))
+        self.keeper.follow(calls, off_hook=self.inputs is not None and self.inputs.off_hook,
+                           has_call=phone.state in ACTIVE)
 
     def _on_phone_change(self, phone: Phone[Call]) -> None:
         self._keep_call(phone)

@@ -76,8 +76,12 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("key",           "talking",        None,          [],                      "send_digit"),
     ("dial",          "dialing",        "calling",     ["has_digits"],          "dial_digits"),
     ("place_call",    ["idle", "dialing"], "calling",  [],                      "dial_number"),
-    # the call a previous run kept (kept_call.py): resumed at start, open again -> talking
+    # the calls a previous run kept (kept_call.py): resumed at start, open again -> talking
+    # (or held, if it was on hold); a second one that was on hold comes back on hold
     ("resume_call",   ["idle", "dialing"], "reconnecting", [],                  "resume"),
+    ("resume_held",   "*",              None,          [],                      "resume_held"),
+    ("held_back",     ["idle", "dialing"], "held",     ["hook_lifted"],         None),
+    ("held_back",     ["idle", "dialing"], "recall",   [],                      None),
     # calls
     ("incoming",      "idle",           None,          ["dnd"],                 "refuse_dnd"),
     ("incoming",      "idle",           "ringing",     [],                      "take_incoming"),
@@ -88,6 +92,7 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("ring",          "ringing",        None,          [],                      None),
     ("answered",      "calling",        "talking",     [],                      None),
     ("answered",      "talking",        None,          [],                      None),
+    ("answered",      "reconnecting",   "held",        ["on_hold"],             None),
     ("answered",      "reconnecting",   "talking",     [],                      None),
     ("ended",         "ringing",        "idle",        [],                      "forget_call"),
     ("ended",         ACTIVE,           "held",        ["has_held", "hook_lifted"], "offer_held"),

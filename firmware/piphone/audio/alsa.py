@@ -377,35 +377,28 @@ class Playback(_Stream):
         self._resampler: soxr.ResampleStream | None = None
         self._last = 0  # last sample written, to fade from on underrun
         self._dry = True
-        # A sound mixed over the call (ring, ringback, DTMF, beeps): read(n) -> int16 at the
-        # device rate, or None. Swapped by one assignment; read only by the playback thread.
-        self._sound: tones.TonePlayer | tones.Clip | None = None
+        self._overlay = tones.Overlay()  # the ring, ringback, DTMF, beeps over the call
         # Handed each block written to the device (mono, at the device's rate), on this
         # thread: the echo reference (processing.EchoReference.played). One assignment.
         self.tap: Callable[[np.ndarray, int], None] | None = None
 
     def play_tone(self, spec: tones.ToneSpec) -> None:
         """Mix a (cadenced) tone into what plays, until stop_sound() or another sound."""
-        self._sound = tones.TonePlayer(spec, rate=self.rate or RATE)
+        self._overlay.tone(spec, self.rate or RATE)
 
     def play_clip(self, samples: np.ndarray) -> None:
         """Mix a one-shot sound (48 kHz mono int16) into what plays, once."""
         rate = self.rate or RATE
         if rate != RATE:
             samples = soxr.resample(samples, RATE, rate, quality=RESAMPLE_QUALITY)
-        self._sound = tones.Clip(samples.astype(np.int16, copy=False))
+        self._overlay.clip(samples.astype(np.int16, copy=False))
 
     def stop_sound(self) -> None:
-        self._sound = None
+        self._overlay.stop()
 
     def set_tone_level(self, level_dbfs: float) -> bool:
-        """The tone playing now goes on at ``level_dbfs`` (no restart of its cadence); False
-        when no tone plays."""
-        sound = self._sound
-        if isinstance(sound, tones.TonePlayer):
-            sound.set_level(level_dbfs)
-            return True
-        return False
+        """The tone playing goes on at ``level_dbfs``, in cadence; False if none plays."""
+        return self._overlay.set_level(level_dbfs)
 
     def _setup_conversion(self) -> None:
         self._resampler = (None if self.rate == RATE else
@@ -483,11 +476,7 @@ class Playback(_Stream):
                 block = block.copy()
                 fade = np.linspace(0, 1, ramp)
                 block[:ramp] = (self._last * (1 - fade) + block[:ramp] * fade).astype(np.int16)
-        sound = self._sound
-        if sound is not None:
-            block = tones.mix(block, sound.read(len(block)))
-            if getattr(sound, "done", False) and self._sound is sound:
-                self._sound = None
+        block = self._overlay.over(block)
         self._last = int(block[-1])
         return block
 

@@ -393,3 +393,39 @@ class Clip:
         out[:len(chunk)] = chunk
         self._pos += n
         return out
+
+
+class Overlay:
+    """The one sound mixed over what a device plays (a ring, ringback, a beep): a tone until
+    stopped, or a clip until its end; a new sound replaces the one before. Swapped by one
+    assignment, so the loop may change it while the playback thread mixes it."""
+
+    def __init__(self) -> None:
+        self._sound: TonePlayer | Clip | None = None
+
+    def tone(self, spec: ToneSpec, rate: int) -> None:
+        self._sound = TonePlayer(spec, rate=rate)
+
+    def clip(self, samples: np.ndarray) -> None:
+        self._sound = Clip(samples)
+
+    def stop(self) -> None:
+        self._sound = None
+
+    def set_level(self, level_dbfs: float) -> bool:
+        """The tone playing goes on at ``level_dbfs`` (in cadence); False if none plays."""
+        sound = self._sound
+        if isinstance(sound, TonePlayer):
+            sound.set_level(level_dbfs)
+            return True
+        return False
+
+    def over(self, block: np.ndarray) -> np.ndarray:
+        """``block`` with the sound's next samples mixed in."""
+        sound = self._sound
+        if sound is None:
+            return block
+        block = mix(block, sound.read(len(block)))
+        if isinstance(sound, Clip) and sound.done and self._sound is sound:
+            self._sound = None
+        return block
