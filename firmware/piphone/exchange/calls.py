@@ -32,6 +32,7 @@ from .placing import Placer
 from .records import CallRecords
 from .restarts import Restarts
 from .routing import DialPlan
+from .transfers import Transfers
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class CallTable:
         self.placer = Placer(self.book, config, dial_plan, registered, media, records)
         self.restarts = Restarts(self.book, media)
         self.messages = MessageRelay(config.limits.messages_per_minute)
+        self.transfers = Transfers(self.book, self.placer, media, records,
+                                   config.limits.transfers_per_minute)
 
     @property
     def calls(self) -> set[ExchangeCall]:
@@ -61,8 +64,8 @@ class CallTable:
 
     # --- frames ------------------------------------------------------------------------------
     def handle(self, session: Party, frame: protocol.Frame) -> None:
-        """A call frame (invite, answer, reject, hangup, dtmf, reinvite, message) from an
-        authenticated session."""
+        """A call frame (invite, answer, reject, hangup, dtmf, reinvite, message, transfer)
+        from an authenticated session."""
         payload = frame.payload
         if frame.type == "invite":
             if payload.get("reconnect"):
@@ -78,6 +81,10 @@ class CallTable:
             if cut_off is not None:
                 self.book.end(cut_off.call, by=cut_off)
                 return
+        if leg is None and frame.type == "transfer":  # a call not of this session's
+            session.send("error", **protocol.error_payload(
+                31000, "transfer: no call of yours has that CallSid", callsid))
+            return
         if leg is None:
             # A hangup or cancel for an unknown call is ignored, as at Twilio.
             log.info("%s: %s for unknown call %s ignored", session, frame.type, quoted(callsid))
@@ -89,6 +96,7 @@ class CallTable:
             "dtmf": self._dtmf,
             "reinvite": self.restarts.reinvite,
             "message": self.messages.relay,
+            "transfer": self.transfers.request,
         }.get(frame.type)
         if handler is not None:
             handler(leg, payload)

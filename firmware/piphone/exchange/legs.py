@@ -96,6 +96,7 @@ class ExchangeCall:
     timer: asyncio.TimerHandle | None = None  # ring timeout, then maximum call length
     digits: TaskSet = field(default_factory=lambda: TaskSet("digit relay"))
     work: TaskSet = field(default_factory=lambda: TaskSet("call set-up"))  # ends with the call
+    transferred: bool = False  # its caller was transferred here, answered (transfers.py)
 
     def other(self, leg: CallLeg) -> CallLeg | None:
         return self.callee if leg is self.caller else self.caller

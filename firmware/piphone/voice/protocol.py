@@ -87,6 +87,10 @@ CLIENT_FRAMES: dict[str, _Spec] = {
         {"callsid": CALLSID, "content": object},
         {"contenttype": _SHORT, "messagetype": _SHORT, "voiceeventsid": VOICE_EVENT_SID},
     ),
+    # piphone's extension, its exchange's only (on Twilio the phone asks the REST API): hand
+    # the far party of ``callsid`` on to ``to`` (blind), or to the far party of the requester's
+    # other call ``with`` (attended); the exchange hangs the requester up, or sends an error.
+    "transfer": ({"callsid": CALLSID}, {"to": _ID, "with": CALLSID}),
 }
 
 SERVER_FRAMES: dict[str, _Spec] = {
