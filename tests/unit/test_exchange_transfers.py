@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from piphone.exchange.legs import Phase
 
-from .test_exchange_calls import Party, answered, frame, invite, settled, table  # noqa: F401
+from . import test_exchange_calls
+from .test_exchange_calls import Party, answered, frame, invite, settled
+
+table = test_exchange_calls.table  # the call layer with fake parties and media (a fixture)
 
 
 def errors(party: Party) -> list[tuple[int, str | None]]:
