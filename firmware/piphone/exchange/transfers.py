@@ -144,9 +144,10 @@ class Transfers:
         far.call = into
         requester = other.session
         self.book.drop(other)
+        # the held call's hangup first: a phone then never offers it back for a moment
+        self.book.end(old, completed=True)
         if requester is not None:
             requester.send("hangup", callsid=other.sid)
-        self.book.end(old, completed=True)
         mode = self.media.join(far.media, other_far.media)
         log.info("call %s: %s joined to %s in call %s (audio %s)", old.sid, far.id,
                  other_far.id, into.sid, mode)
