@@ -25,7 +25,8 @@ import asyncio
 import logging
 import re
 
-from twilio.base.exceptions import TwilioException
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
@@ -76,8 +77,10 @@ class TwilioTransfer:
         try:
             far = self._far_party(call)
             self.client.calls(far).update(twiml=str(dial(to)))
-        except TwilioException as exc:
-            raise TransferError(f"Twilio refused the transfer: {exc}") from None
+        except TwilioRestException as exc:
+            raise TransferError(f"Twilio refused the transfer ({exc.code}): {exc.msg}") from None
+        except (TwilioException, requests.RequestException) as exc:
+            raise TransferError(f"cannot reach Twilio's REST API: {exc}") from None
         log.info("call %s: far party %s redirected to %s", call.call_sid, far, to)
 
     def _far_party(self, call: PhoneCall) -> str:
