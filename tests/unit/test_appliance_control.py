@@ -134,3 +134,23 @@ async def test_piphone_hold_and_swap_as_users_type_them(server, monkeypatch, cap
         assert server.seen[-1] == sent
     out = capsys.readouterr().out
     assert "hold: " in out and "swap: " in out
+
+
+async def test_piphone_transfer_as_users_type_it(server, monkeypatch, capsys):
+    """`piphone transfer NUMBER`, `--attended` and `--complete` (README) reach the socket;
+    `piphone --help` lists the command; a number with --complete is refused before."""
+    from piphone.cli import build_parser, main
+
+    monkeypatch.setenv("PIPHONE_CONTROL_SOCKET", str(server.path))
+    for argv, sent in ((["transfer", "200"], {"cmd": "transfer", "number": "200",
+                                              "attended": False}),
+                       (["transfer", "bob", "--attended"], {"cmd": "transfer", "number": "bob",
+                                                            "attended": True}),
+                       (["transfer", "--complete"], {"cmd": "transfer", "complete": True})):
+        assert await asyncio.to_thread(main, argv) == 0
+        assert server.seen[-1] == sent
+    assert "transfer: " in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["transfer", "200", "--complete"]) == 2
+    assert await asyncio.to_thread(main, ["transfer"]) == 2
+    assert "transfer takes a NUMBER, or --complete" in capsys.readouterr().err
+    assert "transfer" in build_parser().format_help()
