@@ -23,6 +23,7 @@ from typing import Any
 from .. import dtmf
 from ..logsafe import quoted
 from ..voice import protocol
+from .conference import Conferences
 from .config import ExchangeConfig
 from .legs import CallLeg, ExchangeCall, LegIndex, Party, Phase
 from .lifetime import CallBook
@@ -51,6 +52,7 @@ class CallTable:
         self.messages = MessageRelay(config.limits.messages_per_minute)
         self.transfers = Transfers(self.book, self.placer, media, records,
                                    config.limits.transfers_per_minute)
+        self.conferences = Conferences(self.book, media, self.transfers)
 
     @property
     def calls(self) -> set[ExchangeCall]:
@@ -64,8 +66,8 @@ class CallTable:
 
     # --- frames ------------------------------------------------------------------------------
     def handle(self, session: Party, frame: protocol.Frame) -> None:
-        """A call frame (invite, answer, reject, hangup, dtmf, reinvite, message, transfer)
-        from an authenticated session."""
+        """A call frame (invite, answer, reject, hangup, dtmf, reinvite, message, transfer,
+        conference) from an authenticated session."""
         payload = frame.payload
         if frame.type == "invite":
             if payload.get("reconnect"):
@@ -81,9 +83,9 @@ class CallTable:
             if cut_off is not None:
                 self.book.end(cut_off.call, by=cut_off)
                 return
-        if leg is None and frame.type == "transfer":  # a call not of this session's
+        if leg is None and frame.type in ("transfer", "conference"):  # not this session's
             session.send("error", **protocol.error_payload(
-                31000, "transfer: no call of yours has that CallSid", callsid))
+                31000, f"{frame.type}: no call of yours has that CallSid", callsid))
             return
         if leg is None:
             # A hangup or cancel for an unknown call is ignored, as at Twilio.
@@ -97,6 +99,7 @@ class CallTable:
             "reinvite": self.restarts.reinvite,
             "message": self.messages.relay,
             "transfer": self.transfers.request,
+            "conference": self.conferences.request,
         }.get(frame.type)
         if handler is not None:
             handler(leg, payload)
@@ -118,6 +121,9 @@ class CallTable:
         call = leg.call
         if leg in call.forks and call.phase in (Phase.SETUP, Phase.RINGING):
             self._stop_ringing(leg)
+            return
+        if self.conferences.is_member(leg):  # the others talk on
+            self.conferences.leave(leg)
             return
         self.book.end(call, by=leg)
 
@@ -167,7 +173,7 @@ class CallTable:
             call = leg.call
             if call.phase is Phase.ENDED:
                 continue
-            if call.phase is Phase.ANSWERED and leg in (call.caller, call.callee):
+            if call.phase is Phase.ANSWERED and leg in call.parties():
                 self.book.cut_off(leg)
             elif leg in call.forks:
                 self._stop_ringing(leg)

@@ -67,34 +67,32 @@ class Transfers:
         assert session is not None  # a leg found by its session's frame
         if ("to" in payload) == ("with" in payload):
             raise Refused(31100, "a transfer names either to (blind) or with (attended)")
-        far = self._far_party(leg)
+        far = far_party(leg)
         other = None
         if "with" in payload:
-            other = self.book.legs.find(session, payload["with"])
-            if other is None or other.call is leg.call:
-                raise Refused(31000, "with: no other call of yours has that CallSid")
-            other_far = self._far_party(other)
-        window = self._windows.get(session)
-        if window is None:
-            window = self._windows[session] = Window(self.per_minute)
-        if not window.add():
-            raise Refused(31206, f"over {self.per_minute} transfers a minute")
+            other, other_far = self.other_call(leg, payload["with"])
+        self.count(session)
         if other is None:
             self._blind(leg, far, session, str(payload["to"]))
         else:
             self._attended(leg, far, other, other_far)
 
-    @staticmethod
-    def _far_party(leg: CallLeg) -> CallLeg:
-        call = leg.call
-        if call.phase is not Phase.ANSWERED or leg not in (call.caller, call.callee) \
-                or call.route.kind != "client":
-            raise Refused(31000, "only an answered call between two parties can be "
-                                 "transferred")
-        far = call.other(leg)
-        if far is None or far.session is None or far.restarting:
-            raise Refused(31000, "the other party is reconnecting: try again")
-        return far
+    def other_call(self, leg: CallLeg, callsid: str) -> tuple[CallLeg, CallLeg]:
+        """The requester's leg in its other call ``callsid``, and that call's far party."""
+        assert leg.session is not None
+        other = self.book.legs.find(leg.session, callsid)
+        if other is None or other.call is leg.call:
+            raise Refused(31000, "with: no other call of yours has that CallSid")
+        return other, far_party(other)
+
+    def count(self, session: Party) -> None:
+        """One more request of ``session``'s (transfers and conferences): 31206 over the
+        limit."""
+        window = self._windows.get(session)
+        if window is None:
+            window = self._windows[session] = Window(self.per_minute)
+        if not window.add():
+            raise Refused(31206, f"over {self.per_minute} transfers a minute")
 
     # --- blind: the far party rings the target ------------------------------------------------
     def _blind(self, leg: CallLeg, far: CallLeg, session: Party, to: str) -> None:
@@ -110,7 +108,7 @@ class Transfers:
             raise Refused(31486, f"{route.target} is busy")
         old = leg.call
         new = ExchangeCall(sid=new_call_sid(), route=route, transferred=True)
-        _leave(far, old)
+        leave(far, old)
         far.call, new.caller = new, far
         self.book.calls.add(new)
         self.book.ring_for(new)
@@ -136,7 +134,7 @@ class Transfers:
     # --- attended: the far party takes the requester's place in its other call ------------------
     def _attended(self, leg: CallLeg, far: CallLeg, other: CallLeg, other_far: CallLeg) -> None:
         old, into = leg.call, other.call
-        _leave(far, old)
+        leave(far, old)
         if into.caller is other:
             into.caller = far
         else:
@@ -153,9 +151,23 @@ class Transfers:
                  other_far.id, into.sid, mode)
 
 
-def _leave(leg: CallLeg, call: ExchangeCall) -> None:
+def far_party(leg: CallLeg) -> CallLeg:
+    """The other party of ``leg``'s answered two-party call, connected; else Refused."""
+    call = leg.call
+    if call.phase is not Phase.ANSWERED or leg not in (call.caller, call.callee) \
+            or call.route.kind != "client" or call.guests:
+        raise Refused(31000, "only an answered call between two parties can be transferred")
+    far = call.other(leg)
+    if far is None or far.session is None or far.restarting:
+        raise Refused(31000, "the other party is reconnecting: try again")
+    return far
+
+
+def leave(leg: CallLeg, call: ExchangeCall) -> None:
     """``leg`` is no longer a party of ``call`` (ending the call leaves it alone)."""
     if call.caller is leg:
         call.caller = None
     elif call.callee is leg:
         call.callee = None
+    elif leg in call.guests:
+        call.guests.remove(leg)

@@ -198,11 +198,12 @@ class Call(Emitter):
     def is_on_hold(self) -> bool:
         return self._audio.held
 
-    def transfer(self, to: str | None = None, joining: Call | None = None) -> None:
-        """piphone's extension, on its exchange (protocol.py): the far end goes on to ``to``,
-        or to ``joining``'s far end; the exchange hangs this call up (an error event: not)."""
+    def transfer(self, to: str | None = None, joining: Call | None = None,
+                 conference: bool = False) -> None:
+        """piphone's, on its exchange (protocol.py): the far end goes on to ``to`` or to
+        ``joining``'s far end, or (``conference``) the three talk; an error event: not."""
         target = {"with": joining.sid} if joining is not None else {"to": to}
-        self._send("transfer", {"callsid": self.sid, **target})
+        self._send("conference" if conference else "transfer", {"callsid": self.sid, **target})
 
     def send_digits(self, digits: str) -> asyncio.Task[None]:
         """Send DTMF as ``dtmf`` frames; each ``w`` waits 500 ms. Returns the sending task."""
@@ -394,8 +395,7 @@ class Call(Emitter):
 
     def _resume(self, trigger: Trigger) -> None:
         self._signaling_lost = False
-        if trigger.token is not None:
-            self._reconnect_token = trigger.token  # the next resume uses the newest
+        self._reconnect_token = trigger.token or self._reconnect_token  # the newest resumes
 
     def _tear_down(self) -> None:
         """Entering closed: no more reconnection, audio or media (idempotent)."""
