@@ -63,7 +63,7 @@ async def test_bad_requests_get_errors_and_the_connection_goes_on(server):
     errors = [r.get("error", "") for r in replies]
     assert errors[0].startswith("not JSON")
     assert errors[1] == ("unknown cmd 'reboot' (one of status, call, hangup, answer, mute, "
-                         "speaker, seen, hold, swap, transfer)")
+                         "speaker, seen, hold, swap, transfer, conference)")
     assert errors[2] == 'a request is an object with a "cmd"'
     assert errors[3].startswith("call needs a number") and errors[4] == errors[3]
     assert errors[5].startswith("not JSON")
@@ -153,4 +153,7 @@ async def test_piphone_transfer_as_users_type_it(server, monkeypatch, capsys):
     assert await asyncio.to_thread(main, ["transfer", "200", "--complete"]) == 2
     assert await asyncio.to_thread(main, ["transfer"]) == 2
     assert "transfer takes a NUMBER, or --complete" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["conference"]) == 0
+    assert server.seen[-1] == {"cmd": "conference"}
     assert "transfer" in build_parser().format_help()
+    assert "conference" in build_parser().format_help()

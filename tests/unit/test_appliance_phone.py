@@ -677,6 +677,7 @@ async def test_every_row_has_a_test():
     (a row without one fails)."""
     source = open(__file__).read() + open(__file__.replace("phone", "transfer")).read()
     spoken = {"press_transfer": '"TRANSFER"', "transfer_to": "transfer_call(",
+              "press_conference": '"CONFERENCE"',
               "off_hook": "OFF_HOOK", "on_hook": "ON_HOOK", "press_accept": '"ACCEPT"',
               "press_reject": '"REJECT"', "press_ignore": '"IGNORE"', "press_mute": '"MUTE"',
               "press_redial": '"REDIAL"', "press_dnd": '"DND"', "volume_up": "VOLUME_UP",

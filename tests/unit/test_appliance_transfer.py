@@ -13,6 +13,8 @@ from .test_appliance_phone import Rig
 
 
 class RecordingTransferer:
+    conferences = True
+
     def __init__(self, fails: Exception | None = None) -> None:
         self.asked: list[tuple] = []
         self.fails = fails
@@ -24,6 +26,9 @@ class RecordingTransferer:
 
     async def join(self, call, held, peer) -> None:
         self.asked.append(("join", call, held, peer))
+
+    async def conference(self, call, held) -> None:
+        self.asked.append(("conference", call, held))
 
 
 @pytest.fixture
@@ -143,3 +148,35 @@ def test_the_twiml_dials_a_client_or_a_number():
     assert "<Number>+15551230002</Number>" in str(dial("0015551230002"))
     assert "<Number>+15551230002</Number>" in str(dial("+15551230002"))
     assert "&lt;" in str(dial("+1<Play>x"))  # escaped, never TwiML of the caller's
+
+
+async def test_conference_with_a_call_held_joins_the_three(rig):
+    first = await keyed_consultation(rig)
+    consultation = rig.phone.call
+    rig.press("CONFERENCE")
+    await rig.settle()
+    assert rig.phone.transferer.asked == [("conference", consultation, first)]
+    first.far_hangup()  # the exchange ends the phone's held call: its far party moved
+    await rig.settle()
+    assert rig.state == "talking" and rig.phone.held is None and rig.phone.call is consultation
+    assert rig.phone.conference_call() is False  # nothing held any more
+
+
+async def test_conference_needs_a_held_call_and_an_exchange(rig):
+    await rig.talking_call()
+    rig.press("CONFERENCE")
+    assert rig.phone.transferer.asked == []
+    rig.phone.transferer.conferences = False  # Twilio's: no conference
+    await keyed_consultation(rig, talking=False)
+    assert not rig.phone.conference_call() and rig.phone.transferer.asked == []
+
+
+async def keyed_consultation(rig, talking: bool = True):
+    """A call, then TRANSFER 200 TRANSFER, the consultation answered: returns the held call."""
+    first = await rig.talking_call() if talking else rig.phone.call
+    await keyed(rig, "200", "TRANSFER")
+    await rig.until(lambda: rig.phone.call is not None and rig.phone.call is not first)
+    rig.phone.call.far_open()
+    await rig.settle()
+    assert rig.state == "talking" and rig.phone.held is first
+    return first

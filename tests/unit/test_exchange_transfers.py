@@ -112,3 +112,62 @@ async def test_no_answer_to_a_blind_transfer_hangs_the_far_party_up(table):
     table.handle(carol, frame("reject", callsid=carol.got("invite")[0]["callsid"]))
     (hangup,) = bob.got("hangup")
     assert hangup["error"]["code"] == 31603 and not table.calls
+
+
+async def two_calls(table):
+    """alice talks to bob (held at her end) and to carol: (alice, bob, carol, first, second)."""
+    alice, bob, first = await answered(table)
+    carol = Party("carol")
+    table.registrations.add("carol", carol)
+    table.handle(alice, invite("TJSc", "carol"))
+    await settled(lambda: len(alice.got("ringing")) == 2, "carol rings")
+    table.handle(carol, frame("answer", callsid=carol.got("invite")[0]["callsid"], sdp="a"))
+    await settled(lambda: len(table.fake_media.joined) == 2, "the second call is up")
+    second = next(c for c in table.calls if c is not first)
+    return alice, bob, carol, first, second
+
+
+async def test_a_conference_mixes_the_three_and_a_leaver_leaves_two_bridged(table):
+    alice, bob, carol, first, second = await two_calls(table)
+    bob_leg, alice_leg, carol_leg = first.callee, second.caller, second.callee
+    table.handle(alice, frame("conference", callsid=second.sid, **{"with": first.sid}))
+    assert alice.got("hangup") == [{"callsid": first.sid}]  # her call to bob ends
+    assert table.calls == {second} and second.guests == [bob_leg] and bob_leg.call is second
+    assert second.mixer.members == [[alice_leg.media, carol_leg.media, bob_leg.media]]
+    assert not bob.got("hangup") and not carol.got("hangup")
+    # carol hangs up: alice and bob talk on, bridged, the mixer stopped
+    table.handle(carol, frame("hangup", callsid=carol_leg.sid))
+    assert table.fake_media.joined[-1] == (alice_leg.media, bob_leg.media)
+    assert second.mixer is None
+    assert second.parties() == [alice_leg, bob_leg] and not alice.got("hangup")[1:]
+    table.handle(bob, frame("hangup", callsid=bob_leg.sid))
+    assert alice.got("hangup")[1:] == [{"callsid": alice_leg.sid}] and not table.calls
+
+
+async def test_a_member_hanging_up_a_conference_of_three_leaves_the_others_mixed(table):
+    alice, bob, carol, first, second = await two_calls(table)
+    bob_leg, alice_leg, carol_leg = first.callee, second.caller, second.callee
+    table.handle(alice, frame("conference", callsid=second.sid, **{"with": first.sid}))
+    mixer = second.mixer
+    table.handle(alice, frame("hangup", callsid=alice_leg.sid))  # she set it up and leaves
+    assert mixer.stopped and not carol.got("hangup") and not bob.got("hangup")
+    assert second.parties() == [carol_leg, bob_leg]
+    assert table.fake_media.joined[-1] == (carol_leg.media, bob_leg.media)
+
+
+async def test_a_conference_is_refused_for_calls_not_the_requesters_and_is_not_joined_again(
+        table):
+    alice, bob, carol, first, second = await two_calls(table)
+    bob_leg = first.callee
+    mallory = Party("mallory")
+    table.handle(mallory, frame("conference", callsid=second.sid, **{"with": first.sid}))
+    assert errors(mallory) == [(31000, second.sid)]
+    table.handle(alice, frame("conference", callsid=second.sid, **{"with": second.sid}))
+    assert errors(alice) == [(31000, second.sid)]  # the same call twice
+    table.handle(alice, frame("conference", callsid=second.sid, **{"with": first.sid}))
+    # a conference is no longer a two-party call: it cannot be transferred or joined again
+    table.handle(alice, frame("transfer", callsid=second.sid, to="dave"))
+    table.handle(bob, frame("conference", callsid=bob_leg.sid, **{"with": second.sid}))
+    assert errors(alice)[1:] == [(31000, second.sid)]
+    assert [code for code, _ in errors(bob)] == [31000]
+    assert len(second.parties()) == 3

@@ -42,6 +42,7 @@ def answer(service: Answerer, request: dict[str, Any]) -> dict[str, Any]:
         "transfer": lambda: phone.transfer_call(
             None if request.get("complete") else dialable(service.cfg, request["number"]),
             bool(request.get("attended"))),
+        "conference": phone.conference_call,
         "speaker": lambda: phone.speaker_call(request.get("on"))}
     done = actions[cmd]()
     if not done:

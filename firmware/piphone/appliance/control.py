@@ -5,7 +5,8 @@ Requests: ``{"cmd": "status"}``, ``{"cmd": "call", "number": "+1555..."}``, ``{"
 back), ``{"cmd": "swap"}`` (call waiting's swap), ``{"cmd": "speaker"}`` (the speaker
 button; ``"on": true`` / ``false`` to ask for one side), ``{"cmd": "seen"}`` (the missed calls
 are seen), ``{"cmd": "transfer", "number": "...", "attended": false}`` (or ``"complete":
-true``: join the held call and the consultation). Each gets one line back: ``{"ok":
+true``: join the held call and the consultation), ``{"cmd": "conference"}`` (the held call
+and this one, together). Each gets one line back: ``{"ok":
 true, ...}`` or ``{"ok": false, "error": "..."}``. A bad line gets an error reply and the
 connection stays usable; nothing a client sends can raise into the loop. The socket is 0660:
 the piphone group may use it.
@@ -32,7 +33,7 @@ DEFAULT_SOCKET = Path("/run/piphone/control.sock")  # systemd's RuntimeDirectory
 MAX_LINE = 4096  # bytes: requests are tiny
 NUMBER = re.compile(r"[0-9A-Za-z+*#:._@-]{1,64}")  # digits, +E.164, client:NAME, lines
 COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen", "hold", "swap",
-            "transfer")
+            "transfer", "conference")
 
 
 def socket_path() -> Path:

@@ -68,6 +68,9 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
      ["can_transfer", "attended", "unless:has_held"],                           "consult"),
     ("transfer_to",   ["talking", "transfer"], None,   ["can_transfer", "unless:attended"],
      "blind_transfer"),
+    # CONFERENCE with a call held: the three talk together (the local exchange mixes)
+    ("press_conference", "talking",     None,          ["has_held", "can_conference"],
+     "join_conference"),
     ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
     ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
     ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
@@ -126,7 +129,7 @@ PANEL_TRIGGERS = {
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
     "DND": "press_dnd", "DIGIT": "key", "SPEAKER": "press_speaker", "MISSED": "press_missed",
     "SPEED": "press_speed", "HOLD": "press_hold", "SWAP": "press_swap",
-    "TRANSFER": "press_transfer",
+    "TRANSFER": "press_transfer", "CONFERENCE": "press_conference",
 }
 
 

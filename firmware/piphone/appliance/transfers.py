@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 class Transferer(Protocol):
     """Carries out a transfer; raises (PiphoneError, TwilioError) when it cannot."""
 
+    conferences: bool  # whether it can join three in a conference too
+
     async def blind(self, call: Any, to: str) -> None:
         """Hand ``call``'s far party on to ``to``; the phone leaves ``call``."""
 
@@ -42,16 +44,24 @@ class Transferer(Protocol):
         """Join ``held``'s far party and ``call``'s (whose number is ``peer``); the phone
         leaves both."""
 
+    async def conference(self, call: Any, held: Any) -> None:
+        """``held``'s far party joins ``call``: the three talk; ``held`` ends."""
+
 
 class ExchangeTransfer:
     """The local exchange does it (exchange/transfers.py): it hangs the phone's calls up when
     it has, or the call's ``error`` event says why not."""
+
+    conferences = True
 
     async def blind(self, call: Call, to: str) -> None:
         call.transfer(to)
 
     async def join(self, call: Call, held: Call, peer: str | None) -> None:
         call.transfer(joining=held)
+
+    async def conference(self, call: Call, held: Call) -> None:
+        call.transfer(joining=held, conference=True)
 
 
 class Transfers(Generic[CallT]):
@@ -82,9 +92,16 @@ class Transfers(Generic[CallT]):
             return self.held is not None and self.fire("press_transfer")
         return self.fire("transfer_to", number=number, attended=attended)
 
+    def conference_call(self) -> bool:
+        """``piphone conference``: the held call and this one, together."""
+        return self.fire("press_conference")
+
     # --- conditions ------------------------------------------------------------------------
     def can_transfer(self, _event: EventData) -> bool:
         return self.transferer is not None
+
+    def can_conference(self, _event: EventData) -> bool:
+        return self.transferer is not None and self.transferer.conferences
 
     def attended(self, event: EventData) -> bool:
         return bool(event.kwargs.get("attended"))
@@ -128,6 +145,13 @@ class Transfers(Generic[CallT]):
         assert call is not None and held is not None and self.transferer is not None
         log.info("joining the held call and %s", self.peer)
         self._carry_out(self.transferer.join(call, held, self.peer))
+
+    def join_conference(self, _event: EventData) -> None:
+        """The held call's far party joins this call (the held call ends: two_calls.py)."""
+        call, held = self.call, self.held
+        assert call is not None and held is not None and self.transferer is not None
+        log.info("a conference with the held call and %s", self.peer)
+        self._carry_out(self.transferer.conference(call, held))
 
     def _carry_out(self, step: Any) -> None:
         def done(task: asyncio.Task[None]) -> None:

@@ -50,6 +50,8 @@ class TransferError(PiphoneError):
 
 
 class TwilioTransfer:
+    conferences = False  # a conference on Twilio is TwiML's <Conference>: not done here
+
     def __init__(self, client: Client) -> None:
         self.client = client
 
@@ -71,6 +73,9 @@ class TwilioTransfer:
         await asyncio.to_thread(self._redirect, held, peer)
         held.disconnect()
         call.disconnect()
+
+    async def conference(self, call: PhoneCall, held: PhoneCall) -> None:
+        raise TransferError("a three-way conference needs the local exchange")
 
     # --- in a thread ---------------------------------------------------------------------------
     def _redirect(self, call: PhoneCall, to: str) -> None:

@@ -4,8 +4,8 @@ Each subcommand builds what it needs from its arguments and config, runs, and re
 status; ``main(argv)`` is what tests call. One module per group of subcommands: run.py
 (``run``), call.py (``call``), phone.py (``check``, ``status``, ``hangup``, ``answer``,
 ``mute``, ``diagram``, ``calls``; ``check --network`` in network_check.py), transfer.py
-(``transfer``), keys.py (``token``, ``twilio setup``) and exchange.py (``exchange``; its
-options and admin actions are in piphone/cli_exchange.py).
+(``transfer``, ``conference``), keys.py (``token``, ``twilio setup``) and exchange.py
+(``exchange``; its options and admin actions are in piphone/cli_exchange.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""`piphone transfer NUMBER [--attended]` and `piphone transfer --complete`: the running
-phone's transfer, over its control socket (appliance/transfers.py)."""
+"""`piphone transfer NUMBER [--attended]`, `piphone transfer --complete` and `piphone
+conference`: the running phone's transfer and conference, over its control socket
+(appliance/transfers.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def add_parser(sub: Subparsers) -> None:
                      help="join the held call and the consultation, and leave both")
     transfer.add_argument("--json", action="store_true", help="print the reply as JSON")
     transfer.set_defaults(func=cmd_transfer)
+    conference = sub.add_parser("conference", help="with a call on hold: the held call and "
+                                                   "this one talk together, three ways (on the "
+                                                   "local exchange)")
+    conference.add_argument("--json", action="store_true", help="print the reply as JSON")
+    conference.set_defaults(func=cmd_control)
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
