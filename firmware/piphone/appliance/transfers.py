@@ -129,6 +129,7 @@ class Transfers(Generic[CallT]):
 
     def blind_transfer(self, event: EventData) -> None:
         number = str(event.kwargs.get("number") or self.digits)
+        self.digits = ""  # refused: the number may be keyed again (dial tone)
         call = self.call
         assert call is not None and self.transferer is not None
         log.info("transferring the call to %s", number)
