@@ -61,3 +61,20 @@ async def test_a_refused_transfer_is_an_error_and_the_call_goes_on(make_phone):
     assert to_bob.status() is CallStatus.OPEN
     await hears(bob, 440)
     await hears(alice, 600)
+
+
+async def test_a_transfer_to_a_phone_of_another_codec_is_transcoded_both_ways(make_phone):
+    """bob's leg forwarded Opus to alice's; carol takes only PCMU, so the exchange now decodes
+    between them: bob's leg must send what is decoded for it, not wait for forwarded frames."""
+    alice = await make_phone("alice", tone=440)
+    bob = await make_phone("bob", tone=600)
+    carol = await make_phone("carol", tone=800, codec_preferences=("pcmu",))
+    to_bob, at_bob, out, _ = await place_and_answer(alice, bob)
+    assert to_bob.codec == at_bob.codec == "opus"
+    await hears(bob, 440)
+    to_bob.transfer("carol")
+    at_carol = await carol.next_call()
+    await asyncio.wait_for(at_carol.accept(), 5)
+    assert at_carol.codec == "pcmu"
+    await hears(carol, 600, timeout=10)
+    await hears(bob, 800, timeout=10)
