@@ -698,12 +698,25 @@ async def test_every_row_has_a_test():
 
 
 # --- random presses ------------------------------------------------------------------------
+class NoTransfer:
+    """A transferer whose transfers the server never carries out (the calls go on)."""
+
+    conferences = True
+
+    async def blind(self, call, to: str) -> None: ...
+
+    async def join(self, call, held, peer) -> None: ...
+
+    async def conference(self, call, held) -> None: ...
+
+
 async def test_random_presses_in_random_states():
     """1,000 random presses and call events: no exception, no stuck state, no double action."""
     rng = random.Random(9)
     rig = Rig(replace(PhoneConfig(), call_waiting=True, dial_timeout=0.5,
                       mute_reminder=0.5), FAST_RING)
     rig.phone.last_number = "100"  # so that redial reaches "calling" too
+    rig.phone.transferer = NoTransfer()  # so that TRANSFER and CONFERENCE do something
     presses = [e.name for e in PanelEvent]
     calls = []
     for _ in range(1000):
@@ -728,7 +741,7 @@ async def test_random_presses_in_random_states():
         phone = rig.phone
         assert phone.state in phone_mod.STATES
         # the phone's call is live whenever it is in a call state, and only then
-        if phone.state in ("ringing", "talking", "reconnecting", "held", "recall"):
+        if phone.state in ("ringing", "talking", "reconnecting", "held", "recall", "transfer"):
             assert phone.call is not None and phone.call.status() != "closed", phone.state
         if phone.state in ("idle", "dialing"):
             assert phone.call is None and not phone.muted and not rig.sounds.ringing
