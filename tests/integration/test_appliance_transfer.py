@@ -75,8 +75,11 @@ async def test_transfer_key_number_and_hash_hand_bob_on_to_carol(
         await press(factory, TRANSFER)
         await until(lambda: service.phone.state == "transfer", what="keying the number")
         await hears_hold_music(bob)
-        for key in ("key_3", "key_0", "key_0", "key_hash"):
+        assert service.status_line() == "client:bob on hold, transfer to ..."
+        for key in ("key_3", "key_0", "key_0"):
             await press(factory, KEYS[key])
+        assert service.status_line() == "client:bob on hold, transfer to 300"
+        await press(factory, KEYS["key_hash"])
         at_carol = await carol.next_call()
         assert at_carol.parameters["From"] == "client:bob"
         await until(lambda: service.phone.call is None, what="alice's phone left the call")
