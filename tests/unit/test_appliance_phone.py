@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -675,7 +676,8 @@ async def test_a_resume_that_fails_ends_in_idle():
 async def test_every_row_has_a_test():
     """Each trigger of the table appears in this file's tests, or test_appliance_transfer's
     (a row without one fails)."""
-    source = open(__file__).read() + open(__file__.replace("phone", "transfer")).read()
+    here = Path(__file__)
+    source = here.read_text() + here.with_name("test_appliance_transfer.py").read_text()
     spoken = {"press_transfer": '"TRANSFER"', "transfer_to": "transfer_call(",
               "press_conference": '"CONFERENCE"',
               "off_hook": "OFF_HOOK", "on_hook": "ON_HOOK", "press_accept": '"ACCEPT"',
