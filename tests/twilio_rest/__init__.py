@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..tlscert import TestCA
 from .api2010 import Api2010
+from .calls import Calls
 from .serverless import Serverless
 from .wire import (
     API,
@@ -64,7 +65,7 @@ class _Route:
 
 
 @dataclass
-class TwilioRest(Api2010, Serverless):
+class TwilioRest(Api2010, Calls, Serverless):
     """One account's REST API; the resource handlers are in api2010.py and serverless.py."""
 
     folder: Path
@@ -90,6 +91,7 @@ class TwilioRest(Api2010, Serverless):
         self.contents: dict[str, str] = {}
         self.builds: dict[str, dict] = {}
         self.deployments: dict[str, dict] = {}
+        self.calls: dict[str, dict] = {}
         self._status_reads: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -192,6 +194,9 @@ class TwilioRest(Api2010, Serverless):
             (API, "POST", acct + r"/Applications\.json", self._create_application),
             (API, "POST", acct + r"/Applications/(AP[0-9a-f]{32})\.json",
              self._update_application),
+            (API, "GET", acct + r"/Calls\.json", self._list_calls),
+            (API, "GET", acct + r"/Calls/(CA[0-9a-f]{32})\.json", self._get_call),
+            (API, "POST", acct + r"/Calls/(CA[0-9a-f]{32})\.json", self._update_call),
             (SERVERLESS, "GET", r"/v1/Services", self._list_services),
             (SERVERLESS, "POST", r"/v1/Services", self._create_service),
             (SERVERLESS, "GET", svc + r"/Environments", self._list_environments),

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 API, SERVERLESS, UPLOAD = "api.twilio.com", "serverless.twilio.com", "serverless-upload.twilio.com"
 HOSTS = (API, SERVERLESS, UPLOAD)
 DEMO_VOICE_URL = "https://demo.twilio.com/welcome/voice/"  # a new number's Voice URL
-SID = re.compile(r"\b(AC|ZS|ZE|ZH|ZN|ZB|ZD|PN|AP|SK)[0-9a-f]{32}\b")
+SID = re.compile(r"\b(AC|CA|ZS|ZE|ZH|ZN|ZB|ZD|PN|AP|SK)[0-9a-f]{32}\b")
 
 
 def new_sid(prefix: str) -> str:

@@ -63,12 +63,29 @@ async def test_bad_requests_get_errors_and_the_connection_goes_on(server):
     errors = [r.get("error", "") for r in replies]
     assert errors[0].startswith("not JSON")
     assert errors[1] == ("unknown cmd 'reboot' (one of status, call, hangup, answer, mute, "
-                         "speaker, seen, hold, swap)")
+                         "speaker, seen, hold, swap, transfer, conference)")
     assert errors[2] == 'a request is an object with a "cmd"'
     assert errors[3].startswith("call needs a number") and errors[4] == errors[3]
     assert errors[5].startswith("not JSON")
     assert replies[6]["ok"] is True and len(replies) == 7
     assert [r["cmd"] for r in server.seen] == ["status"]  # nothing bad reached the phone
+
+
+async def test_a_transfer_names_a_number_or_completes(server):
+    replies = await raw(server.path, b'{"cmd": "transfer"}\n'
+                        b'{"cmd": "transfer", "number": "200", "complete": true}\n'
+                        b'{"cmd": "transfer", "complete": true, "attended": true}\n'
+                        b'{"cmd": "transfer", "number": "2 00"}\n'
+                        b'{"cmd": "transfer", "number": "200", "attended": "yes"}\n'
+                        b'{"cmd": "transfer", "number": "client:bob", "attended": true}\n'
+                        b'{"cmd": "transfer", "complete": true}\n')
+    errors = [r.get("error", "") for r in replies]
+    assert errors[:3] == ['transfer takes a "number" (and "attended") or "complete": true'] * 3
+    assert errors[3].startswith("transfer needs a number")
+    assert errors[4].startswith('transfer takes "attended" and "complete" as true or false')
+    assert replies[5]["ok"] and replies[6]["ok"]
+    assert server.seen[-2:] == [{"cmd": "transfer", "number": "client:bob", "attended": True},
+                                {"cmd": "transfer", "complete": True}]
 
 
 async def test_too_long_a_line(server):
@@ -117,3 +134,26 @@ async def test_piphone_hold_and_swap_as_users_type_them(server, monkeypatch, cap
         assert server.seen[-1] == sent
     out = capsys.readouterr().out
     assert "hold: " in out and "swap: " in out
+
+
+async def test_piphone_transfer_as_users_type_it(server, monkeypatch, capsys):
+    """`piphone transfer NUMBER`, `--attended` and `--complete` (README) reach the socket;
+    `piphone --help` lists the command; a number with --complete is refused before."""
+    from piphone.cli import build_parser, main
+
+    monkeypatch.setenv("PIPHONE_CONTROL_SOCKET", str(server.path))
+    for argv, sent in ((["transfer", "200"], {"cmd": "transfer", "number": "200",
+                                              "attended": False}),
+                       (["transfer", "bob", "--attended"], {"cmd": "transfer", "number": "bob",
+                                                            "attended": True}),
+                       (["transfer", "--complete"], {"cmd": "transfer", "complete": True})):
+        assert await asyncio.to_thread(main, argv) == 0
+        assert server.seen[-1] == sent
+    assert "transfer: " in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["transfer", "200", "--complete"]) == 2
+    assert await asyncio.to_thread(main, ["transfer"]) == 2
+    assert "transfer takes a NUMBER, or --complete" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["conference"]) == 0
+    assert server.seen[-1] == {"cmd": "conference"}
+    assert "transfer" in build_parser().format_help()
+    assert "conference" in build_parser().format_help()

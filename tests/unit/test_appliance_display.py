@@ -40,8 +40,10 @@ TABLE = [
     ("held",         False, NONE,   OFF,  SLOW,  OFF, OFF,  False, None),
     ("held",         True,  JITTER, OFF,  SLOW,  ON,  ON,   False, "warning"),
     ("recall",       False, NONE,   FAST, SLOW,  OFF, OFF,  True,  None),
+    ("transfer",     False, NONE,   OFF,  SLOW,  OFF, OFF,  False, None),
 ]
-HOLDING = ("held", "recall")  # the phone's own call is on hold: the hold LED shows it
+# the phone's own call is on hold (transfer: while the number is keyed): the hold LED shows it
+HOLDING = ("held", "recall", "transfer")
 
 
 @pytest.mark.parametrize("state, muted, warnings, ring, call, mute, warning, ringer, alert",

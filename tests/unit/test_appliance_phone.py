@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -714,9 +715,13 @@ async def test_a_kept_held_call_alone_comes_back_when_the_first_does_not():
 
 
 async def test_every_row_has_a_test():
-    """Each trigger of the table appears in this file's tests (a row without one fails)."""
-    source = open(__file__).read()
-    spoken = {"off_hook": "OFF_HOOK", "on_hook": "ON_HOOK", "press_accept": '"ACCEPT"',
+    """Each trigger of the table appears in this file's tests, or test_appliance_transfer's
+    (a row without one fails)."""
+    here = Path(__file__)
+    source = here.read_text() + here.with_name("test_appliance_transfer.py").read_text()
+    spoken = {"press_transfer": '"TRANSFER"', "transfer_to": "transfer_call(",
+              "press_conference": '"CONFERENCE"',
+              "off_hook": "OFF_HOOK", "on_hook": "ON_HOOK", "press_accept": '"ACCEPT"',
               "press_reject": '"REJECT"', "press_ignore": '"IGNORE"', "press_mute": '"MUTE"',
               "press_redial": '"REDIAL"', "press_dnd": '"DND"', "volume_up": "VOLUME_UP",
               "volume_down": "VOLUME_DOWN", "key": '"DIGIT"', "dial": "dial_timeout",
@@ -737,12 +742,25 @@ async def test_every_row_has_a_test():
 
 
 # --- random presses ------------------------------------------------------------------------
+class NoTransfer:
+    """A transferer whose transfers the server never carries out (the calls go on)."""
+
+    conferences = True
+
+    async def blind(self, call, to: str) -> None: ...
+
+    async def join(self, call, held, peer) -> None: ...
+
+    async def conference(self, call, held) -> None: ...
+
+
 async def test_random_presses_in_random_states():
     """1,000 random presses and call events: no exception, no stuck state, no double action."""
     rng = random.Random(9)
     rig = Rig(replace(PhoneConfig(), call_waiting=True, dial_timeout=0.5,
                       mute_reminder=0.5), FAST_RING)
     rig.phone.last_number = "100"  # so that redial reaches "calling" too
+    rig.phone.transferer = NoTransfer()  # so that TRANSFER and CONFERENCE do something
     presses = [e.name for e in PanelEvent]
     calls = []
     for _ in range(1000):
@@ -767,7 +785,7 @@ async def test_random_presses_in_random_states():
         phone = rig.phone
         assert phone.state in phone_mod.STATES
         # the phone's call is live whenever it is in a call state, and only then
-        if phone.state in ("ringing", "talking", "reconnecting", "held", "recall"):
+        if phone.state in ("ringing", "talking", "reconnecting", "held", "recall", "transfer"):
             assert phone.call is not None and phone.call.status() != "closed", phone.state
         if phone.state in ("idle", "dialing"):
             assert phone.call is None and not phone.muted and not rig.sounds.ringing

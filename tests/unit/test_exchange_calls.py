@@ -99,6 +99,20 @@ class FakeMedia:
         self.joined.append((a, b))
         return "forwarded"
 
+    def mix(self, mixer, legs):  # a conference (conference.py): the members of each mix
+        mixer = mixer or FakeMixer()
+        mixer.members.append(list(legs))
+        return mixer
+
+
+class FakeMixer:
+    def __init__(self) -> None:
+        self.members: list[list[FakeLegMedia]] = []
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
 
 def frame(type_: str, **payload) -> protocol.Frame:
     decoded = protocol.decode(json.dumps({"type": type_, "payload": payload}),

@@ -39,6 +39,10 @@ def answer(service: Answerer, request: dict[str, Any]) -> dict[str, Any]:
         "call": lambda: phone.call_number(dialable(service.cfg, request["number"])),
         "hangup": phone.hangup_call, "answer": phone.answer_call, "mute": phone.mute_call,
         "hold": phone.hold_call, "swap": phone.swap_call,
+        "transfer": lambda: phone.transfer_call(
+            None if request.get("complete") else dialable(service.cfg, request["number"]),
+            bool(request.get("attended"))),
+        "conference": phone.conference_call,
         "speaker": lambda: phone.speaker_call(request.get("on"))}
     done = actions[cmd]()
     if not done:

@@ -4,7 +4,9 @@ Requests: ``{"cmd": "status"}``, ``{"cmd": "call", "number": "+1555..."}``, ``{"
 "hangup"}``, ``{"cmd": "answer"}``, ``{"cmd": "mute"}``, ``{"cmd": "hold"}`` (hold or take
 back), ``{"cmd": "swap"}`` (call waiting's swap), ``{"cmd": "speaker"}`` (the speaker
 button; ``"on": true`` / ``false`` to ask for one side), ``{"cmd": "seen"}`` (the missed calls
-are seen). Each gets one line back: ``{"ok":
+are seen), ``{"cmd": "transfer", "number": "...", "attended": false}`` (or ``"complete":
+true``: join the held call and the consultation), ``{"cmd": "conference"}`` (the held call
+and this one, together). Each gets one line back: ``{"ok":
 true, ...}`` or ``{"ok": false, "error": "..."}``. A bad line gets an error reply and the
 connection stays usable; nothing a client sends can raise into the loop. The socket is 0660:
 the piphone group may use it.
@@ -30,7 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SOCKET = Path("/run/piphone/control.sock")  # systemd's RuntimeDirectory=piphone
 MAX_LINE = 4096  # bytes: requests are tiny
 NUMBER = re.compile(r"[0-9A-Za-z+*#:._@-]{1,64}")  # digits, +E.164, client:NAME, lines
-COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen", "hold", "swap")
+COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen", "hold", "swap",
+            "transfer", "conference")
 
 
 def socket_path() -> Path:
@@ -122,9 +125,21 @@ def check(request: Any) -> dict[str, Any]:
         number = request.get("number")
         if not isinstance(number, str) or not NUMBER.fullmatch(number):
             raise ControlError("call needs a number: digits, +E.164, client:NAME or a line")
+    if cmd == "transfer":
+        _check_transfer(request)
     if cmd == "speaker" and not isinstance(request.get("on", False), bool):
         raise ControlError('speaker takes "on": true or false (or nothing: the button)')
     return request
+
+
+def _check_transfer(request: dict[str, Any]) -> None:
+    number, complete = request.get("number"), request.get("complete", False)
+    if not isinstance(request.get("attended", False), bool) or not isinstance(complete, bool):
+        raise ControlError('transfer takes "attended" and "complete" as true or false')
+    if complete == (number is not None) or complete and request.get("attended"):
+        raise ControlError('transfer takes a "number" (and "attended") or "complete": true')
+    if number is not None and (not isinstance(number, str) or not NUMBER.fullmatch(number)):
+        raise ControlError("transfer needs a number: digits, +E.164, client:NAME")
 
 
 def _encode(reply: dict[str, Any]) -> bytes:

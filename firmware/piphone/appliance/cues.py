@@ -43,7 +43,7 @@ class Cues:
         if shown.ring != self._ringing:
             self._ringing = shown.ring
             self.sounds.ring(shown.ring)
-        tone = ("dial" if now.state == "dialing" and not now.dialed
+        tone = ("dial" if now.state in ("dialing", "transfer") and not now.dialed
                 else "ringback" if now.state == "calling"
                 else "reconnecting" if shown.alert == "reconnecting"
                 and self.alerts.reconnecting_tone else None)

@@ -15,7 +15,10 @@ from types import MappingProxyType
 from ..panel.leds import Pattern
 
 # held: the phone's call is on hold; recall: a held call rings back (the active one ended)
-STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting", "held", "recall")
+# transfer: the call is on hold while the number to transfer it to is keyed
+STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting", "held", "recall",
+          "transfer")
+HOLDING = ("held", "recall", "transfer")  # the phone's own call is on hold
 DEVICE_LOST = "audio-device-lost"  # the warning that blinks rather than glows
 
 
@@ -83,9 +86,9 @@ def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: boo
         leds["ring"] = patterns.ringing
     if state in _CALL_LED:
         leds["call"] = getattr(patterns, _CALL_LED[state])
-    if held or state in ("held", "recall"):
+    if held or state in HOLDING:
         leds["hold"] = patterns.held
-        if state in ("held", "recall"):  # a phone with no hold LED still shows it
+        if state in HOLDING:  # a phone with no hold LED still shows it
             leds["call"] = patterns.held
     if muted:
         leds["mute"] = patterns.muted

@@ -95,6 +95,10 @@ class Lines(Generic[CallT]):
         self.follow(held.call, held.peer)
         return held.peer
 
+    def park(self) -> None:
+        """The phone's call goes on hold as the held call (a consultation call follows)."""
+        self._hold_current()
+
     def _hold_current(self) -> None:
         assert self.current is not None
         current = self.current

@@ -36,6 +36,7 @@ from .ports import AudioRoute, CallT, LedsLike, PhoneDevice, Sounds
 from .state_file import VOLUME_STEPS, Settings
 from .table import PANEL_TRIGGERS, STATES, machine_rows
 from .timers import Timers
+from .transfers import Transfers
 from .two_calls import TwoCalls
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class NoHandsfree:
         pass
 
 
-class Phone(Dialing[CallT], TwoCalls[CallT], Generic[CallT]):
+class Phone(Dialing[CallT], TwoCalls[CallT], Transfers[CallT], Generic[CallT]):
     """The state machine's model. ``handle(PanelInput)`` for the panel; call events bind
     themselves; ``call_number(number)``, ``hangup_call()``, ``answer_call()`` and
     ``mute_call()`` for the control socket; ``status()`` says where it is."""

@@ -47,6 +47,7 @@ from .phone import Phone
 from .ports import Sounds
 from .status import status_line
 from .table import ACTIVE, HOLDING
+from .twilio_transfer import transferer_for
 
 if TYPE_CHECKING:
     from ..calllog import CallLog
@@ -194,6 +195,7 @@ class Service:
         phone.listeners.append(self._on_phone_change)
         phone.set_online(self._is_registered(device))
         phone.speed_numbers = cfg.contacts.speed_dial()
+        phone.transferer = transferer_for(cfg.account)
         memory.attach(phone)  # redial, call-back and missed calls outlive a restart
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing

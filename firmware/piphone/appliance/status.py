@@ -23,6 +23,8 @@ def status_line(phone: Phone[Any], *, identity: str, registered: bool,
         return f"calling {peer}"
     if state in ("held", "recall"):
         return f"{peer} on hold" + (", ringing back" if state == "recall" else "")
+    if state == "transfer":  # the number to hand the call on to is being keyed
+        return f"{peer} on hold, transfer to {phone.digits or '...'}"
     if state in ("talking", "reconnecting"):
         line = f"{state} {'to' if state == 'talking' else 'with'} {peer}"
         if mos is not None:

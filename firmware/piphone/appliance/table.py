@@ -14,7 +14,8 @@ __all__ = ["ACTIVE", "HOLDING", "NOT_IDLE", "PANEL_TRIGGERS", "STATES", "TRANSIT
            "machine_rows"]
 
 ACTIVE = ["calling", "talking", "reconnecting"]  # a call of ours is up or on its way
-HOLDING = ["held", "recall"]  # the phone's call is on hold (recall: it rings back)
+# the phone's call is on hold (recall: it rings back; transfer: a number is keyed for it)
+HOLDING = ["held", "recall", "transfer"]
 UP = [*ACTIVE, *HOLDING]
 NOT_IDLE = ["dialing", "ringing", *UP]
 # With call waiting a second call is on hold while the phone talks on another ("has_held"):
@@ -54,6 +55,22 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("press_hold",    "talking",        "held",        ["unless:has_held"],     "put_on_hold"),
     ("press_hold",    HOLDING,          "talking",     [],                      "take_back"),
     ("press_swap",    "talking",        None,          ["has_held"],            "swap_calls"),
+    # transfer (transfers.py): TRANSFER, a number, '#' hands the call on (blind); TRANSFER
+    # instead of '#' calls the number first (attended); TRANSFER with a call held joins them
+    ("press_transfer", "talking",       None,          ["has_held", "can_transfer"],
+     "complete_transfer"),
+    ("press_transfer", "talking",       "transfer",    ["can_transfer"],        "start_transfer"),
+    ("press_transfer", "transfer",      "calling",     ["has_digits"],          "consult"),
+    ("press_transfer", "transfer",      "talking",     [],                      "take_back"),
+    ("key",           "transfer",       None,          [],            "collect_transfer_digit"),
+    ("dial",          "transfer",       None,          ["has_digits"],          "blind_transfer"),
+    ("transfer_to",   "talking",        "calling",
+     ["can_transfer", "attended", "unless:has_held"],                           "consult"),
+    ("transfer_to",   ["talking", "transfer"], None,   ["can_transfer", "unless:attended"],
+     "blind_transfer"),
+    # CONFERENCE with a call held: the three talk together (the local exchange mixes)
+    ("press_conference", "talking",     None,          ["has_held", "can_conference"],
+     "join_conference"),
     ("press_mute",    ["talking", "reconnecting"], None, [],                    "toggle_mute"),
     ("press_redial",  ["idle", "dialing"], "calling",  ["has_last_number"],     "redial"),
     ("press_dnd",     "*",              None,          [],                      "toggle_dnd"),
@@ -117,6 +134,7 @@ PANEL_TRIGGERS = {
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
     "DND": "press_dnd", "DIGIT": "key", "SPEAKER": "press_speaker", "MISSED": "press_missed",
     "SPEED": "press_speed", "HOLD": "press_hold", "SWAP": "press_swap",
+    "TRANSFER": "press_transfer", "CONFERENCE": "press_conference",
 }
 
 

@@ -3,9 +3,9 @@
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call. One module per group of subcommands: run.py
 (``run``), call.py (``call``), phone.py (``check``, ``status``, ``hangup``, ``answer``,
-``mute``, ``diagram``, ``calls``; ``check --network`` in network_check.py), keys.py (``token``,
-``twilio setup``) and exchange.py (``exchange``; its options and admin actions are in
-piphone/cli_exchange.py).
+``mute``, ``diagram``, ``calls``; ``check --network`` in network_check.py), transfer.py
+(``transfer``, ``conference``), keys.py (``token``, ``twilio setup``) and exchange.py
+(``exchange``; its options and admin actions are in piphone/cli_exchange.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from .. import __version__, logsafe
 from ..errors import PiphoneError
-from . import call, exchange, keys, phone, run
+from . import call, exchange, keys, phone, run, transfer
 
 log = logging.getLogger("piphone")
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_token(sub)
     call.add_parser(sub)
     phone.add_control(sub)
+    transfer.add_parser(sub)
     phone.add_diagram(sub)
     keys.add_twilio(sub)
     phone.add_calls(sub)

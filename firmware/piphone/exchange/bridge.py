@@ -29,6 +29,8 @@ class Leg:
 
     def connect_to(self, target: Outbox | None) -> None:
         """Decode what this leg receives into ``target`` (None: drain and discard)."""
+        if target is not None:  # it may have forwarded before (a transfer, a conference)
+            target.forwarding = False
         self.media.decode_to(target)
 
     def forward_to(self, target: Outbox) -> None:

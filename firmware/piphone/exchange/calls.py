@@ -23,6 +23,7 @@ from typing import Any
 from .. import dtmf
 from ..logsafe import quoted
 from ..voice import protocol
+from .conference import Conferences
 from .config import ExchangeConfig
 from .legs import CallLeg, ExchangeCall, LegIndex, Party, Phase
 from .lifetime import CallBook
@@ -32,6 +33,7 @@ from .placing import Placer
 from .records import CallRecords
 from .restarts import Restarts
 from .routing import DialPlan
+from .transfers import Transfers
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ class CallTable:
         self.placer = Placer(self.book, config, dial_plan, registered, media, records)
         self.restarts = Restarts(self.book, media)
         self.messages = MessageRelay(config.limits.messages_per_minute)
+        self.transfers = Transfers(self.book, self.placer, media, records,
+                                   config.limits.transfers_per_minute)
+        self.conferences = Conferences(self.book, media, self.transfers)
 
     @property
     def calls(self) -> set[ExchangeCall]:
@@ -61,8 +66,8 @@ class CallTable:
 
     # --- frames ------------------------------------------------------------------------------
     def handle(self, session: Party, frame: protocol.Frame) -> None:
-        """A call frame (invite, answer, reject, hangup, dtmf, reinvite, message) from an
-        authenticated session."""
+        """A call frame (invite, answer, reject, hangup, dtmf, reinvite, message, transfer,
+        conference) from an authenticated session."""
         payload = frame.payload
         if frame.type == "invite":
             if payload.get("reconnect"):
@@ -78,6 +83,10 @@ class CallTable:
             if cut_off is not None:
                 self.book.end(cut_off.call, by=cut_off)
                 return
+        if leg is None and frame.type in ("transfer", "conference"):  # not this session's
+            session.send("error", **protocol.error_payload(
+                31000, f"{frame.type}: no call of yours has that CallSid", callsid))
+            return
         if leg is None:
             # A hangup or cancel for an unknown call is ignored, as at Twilio.
             log.info("%s: %s for unknown call %s ignored", session, frame.type, quoted(callsid))
@@ -89,6 +98,8 @@ class CallTable:
             "dtmf": self._dtmf,
             "reinvite": self.restarts.reinvite,
             "message": self.messages.relay,
+            "transfer": self.transfers.request,
+            "conference": self.conferences.request,
         }.get(frame.type)
         if handler is not None:
             handler(leg, payload)
@@ -110,6 +121,9 @@ class CallTable:
         call = leg.call
         if leg in call.forks and call.phase in (Phase.SETUP, Phase.RINGING):
             self._stop_ringing(leg)
+            return
+        if self.conferences.is_member(leg):  # the others talk on
+            self.conferences.leave(leg)
             return
         self.book.end(call, by=leg)
 
@@ -159,7 +173,7 @@ class CallTable:
             call = leg.call
             if call.phase is Phase.ENDED:
                 continue
-            if call.phase is Phase.ANSWERED and leg in (call.caller, call.callee):
+            if call.phase is Phase.ANSWERED and leg in call.parties():
                 self.book.cut_off(leg)
             elif leg in call.forks:
                 self._stop_ringing(leg)

@@ -51,6 +51,7 @@ class Limits:
     heartbeat_timeout: float = 15.0  # seconds a session may stay silent (no heartbeat echo)
     feedback_per_minute: int = 20  # feedback posts one identity may make a minute
     messages_per_minute: int = 120  # call messages one party may send in a call a minute
+    transfers_per_minute: int = 10  # transfers one identity may ask for a minute (31206)
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def _limits(toml: TomlFile, heartbeat_interval: float) -> Limits:
     counts = ("max_calls_per_identity", "reinvites_per_minute", "max_sessions",
               "max_sockets_per_address", "max_unauthenticated_per_address",
               "max_registrations_per_identity", "send_queue", "max_bad_frames",
-              "feedback_per_minute", "messages_per_minute")
+              "feedback_per_minute", "messages_per_minute", "transfers_per_minute")
     toml.unknown_keys(section, {*counts, "media_timeout", "max_call_length",
                                 "heartbeat_timeout"})
     values: dict[str, Any] = {key: toml.get(section, key, int, getattr(defaults, key), positive)
@@ -270,6 +271,7 @@ max_bad_frames = 20         # malformed or refused frames a session may send a m
 heartbeat_timeout = 15      # seconds without a heartbeat echo before a session is dropped
 feedback_per_minute = 20    # call feedback posts one identity may make a minute
 messages_per_minute = 120   # call messages one party may send in a call a minute (31206)
+transfers_per_minute = 10   # transfers one identity may ask for a minute (31206)
 """
 
 

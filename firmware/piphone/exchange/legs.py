@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..voice.quality import Counters
+from ..voice.rtc import Mixer
 from ..voice.tasks import TaskSet
 from .auth import Grant
 from .media import LegMedia
@@ -96,19 +97,25 @@ class ExchangeCall:
     timer: asyncio.TimerHandle | None = None  # ring timeout, then maximum call length
     digits: TaskSet = field(default_factory=lambda: TaskSet("digit relay"))
     work: TaskSet = field(default_factory=lambda: TaskSet("call set-up"))  # ends with the call
+    transferred: bool = False  # its caller was transferred here, answered (transfers.py)
+    guests: list[CallLeg] = field(default_factory=list)  # a conference's third party
+    mixer: Mixer | None = None  # a conference's audio (conference.py)
 
     def other(self, leg: CallLeg) -> CallLeg | None:
         return self.callee if leg is self.caller else self.caller
 
+    def parties(self) -> list[CallLeg]:
+        """Who talks in it: the caller, the callee and, in a conference, its guest."""
+        return [leg for leg in (self.caller, self.callee) if leg is not None] + self.guests
+
     def legs(self) -> list[CallLeg]:
-        """Every leg the call holds: the caller, the callee and the forks still ringing."""
-        legs = [leg for leg in (self.caller, self.callee) if leg is not None]
+        """Every leg the call holds: its parties and the forks still ringing."""
+        legs = self.parties()
         return legs + [fork for fork in self.forks if fork not in legs]
 
     def is_party(self, identity: str | None) -> bool:
         """Whether ``identity`` places the call or talks in it (ringing does not count)."""
-        return any(leg is not None and leg.identity == identity
-                   for leg in (self.caller, self.callee))
+        return any(leg.identity == identity for leg in self.parties())
 
 
 class LegIndex:

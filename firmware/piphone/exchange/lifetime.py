@@ -46,8 +46,7 @@ class CallBook:
 
     def in_a_call(self, session: Party) -> bool:
         """Whether ``session`` places or talks in a call (it may still ring for others)."""
-        return any(leg is leg.call.caller or leg is leg.call.callee
-                   for leg in self.legs.of(session))
+        return any(leg in leg.call.parties() for leg in self.legs.of(session))
 
     # --- ending --------------------------------------------------------------------------------
     def end(self, call: ExchangeCall, *, by: CallLeg | None = None,
@@ -71,6 +70,9 @@ class CallBook:
             told.append((call.callee, "hangup", callee_error))
         if call.caller is not None and call.caller is not by:
             told.append((call.caller, "hangup", caller_error))
+        told += [(guest, "hangup", callee_error) for guest in call.guests if guest is not by]
+        if call.mixer is not None:
+            call.mixer.stop()
         sessions = {leg: leg.session for leg, _, _ in told}
         for leg in call.legs():
             self.drop(leg)

@@ -11,12 +11,14 @@ lines the exchange answers itself).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 
 from ..voice.rtc import (
     Counters,
     MediaError,
     MediaSettings,
+    Mixer,
     NoIceCandidate,
     codecs_of,
     is_loopback,
@@ -135,6 +137,14 @@ class MediaBridge:
         """Bridge two legs' audio both ways: "forwarded" when their codecs agree, else
         "transcoded" (bridge.py)."""
         return bridge(a.leg, b.leg)
+
+    @staticmethod
+    def mix(mixer: Mixer | None, legs: Sequence[LegMedia]) -> Mixer:
+        """Mix ``legs``' audio (a conference: each hears the others, rtc/mixing.py); returns
+        the mixer (``mixer`` again, with these legs, if given)."""
+        mixer = mixer or Mixer()
+        mixer.set_members([(media.leg.media, media.leg.outbox) for media in legs])
+        return mixer
 
     @staticmethod
     def _make(line: str | None, settings: MediaSettings) -> LegMedia:

@@ -67,7 +67,7 @@ class Placer:
                                             else "")
             to = params.get("To")
             try:
-                route, forks = self._admit(session, to)
+                route, forks = self.admit(session, to)
             except Refused as refusal:
                 log.info("%s: call to %s refused: %s", session, quoted(to), refusal.message)
                 session.send("hangup", callsid=temp_id,
@@ -84,7 +84,7 @@ class Placer:
                 session.send("hangup", callsid=temp_id,
                              error={"code": error[0], "message": error[1]})
 
-    def _admit(self, session: Party, to: str | None) -> tuple[Route, list[Party]]:
+    def admit(self, session: Party, to: str | None) -> tuple[Route, list[Party]]:
         """The call's route and the devices to ring; Refused (the SDK's code) if it may not
         be placed."""
         if session.grant is None or not session.grant.outgoing_allowed:
@@ -152,7 +152,7 @@ class Placer:
             await self.answer_caller(call)
             return
         custom = {k: v for k, v in params.items() if k != "To"}
-        await asyncio.gather(*(self._fork(call, s, custom) for s in forks))
+        await asyncio.gather(*(self.fork(call, s, custom) for s in forks))
         if call.phase is Phase.ENDED:
             return
         if not call.forks:
@@ -167,7 +167,7 @@ class Placer:
         call.caller.sid = call.sid
         call.caller.send("ringing", callsid=call.sid)
 
-    async def _fork(self, call: ExchangeCall, session: Party,
+    async def fork(self, call: ExchangeCall, session: Party,
                     custom: dict[str, str]) -> None:
         """Offer the call to one device; a device that cannot be offered it is left out."""
         assert call.caller is not None
@@ -228,7 +228,13 @@ class Placer:
             self.book.end(call, caller_error=(53405, "the callee's media could not be set up"))
             return
         self.book.await_media(leg)
-        if not await self.answer_caller(call) or call.caller is None:
+        if call.transferred:  # its caller was answered before it was transferred here
+            self.book.answered(call)
+            self.records.answered(call.sid, [(p.identity or p.id, p.media_counters)
+                                             for p in (call.caller, leg) if p is not None])
+        elif not await self.answer_caller(call):
+            return
+        if call.phase is Phase.ENDED or call.caller is None:
             return
         try:
             mode = self.media.join(call.caller.media, leg.media)

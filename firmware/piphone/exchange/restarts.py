@@ -43,7 +43,7 @@ class Restarts:
         def refuse(code: int, message: str) -> None:
             leg.send("error", **protocol.error_payload(code, message, leg.sid))
 
-        if call.phase is not Phase.ANSWERED or leg not in (call.caller, call.callee):
+        if call.phase is not Phase.ANSWERED or leg not in call.parties():
             return refuse(31005, f"reinvite of a call that is {call.phase.value}")
         if leg.restarting:
             return refuse(31005, "a media restart of this call is under way; one at a time")
@@ -96,6 +96,9 @@ class Restarts:
             return
         leg.send("answer", callsid=leg.sid, sdp=answer,
                  **({"reconnect": reconnect} if reconnect is not None else {}))
+        if call.mixer is not None:  # a conference: mixed again, with the new media
+            self.media.mix(call.mixer, [party.media for party in call.parties()])
+            return
         other = call.other(leg)
         if other is not None:
             try:

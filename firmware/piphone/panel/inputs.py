@@ -41,6 +41,8 @@ class PanelEvent(enum.StrEnum):
     SPEAKER = enum.auto()
     HOLD = enum.auto()
     SWAP = enum.auto()
+    TRANSFER = enum.auto()
+    CONFERENCE = enum.auto()
     DIGIT = enum.auto()
     MISSED = enum.auto()  # the missed-calls key
     SPEED = enum.auto()  # a speed-dial key; ``digit`` is its number ("1".."9")

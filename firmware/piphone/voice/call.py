@@ -3,15 +3,13 @@
 Events (pyee, the SDK's names): ``accept(call)``, ``cancel()``, ``disconnect(call)``,
 ``error(TwilioError)``, ``mute(is_muted, call)``, ``reject()``, ``ringing(has_early_media)``,
 ``reconnecting(TwilioError)``, ``reconnected()``, ``messageSent``/``messageReceived(message)``
-(messages.py); piphone adds ``dtmf(digits)`` for digits the far end sent, ``hold(on, call)``
-(``hold()``, piphone's extension) and ``status(status)`` for every change.
+(messages.py); piphone adds ``dtmf(digits)``, ``hold(on, call)`` (``hold()``) and ``status``.
 
 What moves a call, what it sends then and what it emits in which order (the SDK's) is one
 table, ``TRANSITIONS`` in voice/call_states.py, which ``_fire`` follows: the one place the
 status changes. Reconnection's policy (timers, the RTP watchdog, backoff) is voice/reconnect.py;
 media is reached only through the media port (voice/rtc/ports.py): the call's audio, one
-``CallAudioPort`` from ``media_factory`` (voice/call_media.py by default), makes each
-``MediaPort`` session.
+``CallAudioPort`` from ``media_factory`` (voice/call_media.py), makes each ``MediaPort``.
 """
 
 from __future__ import annotations
@@ -137,9 +135,7 @@ class Call(Emitter):
     @property
     def caller_info(self) -> dict[str, bool] | None:
         stir = self.parameters.get("StirStatus")
-        if stir is None:
-            return None
-        return {"is_verified": stir == VERIFIED_STIR}
+        return None if stir is None else {"is_verified": stir == VERIFIED_STIR}
 
     @property
     def connect_token(self) -> str | None:
@@ -181,8 +177,7 @@ class Call(Emitter):
     def reject(self) -> None:
         self._fire(CallEvent.REJECT)
 
-    def ignore(self) -> None:
-        """Stop ringing here without telling the caller (other devices may still answer)."""
+    def ignore(self) -> None:  # stop ringing here, not telling the caller (others may answer)
         self._fire(CallEvent.IGNORE)
 
     def disconnect(self) -> None:
@@ -202,6 +197,13 @@ class Call(Emitter):
 
     def is_on_hold(self) -> bool:
         return self._audio.held
+
+    def transfer(self, to: str | None = None, joining: Call | None = None,
+                 conference: bool = False) -> None:
+        """piphone's, on its exchange (protocol.py): the far end goes on to ``to`` or to
+        ``joining``'s far end, or (``conference``) the three talk; an error event: not."""
+        target = {"with": joining.sid} if joining is not None else {"to": to}
+        self._send("conference" if conference else "transfer", {"callsid": self.sid, **target})
 
     def send_digits(self, digits: str) -> asyncio.Task[None]:
         """Send DTMF as ``dtmf`` frames; each ``w`` waits 500 ms. Returns the sending task."""
@@ -393,8 +395,7 @@ class Call(Emitter):
 
     def _resume(self, trigger: Trigger) -> None:
         self._signaling_lost = False
-        if trigger.token is not None:
-            self._reconnect_token = trigger.token  # the next resume uses the newest
+        self._reconnect_token = trigger.token or self._reconnect_token  # the newest resumes
 
     def _tear_down(self) -> None:
         """Entering closed: no more reconnection, audio or media (idempotent)."""

@@ -225,12 +225,12 @@ class Device(Emitter):
                       connect_token: str | None = None, timeout: float = 10.0) -> Call:
         """Place a call (``params['To']`` names the callee), or with ``connect_token`` take
         over the call it names (voice/connect_token.py); returns it once the invite is out.
-        As the SDK's, refused (InvalidStateError) while a call is active or being placed: the
+        As the SDK's, refused (InvalidStateError) while a call is active (not held) or placed: the
         protocol cannot tell two outgoing calls apart until they ring. ``rtc_configuration``
         may name this call's ``ice_servers``/``iceServers``, as ``Call.accept``'s."""
         self._assert_alive()
         resumed = connect_tokens.decode(connect_token) if connect_token is not None else None
-        if self._placing or self.is_busy:
+        if self._placing or active_call(self._calls, held=False) is not None:
             raise InvalidStateError("A Call is already active")
         params = {str(k): "" if v is None else str(v) for k, v in (params or {}).items()}
         self._placing = True

@@ -122,12 +122,13 @@ def check_update(old: DeviceOptions, new: DeviceOptions, busy: bool) -> bool:
     return moved
 
 
-def active_call(calls: Iterable[Call]) -> Call | None:
+def active_call(calls: Iterable[Call], held: bool = True) -> Call | None:
     """The SDK's ``_activeCall``: a call being placed or one that was accepted and has not
-    ended. A call still ringing here (incoming, pending) is not active."""
+    ended. A call still ringing here (incoming, pending) is not active; nor, unless ``held``,
+    one on hold (piphone's: a phone places a consultation call while the first is held)."""
     for call in calls:
         status = call.status()
-        if status is CallStatus.CLOSED:
+        if status is CallStatus.CLOSED or not held and call.is_on_hold():
             continue
         if call.direction is CallDirection.OUTGOING or status is not CallStatus.PENDING:
             return call

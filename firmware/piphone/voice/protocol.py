@@ -87,6 +87,13 @@ CLIENT_FRAMES: dict[str, _Spec] = {
         {"callsid": CALLSID, "content": object},
         {"contenttype": _SHORT, "messagetype": _SHORT, "voiceeventsid": VOICE_EVENT_SID},
     ),
+    # piphone's extension, its exchange's only (on Twilio the phone asks the REST API): hand
+    # the far party of ``callsid`` on to ``to`` (blind), or to the far party of the requester's
+    # other call ``with`` (attended); the exchange hangs the requester up, or sends an error.
+    "transfer": ({"callsid": CALLSID}, {"to": _ID, "with": CALLSID}),
+    # and: the far parties of the requester's two calls and the requester talk together, in
+    # the call of ``callsid`` (the exchange mixes); the requester's call ``with`` is hung up
+    "conference": ({"callsid": CALLSID, "with": CALLSID}, {}),
 }
 
 SERVER_FRAMES: dict[str, _Spec] = {

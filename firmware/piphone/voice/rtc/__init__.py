@@ -4,15 +4,17 @@ Everything media-related that needs them lives here: the media session (one peer
 session.py), the hooks into aiortc/aioice internals (hooks.py), the far end's SDP check
 (remote_sdp.py), the receive jitter buffer (jitter.py), the voice encoder (encoding.py), PyAV
 frames <-> PCM (frames.py), the adapters between PCM sources/sinks and aiortc tracks
-(tracks.py), a call's audio across its sessions (call_audio.py) and the bridging of the
-exchange's sessions (forwarding.py). The rest of piphone works through the port (ports.py):
-MediaPort (a session, as a call and its reconnection drive it), LegMediaPort (a session at
-the exchange) and CallAudioPort (a call's audio), with their value types.
+(tracks.py), a call's audio across its sessions (call_audio.py), the bridging of the
+exchange's sessions (forwarding.py) and their mixing for a conference (mixing.py). The rest
+of piphone works through the port (ports.py): MediaPort (a session, as a call and its
+reconnection drive it), LegMediaPort (a session at the exchange) and CallAudioPort (a call's
+audio), with their value types.
 """
 
 from . import dscp
 from .call_audio import CallAudio
 from .forwarding import Outbox
+from .mixing import Mixer
 from .ports import CallAudioPort, Counters, LegMediaPort, MediaPort, NetworkReport
 from .session import MediaError, MediaSession, NoIceCandidate, codec_of, codecs_of
 from .settings import IceServer, IceServerLike, MediaSettings, is_loopback, to_ice_servers
@@ -28,6 +30,7 @@ __all__ = [
     "MediaError",
     "MediaSession",
     "MediaSettings",
+    "Mixer",
     "NetworkReport",
     "NoIceCandidate",
     "Outbox",
