@@ -17,6 +17,7 @@ import asyncio
 import collections
 import enum
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,6 +97,7 @@ class ExchangeCall:
     timer: asyncio.TimerHandle | None = None  # ring timeout, then maximum call length
     digits: TaskSet = field(default_factory=lambda: TaskSet("digit relay"))
     work: TaskSet = field(default_factory=lambda: TaskSet("call set-up"))  # ends with the call
+    on_end: list[Callable[[], None]] = field(default_factory=list)  # voicemail's message
 
     def other(self, leg: CallLeg) -> CallLeg | None:
         return self.callee if leg is self.caller else self.caller
