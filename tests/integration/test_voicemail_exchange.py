@@ -72,7 +72,8 @@ async def test_an_unanswered_call_is_recorded_and_only_its_owner_fetches_it(make
     # someone else's token sees an empty mailbox and cannot fetch or delete bob's message
     theirs = mailbox_of(exchange, "carol", notice["url"])
     assert await theirs.list() == []
-    for attempt in (theirs.audio(message.sid), theirs.delete(message.sid)):
+    for attempt in (theirs.audio(message.sid), theirs.delete(message.sid),
+                    theirs.heard(message.sid)):
         with pytest.raises(VoicemailError, match="HTTP 404"):
             await attempt
     forged = MailboxClient(lambda: "not-a-token")
@@ -84,8 +85,10 @@ async def test_an_unanswered_call_is_recorded_and_only_its_owner_fetches_it(make
     assert abs(len(audio) / 48_000 - message.seconds) < 0.05
     middle = audio[len(audio) // 4: 3 * len(audio) // 4]
     assert abs(dominant_frequency(middle, 48_000) - 440) < 15  # alice's tone, not the beep
+    assert queue.empty()  # fetched is not heard: the phone says when it played it all
+    await mine.heard(message.sid)
     notice = await next_notice(queue)
-    assert (notice["messages"], notice["unheard"]) == (1, 0)  # heard once fetched
+    assert (notice["messages"], notice["unheard"]) == (1, 0)
     await mine.delete(message.sid)
     notice = await next_notice(queue)
     assert (notice["messages"], notice["unheard"]) == (0, 0)

@@ -4,7 +4,8 @@ Requests: ``{"cmd": "status"}``, ``{"cmd": "call", "number": "+1555..."}``, ``{"
 "hangup"}``, ``{"cmd": "answer"}``, ``{"cmd": "mute"}``, ``{"cmd": "hold"}`` (hold or take
 back), ``{"cmd": "swap"}`` (call waiting's swap), ``{"cmd": "speaker"}`` (the speaker
 button; ``"on": true`` / ``false`` to ask for one side), ``{"cmd": "seen"}`` (the missed calls
-are seen). Each gets one line back: ``{"ok":
+are seen), ``{"cmd": "voicemail", "action": "list" | "play" | "next" | "stop" | "delete",
+"number": N}`` (voicemail.py). Each gets one line back: ``{"ok":
 true, ...}`` or ``{"ok": false, "error": "..."}``. A bad line gets an error reply and the
 connection stays usable; nothing a client sends can raise into the loop. The socket is 0660:
 the piphone group may use it.
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SOCKET = Path("/run/piphone/control.sock")  # systemd's RuntimeDirectory=piphone
 MAX_LINE = 4096  # bytes: requests are tiny
 NUMBER = re.compile(r"[0-9A-Za-z+*#:._@-]{1,64}")  # digits, +E.164, client:NAME, lines
-COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen", "hold", "swap")
+COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen", "hold", "swap",
+            "voicemail")
+VOICEMAIL_ACTIONS = ("list", "play", "next", "delete", "stop")
 
 
 def socket_path() -> Path:
@@ -124,6 +127,10 @@ def check(request: Any) -> dict[str, Any]:
             raise ControlError("call needs a number: digits, +E.164, client:NAME or a line")
     if cmd == "speaker" and not isinstance(request.get("on", False), bool):
         raise ControlError('speaker takes "on": true or false (or nothing: the button)')
+    if cmd == "voicemail" and (request.get("action", "list") not in VOICEMAIL_ACTIONS or (
+            request.get("action") == "delete" and (type(request.get("number")) is not int))):
+        raise ControlError(f"voicemail takes an action ({', '.join(VOICEMAIL_ACTIONS)}); "
+                           'delete takes a "number" (1: the newest)')
     return request
 
 

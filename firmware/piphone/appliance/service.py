@@ -47,6 +47,7 @@ from .phone import Phone
 from .ports import Sounds
 from .status import status_line
 from .table import ACTIVE
+from .voicemail import PhoneMailbox
 
 if TYPE_CHECKING:
     from ..calllog import CallLog
@@ -88,6 +89,7 @@ class Service:
         self.registered = asyncio.Event()
         self.audio: ApplianceAudio | None = None
         self.memory: Memory | None = None  # the call log and the state file
+        self.mailbox: PhoneMailbox | None = None  # voicemail at the exchange, one per Device
         self._followed: weakref.WeakKeyDictionary[Call, Followed] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
@@ -195,6 +197,8 @@ class Service:
         phone.set_online(self._is_registered(device))
         phone.speed_numbers = cfg.contacts.speed_dial()
         memory.attach(phone)  # redial, call-back and missed calls outlive a restart
+        assert self.mailbox is not None
+        self.mailbox.attach(phone)
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
             phone.fire("off_hook")
@@ -225,6 +229,8 @@ class Service:
         device.on("registered", lambda *_: self._registered())
         device.on("unregistered", lambda *_: self._unregistered())
         device.on("error", self._on_device_error)
+        self.mailbox = PhoneMailbox.of(
+            device, lambda samples: self.audio.play_message(samples) if self.audio else None)
         return device
 
     async def close(self, keep_device: bool = False, keep_call: bool = False) -> None:
@@ -242,6 +248,8 @@ class Service:
         if self.phone is not None:
             self.phone.close(hang_up=not keep_call)  # else a stopped phone keeps no call
             self.phone = None
+            if self.mailbox is not None:
+                self.mailbox.phone = None  # the next run's phone is attached at its start
             if self.keeper is not None and not keep_call:
                 self.keeper.clear()
         if self.inputs is not None:
@@ -252,6 +260,8 @@ class Service:
             self.leds = None
         if self.device is not None and not keep_device:
             device, self.device = self.device, None
+            if self.mailbox is not None:
+                self.mailbox.close()
             try:
                 await asyncio.wait_for(device.destroy(), 10)
             except Exception as exc:  # a device that will not close must not stop shutdown
@@ -447,6 +457,7 @@ class Service:
                            strict=True)),
                 "call_log": self.call_log.path if self.call_log is not None else None,
                 "mos": self._mos, **phone.status(),
+                **(self.mailbox.status() if self.mailbox is not None else {}),
                 "peer_name": self.cfg.contacts.name_of(phone.peer)}
 
     @staticmethod

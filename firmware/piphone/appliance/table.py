@@ -78,6 +78,18 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("place_call",    ["idle", "dialing"], "calling",  [],                      "dial_number"),
     # the call a previous run kept (kept_call.py): resumed at start, open again -> talking
     ("resume_call",   ["idle", "dialing"], "reconnecting", [],                  "resume"),
+    # voicemail (voicemail.py): the messages play in the handset, newest first; the key again
+    # or # skips, 7 deletes the one playing; hanging up or REJECT stops
+    ("press_voicemail", ["idle", "dialing"], "voicemail", ["has_messages"],     "play_messages"),
+    ("press_voicemail", "voicemail",    None,          [],                      "next_message"),
+    ("key",           "voicemail",      None,          [],                      "message_key"),
+    ("off_hook",      "voicemail",      None,          [],                      None),
+    ("on_hook",       "voicemail",      "idle",        [],                      "stop_messages"),
+    ("press_reject",  "voicemail",      "dialing",     ["hook_lifted"],         "stop_messages"),
+    ("press_reject",  "voicemail",      "idle",        [],                      "stop_messages"),
+    ("messages_done", "voicemail",      "dialing",     ["hook_lifted"],         None),
+    ("messages_done", "voicemail",      "idle",        [],                      None),
+    ("incoming",      "voicemail",      None,          [],                      "refuse_busy"),
     # calls
     ("incoming",      "idle",           None,          ["dnd"],                 "refuse_dnd"),
     ("incoming",      "idle",           "ringing",     [],                      "take_incoming"),
@@ -112,6 +124,7 @@ PANEL_TRIGGERS = {
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
     "DND": "press_dnd", "DIGIT": "key", "SPEAKER": "press_speaker", "MISSED": "press_missed",
     "SPEED": "press_speed", "HOLD": "press_hold", "SWAP": "press_swap",
+    "VOICEMAIL": "press_voicemail",
 }
 
 

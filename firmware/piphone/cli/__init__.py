@@ -1,9 +1,10 @@
-"""`piphone` on the command line: run | exchange | token | call | calls | twilio.
+"""`piphone` on the command line: run | exchange | token | call | calls | voicemail | twilio.
 
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call. One module per group of subcommands: run.py
 (``run``), call.py (``call``), phone.py (``check``, ``status``, ``hangup``, ``answer``,
-``mute``, ``diagram``, ``calls``; ``check --network`` in network_check.py), keys.py (``token``,
+``mute``, ``diagram``, ``calls``; ``check --network`` in network_check.py), voicemail.py
+(``voicemail``), keys.py (``token``,
 ``twilio setup``) and exchange.py (``exchange``; its options and admin actions are in
 piphone/cli_exchange.py).
 """
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import __version__, logsafe
 from ..errors import PiphoneError
-from . import call, exchange, keys, phone, run
+from . import call, exchange, keys, phone, run, voicemail
 
 log = logging.getLogger("piphone")
 
@@ -57,4 +58,5 @@ def build_parser() -> argparse.ArgumentParser:
     phone.add_diagram(sub)
     keys.add_twilio(sub)
     phone.add_calls(sub)
+    voicemail.add_parser(sub)
     return parser

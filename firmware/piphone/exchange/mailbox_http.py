@@ -1,11 +1,12 @@
 """Voicemail over HTTP, on the event gateway's server (events.py): a phone fetches its messages.
 
-``GET /v1/Voicemail`` lists the caller's own mailbox, newest first; ``GET
-/v1/Voicemail/{sid}`` is one message as a WAV file (and marks it heard); ``DELETE
-/v1/Voicemail/{sid}`` deletes it. Every request carries the access token in
-``X-Twilio-Token`` (as feedback does), and the mailbox is always the token's identity's: a
-message of someone else's is "no message" (404), as one that does not exist, so nobody learns
-which ids exist. A change is told to the owner's devices (the ``voicemail`` frame).
+``GET /v1/Voicemail`` lists the caller's own mailbox, newest first; ``GET /v1/Voicemail/{sid}``
+is one message as a WAV file; ``POST /v1/Voicemail/{sid}/Heard`` marks it heard (the phone
+played it to the end); ``DELETE /v1/Voicemail/{sid}`` deletes it. Every request carries the
+access token in ``X-Twilio-Token`` (as feedback does), and the mailbox is always the token's
+identity's: a message of someone else's is "no message" (404), as one that does not exist, so
+nobody learns which ids exist. A change is told to the owner's devices (the ``voicemail``
+frame).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class MailboxApi:
     def add_to(self, app: web.Application) -> None:
         app.router.add_get(PATH, self._list)
         app.router.add_get(PATH + "/{sid}", self._audio)
+        app.router.add_post(PATH + "/{sid}/Heard", self._heard)
         app.router.add_delete(PATH + "/{sid}", self._delete)
 
     def _identity(self, request: web.Request) -> str:
@@ -60,10 +62,19 @@ class MailboxApi:
         if message is None:
             raise _error(404, 31000, "no such message of yours")
         audio = mailboxes.audio_path(identity, message).read_bytes()
+        return web.Response(body=audio, content_type="audio/wav")
+
+    async def _heard(self, request: web.Request) -> web.Response:
+        identity = self._identity(request)
+        mailboxes = self.voicemail.mailboxes
+        assert mailboxes is not None
+        message = mailboxes.find(identity, request.match_info["sid"])
+        if message is None:
+            raise _error(404, 31000, "no such message of yours")
         if not message.heard:
             mailboxes.mark_heard(identity, message)
             self.voicemail.notify(identity)
-        return web.Response(body=audio, content_type="audio/wav")
+        return web.json_response({"heard": message.sid})
 
     async def _delete(self, request: web.Request) -> web.Response:
         identity = self._identity(request)

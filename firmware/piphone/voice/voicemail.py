@@ -1,10 +1,11 @@
-"""A client of the local exchange's voicemail (piphone's extension; Twilio keeps recordings in
-its REST API instead): the mailbox's messages over HTTP, with the Device's access token.
+"""A client of the local exchange's voicemail (piphone's extension; Twilio keeps recordings in its
+REST API instead): the mailbox's messages over HTTP, with the Device's access token.
 
 The exchange names the URL in its ``voicemail`` frame (protocol.py), which the Device emits as
 ``voicemail(payload)``. ``list()`` gives the messages newest first, ``audio(sid)`` one as 48 kHz
-mono PCM (and the exchange marks it heard), ``delete(sid)`` removes it. Everything the server
-sends is checked: JSON of the expected shape, a WAV of 16-bit mono PCM, at most MAX_AUDIO_BYTES.
+mono PCM, ``heard(sid)`` marks it heard (played to the end), ``delete(sid)`` removes it.
+Everything the server sends is checked: JSON of the expected shape, a WAV of 16-bit mono PCM, at
+most MAX_AUDIO_BYTES.
 """
 
 from __future__ import annotations
@@ -71,15 +72,18 @@ class MailboxClient:
         """The message's audio as 48 kHz mono int16."""
         return wav_samples(await self._request("GET", f"/{sid}", MAX_AUDIO_BYTES))
 
+    async def heard(self, sid: str) -> None:
+        await self._request("POST", f"/{sid}", MAX_LIST_BYTES, "/Heard")
+
     async def delete(self, sid: str) -> None:
         await self._request("DELETE", f"/{sid}", MAX_LIST_BYTES)
 
-    async def _request(self, method: str, path: str, limit: int) -> bytes:
+    async def _request(self, method: str, path: str, limit: int, then: str = "") -> bytes:
         if not self.url:
             raise VoicemailError("no mailbox: the exchange has not named one")
         if path and not path[1:].isalnum():
             raise VoicemailError(f"not a message id: {text(path[1:], 64)}")
-        url = self.url + path
+        url = self.url + path + then
         # Imported when first used, in a thread (see insights.py: its size would stall audio).
         aiohttp: Any = await asyncio.to_thread(importlib.import_module, "aiohttp")
         context: ssl.SSLContext | bool | None = self._ssl()
