@@ -77,6 +77,9 @@ async def test_a_call_bob_does_not_answer_is_recorded_lit_played_and_deleted(
             assert (status["voicemail"], status["voicemail_messages"]) == (1, 1)
             assert "1 new voicemail" in status["status"]
             await until(lambda: len(service.mailbox.listing) == 1, what="the list fetched")
+            assert await asyncio.to_thread(cli.main, ["status"]) == 0
+            out = capsys.readouterr().out
+            assert "registered as bob, 1 new voicemail" in out and "  voicemail: 1" in out
             assert await asyncio.to_thread(cli.main, ["voicemail"]) == 0
             out = capsys.readouterr().out
             assert "1 message(s), 1 new" in out and "client:alice" in out and " 1. " in out

@@ -14,7 +14,7 @@ from piphone.voice import CallStatus
 from piphone.voice.tokens import mint
 from piphone.voice.voicemail import MailboxClient, VoicemailError
 
-from .helpers import Events
+from .helpers import Events, hears, place_and_answer
 
 pytestmark = pytest.mark.net
 
@@ -136,3 +136,29 @@ async def test_a_message_is_cut_at_its_limit_and_a_full_mailbox_takes_no_more(ma
     events = Events(call)
     (error,) = await events.wait("error", timeout=5)
     assert error.code == 31480 and "accept" not in events.names()
+
+
+@pytest.mark.parametrize("exchange_cfg", [VOICEMAIL], indirect=True)
+async def test_a_busy_callee_s_caller_leaves_a_message_and_the_call_goes_on(make_phone,
+                                                                          exchange):
+    alice = await make_phone("alice", tone=440)
+    bob = await make_phone("bob", tone=880)
+    carol = await make_phone("carol", tone=660)
+    outgoing, incoming, out, _ = await place_and_answer(carol, bob)
+    events = await leave_message(alice, 1.0)  # bob is busy: no ringing, voicemail at once
+    assert "error" not in events.names() and bob.incoming.empty()
+    assert outgoing.status() is CallStatus.OPEN
+    await hears(carol, 880)
+    url = exchange.events.url_for("127.0.0.1", "/v1/Voicemail")
+    (message,) = await mailbox_of(exchange, "bob", url).list()
+    assert message.caller == "client:alice"
+
+
+@pytest.mark.parametrize("exchange_cfg", [{"voicemail": {
+    "enabled": True, "ring_timeout": 0.5, "when_busy": False, "when_offline": False}}],
+    indirect=True)
+async def test_busy_and_offline_can_be_left_out(make_phone):
+    alice = await make_phone("alice")
+    call = await alice.device.connect({"To": "nobody"})  # not registered
+    (error,) = await Events(call).wait("error")
+    assert error.code == 31480
