@@ -4,6 +4,9 @@ fake mailbox client stands in for the exchange (the integration tests use the re
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -36,6 +39,7 @@ class FakeClient:
 
     async def heard(self, sid: str) -> None:
         self.heard_sids.append(sid)
+        self.messages = [replace(m, heard=True) if m.sid == sid else m for m in self.messages]
 
     async def delete(self, sid: str) -> None:
         self.deleted.append(sid)
@@ -130,3 +134,18 @@ async def test_an_exchange_that_fails_ends_playing_and_says_why(vm):
     assert "refused" in (mailbox.last_error or "")
     with pytest.raises(IndexError, match="no message 1"):
         mailbox.delete(1)
+
+
+async def test_on_twilio_the_counts_come_from_polling_the_recordings(vm, monkeypatch):
+    rig, mailbox, client, played = vm
+    monkeypatch.setattr(voicemail_mod, "POLL", 0.02)
+    mailbox.polled = True  # as PhoneMailbox.of makes it for an account on Twilio's edge
+    client.messages = client.messages[:1]
+    mailbox._tasks.spawn(mailbox._poll())
+    await rig.until(lambda: rig.leds.now.get("voicemail") == "blink_slow")
+    assert (mailbox.messages, mailbox.unheard) == (1, 1)
+    rig.press("VOICEMAIL")
+    await rig.until(lambda: rig.state == "idle")  # played to the end: heard, the cue out
+    assert "voicemail" not in rig.leds.now and client.heard_sids == [client.messages[0].sid]
+    await asyncio.sleep(0.1)  # polls go on: what was heard stays heard
+    assert (mailbox.messages, mailbox.unheard) == (1, 0) and "voicemail" not in rig.leds.now

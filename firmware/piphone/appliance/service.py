@@ -229,8 +229,10 @@ class Service:
         device.on("registered", lambda *_: self._registered())
         device.on("unregistered", lambda *_: self._unregistered())
         device.on("error", self._on_device_error)
+        state = Path(self.cfg.phone.state_file).parent if self.cfg.phone.state_file else None
         self.mailbox = PhoneMailbox.of(
-            device, lambda samples: self.audio.play_message(samples) if self.audio else None)
+            device, lambda samples: self.audio.play_message(samples) if self.audio else None,
+            self.cfg.account, state if state is not None and state.is_dir() else None)
         return device
 
     async def close(self, keep_device: bool = False, keep_call: bool = False) -> None:

@@ -9,13 +9,19 @@ the earpiece, newest first, one after another; the key again or ``#`` skips to t
 deletes the one playing (as desk voicemail does), hanging up (or REJECT) stops. A message
 played to its end is marked heard at the exchange, so the cue goes out when none are left
 unheard.
+
+On Twilio there is no such frame: the phone's Function records what it does not answer
+(twilio_setup/function.py), and the phone reads the recordings through Twilio's REST API with
+its API key (voice/recordings.py) every POLL seconds, and after what it changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from transitions import EventData
@@ -26,10 +32,13 @@ from ..voice.voicemail import MailboxClient, VoicemailError, VoicemailMessage
 
 if TYPE_CHECKING:
     from ..voice import Device
+    from .config import AccountConfig
 
 log = logging.getLogger(__name__)
 
 GAP = 0.6  # seconds of quiet between two messages
+POLL = 60.0  # seconds between two reads of Twilio's recordings
+HEARD_FILE = "voicemail-heard.json"  # on Twilio: the recordings played, in the state folder
 DELETE_KEY, NEXT_KEY = "7", "#"
 
 
@@ -85,6 +94,21 @@ class VoicemailKeys:
         self.mailbox.stop()
 
 
+class MailboxSource(Protocol):
+    """Where the messages are: the local exchange (voice/voicemail.py's MailboxClient) or
+    Twilio's recordings (voice/recordings.py's TwilioRecordings)."""
+
+    url: str | None
+
+    async def list(self) -> list[VoicemailMessage]: ...
+
+    async def audio(self, sid: str) -> Samples: ...
+
+    async def heard(self, sid: str) -> None: ...
+
+    async def delete(self, sid: str) -> None: ...
+
+
 class PhoneLike(Protocol):
     mailbox: MailboxLike
 
@@ -97,7 +121,7 @@ class PhoneMailbox:
     """The phone's mailbox at the exchange. ``play(samples)``: into the earpiece (None:
     stop). One per Device (a reload keeps both); ``attach`` gives it the phone of the run."""
 
-    def __init__(self, client: MailboxClient, play: Callable[[Samples | None], None]) -> None:
+    def __init__(self, client: MailboxSource, play: Callable[[Samples | None], None]) -> None:
         self.client = client
         self.play = play
         self.messages = 0
@@ -109,13 +133,32 @@ class PhoneMailbox:
         self.phone: PhoneLike | None = None
         self._player: asyncio.Task[None] | None = None
         self._tasks = TaskSet(self)
+        self.polled = False  # Twilio: the counts come from the list, read every POLL s
 
     @classmethod
-    def of(cls, device: Device, play: Callable[[Samples | None], None]) -> PhoneMailbox:
-        client = MailboxClient(lambda: device.token, lambda: device.options.ssl_context)
-        mailbox = cls(client, play)
+    def of(cls, device: Device, play: Callable[[Samples | None], None],
+           account: AccountConfig, state_folder: Path | None = None) -> PhoneMailbox:
+        """The local exchange's mailbox (its frames), or on Twilio's edge with an API key
+        the recordings of the phone's Function (read every POLL s)."""
+        if account.signaling_url is None and account.account_sid and account.api_key_sid \
+                and account.api_key_secret:
+            from ..voice.recordings import TwilioRecordings
+
+            mailbox = cls(TwilioRecordings(
+                account.account_sid, account.api_key_sid, account.api_key_secret,
+                account.identity, state_folder / HEARD_FILE if state_folder else None), play)
+            mailbox.polled = True
+            mailbox._tasks.spawn(mailbox._poll())
+            return mailbox
+        mailbox = cls(MailboxClient(lambda: device.token, lambda: device.options.ssl_context),
+                      play)
         device.on("voicemail", mailbox.on_notice)
         return mailbox
+
+    async def _poll(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(POLL)
 
     def attach(self, phone: PhoneLike) -> None:
         self.phone = phone
@@ -140,6 +183,18 @@ class PhoneMailbox:
         except VoicemailError as exc:
             self.last_error = str(exc)
             log.warning("voicemail: %s", exc)
+            return
+        self._recount()
+
+    def _recount(self) -> None:
+        """On Twilio the counts are the list's (the exchange tells its own)."""
+        if not self.polled:
+            return
+        counts = len(self.listing), sum(1 for m in self.listing if not m.heard)
+        if counts != (self.messages, self.unheard):
+            self.messages, self.unheard = counts
+            if self.phone is not None:
+                self.phone.after_event(None)  # the cue
 
     # --- playing (the rows' actions) --------------------------------------------------------
     def start(self) -> None:
@@ -184,6 +239,7 @@ class PhoneMailbox:
         try:
             await self.client.delete(message.sid)
             log.info("voicemail: message %s deleted", message.sid)
+            self._recount()
         except VoicemailError as exc:
             self.last_error = str(exc)
             log.warning("voicemail: %s", exc)
@@ -206,6 +262,9 @@ class PhoneMailbox:
                 await asyncio.sleep(len(audio) / SAMPLE_RATE + GAP)
                 if not message.heard:
                     await self.client.heard(message.sid)
+                    self.listing = [dataclasses.replace(m, heard=True) if m.sid == message.sid
+                                    else m for m in self.listing]
+                    self._recount()
                 self.index += 1
         except VoicemailError as exc:
             self.last_error = str(exc)
