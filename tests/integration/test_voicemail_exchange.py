@@ -93,6 +93,21 @@ async def test_an_unanswered_call_is_recorded_and_only_its_owner_fetches_it(make
     notice = await next_notice(queue)
     assert (notice["messages"], notice["unheard"]) == (0, 0)
     assert await mine.list() == []
+    assert not exchange.calls.voicemail.diverted  # nothing left behind
+
+
+@pytest.mark.parametrize("exchange_cfg", [VOICEMAIL], indirect=True)
+async def test_an_identity_s_requests_are_limited(make_phone, exchange, monkeypatch):
+    from piphone.exchange import mailbox_http
+
+    monkeypatch.setattr(mailbox_http, "PER_MINUTE", 3)
+    url = exchange.events.url_for("127.0.0.1", "/v1/Voicemail")
+    mine, theirs = mailbox_of(exchange, "bob", url), mailbox_of(exchange, "carol", url)
+    for _ in range(3):
+        assert await mine.list() == []
+    with pytest.raises(VoicemailError, match="HTTP 429"):
+        await mine.list()
+    assert await theirs.list() == []  # each identity has its own count
 
 
 @pytest.mark.parametrize("exchange_cfg", [VOICEMAIL], indirect=True)

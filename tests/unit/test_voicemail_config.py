@@ -71,3 +71,12 @@ def test_a_mailbox_keeps_what_its_limits_allow(tmp_path):
     for m in mailboxes.messages("carol"):
         mailboxes.delete("carol", m)
     assert mailboxes.can_take("dave")  # carol's empty mailbox is gone
+
+
+def test_a_message_cut_off_by_a_stop_is_cleared_at_the_next_start(tmp_path):
+    settings = replace(VoicemailSettings(enabled=True), directory=str(tmp_path))
+    recording = Mailboxes(settings).record("bob")
+    recording.push(np.full(960, 1000, np.int16))  # the exchange stops here
+    assert recording.path.exists()
+    Mailboxes(settings)  # the next start
+    assert not recording.path.exists() and Mailboxes(settings).messages("bob") == []

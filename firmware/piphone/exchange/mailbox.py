@@ -89,6 +89,9 @@ class Mailboxes:
         self.settings = settings
         assert settings.directory is not None
         self.root = Path(settings.directory)
+        if self.root.is_dir():  # what a run that stopped mid-message left
+            for part in self.root.glob("*/VM*.wav.part"):
+                part.unlink(missing_ok=True)
 
     def _folder(self, identity: str) -> Path:
         return self.root / hashlib.sha256(identity.encode()).hexdigest()[:32]

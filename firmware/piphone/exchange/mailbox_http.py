@@ -6,11 +6,12 @@ played it to the end); ``DELETE /v1/Voicemail/{sid}`` deletes it. Every request 
 access token in ``X-Twilio-Token`` (as feedback does), and the mailbox is always the token's
 identity's: a message of someone else's is "no message" (404), as one that does not exist, so
 nobody learns which ids exist. A change is told to the owner's devices (the ``voicemail``
-frame).
+frame). One identity may make PER_MINUTE requests a minute (429 beyond).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 from collections.abc import Callable
@@ -20,17 +21,21 @@ from aiohttp import web
 from ..logsafe import text
 from ..voice.errors import TwilioError
 from .auth import Grant
+from .limits import Window
 from .voicemail import Voicemail
 
 log = logging.getLogger(__name__)
 
 PATH = "/v1/Voicemail"
+PER_MINUTE = 120  # requests one identity may make a minute (a phone makes a few per message)
+MAX_CALLERS = 1024  # identities whose rate is remembered (least recent forgotten)
 
 
 class MailboxApi:
     def __init__(self, verify: Callable[[object], Grant], voicemail: Voicemail) -> None:
         self._verify = verify
         self.voicemail = voicemail
+        self._windows: collections.OrderedDict[str, Window] = collections.OrderedDict()
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get(PATH, self._list)
@@ -42,9 +47,16 @@ class MailboxApi:
         if self.voicemail.mailboxes is None:
             raise _error(404, 31000, "voicemail is off at this exchange")
         try:
-            return self._verify(request.headers.get("X-Twilio-Token")).identity
+            identity = self._verify(request.headers.get("X-Twilio-Token")).identity
         except TwilioError as exc:
             raise _error(401, exc.code, text(exc.message)) from None
+        window = self._windows.pop(identity, None) or Window(PER_MINUTE)
+        self._windows[identity] = window  # the most recent last
+        while len(self._windows) > MAX_CALLERS:
+            self._windows.popitem(last=False)
+        if not window.add():
+            raise _error(429, 31206, f"over {PER_MINUTE} voicemail requests a minute")
+        return identity
 
     async def _list(self, request: web.Request) -> web.Response:
         identity = self._identity(request)
@@ -92,6 +104,7 @@ class MailboxApi:
 def _error(status: int, code: int, message: str) -> web.HTTPException:
     """An answer in the gateway's shape ({"code", "message"}), raised."""
     kinds: dict[int, type[web.HTTPException]] = {401: web.HTTPUnauthorized,
-                                                 404: web.HTTPNotFound}
+                                                 404: web.HTTPNotFound,
+                                                 429: web.HTTPTooManyRequests}
     return kinds[status](text=json.dumps({"code": code, "message": message}),
                          content_type="application/json")

@@ -235,11 +235,13 @@ class ClientSession:
             self.send("offline")  # the SDK's register() settles on it
             return
         registrations.add(identity, self)
-        if not self.registered:
+        first = not self.registered  # (a client registers again every 30 s)
+        if first:
             log.info("%s: %s registered", self, text(identity))
         self.registered = True
         self.send("ready")
-        self.services.registered(self)
+        if first:
+            self.services.registered(self)
 
     def _unregister(self) -> None:
         if self.identity is not None:

@@ -85,6 +85,7 @@ class Voicemail:
                 or call.caller is None or not self.accepts(call.route, why):
             return False
         self.diverted.add(call)
+        call.on_end.append(lambda: self.diverted.discard(call))  # however early it ends
         for fork in call.forks:
             fork.send("cancel", callsid=fork.sid)
             self.book.drop(fork)
