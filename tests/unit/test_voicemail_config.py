@@ -28,6 +28,7 @@ def test_the_starter_turns_voicemail_on_with_its_documented_values(tmp_path, mon
     ("max_seconds = 120 ", "max_seconds = 0 ", "voicemail.max_seconds: must be 1-600 seconds"),
     ("max_messages = 20 ", "max_messages = 5000 ", "voicemail.max_messages: must be 1-1000"),
     ("max_mailboxes = 64 ", "max_mailboxes = 0 ", "voicemail.max_mailboxes: must be 1-10000"),
+    ("max_megabytes = 256 ", "max_megabytes = 0 ", "voicemail.max_megabytes: must be 1-100000"),
     ("ring_timeout = 20 ", "ring_timeout = -3 ", "voicemail.ring_timeout: must be greater"),
     ("enabled = true", 'enabled = "yes"', "voicemail.enabled: must be bool, not str"),
     ('directory = "voicemail"', 'directory = ""', "voicemail.directory: must not be empty"),
@@ -71,6 +72,16 @@ def test_a_mailbox_keeps_what_its_limits_allow(tmp_path):
     for m in mailboxes.messages("carol"):
         mailboxes.delete("carol", m)
     assert mailboxes.can_take("dave")  # carol's empty mailbox is gone
+
+
+def test_all_mailboxes_together_keep_within_max_megabytes(tmp_path):
+    mailboxes = Mailboxes(replace(VoicemailSettings(enabled=True), directory=str(tmp_path),
+                                  max_seconds=20.0, max_megabytes=1))  # 20 s: 640 KB
+    assert mailboxes.can_take("bob") and not mailboxes.can_take("bob", recording=1)
+    record(mailboxes, "bob", 14.0)  # 448 KB: no room for another at its longest
+    assert not mailboxes.can_take("carol")
+    mailboxes.delete("bob", mailboxes.messages("bob")[0])
+    assert mailboxes.can_take("carol")
 
 
 def test_a_message_cut_off_by_a_stop_is_cleared_at_the_next_start(tmp_path):

@@ -6,7 +6,8 @@ a file name may not), under the ``[voicemail] directory``. A message's id is the
 that shape before it is joined to any path. Audio is written as it comes (``Recording``:
 16 kHz mono 16-bit WAV, about 32 KB a second) to a ``.part`` file that becomes the message
 only when the call ends, so a message is never half there. The bounds (voicemail_settings.py):
-``max_seconds`` per message, ``max_messages`` per mailbox, ``max_mailboxes``.
+``max_seconds`` per message, ``max_messages`` per mailbox, ``max_mailboxes``, and
+``max_megabytes`` for them all (a message under way counts at its full length).
 """
 
 from __future__ import annotations
@@ -113,8 +114,15 @@ class Mailboxes:
         messages = self.messages(identity)
         return len(messages), sum(1 for m in messages if not m.heard)
 
-    def can_take(self, identity: str) -> bool:
-        """Whether a new message for ``identity`` fits within the limits."""
+    def can_take(self, identity: str, recording: int = 0) -> bool:
+        """Whether a new message for ``identity`` fits within the limits (``recording``: how
+        many messages are being recorded now, each counted at its longest)."""
+        if not self.root.is_dir():
+            return True
+        used = sum(p.stat().st_size for p in self.root.glob("*/VM*.wav*"))
+        longest = 44 + 2 * RATE * self.settings.max_seconds
+        if used + (recording + 1) * longest > self.settings.max_megabytes * 1024 * 1024:
+            return False
         folder = self._folder(identity)
         if folder.is_dir():
             return len(list(folder.glob("VM*.json"))) < self.settings.max_messages

@@ -70,7 +70,7 @@ class Voicemail:
             return False
         assert self.mailboxes is not None
         try:
-            return self.mailboxes.can_take(route.target)
+            return self.mailboxes.can_take(route.target, recording=len(self.diverted))
         except OSError as exc:
             log.error("voicemail: cannot read the mailboxes: %s", exc)
             return False
