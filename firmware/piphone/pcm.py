@@ -54,6 +54,13 @@ class PcmSink(Protocol):
     def write(self, samples: Samples, sample_rate: int) -> None: ...
 
 
+class PcmTarget(Protocol):
+    """Where a leg's decoded audio goes at the exchange: another leg's ``Outbox``, or a
+    voicemail recording: ``push`` 20 ms blocks of 48 kHz mono int16, on the loop."""
+
+    def push(self, samples: Samples) -> None: ...
+
+
 # --- samples ---------------------------------------------------------------------------------
 def apply_gain(samples: Samples, gain: float) -> Samples:
     """The samples times ``gain`` (linear), saturated at the int16 limits."""

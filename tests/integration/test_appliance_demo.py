@@ -36,3 +36,24 @@ async def test_answer_mute_hang_up_with_keys():
         await screen.wait_for(r"state\s+idle")
         screen.type("q")
         assert await screen.exited(20) == 0
+
+
+async def test_a_call_left_ringing_goes_to_voicemail_and_v_plays_it():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "firmware"))
+    argv = [sys.executable, "-m", "piphone", "run", "--terminal", "--call-every", "0.5"]
+    async with Screen.spawn(argv, env=env) as screen:
+        await screen.wait_for(r"state\s+ringing", timeout=30)
+        # nobody answers: the exchange's voicemail takes it after 10 s, the caller's tone 4 s
+        await screen.wait_for(r"voicemail\s+1 new of 1", timeout=30)
+        await screen.wait_for(r"● voicemail")  # the message-waiting lamp (it blinks)
+        screen.type("d")  # do-not-disturb: the demo caller stops calling
+        await screen.wait_for(r"do not disturb\s+on")
+        screen.type("h")
+        await screen.wait_for(r"state\s+dialing")
+        screen.type("v")
+        await screen.wait_for(r"state\s+voicemail")
+        screen.type("7")  # deletes the one playing
+        await screen.wait_for(r"state\s+dialing", timeout=10)
+        await screen.wait_for(r"voicemail\s+none")
+        screen.type("q")
+        assert await screen.exited(20) == 0

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..tlscert import TestCA
 from .api2010 import Api2010
 from .calls import Calls
+from .recordings import Recordings
 from .serverless import Serverless
 from .wire import (
     API,
@@ -65,7 +66,7 @@ class _Route:
 
 
 @dataclass
-class TwilioRest(Api2010, Calls, Serverless):
+class TwilioRest(Api2010, Calls, Serverless, Recordings):
     """One account's REST API; the resource handlers are in api2010.py and serverless.py."""
 
     folder: Path
@@ -91,7 +92,9 @@ class TwilioRest(Api2010, Calls, Serverless):
         self.contents: dict[str, str] = {}
         self.builds: dict[str, dict] = {}
         self.deployments: dict[str, dict] = {}
+        self.recordings: dict[str, dict] = {}
         self.calls: dict[str, dict] = {}
+        self.media: dict[str, bytes] = {}  # RE sid -> the .wav
         self._status_reads: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -143,7 +146,7 @@ class TwilioRest(Api2010, Calls, Serverless):
 
     # --- one request -------------------------------------------------------------------------
     def handle(self, method: str, host: str, target: str, headers: Any, body: bytes
-               ) -> tuple[int, dict]:
+               ) -> tuple[int, dict | bytes]:
         url = urlsplit(target)
         request = Request(method, host, url.path, parse_qs(url.query, keep_blank_values=True),
                           {}, {}, None)
@@ -167,7 +170,7 @@ class TwilioRest(Api2010, Calls, Serverless):
             return password == self.auth_token
         return user in self.key_secrets and password == self.key_secrets[user]
 
-    def _route(self, request: Request) -> tuple[int, dict]:
+    def _route(self, request: Request) -> tuple[int, dict | bytes]:
         for method, host, pattern, status, code, message in self.refusals:
             if (method, host) == (request.method, request.host) and re.fullmatch(
                     pattern, request.path):
@@ -194,6 +197,10 @@ class TwilioRest(Api2010, Calls, Serverless):
             (API, "POST", acct + r"/Applications\.json", self._create_application),
             (API, "POST", acct + r"/Applications/(AP[0-9a-f]{32})\.json",
              self._update_application),
+            (API, "GET", acct + r"/Recordings\.json", self._list_recordings),
+            (API, "GET", acct + r"/Recordings/(RE[0-9a-f]{32})\.wav", self._get_media),
+            (API, "DELETE", acct + r"/Recordings/(RE[0-9a-f]{32})\.json",
+             self._delete_recording),
             (API, "GET", acct + r"/Calls\.json", self._list_calls),
             (API, "GET", acct + r"/Calls/(CA[0-9a-f]{32})\.json", self._get_call),
             (API, "POST", acct + r"/Calls/(CA[0-9a-f]{32})\.json", self._update_call),

@@ -66,9 +66,11 @@ def handler_for(rest: Any) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             host = (self.headers.get("Host") or "").split(":")[0]
             status, payload = rest.handle(self.command, host, self.path, self.headers, body)
-            data = json.dumps(payload).encode()
+            media = isinstance(payload, bytes)  # a recording's audio
+            data = payload if media else json.dumps(payload).encode() if status != 204 else b""
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", "audio/x-wav" if media
+                             else "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             if status == 401:
                 self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')

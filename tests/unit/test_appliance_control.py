@@ -63,7 +63,7 @@ async def test_bad_requests_get_errors_and_the_connection_goes_on(server):
     errors = [r.get("error", "") for r in replies]
     assert errors[0].startswith("not JSON")
     assert errors[1] == ("unknown cmd 'reboot' (one of status, call, hangup, answer, mute, "
-                         "speaker, seen, hold, swap, transfer, conference)")
+                         "speaker, seen, hold, swap, transfer, conference, voicemail)")
     assert errors[2] == 'a request is an object with a "cmd"'
     assert errors[3].startswith("call needs a number") and errors[4] == errors[3]
     assert errors[5].startswith("not JSON")
@@ -157,3 +157,14 @@ async def test_piphone_transfer_as_users_type_it(server, monkeypatch, capsys):
     assert server.seen[-1] == {"cmd": "conference"}
     assert "transfer" in build_parser().format_help()
     assert "conference" in build_parser().format_help()
+@pytest.mark.parametrize("bad", [{"cmd": "voicemail", "action": "erase"},
+                                 {"cmd": "voicemail", "action": "delete"},
+                                 {"cmd": "voicemail", "action": "delete", "number": "1"},
+                                 {"cmd": "voicemail", "action": "delete", "number": True}])
+def test_voicemail_requests_are_checked(bad):
+    from piphone.appliance.control import check
+
+    with pytest.raises(ControlError, match="voicemail takes an action"):
+        check(bad)
+    assert check({"cmd": "voicemail"}) == {"cmd": "voicemail"}
+    assert check({"cmd": "voicemail", "action": "delete", "number": 2})["number"] == 2

@@ -41,6 +41,7 @@ TABLE = [
     ("held",         True,  JITTER, OFF,  SLOW,  ON,  ON,   False, "warning"),
     ("recall",       False, NONE,   FAST, SLOW,  OFF, OFF,  True,  None),
     ("transfer",     False, NONE,   OFF,  SLOW,  OFF, OFF,  False, None),
+    ("voicemail",    False, NONE,   OFF,  OFF,   OFF, OFF,  False, None),
 ]
 # the phone's own call is on hold (transfer: while the number is keyed): the hold LED shows it
 HOLDING = ("held", "recall", "transfer")
@@ -51,7 +52,8 @@ HOLDING = ("held", "recall", "transfer")
 def test_the_table(state, muted, warnings, ring, call, mute, warning, ringer, alert):
     shown = display(state, muted, warnings)
     leds = {"ring": ring, "call": call, "mute": mute, "warning": warning,
-            "hold": SLOW if state in HOLDING else OFF}
+            "hold": SLOW if state in HOLDING else OFF,
+            "voicemail": ON if state == "voicemail" else OFF}  # the messages play
     assert dict(shown.leds) == {name: p for name, p in leds.items() if p is not OFF}
     assert (shown.ring, shown.alert) == (ringer, alert)
 
@@ -73,7 +75,8 @@ def test_a_second_call_on_hold_shows_on_the_hold_led_only():
 def test_invariants_over_every_combination(state, muted, warnings, held):
     shown = display(state, muted, warnings, held=held)
     assert isinstance(shown, Display)
-    assert set(shown.leds) <= {"ring", "call", "mute", "warning", "hold"}
+    assert set(shown.leds) <= {"ring", "call", "mute", "warning", "hold", "voicemail"}
+    assert ("voicemail" in shown.leds) == (state == "voicemail")
     assert all(isinstance(p, Pattern) and p is not OFF for p in shown.leds.values())
     assert shown.ring == (state in ("ringing", "recall")) == ("ring" in shown.leds)
     if state != "idle":
@@ -144,3 +147,16 @@ def test_the_idle_cues_are_configurable():
     mine = DisplayPatterns(offline="pulse", dnd="blink_slow", missed=OFF)
     shown = display("idle", True, NONE, online=False, dnd=True, missed=True, patterns=mine)
     assert dict(shown.leds) == {"warning": PULSE, "dnd": SLOW}
+
+
+def test_the_message_waiting_cue_shows_in_every_state_and_is_configurable():
+    assert dict(display("idle", False, NONE, voicemail=True).leds) == {"voicemail": SLOW}
+    assert dict(display("talking", False, NONE, voicemail=True).leds) == {
+        "call": ON, "voicemail": SLOW}
+    assert dict(display("voicemail", False, NONE, voicemail=True).leds) == {"voicemail": ON}
+    mine = DisplayPatterns(voicemail="pulse", listening="blink_fast")
+    assert dict(display("idle", False, NONE, voicemail=True, patterns=mine).leds) == {
+        "voicemail": PULSE}
+    assert dict(display("voicemail", False, NONE, patterns=mine).leds) == {"voicemail": FAST}
+    assert display("idle", False, NONE, voicemail=True,
+                   patterns=DisplayPatterns(voicemail="off")) == Display({}, False, None)

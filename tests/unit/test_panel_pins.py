@@ -63,9 +63,10 @@ def test_bad_maps_name_the_entry(inputs, leds, key, message):
 
 def test_default_map_and_keypad_fit_together_on_distinct_gpio():
     full = DEFAULT_PINS.merged(KEYPAD_PINS)
-    # no GPIO is left for the hold, swap and transfer buttons: a build gives them pins it has
-    assert set(full.inputs) == set(INPUT_NAMES) - set(SPEED_KEYS) - {"missed", "hold", "swap",
-                                                                     "transfer", "conference"}
+    # no GPIO is left for the hold, swap, transfer, conference and voicemail buttons: a build
+    # gives them pins it has
+    assert set(full.inputs) == set(INPUT_NAMES) - set(SPEED_KEYS) - {
+        "missed", "hold", "swap", "transfer", "conference", "voicemail"}
     assert set(full.leds) == {"ring", "call", "mute", "warning"}
     pins = [bcm(p.pin) for p in full.inputs.values()] + [bcm(p) for p in full.leds.values()]
     assert len(pins) == len(set(pins)) == 26
@@ -75,9 +76,10 @@ def test_default_map_and_keypad_fit_together_on_distinct_gpio():
 
 def test_the_desk_keys_fit_beside_the_matrix_keypad():
     full = DEFAULT_PINS.merged(KEYPAD_MATRIX_PINS).merged(DESK_PINS)
-    # the speaker and hold LEDs have no default pin; nor have the hold, swap, transfer buttons
-    assert set(full.leds) == set(LED_NAMES) - {"speaker", "hold"}
-    assert not {"hold", "swap", "transfer", "conference"} & set(full.inputs)
+    # the speaker, hold and voicemail LEDs have no default pin; nor have the hold, swap,
+    # transfer, conference and voicemail buttons
+    assert set(full.leds) == set(LED_NAMES) - {"speaker", "hold", "voicemail"}
+    assert not {"hold", "swap", "transfer", "conference", "voicemail"} & set(full.inputs)
     assert "speaker" in full.inputs
     assert {"missed", "speed_1", "speed_2"} <= set(full.inputs)
     used = [bcm(p.pin) for p in full.inputs.values()] + [bcm(p) for p in full.leds.values()]

@@ -64,10 +64,10 @@ async def test_keys_press_the_buttons_through_the_real_debounce(rig):
 async def test_every_key_names_an_input_of_the_full_panel(rig):
     panel = rig[0]
     desk = {"missed", "speed_1", "speed_2"}  # DESK_PINS, beside a matrix keypad
-    # hold, swap and transfer have no default pin (no GPIO is left): their keys work on a map
-    # with them
+    # hold, swap, transfer, conference and voicemail have no default pin (no GPIO is left):
+    # their keys work on a map with them
     assert set(KEYS.values()) == set(FULL.inputs) | desk | {"hold", "swap", "transfer",
-                                                              "conference"}
+                                                              "conference", "voicemail"}
     assert panel.press("z") is None
 
 

@@ -30,6 +30,8 @@ class VoiceResponse {
   dial(attrs) { const d = new Dial(attrs || {}); this.verbs.push({ dial: d }); return d; }
   say(text) { this.verbs.push({ say: text }); }
   echo() { this.verbs.push({ echo: true }); }
+  record(attrs) { this.verbs.push({ record: attrs }); }
+  hangup() { this.verbs.push({ hangup: true }); }
 }
 globalThis.Twilio = { twiml: { VoiceResponse } };
 const fn = require(process.argv[2]);
@@ -56,6 +58,9 @@ def dial(nouns: list[dict], **attrs) -> list[dict]:
     return [{"dial": {"attrs": {"answerOnBridge": True, **attrs}, "nouns": nouns}}]
 
 
+RINGS = {"timeout": function.VOICEMAIL_AFTER, "action": "/call"}  # then voicemail
+
+
 def test_the_function_rings_the_phone_and_dials_what_it_calls(tmp_path):
     phone = "client:alice"
     events = [
@@ -75,7 +80,7 @@ def test_the_function_rings_the_phone_and_dials_what_it_calls(tmp_path):
     out = run_function(tmp_path, function.function_code("alice", "+15551230001"), events)
     caller_id = "+15551230001"
     assert out == [
-        dial([{"client": "alice"}]),
+        dial([{"client": "alice"}], **RINGS),
         dial([{"number": "+15557654321"}], callerId=caller_id),
         dial([{"number": "+44201234567"}], callerId=caller_id),
         dial([{"number": "5557654321"}], callerId=caller_id),
@@ -83,15 +88,33 @@ def test_the_function_rings_the_phone_and_dials_what_it_calls(tmp_path):
         dial([{"client": "bob.smith"}]),
         [{"say": "The number 12# cannot be dialled."}],
         [{"say": "The number <Play>http://x</Play> cannot be dialled."}],
-        dial([{"client": "alice"}]),
+        dial([{"client": "alice"}], **RINGS),
         [{"echo": True}],
         [{"echo": True}],
-        dial([{"client": "alice"}]),
+        dial([{"client": "alice"}], **RINGS),
     ]
     out = run_function(tmp_path, function.function_code("alice", None), [
         {"From": phone, "To": "+15557654321"}, {"From": phone, "To": "client:bob"}])
     assert out == [[{"say": "This phone has no number to call out from."}],
                    dial([{"client": "bob"}])]
+
+
+def test_an_unanswered_call_to_the_number_is_recorded(tmp_path):
+    events = [
+        {"From": "+15557654321", "To": "+15551230001", "DialCallStatus": status}
+        for status in ("no-answer", "busy", "failed", "completed", "canceled")
+    ] + [
+        {"From": "client:alice", "To": "client:bob", "DialCallStatus": "no-answer"},
+        {"From": "+15557654321", "RecordingSid": "RE" + "1" * 32, "RecordingUrl": "x"},
+    ]
+    out = run_function(tmp_path, function.function_code("alice", "+15551230001"), events)
+    message = [{"say": "Please leave a message after the tone."}, {"record": {
+        "maxLength": function.MAX_MESSAGE, "playBeep": True, "timeout": 10, "action": "/call",
+        "recordingStatusCallback": "/call", "recordingStatusCallbackEvent": "completed"}}]
+    hangup = [{"hangup": True}]
+    # unanswered, rejected (Twilio: busy), offline: a message; answered or given up: done;
+    # the phone's own call is never recorded; the recording's callbacks end the call
+    assert out == [message, message, message, hangup, hangup, hangup, hangup]
 
 
 def test_names():

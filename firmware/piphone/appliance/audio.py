@@ -28,6 +28,7 @@ from ..audio.devices import AudioDeviceError, HeadsetSpec
 from ..audio.headset import Headset
 from ..audio.pcm_io import CaptureSource, PlaybackSink
 from ..audio.processing import CaptureStage, EchoFigures, ProcessingUnavailable, make_stage
+from ..pcm import Samples, apply_gain
 from .config import AlertsConfig, AudioConfig
 from .ports import Sounds
 from .sounds import AudioSounds, NullSounds
@@ -107,6 +108,16 @@ class ApplianceAudio:
                 sounds.headset.stop_sound()
             sounds.headset = device.playback
         self._condition()
+
+    def play_message(self, samples: Samples | None) -> None:
+        """A voicemail message in the earpiece (voicemail.py) at the call volume; None: stop."""
+        sounds = self._audio_sounds
+        if sounds is None or sounds.headset is None:
+            return
+        if samples is None:
+            sounds.headset.stop_sound()
+        else:
+            sounds.headset.play_clip(apply_gain(samples, sounds.gain))
 
     def echo_figures(self) -> EchoFigures | None:
         """The last second the echo canceller of the device in use saw; None: it has none."""

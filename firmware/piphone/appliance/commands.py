@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from .config import ApplianceConfig
 from .control import ControlError
 from .phone import Phone
+from .voicemail import PhoneMailbox
 
 
 class Answerer(Protocol):
@@ -23,6 +24,9 @@ class Answerer(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    @property
+    def mailbox(self) -> PhoneMailbox | None: ...
+
 
 def answer(service: Answerer, request: dict[str, Any]) -> dict[str, Any]:
     """A checked request -> its reply fields; ControlError when it does nothing now."""
@@ -35,6 +39,8 @@ def answer(service: Answerer, request: dict[str, Any]) -> dict[str, Any]:
     if cmd == "seen":
         phone.fire("seen")
         return {"state": phone.state, "missed": phone.missed}
+    if cmd == "voicemail":
+        return voicemail(service, phone, request.get("action", "list"), request.get("number"))
     actions: dict[str, Callable[[], bool]] = {
         "call": lambda: phone.call_number(dialable(service.cfg, request["number"])),
         "hangup": phone.hangup_call, "answer": phone.answer_call, "mute": phone.mute_call,
@@ -50,6 +56,29 @@ def answer(service: Answerer, request: dict[str, Any]) -> dict[str, Any]:
                            + (" (no [audio] handsfree_device)" if cmd == "speaker"
                               and not phone.route.handsfree_available else ""))
     return {"state": phone.state, "handsfree": phone.handsfree}
+
+
+def voicemail(service: Answerer, phone: Phone[Any], action: str, number: int | None
+              ) -> dict[str, Any]:
+    """``piphone voicemail [play|next|stop|delete N]``: the messages, as the keys do."""
+    mailbox = service.mailbox
+    if mailbox is None:
+        raise ControlError("no mailbox: the phone is (re)starting")
+    if action == "delete":
+        assert number is not None
+        try:
+            mailbox.delete(number)
+        except IndexError as exc:
+            raise ControlError(str(exc)) from None
+    elif action != "list":
+        trigger = {"play": "press_voicemail", "next": "press_voicemail",
+                   "stop": "press_reject"}[action]
+        if action != "play" and phone.state != "voicemail" or not phone.fire(trigger):
+            raise ControlError(f"voicemail {action} does nothing while the phone is "
+                               f"{phone.state}" + (" (no messages)" if not mailbox.messages
+                                                   else ""))
+    return {"state": phone.state, **mailbox.status(), "messages": mailbox.listed(),
+            "mailbox_error": mailbox.last_error}
 
 
 def dialable(cfg: ApplianceConfig, number: str) -> str:

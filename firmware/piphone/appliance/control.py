@@ -6,7 +6,8 @@ back), ``{"cmd": "swap"}`` (call waiting's swap), ``{"cmd": "speaker"}`` (the sp
 button; ``"on": true`` / ``false`` to ask for one side), ``{"cmd": "seen"}`` (the missed calls
 are seen), ``{"cmd": "transfer", "number": "...", "attended": false}`` (or ``"complete":
 true``: join the held call and the consultation), ``{"cmd": "conference"}`` (the held call
-and this one, together). Each gets one line back: ``{"ok":
+and this one, together), ``{"cmd": "voicemail", "action": "list" | "play" | "next" | "stop" |
+"delete", "number": N}`` (voicemail.py). Each gets one line back: ``{"ok":
 true, ...}`` or ``{"ok": false, "error": "..."}``. A bad line gets an error reply and the
 connection stays usable; nothing a client sends can raise into the loop. The socket is 0660:
 the piphone group may use it.
@@ -33,7 +34,8 @@ DEFAULT_SOCKET = Path("/run/piphone/control.sock")  # systemd's RuntimeDirectory
 MAX_LINE = 4096  # bytes: requests are tiny
 NUMBER = re.compile(r"[0-9A-Za-z+*#:._@-]{1,64}")  # digits, +E.164, client:NAME, lines
 COMMANDS = ("status", "call", "hangup", "answer", "mute", "speaker", "seen", "hold", "swap",
-            "transfer", "conference")
+            "transfer", "conference", "voicemail")
+VOICEMAIL_ACTIONS = ("list", "play", "next", "delete", "stop")
 
 
 def socket_path() -> Path:
@@ -129,6 +131,10 @@ def check(request: Any) -> dict[str, Any]:
         _check_transfer(request)
     if cmd == "speaker" and not isinstance(request.get("on", False), bool):
         raise ControlError('speaker takes "on": true or false (or nothing: the button)')
+    if cmd == "voicemail" and (request.get("action", "list") not in VOICEMAIL_ACTIONS or (
+            request.get("action") == "delete" and (type(request.get("number")) is not int))):
+        raise ControlError(f"voicemail takes an action ({', '.join(VOICEMAIL_ACTIONS)}); "
+                           'delete takes a "number" (1: the newest)')
     return request
 
 

@@ -14,10 +14,11 @@ from types import MappingProxyType
 
 from ..panel.leds import Pattern
 
-# held: the phone's call is on hold; recall: a held call rings back (the active one ended)
-# transfer: the call is on hold while the number to transfer it to is keyed
+# held: the phone's call is on hold; recall: a held call rings back (the active one ended);
+# transfer: the call is on hold while the number to transfer it to is keyed;
+# voicemail: the messages play in the handset (voicemail.py)
 STATES = ("idle", "dialing", "ringing", "calling", "talking", "reconnecting", "held", "recall",
-          "transfer")
+          "transfer", "voicemail")
 HOLDING = ("held", "recall", "transfer")  # the phone's own call is on hold
 DEVICE_LOST = "audio-device-lost"  # the warning that blinks rather than glows
 
@@ -46,6 +47,8 @@ class DisplayPatterns:
     offline: Pattern = Pattern.BLINK_SLOW       # warning LED, idle or dialing: not registered
     dnd: Pattern = Pattern.ON                   # dnd LED while do-not-disturb is on
     missed: Pattern = Pattern.BLINK_SLOW        # missed LED while missed calls are unseen
+    voicemail: Pattern = Pattern.BLINK_SLOW     # voicemail LED while a message is unheard
+    listening: Pattern = Pattern.ON             # voicemail LED while the messages play
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -62,13 +65,15 @@ _CALL_LED = {"calling": "calling", "talking": "talking", "reconnecting": "reconn
 
 def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: bool = False,
             held: bool = False, patterns: DisplayPatterns = DEFAULT_PATTERNS,
-            online: bool = True, dnd: bool = False, missed: bool = False) -> Display:
+            online: bool = True, dnd: bool = False, missed: bool = False,
+            voicemail: bool = False) -> Display:
     """The panel for a phone in ``state`` (one of :data:`STATES`), ``handsfree`` when the
     speaker and its microphone are in use, ``held`` when a second call is on hold (in the
     held and recall states the phone's own call is).
 
     ``online``: registered (able to take and place calls); ``dnd``: do-not-disturb is on;
-    ``missed``: missed calls wait to be seen. Idle shows only those three: a working phone on
+    ``missed``: missed calls wait to be seen; ``voicemail``: a message is unheard (message
+    waiting). Idle shows only those four: a working phone on
     its hook with nothing waiting is dark and silent whatever call flags are left over, and
     one that is not registered blinks the warning LED slowly so it never looks like that."""
     if state not in STATES:
@@ -78,6 +83,8 @@ def display(state: str, muted: bool, warnings: frozenset[str], *, handsfree: boo
         leds["dnd"] = patterns.dnd
     if missed:
         leds["missed"] = patterns.missed
+    if voicemail or state == "voicemail":
+        leds["voicemail"] = patterns.listening if state == "voicemail" else patterns.voicemail
     if not online and state in ("idle", "dialing"):
         leds["warning"] = patterns.offline
     if state == "idle":

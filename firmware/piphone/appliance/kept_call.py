@@ -17,11 +17,12 @@ line, never its content: the token is a secret) and removed, and the phone start
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,6 +76,24 @@ class CallKeeper:
             self.save(kept)
         elif not has_call:
             self.clear()
+
+    def resume(self, kept: list[KeptCall], fire: Callable[..., bool], device: Device, *,
+               lifted: bool) -> list[asyncio.Task[None]]:
+        """Take back the calls the last run kept (``load()``), the active one first, through
+        the phone's triggers (``fire``): one on hold stays on hold; one whose handset was put
+        down meanwhile (``lifted`` is False) is ended instead. Returns the ending tasks."""
+        ending = []
+        trigger = "resume_call"
+        for call in kept:
+            if call.off_hook and not call.held and not lifted:
+                log.info("the handset was put down while the phone restarted: ending the call")
+                ending.append(asyncio.create_task(self.end(device, call.token)))
+                continue
+            log.info("resuming the %scall with %s that the last run kept",
+                     "held " if call.held else "", call.peer or "someone")
+            fire(trigger, token=call.token, peer=call.peer, held=call.held)
+            trigger = "resume_held"  # a second call was on hold behind the first
+        return ending
 
     async def end(self, device: Device, token: str) -> None:
         """Hang up the call ``token`` names (its handset was put down while the phone was

@@ -38,6 +38,7 @@ from .table import PANEL_TRIGGERS, STATES, machine_rows
 from .timers import Timers
 from .transfers import Transfers
 from .two_calls import TwoCalls
+from .voicemail import MailboxLike, NoMailbox, VoicemailKeys
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class DisplayFunction(Protocol):
 
     def __call__(self, state: str, muted: bool, warnings: frozenset[str], *,
                  handsfree: bool = False, held: bool = False, online: bool = True,
-                 dnd: bool = False, missed: bool = False) -> Display: ...
+                 dnd: bool = False, missed: bool = False, voicemail: bool = False) -> Display: ...
 
 
 class NoHandsfree:
@@ -61,7 +62,7 @@ class NoHandsfree:
         pass
 
 
-class Phone(Dialing[CallT], TwoCalls[CallT], Transfers[CallT], Generic[CallT]):
+class Phone(Dialing[CallT], TwoCalls[CallT], Transfers[CallT], VoicemailKeys, Generic[CallT]):
     """The state machine's model. ``handle(PanelInput)`` for the panel; call events bind
     themselves; ``call_number(number)``, ``hangup_call()``, ``answer_call()`` and
     ``mute_call()`` for the control socket; ``status()`` says where it is."""
@@ -95,6 +96,7 @@ class Phone(Dialing[CallT], TwoCalls[CallT], Transfers[CallT], Generic[CallT]):
         self.online = True  # registered; the service says when it is not
         self.missed = 0  # missed calls not yet seen (the service counts them in the call log)
         self.on_seen: Callable[[], None] = lambda: None  # the missed-calls key was pressed
+        self.mailbox: MailboxLike = NoMailbox()  # voicemail at the exchange (voicemail.py)
         self.muted = False
         # What the state file kept (state_file.py), else the configured start values.
         self.dnd = saved.dnd if saved is not None else settings.dnd_at_start
@@ -346,7 +348,8 @@ class Phone(Dialing[CallT], TwoCalls[CallT], Transfers[CallT], Generic[CallT]):
         warnings = frozenset(self.warnings)
         shown = self._display(self.state, self.muted, warnings, handsfree=self.handsfree,
                               held=self.lines.held is not None, online=self.online,
-                              dnd=self.dnd, missed=self.missed > 0)
+                              dnd=self.dnd, missed=self.missed > 0,
+                              voicemail=self.mailbox.unheard > 0)
         # what the cues use, as the phone has it now (a test may swap in a recorder)
         self.cues.leds, self.cues.sounds, self.cues.settings = self.leds, self.sounds, self.settings
         self.cues.show(shown, Moment(self.state, self.muted, bool(self.digits),
@@ -406,6 +409,7 @@ class Phone(Dialing[CallT], TwoCalls[CallT], Transfers[CallT], Generic[CallT]):
             "volume": self.volume_step, "ringer_volume": self.ringer_step,
             "last_number": self.last_number, "last_caller": self.last_caller,
             "missed": self.missed, "online": self.online, "handsfree": self.handsfree,
+            "voicemail": self.mailbox.unheard, "voicemail_messages": self.mailbox.messages,
         }
 
     def close(self, hang_up: bool = True) -> None:
@@ -422,6 +426,7 @@ class Phone(Dialing[CallT], TwoCalls[CallT], Transfers[CallT], Generic[CallT]):
             self.lines.take_held().call.disconnect()
         if self._resuming_held is not None:
             self._resuming_held.cancel()
+        self.mailbox.stop()
         self.timers.cancel_all()
         self.sounds.ring(False)
         self.sounds.tone(None)

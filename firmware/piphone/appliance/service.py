@@ -41,13 +41,14 @@ from .audio import ApplianceAudio
 from .config import ApplianceConfig
 from .control import ControlServer
 from .display import display
-from .kept_call import CallKeeper, KeptCall, runtime_directory
+from .kept_call import CallKeeper, runtime_directory
 from .memory import Memory
 from .phone import Phone
 from .ports import Sounds
 from .status import status_line
 from .table import ACTIVE, HOLDING
 from .twilio_transfer import transferer_for
+from .voicemail import PhoneMailbox
 
 if TYPE_CHECKING:
     from ..calllog import CallLog
@@ -89,6 +90,7 @@ class Service:
         self.registered = asyncio.Event()
         self.audio: ApplianceAudio | None = None
         self.memory: Memory | None = None  # the call log and the state file
+        self.mailbox: PhoneMailbox | None = None  # voicemail at the exchange, one per Device
         self._followed: weakref.WeakKeyDictionary[Call, Followed] = weakref.WeakKeyDictionary()
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
@@ -197,11 +199,13 @@ class Service:
         phone.speed_numbers = cfg.contacts.speed_dial()
         phone.transferer = transferer_for(cfg.account)
         memory.attach(phone)  # redial, call-back and missed calls outlive a restart
+        assert self.mailbox is not None
+        self.mailbox.attach(phone)
         self.inputs = Inputs(cfg.pins, phone.handle, loop=loop, pin_factory=self.pin_factory)
         if self.inputs.off_hook:  # lifted before we started: that is dialing
             phone.fire("off_hook")
-        if kept is not None:
-            self._resume(phone, device, kept)
+        if kept is not None and self.keeper is not None:
+            self._tasks += self.keeper.resume(kept, phone.fire, device, lifted=self.inputs.off_hook)
         if device.state is DeviceState.REGISTERED:  # kept by a reload
             self._registered()
         elif self._register_task is None or self._register_task.done():
@@ -227,6 +231,10 @@ class Service:
         device.on("registered", lambda *_: self._registered())
         device.on("unregistered", lambda *_: self._unregistered())
         device.on("error", self._on_device_error)
+        state = Path(self.cfg.phone.state_file).parent if self.cfg.phone.state_file else None
+        self.mailbox = PhoneMailbox.of(
+            device, lambda samples: self.audio.play_message(samples) if self.audio else None,
+            self.cfg.account, state if state is not None and state.is_dir() else None)
         return device
 
     async def close(self, keep_device: bool = False, keep_call: bool = False) -> None:
@@ -244,6 +252,8 @@ class Service:
         if self.phone is not None:
             self.phone.close(hang_up=not keep_call)  # else a stopped phone keeps no call
             self.phone = None
+            if self.mailbox is not None:
+                self.mailbox.phone = None  # the next run's phone is attached at its start
             if self.keeper is not None and not keep_call:
                 self.keeper.clear()
         if self.inputs is not None:
@@ -254,6 +264,8 @@ class Service:
             self.leds = None
         if self.device is not None and not keep_device:
             device, self.device = self.device, None
+            if self.mailbox is not None:
+                self.mailbox.close()
             try:
                 await asyncio.wait_for(device.destroy(), 10)
             except Exception as exc:  # a device that will not close must not stop shutdown
@@ -395,22 +407,6 @@ class Service:
             log.warning("the access token expires soon and this config has no API key to "
                         "mint another")
 
-    def _resume(self, phone: Phone[Call], device: Device, kept: list[KeptCall]) -> None:
-        """The calls the last run kept, the active one first: resumed (one on hold stays on
-        hold), unless the handset of an active one was put down meanwhile: that one ends."""
-        lifted = self.inputs is not None and self.inputs.off_hook
-        trigger = "resume_call"
-        for call in kept:
-            if call.off_hook and not call.held and not lifted:
-                log.info("the handset was put down while the phone restarted: ending the call")
-                assert self.keeper is not None  # it loaded ``kept``
-                self._tasks.append(asyncio.ensure_future(self.keeper.end(device, call.token)))
-                continue
-            log.info("resuming the %scall with %s that the last run kept",
-                     "held " if call.held else "", call.peer or "someone")
-            phone.fire(trigger, token=call.token, peer=call.peer, held=call.held)
-            trigger = "resume_held"  # a second call was on hold behind the first
-
     def _keep_call(self, phone: Phone[Call]) -> None:
         if self.keeper is None:
             return
@@ -460,6 +456,7 @@ class Service:
                            strict=True)),
                 "call_log": self.call_log.path if self.call_log is not None else None,
                 "mos": self._mos, **phone.status(),
+                **(self.mailbox.status() if self.mailbox is not None else {}),
                 "peer_name": self.cfg.contacts.name_of(phone.peer)}
 
     @staticmethod

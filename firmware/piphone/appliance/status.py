@@ -21,6 +21,8 @@ def status_line(phone: Phone[Any], *, identity: str, registered: bool,
         return f"ringing: call from {peer}"
     if state == "calling":
         return f"calling {peer}"
+    if state == "voicemail":
+        return f"voicemail: {phone.mailbox.messages} message(s), playing"
     if state in ("held", "recall"):
         return f"{peer} on hold" + (", ringing back" if state == "recall" else "")
     if state == "transfer":  # the number to hand the call on to is being keyed
@@ -47,4 +49,6 @@ def status_line(phone: Phone[Any], *, identity: str, registered: bool,
         line += ", do not disturb"
     if phone.missed:
         line += f", {phone.missed} missed call{'s' if phone.missed > 1 else ''}"
+    if phone.mailbox.unheard:
+        line += f", {phone.mailbox.unheard} new voicemail"
     return line

@@ -99,6 +99,18 @@ TRANSITIONS: list[tuple[str, str | list[str], str | None, list[str], str | list[
     ("resume_held",   "*",              None,          [],                      "resume_held"),
     ("held_back",     ["idle", "dialing"], "held",     ["hook_lifted"],         None),
     ("held_back",     ["idle", "dialing"], "recall",   [],                      None),
+    # voicemail (voicemail.py): the messages play in the handset, newest first; the key again
+    # or # skips, 7 deletes the one playing; hanging up or REJECT stops
+    ("press_voicemail", ["idle", "dialing"], "voicemail", ["has_messages"],     "play_messages"),
+    ("press_voicemail", "voicemail",    None,          [],                      "next_message"),
+    ("key",           "voicemail",      None,          [],                      "message_key"),
+    ("off_hook",      "voicemail",      None,          [],                      None),
+    ("on_hook",       "voicemail",      "idle",        [],                      "stop_messages"),
+    ("press_reject",  "voicemail",      "dialing",     ["hook_lifted"],         "stop_messages"),
+    ("press_reject",  "voicemail",      "idle",        [],                      "stop_messages"),
+    ("messages_done", "voicemail",      "dialing",     ["hook_lifted"],         None),
+    ("messages_done", "voicemail",      "idle",        [],                      None),
+    ("incoming",      "voicemail",      None,          [],                      "refuse_busy"),
     # calls
     ("incoming",      "idle",           None,          ["dnd"],                 "refuse_dnd"),
     ("incoming",      "idle",           "ringing",     [],                      "take_incoming"),
@@ -134,7 +146,7 @@ PANEL_TRIGGERS = {
     "VOLUME_UP": "volume_up", "VOLUME_DOWN": "volume_down", "REDIAL": "press_redial",
     "DND": "press_dnd", "DIGIT": "key", "SPEAKER": "press_speaker", "MISSED": "press_missed",
     "SPEED": "press_speed", "HOLD": "press_hold", "SWAP": "press_swap",
-    "TRANSFER": "press_transfer", "CONFERENCE": "press_conference",
+    "TRANSFER": "press_transfer", "CONFERENCE": "press_conference", "VOICEMAIL": "press_voicemail",
 }
 
 

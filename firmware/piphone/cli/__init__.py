@@ -1,11 +1,12 @@
-"""`piphone` on the command line: run | exchange | token | call | calls | twilio.
+"""`piphone` on the command line: run | exchange | token | call | calls | voicemail | twilio.
 
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call. One module per group of subcommands: run.py
 (``run``), call.py (``call``), phone.py (``check``, ``status``, ``hangup``, ``answer``,
 ``mute``, ``diagram``, ``calls``; ``check --network`` in network_check.py), transfer.py
-(``transfer``, ``conference``), keys.py (``token``, ``twilio setup``) and exchange.py
-(``exchange``; its options and admin actions are in piphone/cli_exchange.py).
+(``transfer``, ``conference``), voicemail.py (``voicemail``), keys.py (``token``, ``twilio
+setup``) and exchange.py (``exchange``; its options and admin actions are in
+piphone/cli_exchange.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import __version__, logsafe
 from ..errors import PiphoneError
-from . import call, exchange, keys, phone, run, transfer
+from . import call, exchange, keys, phone, run, transfer, voicemail
 
 log = logging.getLogger("piphone")
 
@@ -58,4 +59,5 @@ def build_parser() -> argparse.ArgumentParser:
     phone.add_diagram(sub)
     keys.add_twilio(sub)
     phone.add_calls(sub)
+    voicemail.add_parser(sub)
     return parser

@@ -4,7 +4,9 @@ A local exchange on 127.0.0.1, the real service (phone state machine, panel inpu
 debounce, LEDs) on gpiozero's mock pins drawn by the terminal panel, and a caller that rings
 the phone every few seconds while it is idle, so a newcomer can answer with a key and see it
 all work. Dial ``2#`` for the exchange's echo line, ``3#`` for its tone, ``200#`` for the
-caller (it answers). Sound goes to ``--headset`` (default: none, the null audio device).
+caller (it answers). A call left ringing goes to the exchange's voicemail after
+VOICEMAIL_AFTER seconds (the caller leaves a short tone): ``v`` plays it. Sound goes to
+``--headset`` (default: none, the null audio device).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1",)
 PHONE, CALLER = "phone", "caller"
 GIVE_UP = 20.0  # seconds the caller lets an unanswered call ring
+VOICEMAIL_AFTER, MESSAGE_SECONDS = 10.0, 4.0  # the demo's voicemail: sooner, and short
 DEMO_CONTACTS = Contacts((Contact("Caller", f"client:{CALLER}", 1), Contact("Echo", "2", 2),
                           Contact("Tone", "3")))  # the first two on the speed-dial keys j, k
 
@@ -96,6 +99,10 @@ def info(service: Service, since: dict[str, float]) -> dict[str, str]:
     lines["missed calls"] = (f"{phone.missed} (c marks them seen)" if phone.missed
                              else "none") + (f"; last caller {phone.last_caller} (c off hook "
                                              "calls back)" if phone.last_caller else "")
+    mailbox = phone.mailbox
+    lines["voicemail"] = (f"{mailbox.unheard} new of {mailbox.messages} (v plays; # next, "
+                          "7 deletes)" if mailbox.messages else
+                          f"none (a call left ringing {VOICEMAIL_AFTER:.0f} s goes there)")
     lines["volume"] = f"call {phone.volume_step}/10, ringer {phone.ringer_step}/10"
     keys = {1: "j", 2: "k"}  # the terminal's speed-dial keys (panel/terminal.py)
     lines["speed dial"] = "  ".join(f"{keys[c.speed]} {c.name}" for c in service.cfg.contacts
@@ -111,7 +118,14 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
 
     from ..exchange import config as exchange_config
     from ..exchange.server import Exchange
-    from ..panel.pins import DEFAULT_PINS, DESK_PINS, KEYPAD_MATRIX_PINS, mock_factory
+    from ..panel.pins import (
+        DEFAULT_PINS,
+        DESK_PINS,
+        KEYPAD_MATRIX_PINS,
+        InputPin,
+        PinMap,
+        mock_factory,
+    )
     from ..panel.terminal import TerminalPanel
     from ..pcm import Tone
     from ..voice.tokens import mint
@@ -127,11 +141,18 @@ async def run(*, headset: str = "none", call_every: float = 5.0, console: Any = 
         ex_cfg = exchange_config.load(exchange_config.write_starter(Path(tmp) / "ex.toml"))
         ex_cfg = replace(ex_cfg, host="127.0.0.1", port=0, ice_addresses=LOOPBACK,
                          lines={"2": "echo", "3": "tone", "echo": "echo", "tone": "tone"},
-                         numbers={"100": PHONE, "200": CALLER}, ring_timeout=GIVE_UP + 5)
+                         numbers={"100": PHONE, "200": CALLER}, ring_timeout=GIVE_UP + 5,
+                         voicemail=replace(ex_cfg.voicemail, enabled=True,
+                                           ring_timeout=VOICEMAIL_AFTER,
+                                           max_seconds=MESSAGE_SECONDS,
+                                           directory=str(Path(tmp) / "voicemail")))
         exchange = Exchange(ex_cfg)
         await exchange.start()
         # the matrix keypad, so the desk keys and LEDs fit beside it (hardware/README.md)
-        pins = DEFAULT_PINS.merged(KEYPAD_MATRIX_PINS).merged(DESK_PINS)
+        # and the voicemail key and LED on GPIO 0 and 1: only on mock pins (on a Pi those are
+        # the HAT EEPROM's, and the real header has no other pin left for them)
+        pins = DEFAULT_PINS.merged(KEYPAD_MATRIX_PINS).merged(DESK_PINS).merged(
+            PinMap({"voicemail": InputPin(0)}, {"voicemail": 1}))
         keys: dict[str, Any] = ex_cfg.token_kwargs()  # account_sid, api_key_sid and secret
         cfg = ApplianceConfig(
             account=AccountConfig(identity=PHONE, signaling_url=exchange.url,

@@ -149,7 +149,8 @@ def cmd_control(args: argparse.Namespace, **fields: Any) -> int:
         print(reply["status"])
         for key in ("state", "identity", "registered", "offline_reason", "offline_detail",
                     "peer", "peer_name", "muted", "handsfree", "dnd", "codec", "mos", "warnings",
-                    "waiting", "held", "missed", "volume", "ringer_volume", "last_number",
+                    "waiting", "held", "missed", "voicemail", "voicemail_messages", "volume",
+                    "ringer_volume", "last_number",
                     "last_caller"):
             value = reply.get(key)
             if not value and key != "registered":

@@ -11,7 +11,7 @@ media port (rtc.LegMediaPort).
 
 from __future__ import annotations
 
-from ..pcm import PcmSource
+from ..pcm import PcmSource, PcmTarget
 from ..voice.rtc import LegMediaPort, MediaSession, MediaSettings, Outbox
 
 
@@ -27,7 +27,7 @@ class Leg:
     def codec(self) -> str | None:
         return self.media.codec
 
-    def connect_to(self, target: Outbox | None) -> None:
+    def connect_to(self, target: PcmTarget | None) -> None:
         """Decode what this leg receives into ``target`` (None: drain and discard)."""
         if target is not None:  # it may have forwarded before (a transfer, a conference)
             target.forwarding = False

@@ -34,6 +34,7 @@ from .records import CallRecords
 from .restarts import Restarts
 from .routing import DialPlan
 from .transfers import Transfers
+from .voicemail import Voicemail
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,11 @@ class CallTable:
         self.transfers = Transfers(self.book, self.placer, media, records,
                                    config.limits.transfers_per_minute)
         self.conferences = Conferences(self.book, media, self.transfers)
+        self.voicemail = Voicemail(config.voicemail, self.book, self.placer.answer_caller,
+                                   self.placer.ring_caller)
+        self.book.voicemail_after = lambda call: self.voicemail.ring_timeout(call.route)
+        self.book.divert = self.voicemail.divert
+        self.placer.voicemail_takes = self.voicemail.accepts
 
     @property
     def calls(self) -> set[ExchangeCall]:
@@ -115,7 +121,11 @@ class CallTable:
             self._stop_ringing(leg, none_left=(31486, "the callee is busy"))
             return
         # A decline ends every fork (SIP 603), as Twilio does; the decliner is told nothing more.
-        self.book.end(call, by=leg, caller_error=(31603, "the callee declined the call"))
+        # With voicemail the caller is answered by it instead, as a desk phone's reject does.
+        call.forks.remove(leg)
+        self.book.drop(leg)
+        if not self.book.divert(call, "rejected"):
+            self.book.end(call, caller_error=(31603, "the callee declined the call"))
 
     def _hangup(self, leg: CallLeg, payload: dict[str, Any]) -> None:
         call = leg.call
@@ -134,7 +144,8 @@ class CallTable:
         call = fork.call
         call.forks.remove(fork)
         self.book.drop(fork)
-        if not call.forks and call.phase is Phase.RINGING:
+        if not call.forks and call.phase is Phase.RINGING and \
+                not self.book.divert(call, "busy" if none_left[0] == 31486 else "no-answer"):
             self.book.end(call, caller_error=none_left)
 
     # --- digits ------------------------------------------------------------------------------

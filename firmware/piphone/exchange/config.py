@@ -17,6 +17,8 @@ from ..errors import ConfigError
 from ..tomlconfig import TomlFile, ip_addresses, port, positive, read_private, sid, write_private
 from ..voice import identity as identities
 from ..voice.rtc.settings import CODECS, MAX_REMOTE_CANDIDATES, codec_list_problem
+from . import voicemail_settings
+from .voicemail_settings import VoicemailSettings
 
 DEFAULT_PORT = 8089
 DEFAULT_MAX_CALLS = 12
@@ -89,6 +91,7 @@ class ExchangeConfig:
     phone_keys: str | None = None  # the phones' keys (phones.py); None: beside this file
     allow_plaintext: bool = False  # serve ws:// beyond loopback (tokens in clear on the LAN)
     limits: Limits = field(default_factory=Limits)
+    voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)  # [voicemail]
     path: Path | None = None
 
     def token_kwargs(self) -> dict[str, str]:
@@ -121,7 +124,7 @@ def phone_keys_path(config: ExchangeConfig) -> Path:
 
 def load(path: str | Path) -> ExchangeConfig:
     toml = TomlFile(path, text=read_private(path))
-    known = {"exchange", "lines", "numbers", "attestation", "limits"}
+    known = {"exchange", "lines", "numbers", "attestation", "limits", "voicemail"}
     for section in toml.data:
         if section not in known:
             raise toml.error(section, None, f"unknown section (known: {', '.join(sorted(known))})")
@@ -191,6 +194,7 @@ def load(path: str | Path) -> ExchangeConfig:
         phone_keys=_relative(toml.get(ex, "phone_keys", str, None), folder),
         allow_plaintext=toml.get(ex, "allow_plaintext", bool, False),
         limits=limits,
+        voicemail=voicemail_settings.load(toml, _state_folder(Path(path))),
         path=Path(path),
     )
 
@@ -272,7 +276,7 @@ heartbeat_timeout = 15      # seconds without a heartbeat echo before a session 
 feedback_per_minute = 20    # call feedback posts one identity may make a minute
 messages_per_minute = 120   # call messages one party may send in a call a minute (31206)
 transfers_per_minute = 10   # transfers one identity may ask for a minute (31206)
-"""
+""" + voicemail_settings.STARTER
 
 
 def write_starter(path: str | Path, port_: int = DEFAULT_PORT, *, names: tuple[str, ...] = (),

@@ -55,10 +55,13 @@ class EventGateway:
         self.port: int | None = None
         self.tls = False
         self._posters: collections.OrderedDict[str, Window] = collections.OrderedDict()
+        self.more_routes: list[Callable[[web.Application], None]] = []  # voicemail's
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(ENDPOINT, self._post)
+        for add in self.more_routes:
+            add(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
@@ -67,12 +70,12 @@ class EventGateway:
         self.tls = ssl_context is not None
         log.info("event gateway on port %d", self.port)
 
-    def url_for(self, host: str) -> str | None:
-        """The endpoint's URL for a client that reached the exchange at ``host``."""
+    def url_for(self, host: str, path: str = ENDPOINT) -> str | None:
+        """The endpoint's URL (or ``path``'s) for a client that reached us at ``host``."""
         if self.port is None:
             return None
         host = f"[{host}]" if ":" in host else host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{ENDPOINT}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
 
     async def close(self) -> None:
         if self._runner is not None:

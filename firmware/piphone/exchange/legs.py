@@ -17,6 +17,7 @@ import asyncio
 import collections
 import enum
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,6 +101,7 @@ class ExchangeCall:
     transferred: bool = False  # its caller was transferred here, answered (transfers.py)
     guests: list[CallLeg] = field(default_factory=list)  # a conference's third party
     mixer: Mixer | None = None  # a conference's audio (conference.py)
+    on_end: list[Callable[[], None]] = field(default_factory=list)  # voicemail's message
 
     def other(self, leg: CallLeg) -> CallLeg | None:
         return self.callee if leg is self.caller else self.caller

@@ -34,6 +34,10 @@ class CallBook:
         self.calls: set[ExchangeCall] = set()
         self.legs = LegIndex()
         self.tasks = TaskSet(self)  # peer connections being closed
+        # voicemail.py's: how long a call rings before it takes the call (None: it does not)
+        # and the diversion itself (True: taken)
+        self.voicemail_after: Callable[[ExchangeCall], float | None] = lambda call: None
+        self.divert: Callable[[ExchangeCall, str], bool] = lambda call, why: False
 
     # --- filing ------------------------------------------------------------------------------
     def add(self, leg: CallLeg) -> None:
@@ -77,6 +81,11 @@ class CallBook:
         for leg in call.legs():
             self.drop(leg)
         self.calls.discard(call)
+        for done in call.on_end:
+            try:
+                done()
+            except Exception:  # a message not kept must not keep the parties from hearing
+                log.exception("call %s: its end could not be handled", call.sid)
         for leg, type_, error in told:
             session = sessions[leg]
             if session is None:
@@ -113,10 +122,14 @@ class CallBook:
     # --- timers --------------------------------------------------------------------------------
     def ring_for(self, call: ExchangeCall) -> None:
         """Every call, service lines included, is answered within the ring timeout or ends."""
-        call.timer = self._later(self.config.ring_timeout, self._ring_timeout, call)
+        voicemail = self.voicemail_after(call)
+        call.timer = self._later(self.config.ring_timeout if voicemail is None else voicemail,
+                                 self._ring_timeout, call)
 
     def _ring_timeout(self, call: ExchangeCall) -> None:
         # Only while the caller has no answer: ``answered`` cancels this timer.
+        if call.phase is Phase.RINGING and self.divert(call, "no-answer"):
+            return
         if call.phase in (Phase.SETUP, Phase.RINGING):
             self.end(call, caller_error=(31480, "no answer"))
         else:  # a callee answered, but the exchange could not answer the caller in time

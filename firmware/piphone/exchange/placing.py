@@ -46,6 +46,8 @@ class Placer:
         self.registered = registered  # identity -> its registered devices, in order
         self.media = media
         self.records = records
+        # voicemail.py's: whether a call on this route would go to voicemail for this reason
+        self.voicemail_takes: Callable[[Route, str], bool] = lambda route, why: False
 
     # --- the invite ----------------------------------------------------------------------------
     def place(self, session: Party, payload: dict[str, Any]) -> None:
@@ -103,10 +105,14 @@ class Placer:
         if route.kind == "client":
             registered = [s for s in self.registered(route.target) if s is not session]
             if not registered:
+                if self.voicemail_takes(route, "offline"):
+                    return route, []  # no device to ring: voicemail answers (_prepare)
                 raise Refused(31480, f"{route.target} is not registered")
             forks = [s for s in registered
                      if self.config.call_waiting or not self.book.in_a_call(s)]
             if not forks or self.book.calls_of(route.target) >= limit:
+                if self.voicemail_takes(route, "busy"):
+                    return route, []
                 raise Refused(31486, f"{route.target} is busy")
         return route, forks
 
@@ -148,7 +154,7 @@ class Placer:
             return
         if route.kind == "line":
             call.phase = Phase.RINGING
-            self._ring_caller(call)
+            self.ring_caller(call)
             await self.answer_caller(call)
             return
         custom = {k: v for k, v in params.items() if k != "To"}
@@ -156,12 +162,14 @@ class Placer:
         if call.phase is Phase.ENDED:
             return
         if not call.forks:
-            self.book.end(call, caller_error=(31480, f"{route.target} could not be reached"))
+            why = "busy" if self.registered(route.target) else "offline"
+            if not self.book.divert(call, why):
+                self.book.end(call, caller_error=(31480, f"{route.target} could not be reached"))
             return
         call.phase = Phase.RINGING
-        self._ring_caller(call)
+        self.ring_caller(call)
 
-    def _ring_caller(self, call: ExchangeCall) -> None:
+    def ring_caller(self, call: ExchangeCall) -> None:
         """Tell the caller it rings; from here on it knows the call by its CallSid."""
         assert call.caller is not None
         call.caller.sid = call.sid

@@ -29,6 +29,8 @@ from .calls import CallTable
 from .config import ExchangeConfig
 from .events import EventGateway
 from .limits import OncePerMinute
+from .mailbox_http import PATH as MAILBOX_PATH
+from .mailbox_http import MailboxApi
 from .media import MediaBridge
 from .records import CallRecords
 from .routing import DialPlan, Registrations
@@ -54,13 +56,15 @@ class Exchange:
                                records=self.records)
         self.events = EventGateway(self.auth.verify, self.records.log,  # feedback (events.py)
                                    config.limits.feedback_per_minute)
+        self.events.more_routes.append(MailboxApi(self.auth.verify, self.calls.voicemail).add_to)
+        self.calls.voicemail.notify = self._tell_mailbox
         self.sessions: set[ClientSession] = set()
         # Refusals a client can repeat at will: one log line a minute per address/identity.
         self.log_once = OncePerMinute(log)
         self._services = SessionServices(
             config=config, verify=self.auth.verify, registrations=self.registrations,
             calls=self.calls, gateway_url=self.events.url_for, closed=self.session_closed,
-            log_once=self.log_once)
+            log_once=self.log_once, registered=self._tell_registered)
         self._server: Server | None = None
         self._tls = False
 
@@ -129,6 +133,18 @@ class Exchange:
         session.registered = False
         log.info("%s: closed", session)
         self.calls.session_closed(session)
+
+    def _tell_registered(self, session: ClientSession) -> None:
+        """A device registered: it learns its mailbox (voicemail.py, piphone's extension)."""
+        notice = self.calls.voicemail.notice(session.identity or "")
+        if notice is not None:
+            session.send("voicemail", **notice,
+                         url=self.events.url_for(session.host, MAILBOX_PATH) or "")
+
+    def _tell_mailbox(self, identity: str) -> None:
+        """The mailbox of ``identity`` changed: each of its registered devices is told."""
+        for session in self.registrations.of(identity):
+            self._tell_registered(session)
 
     def _keys_revoked(self, sids: set[str]) -> None:
         """A removed phone's sessions end now, not when their tokens expire."""

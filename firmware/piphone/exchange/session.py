@@ -61,6 +61,7 @@ class SessionServices:
     gateway_url: Callable[[str], str | None]  # the event gateway for a host the client used
     closed: Callable[[ClientSession], None]  # the session ended (more calls are harmless)
     log_once: OncePerMinute  # refusals a client can repeat at will: a line a minute per key
+    registered: Callable[[ClientSession], None] = lambda session: None  # voicemail's notice
 
 
 class ClientSession:
@@ -234,10 +235,13 @@ class ClientSession:
             self.send("offline")  # the SDK's register() settles on it
             return
         registrations.add(identity, self)
-        if not self.registered:
+        first = not self.registered  # (a client registers again every 30 s)
+        if first:
             log.info("%s: %s registered", self, text(identity))
         self.registered = True
         self.send("ready")
+        if first:
+            self.services.registered(self)
 
     def _unregister(self) -> None:
         if self.identity is not None:
@@ -318,6 +322,11 @@ class ClientSession:
             except TimeoutError:
                 pass
         self.ws.transport.abort()  # it does not read: no closing handshake to wait for
+
+    @property
+    def host(self) -> str:
+        """The host name the client reached us by (for URLs we hand it)."""
+        return _host_of(self.ws)
 
     def __repr__(self) -> str:
         identity = text(self.identity, 64) if self.identity else "-"

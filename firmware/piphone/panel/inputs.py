@@ -46,6 +46,7 @@ class PanelEvent(enum.StrEnum):
     DIGIT = enum.auto()
     MISSED = enum.auto()  # the missed-calls key
     SPEED = enum.auto()  # a speed-dial key; ``digit`` is its number ("1".."9")
+    VOICEMAIL = enum.auto()  # the voicemail key: play the messages
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from piphone.errors import ConfigError
 
 BUTTON_NAMES = ("accept", "reject", "ignore", "mute", "volume_up", "volume_down", "redial", "dnd",
                 "speaker", "missed", "hold", "swap", "transfer",
-                "conference")
+                "conference", "voicemail")
 KEY_DIGITS = {f"key_{d}": d for d in "0123456789"} | {"key_star": "*", "key_hash": "#"}
 SPEED_KEYS = {f"speed_{n}": str(n) for n in range(1, 10)}  # speed-dial keys -> [contacts] speed
 INPUT_NAMES = ("hook", *BUTTON_NAMES, *KEY_DIGITS, *SPEED_KEYS)
-LED_NAMES = ("ring", "call", "mute", "warning", "speaker", "dnd", "missed", "hold")
+LED_NAMES = ("ring", "call", "mute", "warning", "speaker", "dnd", "missed", "hold", "voicemail")
 
 # Any 40-pin Pi will do: the header's GPIO numbering is the same on every model we support.
 _HEADER_REVISION = 0xC03111  # Pi 4 B
@@ -177,8 +177,8 @@ class PinMap:
 # The speaker button (handsfree) is the exception: every other pin off the buses was taken, so
 # it has GPIO21, PCM's data out; an I2S amplifier needs that pin (move the button then), and
 # the speaker LED has no pin by default (give it one the build leaves free, in [pins.leds]).
-# So do the hold, swap, transfer and conference buttons and the hold LED (a build without the
-# keypad or the desk keys has pins for them).
+# So do the hold, swap, transfer and conference buttons and the hold LED, and the voicemail
+# button and LED (a build without the keypad or the desk keys has pins for them).
 # Every input is a contact to ground with the internal pull-up, active low. The hook switch is
 # a microswitch pressed by the resting handset, wired through its normally-closed contact:
 # lifting the handset closes it (low = off hook), and a broken wire reads as on the hook.

@@ -40,16 +40,16 @@ KEYS: Mapping[str, str] = {
     "+": "volume_up", "=": "volume_up", "-": "volume_down",
     "r": "redial", "d": "dnd", "s": "speaker", "c": "missed",
     "j": "speed_1", "k": "speed_2", "o": "hold", "w": "swap", "t": "transfer",
-    "f": "conference",
+    "f": "conference", "v": "voicemail",
 } | {digit: name for name, digit in KEY_DIGITS.items()}
 QUIT_KEYS = ("q", "\x03", "\x04")  # q, Ctrl-C, Ctrl-D
 HELP = ("h/space hook  a accept  x reject  i ignore  m mute  +/- volume  r redial  "
         "d do-not-disturb  s speaker  c missed calls  j/k speed dial 1-2  o hold  w swap  "
-        "t transfer  f conference  0-9 * # keys  q quit")
+        "t transfer  f conference  v voicemail (7 delete, # next)  0-9 * # keys  q quit")
 
 _LAMP_RGB = {"ring": (255, 40, 40), "call": (40, 220, 60), "mute": (255, 210, 0),
              "warning": (255, 140, 0), "speaker": (150, 230, 40), "dnd": (255, 40, 40),
-             "missed": (255, 210, 0), "hold": (60, 120, 255)}
+             "missed": (255, 210, 0), "hold": (60, 120, 255), "voicemail": (255, 40, 40)}
 _DARK = (60, 60, 60)
 
 Info = Callable[[], Mapping[str, str]]

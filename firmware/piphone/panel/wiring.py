@@ -37,6 +37,7 @@ LED_PARTS = {
     "dnd": ("red", 330),
     "missed": ("yellow", 330),
     "hold": ("blue", 100),  # Vf about 3.0 V: 3 mA through 100 ohm
+    "voicemail": ("red", 330),  # message waiting
 }
 _HEADER_PINS = 40
 _RESERVED = {27: "(HAT ID EEPROM)", 28: "(HAT ID EEPROM)"}

@@ -2,7 +2,7 @@
 
 Events (pyee, the SDK's names): ``registering``, ``registered``, ``unregistered``,
 ``incoming(call)``, ``error(TwilioError, call | None)``, ``tokenWillExpire(device)``,
-``destroyed``.
+``destroyed``; piphone's ``voicemail(payload)``: the mailbox at the local exchange changed.
 
 With no ``signaling_url`` it is the SDK's default: Twilio's edge (``edge``, a name or a list
 tried in order) over wss:// verified against the system's trust store (voice/tls.py).
@@ -377,6 +377,8 @@ class Device(Emitter):
             self._on_error(payload)
         elif kind == "close":
             self._connected.clear()
+        elif kind == "voicemail":  # piphone's extension (protocol.py): messages, unheard, url
+            self.emit("voicemail", payload)
         else:
             found = self._find_call(payload.get("callsid"), kind)
             if found is None:
@@ -456,8 +458,7 @@ class Device(Emitter):
                 call.ignore()
             else:
                 call.disconnect()
-        closing = [c.wait_closed() for c in calls]
-        if closing:
+        if closing := [c.wait_closed() for c in calls]:
             await asyncio.wait_for(asyncio.gather(*closing), 5)
         self._cancel_timer("_register_timer")
         self._token_refresher.cancel()
@@ -490,8 +491,7 @@ class Device(Emitter):
             await first_set((self._state_changed,), left)
 
     def _cancel_timer(self, name: str) -> None:
-        timer = getattr(self, name)
-        if timer is not None:
+        if (timer := getattr(self, name)) is not None:
             timer.cancel()
             setattr(self, name, None)
 

@@ -117,6 +117,10 @@ SERVER_FRAMES: dict[str, _Spec] = {
     ),
     "error": ({"error": _OBJ}, {"callsid": CALLSID, "voiceeventsid": _STR}),
     "close": ({}, {}),
+    # piphone's extension (Twilio has none): the mailbox of the session's identity at the
+    # local exchange, sent at register and whenever it changes (exchange/voicemail.py); url:
+    # its messages over HTTP, with the access token (voice/voicemail.py)
+    "voicemail": ({"messages": int, "unheard": int}, {"url": _SHORT}),
 }
 
 

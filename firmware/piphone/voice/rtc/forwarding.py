@@ -23,7 +23,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.packet import Packet
 
-from ...pcm import SAMPLE_RATE, SAMPLES_PER_FRAME, Samples
+from ...pcm import SAMPLE_RATE, SAMPLES_PER_FRAME, PcmTarget, Samples
 from .encoding import VoiceEncoder
 from .frames import audio_frame
 from .jitter import CLOCK_RATE
@@ -154,7 +154,7 @@ class Outbox(PacedAudioTrack):
         self._packet_arrived.set()  # a waiting recv() ends
 
 
-async def decode_into(track: MediaStreamTrack, target: Outbox | None) -> None:
+async def decode_into(track: MediaStreamTrack, target: PcmTarget | None) -> None:
     """Decode what ``track`` (a session's far-end audio) carries into ``target`` in 20 ms of
     48 kHz mono, or drain it (None: aiortc queues decoded frames until someone reads)."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...pcm import LevelReading
+from ...pcm import LevelReading, PcmTarget
 
 if TYPE_CHECKING:
     from .forwarding import Outbox
@@ -150,5 +150,5 @@ class LegMediaPort(MediaPort, Protocol):
     def forward_to(self, outbox: Outbox) -> None:
         """Hand each encoded frame received to ``outbox`` undecoded (same codec both sides)."""
 
-    def decode_to(self, outbox: Outbox | None) -> None:
+    def decode_to(self, outbox: PcmTarget | None) -> None:
         """Decode what is received into ``outbox``, 48 kHz mono (None: drain and discard)."""

@@ -43,7 +43,7 @@ from aiortc.stats import (
     RTCRemoteInboundRtpStreamStats,
 )
 
-from ...pcm import LevelMeter
+from ...pcm import LevelMeter, PcmTarget
 from ..tasks import TaskSet, first_set
 from . import dscp, forwarding, hooks, opus_fmtp, remote_sdp
 from .encoding import EncodingTrack
@@ -423,13 +423,13 @@ class MediaSession:
         self.jitter_buffer.reorder_only()
         self.receive_tap.forward = outbox.forward
 
-    def decode_to(self, outbox: Outbox | None) -> None:
+    def decode_to(self, outbox: PcmTarget | None) -> None:
         """Decode what this session receives into ``outbox`` (None: drain and discard)."""
         self._stop_pump()
         self.receive_tap.forward = None
         self._pump = self._playing.spawn(self._decode_into(outbox))
 
-    async def _decode_into(self, outbox: Outbox | None) -> None:
+    async def _decode_into(self, outbox: PcmTarget | None) -> None:
         await self._remote_arrived.wait()
         assert self._remote is not None
         await forwarding.decode_into(self._remote, outbox)
