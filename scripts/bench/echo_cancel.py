@@ -32,9 +32,13 @@ Figures:
     above -50 dBFS, in the last 5 s of single talk.
   convergence: from the far end's first word until the ERLE over 240 ms windows reaches
     20 dB and holds it for a second.
-  double talk: the near-end speech's gain through the stage over the blocks where both talk
-    (its magnitude per frequency, from the cross spectrum of output and near end after the
-    stage's own delay, weighted by the near end's spectrum), as an attenuation in dB.
+  double talk: the energy of the near-end speech lost through the canceller (NS and AGC2
+    off) over the blocks where both talk: its gain in each 20 ms block and 400 Hz band (from
+    the cross spectrum of output and near end after the stage's own delay, so residual echo
+    and noise hardly count), squared and weighted by the near end's energy there, in dB.
+    Also printed: the same through the whole live stage (NS, AGC2's gain counted), and the
+    measure before (the gain's amplitude averaged over the whole double talk, which counts a
+    suppressor's gain that moves as a loss: 1 and 0 in turn is -3 dB of energy, -6 dB so).
   noise suppression: input level / output level on the steady noise (25-28 s).
 
 Usage:  .venv/bin/python scripts/bench/echo_cancel.py [--delays 40,150] [--echo-db -10]
@@ -75,6 +79,7 @@ NOISE_SETTLED = 4.5  # s after the fan comes on: the suppressor has learnt it
 ECHO_ACTIVE_DBFS = -50.0
 CONVERGED_DB = 20.0
 WINDOW_BLOCKS = 12  # 240 ms
+BAND_BINS = 8  # 400 Hz of a 20 ms block's spectrum: a cell of the double-talk measure
 HOLD_S = 1.0  # converged: CONVERGED_DB held this long
 GOAL_ERLE = 25.0
 GOAL_CONVERGENCE = 1.0
@@ -361,7 +366,9 @@ async def run_scene(rig, scene: Scene, *, delay_ms: float, echo_db: float, impul
 class Figures:
     erle: float | None = None
     convergence: float | None = None
-    double_talk: float | None = None
+    double_talk: float | None = None  # the canceller alone: the energy of the near end lost
+    double_talk_coherent: float | None = None  # the same, as measured before (see attenuation)
+    double_talk_all_on: float | None = None  # the live stage, NS and AGC2 included
     near_alone: float | None = None
     noise: float | None = None
     cpu: float | None = None  # the stage alone (replayed), and its tap, per call-second
@@ -405,6 +412,10 @@ def analyse(run: Run) -> tuple[dict[str, Figures], dict]:
         fig.convergence = convergence(t, single, mic, out)
         both = (t >= SINGLE) & (t < DOUBLE) & echo_on & near_on
         fig.double_talk = attenuation(out[both], parts["near"][both])
+        fig.double_talk_coherent = coherent_attenuation(out[both], parts["near"][both])
+        live = np.stack(run.outputs[f"{backend} handsfree"]).astype(np.float64)
+        live = shift(live, stage_lag(live, parts["near"], near_on & ~echo_on))
+        fig.double_talk_all_on = attenuation(live[both], parts["near"][both])
         alone = (t >= SINGLE) & (t < DOUBLE) & near_on & ~echo_on
         fig.near_alone = attenuation(out[alone], parts["near"][alone])
         noise_out = np.stack(run.outputs[f"{backend} noise"]).astype(np.float64)
@@ -439,10 +450,33 @@ def stage_lag(out: np.ndarray, near: np.ndarray, where: np.ndarray) -> int:
 
 
 def attenuation(out: np.ndarray, near: np.ndarray) -> float | None:
-    """How much of the near end the stage lost, in dB: its gain from near end to output per
-    frequency (cross spectrum over the near end's own, so the residual echo and noise, which
-    do not correlate with it, do not count), weighted by the near end's spectrum. Magnitude
-    only: the high-pass filter's phase shift is no loss."""
+    """How much of the near end's energy the stage lost, in dB. In each 20 ms block and each
+    400 Hz band (a cell), the near end's gain through the stage: the cross spectrum of output
+    and near end over the near end's own (so the residual echo and noise, which do not
+    correlate with it, hardly count; magnitude only: the high-pass filter's phase shift is no
+    loss); then the energy that gain lets through, summed over the cells, against the near
+    end's. A suppressor's gain moves from block to block and band to band, so what survives is
+    the mean of the gain's square, not the square of its mean gain (``coherent_attenuation``,
+    the measure before): a gain of 1 half of the time and 0 the other half keeps half the
+    energy, -3 dB, where the square of its mean says -6 dB."""
+    if not len(near) or not np.any(near):
+        return None
+    window = np.hanning(PERIOD)
+    o, s = np.fft.rfft(out * window, axis=1), np.fft.rfft(near * window, axis=1)
+    cells = s.shape[1] // BAND_BINS * BAND_BINS  # the Nyquist bin left out
+    shape = (len(s), cells // BAND_BINS, BAND_BINS)
+    cross = np.abs(np.sum((o[:, :cells] * np.conj(s[:, :cells])).reshape(shape), axis=2))
+    own = np.sum((np.abs(s[:, :cells]) ** 2).reshape(shape), axis=2)
+    gain = cross / np.maximum(own, 1e-9)
+    kept = float(np.sum(gain ** 2 * own) / np.sum(own))
+    return -10 * np.log10(kept) if kept > 0 else float("inf")
+
+
+def coherent_attenuation(out: np.ndarray, near: np.ndarray) -> float | None:
+    """The measure before: the near end's gain per frequency over the whole double talk (the
+    cross spectrum summed over all blocks), squared and weighted by the near end's spectrum.
+    It averages the gain's amplitude over time, so it counts a gain that moves as a loss
+    (printed beside the energy it loses, for the figures measured with it)."""
     if not len(near) or not np.any(near):
         return None
     window = np.hanning(PERIOD)
@@ -494,6 +528,8 @@ def report(runs: list[tuple[Run, dict[str, Figures], dict]], call_cpu: float | N
         ("  the stage's own (median second)", lambda f: fmt(f.reported_erle, "dB")),
         ("convergence to 20 dB", lambda f: fmt(f.convergence, "s", 2)),
         ("near end lost in double talk", lambda f: fmt(f.double_talk, "dB")),
+        ("  as measured before (amplitude)", lambda f: fmt(f.double_talk_coherent, "dB")),
+        ("  all on (NS, AGC2's gain counted)", lambda f: fmt(f.double_talk_all_on, "dB")),
         ("near end lost, talking alone", lambda f: fmt(f.near_alone, "dB")),
         ("noise suppression (steady)", lambda f: fmt(f.noise, "dB")),
         ("CPU-s per call-s, all on", lambda f: fmt(f.cpu, "", 4)),
