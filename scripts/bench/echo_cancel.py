@@ -36,7 +36,9 @@ Figures:
     off) over the blocks where both talk: its gain in each 20 ms block and 400 Hz band (from
     the cross spectrum of output and near end after the stage's own delay, so residual echo
     and noise hardly count), squared and weighted by the near end's energy there, in dB.
-    Also printed: the same through the whole live stage (NS, AGC2's gain counted), and the
+    Also printed: the same through the whole live stage (NS and AGC2 on), less what that
+    stage takes of the near end talking alone (AGC2's gain, the suppressors in the far end's
+    pauses), and the
     measure before (the gain's amplitude averaged over the whole double talk, which counts a
     suppressor's gain that moves as a loss: 1 and 0 in turn is -3 dB of energy, -6 dB so).
   noise suppression: input level / output level on the steady noise (25-28 s).
@@ -368,7 +370,7 @@ class Figures:
     convergence: float | None = None
     double_talk: float | None = None  # the canceller alone: the energy of the near end lost
     double_talk_coherent: float | None = None  # the same, as measured before (see attenuation)
-    double_talk_all_on: float | None = None  # the live stage, NS and AGC2 included
+    double_talk_all_on: float | None = None  # the live stage all on, less its loss talking alone
     near_alone: float | None = None
     noise: float | None = None
     cpu: float | None = None  # the stage alone (replayed), and its tap, per call-second
@@ -413,11 +415,16 @@ def analyse(run: Run) -> tuple[dict[str, Figures], dict]:
         both = (t >= SINGLE) & (t < DOUBLE) & echo_on & near_on
         fig.double_talk = attenuation(out[both], parts["near"][both])
         fig.double_talk_coherent = coherent_attenuation(out[both], parts["near"][both])
-        live = np.stack(run.outputs[f"{backend} handsfree"]).astype(np.float64)
-        live = shift(live, stage_lag(live, parts["near"], near_on & ~echo_on))
-        fig.double_talk_all_on = attenuation(live[both], parts["near"][both])
         alone = (t >= SINGLE) & (t < DOUBLE) & near_on & ~echo_on
         fig.near_alone = attenuation(out[alone], parts["near"][alone])
+        live = np.stack(run.outputs[f"{backend} handsfree"]).astype(np.float64)
+        live = shift(live, stage_lag(live, parts["near"], near_on & ~echo_on))
+        # less the same stage's loss while the near end talks alone: AGC2's gain (about +13 dB
+        # here) is in both
+        all_on = attenuation(live[both], parts["near"][both])
+        all_on_alone = attenuation(live[alone], parts["near"][alone])
+        if all_on is not None and all_on_alone is not None:
+            fig.double_talk_all_on = all_on - all_on_alone
         noise_out = np.stack(run.outputs[f"{backend} noise"]).astype(np.float64)
         steady = (t >= NOISE + NOISE_SETTLED) & (t < END) & ~echo_on
         if steady.any():
@@ -529,7 +536,7 @@ def report(runs: list[tuple[Run, dict[str, Figures], dict]], call_cpu: float | N
         ("convergence to 20 dB", lambda f: fmt(f.convergence, "s", 2)),
         ("near end lost in double talk", lambda f: fmt(f.double_talk, "dB")),
         ("  as measured before (amplitude)", lambda f: fmt(f.double_talk_coherent, "dB")),
-        ("  all on (NS, AGC2's gain counted)", lambda f: fmt(f.double_talk_all_on, "dB")),
+        ("  all on, beyond its loss talking alone", lambda f: fmt(f.double_talk_all_on, "dB")),
         ("near end lost, talking alone", lambda f: fmt(f.near_alone, "dB")),
         ("noise suppression (steady)", lambda f: fmt(f.noise, "dB")),
         ("CPU-s per call-s, all on", lambda f: fmt(f.cpu, "", 4)),

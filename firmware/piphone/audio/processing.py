@@ -13,7 +13,8 @@ Two backends, loaded only when a stage is made (a phone without handsfree never 
   runs its high-pass filter), noise suppression, AGC2, at 16 kHz (``WEBRTC_RATE``; resampled
   around it). The default where it is installed. pywebrtc-audio 0.2.0 exposes none of AEC3's
   configuration (its suppressor's tuning, dominant-nearend detection): only the rate and the
-  stream delay.
+  stream delay; and its build of WebRTC leaves out the field trials that override AEC3's
+  suppressor tuning (scripts/bench/echo_candidates.py --field-trials shows them change nothing).
 - ``speex``: speexdsp's MDF echo canceller and preprocessor on Debian's libspeexdsp1 (see
   speexdsp.py): the fallback where WebRTC's has no wheel (32-bit ARM), and the bench's
   reference.
