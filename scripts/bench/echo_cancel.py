@@ -536,7 +536,7 @@ def report(runs: list[tuple[Run, dict[str, Figures], dict]], call_cpu: float | N
         ("convergence to 20 dB", lambda f: fmt(f.convergence, "s", 2)),
         ("near end lost in double talk", lambda f: fmt(f.double_talk, "dB")),
         ("  as measured before (amplitude)", lambda f: fmt(f.double_talk_coherent, "dB")),
-        ("  all on, beyond its loss talking alone", lambda f: fmt(f.double_talk_all_on, "dB")),
+        ("  all on, less its loss alone", lambda f: fmt(f.double_talk_all_on, "dB")),
         ("near end lost, talking alone", lambda f: fmt(f.near_alone, "dB")),
         ("noise suppression (steady)", lambda f: fmt(f.noise, "dB")),
         ("CPU-s per call-s, all on", lambda f: fmt(f.cpu, "", 4)),
