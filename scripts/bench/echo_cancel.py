@@ -38,9 +38,9 @@ Figures:
     and noise hardly count), squared and weighted by the near end's energy there, in dB.
     Also printed: the same through the whole live stage (NS and AGC2 on), less what that
     stage takes of the near end talking alone (AGC2's gain, the suppressors in the far end's
-    pauses), and the
-    measure before (the gain's amplitude averaged over the whole double talk, which counts a
-    suppressor's gain that moves as a loss: 1 and 0 in turn is -3 dB of energy, -6 dB so).
+    pauses), and the measure before (the gain's amplitude averaged over the whole double
+    talk, which counts a suppressor's gain that moves as a loss: 1 and 0 in turn is -3 dB of
+    energy, -6 dB by that measure).
   noise suppression: input level / output level on the steady noise (25-28 s).
 
 Usage:  .venv/bin/python scripts/bench/echo_cancel.py [--delays 40,150] [--echo-db -10]
