@@ -422,12 +422,14 @@ def spawn_worker(env: dict[str, str], *args: str) -> subprocess.Popen:
     return common.spawn(worker_cmd(*args), env=env, cwd=cwd)
 
 
-def bench_piphone(opts: Options) -> Row:
-    """One piphone Device calling the exchange's echo line; the client is measured alone."""
+def bench_piphone(opts: Options, wav: str | None = None) -> Row:
+    """One piphone Device calling the exchange's echo line; the client is measured alone.
+    ``wav``: it sends that file's speech (looped) instead of the 440 Hz tone."""
     name = "piphone client"
     try:
         with running_exchange(opts) as (config, url, exchange, env):
-            client = spawn_worker(env, "piphone-client", "--config", str(config), "--url", url)
+            client = spawn_worker(env, "piphone-client", "--config", str(config), "--url", url,
+                                  *(["--wav", wav] if wav else []))
             common.wait_for_line(client, lambda s: s == READY, opts.timeout, "piphone call")
             time.sleep(opts.warmup)
             usage = common.measure([client.pid], opts.seconds,

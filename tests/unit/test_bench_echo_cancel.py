@@ -56,3 +56,26 @@ def test_the_stages_own_delay_is_found():
     delayed = blocks(np.concatenate((np.zeros(431), voice[:-431])))
     assert bench.stage_lag(delayed, near, np.ones(len(near), bool)) == 431
     assert np.allclose(bench.shift(delayed, 431)[:-1], near[:-1])
+
+
+def test_double_talk_loss_is_the_energy_a_moving_gain_lets_through():
+    """A suppressor's gain moves from block to block and band to band: the near end loses the
+    energy the gain takes, not the square of its average (the measure before said 6 dB for a
+    gain of 1 and 0 in turn, which keeps half the energy: 3 dB)."""
+    voice, _ = sl.speech(6, 2)
+    near = blocks(voice)
+    residual = blocks(sl.white_noise(6, 9, level_dbfs=-40))
+    gated = near * (np.arange(len(near)) % 2 == 0)[:, None]  # every other block muted
+    kept = np.sum(gated ** 2) / np.sum(near ** 2)
+    assert bench.attenuation(gated + residual, near) == pytest.approx(
+        -10 * np.log10(kept), abs=0.3)
+    assert bench.coherent_attenuation(gated, near) == pytest.approx(
+        -20 * np.log10(np.sum(gated * near) / np.sum(near ** 2)), abs=0.3)  # about 6 dB
+    # a gain that moves across the spectrum: everything above 1 kHz taken out, in one block
+    # out of three
+    spectrum = np.fft.rfft(near, axis=1)
+    cut = spectrum.copy()
+    cut[::3, 20:] = 0  # bins of 50 Hz: above 1 kHz
+    lowpassed = np.fft.irfft(cut, PERIOD, axis=1)
+    truth = -10 * np.log10(np.sum(lowpassed ** 2) / np.sum(near ** 2))
+    assert bench.attenuation(lowpassed, near) == pytest.approx(truth, abs=0.5)

@@ -13,7 +13,8 @@ Two backends, loaded only when a stage is made (a phone without handsfree never 
   runs its high-pass filter), noise suppression, AGC2, at 16 kHz (``WEBRTC_RATE``; resampled
   around it). The default where it is installed. pywebrtc-audio 0.2.0 exposes none of AEC3's
   configuration (its suppressor's tuning, dominant-nearend detection): only the rate and the
-  stream delay.
+  stream delay; and its build of WebRTC leaves out the field trials that override AEC3's
+  suppressor tuning (scripts/bench/echo_candidates.py --field-trials shows them change nothing).
 - ``speex``: speexdsp's MDF echo canceller and preprocessor on Debian's libspeexdsp1 (see
   speexdsp.py): the fallback where WebRTC's has no wheel (32-bit ARM), and the bench's
   reference.
@@ -288,7 +289,12 @@ class _Resampled:
     """A 48 kHz block in, processed at ``rate`` in whole 10 ms frames, a 48 kHz block out:
     soxr streams down (microphone and reference alike, so their pairing holds) and up. A
     block's worth at ``rate`` can come out of soxr a sample short or long; the odd samples
-    wait for the next block, and the output is padded until the first full block is out."""
+    wait for the next block, and the output is padded until the first full block is out.
+
+    Once running, a 20 ms block comes down as exactly two frames and goes up as exactly one
+    block (soxr's quick resampler holds nothing back), so nothing waits: each array is handed
+    on as it is, without the copies that joining it to an empty remainder would make (the
+    stage's glue around AEC3 was a quarter of its CPU: scripts/bench/echo_cancel.py)."""
 
     def __init__(self, rate: int) -> None:
         def stream(src: int, dst: int) -> soxr.ResampleStream:
@@ -303,20 +309,25 @@ class _Resampled:
 
     def process(self, near: np.ndarray, far: np.ndarray | None,
                 work: Callable[[np.ndarray, np.ndarray | None], np.ndarray]) -> np.ndarray:
-        self._near = np.concatenate((self._near, self._down_near.resample_chunk(near)))
+        self._near = _joined(self._near, self._down_near.resample_chunk(near))
         if far is not None:
-            self._far = np.concatenate((self._far, self._down_far.resample_chunk(far)))
+            self._far = _joined(self._far, self._down_far.resample_chunk(far))
         ready = (min(len(self._near), len(self._far)) if far is not None
                  else len(self._near)) // self._frame * self._frame
         if ready:
             done = work(self._near[:ready], self._far[:ready] if far is not None else None)
             self._near, self._far = self._near[ready:], self._far[ready:]
-            self._out = np.concatenate((self._out, self._up.resample_chunk(done)))
+            self._out = _joined(self._out, self._up.resample_chunk(done))
         n = len(near)
         if len(self._out) < n:  # soxr's first blocks: short by a few samples
             self._out = np.concatenate((np.zeros(n - len(self._out), np.int16), self._out))
         block, self._out = self._out[:n], self._out[n:]
         return block
+
+
+def _joined(rest: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """``new`` after what was left over; ``new`` itself when nothing was (no copy)."""
+    return np.concatenate((rest, new)) if len(rest) else new
 
 
 class SpeexBackend:
