@@ -29,7 +29,7 @@ class Leg:
 
     def connect_to(self, target: PcmTarget | None) -> None:
         """Decode what this leg receives into ``target`` (None: drain and discard)."""
-        if target is not None:  # it may have forwarded before (a transfer, a conference)
+        if isinstance(target, Outbox):  # it may have forwarded (a transfer, a conference)
             target.forwarding = False
         self.media.decode_to(target)
 
