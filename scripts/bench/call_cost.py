@@ -548,18 +548,15 @@ def find_keys(table: dict, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def echo_sink(echoed):
-    """A sink class like piphone's DrainSink that sets ``echoed`` at each frame: proof the echo
-    comes back. Shared with quality_cost.py."""
-    from aiortc.mediastreams import MediaStreamError
+    """A PCM sink class (as the phone's earpiece is: piphone.pcm.PcmSink) that sets ``echoed``
+    at each frame: proof the echo comes back. Shared with quality_cost.py."""
 
     class EchoSink:
-        async def consume(self, track) -> None:
-            try:
-                while True:
-                    await track.recv()
-                    echoed.set()
-            except MediaStreamError:
-                pass
+        def start(self) -> None:
+            pass
+
+        def write(self, samples, sample_rate: int) -> None:
+            echoed.set()
 
     return EchoSink
 
