@@ -26,6 +26,8 @@ event loop with ``run_coroutine_threadsafe``: two thread switches and a task per
 than the decoding itself. ``decode_on_loop`` swaps the receiver's private decoder queue
 (``RTCRtpReceiver.__decoder_queue``, read by that thread) for one that decodes at once on
 the loop and feeds the track; the thread stays, idle, to end the track when aiortc stops it.
+The datagram filter also hands SRTP from the ICE peer straight to the DTLS transport's
+handler, skipping aioice's queue and aiortc's reader task (arrival.py).
 
 aiortc's RTCPeerConnection.close() stops senders and receivers before their transports and
 yields in between, so a connect completing meanwhile starts RTP/RTCP loops on the closed
@@ -63,6 +65,7 @@ from aiortc.rtp import AnyRtcpPacket, RtcpReceiverInfo
 from av.frame import Frame
 
 from ...pcm import LevelMeter
+from . import arrival
 from .jitter import AudioJitterBuffer
 
 # (addresses, loopback): addresses None means "aioice's own choice" (every non-loopback
@@ -115,6 +118,9 @@ def check() -> None:
                           "consent for ever")
     _check_stop_after_close()
     _check_receiver_hooks()
+    changed = arrival.problem()
+    if changed is not None:
+        raise HookMissing(changed)
     missing = [name for name in _CONNECTION_FIELDS if name not in init_names]
     pair = getattr(aioice.ice, "CandidatePair", None)
     if missing or pair is None or not all(
@@ -207,7 +213,9 @@ def _from_peer(self: aioice.ice.StunProtocol, data: bytes, addr: Address) -> Non
         assert _original_datagram_received is not None  # wrapped only when it was there
         _original_datagram_received(self, data, addr)
     elif data and _sent_by_peer(self.receiver, self, addr):
-        self.receiver.data_received(data, self.local_candidate.component)
+        path: arrival.ArrivalPath | None = getattr(self.receiver, arrival.ATTRIBUTE, None)
+        if path is None or not path.take(data):  # SRTP is handled at once (arrival.py)
+            self.receiver.data_received(data, self.local_candidate.component)
     else:
         connection = self.receiver
         count = _dropped.get(connection, 0)

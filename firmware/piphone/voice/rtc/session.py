@@ -45,7 +45,7 @@ from aiortc.stats import (
 
 from ...pcm import LevelMeter
 from ..tasks import TaskSet, first_set
-from . import dscp, forwarding, hooks, opus_fmtp, remote_sdp
+from . import arrival, dscp, forwarding, hooks, opus_fmtp, remote_sdp
 from .encoding import EncodingTrack
 from .forwarding import Outbox
 from .frames import AvFrames
@@ -127,6 +127,7 @@ class MediaSession:
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         self.receive_tap = hooks.decode_on_loop(transceiver.receiver)
+        arrival.handle_on_arrival(transceiver.receiver.transport)  # SRTP handled at once
         self.receive_tap.listener = self.on_audio
         hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
         self.jitter_buffer = hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
