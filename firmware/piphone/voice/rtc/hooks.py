@@ -287,6 +287,9 @@ class ReceiveTap:
         # fed every decoded frame (the call's quality monitor)
         self.meter: LevelMeter[av.AudioFrame] | None = None
         self.listener: Callable[[av.AudioFrame], None] | None = None  # a Call's remote stream
+        # takes each decoded frame in place of the track's queue (a PCM sink: tracks.writer_for)
+        self.direct: Callable[[av.AudioFrame], None] | None = None
+        self.direct_failures = 0  # frames the direct writer raised on (logged once)
 
     def get(self, block: bool = True, timeout: float | None = None) -> None:
         return self._to_thread.get(block, timeout)  # aiortc's idle decoder thread waits here
@@ -314,7 +317,15 @@ class ReceiveTap:
                 self.meter.push(audio)
             if self.listener is not None:
                 self.listener(audio)
-            track._queue.put_nowait(frame)
+            if self.direct is None:
+                track._queue.put_nowait(frame)
+                continue
+            try:
+                self.direct(audio)
+            except Exception:  # the sink's fault: that frame is lost, not the call's audio
+                self.direct_failures += 1
+                if self.direct_failures == 1:
+                    log.warning("the audio sink failed on a frame", exc_info=True)
 
 
 def decode_on_loop(receiver: aiortc.RTCRtpReceiver) -> ReceiveTap:

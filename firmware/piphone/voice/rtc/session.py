@@ -53,7 +53,7 @@ from .jitter import CLOCK_RATE
 from .network import NetworkWatch
 from .ports import Counters, NetworkReport
 from .settings import CODEC_MIME, IceServer, MediaSettings
-from .tracks import AudioSink, AudioSource, as_track, play
+from .tracks import AudioSink, AudioSource, as_track, play, writer_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -452,7 +452,12 @@ class MediaSession:
         self._remote = track
         self._remote_arrived.set()
         if self.sink is not None:
-            self._playing.spawn(play(track, self.sink))
+            # A PCM sink is handed each frame as it is decoded; a track sink reads the track.
+            direct = writer_for(self.sink)
+            if direct is not None:
+                self.receive_tap.direct = direct
+            else:
+                self._playing.spawn(play(track, self.sink))
         if self.on_remote_track is not None:
             self.on_remote_track(track)
 
