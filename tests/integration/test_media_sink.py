@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from piphone.pcm import Recorder
@@ -40,3 +42,14 @@ async def test_a_sink_that_fails_on_one_frame_loses_that_frame_not_the_call_s_au
     await until(lambda: sinks[-1].writes > written + 25, what="audio after the failure")
     await hears(bob, 440)
     assert caplog.text.count("the audio sink failed on a frame") == 1
+
+
+async def test_opus_is_heard_as_48_khz_mono_frames(make_phone):
+    alice = await make_phone("alice", tone=440)
+    bob = await make_phone("bob", tone=880)
+    outgoing, _, _, _ = await place_and_answer(alice, bob)
+    await hears(alice, 880)
+    remote = outgoing.get_remote_stream()
+    frames = [await asyncio.wait_for(remote.recv(), 2) for _ in range(5)]
+    assert {(len(f.layout.channels), f.sample_rate, f.samples) for f in frames} == {
+        (1, 48000, 960)}

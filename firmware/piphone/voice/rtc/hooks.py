@@ -57,7 +57,6 @@ import aiortc.rtcrtpreceiver
 import aiortc.rtp
 import av
 import numpy as np
-from aiortc.codecs import get_decoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
@@ -66,6 +65,7 @@ from av.frame import Frame
 
 from ...pcm import LevelMeter
 from . import arrival
+from .decoding import voice_decoder
 from .jitter import AudioJitterBuffer
 
 # (addresses, loopback): addresses None means "aioice's own choice" (every non-loopback
@@ -304,7 +304,7 @@ class ReceiveTap:
             return
         decoder = self._decoders.get(codec.name)
         if decoder is None:
-            decoder = self._decoders[codec.name] = get_decoder(codec)
+            decoder = self._decoders[codec.name] = voice_decoder(codec)  # Opus: mono
         try:
             frames = decoder.decode(encoded_frame)
         except av.FFmpegError as exc:
