@@ -2,8 +2,9 @@
 
 Everything media-related that needs them lives here: the media session (one peer connection,
 session.py), the hooks into aiortc/aioice internals (hooks.py), the far end's SDP check
-(remote_sdp.py), the receive jitter buffer (jitter.py), the voice encoder (encoding.py), PyAV
-frames <-> PCM (frames.py), the adapters between PCM sources/sinks and aiortc tracks
+(remote_sdp.py), SRTP handled as it arrives (arrival.py), the receive jitter buffer
+(jitter.py), the voice encoder (encoding.py) and decoder (decoding.py), PyAV frames <-> PCM
+(frames.py), the adapters between PCM sources/sinks and aiortc tracks
 (tracks.py), a call's audio across its sessions (call_audio.py) and the bridging of the
 exchange's sessions (forwarding.py). The rest of piphone works through the port (ports.py):
 MediaPort (a session, as a call and its reconnection drive it), LegMediaPort (a session at
