@@ -53,3 +53,25 @@ async def test_opus_is_heard_as_48_khz_mono_frames(make_phone):
     frames = [await asyncio.wait_for(remote.recv(), 2) for _ in range(5)]
     assert {(len(f.layout.channels), f.sample_rate, f.samples) for f in frames} == {
         (1, 48000, 960)}
+
+
+class WontStart(Recorder):
+    """An earpiece that cannot be opened (unplugged between ringing and answering)."""
+
+    def start(self) -> None:
+        raise OSError("no such device")
+
+
+async def test_a_sink_that_cannot_start_leaves_the_call_up_and_the_other_way_heard(
+        make_phone, caplog):
+    alice = await make_phone("alice", tone=440)
+    bob = await make_phone("bob", tone=880, audio_sink=WontStart)
+    outgoing, incoming, _, _ = await place_and_answer(alice, bob)
+    await hears(alice, 880)  # bob's microphone still reaches alice
+    assert "the audio sink did not start" in caplog.text
+    session = incoming._media
+    received = session.jitter_buffer.received
+    await until(lambda: session.jitter_buffer.received > received + 25, what="alice's audio")
+    assert session.receive_tap.direct is not None  # dropped as decoded, not queued
+    remote = session._remote
+    assert remote is not None and remote._queue.qsize() == 0

@@ -453,13 +453,21 @@ class MediaSession:
         self._remote_arrived.set()
         if self.sink is not None:
             # A PCM sink is handed each frame as it is decoded; a track sink reads the track.
-            direct = writer_for(self.sink)
+            try:
+                direct = writer_for(self.sink)  # starts a PCM sink
+            except Exception:  # the call goes on unheard, as when a play task failed
+                log.error("media: the audio sink did not start", exc_info=True)
+                direct = _discard  # what is decoded is dropped, not queued for nobody
             if direct is not None:
                 self.receive_tap.direct = direct
             else:
                 self._playing.spawn(play(track, self.sink))
         if self.on_remote_track is not None:
             self.on_remote_track(track)
+
+
+def _discard(frame: av.AudioFrame) -> None:
+    pass
 
 
 def _describe(exc: BaseException) -> str:
