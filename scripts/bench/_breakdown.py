@@ -38,7 +38,11 @@ PIECES: dict[str, list[tuple[str, str | None, str]]] = {
                                  ("aioice.ice", "Connection", "request_received")],
     "encode": [("piphone.voice.rtc.encoding", "VoiceEncoder", "encode")],
     "decode": [("aiortc.codecs.opus", "OpusDecoder", "decode"),
+               ("piphone.voice.rtc.decoding", "MonoOpusDecoder", "decode"),
                ("aiortc.codecs.g711", "PcmuDecoder", "decode")],
+    # aiortc's RTP handler (statistics, our jitter buffer and decoder, the sink), run in the
+    # datagram callback since voice/rtc/arrival.py (before: in aiortc's reader task)
+    "RTP receive handling": [("piphone.voice.rtc.arrival", None, "run_to_end")],
     "jitter buffer": [("piphone.voice.rtc.jitter", "AudioJitterBuffer", "add")],
     "quality": [("piphone.voice.quality", "QualityMonitor", "audio_clock"),
                 ("piphone.voice.quality", "QualityMonitor", "add_sample")],

@@ -55,26 +55,35 @@ def click_track(sent: list[float]):
 
 
 class ClickSink:
-    """Notes when each click shows up in the received frames."""
+    """Notes when each click shows up in what is played: a PCM sink (piphone.pcm.PcmSink), as
+    the phone's earpiece is."""
 
     def __init__(self) -> None:
         self.heard: list[float] = []
         self._quiet = True
 
-    async def consume(self, track) -> None:
-        from aiortc.mediastreams import MediaStreamError
+    def start(self) -> None:
+        pass
 
-        from piphone.voice.rtc.frames import frame_to_mono
+    def write(self, samples, sample_rate: int) -> None:
+        loud = np.abs(samples.astype(np.int32)).max() > 8000
+        if loud and self._quiet:
+            self.heard.append(time.perf_counter())
+        self._quiet = not loud
 
-        try:
-            while True:
-                frame = await track.recv()
-                loud = np.abs(frame_to_mono(frame).astype(np.int32)).max() > 8000
-                if loud and self._quiet:
-                    self.heard.append(time.perf_counter())
-                self._quiet = not loud
-        except MediaStreamError:
-            pass
+
+async def consume(sink: ClickSink, track) -> None:
+    """Play a stock aiortc peer's track into ``sink`` (the aiortc pair's way)."""
+    from aiortc.mediastreams import MediaStreamError
+
+    from piphone.voice.rtc.frames import frame_to_mono
+
+    try:
+        while True:
+            frame = await track.recv()
+            sink.write(frame_to_mono(frame), frame.sample_rate)
+    except MediaStreamError:
+        pass
 
 
 def drop_one_packet_at(receiver) -> None:
@@ -177,7 +186,7 @@ async def aiortc_pair(sent, sink):
     a.addTrack(click_track(sent))
     b.addTransceiver("audio", direction="recvonly")
     consumers = []
-    b.on("track", lambda track: consumers.append(asyncio.ensure_future(sink.consume(track))))
+    b.on("track", lambda track: consumers.append(asyncio.ensure_future(consume(sink, track))))
     with rtc_hooks.ice_addresses(LOOPBACK):
         await a.setLocalDescription(await a.createOffer())
         await b.setRemoteDescription(a.localDescription)

@@ -9,8 +9,8 @@ Repeated ``--repeat`` times (who starts first alternates); prints each run's CPU
 ``import piphone.voice`` (what the phone service imports before it is READY), timed
 alternately from each tree, and the RSS after that import.
 
-Usage:  .venv/bin/python scripts/bench/lever_ab.py --base HEAD~1 [--repeat 3] [--seconds 10]
-                                                   [--wav speech.wav]
+Usage:  .venv/bin/python scripts/bench/lever_ab.py --base HEAD~1 [--new REV] [--repeat 3]
+                                                   [--seconds 10] [--wav speech.wav]
 A speech file for --wav: ``espeak-ng -w speech.wav "some sentences"`` (apt install espeak-ng).
 
 Runs under `unshare -n` like the other benches (call_cost.py's helpers).
@@ -86,6 +86,8 @@ def span(values: list[float], fmt: str) -> str:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="git revision to compare against")
+    parser.add_argument("--new", help="git revision to measure (default: the work tree), so "
+                        "that work can go on in the tree while a lever is measured")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -98,11 +100,14 @@ def main(argv: list[str]) -> None:
     common.install_signal_cleanup()
     opts = call_cost.Options(args.seconds, args.warmup, args.timeout)
     with tempfile.TemporaryDirectory(prefix="bench-lever-") as tmp:
-        trees = {"base": export_firmware(args.base, Path(tmp)), "new": REPO / "firmware"}
+        trees = {"base": export_firmware(args.base, Path(tmp) / "base"),
+                 "new": (export_firmware(args.new, Path(tmp) / "new") if args.new
+                         else REPO / "firmware")}
         ratios: list[float] = []
         mem: dict[str, list[tuple[float, float]]] = {"base": [], "new": []}
         ready: dict[str, list[float]] = {"base": [], "new": []}
-        print(f"A/B: work tree (new) against {args.base} (base), {args.seconds:.0f} s windows")
+        print(f"A/B: {args.new or 'work tree'} (new) against {args.base} (base), "
+              f"{args.seconds:.0f} s windows")
         for run in range(args.repeat):
             first = "base" if run % 2 == 0 else "new"
             try:

@@ -13,7 +13,16 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from piphone.pcm import SAMPLES_PER_FRAME, EndOfStream
 from piphone.voice.rtc.frames import audio_frame
-from piphone.voice.rtc.tracks import CallStreams, MuteGate, StreamCopy, as_track, play
+from piphone.voice.rtc.tracks import (
+    CallStreams,
+    DrainSink,
+    HeldSink,
+    MuteGate,
+    StreamCopy,
+    as_track,
+    play,
+    writer_for,
+)
 
 
 class Counting(MediaStreamTrack):
@@ -160,3 +169,40 @@ async def test_play_hands_a_consume_sink_the_track_itself():
     track = Frames([])
     await play(track, Consumer())
     assert got == [track]
+
+
+def test_a_pcm_sink_is_started_and_handed_each_frame_as_play_would():
+    stereo = av.AudioFrame.from_ndarray(np.array([[100, 300, -100, -300]], np.int16),
+                                        format="s16", layout="stereo")
+    stereo.sample_rate = 48000
+    sink = PcmSinkLog()
+    write = writer_for(sink)
+    assert write is not None and sink.calls == ["start"]
+    write(stereo)
+    write(audio_frame(np.full(160, 7, np.int16), 0, 8000))
+    assert sink.calls == ["start", ([200, -200], 2, np.int16, 48000),
+                          ([7, 7], 160, np.int16, 8000)]
+
+
+def test_a_held_pcm_sink_is_handed_silence_of_the_same_length_while_held():
+    held = False
+    sink = PcmSinkLog()
+    write = writer_for(HeldSink(sink, lambda: held))
+    assert write is not None
+    write(audio_frame(np.full(960, 7, np.int16), 0))
+    held = True
+    write(audio_frame(np.full(960, 7, np.int16), 0))
+    assert sink.calls == ["start", ([7, 7], 960, np.int16, 48000),
+                          ([0, 0], 960, np.int16, 48000)]
+
+
+def test_a_sink_that_reads_a_track_itself_gets_no_writer():
+    class Consumer:
+        async def consume(self, track) -> None:
+            pass
+
+    assert writer_for(Consumer()) is None
+    assert writer_for(HeldSink(Consumer(), lambda: False)) is None
+    drain = writer_for(DrainSink())
+    assert drain is not None and writer_for(HeldSink(DrainSink(), lambda: True)) is not None
+    drain(audio_frame(np.zeros(960, np.int16), 0))  # and does nothing

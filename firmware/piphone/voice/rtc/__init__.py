@@ -2,13 +2,14 @@
 
 Everything media-related that needs them lives here: the media session (one peer connection,
 session.py), the hooks into aiortc/aioice internals (hooks.py), the far end's SDP check
-(remote_sdp.py), the receive jitter buffer (jitter.py), the voice encoder (encoding.py), PyAV
-frames <-> PCM (frames.py), the adapters between PCM sources/sinks and aiortc tracks
-(tracks.py), a call's audio across its sessions (call_audio.py), the bridging of the
-exchange's sessions (forwarding.py) and their mixing for a conference (mixing.py). The rest
-of piphone works through the port (ports.py): MediaPort (a session, as a call and its
-reconnection drive it), LegMediaPort (a session at the exchange) and CallAudioPort (a call's
-audio), with their value types.
+(remote_sdp.py), SRTP handled as it arrives (arrival.py), the receive jitter buffer
+(jitter.py), the voice encoder (encoding.py) and decoder (decoding.py), PyAV frames <-> PCM
+(frames.py), the adapters between PCM sources/sinks and aiortc tracks (tracks.py), a call's
+audio across its sessions (call_audio.py), the bridging of the exchange's sessions
+(forwarding.py) and their mixing for a conference (mixing.py). The rest of piphone works
+through the port (ports.py): MediaPort (a session, as a call and its reconnection drive it),
+LegMediaPort (a session at the exchange) and CallAudioPort (a call's audio), with their value
+types.
 """
 
 from . import dscp

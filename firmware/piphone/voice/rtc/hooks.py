@@ -26,6 +26,8 @@ event loop with ``run_coroutine_threadsafe``: two thread switches and a task per
 than the decoding itself. ``decode_on_loop`` swaps the receiver's private decoder queue
 (``RTCRtpReceiver.__decoder_queue``, read by that thread) for one that decodes at once on
 the loop and feeds the track; the thread stays, idle, to end the track when aiortc stops it.
+The datagram filter also hands SRTP from the ICE peer straight to the DTLS transport's
+handler, skipping aioice's queue and aiortc's reader task (arrival.py).
 
 aiortc's RTCPeerConnection.close() stops senders and receivers before their transports and
 yields in between, so a connect completing meanwhile starts RTP/RTCP loops on the closed
@@ -55,7 +57,6 @@ import aiortc.rtcrtpreceiver
 import aiortc.rtp
 import av
 import numpy as np
-from aiortc.codecs import get_decoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
@@ -63,6 +64,8 @@ from aiortc.rtp import AnyRtcpPacket, RtcpReceiverInfo
 from av.frame import Frame
 
 from ...pcm import LevelMeter
+from . import arrival
+from .decoding import voice_decoder
 from .jitter import AudioJitterBuffer
 
 # (addresses, loopback): addresses None means "aioice's own choice" (every non-loopback
@@ -115,6 +118,9 @@ def check() -> None:
                           "consent for ever")
     _check_stop_after_close()
     _check_receiver_hooks()
+    changed = arrival.problem()
+    if changed is not None:
+        raise HookMissing(changed)
     missing = [name for name in _CONNECTION_FIELDS if name not in init_names]
     pair = getattr(aioice.ice, "CandidatePair", None)
     if missing or pair is None or not all(
@@ -207,7 +213,9 @@ def _from_peer(self: aioice.ice.StunProtocol, data: bytes, addr: Address) -> Non
         assert _original_datagram_received is not None  # wrapped only when it was there
         _original_datagram_received(self, data, addr)
     elif data and _sent_by_peer(self.receiver, self, addr):
-        self.receiver.data_received(data, self.local_candidate.component)
+        path: arrival.ArrivalPath | None = getattr(self.receiver, arrival.ATTRIBUTE, None)
+        if path is None or not path.take(data):  # SRTP is handled at once (arrival.py)
+            self.receiver.data_received(data, self.local_candidate.component)
     else:
         connection = self.receiver
         count = _dropped.get(connection, 0)
@@ -279,6 +287,9 @@ class ReceiveTap:
         # fed every decoded frame (the call's quality monitor)
         self.meter: LevelMeter[av.AudioFrame] | None = None
         self.listener: Callable[[av.AudioFrame], None] | None = None  # a Call's remote stream
+        # takes each decoded frame in place of the track's queue (a PCM sink: tracks.writer_for)
+        self.direct: Callable[[av.AudioFrame], None] | None = None
+        self.direct_failures = 0  # frames the direct writer raised on (logged once)
 
     def get(self, block: bool = True, timeout: float | None = None) -> None:
         return self._to_thread.get(block, timeout)  # aiortc's idle decoder thread waits here
@@ -293,7 +304,7 @@ class ReceiveTap:
             return
         decoder = self._decoders.get(codec.name)
         if decoder is None:
-            decoder = self._decoders[codec.name] = get_decoder(codec)
+            decoder = self._decoders[codec.name] = voice_decoder(codec)  # Opus: mono
         try:
             frames = decoder.decode(encoded_frame)
         except av.FFmpegError as exc:
@@ -306,7 +317,15 @@ class ReceiveTap:
                 self.meter.push(audio)
             if self.listener is not None:
                 self.listener(audio)
-            track._queue.put_nowait(frame)
+            if self.direct is None:
+                track._queue.put_nowait(frame)
+                continue
+            try:
+                self.direct(audio)
+            except Exception:  # the sink's fault: that frame is lost, not the call's audio
+                self.direct_failures += 1
+                if self.direct_failures == 1:
+                    log.warning("the audio sink failed on a frame", exc_info=True)
 
 
 def decode_on_loop(receiver: aiortc.RTCRtpReceiver) -> ReceiveTap:

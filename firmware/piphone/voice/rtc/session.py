@@ -45,7 +45,7 @@ from aiortc.stats import (
 
 from ...pcm import LevelMeter, PcmTarget
 from ..tasks import TaskSet, first_set
-from . import dscp, forwarding, hooks, opus_fmtp, remote_sdp
+from . import arrival, dscp, forwarding, hooks, opus_fmtp, remote_sdp
 from .encoding import EncodingTrack
 from .forwarding import Outbox
 from .frames import AvFrames
@@ -53,7 +53,7 @@ from .jitter import CLOCK_RATE
 from .network import NetworkWatch
 from .ports import Counters, NetworkReport
 from .settings import CODEC_MIME, IceServer, MediaSettings
-from .tracks import AudioSink, AudioSource, as_track, play
+from .tracks import AudioSink, AudioSource, as_track, play, writer_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,6 +127,7 @@ class MediaSession:
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
         self.receive_tap = hooks.decode_on_loop(transceiver.receiver)
+        arrival.handle_on_arrival(transceiver.receiver.transport)  # SRTP handled at once
         self.receive_tap.listener = self.on_audio
         hooks.watch_receiver_reports(transceiver.sender, self._receiver_report)
         self.jitter_buffer = hooks.use_jitter_buffer(transceiver.receiver)  # jitter.py
@@ -451,9 +452,22 @@ class MediaSession:
         self._remote = track
         self._remote_arrived.set()
         if self.sink is not None:
-            self._playing.spawn(play(track, self.sink))
+            # A PCM sink is handed each frame as it is decoded; a track sink reads the track.
+            try:
+                direct = writer_for(self.sink)  # starts a PCM sink
+            except Exception:  # the call goes on unheard, as when a play task failed
+                log.error("media: the audio sink did not start", exc_info=True)
+                direct = _discard  # what is decoded is dropped, not queued for nobody
+            if direct is not None:
+                self.receive_tap.direct = direct
+            else:
+                self._playing.spawn(play(track, self.sink))
         if self.on_remote_track is not None:
             self.on_remote_track(track)
+
+
+def _discard(frame: av.AudioFrame) -> None:
+    pass
 
 
 def _describe(exc: BaseException) -> str:

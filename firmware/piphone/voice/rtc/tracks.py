@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import fractions
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
@@ -84,6 +85,31 @@ class PcmTrack(MediaStreamTrack):
 def as_track(source: AudioSource) -> MediaStreamTrack:
     """The source as an aiortc track: itself if it is one, else a PcmTrack reading it."""
     return source if isinstance(source, MediaStreamTrack) else PcmTrack(source)
+
+
+FrameWriter: TypeAlias = Callable[[av.AudioFrame], None]
+
+
+def writer_for(sink: AudioSink) -> FrameWriter | None:
+    """Start ``sink`` and return what hands it each decoded frame at once, as it is decoded
+    (no queue and no task in between: ``play`` costs a task step per 20 ms frame); None for
+    a sink that reads a track itself (``TrackSink``: ``play`` it)."""
+    if isinstance(sink, HeldSink):
+        return sink.writer()
+    if isinstance(sink, DrainSink):
+        return _discard
+    if isinstance(sink, TrackSink):
+        return None
+    sink.start()
+    return functools.partial(_write_pcm, sink)
+
+
+def _write_pcm(sink: PcmSink, frame: av.AudioFrame) -> None:
+    sink.write(frame_to_mono(frame), frame.sample_rate)
+
+
+def _discard(frame: av.AudioFrame) -> None:
+    pass
 
 
 async def play(track: MediaStreamTrack, sink: AudioSink) -> None:
@@ -277,6 +303,22 @@ class HeldSink:
     def __init__(self, sink: AudioSink, held: Callable[[], bool]) -> None:
         self.sink = sink
         self._held = held
+
+    def writer(self) -> FrameWriter | None:
+        """``writer_for`` this sink: silence of the same length in place of frames while held."""
+        inner = self.sink
+        if isinstance(inner, DrainSink):
+            return _discard
+        if isinstance(inner, TrackSink):
+            return None
+        inner.start()
+        held = self._held
+
+        def write(frame: av.AudioFrame) -> None:
+            samples = frame_to_mono(frame)
+            inner.write(np.zeros_like(samples) if held() else samples, frame.sample_rate)
+
+        return write
 
     async def consume(self, track: MediaStreamTrack) -> None:
         gated = _Silenced(track, self._held)
