@@ -1,4 +1,4 @@
-"""`piphone` on the command line: run | exchange | token | call | calls | voicemail | twilio.
+"""`piphone`: run the phone or the local exchange, and drive the running phone from a shell.
 
 Each subcommand builds what it needs from its arguments and config, runs, and returns an exit
 status; ``main(argv)`` is what tests call. One module per group of subcommands: run.py
