@@ -112,7 +112,8 @@ async def phones(url: str, token_kwargs: dict, calls: int, seconds: float,
     return {"min_pps": min(got), "mean_pps": sum(got) / len(got)}
 
 
-def run_level(config: Path, calls: int, seconds: float, transcode: bool) -> tuple[float, dict]:
+def run_level(config: Path, calls: int, seconds: float, transcode: bool,
+              profile: Path | None = None) -> tuple[float, dict]:
     port = common.free_port()
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "firmware"))
     cmd = [sys.executable, "-c", EXCHANGE_MAIN, str(config), str(port), str(int(transcode))]
@@ -129,6 +130,11 @@ def run_level(config: Path, calls: int, seconds: float, transcode: bool) -> tupl
 
         def window(edge: str) -> None:
             marks[edge] = (common.cpu_seconds(exchange.pid), time.monotonic())
+            if edge == "start" and profile is not None:  # py-spy samples the window
+                common.spawn([str(Path(sys.executable).parent / "py-spy"), "record", "-p",
+                              str(exchange.pid), "-d", str(int(seconds)), "-r", "200",
+                              "-f", "raw", "-o", str(profile)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         received = asyncio.run(phones(url, kwargs, calls, seconds, window))
         (cpu0, t0), (cpu1, t1) = marks["start"], marks["end"]
@@ -165,6 +171,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--levels", default="1,2,4,8,16,32",
                         help="numbers of concurrent calls, tried in turn until saturation")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="py-spy each window of the exchange into DIR/MODE-CALLS.txt "
+                             "(collapsed stacks; the CPU figures then include py-spy's pauses)")
     args = parser.parse_args()
     common.ensure_isolated_network(sys.argv)
     common.install_signal_cleanup()
@@ -183,7 +192,9 @@ def main() -> None:
         for mode, transcode in (("forwarding", False), ("transcoding", True)):
             for calls in levels:
                 try:
-                    cpu, received = run_level(config, calls, args.seconds, transcode)
+                    profile = (args.profile / f"{mode}-{calls}.txt"
+                               if args.profile is not None else None)
+                    cpu, received = run_level(config, calls, args.seconds, transcode, profile)
                 except (TimeoutError, RuntimeError) as exc:  # calls no longer set up in time
                     print(f"{mode:12} {calls:5d} saturated: {type(exc).__name__} {exc}")
                     break

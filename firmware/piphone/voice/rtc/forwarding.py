@@ -1,9 +1,9 @@
 """Bridging media sessions (the exchange's legs, exchange/bridge.py), below the port.
 
-What a bridged session sends is its ``Outbox``: encoded frames forwarded from another
-session's receiver as they arrive (MediaSession.forward_to: no decoding, no re-encoding, no
-clock of ours in the path; aiortc's sender re-originates SSRC, sequence numbers and timestamps
-per session), or audio decoded from another session, normalised to 48 kHz mono and re-encoded
+What a bridged session sends is its ``Outbox``: packets forwarded from another session as
+they arrive, at the SRTP level (MediaSession.forward_to, relay.py: no decoding, no
+re-encoding, no clock of ours in the path; each leg has its own SSRC, sequence numbers and
+timestamps), or audio decoded from another session, normalised to 48 kHz mono and re-encoded
 on this session's paced clock (MediaSession.decode_to: when the codecs differ, an Opus leg and
 a PCMU leg, or for lines set up before negotiation, echo).
 """
@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import fractions
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
-from aiortc import RTCRtpCodecParameters
-from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.packet import Packet
 
 from ...pcm import SAMPLE_RATE, SAMPLES_PER_FRAME, Samples
 from .encoding import VoiceEncoder
 from .frames import audio_frame
-from .jitter import CLOCK_RATE
 from .tracks import PacedAudioTrack
 
 log = logging.getLogger(__name__)
@@ -54,24 +50,30 @@ def silence_payload(codec: str) -> bytes:
     return _silence_payloads[codec]
 
 
+class Relaying(Protocol):
+    """What sends an Outbox's forwarded packets (relay.RelayOut)."""
+
+    def start(self) -> None: ...  # a source forwards to us from now on
+
+    def stop(self) -> None: ...  # no longer: decoded audio is pushed instead
+
+
 class Outbox(PacedAudioTrack):
-    """What a bridged session sends: forwarded packets as they come, or decoded audio on a
-    20 ms clock (silence when nothing is queued). Both queues are bounded and drop the
-    oldest. The exchange handles it only as a target (Leg.outbox), never reads it."""
+    """What a bridged session sends: another session's packets, forwarded by the relay
+    (relay.py: aiortc's sender then waits here, idle), or decoded audio on a 20 ms clock
+    (silence when nothing is queued; the queue is bounded and drops the oldest). The exchange
+    handles it only as a target (Leg.outbox), never reads it."""
 
     def __init__(self, depth: int = OUTBOX_FRAMES) -> None:
         super().__init__()
         self._samples: collections.deque[Samples] = collections.deque(maxlen=depth)
-        self._packets: collections.deque[Packet[Any]] = collections.deque(maxlen=depth)
-        self._packet_arrived = asyncio.Event()
+        self._mode_changed = asyncio.Event()
         self.forwarding = False  # set by MediaSession.forward_to
-        self.codec: str | None = None  # of the forwarded packets (for silence fill)
+        self.codec: str | None = None  # of the forwarded packets
+        # what sends the forwarded packets: set by the session that sends this outbox
+        self.relay: Relaying | None = None
         self.dropped = 0
         self.silent = 0
-        # The timeline of what we send: forwarded timestamps go on from the last one sent,
-        # so fill and a new source (a leg that reconnected) never make it jump back.
-        self._in_pts: int | None = None
-        self._out_pts: int | None = None
 
     def push(self, samples: Samples) -> None:
         """Decoded 48 kHz mono audio, sent on our clock."""
@@ -80,41 +82,26 @@ class Outbox(PacedAudioTrack):
         self._samples.append(samples)
 
     def forward_from(self, codec: str | None) -> None:
-        """From now on, send encoded frames of ``codec`` handed to ``forward``."""
+        """From now on, the relay sends packets of ``codec`` forwarded from another session."""
         self.forwarding = True
         self.codec = codec
+        if self.relay is not None:
+            self.relay.start()
+        self._mode_changed.set()
 
-    def forward(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-        """An encoded frame another session received (its receive tap hands it here)."""
-        packet = av.Packet(frame.data)
-        packet.pts = frame.timestamp
-        packet.time_base = fractions.Fraction(1, codec.clockRate)
-        self.push_packet(packet)
+    def decode_from(self) -> None:
+        """From now on, what is sent is the audio ``push``ed (another session decodes it)."""
+        self.forwarding = False
+        if self.relay is not None:
+            self.relay.stop()
+        self._mode_changed.set()
 
-    def push_packet(self, packet: Packet[Any]) -> None:
-        """An encoded frame of this leg's codec, sent as soon as the sender asks."""
-        if len(self._packets) == self._packets.maxlen:
-            self.dropped += 1
-        self._packets.append(packet)
-        self._packet_arrived.set()
-
-    async def recv(self) -> av.AudioFrame | Packet[Any]:
-        if self.forwarding:
-            wait = FILL_AFTER
-            while not self._packets:
-                if self.readyState != "live":
-                    raise MediaStreamError
-                self._packet_arrived.clear()
-                try:
-                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel
-                    # of a stopping sender when a packet arrives at the same moment.
-                    async with asyncio.timeout(wait):
-                        await self._packet_arrived.wait()
-                except TimeoutError:
-                    if self.readyState == "live" and self.codec in SILENCE_CODECS:
-                        return self._silence_packet()
-                wait = 0.020  # filling: a frame of silence every 20 ms until packets come
-            return self._retime(self._packets.popleft())
+    async def recv(self) -> av.AudioFrame:
+        while self.forwarding:  # the relay sends; aiortc's sender waits here
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._mode_changed.clear()
+            await self._mode_changed.wait()
         pts = await self._next_pts()
         if self._samples:
             samples = self._samples.popleft()
@@ -123,35 +110,9 @@ class Outbox(PacedAudioTrack):
             samples = np.zeros(SAMPLES_PER_FRAME, np.int16)
         return audio_frame(samples, pts)
 
-    def _ticks(self) -> int:
-        return CLOCK_RATE.get(self.codec or "", 48_000) // 50  # one 20 ms frame
-
-    def _retime(self, packet: Packet[Any]) -> Packet[Any]:
-        rate = CLOCK_RATE.get(self.codec or "", 48_000)
-        pts = packet.pts if packet.pts is not None else 0
-        if self._out_pts is None:
-            out = pts
-        else:
-            delta = pts - self._in_pts if self._in_pts is not None else 0
-            if not 0 < delta <= rate:  # another source, or a jump: carry on by one frame
-                delta = rate // 50  # one 20 ms frame
-            out = self._out_pts + delta
-        self._in_pts, self._out_pts = pts, out
-        packet.pts = out
-        return packet
-
-    def _silence_packet(self) -> Packet[Any]:
-        assert self.codec is not None
-        self.silent += 1
-        packet = av.Packet(silence_payload(self.codec))
-        self._out_pts = 0 if self._out_pts is None else self._out_pts + self._ticks()
-        packet.pts = self._out_pts
-        packet.time_base = fractions.Fraction(1, CLOCK_RATE[self.codec])
-        return packet
-
     def stop(self) -> None:
         super().stop()
-        self._packet_arrived.set()  # a waiting recv() ends
+        self._mode_changed.set()  # a waiting recv() ends
 
 
 async def decode_into(track: MediaStreamTrack, target: Outbox | None) -> None:
