@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
 import logging
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
 
 import _common as common  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 LOOPBACK = ("127.0.0.1",)
 GOAL_FORWARDED, GOAL_TRANSCODED = 100, 25  # calls per core (issue 19)
@@ -38,33 +41,93 @@ SATURATED_PPS = 45.0  # of the 50 packets per second each phone should get
 EXCHANGE_CPU, PHONES_CPU = {0}, {1}
 
 
-def opus_packets():
-    """A paced source of one ready Opus packet every 20 ms (encoded once, sent as is)."""
-    import av
+def opus_payload() -> bytes:
+    """One Opus frame of a 500 Hz tone, encoded once and sent by every phone every 20 ms."""
     import numpy as np
 
     from piphone.voice.rtc.encoding import VoiceEncoder
     from piphone.voice.rtc.frames import audio_frame
-    from piphone.voice.rtc.tracks import PacedAudioTrack
 
     encoder = VoiceEncoder("opus")
     tone = (3000 * np.sin(np.arange(960) * 2 * np.pi * 500 / 48000)).astype(np.int16)
     packets = (p for i in range(10) for p in encoder.encode(audio_frame(tone, i * 960)))
-    payload = bytes(next(packets))
+    return bytes(next(packets))
 
-    class PacketTrack(PacedAudioTrack):
+
+def idle_track():
+    """The phones' aiortc senders send nothing: LightPhones' one clock sends for all."""
+    from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+    class Idle(MediaStreamTrack):
+        kind = "audio"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._ended = asyncio.Event()
+
         async def recv(self):
-            pts = await self._next_pts()
-            packet = av.Packet(payload)
-            packet.pts = pts
-            packet.time_base = fractions.Fraction(1, 48000)
-            return packet
+            await self._ended.wait()
+            raise MediaStreamError
 
-    return PacketTrack()
+        def stop(self) -> None:
+            super().stop()
+            self._ended.set()
+
+    return Idle()
+
+
+class LightPhones:
+    """The load generator, light enough that the exchange, not the phones, runs out first:
+    each phone's call is set up by a real piphone Device (signaling, ICE, DTLS), then one
+    20 ms clock sends the same Opus frame on every phone's SRTP session (the relay's sender,
+    relay.RelayOut: no aiortc task per phone), and what arrives is counted as the datagram
+    comes in (hooks.set_rtp_relay), neither decrypted nor decoded; RTCP stays aiortc's."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.received: list[int] = []
+        self._outs: list = []
+
+    def add(self, media) -> None:
+        """A phone's media session (MediaSession), once its call is open."""
+        from piphone.voice.rtc.hooks import set_rtp_relay
+        from piphone.voice.rtc.relay import RelayOut
+
+        index = len(self.received)
+        self.received.append(0)
+        connection = media._ice_connection()
+
+        def count(data: bytes) -> bool:
+            if 127 < data[0] < 192 and not 192 <= data[1] <= 208:  # RTP, not RTCP
+                self.received[index] += 1
+                return True
+            return False
+
+        set_rtp_relay(connection, count)
+        self._outs.append(RelayOut(media._transceiver, connection, lambda: "opus",
+                                   lambda coro: coro.close()))
+
+    async def send(self) -> None:
+        import random
+        import struct
+
+        from piphone.voice.rtc.relay import parse
+
+        loop = asyncio.get_running_loop()
+        seq, ts, ssrc = 0, 0, random.getrandbits(32)
+        at = loop.time()
+        while True:
+            plain = struct.pack("!BBHII", 0x80, 111, seq, ts, ssrc) + self.payload
+            view = parse(plain)
+            for out in self._outs:
+                out.send("opus", view, plain)
+            seq, ts = (seq + 1) & 0xFFFF, (ts + 960) & 0xFFFFFFFF
+            at += 0.020
+            await asyncio.sleep(max(0.0, at - loop.time()))
 
 
 class Counter:
-    """A sink that is never fed: received frames are counted at the receive tap instead."""
+    """A sink that is never fed (the phones count packets as they arrive)."""
 
     async def consume(self, track) -> None:
         return None
@@ -73,17 +136,19 @@ class Counter:
 async def phones(url: str, token_kwargs: dict, calls: int, seconds: float,
                  window) -> dict:
     from piphone.voice import Device
+    from piphone.voice.reconnect import ReconnectSettings
     from piphone.voice.tokens import mint
 
-    received: list[int] = []
+    light = LightPhones(opus_payload())
+    # The phones' own RTP watchdogs would see nothing (received packets are counted before
+    # aiortc): they must not restart media during the bench.
+    options = dict(signaling_url=url, ice_addresses=LOOPBACK, codec_preferences=("opus",),
+                   audio_source=idle_track, audio_sink=Counter,
+                   reconnect=ReconnectSettings(rtp_timeout=3600, check_interval=5.0))
     devices = []
     for i in range(calls):
-        caller = Device(mint(identity=f"a{i}", **token_kwargs), signaling_url=url,
-                        ice_addresses=LOOPBACK, codec_preferences=("opus",),
-                        audio_source=opus_packets, audio_sink=Counter)
-        callee = Device(mint(identity=f"b{i}", **token_kwargs), signaling_url=url,
-                        ice_addresses=LOOPBACK, codec_preferences=("opus",),
-                        audio_source=opus_packets, audio_sink=Counter)
+        caller = Device(mint(identity=f"a{i}", **token_kwargs), **options)
+        callee = Device(mint(identity=f"b{i}", **token_kwargs), **options)
         await callee.register()
         callee.on("incoming", lambda call: call.accept())
         devices += [caller, callee]
@@ -92,30 +157,37 @@ async def phones(url: str, token_kwargs: dict, calls: int, seconds: float,
         call.once("accept", opened.set_result)
         await asyncio.wait_for(opened, 20)
         for c in (call, *callee.calls):
-            index = len(received)
-            received.append(0)
-
-            def count(codec, frame, index=index):
-                received[index] += 1
-
-            c._media.receive_tap.forward = count
-    await asyncio.sleep(1.0)  # settle
-    before = list(received)
+            await c._media.wait_connected()
+            light.add(c._media)
+    sending = asyncio.ensure_future(light.send())
+    await asyncio.sleep(1.5)  # settle
+    before = list(light.received)
     started = time.monotonic()
     window("start")
     await asyncio.sleep(seconds)
     window("end")
     elapsed = time.monotonic() - started
-    got = [(b - a) / elapsed for a, b in zip(before, received, strict=True)]
+    got = [(b - a) / elapsed for a, b in zip(before, light.received, strict=True)]
+    sending.cancel()
     for device in devices:
         await device.destroy()
     return {"min_pps": min(got), "mean_pps": sum(got) / len(got)}
 
 
+def export_firmware(rev: str, into: Path) -> Path:
+    """``firmware/`` as it is at ``rev``, unpacked under ``into``; returns its path."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "firmware"],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "firmware"
+
+
 def run_level(config: Path, calls: int, seconds: float, transcode: bool,
-              profile: Path | None = None) -> tuple[float, dict]:
+              profile: Path | None = None, firmware: Path = REPO / "firmware",
+              ) -> tuple[float, dict]:
     port = common.free_port()
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "firmware"))
+    env = dict(os.environ, PYTHONPATH=str(firmware))
     cmd = [sys.executable, "-c", EXCHANGE_MAIN, str(config), str(port), str(int(transcode))]
     exchange = common.spawn(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.sched_setaffinity(exchange.pid, EXCHANGE_CPU)
@@ -174,6 +246,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="py-spy each window of the exchange into DIR/MODE-CALLS.txt "
                              "(collapsed stacks; the CPU figures then include py-spy's pauses)")
+    parser.add_argument("--base", default=None, metavar="REV",
+                        help="A/B: at each level, the exchange of git revision REV too, in the "
+                             "same run (alternating which goes first); ratios new/base")
     args = parser.parse_args()
     common.ensure_isolated_network(sys.argv)
     common.install_signal_cleanup()
@@ -183,37 +258,58 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         from piphone.exchange import config as exchange_config
 
+        trees = {"new": REPO / "firmware"}
+        if args.base:
+            trees = {"base": export_firmware(args.base, Path(tmp) / "base"), **trees}
         config = exchange_config.write_starter(Path(tmp) / "exchange.toml")
         print(f"\nexchange on CPU 0, phones on CPU 1; {args.seconds:.0f} s per level; "
-              "50 packets/s expected per phone")
-        print(f"{'bridge':12} {'calls':>5} {'exchange CPU-s/s':>17} {'per call':>9} "
+              "50 packets/s expected per phone"
+              + (f"; base = {args.base}, new = the work tree" if args.base else ""))
+        print(f"{'bridge':12} {'tree':>4} {'calls':>5} {'exchange CPU-s/s':>17} {'per call':>9} "
               f"{'calls/core':>11} {'min pkt/s':>10}")
-        per_call: dict[str, tuple[int, float]] = {}  # mode -> (calls, CPU per call) at the top
+        # (mode, tree) -> (calls, CPU per call) at the top level measured
+        per_call: dict[tuple[str, str], tuple[int, float]] = {}
         for mode, transcode in (("forwarding", False), ("transcoding", True)):
-            for calls in levels:
-                try:
-                    profile = (args.profile / f"{mode}-{calls}.txt"
-                               if args.profile is not None else None)
-                    cpu, received = run_level(config, calls, args.seconds, transcode, profile)
-                except (TimeoutError, RuntimeError) as exc:  # calls no longer set up in time
-                    print(f"{mode:12} {calls:5d} saturated: {type(exc).__name__} {exc}")
-                    break
-                per_call[mode] = (calls, cpu / calls)
-                saturated = cpu >= SATURATED_CPU or received["min_pps"] < SATURATED_PPS
-                print(f"{mode:12} {calls:5d} {cpu:17.3f} {cpu / calls:9.4f} "
-                      f"{calls / cpu if cpu else float('inf'):11.0f} "
-                      f"{received['min_pps']:10.1f}"
-                      + ("  saturated" if saturated else ""), flush=True)
-                if saturated:
+            running = dict(trees)  # the trees not saturated yet
+            for level, calls in enumerate(levels):
+                order = list(running) if level % 2 == 0 else list(reversed(running))
+                cost: dict[str, float] = {}
+                for name in order:
+                    try:
+                        profile = (args.profile / f"{mode}-{name}-{calls}.txt"
+                                   if args.profile is not None else None)
+                        cpu, received = run_level(config, calls, args.seconds, transcode,
+                                                  profile, running[name])
+                    except (TimeoutError, RuntimeError) as exc:  # calls no longer set up
+                        print(f"{mode:12} {name:>4} {calls:5d} saturated: "
+                              f"{type(exc).__name__} {exc}")
+                        del running[name]
+                        continue
+                    per_call[mode, name] = (calls, cpu / calls)
+                    cost[name] = cpu / calls
+                    saturated = cpu >= SATURATED_CPU or received["min_pps"] < SATURATED_PPS
+                    print(f"{mode:12} {name:>4} {calls:5d} {cpu:17.3f} {cpu / calls:9.4f} "
+                          f"{calls / cpu if cpu else float('inf'):11.0f} "
+                          f"{received['min_pps']:10.1f}"
+                          + ("  saturated" if saturated else ""), flush=True)
+                    if saturated:
+                        del running[name]
+                if len(cost) == 2:
+                    print(f"{mode:12}  new/base CPU per call at {calls}: "
+                          f"{cost['new'] / cost['base']:.2f}x", flush=True)
+                if not running:
                     break
         print()
-        for mode, goal in (("forwarding", GOAL_FORWARDED), ("transcoding", GOAL_TRANSCODED)):
-            calls, cost = per_call[mode]
-            fits = 1 / cost if cost else float("inf")
-            print(f"{mode}: {cost:.4f} CPU-s per call-second at {calls} calls = {fits:.0f} "
-                  f"calls per core; goal >= {goal}: {'met' if fits >= goal else 'MISSED'}")
-        fwd, ref = per_call["forwarding"][1], per_call["transcoding"][1]
-        print(f"forwarding / transcoding CPU per call: {fwd / ref:.2f}")
+        for tree in trees:
+            for mode, goal in (("forwarding", GOAL_FORWARDED),
+                               ("transcoding", GOAL_TRANSCODED)):
+                if (mode, tree) not in per_call:
+                    continue
+                calls, cost_ = per_call[mode, tree]
+                fits = 1 / cost_ if cost_ else float("inf")
+                print(f"{tree}: {mode}: {cost_:.4f} CPU-s per call-second at {calls} calls = "
+                      f"{fits:.0f} calls per core; goal >= {goal}: "
+                      f"{'met' if fits >= goal else 'MISSED'}")
 
 
 if __name__ == "__main__":
