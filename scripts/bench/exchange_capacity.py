@@ -2,13 +2,16 @@
 """Exchange capacity: CPU per bridged call, and calls per core, forwarding vs transcoding.
 
 The exchange runs in its own process pinned to CPU 0; the phones run in this process pinned
-to CPU 1. For N = 1, 2, 4, ... calls (2N light phones: they send one pre-encoded Opus packet
-every 20 ms and count what arrives, without decoding) the exchange's CPU per second is
-measured, with the packets each phone received. Calls per core = 1 / CPU per call, extrapolated
-where the phones' core cannot drive more calls (two cores cannot hold 80 aiortc peers). The
-transcoding bridge is measured the same way as the reference. Levels go on doubling (up to
---max-calls) until saturation: the exchange's core is busy (>= 90 % of CPU 0) or a phone gets
-under 90 % of its packets. Goals (issue 19): >= 100 forwarded calls per core, >= 25 transcoded.
+to CPU 1. For N = 1, 2, 4, ... calls (2N light phones, LightPhones: real piphone Devices set
+each call up, then one clock sends a pre-encoded 20 ms frame on every phone's SRTP session
+and arrivals are counted undecrypted, so that the phones' core is not what runs out) the
+exchange's CPU per second is measured, with the packets each phone received. Forwarding: both
+phones talk Opus; transcoding: the caller Opus, the callee PCMU (the exchange decodes each side
+and encodes it in the other's codec). Calls per core = 1 / CPU per call at the highest level
+measured. Levels go on doubling until saturation: the exchange's core is busy (>= 90 % of
+CPU 0) or a phone gets under 90 % of its packets. ``--base REV`` measures the exchange of
+another revision at each level in the same run (ratios new/base); ``--profile DIR`` samples
+the exchange with py-spy. Goals (issue 19): >= 100 forwarded calls per core, >= 25 transcoded.
 
 Run as root; it re-executes itself in a loopback-only network namespace.
 """
@@ -41,14 +44,15 @@ SATURATED_PPS = 45.0  # of the 50 packets per second each phone should get
 EXCHANGE_CPU, PHONES_CPU = {0}, {1}
 
 
-def opus_payload() -> bytes:
-    """One Opus frame of a 500 Hz tone, encoded once and sent by every phone every 20 ms."""
+def payload(codec: str) -> bytes:
+    """One 20 ms frame of a 500 Hz tone in ``codec``, encoded once and sent by every phone of
+    that codec every 20 ms."""
     import numpy as np
 
     from piphone.voice.rtc.encoding import VoiceEncoder
     from piphone.voice.rtc.frames import audio_frame
 
-    encoder = VoiceEncoder("opus")
+    encoder = VoiceEncoder(codec)
     tone = (3000 * np.sin(np.arange(960) * 2 * np.pi * 500 / 48000)).astype(np.int16)
     packets = (p for i in range(10) for p in encoder.encode(audio_frame(tone, i * 960)))
     return bytes(next(packets))
@@ -83,10 +87,10 @@ class LightPhones:
     relay.RelayOut: no aiortc task per phone), and what arrives is counted as the datagram
     comes in (hooks.set_rtp_relay), neither decrypted nor decoded; RTCP stays aiortc's."""
 
-    def __init__(self, payload: bytes) -> None:
-        self.payload = payload
+    def __init__(self) -> None:
+        self.payloads = {codec: payload(codec) for codec in ("opus", "pcmu")}
         self.received: list[int] = []
-        self._outs: list = []
+        self._outs: dict[str, list] = {"opus": [], "pcmu": []}
 
     def add(self, media) -> None:
         """A phone's media session (MediaSession), once its call is open."""
@@ -104,8 +108,8 @@ class LightPhones:
             return False
 
         set_rtp_relay(connection, count)
-        self._outs.append(RelayOut(media._transceiver, connection, lambda: "opus",
-                                   lambda coro: coro.close()))
+        self._outs[media.codec].append(RelayOut(media._transceiver, connection,
+                                                lambda: media.codec, lambda coro: coro.close()))
 
     async def send(self) -> None:
         import random
@@ -114,14 +118,16 @@ class LightPhones:
         from piphone.voice.rtc.relay import parse
 
         loop = asyncio.get_running_loop()
-        seq, ts, ssrc = 0, 0, random.getrandbits(32)
+        seq, ssrc = 0, random.getrandbits(32)
         at = loop.time()
         while True:
-            plain = struct.pack("!BBHII", 0x80, 111, seq, ts, ssrc) + self.payload
-            view = parse(plain)
-            for out in self._outs:
-                out.send("opus", view, plain)
-            seq, ts = (seq + 1) & 0xFFFF, (ts + 960) & 0xFFFFFFFF
+            for codec, outs in self._outs.items():
+                ts = seq * (960 if codec == "opus" else 160) & 0xFFFFFFFF
+                plain = struct.pack("!BBHII", 0x80, 111, seq, ts, ssrc) + self.payloads[codec]
+                view = parse(plain)
+                for out in outs:
+                    out.send(codec, view, plain)
+            seq = (seq + 1) & 0xFFFF
             at += 0.020
             await asyncio.sleep(max(0.0, at - loop.time()))
 
@@ -133,22 +139,27 @@ class Counter:
         return None
 
 
-async def phones(url: str, token_kwargs: dict, calls: int, seconds: float,
-                 window) -> dict:
+async def phones(url: str, token_kwargs: dict, calls: int, seconds: float, window,
+                 transcode: bool) -> dict:
     from piphone.voice import Device
     from piphone.voice.reconnect import ReconnectSettings
     from piphone.voice.tokens import mint
 
-    light = LightPhones(opus_payload())
+    light = LightPhones()
     # The phones' own RTP watchdogs would see nothing (received packets are counted before
     # aiortc): they must not restart media during the bench.
-    options = dict(signaling_url=url, ice_addresses=LOOPBACK, codec_preferences=("opus",),
-                   audio_source=idle_track, audio_sink=Counter,
+    options = dict(signaling_url=url, ice_addresses=LOOPBACK, audio_source=idle_track,
+                   audio_sink=Counter,
                    reconnect=ReconnectSettings(rtp_timeout=3600, check_interval=5.0))
+    # Transcoding: the caller talks Opus and the callee PCMU, as a PSTN-like leg would: the
+    # exchange decodes each side and encodes it in the other's codec.
+    codecs = (("opus", "pcmu"), ("pcmu",)) if transcode else (("opus",), ("opus",))
     devices = []
     for i in range(calls):
-        caller = Device(mint(identity=f"a{i}", **token_kwargs), **options)
-        callee = Device(mint(identity=f"b{i}", **token_kwargs), **options)
+        caller = Device(mint(identity=f"a{i}", **token_kwargs), **options,
+                        codec_preferences=codecs[0])
+        callee = Device(mint(identity=f"b{i}", **token_kwargs), **options,
+                        codec_preferences=codecs[1])
         await callee.register()
         callee.on("incoming", lambda call: call.accept())
         devices += [caller, callee]
@@ -158,6 +169,7 @@ async def phones(url: str, token_kwargs: dict, calls: int, seconds: float,
         await asyncio.wait_for(opened, 20)
         for c in (call, *callee.calls):
             await c._media.wait_connected()
+            assert c._media.codec == ("pcmu" if transcode and c is not call else "opus")
             light.add(c._media)
     sending = asyncio.ensure_future(light.send())
     await asyncio.sleep(1.5)  # settle
@@ -188,7 +200,7 @@ def run_level(config: Path, calls: int, seconds: float, transcode: bool,
               ) -> tuple[float, dict]:
     port = common.free_port()
     env = dict(os.environ, PYTHONPATH=str(firmware))
-    cmd = [sys.executable, "-c", EXCHANGE_MAIN, str(config), str(port), str(int(transcode))]
+    cmd = [sys.executable, "-c", EXCHANGE_MAIN, str(config), str(port)]
     exchange = common.spawn(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.sched_setaffinity(exchange.pid, EXCHANGE_CPU)
     try:
@@ -208,7 +220,7 @@ def run_level(config: Path, calls: int, seconds: float, transcode: bool,
                               "-f", "raw", "-o", str(profile)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        received = asyncio.run(phones(url, kwargs, calls, seconds, window))
+        received = asyncio.run(phones(url, kwargs, calls, seconds, window, transcode))
         (cpu0, t0), (cpu1, t1) = marks["start"], marks["end"]
         return (cpu1 - cpu0) / (t1 - t0), received
     finally:
@@ -218,7 +230,7 @@ def run_level(config: Path, calls: int, seconds: float, transcode: bool,
 EXCHANGE_MAIN = """
 import asyncio, sys, logging
 from dataclasses import replace
-from piphone.exchange import config as c, media
+from piphone.exchange import config as c
 from piphone.exchange.server import Exchange
 logging.basicConfig(level=logging.ERROR)
 # Every phone of the bench connects from 127.0.0.1: lift the per-address and total caps too.
@@ -226,10 +238,6 @@ cfg = replace(c.load(sys.argv[1]), ice_addresses=("127.0.0.1",), max_calls=1000)
 cfg = replace(cfg, limits=replace(cfg.limits, max_sessions=10_000, max_sockets_per_address=10_000,
                                   max_unauthenticated_per_address=10_000,
                                   max_calls_per_identity=10_000))
-if sys.argv[3] == "1":
-    def transcoding(a, b):
-        a.connect_to(b.outbox); b.connect_to(a.outbox); return "transcoded"
-    media.bridge = transcoding  # where MediaBridge.join bridges two legs
 async def main():
     ex = Exchange(cfg)
     await ex.start(host="127.0.0.1", port=int(sys.argv[2]))
