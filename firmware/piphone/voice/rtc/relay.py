@@ -162,6 +162,7 @@ class RelayOut:
                  spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]) -> None:
         self._transceiver = transceiver
         self._sender: Any = transceiver.sender  # its private report fields are written
+        self._dtls: Any = transceiver.sender.transport  # its SRTP session encrypts
         _private(self._sender, "RTCRtpSender", "packet_count")  # fail early, not per packet
         self._connection = connection  # aioice's: its nominated pair is where we send
         self._codec = codec
@@ -206,7 +207,7 @@ class RelayOut:
         self._emit(pt | view.marker, seq, ts, plain[view.start:view.end])
 
     def _emit(self, second: int, seq: int, ts: int, payload: bytes) -> None:
-        srtp = self._transceiver.sender.transport._tx_srtp
+        srtp = self._dtls._tx_srtp
         pair = self._connection._nominated.get(1)
         if self.closed or srtp is None or pair is None or pair.protocol.transport is None:
             self.dropped += 1
@@ -273,7 +274,9 @@ class RelayIn:
 
     def __init__(self, transceiver: aiortc.RTCRtpTransceiver, connection: Any) -> None:
         self._receiver: Any = transceiver.receiver
+        self._dtls: Any = transceiver.receiver.transport  # its SRTP session decrypts
         self._codecs: dict[int, Any] = _private(self._receiver, "RTCRtpReceiver", "codecs")
+        self._names: dict[int, tuple[str, int]] = {}  # payload type -> (codec, clock rate)
         self._streams: dict[int, StreamStatistics] = _private(
             self._receiver, "RTCRtpReceiver", "remote_streams")
         self._connection = connection
@@ -296,7 +299,7 @@ class RelayIn:
         aiortc have it (DTLS, SRTCP, or SRTP before the keys are known)."""
         if not 127 < data[0] < 192 or (len(data) > 1 and 192 <= data[1] <= 208):
             return False  # not RTP (RFC 7983, RFC 5761 4)
-        srtp = self._receiver.transport._rx_srtp
+        srtp = self._dtls._rx_srtp
         if srtp is None:
             return False
         try:
@@ -305,7 +308,7 @@ class RelayIn:
             self.dropped += 1
             return True
         view = parse(plain)
-        codec = self._codecs.get(view.payload_type) if view is not None else None
+        codec = self._codec(view.payload_type) if view is not None else None
         if view is None or codec is None:
             self.dropped += 1
             return True
@@ -313,8 +316,19 @@ class RelayIn:
         self.bytes += view.end - view.start
         stats = self._streams.get(view.ssrc)
         if stats is None:  # the receiver's RTCP reports and stats are made from these
-            stats = self._streams[view.ssrc] = StreamStatistics(codec.clockRate)
+            stats = self._streams[view.ssrc] = StreamStatistics(codec[1])
         stats.add(cast(Any, view))  # it reads sequence_number and timestamp
         if self.target is not None:
-            self.target.send(codec.name.lower(), view, plain)
+            self.target.send(codec[0], view, plain)
         return True
+
+    def _codec(self, payload_type: int) -> tuple[str, int] | None:
+        """(name, clock rate) of a negotiated payload type (aiortc's codec works its name
+        out of the MIME type at each read)."""
+        known = self._names.get(payload_type)
+        if known is None:
+            codec = self._codecs.get(payload_type)
+            if codec is None:
+                return None
+            known = self._names[payload_type] = (codec.name.lower(), codec.clockRate)
+        return known
