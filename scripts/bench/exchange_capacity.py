@@ -257,6 +257,8 @@ def main() -> None:
     parser.add_argument("--base", default=None, metavar="REV",
                         help="A/B: at each level, the exchange of git revision REV too, in the "
                              "same run (alternating which goes first); ratios new/base")
+    parser.add_argument("--only", choices=("forwarding", "transcoding"), default=None,
+                        help="measure one bridge only")
     args = parser.parse_args()
     common.ensure_isolated_network(sys.argv)
     common.install_signal_cleanup()
@@ -265,6 +267,7 @@ def main() -> None:
     levels = [int(n) for n in args.levels.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         from piphone.exchange import config as exchange_config
+        from piphone.voice.errors import TwilioError
 
         trees = {"new": REPO / "firmware"}
         if args.base:
@@ -278,6 +281,8 @@ def main() -> None:
         # (mode, tree) -> (calls, CPU per call) at the top level measured
         per_call: dict[tuple[str, str], tuple[int, float]] = {}
         for mode, transcode in (("forwarding", False), ("transcoding", True)):
+            if args.only and mode != args.only:
+                continue
             running = dict(trees)  # the trees not saturated yet
             for level, calls in enumerate(levels):
                 order = list(running) if level % 2 == 0 else list(reversed(running))
@@ -288,7 +293,7 @@ def main() -> None:
                                    if args.profile is not None else None)
                         cpu, received = run_level(config, calls, args.seconds, transcode,
                                                   profile, running[name])
-                    except (TimeoutError, RuntimeError) as exc:  # calls no longer set up
+                    except (TimeoutError, RuntimeError, TwilioError) as exc:  # no more calls
                         print(f"{mode:12} {name:>4} {calls:5d} saturated: "
                               f"{type(exc).__name__} {exc}")
                         del running[name]

@@ -234,3 +234,12 @@ async def test_a_quiet_source_is_filled_with_silence_and_resumes_in_sequence(mon
         legs.relay_out.close()
         await asyncio.gather(*tasks, return_exceptions=True)
     assert all(t.done() for t in tasks)
+
+
+def test_a_client_making_up_sources_cannot_grow_the_legs_statistics():
+    legs = Legs()
+    for ssrc in range(1, 50):
+        legs.from_alice(rtp(OPUS_IN, ssrc, ssrc * 960, b"x", ssrc=ssrc))
+    assert len(legs.streams) == relay.MAX_SOURCES
+    assert legs.relay_in.dropped == 49 - relay.MAX_SOURCES
+    assert len(legs.wire.sent) == relay.MAX_SOURCES

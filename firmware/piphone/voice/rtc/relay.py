@@ -56,6 +56,9 @@ NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 MAX_MISORDER = 100  # sequence numbers behind the newest: later than that is a new timeline
 MAX_STEP = 3000  # sequence numbers ahead (a minute of 20 ms frames): further is a jump
 FILL_EVERY = 0.020  # seconds between frames of silence while the source is quiet
+# Sources (SSRCs) one leg's statistics keep: a client that makes up a new one per packet must
+# not grow them (a restart is a new session; a leg has one source, a few at most).
+MAX_SOURCES = 4
 
 
 class RtpView:
@@ -312,11 +315,14 @@ class RelayIn:
         if view is None or codec is None:
             self.dropped += 1
             return True
-        self.packets += 1
-        self.bytes += view.end - view.start
         stats = self._streams.get(view.ssrc)
         if stats is None:  # the receiver's RTCP reports and stats are made from these
+            if len(self._streams) >= MAX_SOURCES:
+                self.dropped += 1
+                return True
             stats = self._streams[view.ssrc] = StreamStatistics(codec[1])
+        self.packets += 1
+        self.bytes += view.end - view.start
         stats.add(cast(Any, view))  # it reads sequence_number and timestamp
         if self.target is not None:
             self.target.send(codec[0], view, plain)
