@@ -123,5 +123,8 @@ async def test_different_codecs_are_transcoded_and_carry_the_tone(make_phone, ex
     (call,) = exchange.calls.calls
     assert outgoing.codec == "opus" and incoming.codec == "pcmu"
     assert not any(leg.media.leg.outbox.forwarding for leg in (call.caller, call.callee))
+    # What alice's Opus leg sends comes from bob's G.711: coded narrowband (encoding.py).
+    assert call.caller.media.leg.outbox.narrowband
+    assert not call.callee.media.leg.outbox.narrowband
     await hears(bob, 440)
     await hears(alice, 880)

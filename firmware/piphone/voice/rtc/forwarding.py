@@ -72,6 +72,7 @@ class Outbox(PacedAudioTrack):
         self.codec: str | None = None  # of the forwarded packets
         # what sends the forwarded packets: set by the session that sends this outbox
         self.relay: Relaying | None = None
+        self.narrowband = False  # what is pushed comes from a G.711 leg (encoding.py)
         self.dropped = 0
         self.silent = 0
 
@@ -89,9 +90,11 @@ class Outbox(PacedAudioTrack):
             self.relay.start()
         self._mode_changed.set()
 
-    def decode_from(self) -> None:
-        """From now on, what is sent is the audio ``push``ed (another session decodes it)."""
+    def decode_from(self, narrowband: bool = False) -> None:
+        """From now on, what is sent is the audio ``push``ed (another session decodes it;
+        ``narrowband``: from a G.711 leg, nothing above 4 kHz)."""
         self.forwarding = False
+        self.narrowband = narrowband
         if self.relay is not None:
             self.relay.stop()
         self._mode_changed.set()

@@ -446,7 +446,7 @@ class MediaSession:
         self._stop_relay()
         self.receive_tap.forward = None
         if outbox is not None:
-            outbox.decode_from()
+            outbox.decode_from(narrowband=self.codec == "pcmu")
         self._pump = self._playing.spawn(self._decode_into(outbox))
 
     async def _decode_into(self, outbox: Outbox | None) -> None:
