@@ -5,9 +5,10 @@ session.py), the hooks into aiortc/aioice internals (hooks.py), the far end's SD
 (remote_sdp.py), the receive jitter buffer (jitter.py), the voice encoder (encoding.py), PyAV
 frames <-> PCM (frames.py), the adapters between PCM sources/sinks and aiortc tracks
 (tracks.py), a call's audio across its sessions (call_audio.py) and the bridging of the
-exchange's sessions (forwarding.py). The rest of piphone works through the port (ports.py):
-MediaPort (a session, as a call and its reconnection drive it), LegMediaPort (a session at
-the exchange) and CallAudioPort (a call's audio), with their value types.
+exchange's sessions (forwarding.py, and relay.py: forwarding at the SRTP level). The rest of
+piphone works through the port (ports.py): MediaPort (a session, as a call and its
+reconnection drive it), LegMediaPort (a session at the exchange) and CallAudioPort (a call's
+audio), with their value types.
 """
 
 from . import dscp

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fractions
 import logging
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.packet import Packet
 
-from ...pcm import SAMPLE_RATE, SAMPLES_PER_FRAME, Samples
+from ...pcm import SAMPLE_RATE, SAMPLES_PER_FRAME
 from .encoding import VoiceEncoder
 from .frames import audio_frame
 from .tracks import PacedAudioTrack
@@ -32,6 +33,7 @@ OUTBOX_FRAMES = 5  # at most 100 ms queued per leg; older frames are dropped, ne
 # client would otherwise take the quiet for lost media (reconnect.py) while the far party
 # reconnects or has not connected yet. Far longer than any jitter worth waiting out.
 FILL_AFTER = 0.5
+_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 SILENCE_CODECS = ("opus", "pcmu")  # what VoiceEncoder can make a frame of silence in
 _silence_payloads: dict[str, bytes] = {}
 
@@ -66,7 +68,8 @@ class Outbox(PacedAudioTrack):
 
     def __init__(self, depth: int = OUTBOX_FRAMES) -> None:
         super().__init__()
-        self._samples: collections.deque[Samples] = collections.deque(maxlen=depth)
+        # 20 ms frames of 48 kHz mono s16, as the decoder's resampler made them
+        self._frames: collections.deque[av.AudioFrame] = collections.deque(maxlen=depth)
         self._mode_changed = asyncio.Event()
         self.forwarding = False  # set by MediaSession.forward_to
         self.codec: str | None = None  # of the forwarded packets
@@ -76,11 +79,12 @@ class Outbox(PacedAudioTrack):
         self.dropped = 0
         self.silent = 0
 
-    def push(self, samples: Samples) -> None:
-        """Decoded 48 kHz mono audio, sent on our clock."""
-        if len(self._samples) == self._samples.maxlen:
+    def push(self, frame: av.AudioFrame) -> None:
+        """A decoded 20 ms frame of 48 kHz mono s16 audio, sent on our clock (handed on as
+        it is: no copy into numpy and back)."""
+        if len(self._frames) == self._frames.maxlen:
             self.dropped += 1  # the deque drops the oldest
-        self._samples.append(samples)
+        self._frames.append(frame)
 
     def forward_from(self, codec: str | None) -> None:
         """From now on, the relay sends packets of ``codec`` forwarded from another session."""
@@ -106,12 +110,13 @@ class Outbox(PacedAudioTrack):
             self._mode_changed.clear()
             await self._mode_changed.wait()
         pts = await self._next_pts()
-        if self._samples:
-            samples = self._samples.popleft()
-        else:
+        if not self._frames:
             self.silent += 1
-            samples = np.zeros(SAMPLES_PER_FRAME, np.int16)
-        return audio_frame(samples, pts)
+            return audio_frame(np.zeros(SAMPLES_PER_FRAME, np.int16), pts)
+        frame = self._frames.popleft()
+        frame.pts = pts
+        frame.time_base = _TIME_BASE
+        return frame
 
     def stop(self) -> None:
         super().stop()
@@ -130,6 +135,6 @@ async def decode_into(track: MediaStreamTrack, target: Outbox | None) -> None:
                 continue
             frame.pts = None  # the resampler re-times; arrival gaps must not raise
             for out in resampler.resample(frame):
-                target.push(np.array(out.to_ndarray().reshape(-1), dtype=np.int16))
+                target.push(out)
     except MediaStreamError:
         pass
