@@ -278,7 +278,7 @@ def main() -> None:
               + (f"; base = {args.base}, new = the work tree" if args.base else ""))
         print(f"{'bridge':12} {'tree':>4} {'calls':>5} {'exchange CPU-s/s':>17} {'per call':>9} "
               f"{'calls/core':>11} {'min pkt/s':>10}")
-        # (mode, tree) -> (calls, CPU per call) at the top level measured
+        # (mode, tree) -> (calls, CPU per call) at the top level whose phones got their packets
         per_call: dict[tuple[str, str], tuple[int, float]] = {}
         for mode, transcode in (("forwarding", False), ("transcoding", True)):
             if args.only and mode != args.only:
@@ -298,9 +298,11 @@ def main() -> None:
                               f"{type(exc).__name__} {exc}")
                         del running[name]
                         continue
-                    per_call[mode, name] = (calls, cpu / calls)
-                    cost[name] = cpu / calls
-                    saturated = cpu >= SATURATED_CPU or received["min_pps"] < SATURATED_PPS
+                    delivered = received["min_pps"] >= SATURATED_PPS
+                    if delivered:  # a level whose phones lost packets costs nothing valid
+                        per_call[mode, name] = (calls, cpu / calls)
+                        cost[name] = cpu / calls
+                    saturated = cpu >= SATURATED_CPU or not delivered
                     print(f"{mode:12} {name:>4} {calls:5d} {cpu:17.3f} {cpu / calls:9.4f} "
                           f"{calls / cpu if cpu else float('inf'):11.0f} "
                           f"{received['min_pps']:10.1f}"
