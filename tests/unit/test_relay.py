@@ -243,3 +243,18 @@ def test_a_client_making_up_sources_cannot_grow_the_legs_statistics():
     assert len(legs.streams) == relay.MAX_SOURCES
     assert legs.relay_in.dropped == 49 - relay.MAX_SOURCES
     assert len(legs.wire.sent) == relay.MAX_SOURCES
+
+
+def test_a_packet_the_other_leg_cannot_send_is_dropped_not_raised(caplog):
+    """Raised into aioice's datagram_received, an error would close the leg's socket."""
+    legs = Legs()
+
+    class Broken:
+        def protect(self, packet: bytes) -> bytes:
+            raise pylibsrtp.Error("too long")
+
+    legs.sender.transport._tx_srtp = Broken()
+    assert legs.from_alice(rtp(OPUS_IN, 1, 0, b"x"))
+    assert legs.from_alice(rtp(OPUS_IN, 2, 960, b"y"))
+    assert (legs.relay_in.dropped, legs.relay_in.failed) == (2, 2)
+    assert caplog.text.count("cannot send a packet on") == 1

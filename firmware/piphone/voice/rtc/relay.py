@@ -256,7 +256,11 @@ class RelayOut:
                 assert codec is not None
                 seq, ts = timeline.fill(CLOCK_RATE[codec] // 50)
                 self.silent += 1
-                self._emit(pt, seq, ts, silence_payload(codec))
+                try:
+                    self._emit(pt, seq, ts, silence_payload(codec))
+                except Exception as exc:  # the fill goes on while the leg lives
+                    self.dropped += 1
+                    log.debug("relay: cannot send silence: %s", type(exc).__name__)
             await asyncio.sleep(FILL_EVERY)
 
 
@@ -286,7 +290,8 @@ class RelayIn:
         self.target: RelayOut | None = None
         self.packets = 0  # relayed or not: what arrived
         self.bytes = 0  # of payload
-        self.dropped = 0  # undecryptable, malformed or of a payload type not negotiated
+        self.dropped = 0  # undecryptable, malformed, of a payload type not negotiated...
+        self.failed = 0  # ... or that the other leg could not send (logged once)
 
     def start(self, target: RelayOut) -> None:
         self.target = target
@@ -325,7 +330,14 @@ class RelayIn:
         self.bytes += view.end - view.start
         stats.add(cast(Any, view))  # it reads sequence_number and timestamp
         if self.target is not None:
-            self.target.send(codec[0], view, plain)
+            try:
+                self.target.send(codec[0], view, plain)
+            except Exception as exc:  # raised into aioice's datagram_received, it would close
+                self.dropped += 1  # the leg's socket: a packet we cannot send is dropped
+                if not self.failed:
+                    log.warning("relay: cannot send a packet on: %s: %s",
+                                type(exc).__name__, str(exc)[:200])
+                self.failed += 1
         return True
 
     def _codec(self, payload_type: int) -> tuple[str, int] | None:
