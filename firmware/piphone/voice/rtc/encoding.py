@@ -38,7 +38,8 @@ OPUS_OPTIONS = {
     "compression_level": "7",  # libopus complexity 0-10
 }
 # Audio that comes from a G.711 leg (the exchange transcoding PCMU into Opus) has nothing above
-# 4 kHz: coded narrowband, libopus spends a third less CPU on it (scripts/bench/README.md).
+# 4 kHz: coded narrowband, libopus spends a third less CPU on G.711-band noise and an eighth
+# less on a tone (narrowband_opus.py; scripts/bench/README.md).
 NARROWBAND_CUTOFF = "4000"  # Hz
 
 
