@@ -252,14 +252,17 @@ def main() -> None:
     parser.add_argument("--levels", default="1,2,4,8,16,32",
                         help="numbers of concurrent calls, tried in turn until saturation")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="py-spy each window of the exchange into DIR/MODE-CALLS.txt "
-                             "(collapsed stacks; the CPU figures then include py-spy's pauses)")
+                        help="py-spy each window of the exchange into DIR/MODE-TREE-CALLS.txt "
+                             "(collapsed stacks; the CPU figures then include py-spy's pauses; "
+                             "needs py-spy in the venv: .venv/bin/pip install py-spy)")
     parser.add_argument("--base", default=None, metavar="REV",
                         help="A/B: at each level, the exchange of git revision REV too, in the "
                              "same run (alternating which goes first); ratios new/base")
     parser.add_argument("--only", choices=("forwarding", "transcoding"), default=None,
                         help="measure one bridge only")
     args = parser.parse_args()
+    if args.profile is not None and not (Path(sys.executable).parent / "py-spy").exists():
+        parser.error("--profile needs py-spy in the venv: .venv/bin/pip install py-spy")
     common.ensure_isolated_network(sys.argv)
     common.install_signal_cleanup()
     logging.basicConfig(level=logging.ERROR)
