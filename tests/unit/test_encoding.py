@@ -72,3 +72,39 @@ async def test_opus_codes_wideband_voice_at_a_lower_complexity():
     tail = decoded[-24_000:].astype(np.float64)
     # the tone went in at -12 dBFS (RMS about 5800)
     assert np.sqrt(np.mean(tail * tail)) < 300
+
+
+async def test_audio_from_a_g711_leg_is_coded_narrowband_with_timestamps_going_on():
+    """The exchange transcoding PCMU into Opus (Outbox.narrowband): nothing above 4 kHz comes
+    from a G.711 leg, so libopus codes it narrowband. The switch (a new encoder) keeps the
+    timestamps going on, and a 3 kHz tone still comes through where a 6 kHz one does not."""
+    source = Frames(3000)
+    track = EncodingTrack(source, lambda: "opus")
+    before = [await track.recv() for _ in range(10)]
+    source.narrowband = True  # as Outbox.decode_from sets it
+    after = [await track.recv() for _ in range(50)]
+    assert track._encoder is not None and track._encoder.narrowband
+    assert VoiceEncoder("opus", narrowband=True).context.options["cutoff"] == "4000"
+    assert [p.pts for p in before + after] == [i * 960 for i in range(60)]
+    context = av.CodecContext.create("libopus", "r")
+    context.sample_rate, context.layout = 48_000, "mono"
+    decoded = np.concatenate([frame_to_mono(f) for p in after for f in context.decode(p)])
+    assert dominant_frequency(decoded[-24_000:], 48_000) == pytest.approx(3000, abs=10)
+    high = EncodingTrack(Frames(6000), lambda: "opus")
+    high.source.narrowband = True
+    packets = [await high.recv() for _ in range(50)]
+    context = av.CodecContext.create("libopus", "r")
+    context.sample_rate, context.layout = 48_000, "mono"
+    tail = np.concatenate([frame_to_mono(f) for p in packets
+                           for f in context.decode(p)])[-24_000:].astype(np.float64)
+    assert np.sqrt(np.mean(tail * tail)) < 300  # the 6 kHz tone went in at RMS about 5800
+
+
+async def test_a_pcmu_encoder_is_not_remade_for_narrowband():
+    source = Frames(440)
+    track = EncodingTrack(source, lambda: "pcmu")
+    await track.recv()
+    encoder = track._encoder
+    source.narrowband = True
+    await track.recv()
+    assert track._encoder is encoder

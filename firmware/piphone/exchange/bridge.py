@@ -29,8 +29,6 @@ class Leg:
 
     def connect_to(self, target: PcmTarget | None) -> None:
         """Decode what this leg receives into ``target`` (None: drain and discard)."""
-        if isinstance(target, Outbox):  # it may have forwarded (a transfer, a conference)
-            target.forwarding = False
         self.media.decode_to(target)
 
     def forward_to(self, target: Outbox) -> None:

@@ -6,10 +6,10 @@ session.py), the hooks into aiortc/aioice internals (hooks.py), the far end's SD
 (jitter.py), the voice encoder (encoding.py) and decoder (decoding.py), PyAV frames <-> PCM
 (frames.py), the adapters between PCM sources/sinks and aiortc tracks (tracks.py), a call's
 audio across its sessions (call_audio.py), the bridging of the exchange's sessions
-(forwarding.py) and their mixing for a conference (mixing.py). The rest of piphone works
-through the port (ports.py): MediaPort (a session, as a call and its reconnection drive it),
-LegMediaPort (a session at the exchange) and CallAudioPort (a call's audio), with their value
-types.
+(forwarding.py, and relay.py: forwarding at the SRTP level) and their mixing for a conference
+(mixing.py). The rest of piphone works through the port (ports.py): MediaPort (a session, as a
+call and its reconnection drive it), LegMediaPort (a session at the exchange) and
+CallAudioPort (a call's audio), with their value types.
 """
 
 from . import dscp
@@ -17,7 +17,8 @@ from .call_audio import CallAudio
 from .forwarding import Outbox
 from .mixing import Mixer
 from .ports import CallAudioPort, Counters, LegMediaPort, MediaPort, NetworkReport
-from .session import MediaError, MediaSession, NoIceCandidate, codec_of, codecs_of
+from .remote_sdp import codec_of, codecs_of
+from .session import MediaError, MediaSession, NoIceCandidate
 from .settings import IceServer, IceServerLike, MediaSettings, is_loopback, to_ice_servers
 
 __all__ = [

@@ -1,4 +1,6 @@
-"""The one place where piphone reaches into aiortc/aioice internals.
+"""The one place where piphone reaches into aiortc/aioice internals (but for relay.py, the
+exchange's forwarding at the SRTP level, which reads and writes the private state of the
+receiver and sender it stands in for, and says so there).
 
 aioice gathers host candidates from every interface except loopback
 (``aioice.ice.get_host_addresses``) and has no option to choose them. A phone needs that
@@ -15,7 +17,8 @@ wrapped so that DTLS and RTP come only from the ICE peer: before a pair is chose
 remote candidates' addresses and from sources of authenticated checks; once one is, only on
 the pairs ICE validated (the nominated one, and those the peer nominated or that passed a
 check: each side sends on the pair it nominated, and aioice lets the two differ). STUN
-itself still goes to aioice, which authenticates it.
+itself still goes to aioice, which authenticates it. There, too, the exchange takes the SRTP
+of a leg it forwards before aioice queues it (``set_rtp_relay``, relay.py).
 
 aiortc computes the RFC 6465 audio level of every frame it sends in a pure-Python loop over
 the samples (``aiortc.rtp.compute_audio_level_dbov``): about a tenth of a call's CPU on a Pi.
@@ -213,8 +216,10 @@ def _from_peer(self: aioice.ice.StunProtocol, data: bytes, addr: Address) -> Non
         assert _original_datagram_received is not None  # wrapped only when it was there
         _original_datagram_received(self, data, addr)
     elif data and _sent_by_peer(self.receiver, self, addr):
+        relay = getattr(self.receiver, _RELAY, None)  # the exchange's forwarding (relay.py)
         path: arrival.ArrivalPath | None = getattr(self.receiver, arrival.ATTRIBUTE, None)
-        if path is None or not path.take(data):  # SRTP is handled at once (arrival.py)
+        if (relay is None or not relay(data)) and (path is None or not path.take(data)):
+            # neither relayed nor handled at once (arrival.py): aioice's way
             self.receiver.data_received(data, self.local_candidate.component)
     else:
         connection = self.receiver
@@ -223,6 +228,16 @@ def _from_peer(self: aioice.ice.StunProtocol, data: bytes, addr: Address) -> Non
         if count == 0:  # once per connection: a flood writes one line
             log.info("ICE %s: dropping datagrams from %s:%s, not the ICE peer",
                      getattr(connection, "_id", "?"), addr[0], addr[1])
+
+
+_RELAY = "piphone_rtp_relay"  # set on an aioice Connection whose RTP the exchange relays
+
+
+def set_rtp_relay(connection: aioice.ice.Connection,
+                  relay: Callable[[bytes], bool] | None) -> None:
+    """Hand each datagram ``connection``'s ICE peer sends to ``relay`` before aioice queues
+    it for DTLS; what ``relay`` returns False for goes on to aioice (None: stop)."""
+    setattr(connection, _RELAY, relay)
 
 
 def _sent_by_peer(connection: aioice.ice.Connection, protocol: aioice.ice.StunProtocol,

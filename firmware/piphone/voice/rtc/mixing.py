@@ -15,13 +15,14 @@ and what it feeds are the sessions' own decode and encode paths.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from ...pcm import SAMPLES_PER_FRAME, Samples
-from .forwarding import Outbox
+from .forwarding import OUTBOX_FRAMES, Outbox
 from .ports import LegMediaPort
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,15 @@ FRAME = 0.020  # seconds of audio in each mixed frame
 LATE = 0.2  # a mixer this far behind its clock (a stalled loop) starts afresh, not in a burst
 
 
-class MixInput(Outbox):
-    """What one member says, decoded, until the mixer takes it: an Outbox nobody sends (it is
-    the target ``decode_to`` fills), bounded as every Outbox is (the oldest frame goes)."""
+class MixInput:
+    """What one member says, decoded, until the mixer takes it (a PcmTarget, which
+    ``decode_to`` fills), bounded as an Outbox is (the oldest frame goes)."""
+
+    def __init__(self, depth: int = OUTBOX_FRAMES) -> None:
+        self._samples: collections.deque[Samples] = collections.deque(maxlen=depth)
+
+    def push(self, samples: Samples) -> None:
+        self._samples.append(samples)
 
     def take(self) -> Samples | None:
         return self._samples.popleft() if self._samples else None
@@ -54,7 +61,7 @@ class Mixer:
         for session, outbox in members:
             said = MixInput()
             session.decode_to(said)  # no longer forwarded anywhere
-            outbox.forwarding = False  # audio pushed on its own clock from now on
+            outbox.decode_from()  # audio pushed, sent on its own clock from now on
             mixed.append((said, outbox))
         self._members = mixed
         if self._task is None:

@@ -22,7 +22,7 @@ from collections import Counter
 
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
-from .settings import MAX_REMOTE_CANDIDATES
+from .settings import CODEC_MIME, MAX_REMOTE_CANDIDATES
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +148,19 @@ def _unusable(value: str) -> str | None:
 
 def _bounded(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def codecs_of(sdp: str) -> list[str]:
+    """The known codecs (opus, pcmu) an SDP lists for audio, in its order."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception:  # aiortc's parser raises assorted errors on garbage
+        return []
+    names = [c.mimeType.split("/", 1)[1].lower() for m in description.media
+             if m.kind == "audio" for c in m.rtp.codecs]
+    return [n for n in dict.fromkeys(names) if n in CODEC_MIME]
+
+
+def codec_of(sdp: str) -> str | None:
+    """The codec an answer SDP selects (its first known audio codec): opus or pcmu."""
+    return next(iter(codecs_of(sdp)), None)

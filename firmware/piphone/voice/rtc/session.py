@@ -36,7 +36,6 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtcpReceiverInfo
-from aiortc.sdp import SessionDescription
 from aiortc.stats import (
     RTCInboundRtpStreamStats,
     RTCOutboundRtpStreamStats,
@@ -52,6 +51,8 @@ from .frames import AvFrames
 from .jitter import CLOCK_RATE
 from .network import NetworkWatch
 from .ports import Counters, NetworkReport
+from .relay import RelayIn, RelayOut
+from .remote_sdp import codec_of, codecs_of
 from .settings import CODEC_MIME, IceServer, MediaSettings
 from .tracks import AudioSink, AudioSource, as_track, play, writer_for
 
@@ -68,22 +69,6 @@ class MediaError(Exception):
 
 class NoIceCandidate(MediaError):
     """Gathering found no candidate: ICE cannot work (the message says why)."""
-
-
-def codecs_of(sdp: str) -> list[str]:
-    """The known codecs (opus, pcmu) an SDP lists for audio, in its order."""
-    try:
-        description = SessionDescription.parse(sdp)
-    except Exception:  # aiortc's parser raises assorted errors on garbage
-        return []
-    names = [c.mimeType.split("/", 1)[1].lower() for m in description.media
-             if m.kind == "audio" for c in m.rtp.codecs]
-    return [n for n in dict.fromkeys(names) if n in CODEC_MIME]
-
-
-def codec_of(sdp: str) -> str | None:
-    """The codec an answer SDP selects (its first known audio codec): opus or pcmu."""
-    return next(iter(codecs_of(sdp)), None)
 
 
 @dataclass(repr=False)
@@ -134,6 +119,13 @@ class MediaSession:
         transceiver.setCodecPreferences(self._capabilities(self.settings.codec_preferences))
         self._transceiver = transceiver
         self._network = NetworkWatch(self.pc, transceiver.sender.transport)  # preflight's
+        # The exchange's legs forward at the SRTP level (relay.py): what this session sends
+        # when its Outbox forwards, and (made by forward_to) what takes what it receives.
+        self._relay_in: RelayIn | None = None
+        self._relay_out: RelayOut | None = None
+        if isinstance(self.source, Outbox):
+            self._relay_out = self.source.relay = RelayOut(
+                transceiver, self._ice_connection(), lambda: self.codec, self._playing.spawn)
 
     @staticmethod
     def _capabilities(names: Sequence[str]) -> list[RTCRtpCodecCapability]:
@@ -317,7 +309,8 @@ class MediaSession:
 
     @property
     def packets_received(self) -> int:
-        return self.jitter_buffer.received
+        relayed = self._relay_in.packets if self._relay_in is not None else 0
+        return self.jitter_buffer.received + relayed
 
     async def counters(self) -> Counters:
         """Figures from aiortc's public ``getStats``, plus what aiortc does not report: payload
@@ -348,7 +341,8 @@ class MediaSession:
             packets_lost=max(0, inbound.packetsLost) if inbound else 0,  # <0 with duplicates
             jitter=inbound.jitter * 1000 / CLOCK_RATE.get(codec, 48_000) if inbound else None,
             rtt=rtt * 1000 if rtt is not None else None,
-            bytes_received=buffer.bytes_received,
+            bytes_received=buffer.bytes_received + (
+                self._relay_in.bytes if self._relay_in is not None else 0),
             codec_name=codec,
             far_received=self.far_received,
             buffer_depth=buffer.depth,
@@ -378,6 +372,9 @@ class MediaSession:
         gather on the closed connection and opens sockets nobody closes."""
         self._closing = True
         self._stop_pump()
+        self._stop_relay()
+        if self._relay_out is not None:
+            self._relay_out.close()
         try:
             steps = list(self._steps)
             if steps:
@@ -416,24 +413,35 @@ class MediaSession:
 
     # --- bridging (the exchange's legs) -------------------------------------------------
     def forward_to(self, outbox: Outbox) -> None:
-        """Hand each encoded frame this session receives to ``outbox`` (what another session
-        sends) undecoded. No cushion of our own: the far end's buffer absorbs the jitter;
-        ours only holds frames back while the network reorders them."""
+        """Send each packet this session receives on as ``outbox``'s session's (relay.py),
+        undecoded and at once: no buffer of ours, the far end's absorbs the jitter."""
+        if outbox.relay is None:
+            raise MediaError("forwarding needs an Outbox that a media session sends")
         self._stop_pump()
+        self.receive_tap.forward = None
         outbox.forward_from(self.codec)
-        self.jitter_buffer.reorder_only()
-        self.receive_tap.forward = outbox.forward
+        if self._relay_in is None:
+            self._relay_in = RelayIn(self._transceiver, self._ice_connection())
+        assert isinstance(outbox.relay, RelayOut)  # what __post_init__ gives an Outbox
+        self._relay_in.start(outbox.relay)
 
     def decode_to(self, outbox: PcmTarget | None) -> None:
         """Decode what this session receives into ``outbox`` (None: drain and discard)."""
         self._stop_pump()
+        self._stop_relay()
         self.receive_tap.forward = None
+        if isinstance(outbox, Outbox):  # it sends what is decoded now, re-encoded
+            outbox.decode_from(narrowband=self.codec == "pcmu")
         self._pump = self._playing.spawn(self._decode_into(outbox))
 
     async def _decode_into(self, outbox: PcmTarget | None) -> None:
         await self._remote_arrived.wait()
         assert self._remote is not None
         await forwarding.decode_into(self._remote, outbox)
+
+    def _stop_relay(self) -> None:
+        if self._relay_in is not None:
+            self._relay_in.stop()
 
     def _stop_pump(self) -> None:
         if self._pump is not None:
