@@ -777,15 +777,21 @@ def print_memory_floor(rows: list[Row]) -> None:
 
 
 def print_goals(rows: list[Row], base: common.Usage | None) -> None:
-    """Issue 19's goals, each met or MISSED, from the figures of this run."""
-    piphone = next((r.usage for r in rows if r.name == "piphone client"), None)
-    exchange = next((r.usage for r in rows if r.name == "exchange/fwd call"), None)
+    """Issue 19's goals, each met or MISSED, from the figures of this run. The CPU goal is
+    judged only in one window (``--only together``): rows measured one after the other move
+    apart with the load of the moment (one run here: 1.22x in rows, 2.11x in one window)."""
+    usage = {r.name: r.usage for r in rows if r.usage is not None}
+    piphone = usage.get("piphone client") or usage.get("piphone (together)")
+    together, pair = usage.get("piphone (together)"), usage.get("baresip (together)")
+    exchange = usage.get("exchange/fwd call")
     print("\nGoals (issue 19):")
+    sequential = (None if piphone is None or not base or base.cpu_per_s <= 0 else
+                  piphone.cpu_per_s / base.cpu_per_s)
     checks = [
-        (f"client CPU <= {GOAL_CPU_RATIO}x baresip agent",
-         None if piphone is None or not base or base.cpu_per_s <= 0 else
-         (f"{piphone.cpu_per_s / base.cpu_per_s:.2f}x",
-          piphone.cpu_per_s <= GOAL_CPU_RATIO * base.cpu_per_s)),
+        (f"client CPU <= {GOAL_CPU_RATIO}x baresip agent (one window)",
+         None if together is None or pair is None or pair.cpu_per_s <= 0 else
+         (f"{together.cpu_per_s / pair.cpu_per_s:.2f}x",
+          together.cpu_per_s <= GOAL_CPU_RATIO * pair.cpu_per_s)),
         (f"client RSS <= {GOAL_RSS_MB:.0f} MB",
          None if piphone is None else (f"{piphone.rss_mb:.1f} MB",
                                        piphone.rss_mb <= GOAL_RSS_MB)),
@@ -798,10 +804,13 @@ def print_goals(rows: list[Row], base: common.Usage | None) -> None:
     ]
     for label, result in checks:
         if result is None:
-            print(f"  {label:40} not measured")
+            print(f"  {label:48} not measured")
         else:
             value, ok = result
-            print(f"  {label:40} {value:>9}  {'met' if ok else 'MISSED'}")
+            print(f"  {label:48} {value:>9}  {'met' if ok else 'MISSED'}")
+    if together is None and sequential is not None:
+        print(f"  (CPU in rows one after the other: {sequential:.2f}x, not judged: "
+              "--only together measures the goal)")
     print("  (one call bears all of the exchange's idle work; calls/core under load, transcoding"
           "\n   >= 25 calls/core and the saturation point: exchange_capacity.py)")
 
