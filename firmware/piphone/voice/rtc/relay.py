@@ -188,7 +188,11 @@ class RelayOut:
         self.closed = False
         # What aiortc's sender sends itself goes on the same timeline (see the module doc):
         # its sequence numbers are a local of aiortc's, so its packets are rewritten on the way
-        self._send_rtp: Callable[[bytes], Coroutine[Any, Any, None]] = self._dtls._send_rtp
+        send_rtp = getattr(self._dtls, _SEND_RTP, None)
+        if not callable(send_rtp):
+            raise HookMissing("aiortc's RTCDtlsTransport has no _send_rtp: the exchange cannot "
+                              "keep what it sends on one timeline (relay.py)")
+        self._send_rtp: Callable[[bytes], Coroutine[Any, Any, None]] = send_rtp
         setattr(self._dtls, _SEND_RTP, self._send_own)  # noqa: B010 (a method, replaced)
 
     async def _send_own(self, data: bytes) -> None:
