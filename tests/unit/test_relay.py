@@ -230,8 +230,9 @@ async def test_what_aiortcs_sender_sends_itself_goes_on_the_same_timeline():
     await send(rtp(OPUS_OUT, 8, 5960, b"own-2", ssrc=0xB0B))  # aiortc's next: seq 8
     await send(rtp(OPUS_OUT, 9, 6920, b"own-3", ssrc=0xB0B))
     legs.from_alice(rtp(OPUS_IN, 5000, 10**6, b"fwd-again"))  # bridged again
-    report = b"\x80\xc8\x00\x06" + bytes(24)
-    await send(report)
+    receiver_report = b"\x80\xc9\x00\x01" + bytes(4)
+    await send(receiver_report)
+    await send(b"\x80\xc8\x00\x06" + bytes(24))  # aiortc's sender report: its timestamp
     first, *own = (RtpPacket.parse(data) for data in legs.own[:3])
     relayed = legs.at_bob()
     seqs = [first.sequence_number] + [p.sequence_number for p in relayed[:300]] \
@@ -240,7 +241,10 @@ async def test_what_aiortcs_sender_sends_itself_goes_on_the_same_timeline():
     stamps = [p.timestamp for p in (relayed[299], *own, relayed[300])]
     assert all((b - a) & 0xFFFFFFFF == 960 for a, b in zip(stamps, stamps[1:], strict=False))
     assert [p.payload for p in own] == [b"own-2", b"own-3"]
-    assert legs.own[3] == report
+    assert legs.own[3] == receiver_report
+    sender_report = legs.own[4]
+    assert struct.unpack_from("!I", sender_report, 16)[0] == relayed[300].timestamp
+    assert sender_report[:16] == b"\x80\xc8\x00\x06" + bytes(12)
 
 
 async def test_a_quiet_source_is_filled_with_silence_and_resumes_in_sequence(monkeypatch):

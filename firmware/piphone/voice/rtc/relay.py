@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 _FIXED = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
 _SEND_RTP = "_send_rtp"  # aiortc's RTCDtlsTransport method every RTP packet goes through
 _PLACE = struct.Struct("!HI")  # sequence, timestamp
+_TIMESTAMP = struct.Struct("!I")  # a sender report's RTP timestamp
 _EXTENSION = struct.Struct("!HH")  # profile, length in 32-bit words
 NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 MAX_MISORDER = 100  # sequence numbers behind the newest: later than that is a new timeline
@@ -196,10 +197,13 @@ class RelayOut:
         setattr(self._dtls, _SEND_RTP, self._send_own)  # noqa: B010 (a method, replaced)
 
     async def _send_own(self, data: bytes) -> None:
-        """A packet of aiortc's sender on its way to SRTP: RTP placed on our timeline (RTCP
-        as it is)."""
+        """A packet of aiortc's on its way to SRTP: RTP placed on our timeline; a sender
+        report given our newest timestamp (aiortc's is of its own timeline); other RTCP as
+        it is."""
         if len(data) >= 12 and not 192 <= data[1] <= 208:  # RFC 5761 4
             data = self._place_own(data)
+        elif len(data) >= 20 and data[1] == 200 and self._timeline is not None:  # RFC 3550 6.4.1
+            data = data[:16] + _TIMESTAMP.pack(self._timeline.ts) + data[20:]
         await self._send_rtp(data)
 
     def _place_own(self, data: bytes) -> bytes:
