@@ -3,6 +3,8 @@ blind and attended transfers, and the checks a lying client meets."""
 
 from __future__ import annotations
 
+import pytest
+
 from piphone.exchange.legs import Phase
 from piphone.pcm import Ringback
 
@@ -189,3 +191,25 @@ async def test_a_member_cut_off_that_hangs_up_from_a_new_socket_leaves_the_other
     assert second.parties() == [alice_leg, bob_leg] and second.mixer is None
     assert table.fake_media.joined[-1] == (alice_leg.media, bob_leg.media)
     assert not bob.got("hangup") and second in table.calls
+
+
+@pytest.mark.parametrize("how", ["grace over", "restarted media never connected"])
+async def test_a_member_gone_leaves_the_conference_and_the_others_are_bridged(table, how):
+    alice, bob, carol, first, second = await two_calls(table)
+    bob_leg, alice_leg, carol_leg = first.callee, second.caller, second.callee
+    table.handle(alice, frame("conference", callsid=second.sid, **{"with": first.sid}))
+    mixer = second.mixer
+    if how == "grace over":
+        table.session_closed(carol)
+        table.book._grace_over(carol_leg)  # the grace timer's call, without its 30 s
+    else:
+        carol_leg.media.connected = False
+        table.book._media_check(carol_leg, carol_leg.media, 30.0)  # the media timer's call
+    assert mixer.stopped and second.parties() == [alice_leg, bob_leg]
+    assert table.fake_media.joined[-1] == (alice_leg.media, bob_leg.media)
+    assert not bob.got("hangup") and second in table.calls
+    await settled(lambda: carol_leg.media.closed, "carol's media closed")
+    # a party of a two-party call gone the same way still ends it
+    table.session_closed(bob)
+    table.book._grace_over(bob_leg)
+    assert alice.got("hangup")[-1] == {"callsid": alice_leg.sid} and not table.calls
