@@ -246,6 +246,14 @@ class Pacer:
         return self.frames
 
 
+    def skip_ahead(self) -> None:
+        """The frames that fell due while nobody ticked are let go: the next tick waits for
+        the next frame due from now, instead of handing out the missed ones in a burst."""
+        if self._start is not None:
+            due = int((time.monotonic() - self._start) / PTIME)
+            self.frames = max(self.frames, due)
+
+
 class PacedSource:
     """Base of sources that make 20 ms frames on a real-time clock (lazy start at first read)."""
 
@@ -313,6 +321,50 @@ class HoldMusic(PacedSource):
         index = (self._position + (np.arange(count) * step).astype(np.int64)) % len(self._table)
         self._position = int(self._position + count * step) % len(self._table)
         return self._table[index]
+
+    async def read(self) -> Samples:
+        await self._next_frame()
+        return self.frame()
+
+
+# Ringback (audible ringing): the tone a caller hears while the far end rings, North American
+# 440 + 480 Hz, 2 s on / 4 s off. audio/tones.py plays it at the phone; the exchange plays it
+# to a party it hands on (exchange/transfers.py).
+RINGBACK_FREQUENCIES = (440.0, 480.0)  # Hz
+RINGBACK_CADENCE = (2.0, 4.0)  # seconds on, off
+
+
+class Ringback(PacedSource):
+    """Ringback, paced, from the start of its first on period (peak ``level_dbfs``, each
+    frequency at half of it; 5 ms fades at each edge so nothing clicks)."""
+
+    FADE_SECONDS = 0.005
+    _tables: dict[float, Samples] = {}  # one cadence of it per level, made once
+
+    def __init__(self, level_dbfs: float = -12.0) -> None:
+        super().__init__()
+        if level_dbfs not in self._tables:
+            self._tables[level_dbfs] = self._cadence(level_dbfs)
+        self._table = self._tables[level_dbfs]
+        self._position = 0
+
+    @classmethod
+    def _cadence(cls, level_dbfs: float) -> Samples:
+        on, off = (int(SAMPLE_RATE * s) for s in RINGBACK_CADENCE)
+        n = np.arange(on)  # whole-Hz tones: a whole number of cycles in each cadence
+        wave = sum(np.sin(2 * math.pi * f / SAMPLE_RATE * n) for f in RINGBACK_FREQUENCIES)
+        envelope = np.ones(on)
+        fade = int(SAMPLE_RATE * cls.FADE_SECONDS)
+        envelope[:fade] = envelope[-fade:][::-1] = np.linspace(0.0, 1.0, fade)
+        peak = 32767 * 10 ** (level_dbfs / 20) / len(RINGBACK_FREQUENCIES)
+        burst = (peak * envelope * wave).astype(np.int16)
+        return np.concatenate((burst, np.zeros(off, np.int16)))
+
+    def frame(self) -> Samples:
+        """The next 20 ms, unpaced."""
+        start = self._position
+        self._position = (start + SAMPLES_PER_FRAME) % len(self._table)
+        return self._table[start:start + SAMPLES_PER_FRAME]
 
     async def read(self) -> Samples:
         await self._next_frame()

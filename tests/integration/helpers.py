@@ -106,3 +106,20 @@ async def place_and_answer(caller, callee, params=None):
 
 def silent(samples: np.ndarray) -> bool:
     return len(samples) > 0 and rms(samples) < 30
+
+
+def strengths(phone, frequencies, seconds: float = 0.6) -> dict[float, float]:
+    """Each frequency's share of the strongest peak in what the phone heard lately."""
+    rec = phone.recorder
+    rate = rec.sample_rate or 48000
+    x = rec.last(seconds).astype(np.float64)
+    if len(x) < rate * seconds / 2:
+        return {f: 0.0 for f in frequencies}
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    top = float(spectrum[1:].max()) or 1.0
+
+    def near(f: float) -> float:
+        bin_ = int(round(f * len(x) / rate))
+        return float(spectrum[max(bin_ - 3, 1):bin_ + 4].max()) / top
+
+    return {f: near(f) for f in frequencies}

@@ -78,6 +78,7 @@ class FakeMedia:
     def __init__(self) -> None:
         self.made: list[FakeLegMedia] = []
         self.joined: list[tuple[FakeLegMedia, FakeLegMedia]] = []
+        self.played: list[tuple[FakeLegMedia, object, FakeMixer]] = []  # (to, source, player)
 
     def _make(self, kind: str) -> FakeLegMedia:
         self.made.append(FakeLegMedia(kind))
@@ -98,6 +99,11 @@ class FakeMedia:
     def join(self, a: FakeLegMedia, b: FakeLegMedia) -> str:
         self.joined.append((a, b))
         return "forwarded"
+
+    def play(self, media: FakeLegMedia, source) -> FakeMixer:  # a ringback (transfers.py)
+        player = FakeMixer()  # what the exchange does with one: stop it
+        self.played.append((media, source, player))
+        return player
 
     def mix(self, mixer, legs):  # a conference (conference.py): the members of each mix
         mixer = mixer or FakeMixer()

@@ -3,7 +3,10 @@ blind and attended transfers, and the checks a lying client meets."""
 
 from __future__ import annotations
 
+import pytest
+
 from piphone.exchange.legs import Phase
+from piphone.pcm import Ringback
 
 from . import test_exchange_calls
 from .test_exchange_calls import Party, answered, frame, invite, settled
@@ -29,9 +32,12 @@ async def test_a_blind_transfer_rings_the_target_and_bridges_the_far_party(table
     (ring,) = carol.got("invite")
     assert ring["parameters"]["From"] == "client:bob"
     assert new.caller is far and far.call is new and new.phase is Phase.RINGING
+    ((to, source, ringback),) = table.fake_media.played  # bob hears ringback meanwhile
+    assert to is far.media and isinstance(source, Ringback) and not ringback.stopped
     table.handle(carol, frame("answer", callsid=ring["callsid"], sdp="carol answer"))
     await settled(lambda: table.fake_media.joined[-1] == (far.media, new.callee.media),
                   "bob bridged to carol")
+    assert ringback.stopped and new.ringback is None
     assert new.phase is Phase.ANSWERED and not bob.got("answer")[1:]
     # bob hangs up with the CallSid he always had: carol is told
     table.handle(bob, frame("hangup", callsid=bob_sid))
@@ -112,6 +118,8 @@ async def test_no_answer_to_a_blind_transfer_hangs_the_far_party_up(table):
     table.handle(carol, frame("reject", callsid=carol.got("invite")[0]["callsid"]))
     (hangup,) = bob.got("hangup")
     assert hangup["error"]["code"] == 31603 and not table.calls
+    ((_, _, ringback),) = table.fake_media.played
+    assert ringback.stopped
 
 
 async def two_calls(table):
@@ -171,3 +179,37 @@ async def test_a_conference_is_refused_for_calls_not_the_requesters_and_is_not_j
     assert errors(alice)[1:] == [(31000, second.sid)]
     assert [code for code, _ in errors(bob)] == [31000]
     assert len(second.parties()) == 3
+
+
+async def test_a_member_cut_off_that_hangs_up_from_a_new_socket_leaves_the_others_talking(
+        table):
+    alice, bob, carol, first, second = await two_calls(table)
+    bob_leg, alice_leg, carol_leg = first.callee, second.caller, second.callee
+    table.handle(alice, frame("conference", callsid=second.sid, **{"with": first.sid}))
+    table.session_closed(carol)  # her socket is gone (her leg waits out its grace) ...
+    table.handle(Party("carol"), frame("hangup", callsid=carol_leg.id))  # ... she hangs up
+    assert second.parties() == [alice_leg, bob_leg] and second.mixer is None
+    assert table.fake_media.joined[-1] == (alice_leg.media, bob_leg.media)
+    assert not bob.got("hangup") and second in table.calls
+
+
+@pytest.mark.parametrize("how", ["grace over", "restarted media never connected"])
+async def test_a_member_gone_leaves_the_conference_and_the_others_are_bridged(table, how):
+    alice, bob, carol, first, second = await two_calls(table)
+    bob_leg, alice_leg, carol_leg = first.callee, second.caller, second.callee
+    table.handle(alice, frame("conference", callsid=second.sid, **{"with": first.sid}))
+    mixer = second.mixer
+    if how == "grace over":
+        table.session_closed(carol)
+        table.book._grace_over(carol_leg)  # the grace timer's call, without its 30 s
+    else:
+        carol_leg.media.connected = False
+        table.book._media_check(carol_leg, carol_leg.media, 30.0)  # the media timer's call
+    assert mixer.stopped and second.parties() == [alice_leg, bob_leg]
+    assert table.fake_media.joined[-1] == (alice_leg.media, bob_leg.media)
+    assert not bob.got("hangup") and second in table.calls
+    await settled(lambda: carol_leg.media.closed, "carol's media closed")
+    # a party of a two-party call gone the same way still ends it
+    table.session_closed(bob)
+    table.book._grace_over(bob_leg)
+    assert alice.got("hangup")[-1] == {"callsid": alice_leg.sid} and not table.calls

@@ -117,8 +117,13 @@ class Legs:
         self.extensions = HeaderExtensionsMap()
         self.extensions.configure(RTCRtpParameters(
             headerExtensions=[RTCRtpHeaderExtensionParameters(id=3, uri=MID_URI)]))
+        self.own: list[bytes] = []  # what aiortc's sender sent itself, as it reached SRTP
+
+        async def send_rtp(data: bytes) -> None:
+            self.own.append(data)
+
         self.sender = SimpleNamespace(
-            _ssrc=0xB0B, transport=SimpleNamespace(_tx_srtp=b_tx,
+            _ssrc=0xB0B, transport=SimpleNamespace(_tx_srtp=b_tx, _send_rtp=send_rtp,
                                                    _rtp_header_extensions_map=self.extensions),
             _RTCRtpSender__started=True, _RTCRtpSender__mid="0", _RTCRtpSender__rtp_history={},
             _RTCRtpSender__ntp_timestamp=0, _RTCRtpSender__rtp_timestamp=0,
@@ -210,6 +215,36 @@ def test_forwarding_goes_on_from_the_last_packet_aiortcs_sender_sent():
     legs.from_alice(rtp(OPUS_IN, 9000, 123, b"x"))
     (packet,) = legs.at_bob()
     assert (packet.sequence_number, packet.timestamp) == (20, 777 + 960)
+
+
+async def test_what_aiortcs_sender_sends_itself_goes_on_the_same_timeline():
+    """Audio decoded or played into the leg (a conference, a ringback) is sent by aiortc's
+    sender, whose sequence numbers fell behind while the relay sent: the far end's SRTP replay
+    check would drop them. They are placed after the relayed ones, and the next relayed after
+    them; RTCP passes untouched."""
+    legs = Legs()
+    send = legs.sender.transport._send_rtp  # what the relay put in aiortc's path
+    await send(rtp(OPUS_OUT, 7, 5000, b"own-1", ssrc=0xB0B))  # silence before the bridge
+    for n in range(300):  # more than SRTP's replay window, relayed
+        legs.from_alice(rtp(OPUS_IN, 1000 + n, 960 * n, b"fwd"))
+    await send(rtp(OPUS_OUT, 8, 5960, b"own-2", ssrc=0xB0B))  # aiortc's next: seq 8
+    await send(rtp(OPUS_OUT, 9, 6920, b"own-3", ssrc=0xB0B))
+    legs.from_alice(rtp(OPUS_IN, 5000, 10**6, b"fwd-again"))  # bridged again
+    receiver_report = b"\x80\xc9\x00\x01" + bytes(4)
+    await send(receiver_report)
+    await send(b"\x80\xc8\x00\x06" + bytes(24))  # aiortc's sender report: its timestamp
+    first, *own = (RtpPacket.parse(data) for data in legs.own[:3])
+    relayed = legs.at_bob()
+    seqs = [first.sequence_number] + [p.sequence_number for p in relayed[:300]] \
+        + [p.sequence_number for p in own] + [relayed[300].sequence_number]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    stamps = [p.timestamp for p in (relayed[299], *own, relayed[300])]
+    assert all((b - a) & 0xFFFFFFFF == 960 for a, b in zip(stamps, stamps[1:], strict=False))
+    assert [p.payload for p in own] == [b"own-2", b"own-3"]
+    assert legs.own[3] == receiver_report
+    sender_report = legs.own[4]
+    assert struct.unpack_from("!I", sender_report, 16)[0] == relayed[300].timestamp
+    assert sender_report[:16] == b"\x80\xc8\x00\x06" + bytes(12)
 
 
 async def test_a_quiet_source_is_filled_with_silence_and_resumes_in_sequence(monkeypatch):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dtmf import PAUSE
+from ..pcm import RINGBACK_CADENCE, RINGBACK_FREQUENCIES
 
 SAMPLE_RATE = 48000
 FRAME_MS = 20
@@ -131,7 +132,7 @@ def ring_spec(
 
 
 RING = ring_spec()
-RINGBACK = ToneSpec((440, 480), (2.0, 4.0))  # North American audible ringing
+RINGBACK = ToneSpec(RINGBACK_FREQUENCIES, RINGBACK_CADENCE)  # North American audible ringing
 DIAL_TONE = ToneSpec((350, 440))  # continuous
 BUSY = ToneSpec((480, 620), (0.5, 0.5))
 # Reconnecting: two soft pips every 2 s; distinct from busy and from the warning chirp.

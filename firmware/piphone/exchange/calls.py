@@ -58,6 +58,7 @@ class CallTable:
                                    self.placer.ring_caller)
         self.book.voicemail_after = lambda call: self.voicemail.ring_timeout(call.route)
         self.book.divert = self.voicemail.divert
+        self.book.leave_conference = self.conferences.gone
         self.placer.voicemail_takes = self.voicemail.accepts
 
     @property
@@ -87,7 +88,7 @@ class CallTable:
             # Hung up while cut off: the hangup comes on the new socket, before any resume.
             cut_off = self.book.legs.cut_off(session.identity, callsid)
             if cut_off is not None:
-                self.book.end(cut_off.call, by=cut_off)
+                self._hangup(cut_off, payload)  # a conference's member leaves it
                 return
         if leg is None and frame.type in ("transfer", "conference"):  # not this session's
             session.send("error", **protocol.error_payload(

@@ -9,8 +9,9 @@ codec; only a conference's legs are decoded and re-encoded, every other call kee
 
 A member that hangs up leaves: with two left, the call is a plain two-party call again,
 bridged as any other (forwarded when the codecs agree). A member that restarts its media is
-mixed again with its new media (restarts.py); one cut off past its reconnect grace ends the
-conference, as it ends a two-party call.
+mixed again with its new media (restarts.py); one cut off past its reconnect grace, or whose
+restarted media does not connect in time (lifetime.py), leaves as if it had hung up, as at a
+PBX: the other two talk on.
 
 Checks, as a transfer's (transfers.py; refusals are ``error`` frames naming ``callsid``,
 changing nothing): both CallSids are the requester's own legs (31000), both calls answered
@@ -67,6 +68,14 @@ class Conferences:
         call = leg.call
         return call.mixer is not None and call.phase is Phase.ANSWERED \
             and leg in call.parties()
+
+    def gone(self, leg: CallLeg) -> bool:
+        """``leg``'s party is gone (cut off past its reconnect grace, or its restarted media
+        did not connect): a member leaves as if it hung up (True); anything else, False."""
+        if not self.is_member(leg):
+            return False
+        self.leave(leg)
+        return True
 
     def leave(self, leg: CallLeg) -> None:
         """A member hangs up (or is gone): the others go on, mixed, or bridged once two."""

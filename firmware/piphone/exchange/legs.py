@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..voice.quality import Counters
-from ..voice.rtc import Mixer
+from ..voice.rtc import Mixer, Player
 from ..voice.tasks import TaskSet
 from .auth import Grant
 from .media import LegMedia
@@ -101,7 +101,14 @@ class ExchangeCall:
     transferred: bool = False  # its caller was transferred here, answered (transfers.py)
     guests: list[CallLeg] = field(default_factory=list)  # a conference's third party
     mixer: Mixer | None = None  # a conference's audio (conference.py)
+    ringback: Player | None = None  # what its caller hears while a transfer rings
     on_end: list[Callable[[], None]] = field(default_factory=list)  # voicemail's message
+
+    def stop_ringback(self) -> None:
+        """The caller no longer hears ringback (the call is answered or ends)."""
+        if self.ringback is not None:
+            self.ringback.stop()
+            self.ringback = None
 
     def other(self, leg: CallLeg) -> CallLeg | None:
         return self.callee if leg is self.caller else self.caller

@@ -38,6 +38,9 @@ class CallBook:
         # and the diversion itself (True: taken)
         self.voicemail_after: Callable[[ExchangeCall], float | None] = lambda call: None
         self.divert: Callable[[ExchangeCall, str], bool] = lambda call, why: False
+        # conference.py's: a party that is gone (cut off past its grace, its media lost)
+        # leaves its conference, which goes on (True); else its call ends
+        self.leave_conference: Callable[[CallLeg], bool] = lambda leg: False
 
     # --- filing ------------------------------------------------------------------------------
     def add(self, leg: CallLeg) -> None:
@@ -77,6 +80,7 @@ class CallBook:
         told += [(guest, "hangup", callee_error) for guest in call.guests if guest is not by]
         if call.mixer is not None:
             call.mixer.stop()
+        call.stop_ringback()
         sessions = {leg: leg.session for leg, _, _ in told}
         for leg in call.legs():
             self.drop(leg)
@@ -175,6 +179,8 @@ class CallBook:
         if connected:
             return
         log.info("call %s: media of %s did not connect within %.0f s", call.sid, leg.id, timeout)
+        if self.leave_conference(leg):
+            return
         mine = (53405, f"media connection failed: not connected within {timeout:.0f} s")
         theirs = (53405, "media connection failed: the other party's media did not connect")
         self.end(call, caller_error=mine if leg is call.caller else theirs,
@@ -182,7 +188,8 @@ class CallBook:
 
     def cut_off(self, leg: CallLeg) -> None:
         """The leg's socket closed mid-call: keep it ``reconnect_grace`` seconds for its party
-        to resume from a new one (restarts.py), else end the call."""
+        to resume from a new one (restarts.py), else end the call (a conference's member
+        leaves it instead: the others talk on)."""
         self.legs.detach(leg)
         grace = self.config.reconnect_grace
         log.info("call %s: %s lost its socket; waiting %.0f s for it", leg.call.sid, leg.id,
@@ -193,7 +200,8 @@ class CallBook:
         leg.grace_timer = None
         if leg.session is None and leg.call.phase is not Phase.ENDED:
             log.info("call %s: %s did not come back", leg.call.sid, leg.id)
-            self.end(leg.call, by=leg)
+            if not self.leave_conference(leg):
+                self.end(leg.call, by=leg)
 
     @staticmethod
     def _later(delay: float, callback: Callable[..., None], *args: Any) -> asyncio.TimerHandle:

@@ -14,12 +14,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ..pcm import PcmSource
 from ..voice.rtc import (
     Counters,
     MediaError,
     MediaSettings,
     Mixer,
     NoIceCandidate,
+    Player,
     codecs_of,
     is_loopback,
 )
@@ -145,6 +147,14 @@ class MediaBridge:
         mixer = mixer or Mixer()
         mixer.set_members([(media.leg.media, media.leg.outbox) for media in legs])
         return mixer
+
+    @staticmethod
+    def play(media: LegMedia, source: PcmSource) -> Player:
+        """Send ``source``'s audio to the leg (a ringback) until ``stop`` or a join; returns
+        the player (rtc/playing.py)."""
+        player = Player(source, media.leg.outbox)
+        player.start()
+        return player
 
     @staticmethod
     def _make(line: str | None, settings: MediaSettings) -> LegMedia:

@@ -244,6 +244,7 @@ class Placer:
             return
         if call.phase is Phase.ENDED or call.caller is None:
             return
+        call.stop_ringback()  # a transferred caller's: it hears the callee from now on
         try:
             mode = self.media.join(call.caller.media, leg.media)
             log.info("call %s: audio %s (%s / %s)", call.sid, mode, call.caller.media.codec,

@@ -4,7 +4,8 @@ A party of an answered call asks the exchange to hand the far party on, and leav
 
 - blind (``to``): the far party's leg, its media session and all, moves into a new call that
   rings ``to``'s devices as a placed call rings a callee (placing.py; ``From`` is the far
-  party). When one answers, the far leg's audio is bridged to it. The far party's client sees
+  party). It hears ringback, played by the exchange into its leg, while the target rings.
+  When one answers, the far leg's audio is bridged to it. The far party's client sees
   only its audio change (its CallSid stays), as at Twilio when a call is redirected to a
   ``<Dial>``. No answer: the far party is hung up (31480), as a ``<Dial>`` that ends the TwiML.
 - attended (``with``): the requester's other call (the consultation): the far party of
@@ -32,6 +33,7 @@ import weakref
 from typing import Any
 
 from ..logsafe import quoted
+from ..pcm import Ringback
 from ..voice import protocol
 from .legs import CallLeg, ExchangeCall, Party, Phase, new_call_sid
 from .lifetime import CallBook
@@ -112,6 +114,7 @@ class Transfers:
         far.call, new.caller = new, far
         self.book.calls.add(new)
         self.book.ring_for(new)
+        new.ringback = self.media.play(far.media, Ringback())  # until answered (placing.py)
         log.info("call %s: %s transferred to %s (call %s)", old.sid, far.id, route.to, new.sid)
         self.book.end(old, completed=True)  # the requester is told hangup
         self.records.started(new.sid, caller=far.identity, to=route.to, temp_id=new.sid)

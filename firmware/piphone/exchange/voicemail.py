@@ -90,6 +90,7 @@ class Voicemail:
             fork.send("cancel", callsid=fork.sid)
             self.book.drop(fork)
         call.forks = []
+        call.stop_ringback()  # a transferred caller's: the beep is next
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None

@@ -6,16 +6,18 @@ session.py), the hooks into aiortc/aioice internals (hooks.py), the far end's SD
 (jitter.py), the voice encoder (encoding.py) and decoder (decoding.py), PyAV frames <-> PCM
 (frames.py), the adapters between PCM sources/sinks and aiortc tracks (tracks.py), a call's
 audio across its sessions (call_audio.py), the bridging of the exchange's sessions
-(forwarding.py, and relay.py: forwarding at the SRTP level) and their mixing for a conference
-(mixing.py). The rest of piphone works through the port (ports.py): MediaPort (a session, as a
-call and its reconnection drive it), LegMediaPort (a session at the exchange) and
-CallAudioPort (a call's audio), with their value types.
+(forwarding.py, and relay.py: forwarding at the SRTP level), their mixing for a conference
+(mixing.py) and a sound played into one of them (playing.py). The rest of piphone works
+through the port (ports.py): MediaPort (a session, as a call and its reconnection drive it),
+LegMediaPort (a session at the exchange) and CallAudioPort (a call's audio), with their value
+types.
 """
 
 from . import dscp
 from .call_audio import CallAudio
 from .forwarding import Outbox
 from .mixing import Mixer
+from .playing import Player
 from .ports import CallAudioPort, Counters, LegMediaPort, MediaPort, NetworkReport
 from .remote_sdp import codec_of, codecs_of
 from .session import MediaError, MediaSession, NoIceCandidate
@@ -36,6 +38,7 @@ __all__ = [
     "NetworkReport",
     "NoIceCandidate",
     "Outbox",
+    "Player",
     "codec_of",
     "dscp",
     "codecs_of",

@@ -104,6 +104,9 @@ class Outbox(PacedAudioTrack):
         ``narrowband``: from a G.711 leg, nothing above 4 kHz)."""
         self.forwarding = False
         self.narrowband = narrowband
+        # aiortc's sender waited while the relay sent: the frames of that time were sent, and
+        # sending them again in a burst would only flood the far end's buffer
+        self._pacer.skip_ahead()
         if self.relay is not None:
             self.relay.stop()
         self._mode_changed.set()

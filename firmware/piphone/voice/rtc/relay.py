@@ -18,12 +18,15 @@ What aiortc still does, and why it keeps working:
   are kept up to date), under the sender's own SSRC, so the far end's reports reach it.
 - DTLS, ICE (consent, restarts are new sessions) are untouched.
 
-The outgoing timeline belongs to the sending leg (``Timeline``): sequence numbers and
-timestamps go on from what aiortc's sender sent before the bridge, keep the source's gaps
-(a loss or a reordering upstream stays visible to the far end's jitter buffer, which is
-where concealment belongs), and when the source changes (a leg that restarted its media),
-jumps, or goes quiet, carry on by one frame. A source quiet for FILL_AFTER gets a frame of
-silence every 20 ms in its place (forwarding.py says why).
+The outgoing timeline belongs to the sending leg (``Timeline``): relayed packets, and what
+aiortc's sender sends itself (before a bridge, and while audio is decoded or played into the
+leg: a conference, a ringback), so sequence numbers and timestamps go on across every switch
+(aiortc's own fall behind while we relay: the far end's SRTP replay check would drop them).
+A source's packets keep its gaps (a loss or a reordering upstream stays visible to the far
+end's jitter buffer, which is where concealment belongs), and when the source changes (the
+other sender, a leg that restarted its media), jumps, or goes quiet, carry on by one frame.
+A source quiet for FILL_AFTER gets a frame of silence every 20 ms in its place
+(forwarding.py says why).
 
 A payload type is mapped by codec name: whatever both legs negotiated (Opus, PCMU, and
 RFC 4733 telephone-event where offered) is relayed; anything else is dropped.
@@ -51,6 +54,9 @@ from .jitter import CLOCK_RATE
 log = logging.getLogger(__name__)
 
 _FIXED = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
+_SEND_RTP = "_send_rtp"  # aiortc's RTCDtlsTransport method every RTP packet goes through
+_PLACE = struct.Struct("!HI")  # sequence, timestamp
+_TIMESTAMP = struct.Struct("!I")  # a sender report's RTP timestamp
 _EXTENSION = struct.Struct("!HH")  # profile, length in 32-bit words
 NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 MAX_MISORDER = 100  # sequence numbers behind the newest: later than that is a new timeline
@@ -172,6 +178,7 @@ class RelayOut:
         self._spawn = spawn
         self._timeline: Timeline | None = None  # made once the sender runs
         self._payload_types: dict[str, int] = {}  # codec name -> our payload type
+        self._codec_names: dict[int, str] = {}  # and back
         self._header_bits = 0x80
         self._extension = b""  # our header extension block (the MID), as aiortc sends it
         self._filling: asyncio.Task[None] | None = None
@@ -180,6 +187,33 @@ class RelayOut:
         self.silent = 0  # frames of silence sent in a quiet source's place
         self.dropped = 0  # not sent: not connected yet, or a codec we do not send
         self.closed = False
+        # What aiortc's sender sends itself goes on the same timeline (see the module doc):
+        # its sequence numbers are a local of aiortc's, so its packets are rewritten on the way
+        send_rtp = getattr(self._dtls, _SEND_RTP, None)
+        if not callable(send_rtp):
+            raise HookMissing("aiortc's RTCDtlsTransport has no _send_rtp: the exchange cannot "
+                              "keep what it sends on one timeline (relay.py)")
+        self._send_rtp: Callable[[bytes], Coroutine[Any, Any, None]] = send_rtp
+        setattr(self._dtls, _SEND_RTP, self._send_own)  # noqa: B010 (a method, replaced)
+
+    async def _send_own(self, data: bytes) -> None:
+        """A packet of aiortc's on its way to SRTP: RTP placed on our timeline; a sender
+        report given our newest timestamp (aiortc's is of its own timeline); other RTCP as
+        it is."""
+        if len(data) >= 12 and not 192 <= data[1] <= 208:  # RFC 5761 4
+            data = self._place_own(data)
+        elif len(data) >= 20 and data[1] == 200 and self._timeline is not None:  # RFC 3550 6.4.1
+            data = data[:16] + _TIMESTAMP.pack(self._timeline.ts) + data[20:]
+        await self._send_rtp(data)
+
+    def _place_own(self, data: bytes) -> bytes:
+        timeline = self._timeline or self._ready()
+        if timeline is None:
+            return data
+        _, second, seq, ts, ssrc = _FIXED.unpack_from(data)
+        ticks = CLOCK_RATE.get(self._codec_names.get(second & 0x7F), 48_000) // 50
+        seq, ts = timeline.place(ssrc, seq, ts, ticks)
+        return data[:2] + _PLACE.pack(seq, ts) + data[8:]
 
     def start(self) -> None:
         """A source forwards to this leg from now on: fill when it goes quiet."""
@@ -233,6 +267,7 @@ class RelayOut:
             return None
         self._payload_types = {c.name.lower(): c.payloadType for c in self._transceiver._codecs
                                if c.payloadType is not None}
+        self._codec_names = {pt: name for name, pt in self._payload_types.items()}
         mid = _private(sender, "RTCRtpSender", "mid")
         profile, value = sender.transport._rtp_header_extensions_map.set(
             HeaderExtensions(mid=mid))
