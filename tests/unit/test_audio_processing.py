@@ -404,3 +404,22 @@ def test_blocks_of_any_length_come_out_whole_and_in_order():
     new = np.arange(4, dtype=np.int16)
     assert processing._joined(np.zeros(0, np.int16), new) is new
     assert list(processing._joined(new[:1], new)) == [0, 0, 1, 2, 3]
+
+
+def test_blocks_across_the_ring_s_end_are_handed_over_whole():
+    """played() and take() copy a block in one slice unless it straddles the ring's end:
+    with a ring of an odd size every block lands somewhere else, and each taken block is
+    exactly what was played, wrapped or not."""
+    margin = reference_margin(3, 5)
+    ref = EchoReference(margin=margin, capacity=margin + 3 * BLOCK + 7)
+    signal = counting(RATE * 2)
+    ref.played(signal[:margin + BLOCK])
+    written = margin + BLOCK
+    got = ref.take(BLOCK)
+    taken_to = int(got[-1])  # counting() is 1 at index 0: the next index
+    for _ in range(60):
+        ref.played(signal[written:written + BLOCK])
+        written += BLOCK
+        assert np.array_equal(ref.take(BLOCK), signal[taken_to:taken_to + BLOCK])
+        taken_to += BLOCK
+    assert ref.realigned == 0 and ref.short == 0

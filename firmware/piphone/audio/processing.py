@@ -169,15 +169,18 @@ class EchoReference:
                                                       quality=RESAMPLE_QUALITY)
             block = self._resampler.resample_chunk(np.asarray(block, np.int16))
         samples = np.asarray(block, np.int16)
-        capacity = len(self._ring)
-        if len(samples) > capacity:
-            samples = samples[-capacity:]
+        capacity, n = len(self._ring), len(samples)
+        if n > capacity:
+            samples, n = samples[-capacity:], capacity
         with self._lock:
             start = self._written % capacity
-            first = min(len(samples), capacity - start)
-            self._ring[start:start + first] = samples[:first]
-            self._ring[:len(samples) - first] = samples[first:]
-            self._written += len(samples)
+            if start + n <= capacity:  # the usual block: one slice, no wrap
+                self._ring[start:start + n] = samples
+            else:
+                first = capacity - start
+                self._ring[start:] = samples[:first]
+                self._ring[:n - first] = samples[first:]
+            self._written += n
         self.cpu_seconds += time.thread_time() - started
 
     def take(self, n: int) -> np.ndarray:
@@ -196,13 +199,19 @@ class EchoReference:
                 self._read = written - self.margin - n  # < 0 at the start: silence before
             self._seen = written
             start, self._read = self._read, self._read + n
+            capacity = len(self._ring)
+            pos = start % capacity
+            if max(0, written - capacity) <= start and start + n <= written \
+                    and pos + n <= capacity:
+                # the usual block: played, in the ring, not wrapping (one copy, no zeros)
+                self._short_run = self._worst_short = 0
+                return self._ring[pos:pos + n].copy()
             out = np.zeros(n, np.int16)
-            first, last = max(start, 0, written - len(self._ring)), min(start + n, written)
+            first, last = max(start, 0, written - capacity), min(start + n, written)
             short = max(0, start + n - max(written, start))  # not played yet: silence
             self.short += short
             self._short_run = self._short_run + 1 if short else 0
             self._worst_short = max(self._worst_short, short) if short else 0
-            capacity = len(self._ring)
             while first < last:  # at most two slices: the ring wraps once
                 pos = first % capacity
                 run = min(last - first, capacity - pos)
