@@ -423,3 +423,34 @@ def test_blocks_across_the_ring_s_end_are_handed_over_whole():
         assert np.array_equal(ref.take(BLOCK), signal[taken_to:taken_to + BLOCK])
         taken_to += BLOCK
     assert ref.realigned == 0 and ref.short == 0
+
+
+def test_steady_blocks_go_through_whole_and_come_out_as_the_streams_make_them():
+    """Once running, a 20 ms block comes down as whole frames of microphone and reference
+    alike, is worked on and goes back up as one block, with nothing left waiting: the output
+    is exactly what the three soxr streams make of the blocks, from the first whole block
+    on, and the stage holds no remainder between blocks."""
+    import soxr
+
+    voice, _ = sl.speech(2, 2)
+    mic, ref = sl.to_int16(voice), sl.to_int16(voice[::-1])
+    seen: list[tuple[np.ndarray, np.ndarray | None]] = []
+
+    def work(near: np.ndarray, far: np.ndarray | None) -> np.ndarray:
+        seen.append((near, far))
+        return near
+
+    resampled = processing._Resampled(16_000)
+    streams = [soxr.ResampleStream(a, b, 1, dtype="int16",
+                                   quality=processing.WEBRTC_RESAMPLE_QUALITY)
+               for a, b in ((RATE, 16_000), (RATE, 16_000), (16_000, RATE))]
+    for at in range(0, len(mic) - BLOCK + 1, BLOCK):
+        out = resampled.process(mic[at:at + BLOCK], ref[at:at + BLOCK], work)
+        down = streams[0].resample_chunk(mic[at:at + BLOCK])
+        down_far = streams[1].resample_chunk(ref[at:at + BLOCK])
+        up = streams[2].resample_chunk(down[:len(down) // 160 * 160])
+        if at >= 2 * BLOCK:  # soxr's first blocks come out a few samples short
+            assert len(down) == 320 and np.array_equal(seen[-1][0], down)
+            assert seen[-1][1] is not None and np.array_equal(seen[-1][1], down_far)
+            assert np.array_equal(out, up)
+            assert not (len(resampled._near) or len(resampled._far) or len(resampled._out))

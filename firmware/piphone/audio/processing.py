@@ -318,9 +318,21 @@ class _Resampled:
 
     def process(self, near: np.ndarray, far: np.ndarray | None,
                 work: Callable[[np.ndarray, np.ndarray | None], np.ndarray]) -> np.ndarray:
-        self._near = _joined(self._near, self._down_near.resample_chunk(near))
-        if far is not None:
-            self._far = _joined(self._far, self._down_far.resample_chunk(far))
+        down = self._down_near.resample_chunk(near)
+        down_far = self._down_far.resample_chunk(far) if far is not None else None
+        if not (len(self._near) or len(self._far) or len(self._out)) \
+                and len(down) % self._frame == 0 \
+                and (down_far is None or len(down_far) == len(down)):
+            # the usual block once running: whole frames of both, nothing waiting, so no
+            # slices and no remainders (each slice is a new array object: a tenth of the glue)
+            up = self._up.resample_chunk(work(down, down_far))
+            if len(up) == len(near):
+                return up
+            self._out = up  # soxr's first blocks: left to the general path below
+            down, down_far = down[:0], down_far[:0] if down_far is not None else None
+        self._near = _joined(self._near, down)
+        if down_far is not None:
+            self._far = _joined(self._far, down_far)
         ready = (min(len(self._near), len(self._far)) if far is not None
                  else len(self._near)) // self._frame * self._frame
         if ready:
