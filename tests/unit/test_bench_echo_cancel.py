@@ -79,3 +79,25 @@ def test_double_talk_loss_is_the_energy_a_moving_gain_lets_through():
     lowpassed = np.fft.irfft(cut, PERIOD, axis=1)
     truth = -10 * np.log10(np.sum(lowpassed ** 2) / np.sum(near ** 2))
     assert bench.attenuation(lowpassed, near) == pytest.approx(truth, abs=0.5)
+
+
+def test_the_glue_bench_measures_each_firmware_in_turn():
+    """scripts/bench/echo_glue.py as its usage line runs it (two versions, here the same one
+    twice, briefly): one line per version and round, each with the tap's and the stage's
+    CPU adding up to the total."""
+    import re
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    firmware = str(root / "firmware")
+    out = subprocess.run(
+        [sys.executable, str(root / "scripts" / "bench" / "echo_glue.py"), "--firmware",
+         firmware, "--firmware", firmware, "--seconds", "3", "--repeat", "2"],
+        check=True, capture_output=True, text=True, timeout=120).stdout.splitlines()
+    assert len(out) == 4
+    for line in out:
+        found = re.fullmatch(rf"{re.escape(firmware)}: tap (\S+) stage (\S+) total (\S+) CPU-s/s",
+                             line)
+        assert found, line
+        tap, stage, total = map(float, found.groups())
+        assert 0 < tap < stage and total == pytest.approx(tap + stage, abs=2e-5)
