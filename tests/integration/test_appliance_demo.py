@@ -43,11 +43,13 @@ async def test_a_call_left_ringing_goes_to_voicemail_and_v_plays_it():
     argv = [sys.executable, "-m", "piphone", "run", "--terminal", "--call-every", "0.5"]
     async with Screen.spawn(argv, env=env) as screen:
         await screen.wait_for(r"state\s+ringing", timeout=30)
-        # nobody answers: the exchange's voicemail takes it after 10 s, the caller's tone 4 s
+        # nobody answers: the exchange's voicemail takes it after 10 s (the phone stops
+        # ringing) and records the caller's tone for 4 s, while the caller is busy
+        await screen.wait_for(r"state\s+idle", timeout=30)
+        screen.type("d")  # do-not-disturb: the demo caller calls no more (before, the next
+        await screen.wait_for(r"do not disturb\s+on")  # call could ring in before the key)
         await screen.wait_for(r"voicemail\s+1 new of 1", timeout=30)
         await screen.wait_for(r"● voicemail")  # the message-waiting lamp (it blinks)
-        screen.type("d")  # do-not-disturb: the demo caller stops calling
-        await screen.wait_for(r"do not disturb\s+on")
         screen.type("h")
         await screen.wait_for(r"state\s+dialing")
         screen.type("v")
