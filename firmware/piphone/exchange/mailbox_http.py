@@ -11,6 +11,7 @@ frame). One identity may make PER_MINUTE requests a minute (429 beyond).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
@@ -22,6 +23,7 @@ from ..logsafe import text
 from ..voice.errors import TwilioError
 from .auth import Grant
 from .limits import Window
+from .mailbox import Mailboxes, Message
 from .voicemail import Voicemail
 
 log = logging.getLogger(__name__)
@@ -66,35 +68,32 @@ class MailboxApi:
             {"sid": m.sid, "from": m.caller, "received": m.received, "seconds": m.seconds,
              "heard": m.heard} for m in messages]})
 
-    async def _audio(self, request: web.Request) -> web.StreamResponse:
+    def _message(self, request: web.Request) -> tuple[str, Mailboxes, Message]:
+        """The token's identity, the mailboxes and its message the path names (404 if it is
+        not one of that identity's)."""
         identity = self._identity(request)
         mailboxes = self.voicemail.mailboxes
         assert mailboxes is not None
         message = mailboxes.find(identity, request.match_info["sid"])
         if message is None:
             raise _error(404, 31000, "no such message of yours")
-        audio = mailboxes.audio_path(identity, message).read_bytes()
+        return identity, mailboxes, message
+
+    async def _audio(self, request: web.Request) -> web.StreamResponse:
+        identity, mailboxes, message = self._message(request)
+        # a file of up to a few MB: read off the loop
+        audio = await asyncio.to_thread(mailboxes.audio_path(identity, message).read_bytes)
         return web.Response(body=audio, content_type="audio/wav")
 
     async def _heard(self, request: web.Request) -> web.Response:
-        identity = self._identity(request)
-        mailboxes = self.voicemail.mailboxes
-        assert mailboxes is not None
-        message = mailboxes.find(identity, request.match_info["sid"])
-        if message is None:
-            raise _error(404, 31000, "no such message of yours")
+        identity, mailboxes, message = self._message(request)
         if not message.heard:
             mailboxes.mark_heard(identity, message)
             self.voicemail.notify(identity)
         return web.json_response({"heard": message.sid})
 
     async def _delete(self, request: web.Request) -> web.Response:
-        identity = self._identity(request)
-        mailboxes = self.voicemail.mailboxes
-        assert mailboxes is not None
-        message = mailboxes.find(identity, request.match_info["sid"])
-        if message is None:
-            raise _error(404, 31000, "no such message of yours")
+        identity, mailboxes, message = self._message(request)
         mailboxes.delete(identity, message)
         log.info("voicemail: %s deleted a message", text(identity, 64))
         self.voicemail.notify(identity)
