@@ -67,7 +67,7 @@ from aiortc.rtp import AnyRtcpPacket, RtcpReceiverInfo
 from av.frame import Frame
 
 from ...pcm import LevelMeter
-from . import arrival
+from . import arrival, sending
 from .decoding import voice_decoder
 from .jitter import AudioJitterBuffer
 
@@ -121,9 +121,9 @@ def check() -> None:
                           "consent for ever")
     _check_stop_after_close()
     _check_receiver_hooks()
-    changed = arrival.problem()
-    if changed is not None:
-        raise HookMissing(changed)
+    for changed in (arrival.problem(), sending.problem()):
+        if changed is not None:
+            raise HookMissing(changed)
     missing = [name for name in _CONNECTION_FIELDS if name not in init_names]
     pair = getattr(aioice.ice, "CandidatePair", None)
     if missing or pair is None or not all(

@@ -44,7 +44,7 @@ from aiortc.stats import (
 
 from ...pcm import LevelMeter, PcmTarget
 from ..tasks import TaskSet, first_set
-from . import arrival, dscp, forwarding, hooks, opus_fmtp, remote_sdp
+from . import arrival, dscp, forwarding, hooks, opus_fmtp, remote_sdp, sending
 from .encoding import EncodingTrack
 from .forwarding import Outbox
 from .frames import AvFrames
@@ -111,6 +111,8 @@ class MediaSession:
         self._sending = EncodingTrack(as_track(self.source), lambda: self.codec,
                                       opus_bitrate=self.settings.opus_bitrate)
         transceiver = self.pc.addTransceiver(self._sending, direction="sendrecv")
+        if not isinstance(self.source, Outbox):  # the exchange's legs keep aiortc's loop
+            sending.lean_sender(transceiver.sender)  # our packets, without aiortc's objects
         self.receive_tap = hooks.decode_on_loop(transceiver.receiver)
         arrival.handle_on_arrival(transceiver.receiver.transport)  # SRTP handled at once
         self.receive_tap.listener = self.on_audio

@@ -1,0 +1,131 @@
+"""A call's audio packets sent without aiortc's per-packet objects.
+
+aiortc's sender loop (``RTCRtpSender._run_rtp``) builds, for every 20 ms packet of audio we
+already encoded (encoding.py), an ``RtpPacket`` with a header-extensions object, reads the
+clock twice through ``datetime`` to make NTP time, converts the timestamp with ``Fraction``
+arithmetic, keeps the packet for retransmission (which no one asks of audio: browsers and
+Twilio NACK video only) and serializes it: in Python, per packet, more than the SRTP that
+follows. ``lean_sender`` puts a loop of ours in its place for a call's sender: the same
+header (payload type, marker, sequence number, timestamp, SSRC, the MID extension as aiortc
+writes it) packed with ``struct``, sent through the DTLS transport's own ``_send_rtp`` (its
+SRTP session, state checks and counters), and the fields aiortc's RTCP sender reports and
+``getStats`` read kept up to date. The track, its encoder and everything before the packet
+are unchanged; RTCP stays aiortc's.
+
+Not used by the exchange: its legs switch between forwarding (relay.py, which places what
+aiortc's own loop sends on the leg's timeline) and encoding, and keep aiortc's loop.
+``problem()`` names what of aiortc this relies on; hooks.check() fails on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import random
+import struct
+import time
+from typing import Any
+
+import aiortc
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import HeaderExtensions
+from av.packet import Packet
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
+_EXTENSION = struct.Struct("!HH")  # profile, length in 32-bit words
+NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+CODECS = ("opus", "pcmu")  # what encoding.VoiceEncoder makes: packets we send as they are
+_P = "_RTCRtpSender__"  # aiortc's sender's private fields, as Python mangles them
+# What aiortc's own loop reads and writes, which ours does too (problem() checks them)
+_SENDER_FIELDS = ("rtp_started", "rtp_exited", "mid", "track", "encoder", "ntp_timestamp",
+                  "rtp_timestamp", "octet_count", "packet_count")
+
+
+def problem() -> str | None:
+    """What of aiortc the lean sender relies on that is gone (None: nothing)."""
+    send = getattr(aiortc.RTCRtpSender, "send", None)
+    known = {name for method in ("__init__", "replaceTrack", "_run_rtp")
+             for name in getattr(aiortc.RTCRtpSender, method).__code__.co_names}
+    if send is None or "_run_rtp" not in send.__code__.co_names:
+        return "aiortc's RTCRtpSender.send no longer starts _run_rtp: lean_sender cannot replace it"
+    missing = [f for f in _SENDER_FIELDS if _P + f not in known]
+    if missing:
+        return f"aiortc's RTCRtpSender has no {missing}: lean_sender cannot stand in for its loop"
+    if not asyncio.iscoroutinefunction(getattr(aiortc.RTCDtlsTransport, "_send_rtp", None)):
+        return "aiortc's RTCDtlsTransport has no _send_rtp: lean_sender cannot send"
+    return None
+
+
+def lean_sender(sender: aiortc.RTCRtpSender) -> None:
+    """Send ``sender``'s packets with our loop once it starts (see the module doc): the track
+    must give encoded ``av.Packet``s of the negotiated codec (encoding.EncodingTrack)."""
+    original = sender._run_rtp
+
+    async def run_rtp(codec: RTCRtpCodecParameters) -> None:
+        if codec.name.lower() not in CODECS:
+            await original(codec)  # a codec we do not encode: aiortc's loop encodes it
+        else:
+            await _run(sender, codec)
+
+    sender._run_rtp = run_rtp  # type: ignore[method-assign]
+
+
+def _ntp_now() -> int:
+    return int((time.time() + NTP_OFFSET) * (1 << 32))
+
+
+async def _run(sender: Any, codec: RTCRtpCodecParameters) -> None:
+    """aiortc's _run_rtp for pre-encoded audio, written out (see the module doc)."""
+    assert codec.payloadType is not None  # negotiated: aiortc's send() starts us with it
+    getattr(sender, _P + "rtp_started").set()
+    sequence = random.getrandbits(16)
+    origin = random.getrandbits(32)
+    dtls = sender.transport
+    profile, value = dtls._rtp_header_extensions_map.set(
+        HeaderExtensions(mid=getattr(sender, _P + "mid")))
+    first = 0x90 if value else 0x80
+    extension = _EXTENSION.pack(profile, len(value) // 4) + value if value else b""
+    second = 0x80 | codec.payloadType  # aiortc marks the last packet of a frame: every one
+    clock_base = fractions.Fraction(1, codec.clockRate)
+    send_rtp = dtls._send_rtp
+    octets = packets = 0
+    try:
+        while True:
+            track = getattr(sender, _P + "track")
+            if track is None:
+                await asyncio.sleep(0.02)
+                continue
+            data = await track.recv()
+            if not sender._enabled:
+                continue
+            if not isinstance(data, Packet):
+                raise TypeError(f"lean_sender needs encoded packets, got {type(data).__name__}")
+            pts = data.pts or 0
+            if data.time_base != clock_base:  # never for VoiceEncoder's packets
+                pts = round(pts * data.time_base / clock_base) if data.time_base else pts
+            timestamp = (origin + pts) & 0xFFFFFFFF
+            payload = bytes(data)
+            await send_rtp(_HEADER.pack(first, second, sequence, timestamp, sender._ssrc)
+                           + extension + payload)
+            # what aiortc's RTCP sender reports and getStats read
+            octets += len(payload)
+            packets += 1
+            setattr(sender, _P + "ntp_timestamp", _ntp_now())
+            setattr(sender, _P + "rtp_timestamp", timestamp)
+            setattr(sender, _P + "octet_count", octets)
+            setattr(sender, _P + "packet_count", packets)
+            sequence = (sequence + 1) & 0xFFFF
+    except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+        pass
+    except Exception:  # as aiortc's loop: RTCRtpSender.stop() waits for rtp_exited
+        log.warning("sending RTP failed", exc_info=True)
+    track = getattr(sender, _P + "track")
+    if track is not None:
+        track.stop()
+        setattr(sender, _P + "track", None)
+    setattr(sender, _P + "encoder", None)
+    getattr(sender, _P + "rtp_exited").set()
