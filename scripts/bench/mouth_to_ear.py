@@ -315,15 +315,16 @@ async def measure(rig, stock: bool, seconds: float, playback_kw: dict,
             await handle(packet, arrival_time_ms)
 
         receiver._handle_rtp_packet = arrived
-        encoded = sender._next_encoded_frame
+        track = sender.track  # encoding.EncodingTrack: its packet is sent as it returns
+        encoded = track.recv
 
-        async def sent(codec):
-            frame = await encoded(codec)
+        async def sent():
+            packet = await encoded()
             if len(timeline.rtp_out) < len(timeline.frame_ready):
                 timeline.rtp_out.append(time.perf_counter())  # the frame after the click's
-            return frame
+            return packet
 
-        sender._next_encoded_frame = sent
+        track.recv = sent
         await asyncio.sleep(1.0)  # settle: buffers fill, the first click may straddle setup
         timeline.clear()
         card.fifo_fill.clear()
