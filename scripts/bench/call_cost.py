@@ -7,9 +7,11 @@ Three rows, measured in one run over the same window length, each process alone:
   bare aiortc peer  two RTCPeerConnections, one per process, 440 Hz sine -> Opus
   piphone client    one piphone Device in a call to the exchange's echo line
 
-and, with ``--only together``, the CPU goal in one window: the baresip pair and a piphone
-client running at once, measured over the same seconds (rows measured one after the other
-move apart with a shared machine's load).
+and, with ``--only together``, the CPU goal in the same windows: the baresip pair and a
+piphone client running at once, measured over the same seconds (rows measured one after the
+other move apart with a shared machine's load), ``--windows`` of them one after the other in
+the same calls; the goal is judged on the median ratio (one window's ratio moves by +-20 %
+between windows on the 2-core test machine).
 
 Measured here, a baresip agent costs about 0.037 CPU-s per call-second, not the 0.017 once
 quoted for this kind of machine: about 0.03 of it is the thread that makes the 48 kHz stereo
@@ -33,6 +35,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +74,7 @@ class Options:
     seconds: float
     warmup: float
     timeout: float
+    windows: int = 1  # the together row's windows, one after the other in the same calls
 
 
 # =================================================================================================
@@ -514,10 +518,11 @@ def bench_together(opts: Options) -> list[Row]:
                                       url)
                 common.wait_for_line(client, lambda s: s == READY, opts.timeout, "piphone call")
                 time.sleep(opts.warmup)
-                a, b, p = common.measure(
+                windows = [common.measure(
                     [caller.proc.pid, callee.proc.pid, client.pid], opts.seconds,
                     alive=lambda: ([agent_alive(x) for x in agents],
                                    procs_alive(client, exchange)))
+                    for _ in range(opts.windows)]
             ctrl_command(caller, "hangup")
         except Exception as exc:
             return [Row(names[0], None, f"failed: {exc}; logs: {tail_logs(agents)}")]
@@ -525,14 +530,25 @@ def bench_together(opts: Options) -> list[Row]:
             for agent in agents:
                 agent.ctrl.sock.close()
                 common.stop(agent.proc)
+    TOGETHER_RATIOS[:] = [p.cpu_per_s / ((a.cpu_per_s + b.cpu_per_s) / 2)
+                          for a, b, p in windows]
+    ratio = statistics.median(TOGETHER_RATIOS)
+    a, b, p = (mean_usage([w[i] for w in windows]) for i in range(3))
     base = average(names[0], [a, b], ("caller", "callee"))
-    assert base.usage is not None
-    ratio = p.cpu_per_s / base.usage.cpu_per_s if base.usage.cpu_per_s > 0 else float("nan")
     verdict = "met" if ratio <= GOAL_CPU_RATIO else "MISSED"
+    spread = (f"median of {len(windows)} windows, {min(TOGETHER_RATIOS):.2f}-"
+              f"{max(TOGETHER_RATIOS):.2f}" if len(windows) > 1 else "one window")
     return [base, Row(names[1], p, f"{ratio:.2f}x the baresip agent's CPU in the same window "
-                                   f"(goal {GOAL_CPU_RATIO}x: {verdict})")]
+                                   f"({spread}; goal {GOAL_CPU_RATIO}x: {verdict})")]
 
 
+def mean_usage(usage: list[common.Usage]) -> common.Usage:
+    """One process over several windows: mean CPU, peak memory."""
+    return common.Usage(statistics.fmean(u.cpu_per_s for u in usage),
+                        max(u.rss_mb for u in usage), max(u.private_mb for u in usage))
+
+
+TOGETHER_RATIOS: list[float] = []  # piphone / baresip agent, per window of the together row
 BREAKDOWN: dict[str, float] = {}
 
 
@@ -778,20 +794,20 @@ def print_memory_floor(rows: list[Row]) -> None:
 
 def print_goals(rows: list[Row], base: common.Usage | None) -> None:
     """Issue 19's goals, each met or MISSED, from the figures of this run. The CPU goal is
-    judged only in one window (``--only together``): rows measured one after the other move
+    judged only in the same windows (``--only together``): rows measured one after the other move
     apart with the load of the moment (one run here: 1.22x in rows, 2.11x in one window)."""
     usage = {r.name: r.usage for r in rows if r.usage is not None}
     piphone = usage.get("piphone client") or usage.get("piphone (together)")
-    together, pair = usage.get("piphone (together)"), usage.get("baresip (together)")
+    together = usage.get("piphone (together)")
     exchange = usage.get("exchange/fwd call")
     print("\nGoals (issue 19):")
     sequential = (None if piphone is None or not base or base.cpu_per_s <= 0 else
                   piphone.cpu_per_s / base.cpu_per_s)
     checks = [
-        (f"client CPU <= {GOAL_CPU_RATIO}x baresip agent (one window)",
-         None if together is None or pair is None or pair.cpu_per_s <= 0 else
-         (f"{together.cpu_per_s / pair.cpu_per_s:.2f}x",
-          together.cpu_per_s <= GOAL_CPU_RATIO * pair.cpu_per_s)),
+        (f"client CPU <= {GOAL_CPU_RATIO}x baresip agent (same windows)",
+         None if not TOGETHER_RATIOS else
+         (f"{statistics.median(TOGETHER_RATIOS):.2f}x",
+          statistics.median(TOGETHER_RATIOS) <= GOAL_CPU_RATIO)),
         (f"client RSS <= {GOAL_RSS_MB:.0f} MB",
          None if piphone is None else (f"{piphone.rss_mb:.1f} MB",
                                        piphone.rss_mb <= GOAL_RSS_MB)),
@@ -843,6 +859,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="measurement window per row, in seconds (default 10)")
+    parser.add_argument("--windows", type=int, default=5,
+                        help="windows of the together row, in the same calls; the CPU goal "
+                             "is judged on their median ratio (default 5)")
     parser.add_argument("--warmup", type=float, default=2.0,
                         help="seconds between call set-up and measuring (default 2)")
     parser.add_argument("--timeout", type=float, default=20.0,
@@ -890,7 +909,7 @@ def main(argv: list[str]) -> None:
         return
     common.ensure_isolated_network([str(Path(__file__).resolve()), *argv])
     common.install_signal_cleanup()
-    opts = Options(args.seconds, args.warmup, args.timeout)
+    opts = Options(args.seconds, args.warmup, args.timeout, args.windows)
     rows = []
     for key in (k for k in BENCHES if not args.only or k in args.only):
         print(f"measuring {key} ...", file=sys.stderr, flush=True)
