@@ -1,6 +1,6 @@
 """The one place where piphone reaches into aiortc/aioice internals (but for relay.py, the
-exchange's forwarding at the SRTP level, which reads and writes the private state of the
-receiver and sender it stands in for, and says so there).
+exchange's forwarding at the SRTP level, and sending.py, a call's RTP sender loop, which read
+and write the private state of the receiver and sender they stand in for, and say so there).
 
 aioice gathers host candidates from every interface except loopback
 (``aioice.ice.get_host_addresses``) and has no option to choose them. A phone needs that
