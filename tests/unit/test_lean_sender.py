@@ -117,6 +117,18 @@ async def test_a_codec_we_do_not_encode_goes_through_aiortcs_own_loop():
     await sender.stop()
 
 
+async def test_a_track_that_gives_frames_is_handed_to_aiortcs_loop():
+    track = Frames(5)  # no EncodingTrack: frames, for the negotiated Opus
+    sender, dtls, wire = sender_on_wire(track)
+    sending.lean_sender(sender)
+    await sender.send(parameters(OPUS))
+    await until(lambda: len(wire.rtp) >= 3, timeout=5, what="3 Opus packets from aiortc")
+    packets = [RtpPacket.parse(data, dtls._rtp_header_extensions_map) for data in wire.rtp]
+    assert {p.payload_type for p in packets} == {111}
+    assert sender._RTCRtpSender__rtp_history  # aiortc's loop sent them
+    await sender.stop()
+
+
 async def test_the_end_of_the_track_ends_the_loop_and_stop_returns():
     track = EncodingTrack(Frames(3), lambda: "opus")
     sender, _, wire = sender_on_wire(track)

@@ -66,10 +66,9 @@ def lean_sender(sender: aiortc.RTCRtpSender) -> None:
     original = sender._run_rtp
 
     async def run_rtp(codec: RTCRtpCodecParameters) -> None:
-        if codec.name.lower() not in CODECS:
-            await original(codec)  # a codec we do not encode: aiortc's loop encodes it
-        else:
-            await _run(sender, codec)
+        # a codec we do not encode, or a track that gives frames: aiortc's loop encodes them
+        if codec.name.lower() not in CODECS or not await _run(sender, codec):
+            await original(codec)
 
     sender._run_rtp = run_rtp  # type: ignore[method-assign]
 
@@ -78,8 +77,10 @@ def _ntp_now() -> int:
     return int((time.time() + NTP_OFFSET) * (1 << 32))
 
 
-async def _run(sender: Any, codec: RTCRtpCodecParameters) -> None:
-    """aiortc's _run_rtp for pre-encoded audio, written out (see the module doc)."""
+async def _run(sender: Any, codec: RTCRtpCodecParameters) -> bool:
+    """aiortc's _run_rtp for pre-encoded audio, written out (see the module doc). False, at
+    once, if the track gives an unencoded frame: aiortc's own loop is to go on (that frame is
+    lost); True once the loop ended as aiortc's ends."""
     assert codec.payloadType is not None  # negotiated: aiortc's send() starts us with it
     getattr(sender, _P + "rtp_started").set()
     sequence = random.getrandbits(16)
@@ -103,7 +104,9 @@ async def _run(sender: Any, codec: RTCRtpCodecParameters) -> None:
             if not sender._enabled:
                 continue
             if not isinstance(data, Packet):
-                raise TypeError(f"lean_sender needs encoded packets, got {type(data).__name__}")
+                log.info("the call's track gives %s, not packets: aiortc's loop sends",
+                         type(data).__name__)
+                return False
             pts = data.pts or 0
             if data.time_base != clock_base:  # never for VoiceEncoder's packets
                 pts = round(pts * data.time_base / clock_base) if data.time_base else pts
@@ -129,3 +132,4 @@ async def _run(sender: Any, codec: RTCRtpCodecParameters) -> None:
         setattr(sender, _P + "track", None)
     setattr(sender, _P + "encoder", None)
     getattr(sender, _P + "rtp_exited").set()
+    return True
