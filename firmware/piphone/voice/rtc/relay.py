@@ -45,20 +45,17 @@ from typing import Any, cast
 import aiortc
 import pylibsrtp
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import HeaderExtensions
 
 from .forwarding import FILL_AFTER, SILENCE_CODECS, silence_payload
 from .hooks import HookMissing, set_rtp_relay
 from .jitter import CLOCK_RATE
+from .sending import EXTENSION, HEADER, count_sent, header_start
 
 log = logging.getLogger(__name__)
 
-_FIXED = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
 _SEND_RTP = "_send_rtp"  # aiortc's RTCDtlsTransport method every RTP packet goes through
 _PLACE = struct.Struct("!HI")  # sequence, timestamp
 _TIMESTAMP = struct.Struct("!I")  # a sender report's RTP timestamp
-_EXTENSION = struct.Struct("!HH")  # profile, length in 32-bit words
-NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 MAX_MISORDER = 100  # sequence numbers behind the newest: later than that is a new timeline
 MAX_STEP = 3000  # sequence numbers ahead (a minute of 20 ms frames): further is a jump
 FILL_EVERY = 0.020  # seconds between frames of silence while the source is quiet
@@ -88,14 +85,14 @@ def parse(packet: bytes) -> RtpView | None:
     """The header of a plain RTP packet (RFC 3550 5.1), or None when it is not well formed."""
     if len(packet) < 12:
         return None
-    first, second, seq, ts, ssrc = _FIXED.unpack_from(packet)
+    first, second, seq, ts, ssrc = HEADER.unpack_from(packet)
     if first >> 6 != 2:
         return None
     start = 12 + 4 * (first & 0x0F)  # CSRCs
     if first & 0x10:  # header extension
         if start + 4 > len(packet):
             return None
-        start += 4 + 4 * _EXTENSION.unpack_from(packet, start)[1]
+        start += 4 + 4 * EXTENSION.unpack_from(packet, start)[1]
     end = len(packet)
     if first & 0x20:  # padding: its last byte says how much
         end -= packet[-1]
@@ -156,11 +153,6 @@ def _private(obj: object, cls: str, name: str) -> Any:
                           "the SRTP level (relay.py)") from None
 
 
-def _ntp_now() -> int:
-    """The time as a 64-bit NTP timestamp (what aiortc's sender reports carry)."""
-    return int((time.time() + NTP_OFFSET) * (1 << 32))
-
-
 class RelayOut:
     """What one leg sends while it forwards another's packets: its timeline, the silence fill,
     and the sender report's counts. Made by the leg's session; the source's RelayIn calls
@@ -210,7 +202,7 @@ class RelayOut:
         timeline = self._timeline or self._ready()
         if timeline is None:
             return data
-        _, second, seq, ts, ssrc = _FIXED.unpack_from(data)
+        _, second, seq, ts, ssrc = HEADER.unpack_from(data)
         ticks = CLOCK_RATE.get(self._codec_names.get(second & 0x7F), 48_000) // 50
         seq, ts = timeline.place(ssrc, seq, ts, ticks)
         return data[:2] + _PLACE.pack(seq, ts) + data[8:]
@@ -249,14 +241,10 @@ class RelayOut:
         if self.closed or srtp is None or pair is None or pair.protocol.transport is None:
             self.dropped += 1
             return
-        packet = (_FIXED.pack(self._header_bits, second, seq, ts, self._sender._ssrc)
+        packet = (HEADER.pack(self._header_bits, second, seq, ts, self._sender._ssrc)
                   + self._extension + payload)
         pair.protocol.transport.sendto(srtp.protect(packet), pair.remote_addr)
-        sender = self._sender  # what its next RTCP sender report says
-        sender._RTCRtpSender__ntp_timestamp = _ntp_now()
-        sender._RTCRtpSender__rtp_timestamp = ts
-        sender._RTCRtpSender__octet_count += len(payload)
-        sender._RTCRtpSender__packet_count += 1
+        count_sent(self._sender, ts, len(payload))  # what its next RTCP sender report says
         self.sent += 1
 
     def _ready(self) -> Timeline | None:
@@ -268,12 +256,7 @@ class RelayOut:
         self._payload_types = {c.name.lower(): c.payloadType for c in self._transceiver._codecs
                                if c.payloadType is not None}
         self._codec_names = {pt: name for name, pt in self._payload_types.items()}
-        mid = _private(sender, "RTCRtpSender", "mid")
-        profile, value = sender.transport._rtp_header_extensions_map.set(
-            HeaderExtensions(mid=mid))
-        if value:
-            self._header_bits = 0x90
-            self._extension = _EXTENSION.pack(profile, len(value) // 4) + value
+        self._header_bits, self._extension = header_start(sender)
         self._timeline = Timeline(*_last_sent(sender))
         return self._timeline
 

@@ -35,8 +35,8 @@ from av.packet import Packet
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
-_EXTENSION = struct.Struct("!HH")  # profile, length in 32-bit words
+HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
+EXTENSION = struct.Struct("!HH")  # profile, length in 32-bit words
 NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 CODECS = ("opus", "pcmu")  # what encoding.VoiceEncoder makes: packets we send as they are
 _P = "_RTCRtpSender__"  # aiortc's sender's private fields, as Python mangles them
@@ -73,8 +73,28 @@ def lean_sender(sender: aiortc.RTCRtpSender) -> None:
     sender._run_rtp = run_rtp  # type: ignore[method-assign]
 
 
-def _ntp_now() -> int:
+def ntp_now() -> int:
+    """The time as a 64-bit NTP timestamp (what aiortc's sender reports carry)."""
     return int((time.time() + NTP_OFFSET) * (1 << 32))
+
+
+def header_start(sender: Any) -> tuple[int, bytes]:
+    """The first byte of ``sender``'s RTP headers and their extension block: the MID, as
+    aiortc writes it (also relay.py's, for the packets it sends as a leg's own)."""
+    profile, value = sender.transport._rtp_header_extensions_map.set(
+        HeaderExtensions(mid=getattr(sender, _P + "mid")))
+    if not value:
+        return 0x80, b""
+    return 0x90, EXTENSION.pack(profile, len(value) // 4) + value
+
+
+def count_sent(sender: Any, timestamp: int, payload_bytes: int) -> None:
+    """A packet sent in ``sender``'s place, where aiortc's RTCP sender reports and getStats
+    read it (also relay.py's)."""
+    sender._RTCRtpSender__ntp_timestamp = ntp_now()
+    sender._RTCRtpSender__rtp_timestamp = timestamp
+    sender._RTCRtpSender__octet_count += payload_bytes
+    sender._RTCRtpSender__packet_count += 1
 
 
 async def _run(sender: Any, codec: RTCRtpCodecParameters) -> bool:
@@ -85,18 +105,13 @@ async def _run(sender: Any, codec: RTCRtpCodecParameters) -> bool:
     getattr(sender, _P + "rtp_started").set()
     sequence = random.getrandbits(16)
     origin = random.getrandbits(32)
-    dtls = sender.transport
-    profile, value = dtls._rtp_header_extensions_map.set(
-        HeaderExtensions(mid=getattr(sender, _P + "mid")))
-    first = 0x90 if value else 0x80
-    extension = _EXTENSION.pack(profile, len(value) // 4) + value if value else b""
+    first, extension = header_start(sender)
     second = 0x80 | codec.payloadType  # aiortc marks the last packet of a frame: every one
     clock_base = fractions.Fraction(1, codec.clockRate)
-    send_rtp = dtls._send_rtp
-    octets = packets = 0
+    send_rtp = sender.transport._send_rtp
     try:
         while True:
-            track = getattr(sender, _P + "track")
+            track = sender.track
             if track is None:
                 await asyncio.sleep(0.02)
                 continue
@@ -112,21 +127,15 @@ async def _run(sender: Any, codec: RTCRtpCodecParameters) -> bool:
                 pts = round(pts * data.time_base / clock_base) if data.time_base else pts
             timestamp = (origin + pts) & 0xFFFFFFFF
             payload = bytes(data)
-            await send_rtp(_HEADER.pack(first, second, sequence, timestamp, sender._ssrc)
+            await send_rtp(HEADER.pack(first, second, sequence, timestamp, sender._ssrc)
                            + extension + payload)
-            # what aiortc's RTCP sender reports and getStats read
-            octets += len(payload)
-            packets += 1
-            setattr(sender, _P + "ntp_timestamp", _ntp_now())
-            setattr(sender, _P + "rtp_timestamp", timestamp)
-            setattr(sender, _P + "octet_count", octets)
-            setattr(sender, _P + "packet_count", packets)
+            count_sent(sender, timestamp, len(payload))
             sequence = (sequence + 1) & 0xFFFF
     except (asyncio.CancelledError, ConnectionError, MediaStreamError):
         pass
     except Exception:  # as aiortc's loop: RTCRtpSender.stop() waits for rtp_exited
         log.warning("sending RTP failed", exc_info=True)
-    track = getattr(sender, _P + "track")
+    track = sender.track
     if track is not None:
         track.stop()
         setattr(sender, _P + "track", None)
