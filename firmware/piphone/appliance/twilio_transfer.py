@@ -18,14 +18,14 @@ phone hanging up both: the consulted party gets a call from the held party at on
 The helper is blocking: each transfer runs in a thread, bounded by HTTP_TIMEOUT per request.
 The API key's secret never reaches a message (the helper's errors quote Twilio's answer).
 
-The helper's REST client and ``requests`` are imported when a phone on Twilio first needs
-them (5 MB resident, 3.5 MB of it private, in every phone otherwise: a phone on the local
-exchange never does), as voice/recordings.py does.
+The helper's REST client and ``requests`` are imported at a phone's first transfer on Twilio
+(5 MB resident, 3.5 MB of it private, in every phone otherwise), as voice/recordings.py does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -55,19 +55,24 @@ class TransferError(PiphoneError):
 class TwilioTransfer:
     conferences = False  # a conference on Twilio is TwiML's <Conference>: not done here
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, account_sid: str, api_key_sid: str, api_key_secret: str) -> None:
+        self._key = (api_key_sid, api_key_secret, account_sid)
 
     @classmethod
     def of(cls, account: AccountConfig) -> TwilioTransfer | None:
         """The account's REST API, if the config has its API key (else None: no transfer)."""
         if not (account.account_sid and account.api_key_sid and account.api_key_secret):
             return None
+        return cls(account.account_sid, account.api_key_sid, account.api_key_secret)
+
+    @functools.cached_property
+    def client(self) -> Client:
+        """Twilio's REST client, made (its modules imported) at the first transfer, in the
+        transfer's thread: a phone that never transfers never loads it."""
         from twilio.http.http_client import TwilioHttpClient
         from twilio.rest import Client
 
-        return cls(Client(account.api_key_sid, account.api_key_secret, account.account_sid,
-                          http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT)))
+        return Client(*self._key, http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT))
 
     async def blind(self, call: PhoneCall, to: str) -> None:
         await asyncio.to_thread(self._redirect, call, to)
